@@ -1,0 +1,87 @@
+package admission
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime"
+
+	"sluice/overflow"
+)
+
+// maxBuyerLen bounds a buyer id; ids are 1-128 of [A-Za-z0-9._:@-].
+const maxBuyerLen = 128
+
+// validBuyerID reports whether id is 1-128 characters of [A-Za-z0-9._:@-].
+func validBuyerID(id string) bool {
+	if len(id) == 0 || len(id) > maxBuyerLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.', c == '_', c == ':', c == '@', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validIdempotencyKey reports whether k is 1-128 printable ASCII characters.
+func validIdempotencyKey(k string) bool {
+	if len(k) == 0 || len(k) > 128 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonContentType reports whether ct is application/json (any parameters)
+// or a +json type.
+func jsonContentType(ct string) bool {
+	if ct == "application/json" {
+		return true // the common case, without parsing
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (len(mt) > 5 && mt[len(mt)-5:] == "+json" && bytes.HasPrefix([]byte(mt), []byte("application/")))
+}
+
+type orderRequest struct {
+	BuyerID *string `json:"buyer_id"`
+}
+
+// decodeOrder parses an order body. It returns the buyer id, or the reason
+// the body is refused. The body must be exactly one JSON object; fields
+// other than buyer_id are ignored so that clients may send more.
+func decodeOrder(body []byte) (string, overflow.Reason) {
+	if !isJSONObject(body) {
+		return "", overflow.BadJSON
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var req orderRequest
+	if err := dec.Decode(&req); err != nil {
+		return "", overflow.BadJSON
+	}
+	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) != 0 {
+		return "", overflow.BadJSON // trailing data after the object
+	}
+	if req.BuyerID == nil || !validBuyerID(*req.BuyerID) {
+		return "", overflow.BadBuyerID
+	}
+	return *req.BuyerID, ""
+}
+
+// isJSONObject reports whether body, trimmed, starts like an object: the
+// decoder accepts null and other values into a struct.
+func isJSONObject(body []byte) bool {
+	b := bytes.TrimLeft(body, " \t\r\n")
+	return len(b) > 0 && b[0] == '{'
+}

@@ -1,0 +1,294 @@
+package admission
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+
+	"sluice/internal/ledger"
+	"sluice/limiter"
+	"sluice/overflow"
+)
+
+// Ledger is what the gate needs of the order ledger.
+type Ledger interface {
+	Place(ctx context.Context, o ledger.Order, msgID string) (ledger.OrderID, bool, error)
+	Lookup(ctx context.Context, id ledger.OrderID) (ledger.Order, error)
+	EnsureSale(ctx context.Context, s ledger.Sale) (ledger.SaleState, error)
+}
+
+// Config configures a Gate. Zero values mean the documented defaults.
+type Config struct {
+	// BuyerHeader, when set, names a header an authenticating proxy sets
+	// to the buyer id; the body's buyer_id is then ignored.
+	BuyerHeader string
+	// TrustedProxies are peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// IPRate and IPBurst limit orders per client address (IPv6 per /64);
+	// zero IPRate means no limit. BuyerRate and BuyerBurst likewise per
+	// buyer id.
+	IPRate, BuyerRate   float64
+	IPBurst, BuyerBurst int
+	// LimiterKeys bounds the keys each keyed limiter holds; default 100,000.
+	LimiterKeys int
+	// LimiterIdle is how long an idle key is kept; default one minute.
+	LimiterIdle time.Duration
+	// MaxBodyBytes bounds an order body; default 4 KiB.
+	MaxBodyBytes int64
+	// PublishTimeout bounds the wait for a PubAck; default 5 s.
+	PublishTimeout time.Duration
+	// Renderer renders diverted answers; nil means the built-in pages.
+	Renderer *overflow.Renderer
+	Logger   *slog.Logger
+	// Now is the clock; nil means time.Now. Tests inject their own.
+	Now func() time.Time
+}
+
+// Gate answers the public API. It is safe for concurrent use. It starts no
+// goroutines: the caller feeds it sale states with UpdateSales.
+type Gate struct {
+	cfg     Config
+	ledger  Ledger
+	m       *Metrics
+	render  *overflow.Renderer
+	log     *slog.Logger
+	now     func() time.Time
+	ipLim   *limiter.Keyed[netip.Addr]
+	buyLim  *limiter.Keyed[string]
+	sales   atomic.Pointer[map[string]*sale]
+	updates sync.Mutex // serialises UpdateSales
+	lastUpd time.Time
+	// evictedSeen are the limiters' eviction totals at the last update.
+	evictedSeen [2]uint64
+	ready       atomic.Bool
+	status      StatusSource
+	confirmed   ConfirmedCounter
+
+	unknownSale    *overflow.Answer
+	ipLimited      *overflow.Answer
+	buyerLimited   *overflow.Answer
+	badContentType *overflow.Answer
+	tooLarge       *overflow.Answer
+	unavailable    *overflow.Answer
+	notFound       *overflow.Answer
+	badKey         *overflow.Answer
+	unknownCounter map[overflow.Reason]counter
+}
+
+type counter interface{ Inc() }
+
+// New returns a gate publishing admitted orders to l.
+func New(cfg Config, l Ledger, m *Metrics) *Gate {
+	if cfg.LimiterKeys <= 0 {
+		cfg.LimiterKeys = 100_000
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 4 << 10
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 5 * time.Second
+	}
+	if cfg.Renderer == nil {
+		cfg.Renderer = &overflow.Renderer{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	g := &Gate{
+		cfg:    cfg,
+		ledger: l,
+		m:      m,
+		render: cfg.Renderer,
+		log:    cfg.Logger,
+		now:    cfg.Now,
+		ipLim:  limiter.NewKeyed[netip.Addr](rateOf(cfg.IPRate), cfg.IPBurst, cfg.LimiterKeys, cfg.LimiterIdle),
+		buyLim: limiter.NewKeyed[string](rateOf(cfg.BuyerRate), cfg.BuyerBurst, cfg.LimiterKeys, cfg.LimiterIdle),
+	}
+	empty := map[string]*sale{}
+	g.sales.Store(&empty)
+	r := g.render
+	g.unknownSale = r.Render(overflow.Problem{Reason: overflow.UnknownSale})
+	g.ipLimited = r.Render(overflow.Problem{Reason: overflow.IPRateLimited, RetryAfter: limiter.RetryAfter(rateOf(cfg.IPRate))})
+	g.buyerLimited = r.Render(overflow.Problem{Reason: overflow.BuyerRateLimited, RetryAfter: limiter.RetryAfter(rateOf(cfg.BuyerRate))})
+	g.badContentType = r.Render(overflow.Problem{Reason: overflow.BadContentType})
+	g.tooLarge = r.Render(overflow.Problem{Reason: overflow.BodyTooLarge})
+	g.unavailable = r.Render(overflow.Problem{Reason: overflow.Unavailable, RetryAfter: time.Second})
+	g.notFound = r.Render(overflow.Problem{Reason: overflow.OrderNotFound})
+	g.badKey = r.Render(overflow.Problem{Reason: overflow.BadIdempotencyKey})
+	g.unknownCounter = make(map[overflow.Reason]counter)
+	for r, c := range m.initSale(unknownSaleLabel) {
+		g.unknownCounter[r] = c
+	}
+	m.limiterCap.WithLabelValues("ip").Set(float64(g.ipLim.Cap()))
+	m.limiterCap.WithLabelValues("buyer").Set(float64(g.buyLim.Cap()))
+	return g
+}
+
+func rateOf(perSecond float64) rate.Limit { return rate.Limit(perSecond) }
+
+// Handler returns the public API: orders, order status, sale state and the
+// OpenAPI document, instrumented with promhttp.
+func (g *Gate) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/sales/{sale}/orders", g.placeOrder)
+	mux.HandleFunc("GET /v1/orders/{id}", g.getOrder)
+	mux.HandleFunc("GET /v1/sales/{sale}", g.getSale)
+	mux.HandleFunc("GET /v1/sales", g.listSales)
+	mux.HandleFunc("GET /openapi.yaml", serveOpenAPI)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		g.render.Write(w, r, overflow.Problem{Reason: overflow.BadRequest, Detail: "No such endpoint: see /openapi.yaml."})
+	})
+	return promhttp.InstrumentHandlerInFlight(g.m.inFlight,
+		promhttp.InstrumentHandlerCounter(g.m.httpRequests, mux))
+}
+
+// Ready reports whether the gate can admit: the last sale refresh reached
+// JetStream and the gate is not shutting down.
+func (g *Gate) Ready() bool { return g.ready.Load() }
+
+// SetDraining marks the gate as shutting down: /readyz turns false so a
+// load balancer stops sending before the listener closes.
+func (g *Gate) SetDraining() { g.ready.Store(false) }
+
+func (g *Gate) lookupSale(name string) *sale { return (*g.sales.Load())[name] }
+
+// UpdateSales replaces the gate's view of the sales with a fresh read of
+// the ledger. A failed read (err != nil) keeps the previous view and marks
+// the gate not ready.
+func (g *Gate) UpdateSales(states []ledger.SaleState, err error) {
+	g.updates.Lock()
+	defer g.updates.Unlock()
+	if err != nil {
+		if g.ready.Swap(false) {
+			g.log.Warn("cannot refresh sales from JetStream", "err", err)
+		}
+		g.m.ledgerUp.Set(0)
+		return
+	}
+	now := g.now()
+	old := *g.sales.Load()
+	next := make(map[string]*sale, len(states))
+	for _, st := range states {
+		s := old[st.Sale.Name]
+		if s == nil {
+			s = newSale(st.Sale, g.render, g.m)
+			g.log.Info("sale known", "sale", st.Sale.Name, "stock", st.Sale.Stock, "admitted", st.Admitted)
+		}
+		g.apply(s, st, now)
+		next[s.name] = s
+	}
+	for name := range old {
+		if _, ok := next[name]; !ok {
+			g.m.forgetSale(name)
+			g.log.Info("sale gone", "sale", name)
+		}
+	}
+	g.sales.Store(&next)
+	g.lastUpd = now
+	g.m.ledgerUp.Set(1)
+	g.ready.Store(true)
+	g.m.limiterKeys.WithLabelValues("ip").Set(float64(g.ipLim.Len()))
+	g.m.limiterKeys.WithLabelValues("buyer").Set(float64(g.buyLim.Len()))
+	// Eviction totals live in the limiters; the counters follow them.
+	for i, ev := range [2]uint64{g.ipLim.Evicted(), g.buyLim.Evicted()} {
+		g.m.limiterEvict.WithLabelValues([2]string{"ip", "buyer"}[i]).Add(float64(ev - g.evictedSeen[i]))
+		g.evictedSeen[i] = ev
+	}
+}
+
+// UpdateSale applies one sale's fresh state, as after an admin change.
+func (g *Gate) UpdateSale(st ledger.SaleState) {
+	g.updates.Lock()
+	defer g.updates.Unlock()
+	old := *g.sales.Load()
+	s := old[st.Sale.Name]
+	if s == nil {
+		s = newSale(st.Sale, g.render, g.m)
+		next := make(map[string]*sale, len(old)+1)
+		for k, v := range old {
+			next[k] = v
+		}
+		next[s.name] = s
+		g.sales.Store(&next)
+	}
+	g.apply(s, st, g.now())
+}
+
+func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
+	cfg := st.Sale
+	s.cfg.Store(&cfg)
+	limiter.SetRate(s.limiter, cfg.Rate, cfg.Burst)
+	prevDrained := s.drained.Load()
+	s.admitted.Store(int64(st.Admitted))
+	s.pending.Store(int64(st.Pending))
+	s.drained.Store(int64(st.Drained))
+	s.soldOut.Store(st.SoldOut())
+	if !s.lastSeen.IsZero() {
+		if dt := now.Sub(s.lastSeen).Seconds(); dt > 0 {
+			inst := float64(int64(st.Drained)-prevDrained) / dt
+			if inst < 0 {
+				inst = 0
+			}
+			s.drainRate.Store(math.Float64bits(0.7*s.rate() + 0.3*inst))
+		}
+	}
+	s.lastSeen = now
+
+	name := s.name
+	g.m.stock.WithLabelValues(name).Set(float64(cfg.Stock))
+	g.m.remaining.WithLabelValues(name).Set(float64(max(0, cfg.Stock-int64(st.Admitted))))
+	g.m.admitted.WithLabelValues(name).Set(float64(st.Admitted))
+	g.m.queueDepth.WithLabelValues(name).Set(float64(st.Pending))
+	g.m.queueBound.WithLabelValues(name).Set(float64(cfg.QueueBound))
+	g.m.drainRate.WithLabelValues(name).Set(s.rate())
+	g.m.saleRate.WithLabelValues(name).Set(cfg.Rate)
+	state := stateOf(s, now)
+	g.m.soldOut.WithLabelValues(name).Set(b2f(st.SoldOut()))
+	for _, x := range []string{"upcoming", "open", "sold_out", "closed"} {
+		g.m.state.WithLabelValues(name, x).Set(b2f(x == state))
+	}
+}
+
+// stateOf is the sale's state as the API reports it.
+func stateOf(s *sale, now time.Time) string {
+	switch s.cfg.Load().PhaseAt(now) {
+	case ledger.Upcoming:
+		return "upcoming"
+	case ledger.Closed:
+		return "closed"
+	}
+	if s.soldOut.Load() {
+		return "sold_out"
+	}
+	return "open"
+}
+
+// retryAfterQueue estimates when the queue will have room: the excess
+// over the bound at the observed drain rate, between 1 and 60 seconds.
+func retryAfterQueue(s *sale, bound int64) time.Duration {
+	excess := float64(s.pending.Load()-bound) + 1
+	r := s.rate()
+	if r <= 0 {
+		return 10 * time.Second
+	}
+	secs := math.Ceil(excess / r)
+	return time.Duration(min(60, max(1, secs))) * time.Second
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,173 @@
+package admission
+
+import (
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"sluice/overflow"
+)
+
+// Outcome groups reasons into the four things an answer can be.
+type Outcome string
+
+const (
+	OutcomeAdmitted Outcome = "admitted" // 202
+	OutcomeDiverted Outcome = "diverted" // sold out, busy, window, already ordered
+	OutcomeRejected Outcome = "rejected" // bad input, unknown sale
+	OutcomeFailed   Outcome = "failed"   // 5xx: the ledger did not take it
+)
+
+// OutcomeOf returns the outcome a reason belongs to.
+func OutcomeOf(r overflow.Reason) Outcome {
+	switch r {
+	case overflow.Admitted, overflow.Replayed:
+		return OutcomeAdmitted
+	case overflow.Unavailable:
+		return OutcomeFailed
+	case overflow.UnknownSale, overflow.BadJSON, overflow.BadBuyerID,
+		overflow.BadIdempotencyKey, overflow.BodyTooLarge, overflow.BadContentType:
+		return OutcomeRejected
+	}
+	return OutcomeDiverted
+}
+
+// unknownSaleLabel is the sale label of requests naming no sale; sale names
+// cannot start with an underscore, so it never collides.
+const unknownSaleLabel = "_unknown"
+
+// Metrics are the gate's Prometheus metrics.
+type Metrics struct {
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	durationOf    map[Outcome]prometheus.Observer
+	publish       prometheus.Histogram
+	publishErrors *prometheus.CounterVec
+	stock         *prometheus.GaugeVec
+	remaining     *prometheus.GaugeVec
+	admitted      *prometheus.GaugeVec
+	queueDepth    *prometheus.GaugeVec
+	queueBound    *prometheus.GaugeVec
+	soldOut       *prometheus.GaugeVec
+	state         *prometheus.GaugeVec
+	drainRate     *prometheus.GaugeVec
+	saleRate      *prometheus.GaugeVec
+	inFlight      prometheus.Gauge
+	httpRequests  *prometheus.CounterVec
+	limiterKeys   *prometheus.GaugeVec
+	limiterCap    *prometheus.GaugeVec
+	limiterEvict  *prometheus.CounterVec
+	ledgerUp      prometheus.Gauge
+}
+
+// NewMetrics makes the gate's metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_admission_requests_total",
+			Help: "Order requests answered, by sale, outcome (admitted, diverted, rejected, failed) and reason.",
+		}, []string{"sale", "outcome", "reason"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_admission_duration_seconds",
+			Help:    "Time from an order request's arrival to its answer, by outcome.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"outcome"}),
+		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sluice_ledger_publish_duration_seconds",
+			Help:    "Time from publishing an order to JetStream to its PubAck (or error).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_ledger_publish_errors_total",
+			Help: "Publishes JetStream did not store for reasons other than stock or the buyer's limit, by kind (unavailable, store_full).",
+		}, []string{"kind"}),
+		stock:      saleGauge("sluice_sale_stock", "Stock the sale was configured with."),
+		remaining:  saleGauge("sluice_sale_stock_remaining", "Stock not yet taken by an admitted order (stock minus admitted, floored at 0)."),
+		admitted:   saleGauge("sluice_sale_admitted_orders", "Orders in the sale's ledger stream."),
+		queueDepth: saleGauge("sluice_sale_queue_depth", "Admitted orders the drain has not finished: the queue behind the gate."),
+		queueBound: saleGauge("sluice_sale_queue_bound", "Queue depth at which the gate answers busy; 0 means no bound."),
+		soldOut:    saleGauge("sluice_sale_sold_out", "1 when the sale is known to be sold out."),
+		state:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_sale_state", Help: "1 for the sale's current state (upcoming, open, sold_out, closed)."}, []string{"sale", "state"}),
+		drainRate:  saleGauge("sluice_sale_drain_rate", "Orders drained per second, smoothed over the last refreshes."),
+		saleRate:   saleGauge("sluice_sale_rate_limit", "Configured admission rate of the sale per gate, orders per second; 0 means none."),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_http_requests_in_flight",
+			Help: "Requests being served by the public API.",
+		}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_http_requests_total",
+			Help: "Requests served by the public API, by status code and method.",
+		}, []string{"code", "method"}),
+		limiterKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_limiter_keys",
+			Help: "Keys held by a keyed limiter (ip, buyer).",
+		}, []string{"limiter"}),
+		limiterCap: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_limiter_keys_max",
+			Help: "Most keys a keyed limiter holds (ip, buyer).",
+		}, []string{"limiter"}),
+		limiterEvict: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_limiter_evictions_total",
+			Help: "Keys a keyed limiter forgot to stay within its bound or because they were idle.",
+		}, []string{"limiter"}),
+		ledgerUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_ledger_up",
+			Help: "1 when the last refresh of sale states from JetStream succeeded.",
+		}),
+	}
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sluice_build_info",
+		Help: "Build of the running sluice; always 1.",
+	}, []string{"version", "goversion"})
+	version, goversion := "devel", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		goversion = bi.GoVersion
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+	}
+	build.WithLabelValues(version, goversion).Set(1)
+	m.durationOf = make(map[Outcome]prometheus.Observer)
+	for _, o := range []Outcome{OutcomeAdmitted, OutcomeDiverted, OutcomeRejected, OutcomeFailed} {
+		m.durationOf[o] = m.duration.WithLabelValues(string(o))
+	}
+	for _, k := range []string{"unavailable", "store_full"} {
+		m.publishErrors.WithLabelValues(k)
+	}
+	for _, l := range []string{"ip", "buyer"} {
+		m.limiterKeys.WithLabelValues(l)
+		m.limiterCap.WithLabelValues(l)
+		m.limiterEvict.WithLabelValues(l)
+	}
+	m.initSale(unknownSaleLabel)
+	reg.MustRegister(m.requests, m.duration, m.publish, m.publishErrors, m.stock,
+		m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.state, m.drainRate,
+		m.saleRate, m.inFlight, m.httpRequests, m.limiterKeys, m.limiterCap, m.limiterEvict,
+		m.ledgerUp, build)
+	return m
+}
+
+func saleGauge(name, help string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"sale"})
+}
+
+// initSale returns the per-reason request counters of a sale, created at
+// zero so that every series exists before its first event. The map is
+// read-only once returned.
+func (m *Metrics) initSale(sale string) map[overflow.Reason]prometheus.Counter {
+	cs := make(map[overflow.Reason]prometheus.Counter, len(overflow.Reasons()))
+	for _, r := range overflow.Reasons() {
+		cs[r] = m.requests.WithLabelValues(sale, string(OutcomeOf(r)), string(r))
+	}
+	return cs
+}
+
+// forgetSale drops a removed sale's series.
+func (m *Metrics) forgetSale(sale string) {
+	l := prometheus.Labels{"sale": sale}
+	m.requests.DeletePartialMatch(l)
+	m.state.DeletePartialMatch(l)
+	for _, g := range []*prometheus.GaugeVec{m.stock, m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.drainRate, m.saleRate} {
+		g.DeleteLabelValues(sale)
+	}
+}

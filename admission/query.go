@@ -1,0 +1,201 @@
+package admission
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"sluice/internal/ledger"
+	"sluice/overflow"
+)
+
+// Order statuses as the API reports them.
+const (
+	StatusQueued    = "queued"    // admitted, waiting for the drain
+	StatusConfirmed = "confirmed" // the backend took it
+	StatusRejected  = "rejected"  // the backend refused it for good
+	StatusFailed    = "failed"    // the drain gave up: dead-lettered
+)
+
+// DrainStatus is an order's outcome as the drain recorded it.
+type DrainStatus struct {
+	Status string    `json:"status"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// StatusSource tells what the drain did with an order. ErrNoStatus (or a
+// nil StatusSource) means the drain has not finished it: "queued".
+type StatusSource interface {
+	OrderStatus(ctx context.Context, id ledger.OrderID) (DrainStatus, error)
+}
+
+// ErrNoStatus is returned by a StatusSource for an order it has no outcome for.
+var ErrNoStatus = errors.New("admission: no drain status")
+
+// SetStatusSource makes the gate answer order status from src. Call it
+// before serving.
+func (g *Gate) SetStatusSource(src StatusSource) { g.status = src }
+
+type orderView struct {
+	OrderID        string    `json:"order_id"`
+	Sale           string    `json:"sale"`
+	BuyerID        string    `json:"buyer_id"`
+	Status         string    `json:"status"`
+	Reason         string    `json:"reason,omitempty"`
+	AdmittedAt     time.Time `json:"admitted_at"`
+	DecidedAt      time.Time `json:"decided_at,omitzero"`
+	QueuePosition  int64     `json:"queue_position,omitempty"`
+	EstimatedWaitS float64   `json:"estimated_wait_seconds,omitempty"`
+}
+
+// getOrder is GET /v1/orders/{id}.
+func (g *Gate) getOrder(w http.ResponseWriter, r *http.Request) {
+	id, err := ledger.ParseOrderID(r.PathValue("id"))
+	if err != nil {
+		g.notFound.Write(w, overflow.WantsHTML(r))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.PublishTimeout)
+	defer cancel()
+	o, err := g.ledger.Lookup(ctx, id)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		g.notFound.Write(w, overflow.WantsHTML(r))
+		return
+	case err != nil:
+		g.log.Warn("order lookup failed", "order", id.String(), "err", err)
+		g.unavailable.Write(w, overflow.WantsHTML(r))
+		return
+	}
+	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Status: StatusQueued, AdmittedAt: o.AdmittedAt}
+	if g.status != nil {
+		st, err := g.status.OrderStatus(ctx, id)
+		switch {
+		case err == nil:
+			v.Status, v.Reason, v.DecidedAt = st.Status, st.Reason, st.At
+		case !errors.Is(err, ErrNoStatus):
+			g.log.Warn("order status lookup failed", "order", id.String(), "err", err)
+			g.unavailable.Write(w, overflow.WantsHTML(r))
+			return
+		}
+	}
+	if v.Status == StatusQueued {
+		if s := g.lookupSale(id.Sale); s != nil {
+			// Orders drain in sequence order, so those before this one
+			// that are not drained yet are its queue position.
+			pos := int64(id.Seq) - s.drained.Load()
+			if pos < 1 {
+				pos = 1
+			}
+			v.QueuePosition = pos
+			if rt := s.rate(); rt > 0 {
+				v.EstimatedWaitS = float64(pos) / rt
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+type saleView struct {
+	Sale       string    `json:"sale"`
+	State      string    `json:"state"`
+	Stock      int64     `json:"stock"`
+	Remaining  int64     `json:"remaining"`
+	Admitted   int64     `json:"admitted"`
+	Confirmed  *int64    `json:"confirmed,omitempty"`
+	QueueDepth int64     `json:"queue_depth"`
+	QueueBound int64     `json:"queue_bound,omitempty"`
+	DrainRate  float64   `json:"drain_rate"`
+	PerBuyer   int64     `json:"per_buyer"`
+	StartsAt   time.Time `json:"starts_at,omitzero"`
+	EndsAt     time.Time `json:"ends_at,omitzero"`
+}
+
+// ConfirmedCounter tells how many of a sale's orders the backend
+// confirmed; the gate shows it on the sale endpoint when set.
+type ConfirmedCounter interface {
+	Confirmed(sale string) (int64, bool)
+}
+
+// SetConfirmedCounter makes GET /v1/sales/{sale} report confirmed orders.
+func (g *Gate) SetConfirmedCounter(c ConfirmedCounter) { g.confirmed = c }
+
+func (g *Gate) view(s *sale, now time.Time) saleView {
+	cfg := s.cfg.Load()
+	adm := s.admitted.Load()
+	v := saleView{
+		Sale:       s.name,
+		State:      stateOf(s, now),
+		Stock:      cfg.Stock,
+		Remaining:  max(0, cfg.Stock-adm),
+		Admitted:   adm,
+		QueueDepth: s.pending.Load(),
+		QueueBound: cfg.QueueBound,
+		DrainRate:  s.rate(),
+		PerBuyer:   cfg.OrdersPerBuyer(),
+		StartsAt:   cfg.StartsAt,
+		EndsAt:     cfg.EndsAt,
+	}
+	if g.confirmed != nil {
+		if n, ok := g.confirmed.Confirmed(s.name); ok {
+			v.Confirmed = &n
+		}
+	}
+	return v
+}
+
+// getSale is GET /v1/sales/{sale}.
+func (g *Gate) getSale(w http.ResponseWriter, r *http.Request) {
+	s := g.lookupSale(r.PathValue("sale"))
+	if s == nil {
+		g.unknownSale.Write(w, overflow.WantsHTML(r))
+		return
+	}
+	writeJSON(w, http.StatusOK, g.view(s, g.now()))
+}
+
+// listSales is GET /v1/sales.
+func (g *Gate) listSales(w http.ResponseWriter, r *http.Request) {
+	now := g.now()
+	sales := *g.sales.Load()
+	out := make([]saleView, 0, len(sales))
+	for _, s := range sales {
+		out = append(out, g.view(s, now))
+	}
+	slices.SortFunc(out, func(a, b saleView) int {
+		switch {
+		case a.Sale < b.Sale:
+			return -1
+		case a.Sale > b.Sale:
+			return 1
+		}
+		return 0
+	})
+	writeJSON(w, http.StatusOK, map[string]any{"sales": out})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h["Content-Type"] = ctJSON
+	h["Cache-Control"] = noStore
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+//go:embed openapi.yaml
+var openAPI []byte
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(openAPI)
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"sluice/admission"
+	"sluice/internal/broker"
+	"sluice/internal/ledger"
+	"sluice/internal/serve"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseServe(args, stderr)
+	if err != nil {
+		return err
+	}
+	return serve.Run(ctx, cfg)
+}
+
+func parseServe(args []string, stderr io.Writer) (serve.Config, error) {
+	fs := flag.NewFlagSet("sluice serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg            serve.Config
+		configPath     string
+		sales, proxies listFlag
+		routes         listFlag
+		sync           string
+		logFormat      string
+		logLevel       string
+	)
+	fs.StringVar(&configPath, "config", "", "YAML config file (flags and SLUICE_* env beat it)")
+	fs.StringVar(&cfg.Listen, "listen", ":8080", "public API `address`")
+	fs.StringVar(&cfg.OpsListen, "ops-listen", "127.0.0.1:9464", "metrics, health, pprof and admin `address`")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./sluice-data", "where the embedded JetStream keeps its store")
+	fs.Var(&sales, "sale", "provision a sale `NAME=STOCK` (repeatable); richer settings in the config file")
+	fs.BoolVar(&cfg.NoDemo, "no-demo", false, "do not create the demo sale when no sale exists")
+	fs.StringVar(&sync, "sync", "interval", "JetStream fsync: `always` (each order, survives power loss) or interval")
+	fs.DurationVar(&cfg.SyncEvery, "sync-interval", 0, "fsync period with --sync interval (0: JetStream's default, 2m)")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "connect to this NATS server or cluster instead of embedding one")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", "", "let the embedded NATS server accept clients on this `address`")
+	fs.StringVar(&cfg.ServerName, "server-name", "", "name of the embedded NATS server (required in a cluster)")
+	fs.StringVar(&cfg.ClusterName, "cluster-name", "sluice", "NATS cluster name")
+	fs.StringVar(&cfg.ClusterListen, "cluster-listen", "", "route `address` for a cluster of embedded servers")
+	fs.Var(&routes, "cluster-routes", "peer routes, nats://host:port (repeatable or comma-separated)")
+	fs.IntVar(&cfg.Replicas, "replicas", 1, "replicas of each sale stream (3 in a cluster)")
+	fs.Int64Var(&cfg.MaxStore, "max-store", 0, "bound on JetStream's file store in bytes (0: most of the disk)")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token of the admin API (empty: admin API off)")
+	fs.StringVar(&cfg.SoldOutPage, "sold-out-page", "", "HTML file shown to browsers when a sale is sold out")
+	fs.StringVar(&cfg.Gate.BuyerHeader, "buyer-header", "", "take the buyer id from this header set by a trusted auth proxy")
+	fs.Var(&proxies, "trusted-proxies", "proxies (IPs or CIDRs) whose X-Forwarded-For is believed")
+	fs.Float64Var(&cfg.Gate.IPRate, "ip-rate", 0, "orders/s per client address (0: off)")
+	fs.IntVar(&cfg.Gate.IPBurst, "ip-burst", 5, "burst per client address")
+	fs.Float64Var(&cfg.Gate.BuyerRate, "buyer-rate", 0, "orders/s per buyer (0: off)")
+	fs.IntVar(&cfg.Gate.BuyerBurst, "buyer-burst", 3, "burst per buyer")
+	fs.IntVar(&cfg.Gate.LimiterKeys, "limiter-keys", 100_000, "most keys each keyed limiter holds")
+	fs.DurationVar(&cfg.Gate.PublishTimeout, "publish-timeout", 5*time.Second, "longest wait for JetStream to store an order")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest graceful shutdown")
+	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	structured := map[string]any{"sales": nil}
+	if err := layer(fs, configPath, structured); err != nil {
+		return cfg, err
+	}
+	log, err := newLogger(stderr, logFormat, logLevel)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Logger = log
+	switch broker.Sync(sync) {
+	case broker.SyncAlways, broker.SyncInterval:
+		cfg.Sync = broker.Sync(sync)
+	default:
+		return cfg, fmt.Errorf("--sync %q: want always or interval", sync)
+	}
+	cfg.ClusterRoutes = routes
+	if cfg.Gate.TrustedProxies, err = admission.ParseTrustedProxies(proxies); err != nil {
+		return cfg, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if v := structured["sales"]; v != nil {
+		var fileSales []ledger.Sale
+		if err := redecode(v, &fileSales); err != nil {
+			return cfg, fmt.Errorf("config sales: %w", err)
+		}
+		for _, s := range fileSales {
+			cfg.Sales = append(cfg.Sales, serve.SaleSpec{Sale: s})
+		}
+	}
+	for _, s := range sales {
+		spec, err := parseSaleFlag(s)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Sales = mergeSale(cfg.Sales, spec)
+	}
+	for _, s := range cfg.Sales {
+		if err := s.Validate(); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
+}
+
+func parseSaleFlag(v string) (serve.SaleSpec, error) {
+	name, stock, ok := strings.Cut(v, "=")
+	n, err := strconv.ParseInt(stock, 10, 64)
+	if !ok || err != nil || n < 1 {
+		return serve.SaleSpec{}, fmt.Errorf("--sale %q: want NAME=STOCK with STOCK >= 1", v)
+	}
+	return serve.SaleSpec{Sale: ledger.Sale{Name: name, Stock: n}, StockOnly: true}, nil
+}
+
+// mergeSale applies a --sale to the file's sales: the flag's stock wins.
+func mergeSale(sales []serve.SaleSpec, spec serve.SaleSpec) []serve.SaleSpec {
+	for i := range sales {
+		if sales[i].Name == spec.Name {
+			sales[i].Stock = spec.Stock
+			return sales
+		}
+	}
+	return append(sales, spec)
+}

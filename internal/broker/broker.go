@@ -1,0 +1,216 @@
+// Package broker runs the embedded NATS JetStream server, or connects to an
+// external one, and hands out the client connection sluice uses.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Sync says when JetStream fsyncs its store.
+type Sync string
+
+const (
+	// SyncInterval fsyncs every SyncEvery (JetStream's default is two
+	// minutes): a PubAck means the order is in the OS page cache. It
+	// survives a crash of the process, not a power loss of the machine.
+	SyncInterval Sync = "interval"
+	// SyncAlways fsyncs each write before the PubAck: it survives power
+	// loss, at the price of one fsync per admitted order.
+	SyncAlways Sync = "always"
+)
+
+// Config describes the embedded server. The zero value, with StoreDir set,
+// is a standalone server listening on no TCP port.
+type Config struct {
+	StoreDir string
+	// Listen, "host:port", lets other processes (gates, the nats CLI)
+	// connect; empty means in-process connections only.
+	Listen string
+	// ServerName names this server in a cluster; empty picks one.
+	ServerName string
+	// Cluster: ClusterListen "host:port" for routes from other gates,
+	// Routes "nats://host:port" of the peers, ClusterName shared by all.
+	ClusterName   string
+	ClusterListen string
+	Routes        []string
+	Sync          Sync
+	SyncEvery     time.Duration
+	// MaxStore bounds JetStream's file store in bytes; zero means
+	// JetStream's default (most of the free disk).
+	MaxStore int64
+	Logger   *slog.Logger
+	Debug    bool
+}
+
+// Broker is a connection to JetStream and, when embedded, its server.
+type Broker struct {
+	Server *server.Server // nil when external
+	Conn   *nats.Conn
+	log    *slog.Logger
+}
+
+// connOptions: no reconnect buffer, so a publish while disconnected fails
+// at once (an answer of 503) instead of waiting in a buffer and perhaps
+// being stored after the client was told it failed.
+func connOptions(name string, log *slog.Logger) []nats.Option {
+	return []nats.Option{
+		nats.Name(name),
+		nats.ReconnectBufSize(-1),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+	}
+}
+
+// Connect joins an external NATS server or cluster at url.
+func Connect(ctx context.Context, url string, log *slog.Logger) (*Broker, error) {
+	opts := append(connOptions("sluice", log), nats.RetryOnFailedConnect(false))
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("broker: connect %s: %w", url, err)
+	}
+	return &Broker{Conn: nc, log: log}, nil
+}
+
+// Start runs an embedded JetStream server and connects to it in process.
+func Start(ctx context.Context, cfg Config) (*Broker, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	opts := &server.Options{
+		ServerName:            cfg.ServerName,
+		JetStream:             true,
+		StoreDir:              cfg.StoreDir,
+		JetStreamMaxStore:     cfg.MaxStore,
+		NoSigs:                true,
+		DontListen:            cfg.Listen == "",
+		SyncAlways:            cfg.Sync == SyncAlways,
+		SyncInterval:          cfg.SyncEvery,
+		Debug:                 cfg.Debug,
+		MaxPayload:            64 * 1024,
+		DisableShortFirstPing: true,
+	}
+	if cfg.Listen != "" {
+		host, port, err := splitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("broker: nats listen: %w", err)
+		}
+		opts.Host, opts.Port = host, port
+	}
+	if cfg.ClusterListen != "" {
+		host, port, err := splitHostPort(cfg.ClusterListen)
+		if err != nil {
+			return nil, fmt.Errorf("broker: cluster listen: %w", err)
+		}
+		opts.Cluster.Name = cfg.ClusterName
+		if opts.Cluster.Name == "" {
+			opts.Cluster.Name = "sluice"
+		}
+		opts.Cluster.Host, opts.Cluster.Port = host, port
+		opts.Routes = server.RoutesFromStr(strings.Join(cfg.Routes, ","))
+		if opts.ServerName == "" {
+			return nil, errors.New("broker: a clustered server needs a server name")
+		}
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("broker: new server: %w", err)
+	}
+	ns.SetLoggerV2(&natsLogger{log: log.With("component", "nats")}, cfg.Debug, false, false)
+	ns.Start()
+	wait := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		wait = time.Until(d)
+	}
+	if !ns.ReadyForConnections(wait) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, errors.New("broker: embedded NATS server not ready")
+	}
+	nc, err := nats.Connect("", append(connOptions("sluice", log), nats.InProcessServer(ns))...)
+	if err != nil {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, fmt.Errorf("broker: connect in process: %w", err)
+	}
+	return &Broker{Server: ns, Conn: nc, log: log}, nil
+}
+
+// ClientURL is the URL other processes connect to, empty when the embedded
+// server listens on no port or the broker is external.
+func (b *Broker) ClientURL() string {
+	if b.Server == nil {
+		return ""
+	}
+	if addr := b.Server.Addr(); addr != nil {
+		return "nats://" + addr.String()
+	}
+	return ""
+}
+
+// Close drains the connection (pending publishes are flushed and their
+// acks awaited) and then shuts the embedded server down, waiting for it.
+// It is safe to call more than once.
+func (b *Broker) Close(ctx context.Context) {
+	if !b.Conn.IsClosed() {
+		done := make(chan struct{})
+		b.Conn.SetClosedHandler(func(*nats.Conn) { close(done) })
+		if err := b.Conn.Drain(); err != nil {
+			b.Conn.Close()
+		} else {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				b.Conn.Close()
+			}
+		}
+	}
+	if b.Server != nil {
+		b.Server.Shutdown()
+		b.Server.WaitForShutdown()
+	}
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	host, ps, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(ps)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", ps, err)
+	}
+	if port == 0 {
+		port = -1 // nats-server's "pick a free port"
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, port, nil
+}
+
+// natsLogger sends the embedded server's log through slog.
+type natsLogger struct{ log *slog.Logger }
+
+func (l *natsLogger) Noticef(f string, v ...any) { l.log.Info(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...), "fatal", true) }
+func (l *natsLogger) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Debugf(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Tracef(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...), "trace", true) }

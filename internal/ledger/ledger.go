@@ -1,0 +1,238 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DrainConsumer is the durable consumer through which the drain reads a
+// sale's stream. Its pending counts are the sale's queue depth.
+const DrainConsumer = "sluice-drain"
+
+// DefaultDuplicateWindow is how long a Nats-Msg-Id is remembered: a retry
+// with the same idempotency key within it gets the original order back.
+// Only stored orders are remembered, so the window costs memory in
+// proportion to stock, not to traffic.
+const DefaultDuplicateWindow = 24 * time.Hour
+
+// JetStream error codes the ledger tells apart (nats-server's
+// jetstream_errors_generated.go).
+const (
+	errCodeStoreFailed           = 10077 // JSStreamStoreFailedF: a limit refused the message
+	errCodeInsufficientResources = 10023 // JSInsufficientResourcesErr: no room in the store
+)
+
+// Descriptions the server gives with errCodeStoreFailed (server/store.go).
+const (
+	descMaxMsgs           = "maximum messages exceeded"
+	descMaxMsgsPerSubject = "maximum messages per subject exceeded"
+)
+
+// Options tune a Ledger. The zero value means: one replica, the default
+// duplicate window.
+type Options struct {
+	// Replicas of each sale stream; 3 in a cluster. Zero means 1.
+	Replicas int
+	// DuplicateWindow, zero means DefaultDuplicateWindow.
+	DuplicateWindow time.Duration
+}
+
+// Ledger places and finds orders in the sale streams. It is safe for
+// concurrent use.
+type Ledger struct {
+	js   jetstream.JetStream
+	opts Options
+
+	mu      sync.Mutex
+	streams map[string]jetstream.Stream // sale -> handle, for direct gets
+}
+
+// New returns a Ledger over js.
+func New(js jetstream.JetStream, opts Options) *Ledger {
+	if opts.Replicas <= 0 {
+		opts.Replicas = 1
+	}
+	if opts.DuplicateWindow <= 0 {
+		opts.DuplicateWindow = DefaultDuplicateWindow
+	}
+	return &Ledger{js: js, opts: opts, streams: make(map[string]jetstream.Stream)}
+}
+
+// JetStream returns the JetStream context the ledger uses.
+func (l *Ledger) JetStream() jetstream.JetStream { return l.js }
+
+func (l *Ledger) streamConfig(s Sale) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:                 StreamName(s.Name),
+		Description:          "sluice sale " + s.Name + ": admitted orders",
+		Subjects:             []string{SubjectPrefix(s.Name) + "*"},
+		Retention:            jetstream.LimitsPolicy,
+		Storage:              jetstream.FileStorage,
+		Replicas:             l.opts.Replicas,
+		MaxMsgs:              s.Capacity(),
+		Discard:              jetstream.DiscardNew,
+		MaxMsgsPerSubject:    s.OrdersPerBuyer(),
+		DiscardNewPerSubject: true,
+		Duplicates:           l.opts.DuplicateWindow,
+		MaxMsgSize:           4096,
+		AllowDirect:          true,
+		DenyDelete:           true,
+		DenyPurge:            true,
+		Metadata:             s.metadata(),
+	}
+}
+
+// EnsureSale creates the sale's stream, or updates its limits and
+// settings when it exists. Orders already admitted always stay: lowering
+// the stock below them leaves the sale sold out, and nothing is deleted.
+func (l *Ledger) EnsureSale(ctx context.Context, s Sale) (SaleState, error) {
+	if err := s.Validate(); err != nil {
+		return SaleState{}, err
+	}
+	if s.Capacity() == 0 {
+		// MaxMsgs 0 would mean "unlimited" to JetStream.
+		return SaleState{}, fmt.Errorf("%w: %s: stock plus overbook must be at least 1", ErrInvalidSale, s.Name)
+	}
+	str, err := l.js.CreateOrUpdateStream(ctx, l.streamConfig(s))
+	if err != nil {
+		return SaleState{}, fmt.Errorf("ledger: provision sale %s: %w", s.Name, err)
+	}
+	l.remember(s.Name, str)
+	return l.stateOf(ctx, str.CachedInfo())
+}
+
+func (l *Ledger) remember(sale string, str jetstream.Stream) {
+	l.mu.Lock()
+	l.streams[sale] = str
+	l.mu.Unlock()
+}
+
+func (l *Ledger) stream(ctx context.Context, sale string) (jetstream.Stream, error) {
+	l.mu.Lock()
+	str, ok := l.streams[sale]
+	l.mu.Unlock()
+	if ok {
+		return str, nil
+	}
+	str, err := l.js.Stream(ctx, StreamName(sale))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNoSale, sale)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	l.remember(sale, str)
+	return str, nil
+}
+
+// Place publishes an admitted order and returns its id once JetStream has
+// stored it (the PubAck). msgID deduplicates: a second Place with the same
+// msgID returns the first order's id and duplicate true. It fails with
+// ErrSoldOut, an *AlreadyOrderedError, or an error matching ErrUnavailable
+// when the order's fate is not known to be stored.
+func (l *Ledger) Place(ctx context.Context, o Order, msgID string) (id OrderID, duplicate bool, err error) {
+	data, err := json.Marshal(o)
+	if err != nil {
+		return OrderID{}, false, fmt.Errorf("ledger: encode order: %w", err)
+	}
+	msg := &nats.Msg{Subject: BuyerSubject(o.Sale, o.BuyerID), Data: data}
+	ack, err := l.js.PublishMsg(ctx, msg,
+		jetstream.WithMsgID(msgID),
+		jetstream.WithExpectStream(StreamName(o.Sale)))
+	if err != nil {
+		return OrderID{}, false, l.placeError(ctx, o, err)
+	}
+	if !ack.Duplicate {
+		return OrderID{Sale: o.Sale, Seq: ack.Sequence, Token: o.Token}, false, nil
+	}
+	// A retry: the id is the stored order's, whose token we read back.
+	prev, err := l.lookupSeq(ctx, o.Sale, ack.Sequence)
+	if err != nil {
+		return OrderID{}, false, fmt.Errorf("%w: read back duplicate order: %w", ErrUnavailable, err)
+	}
+	return prev.ID, true, nil
+}
+
+func (l *Ledger) placeError(ctx context.Context, o Order, err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch {
+		case apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgs:
+			return ErrSoldOut
+		case apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgsPerSubject:
+			prev, lerr := l.lastForBuyer(ctx, o.Sale, o.BuyerID)
+			if lerr != nil {
+				return fmt.Errorf("%w: read back the buyer's order: %w", ErrUnavailable, lerr)
+			}
+			return &AlreadyOrderedError{Existing: prev.ID}
+		case apiErr.ErrorCode == errCodeInsufficientResources:
+			return fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrStoreFull, err)
+		}
+	}
+	return fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
+}
+
+// Lookup returns the order id names, or ErrNotFound.
+func (l *Ledger) Lookup(ctx context.Context, id OrderID) (Order, error) {
+	o, err := l.lookupSeq(ctx, id.Sale, id.Seq)
+	if err != nil {
+		return Order{}, err
+	}
+	if o.Token != id.Token {
+		return Order{}, ErrNotFound
+	}
+	return o, nil
+}
+
+func (l *Ledger) lookupSeq(ctx context.Context, sale string, seq uint64) (Order, error) {
+	str, err := l.stream(ctx, sale)
+	if errors.Is(err, ErrNoSale) {
+		return Order{}, ErrNotFound
+	}
+	if err != nil {
+		return Order{}, err
+	}
+	raw, err := str.GetMsg(ctx, seq)
+	return decodeRaw(sale, raw, err)
+}
+
+func (l *Ledger) lastForBuyer(ctx context.Context, sale, buyer string) (Order, error) {
+	str, err := l.stream(ctx, sale)
+	if err != nil {
+		return Order{}, err
+	}
+	raw, err := str.GetLastMsgForSubject(ctx, BuyerSubject(sale, buyer))
+	return decodeRaw(sale, raw, err)
+}
+
+func decodeRaw(sale string, raw *jetstream.RawStreamMsg, err error) (Order, error) {
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Order{}, ErrNotFound
+	}
+	if err != nil {
+		return Order{}, fmt.Errorf("%w: get order: %w", ErrUnavailable, err)
+	}
+	o, err := DecodeOrder(raw.Data)
+	if err != nil {
+		return Order{}, err
+	}
+	o.ID = OrderID{Sale: sale, Seq: raw.Sequence, Token: o.Token}
+	return o, nil
+}
+
+// DecodeOrder decodes an order message's payload. The id is left for the
+// caller, who knows the sequence.
+func DecodeOrder(data []byte) (Order, error) {
+	var o Order
+	if err := json.Unmarshal(data, &o); err != nil {
+		return Order{}, fmt.Errorf("ledger: decode order: %w", err)
+	}
+	return o, nil
+}

@@ -1,0 +1,87 @@
+package ledger
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Order is an admitted order as the ledger stores it.
+type Order struct {
+	ID             OrderID   `json:"-"`
+	Sale           string    `json:"sale"`
+	BuyerID        string    `json:"buyer_id"`
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	Token          string    `json:"token"`
+	AdmittedAt     time.Time `json:"admitted_at"`
+}
+
+// OrderID names an order: its sale, its sequence in the sale's stream and a
+// random token. The sequence makes a lookup one direct get; the token makes
+// ids unguessable and tells apart orders of a sale stream that was deleted
+// and made again with the same name.
+type OrderID struct {
+	Sale  string
+	Seq   uint64
+	Token string
+}
+
+// String renders the id as sale-seq-token, e.g. "demo-42-5tq3xzd0y7k2a".
+func (id OrderID) String() string {
+	return id.Sale + "-" + strconv.FormatUint(id.Seq, 10) + "-" + id.Token
+}
+
+// ParseOrderID parses the form String renders.
+func ParseOrderID(s string) (OrderID, error) {
+	i := strings.LastIndexByte(s, '-')
+	if i <= 0 {
+		return OrderID{}, fmt.Errorf("%w: malformed order id", ErrNotFound)
+	}
+	tok := s[i+1:]
+	rest := s[:i]
+	j := strings.LastIndexByte(rest, '-')
+	if j <= 0 {
+		return OrderID{}, fmt.Errorf("%w: malformed order id", ErrNotFound)
+	}
+	seq, err := strconv.ParseUint(rest[j+1:], 10, 64)
+	if err != nil || seq == 0 || !validToken(tok) || !ValidSaleName(rest[:j]) {
+		return OrderID{}, fmt.Errorf("%w: malformed order id", ErrNotFound)
+	}
+	return OrderID{Sale: rest[:j], Seq: seq, Token: tok}, nil
+}
+
+var tokenEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+const tokenLen = 13 // 8 random bytes in base32
+
+// NewToken returns a fresh random order token.
+func NewToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return tokenEncoding.EncodeToString(b[:])
+}
+
+func validToken(t string) bool {
+	if len(t) != tokenLen {
+		return false
+	}
+	_, err := tokenEncoding.DecodeString(t)
+	return err == nil
+}
+
+// StreamName is the JetStream stream that holds a sale's orders.
+func StreamName(sale string) string { return "SLUICE_" + sale }
+
+// SubjectPrefix is the subject prefix of a sale's orders; one subject per
+// buyer follows it.
+func SubjectPrefix(sale string) string { return "sluice.orders." + sale + "." }
+
+// BuyerSubject is the subject of one buyer's orders in a sale. The buyer id
+// is encoded as one subject token so that dots in ids cannot nest subjects.
+func BuyerSubject(sale, buyer string) string {
+	return SubjectPrefix(sale) + base64.RawURLEncoding.EncodeToString([]byte(buyer))
+}

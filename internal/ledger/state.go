@@ -1,0 +1,92 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// SaleState is a sale's configuration and its ledger counts at one moment.
+type SaleState struct {
+	Sale Sale
+	// Admitted is the number of orders in the stream.
+	Admitted uint64
+	// Pending is the queue depth: admitted orders the drain has not
+	// finished (not yet delivered, or delivered and not acked). Without a
+	// drain consumer it equals Admitted.
+	Pending uint64
+	// Drained is Admitted - Pending.
+	Drained uint64
+	// Draining says a drain consumer exists.
+	Draining bool
+	// Created is when the stream was made.
+	Created time.Time
+}
+
+// SoldOut says the ledger holds as many orders as the sale admits.
+func (st SaleState) SoldOut() bool { return int64(st.Admitted) >= st.Sale.Capacity() }
+
+// States returns every sale in the JetStream domain, one StreamInfo page
+// and one consumer info per sale: meant for a background refresher, not
+// for a request path.
+func (l *Ledger) States(ctx context.Context) ([]SaleState, error) {
+	lister := l.js.ListStreams(ctx, jetstream.WithStreamListSubject("sluice.orders.>"))
+	var out []SaleState
+	for info := range lister.Info() {
+		st, err := l.stateOf(ctx, info)
+		if errors.Is(err, ErrNoSale) {
+			continue // a stream that is not a sluice sale
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("%w: list sales: %w", ErrUnavailable, err)
+	}
+	return out, nil
+}
+
+// State returns one sale's state.
+func (l *Ledger) State(ctx context.Context, sale string) (SaleState, error) {
+	str, err := l.js.Stream(ctx, StreamName(sale))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return SaleState{}, fmt.Errorf("%w: %s", ErrNoSale, sale)
+	}
+	if err != nil {
+		return SaleState{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return l.stateOf(ctx, str.CachedInfo())
+}
+
+func (l *Ledger) stateOf(ctx context.Context, info *jetstream.StreamInfo) (SaleState, error) {
+	sale, ok := saleFromMetadata(info.Config.Metadata)
+	if !ok {
+		return SaleState{}, ErrNoSale
+	}
+	st := SaleState{
+		Sale:     sale,
+		Admitted: info.State.Msgs,
+		Pending:  info.State.Msgs,
+		Created:  info.Created,
+	}
+	cons, err := l.js.Consumer(ctx, info.Config.Name, DrainConsumer)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+	case err != nil:
+		return SaleState{}, fmt.Errorf("%w: drain consumer of %s: %w", ErrUnavailable, sale.Name, err)
+	default:
+		ci := cons.CachedInfo()
+		st.Draining = true
+		st.Pending = ci.NumPending + uint64(ci.NumAckPending)
+	}
+	if st.Pending > st.Admitted {
+		st.Pending = st.Admitted
+	}
+	st.Drained = st.Admitted - st.Pending
+	return st, nil
+}

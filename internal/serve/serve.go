@@ -1,0 +1,349 @@
+// Package serve wires a whole gate together: the embedded (or external)
+// JetStream, the sale ledger and its refresher, the public API and the ops
+// listener. cmd/sluice parses configuration into a Config and calls Run;
+// tests call Start and Shutdown to run gates in process.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"sluice/admission"
+	"sluice/internal/broker"
+	"sluice/internal/ledger"
+	"sluice/overflow"
+)
+
+// Config is everything `sluice serve` is told. Zero values mean the
+// documented defaults.
+type Config struct {
+	Listen    string // public API, default ":8080"
+	OpsListen string // metrics, health, pprof, admin; default "127.0.0.1:9464"
+	DataDir   string // JetStream store, default "./sluice-data"
+
+	// Sales to provision at start. A sale with only Name and Stock set
+	// (from --sale NAME=STOCK) keeps its other settings if it exists.
+	Sales []SaleSpec
+	// NoDemo: do not create the "demo" sale when no sale exists.
+	NoDemo bool
+
+	NATSURL    string // join an external NATS instead of embedding one
+	NATSListen string // let the embedded server accept connections
+	ServerName string
+	// Cluster of embedded servers: this gate's route listener and its peers.
+	ClusterName   string
+	ClusterListen string
+	ClusterRoutes []string
+	Replicas      int
+	Sync          broker.Sync
+	SyncEvery     time.Duration
+	MaxStore      int64
+
+	AdminToken  string
+	SoldOutPage string // an HTML file served to browsers on sold out
+
+	Gate admission.Config
+
+	// Refresh is how often sale states are read from JetStream; 250 ms.
+	Refresh         time.Duration
+	ShutdownTimeout time.Duration // default 30 s
+	Logger          *slog.Logger
+	Registry        *prometheus.Registry // nil: a new one
+}
+
+// SaleSpec is a sale to provision and whether it was fully specified.
+type SaleSpec struct {
+	ledger.Sale
+	// StockOnly: only Name and Stock were given; keep the rest as stored.
+	StockOnly bool
+}
+
+// Server is a running gate.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	broker  *broker.Broker
+	ledger  *ledger.Ledger
+	gate    *admission.Gate
+	watcher *ledger.Watcher
+	api     *http.Server
+	ops     *http.Server
+	apiLn   net.Listener
+	opsLn   net.Listener
+	reg     *prometheus.Registry
+	errc    chan error
+	wg      sync.WaitGroup
+	once    sync.Once
+	shutErr error
+}
+
+func (c *Config) defaults() {
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	if c.OpsListen == "" {
+		c.OpsListen = "127.0.0.1:9464"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./sluice-data"
+	}
+	if c.Refresh <= 0 {
+		c.Refresh = 250 * time.Millisecond
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Sync == "" {
+		c.Sync = broker.SyncInterval
+	}
+	if c.Gate.Logger == nil {
+		c.Gate.Logger = c.Logger
+	}
+}
+
+// Start brings a gate up: JetStream, sales, listeners. It returns once the
+// listeners are open. Errors leave nothing running.
+func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
+	cfg.defaults()
+	s := &Server{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, errc: make(chan error, 2)}
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+	}
+	defer func() {
+		if err != nil {
+			s.closeBackground(context.Background())
+		}
+	}()
+	if cfg.SoldOutPage != "" {
+		page, err := os.ReadFile(cfg.SoldOutPage)
+		if err != nil {
+			return nil, fmt.Errorf("serve: sold-out page: %w", err)
+		}
+		s.cfg.Gate.Renderer = &overflow.Renderer{SoldOutHTML: page}
+	}
+	if cfg.NATSURL != "" {
+		s.broker, err = broker.Connect(ctx, cfg.NATSURL, s.log)
+	} else {
+		s.broker, err = broker.Start(ctx, broker.Config{
+			StoreDir:      cfg.DataDir, // nats-server adds "jetstream/"
+			Listen:        cfg.NATSListen,
+			ServerName:    cfg.ServerName,
+			ClusterName:   cfg.ClusterName,
+			ClusterListen: cfg.ClusterListen,
+			Routes:        cfg.ClusterRoutes,
+			Sync:          cfg.Sync,
+			SyncEvery:     cfg.SyncEvery,
+			MaxStore:      cfg.MaxStore,
+			Logger:        s.log,
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(s.broker.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("serve: jetstream: %w", err)
+	}
+	s.ledger = ledger.New(js, ledger.Options{Replicas: cfg.Replicas})
+	if err := s.provision(ctx); err != nil {
+		return nil, err
+	}
+
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := admission.NewMetrics(s.reg)
+	s.gate = admission.New(s.cfg.Gate, s.ledger, m)
+	s.watcher = s.ledger.Watch(context.WithoutCancel(ctx), cfg.Refresh, s.gate.UpdateSales)
+
+	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("serve: listen %s: %w", cfg.Listen, err)
+	}
+	if s.opsLn, err = net.Listen("tcp", cfg.OpsListen); err != nil {
+		return nil, fmt.Errorf("serve: ops listen %s: %w", cfg.OpsListen, err)
+	}
+	s.api = &http.Server{
+		Handler:           s.gate.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      s.cfg.Gate.PublishTimeout + 10*time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.ops = &http.Server{
+		Handler:           s.opsHandler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.serve(s.api, s.apiLn)
+	s.serve(s.ops, s.opsLn)
+	s.log.Info("sluice gate up", "api", s.APIAddr(), "ops", s.OpsAddr(),
+		"nats", s.broker.ClientURL(), "external_nats", cfg.NATSURL != "", "sync", cfg.Sync)
+	if cfg.AdminToken == "" {
+		s.log.Info("admin API disabled: set --admin-token to enable it")
+	}
+	return s, nil
+}
+
+func (s *Server) serve(srv *http.Server, ln net.Listener) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- err
+		}
+	}()
+}
+
+func (s *Server) provision(ctx context.Context) error {
+	sales := s.cfg.Sales
+	if len(sales) == 0 && !s.cfg.NoDemo {
+		existing, err := s.ledger.States(ctx)
+		if err != nil {
+			return fmt.Errorf("serve: list sales: %w", err)
+		}
+		if len(existing) == 0 {
+			sales = []SaleSpec{{Sale: ledger.Sale{Name: "demo", Stock: 1000}}}
+		}
+	}
+	for _, spec := range sales {
+		sale := spec.Sale
+		if spec.StockOnly {
+			st, err := s.ledger.State(ctx, sale.Name)
+			switch {
+			case err == nil:
+				stock := sale.Stock
+				sale = st.Sale
+				sale.Stock = stock
+			case !errors.Is(err, ledger.ErrNoSale):
+				return fmt.Errorf("serve: sale %s: %w", sale.Name, err)
+			}
+		}
+		st, err := s.ledger.EnsureSale(ctx, sale)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		if int64(st.Admitted) > sale.Capacity() {
+			s.log.Warn("stock is below the orders already admitted: they stay, the sale is sold out",
+				"sale", sale.Name, "stock", sale.Stock, "admitted", st.Admitted)
+		}
+		s.log.Info("sale provisioned", "sale", sale.Name, "stock", sale.Stock, "admitted", st.Admitted)
+	}
+	return nil
+}
+
+func (s *Server) opsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg, EnableOpenMetrics: true}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.gate.Ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/admin/", s.gate.AdminHandler(s.cfg.AdminToken))
+	return mux
+}
+
+// APIAddr is the public API's address.
+func (s *Server) APIAddr() string { return s.apiLn.Addr().String() }
+
+// OpsAddr is the ops listener's address.
+func (s *Server) OpsAddr() string { return s.opsLn.Addr().String() }
+
+// NATSURL is where other processes reach the embedded server, if it listens.
+func (s *Server) NATSURL() string { return s.broker.ClientURL() }
+
+// Ledger is the gate's ledger, for tests and tools.
+func (s *Server) Ledger() *ledger.Ledger { return s.ledger }
+
+// Broker is the gate's JetStream connection and embedded server.
+func (s *Server) Broker() *broker.Broker { return s.broker }
+
+// Registry is the gate's metric registry.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// Err reports a listener that failed while serving.
+func (s *Server) Err() <-chan error { return s.errc }
+
+// Shutdown stops the gate in order: readiness off, stop intake and let
+// in-flight requests finish their publishes, stop the refresher, drain the
+// NATS connection, shut the embedded server down, close the ops listener.
+// An order answered 202 was stored before its answer, so none is lost.
+// Calling it twice is safe.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.once.Do(func() {
+		s.gate.SetDraining()
+		var errs []error
+		if err := s.api.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("api shutdown: %w", err))
+		}
+		s.closeBackground(ctx)
+		if err := s.ops.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("ops shutdown: %w", err))
+		}
+		s.wg.Wait()
+		s.shutErr = errors.Join(errs...)
+		s.log.Info("sluice gate stopped")
+	})
+	return s.shutErr
+}
+
+func (s *Server) closeBackground(ctx context.Context) {
+	if s.watcher != nil {
+		s.watcher.Stop()
+	}
+	if s.broker != nil {
+		s.broker.Close(ctx)
+	}
+	for _, ln := range []net.Listener{s.apiLn, s.opsLn} {
+		if ln != nil && s.api == nil {
+			ln.Close()
+		}
+	}
+}
+
+// Run starts a gate, serves until ctx is done or a listener fails, and
+// shuts down with a fresh timeout.
+func Run(ctx context.Context, cfg Config) error {
+	s, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down", "cause", context.Cause(ctx))
+	case runErr = <-s.errc:
+		s.log.Error("listener failed", "err", runErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	return errors.Join(runErr, s.Shutdown(sctx))
+}

@@ -1,0 +1,150 @@
+package overflow
+
+import (
+	"bytes"
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Problem describes one diverted answer.
+type Problem struct {
+	Reason Reason
+	// Detail replaces the reason's standard sentence when set.
+	Detail string
+	// RetryAfter, rounded up to whole seconds, becomes the Retry-After
+	// header and the retry_after field; zero leaves both out.
+	RetryAfter time.Duration
+	// Sale and OrderID are echoed when set (OrderID on already_ordered).
+	Sale    string
+	OrderID string
+}
+
+// Answer is a Problem rendered once, to be written many times. It is
+// immutable and safe for concurrent use.
+type Answer struct {
+	status     int
+	json       []byte
+	html       []byte
+	retryAfter []string
+}
+
+// Header values shared by every answer: assigned to the header map without
+// allocating or canonicalising.
+var (
+	ctProblem = []string{"application/problem+json"}
+	ctHTML    = []string{"text/html; charset=utf-8"}
+	noStore   = []string{"no-store"}
+	nosniff   = []string{"nosniff"}
+)
+
+// Renderer turns Problems into Answers. The zero value renders the
+// built-in pages.
+type Renderer struct {
+	// SoldOutHTML, when set, is served to browsers in place of the built-in
+	// sold-out page (an operator's own page).
+	SoldOutHTML []byte
+}
+
+type problemDoc struct {
+	Type       string `json:"type"`
+	Title      string `json:"title"`
+	Status     int    `json:"status"`
+	Detail     string `json:"detail"`
+	Reason     Reason `json:"reason"`
+	Sale       string `json:"sale,omitempty"`
+	OrderID    string `json:"order_id,omitempty"`
+	RetryAfter int    `json:"retry_after,omitempty"`
+}
+
+// Render renders p.
+func (r *Renderer) Render(p Problem) *Answer {
+	info, ok := catalog[p.Reason]
+	if !ok {
+		info = reasonInfo{http.StatusInternalServerError, "Internal error", "Something went wrong."}
+	}
+	detail := p.Detail
+	if detail == "" {
+		detail = info.detail
+	}
+	secs := 0
+	if p.RetryAfter > 0 {
+		secs = int((p.RetryAfter + time.Second - 1) / time.Second)
+	}
+	doc := problemDoc{
+		Type:       "https://sluice.dev/problems/" + strings.ReplaceAll(string(p.Reason), "_", "-"),
+		Title:      info.title,
+		Status:     info.status,
+		Detail:     detail,
+		Reason:     p.Reason,
+		Sale:       p.Sale,
+		OrderID:    p.OrderID,
+		RetryAfter: secs,
+	}
+	js, _ := json.Marshal(doc) // plain strings and ints always marshal
+	a := &Answer{status: info.status, json: append(js, '\n')}
+	if secs > 0 {
+		a.retryAfter = []string{strconv.Itoa(secs)}
+	}
+	if p.Reason == SoldOut && r != nil && len(r.SoldOutHTML) > 0 {
+		a.html = r.SoldOutHTML
+	} else {
+		var buf bytes.Buffer
+		_ = page.Execute(&buf, doc) // executes over fixed fields; cannot fail
+		a.html = buf.Bytes()
+	}
+	return a
+}
+
+// Status is the answer's HTTP status.
+func (a *Answer) Status() int { return a.status }
+
+// JSON is the problem+json body.
+func (a *Answer) JSON() []byte { return a.json }
+
+// Write writes the answer, as HTML when html is true.
+func (a *Answer) Write(w http.ResponseWriter, html bool) {
+	h := w.Header()
+	h["Cache-Control"] = noStore
+	h["X-Content-Type-Options"] = nosniff
+	if a.retryAfter != nil {
+		h["Retry-After"] = a.retryAfter
+	}
+	body := a.json
+	if html {
+		h["Content-Type"] = ctHTML
+		body = a.html
+	} else {
+		h["Content-Type"] = ctProblem
+	}
+	w.WriteHeader(a.status)
+	_, _ = w.Write(body)
+}
+
+// WantsHTML says whether the request comes from a browser that would
+// rather read a page than a problem document.
+func WantsHTML(r *http.Request) bool {
+	acc := r.Header["Accept"]
+	return len(acc) > 0 && strings.Contains(acc[0], "text/html")
+}
+
+// Write renders p and writes it: for answers that are not on a hot path.
+func (r *Renderer) Write(w http.ResponseWriter, req *http.Request, p Problem) {
+	r.Render(p).Write(w, WantsHTML(req))
+}
+
+var page = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{{.Title}}</title>
+<style>body{font:18px/1.5 system-ui,sans-serif;max-width:36em;margin:12vh auto;padding:0 1em;color:#222}h1{font-size:1.6em}small{color:#777}</style>
+</head><body>
+<h1>{{.Title}}</h1>
+<p>{{.Detail}}</p>
+{{if .RetryAfter}}<p>Please try again in {{.RetryAfter}} seconds.</p>{{end}}
+{{if .OrderID}}<p>Your order: <code>{{.OrderID}}</code></p>{{end}}
+<p><small>{{.Status}} · {{.Reason}}</small></p>
+</body></html>
+`))

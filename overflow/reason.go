@@ -1,0 +1,81 @@
+package overflow
+
+import "net/http"
+
+// Reason is the stable, machine-readable cause of an answer. Clients and
+// dashboards match on it; its values never change meaning.
+type Reason string
+
+// The reasons a gate answers with.
+const (
+	Admitted          Reason = "admitted"            // 202
+	Replayed          Reason = "replayed"            // 202, a retry with the same Idempotency-Key
+	AlreadyOrdered    Reason = "already_ordered"     // 409
+	SoldOut           Reason = "sold_out"            // 410
+	RateLimited       Reason = "rate_limited"        // 429, the sale's admission rate
+	IPRateLimited     Reason = "ip_rate_limited"     // 429, the client address's rate
+	BuyerRateLimited  Reason = "buyer_rate_limited"  // 429, the buyer's rate
+	QueueFull         Reason = "queue_full"          // 429, the drain is behind
+	NotStarted        Reason = "not_started"         // 425
+	Closed            Reason = "closed"              // 403
+	UnknownSale       Reason = "unknown_sale"        // 404
+	OrderNotFound     Reason = "order_not_found"     // 404
+	BadJSON           Reason = "bad_json"            // 400
+	BadBuyerID        Reason = "bad_buyer_id"        // 400
+	BadIdempotencyKey Reason = "bad_idempotency_key" // 400
+	BodyTooLarge      Reason = "body_too_large"      // 413
+	BadContentType    Reason = "bad_content_type"    // 415
+	Unavailable       Reason = "unavailable"         // 503, the ledger did not take the order
+	Unauthorized      Reason = "unauthorized"        // 401, admin API
+	BadRequest        Reason = "bad_request"         // 400, admin API
+	Conflict          Reason = "conflict"            // 409, admin API
+)
+
+type reasonInfo struct {
+	status int
+	title  string
+	detail string
+}
+
+var catalog = map[Reason]reasonInfo{
+	AlreadyOrdered:    {http.StatusConflict, "Already ordered", "You already hold an order in this sale."},
+	SoldOut:           {http.StatusGone, "Sold out", "Every item of this sale has been taken. It will not come back."},
+	RateLimited:       {http.StatusTooManyRequests, "Busy", "Too many orders are arriving at once. Try again shortly."},
+	IPRateLimited:     {http.StatusTooManyRequests, "Busy", "Too many requests from your address. Try again shortly."},
+	BuyerRateLimited:  {http.StatusTooManyRequests, "Busy", "Too many requests for this buyer. Try again shortly."},
+	QueueFull:         {http.StatusTooManyRequests, "Busy", "The queue of orders is full. Try again shortly."},
+	NotStarted:        {http.StatusTooEarly, "Not started", "This sale has not started yet."},
+	Closed:            {http.StatusForbidden, "Closed", "This sale has ended."},
+	UnknownSale:       {http.StatusNotFound, "Unknown sale", "There is no sale by this name."},
+	OrderNotFound:     {http.StatusNotFound, "Order not found", "There is no order with this id."},
+	BadJSON:           {http.StatusBadRequest, "Bad request body", `The body must be a JSON object {"buyer_id": "..."}.`},
+	BadBuyerID:        {http.StatusBadRequest, "Bad buyer id", "buyer_id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -."},
+	BadIdempotencyKey: {http.StatusBadRequest, "Bad Idempotency-Key", "Idempotency-Key must be 1-128 printable ASCII characters."},
+	BodyTooLarge:      {http.StatusRequestEntityTooLarge, "Body too large", "The request body is larger than the gate accepts."},
+	BadContentType:    {http.StatusUnsupportedMediaType, "Unsupported media type", "Send the order as Content-Type: application/json."},
+	Unavailable:       {http.StatusServiceUnavailable, "Unavailable", "The order could not be recorded. It was not taken; try again."},
+	Unauthorized:      {http.StatusUnauthorized, "Unauthorized", "A valid bearer token is required."},
+	BadRequest:        {http.StatusBadRequest, "Bad request", "The request is not valid."},
+	Conflict:          {http.StatusConflict, "Conflict", "The request conflicts with the current state."},
+}
+
+// Status returns the HTTP status a reason is answered with.
+func (r Reason) Status() int {
+	switch r {
+	case Admitted, Replayed:
+		return http.StatusAccepted
+	}
+	if info, ok := catalog[r]; ok {
+		return info.status
+	}
+	return http.StatusInternalServerError
+}
+
+// Reasons lists every reason a gate can answer an order with, admitted
+// ones first: the fixed label set of the admission metrics.
+func Reasons() []Reason {
+	return []Reason{Admitted, Replayed, AlreadyOrdered, SoldOut, RateLimited,
+		IPRateLimited, BuyerRateLimited, QueueFull, NotStarted, Closed,
+		UnknownSale, BadJSON, BadBuyerID, BadIdempotencyKey, BodyTooLarge,
+		BadContentType, Unavailable}
+}
