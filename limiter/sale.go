@@ -11,9 +11,8 @@ import (
 // that allows everything when perSecond is zero. A zero burst defaults to
 // one second's worth of tokens (at least one).
 func NewRate(perSecond float64, burst int) *rate.Limiter {
-	l := rate.NewLimiter(rate.Inf, 0)
-	SetRate(l, perSecond, burst)
-	return l
+	lim, b := toLimit(perSecond, burst)
+	return rate.NewLimiter(lim, b) // starts with a full bucket
 }
 
 // SetRate changes l to perSecond and burst as NewRate would make it,

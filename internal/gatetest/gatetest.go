@@ -1,0 +1,148 @@
+// Package gatetest starts real gates for tests: an in-process JetStream
+// server with its store in a temporary directory, the public API and ops
+// listener on loopback port 0.
+package gatetest
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"sluice/internal/ledger"
+	"sluice/internal/serve"
+)
+
+// Config returns a gate config for tests: loopback listeners on free
+// ports, a temporary data dir, no demo sale, a fast refresh, quiet logs.
+func Config(t testing.TB, sales ...ledger.Sale) serve.Config {
+	t.Helper()
+	cfg := serve.Config{
+		Listen:          "127.0.0.1:0",
+		OpsListen:       "127.0.0.1:0",
+		DataDir:         t.TempDir(),
+		NoDemo:          true,
+		Refresh:         50 * time.Millisecond,
+		ShutdownTimeout: 10 * time.Second,
+		Logger:          Logger(t),
+	}
+	for _, s := range sales {
+		cfg.Sales = append(cfg.Sales, serve.SaleSpec{Sale: s})
+	}
+	return cfg
+}
+
+// Logger logs warnings and errors through t.Log.
+func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Start starts a gate and shuts it down when the test ends.
+func Start(t testing.TB, cfg serve.Config) *serve.Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := serve.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("start gate: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return s
+}
+
+// Client is an HTTP client for many concurrent requests to one gate.
+func Client() *http.Client {
+	tr := &http.Transport{
+		MaxIdleConns:        512,
+		MaxIdleConnsPerHost: 512,
+		MaxConnsPerHost:     256,
+		IdleConnTimeout:     10 * time.Second,
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// Answer is a decoded API answer.
+type Answer struct {
+	Status int
+	Header http.Header
+	Body   map[string]any
+	Raw    string
+}
+
+// Str returns a string field of the body.
+func (a Answer) Str(k string) string { s, _ := a.Body[k].(string); return s }
+
+// Do sends a request and decodes the answer.
+func Do(t testing.TB, c *http.Client, req *http.Request) Answer {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Errorf("%s %s: %v", req.Method, req.URL, err)
+		return Answer{}
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	a := Answer{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
+	_ = json.Unmarshal(raw, &a.Body)
+	return a
+}
+
+// Order posts an order for buyer to sale; key, if not empty, is the
+// Idempotency-Key.
+func Order(t testing.TB, c *http.Client, base, sale, buyer, key string) Answer {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/v1/sales/"+sale+"/orders", strings.NewReader(`{"buyer_id":"`+buyer+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	return Do(t, c, req)
+}
+
+// Get fetches a path.
+func Get(t testing.TB, c *http.Client, url string) Answer {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	return Do(t, c, req)
+}
+
+// StreamMsgs returns how many orders a sale's stream holds.
+func StreamMsgs(t testing.TB, l *ledger.Ledger, sale string) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := l.State(ctx, sale)
+	if err != nil {
+		t.Fatalf("state of %s: %v", sale, err)
+	}
+	return st.Admitted
+}
+
+// Eventually polls cond until it holds or the timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
