@@ -9,7 +9,8 @@ import (
 
 // NewRate returns a per-sale limiter of perSecond tokens and burst, or one
 // that allows everything when perSecond is zero. A zero burst defaults to
-// one second's worth of tokens (at least one).
+// a tenth of a second's worth of tokens (at least one), so that over a few
+// seconds the admitted rate stays within a few percent of perSecond.
 func NewRate(perSecond float64, burst int) *rate.Limiter {
 	lim, b := toLimit(perSecond, burst)
 	return rate.NewLimiter(lim, b) // starts with a full bucket
@@ -32,7 +33,7 @@ func toLimit(perSecond float64, burst int) (rate.Limit, int) {
 		return rate.Inf, 0
 	}
 	if burst <= 0 {
-		burst = int(math.Max(1, math.Ceil(perSecond)))
+		burst = int(math.Max(1, math.Ceil(perSecond/10)))
 	}
 	return rate.Limit(perSecond), burst
 }

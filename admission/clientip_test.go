@@ -1,0 +1,58 @@
+package admission
+
+import (
+	"net/netip"
+	"testing"
+)
+
+func TestClientIP(t *testing.T) {
+	trusted, err := ParseTrustedProxies([]string{"10.0.0.0/8", "192.168.1.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		remote string
+		xff    []string
+		want   string
+	}{
+		{"direct peer", "203.0.113.7:5555", nil, "203.0.113.7"},
+		{"untrusted peer ignores XFF", "203.0.113.7:5555", []string{"1.2.3.4"}, "203.0.113.7"},
+		{"trusted peer, one hop", "10.1.2.3:80", []string{"198.51.100.9"}, "198.51.100.9"},
+		{"right-most untrusted wins", "10.1.2.3:80", []string{"6.6.6.6, 198.51.100.9, 10.9.9.9"}, "198.51.100.9"},
+		{"several headers", "192.168.1.1:80", []string{"6.6.6.6", "198.51.100.9, 10.0.0.1"}, "198.51.100.9"},
+		{"all trusted takes left-most", "10.1.2.3:80", []string{"10.0.0.5, 10.0.0.6"}, "10.0.0.5"},
+		{"garbage stops at last trusted hop", "10.1.2.3:80", []string{"198.51.100.9, not-an-ip"}, "10.1.2.3"},
+		{"ipv6 peer", "[2001:db8::1]:443", nil, "2001:db8::1"},
+		{"mapped ipv4", "[::ffff:203.0.113.7]:1", nil, "203.0.113.7"},
+		{"bad remote", "nonsense", nil, "invalid IP"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := clientIP(tc.remote, tc.xff, trusted).String(); got != tc.want {
+				t.Fatalf("clientIP = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLimiterKeyGroupsIPv6By64(t *testing.T) {
+	a := limiterKey(netip.MustParseAddr("2001:db8:1:2:aaaa::1"))
+	b := limiterKey(netip.MustParseAddr("2001:db8:1:2:bbbb::9"))
+	c := limiterKey(netip.MustParseAddr("2001:db8:1:3::1"))
+	if a != b || a == c {
+		t.Fatalf("keys %v %v %v: want one per /64", a, b, c)
+	}
+	if v4 := limiterKey(netip.MustParseAddr("203.0.113.7")); v4.String() != "203.0.113.7" {
+		t.Fatalf("ipv4 key %v", v4)
+	}
+}
+
+func TestParseTrustedProxiesRejectsGarbage(t *testing.T) {
+	if _, err := ParseTrustedProxies([]string{"10.0.0.0/33"}); err == nil {
+		t.Fatal("bad prefix accepted")
+	}
+	if _, err := ParseTrustedProxies([]string{"proxy.local"}); err == nil {
+		t.Fatal("host name accepted")
+	}
+}
