@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 )
@@ -54,5 +55,26 @@ func TestParseTrustedProxiesRejectsGarbage(t *testing.T) {
 	}
 	if _, err := ParseTrustedProxies([]string{"proxy.local"}); err == nil {
 		t.Fatal("host name accepted")
+	}
+}
+
+func TestOrderPath(t *testing.T) {
+	for _, tc := range []struct {
+		method, path, sale string
+		ok                 bool
+	}{
+		{"POST", "/v1/sales/s1/orders", "s1", true},
+		{"POST", "/v1/sales/spring-drop_2/orders", "spring-drop_2", true},
+		{"GET", "/v1/sales/s1/orders", "", false},
+		{"POST", "/v1/sales//orders", "", false},
+		{"POST", "/v1/sales/a/b/orders", "", false},
+		{"POST", "/v1/sales/orders", "", false},
+		{"POST", "/v1/sales/s1/orders/", "", false},
+	} {
+		r := httptest.NewRequest(tc.method, tc.path, nil)
+		sale, ok := orderPath(r)
+		if sale != tc.sale || ok != tc.ok {
+			t.Errorf("%s %s = %q, %v", tc.method, tc.path, sale, ok)
+		}
 	}
 }

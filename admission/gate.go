@@ -138,10 +138,15 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 func rateOf(perSecond float64) rate.Limit { return rate.Limit(perSecond) }
 
 // Handler returns the public API: orders, order status, sale state and the
-// OpenAPI document, instrumented with promhttp.
+// OpenAPI document.
+//
+// POST /v1/sales/{sale}/orders, the path every buyer of a drop hits, is
+// matched by hand and counted by sluice_admission_requests_total, whose
+// reasons each map to one status. The other routes go through a ServeMux
+// and promhttp's in-flight gauge and code/method counter, which together
+// would cost the order path about a third of its time.
 func (g *Gate) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/sales/{sale}/orders", g.placeOrder)
 	mux.HandleFunc("GET /v1/orders/{id}", g.getOrder)
 	mux.HandleFunc("GET /v1/sales/{sale}", g.getSale)
 	mux.HandleFunc("GET /v1/sales", g.listSales)
@@ -149,8 +154,32 @@ func (g *Gate) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		g.render.Write(w, r, overflow.Problem{Reason: overflow.BadRequest, Detail: "No such endpoint: see /openapi.yaml."})
 	})
-	return promhttp.InstrumentHandlerInFlight(g.m.inFlight,
+	other := promhttp.InstrumentHandlerInFlight(g.m.inFlight,
 		promhttp.InstrumentHandlerCounter(g.m.httpRequests, mux))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sale, ok := orderPath(r); ok {
+			g.placeOrder(w, r, sale)
+			return
+		}
+		other.ServeHTTP(w, r)
+	})
+}
+
+// orderPath matches POST /v1/sales/{sale}/orders and returns the sale.
+func orderPath(r *http.Request) (string, bool) {
+	const prefix, suffix = "/v1/sales/", "/orders"
+	p := r.URL.Path
+	if r.Method != http.MethodPost || len(p) <= len(prefix)+len(suffix) ||
+		p[:len(prefix)] != prefix || p[len(p)-len(suffix):] != suffix {
+		return "", false
+	}
+	sale := p[len(prefix) : len(p)-len(suffix)]
+	for i := 0; i < len(sale); i++ {
+		if sale[i] == '/' {
+			return "", false
+		}
+	}
+	return sale, true
 }
 
 // Ready reports whether the gate can admit: the last sale refresh reached

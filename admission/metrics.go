@@ -92,11 +92,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		saleRate:   saleGauge("sluice_sale_rate_limit", "Configured admission rate of the sale per gate, orders per second; 0 means none."),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_http_requests_in_flight",
-			Help: "Requests being served by the public API.",
+			Help: "Requests being served by the public API, order placements excepted.",
 		}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_http_requests_total",
-			Help: "Requests served by the public API, by status code and method.",
+			Help: "Requests served by the public API other than order placements (see sluice_admission_requests_total), by status code and method.",
 		}, []string{"code", "method"}),
 		limiterKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_limiter_keys",

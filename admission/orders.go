@@ -19,9 +19,9 @@ var (
 )
 
 // placeOrder is POST /v1/sales/{sale}/orders: the admit decision.
-func (g *Gate) placeOrder(w http.ResponseWriter, r *http.Request) {
+func (g *Gate) placeOrder(w http.ResponseWriter, r *http.Request, saleName string) {
 	start := g.now()
-	s := g.lookupSale(r.PathValue("sale"))
+	s := g.lookupSale(saleName)
 	if s == nil {
 		g.finish(w, r, nil, overflow.UnknownSale, g.unknownSale, start)
 		return

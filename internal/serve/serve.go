@@ -280,6 +280,9 @@ func (s *Server) OpsAddr() string { return s.opsLn.Addr().String() }
 // NATSURL is where other processes reach the embedded server, if it listens.
 func (s *Server) NATSURL() string { return s.broker.ClientURL() }
 
+// APIHandler is the public API's handler, for benchmarks that skip the socket.
+func (s *Server) APIHandler() http.Handler { return s.api.Handler }
+
 // Ledger is the gate's ledger, for tests and tools.
 func (s *Server) Ledger() *ledger.Ledger { return s.ledger }
 

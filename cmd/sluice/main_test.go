@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"sluice/internal/gatetest"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/sluice once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sluice-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "sluice")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// proc is a sluice serve subprocess.
+type proc struct {
+	cmd  *exec.Cmd
+	api  string
+	done chan error
+}
+
+// startServe runs `sluice serve` with args and waits for its "gate up" log.
+func startServe(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, done: make(chan error, 1)}
+	up := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == "sluice gate up" {
+				up <- rec["api"].(string)
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+	})
+	select {
+	case p.api = <-up:
+	case err := <-p.done:
+		t.Fatalf("sluice serve exited before it was up: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("sluice serve did not come up")
+	}
+	return p
+}
+
+// SIGTERM in the middle of a burst: every order answered 202 is in the
+// ledger after a restart.
+func TestSIGTERMDuringBurstLosesNoAdmittedOrder(t *testing.T) {
+	dir := t.TempDir()
+	p := startServe(t, "--data-dir", dir, "--sale", "s1=100000", "--no-demo")
+	base := "http://" + p.api
+	c := gatetest.Client()
+	var (
+		mu       sync.Mutex
+		admitted []string
+		wg       sync.WaitGroup
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for w := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil && i < 5000; i++ {
+				req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/sales/s1/orders",
+					strings.NewReader(fmt.Sprintf(`{"buyer_id":"w%d-%d"}`, w, i)))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := c.Do(req)
+				if err != nil {
+					return // the listener closed: intake stopped
+				}
+				var body struct {
+					OrderID string `json:"order_id"`
+				}
+				_ = json.NewDecoder(resp.Body).Decode(&body)
+				resp.Body.Close()
+				if resp.StatusCode == 202 {
+					mu.Lock()
+					admitted = append(admitted, body.OrderID)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	gatetest.Eventually(t, 10*time.Second, "some orders admitted", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(admitted) >= 500
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("sluice serve exited with %v after SIGTERM", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("sluice serve did not exit after SIGTERM")
+	}
+	wg.Wait()
+	p.done <- nil // for the cleanup's receive
+
+	q := startServe(t, "--data-dir", dir, "--no-demo")
+	c = gatetest.Client()
+	sale := gatetest.Get(t, c, "http://"+q.api+"/v1/sales/s1")
+	if got := int(sale.Body["admitted"].(float64)); got != len(admitted) {
+		t.Errorf("ledger holds %d orders after restart, %d were answered 202", got, len(admitted))
+	}
+	for _, id := range admitted {
+		if a := gatetest.Get(t, c, "http://"+q.api+"/v1/orders/"+id); a.Status != 200 {
+			t.Fatalf("order %s answered 202 before SIGTERM is missing after restart: %d", id, a.Status)
+		}
+	}
+	t.Logf("%d orders admitted before SIGTERM, all present after restart", len(admitted))
+}
+
+func TestReadmeQuickstartDefaults(t *testing.T) {
+	// `sluice serve` with no arguments: demo sale, API on :8080 is the
+	// default; here only the parse is checked, the listeners are the
+	// integration tests' business.
+	cfg, err := parseServe(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != ":8080" || cfg.OpsListen != "127.0.0.1:9464" || cfg.DataDir != "./sluice-data" || cfg.NoDemo || len(cfg.Sales) != 0 {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+func TestConfigLayering(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "sluice.yaml")
+	err := os.WriteFile(file, []byte(`
+listen: "127.0.0.1:7000"
+ops_listen: "127.0.0.1:7001"
+ip_rate: 5
+trusted_proxies: ["10.0.0.0/8", "127.0.0.1"]
+sales:
+  - name: spring
+    stock: 500
+    per_buyer: 2
+    rate: 200
+    queue_bound: 1000
+    starts_at: 2026-12-01T10:00:00Z
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SLUICE_OPS_LISTEN", "127.0.0.1:7101")
+	t.Setenv("SLUICE_BUYER_RATE", "2")
+	cfg, err := parseServe([]string{"--config", file, "--ip-rate", "9", "--sale", "spring=600", "--sale", "other=5"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:7000" {
+		t.Errorf("listen from file: %q", cfg.Listen)
+	}
+	if cfg.OpsListen != "127.0.0.1:7101" {
+		t.Errorf("env beats file: %q", cfg.OpsListen)
+	}
+	if cfg.Gate.IPRate != 9 || cfg.Gate.BuyerRate != 2 {
+		t.Errorf("flag beats file (ip %v), env sets buyer rate (%v)", cfg.Gate.IPRate, cfg.Gate.BuyerRate)
+	}
+	if len(cfg.Gate.TrustedProxies) != 2 {
+		t.Errorf("trusted proxies %v", cfg.Gate.TrustedProxies)
+	}
+	if len(cfg.Sales) != 2 || cfg.Sales[0].Stock != 600 || cfg.Sales[0].PerBuyer != 2 || cfg.Sales[0].QueueBound != 1000 ||
+		cfg.Sales[0].StartsAt.IsZero() || cfg.Sales[0].StockOnly || !cfg.Sales[1].StockOnly {
+		t.Errorf("sales %+v", cfg.Sales)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	_ = os.WriteFile(bad, []byte("listne: x\n"), 0o600)
+	for name, args := range map[string][]string{
+		"bad sale":       {"--sale", "s1"},
+		"zero stock":     {"--sale", "s1=0"},
+		"bad sale name":  {"--sale", "S 1=5"},
+		"bad sync":       {"--sync", "sometimes"},
+		"bad proxy":      {"--trusted-proxies", "nope"},
+		"unknown key":    {"--config", bad},
+		"missing config": {"--config", filepath.Join(dir, "none.yaml")},
+		"stray argument": {"extra"},
+	} {
+		if _, err := parseServe(args, io.Discard); err == nil {
+			t.Errorf("%s: accepted %v", name, args)
+		}
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	if err := run(context.Background(), []string{"frobnicate"}, io.Discard, io.Discard); exitCode(err) != 2 {
+		t.Fatalf("unknown command: %v", err)
+	}
+}

@@ -1,0 +1,95 @@
+package serve_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"sluice/internal/gatetest"
+	"sluice/internal/ledger"
+	"sluice/internal/serve"
+)
+
+// No goroutine outlives a gate's shutdown: the embedded server, the
+// refresher, the listeners and the NATS connection all stop.
+func TestShutdownLeavesNoGoroutines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cfg := gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 50})
+	cfg.NATSListen = "127.0.0.1:0"
+	s, err := serve.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gatetest.Client()
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gatetest.Order(t, c, "http://"+s.APIAddr(), "s1", fmt.Sprint("b", i), "")
+		}()
+	}
+	wg.Wait()
+	c.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+}
+
+func TestStartFailsCleanly(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cfg := gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 1})
+	cfg.Listen = "256.0.0.1:1" // cannot listen
+	if _, err := serve.Start(context.Background(), cfg); err == nil {
+		t.Fatal("Start succeeded on a bad address")
+	}
+}
+
+func TestDemoSaleOnFirstStart(t *testing.T) {
+	cfg := gatetest.Config(t)
+	cfg.NoDemo = false
+	s := gatetest.Start(t, cfg)
+	a := gatetest.Get(t, gatetest.Client(), "http://"+s.APIAddr()+"/v1/sales/demo")
+	if a.Status != 200 || a.Body["stock"] != float64(1000) || a.Str("state") != "open" {
+		t.Fatalf("demo sale: %d %s", a.Status, a.Raw)
+	}
+}
+
+// A --sale NAME=STOCK restart changes the stock and keeps the rest.
+func TestRestartWithNewStockKeepsOrdersAndSettings(t *testing.T) {
+	cfg := gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 3, Rate: 1000, QueueBound: 50})
+	s := gatetest.Start(t, cfg)
+	c := gatetest.Client()
+	for _, b := range []string{"a", "b", "c"} {
+		gatetest.Order(t, c, "http://"+s.APIAddr(), "s1", b, "")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Sales = []serve.SaleSpec{{Sale: ledger.Sale{Name: "s1", Stock: 5}, StockOnly: true}}
+	s = gatetest.Start(t, cfg)
+	st, err := s.Ledger().State(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Admitted != 3 || st.Sale.Stock != 5 || st.Sale.QueueBound != 50 || st.Sale.Rate != 1000 {
+		t.Fatalf("after restart: %+v", st)
+	}
+	if a := gatetest.Order(t, c, "http://"+s.APIAddr(), "s1", "a", ""); a.Status != 409 {
+		t.Fatalf("buyer a again after restart: %d %s", a.Status, a.Raw)
+	}
+	if a := gatetest.Order(t, c, "http://"+s.APIAddr(), "s1", "d", ""); a.Status != 202 {
+		t.Fatalf("new buyer after raising stock: %d %s", a.Status, a.Raw)
+	}
+}
