@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"sluice/internal/broker"
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 )
@@ -68,8 +69,17 @@ func BenchmarkBareHandler(b *testing.B) {
 
 // BenchmarkAdmit is the admit path: decode, publish to the embedded
 // JetStream, wait for the PubAck, answer 202. Every order is a new buyer.
+// The sub-benchmarks are the two --sync modes.
 func BenchmarkAdmit(b *testing.B) {
-	srv := gatetest.Start(b, gatetest.Config(b, ledger.Sale{Name: "s1", Stock: 50_000_000}))
+	for _, mode := range []broker.Sync{broker.SyncInterval, broker.SyncAlways} {
+		b.Run("sync="+string(mode), func(b *testing.B) { benchAdmit(b, mode) })
+	}
+}
+
+func benchAdmit(b *testing.B, mode broker.Sync) {
+	cfg := gatetest.Config(b, ledger.Sale{Name: "s1", Stock: 50_000_000})
+	cfg.Sync = mode
+	srv := gatetest.Start(b, cfg)
 	h := srv.APIHandler()
 	var n atomic.Int64
 	var failed atomic.Int64
