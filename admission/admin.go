@@ -48,7 +48,7 @@ type adminSale struct {
 }
 
 func (g *Gate) adminView(s *sale) adminSale {
-	v := adminSale{saleView: g.view(s, g.now()), Config: *s.cfg.Load(), Answers: map[string]int64{},
+	v := adminSale{saleView: g.view(context.Background(), s, g.now()), Config: *s.cfg.Load(), Answers: map[string]int64{},
 		Pending: s.pending.Load(), Drained: s.drained.Load()}
 	for r, c := range s.counters {
 		var m dto.Metric

@@ -10,32 +10,16 @@ import (
 	"time"
 
 	"sluice/internal/ledger"
+	"sluice/internal/orderstatus"
 	"sluice/overflow"
 )
 
-// Order statuses as the API reports them.
-const (
-	StatusQueued    = "queued"    // admitted, waiting for the drain
-	StatusConfirmed = "confirmed" // the backend took it
-	StatusRejected  = "rejected"  // the backend refused it for good
-	StatusFailed    = "failed"    // the drain gave up: dead-lettered
-)
-
-// DrainStatus is an order's outcome as the drain recorded it.
-type DrainStatus struct {
-	Status string    `json:"status"`
-	Reason string    `json:"reason,omitempty"`
-	At     time.Time `json:"at"`
-}
-
-// StatusSource tells what the drain did with an order. ErrNoStatus (or a
-// nil StatusSource) means the drain has not finished it: "queued".
+// StatusSource tells what the drain did with an order; an error matching
+// orderstatus.ErrNoStatus (or a nil StatusSource) means it has not
+// finished it: "queued".
 type StatusSource interface {
-	OrderStatus(ctx context.Context, id ledger.OrderID) (DrainStatus, error)
+	OrderStatus(ctx context.Context, id ledger.OrderID) (orderstatus.Status, error)
 }
-
-// ErrNoStatus is returned by a StatusSource for an order it has no outcome for.
-var ErrNoStatus = errors.New("admission: no drain status")
 
 // SetStatusSource makes the gate answer order status from src. Call it
 // before serving.
@@ -72,19 +56,19 @@ func (g *Gate) getOrder(w http.ResponseWriter, r *http.Request) {
 		g.unavailable.Write(w, overflow.WantsHTML(r))
 		return
 	}
-	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Status: StatusQueued, AdmittedAt: o.AdmittedAt}
+	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Status: orderstatus.Queued, AdmittedAt: o.AdmittedAt}
 	if g.status != nil {
 		st, err := g.status.OrderStatus(ctx, id)
 		switch {
 		case err == nil:
 			v.Status, v.Reason, v.DecidedAt = st.Status, st.Reason, st.At
-		case !errors.Is(err, ErrNoStatus):
+		case !errors.Is(err, orderstatus.ErrNoStatus):
 			g.log.Warn("order status lookup failed", "order", id.String(), "err", err)
 			g.unavailable.Write(w, overflow.WantsHTML(r))
 			return
 		}
 	}
-	if v.Status == StatusQueued {
+	if v.Status == orderstatus.Queued {
 		if s := g.lookupSale(id.Sale); s != nil {
 			// Orders drain in sequence order, so those before this one
 			// that are not drained yet are its queue position.
@@ -119,13 +103,13 @@ type saleView struct {
 // ConfirmedCounter tells how many of a sale's orders the backend
 // confirmed; the gate shows it on the sale endpoint when set.
 type ConfirmedCounter interface {
-	Confirmed(sale string) (int64, bool)
+	ConfirmedCount(ctx context.Context, sale string) (int64, error)
 }
 
 // SetConfirmedCounter makes GET /v1/sales/{sale} report confirmed orders.
 func (g *Gate) SetConfirmedCounter(c ConfirmedCounter) { g.confirmed = c }
 
-func (g *Gate) view(s *sale, now time.Time) saleView {
+func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 	cfg := s.cfg.Load()
 	adm := s.admitted.Load()
 	v := saleView{
@@ -142,7 +126,7 @@ func (g *Gate) view(s *sale, now time.Time) saleView {
 		EndsAt:     cfg.EndsAt,
 	}
 	if g.confirmed != nil {
-		if n, ok := g.confirmed.Confirmed(s.name); ok {
+		if n, err := g.confirmed.ConfirmedCount(ctx, s.name); err == nil {
 			v.Confirmed = &n
 		}
 	}
@@ -156,7 +140,7 @@ func (g *Gate) getSale(w http.ResponseWriter, r *http.Request) {
 		g.unknownSale.Write(w, overflow.WantsHTML(r))
 		return
 	}
-	writeJSON(w, http.StatusOK, g.view(s, g.now()))
+	writeJSON(w, http.StatusOK, g.view(r.Context(), s, g.now()))
 }
 
 // listSales is GET /v1/sales.
@@ -165,7 +149,7 @@ func (g *Gate) listSales(w http.ResponseWriter, r *http.Request) {
 	sales := *g.sales.Load()
 	out := make([]saleView, 0, len(sales))
 	for _, s := range sales {
-		out = append(out, g.view(s, now))
+		out = append(out, g.view(r.Context(), s, now))
 	}
 	slices.SortFunc(out, func(a, b saleView) int {
 		switch {

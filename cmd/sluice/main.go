@@ -1,6 +1,7 @@
 // Command sluice is a flash-sale admission gate.
 //
-//	sluice serve      run the gate (embedded JetStream, demo sale)
+//	sluice serve      run the gate (embedded JetStream, demo sale) and the drain
+//	sluice drain      run only the drain, beside gates that run --no-drain
 //	sluice version    print the build
 //
 // Every flag of a command can also be set by the environment as
@@ -55,7 +56,8 @@ func exitCode(err error) int {
 const usage = `sluice: a flash-sale admission gate
 
 Usage:
-  sluice serve [flags]     run the gate (see: sluice serve -h)
+  sluice serve [flags]     run the gate, and the drain unless --no-drain (see: sluice serve -h)
+  sluice drain [flags]     run only the drain, against the gates' NATS (--nats-url)
   sluice version           print the build
 `
 
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], stdout, stderr)
+	case "drain":
+		return runDrain(ctx, args[1:], stdout, stderr)
 	case "version":
 		version := "devel"
 		if bi, ok := debug.ReadBuildInfo(); ok {

@@ -23,8 +23,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return serve.Run(ctx, cfg)
 }
 
+func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig("drain", args, stderr)
+	if err != nil {
+		return err
+	}
+	return serve.Run(ctx, cfg)
+}
+
 func parseServe(args []string, stderr io.Writer) (serve.Config, error) {
-	fs := flag.NewFlagSet("sluice serve", flag.ContinueOnError)
+	return parseConfig("serve", args, stderr)
+}
+
+// parseConfig parses the flags of `sluice serve` or `sluice drain`; drain
+// takes the NATS, backend, drain, ops and log flags.
+func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, error) {
+	fs := flag.NewFlagSet("sluice "+role, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
 		cfg            serve.Config
@@ -62,13 +76,20 @@ func parseServe(args []string, stderr io.Writer) (serve.Config, error) {
 	fs.IntVar(&cfg.Gate.LimiterKeys, "limiter-keys", 100_000, "most keys each keyed limiter holds")
 	fs.DurationVar(&cfg.Gate.PublishTimeout, "publish-timeout", 5*time.Second, "longest wait for JetStream to store an order")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest graceful shutdown")
+	fs.BoolVar(&cfg.NoDrain, "no-drain", false, "do not drain orders in this process (a `sluice drain` does)")
+	fs.StringVar(&cfg.Backend, "backend", "", "where orders drain to: a SQLite path, postgres://… or http(s)://… (default <data-dir>/orders.db)")
+	fs.IntVar(&cfg.Drain.Workers, "workers", 4, "most backend calls at once")
+	fs.IntVar(&cfg.Drain.Batch, "batch", 100, "most orders per backend call")
+	fs.DurationVar(&cfg.Drain.MaxWait, "batch-wait", 50*time.Millisecond, "longest wait to fill a batch")
+	fs.IntVar(&cfg.Drain.MaxDeliver, "max-deliver", 10, "attempts before an order is dead-lettered")
+	fs.DurationVar(&cfg.Drain.BackendTimeout, "backend-timeout", 10*time.Second, "longest backend call")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+		return cfg, fmt.Errorf("%s: unexpected arguments %q", role, fs.Args())
 	}
 	structured := map[string]any{"sales": nil}
 	if err := layer(fs, configPath, structured); err != nil {
@@ -110,7 +131,25 @@ func parseServe(args []string, stderr io.Writer) (serve.Config, error) {
 			return cfg, err
 		}
 	}
+	if role == "drain" {
+		if cfg.NATSURL == "" {
+			return cfg, fmt.Errorf("drain: --nats-url is required: the drain reads the gates' JetStream")
+		}
+		if len(cfg.Sales) > 0 || cfg.NoDrain {
+			return cfg, fmt.Errorf("drain: --sale and --no-drain belong to sluice serve")
+		}
+		cfg.DrainOnly = true
+		if cfg.OpsListen == "127.0.0.1:9464" && !setFlags(fs)["ops-listen"] {
+			cfg.OpsListen = "127.0.0.1:9465" // beside a gate on the same machine
+		}
+	}
 	return cfg, nil
+}
+
+func setFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
 }
 
 func parseSaleFlag(v string) (serve.SaleSpec, error) {

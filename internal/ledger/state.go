@@ -20,8 +20,11 @@ type SaleState struct {
 	Pending uint64
 	// Drained is Admitted - Pending.
 	Drained uint64
-	// Draining says a drain consumer exists.
-	Draining bool
+	// Draining says a drain consumer exists; ConsumerPending (not yet
+	// delivered) and ConsumerAckPending (delivered, not acked) are its counts.
+	Draining           bool
+	ConsumerPending    uint64
+	ConsumerAckPending uint64
 	// Created is when the stream was made.
 	Created time.Time
 }
@@ -82,6 +85,7 @@ func (l *Ledger) stateOf(ctx context.Context, info *jetstream.StreamInfo) (SaleS
 	default:
 		ci := cons.CachedInfo()
 		st.Draining = true
+		st.ConsumerPending, st.ConsumerAckPending = ci.NumPending, uint64(ci.NumAckPending)
 		st.Pending = ci.NumPending + uint64(ci.NumAckPending)
 	}
 	if st.Pending > st.Admitted {

@@ -22,8 +22,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"sluice/admission"
+	"sluice/consumer"
 	"sluice/internal/broker"
 	"sluice/internal/ledger"
+	"sluice/internal/orderstatus"
 	"sluice/overflow"
 )
 
@@ -55,6 +57,15 @@ type Config struct {
 	AdminToken  string
 	SoldOutPage string // an HTML file served to browsers on sold out
 
+	// NoDrain runs the gate without a drain (drainers run elsewhere).
+	NoDrain bool
+	// DrainOnly runs the drain and the ops listener, no gate (sluice drain).
+	DrainOnly bool
+	// Backend names where orders drain to (see openBackend); empty means
+	// SQLite at <data-dir>/orders.db.
+	Backend string
+	Drain   consumer.Config
+
 	Gate admission.Config
 
 	// Refresh is how often sale states are read from JetStream; 250 ms.
@@ -79,6 +90,9 @@ type Server struct {
 	ledger  *ledger.Ledger
 	gate    *admission.Gate
 	watcher *ledger.Watcher
+	status  *orderstatus.Store
+	backend consumer.Backend
+	drainer *consumer.Drainer
 	api     *http.Server
 	ops     *http.Server
 	apiLn   net.Listener
@@ -161,20 +175,45 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("serve: jetstream: %w", err)
 	}
 	s.ledger = ledger.New(js, ledger.Options{Replicas: cfg.Replicas})
-	if err := s.provision(ctx); err != nil {
+	if s.status, err = orderstatus.Open(ctx, js, cfg.Replicas); err != nil {
 		return nil, err
 	}
-
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := admission.NewMetrics(s.reg)
-	s.gate = admission.New(s.cfg.Gate, s.ledger, m)
-	s.watcher = s.ledger.Watch(context.WithoutCancel(ctx), cfg.Refresh, s.gate.UpdateSales)
+	if !cfg.DrainOnly {
+		if err := s.provision(ctx); err != nil {
+			return nil, err
+		}
+		m := admission.NewMetrics(s.reg)
+		s.gate = admission.New(s.cfg.Gate, s.ledger, m)
+		s.gate.SetStatusSource(s.status)
+		s.gate.SetConfirmedCounter(s.status)
+		s.watcher = s.ledger.Watch(context.WithoutCancel(ctx), cfg.Refresh, s.gate.UpdateSales)
+	}
+	if !cfg.NoDrain {
+		if err := s.startDrain(ctx); err != nil {
+			return nil, err
+		}
+	}
 
-	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("serve: listen %s: %w", cfg.Listen, err)
+	if !cfg.DrainOnly {
+		if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("serve: listen %s: %w", cfg.Listen, err)
+		}
 	}
 	if s.opsLn, err = net.Listen("tcp", cfg.OpsListen); err != nil {
 		return nil, fmt.Errorf("serve: ops listen %s: %w", cfg.OpsListen, err)
+	}
+	s.ops = &http.Server{
+		Handler:           s.opsHandler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.serve(s.ops, s.opsLn)
+	if cfg.DrainOnly {
+		s.log.Info("sluice drain up", "ops", s.OpsAddr(), "backend", s.cfg.Backend)
+		return s, nil
 	}
 	s.api = &http.Server{
 		Handler:           s.gate.Handler(),
@@ -185,21 +224,36 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	s.ops = &http.Server{
-		Handler:           s.opsHandler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
 	s.serve(s.api, s.apiLn)
-	s.serve(s.ops, s.opsLn)
 	s.log.Info("sluice gate up", "api", s.APIAddr(), "ops", s.OpsAddr(),
-		"nats", s.broker.ClientURL(), "external_nats", cfg.NATSURL != "", "sync", cfg.Sync)
+		"nats", s.broker.ClientURL(), "external_nats", cfg.NATSURL != "", "sync", cfg.Sync,
+		"drain", !cfg.NoDrain, "backend", s.cfg.Backend)
 	if cfg.AdminToken == "" {
 		s.log.Info("admin API disabled: set --admin-token to enable it")
 	}
 	return s, nil
+}
+
+func (s *Server) startDrain(ctx context.Context) error {
+	dc := s.cfg.Drain
+	if dc.Logger == nil {
+		dc.Logger = s.log
+	}
+	workers := dc.Workers
+	if workers <= 0 {
+		workers = 4
+	}
+	b, db, name, err := openBackend(ctx, s.cfg.Backend, s.cfg.DataDir, workers)
+	if err != nil {
+		return err
+	}
+	s.backend = b
+	s.cfg.Backend = name
+	if db != nil {
+		s.reg.MustRegister(collectors.NewDBStatsCollector(db, "orders"))
+	}
+	s.drainer = consumer.New(s.ledger, s.status, b, dc, consumer.NewMetrics(s.reg))
+	return s.drainer.Start(ctx)
 }
 
 func (s *Server) serve(srv *http.Server, ln net.Listener) {
@@ -256,7 +310,7 @@ func (s *Server) opsHandler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.gate.Ready() {
+		if (s.gate != nil && !s.gate.Ready()) || !s.broker.Conn.IsConnected() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
@@ -267,7 +321,9 @@ func (s *Server) opsHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.Handle("/admin/", s.gate.AdminHandler(s.cfg.AdminToken))
+	if s.gate != nil {
+		mux.Handle("/admin/", s.gate.AdminHandler(s.cfg.AdminToken))
+	}
 	return mux
 }
 
@@ -282,6 +338,12 @@ func (s *Server) NATSURL() string { return s.broker.ClientURL() }
 
 // APIHandler is the public API's handler, for benchmarks that skip the socket.
 func (s *Server) APIHandler() http.Handler { return s.api.Handler }
+
+// Drainer is the drain running in this process, or nil.
+func (s *Server) Drainer() *consumer.Drainer { return s.drainer }
+
+// Backend is the drain's backend, or nil.
+func (s *Server) Backend() consumer.Backend { return s.backend }
 
 // Ledger is the gate's ledger, for tests and tools.
 func (s *Server) Ledger() *ledger.Ledger { return s.ledger }
@@ -302,12 +364,16 @@ func (s *Server) Err() <-chan error { return s.errc }
 // Calling it twice is safe.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.once.Do(func() {
-		s.gate.SetDraining()
 		var errs []error
-		if err := s.api.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("api shutdown: %w", err))
+		if s.gate != nil {
+			s.gate.SetDraining()
+			if err := s.api.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("api shutdown: %w", err))
+			}
 		}
-		s.closeBackground(ctx)
+		if err := s.closeBackground(ctx); err != nil {
+			errs = append(errs, err)
+		}
 		if err := s.ops.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("ops shutdown: %w", err))
 		}
@@ -318,18 +384,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.shutErr
 }
 
-func (s *Server) closeBackground(ctx context.Context) {
+// closeBackground stops what runs behind the listeners, in order: the
+// drain (its batches under way finish and are acked), the refresher, the
+// NATS connection and embedded server, the backend.
+func (s *Server) closeBackground(ctx context.Context) error {
+	var err error
+	if s.drainer != nil {
+		err = s.drainer.Stop(ctx)
+	}
 	if s.watcher != nil {
 		s.watcher.Stop()
 	}
 	if s.broker != nil {
 		s.broker.Close(ctx)
 	}
+	if s.backend != nil {
+		if cerr := s.backend.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
 	for _, ln := range []net.Listener{s.apiLn, s.opsLn} {
-		if ln != nil && s.api == nil {
+		if ln != nil && s.ops == nil {
 			ln.Close()
 		}
 	}
+	return err
 }
 
 // Run starts a gate, serves until ctx is done or a listener fails, and

@@ -1,0 +1,63 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Order is an admitted order as a backend receives it.
+type Order struct {
+	ID             string    `json:"order_id"`
+	Sale           string    `json:"sale"`
+	BuyerID        string    `json:"buyer_id"`
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	AdmittedAt     time.Time `json:"admitted_at"`
+	// Seq is the order's position in the sale's ledger.
+	Seq uint64 `json:"-"`
+	// PerBuyer is how many orders of this sale one buyer may hold.
+	PerBuyer int64 `json:"-"`
+}
+
+// Outcome is what a backend decided for one order.
+type Outcome int
+
+const (
+	// Retry: the backend could not decide now (down, timed out); the order
+	// is redelivered later. Err says why.
+	Retry Outcome = iota
+	// Confirmed: the backend holds the order.
+	Confirmed
+	// Rejected: the backend refused the order for good. Reason says why.
+	Rejected
+)
+
+// Result is a backend's answer for one order of a batch.
+type Result struct {
+	Outcome Outcome
+	Reason  string // with Rejected: a short machine-readable reason
+	Err     error  // with Retry
+}
+
+// Backend takes batches of admitted orders. Commit must be idempotent: an
+// order committed before (same ID) gets the same result again and changes
+// nothing. It returns one Result per order, in order, or an error when the
+// whole batch failed and nothing was committed.
+type Backend interface {
+	// EnsureSale tells the backend a sale's stock before its orders come.
+	// Raising it adds to the remaining stock; lowering it takes away from
+	// it, never below zero.
+	EnsureSale(ctx context.Context, sale string, stock int64) error
+	Commit(ctx context.Context, orders []Order) ([]Result, error)
+	Close() error
+}
+
+// Reasons a backend rejects an order with.
+const (
+	ReasonSoldOut        = "sold_out"
+	ReasonAlreadyOrdered = "already_ordered"
+)
+
+// ErrBadResults is returned when a backend answers a batch with a wrong
+// number of results.
+var ErrBadResults = errors.New("consumer: backend returned a result count that does not match the batch")

@@ -1,0 +1,18 @@
+// Package consumer drains each sale's JetStream stream into a backend at
+// the pace the backend takes, exactly once per order in effect.
+//
+// Each sale has a durable pull consumer with explicit acks. Workers fetch
+// batches, hand each batch to the Backend in one call (one transaction for
+// the SQL backends), record every order's outcome in the status bucket,
+// and only then acknowledge: AckSync (double ack) for a confirmation, Term
+// for a final rejection. A batch the backend fails is retried order by
+// order so that one poisoned order cannot hold the others back; a failing
+// order is redelivered with exponential backoff and jitter, and after
+// MaxDeliver attempts it is published to the dead-letter stream with its
+// reason and delivery count and terminated.
+//
+// Redelivery is normal (a worker or process can die between the commit
+// and the ack), so backends must be idempotent: the order id is the key.
+// No more than Workers backend calls run at once, whatever the number of
+// sales or the backlog.
+package consumer

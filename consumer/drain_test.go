@@ -1,0 +1,286 @@
+package consumer_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"sluice/consumer"
+	"sluice/internal/gatetest"
+	"sluice/internal/ledger"
+	"sluice/internal/pgtest"
+	"sluice/internal/serve"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// database/sql's connection opener lives as long as a *sql.DB
+		// that a test helper opened and closed.
+		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
+	)
+}
+
+// fast makes the drain retry quickly in tests.
+func fast(cfg serve.Config) serve.Config {
+	cfg.Drain.BackoffBase = 20 * time.Millisecond
+	cfg.Drain.BackoffMax = 200 * time.Millisecond
+	cfg.Drain.Discover = 100 * time.Millisecond
+	cfg.Drain.BackendTimeout = 2 * time.Second
+	cfg.Drain.AckWait = 5 * time.Second
+	return cfg
+}
+
+// buyAll sends one order per buyer, 64 at a time, and returns the ids
+// answered 202.
+func buyAll(t *testing.T, base, sale string, buyers int) []string {
+	t.Helper()
+	c := gatetest.Client()
+	var (
+		mu  sync.Mutex
+		ids []string
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, 64)
+	)
+	for i := range buyers {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			a := gatetest.Order(t, c, base, sale, fmt.Sprintf("buyer-%d", i), "")
+			if a.Status == http.StatusAccepted {
+				mu.Lock()
+				ids = append(ids, a.Str("order_id"))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return ids
+}
+
+// waitDrained waits until the sale's queue is empty.
+func waitDrained(t *testing.T, l *ledger.Ledger, sale string, timeout time.Duration) {
+	t.Helper()
+	gatetest.Eventually(t, timeout, "the queue of "+sale+" to drain", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		st, err := l.State(ctx, sale)
+		return err == nil && st.Draining && st.Pending == 0
+	})
+}
+
+// checkBackend proves the invariants in the database: exactly `want`
+// confirmed orders, the stock row at stock-want, and every admitted id
+// present exactly once.
+func checkBackend(t *testing.T, db *sql.DB, sale string, stock int, admitted []string, wantConfirmed int) {
+	t.Helper()
+	var confirmed, remaining int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM orders WHERE sale = $1 AND status = 'confirmed'`, sale).Scan(&confirmed); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT remaining FROM sales WHERE sale = $1`, sale).Scan(&remaining); err != nil {
+		t.Fatal(err)
+	}
+	if confirmed != wantConfirmed || remaining != stock-wantConfirmed {
+		t.Fatalf("backend: %d confirmed, %d remaining; want %d and %d", confirmed, remaining, wantConfirmed, stock-wantConfirmed)
+	}
+	rows, err := db.Query(`SELECT order_id, COUNT(*) FROM orders WHERE sale = $1 GROUP BY order_id`, sale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	inDB := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			t.Fatal(err)
+		}
+		inDB[id] = n
+	}
+	for _, id := range admitted {
+		if inDB[id] != 1 {
+			t.Fatalf("order %s answered 202 is in the backend %d times", id, inDB[id])
+		}
+	}
+	if len(inDB) != len(admitted) {
+		t.Fatalf("backend holds %d orders, %d were admitted", len(inDB), len(admitted))
+	}
+	var dupBuyers int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM (SELECT buyer_id FROM orders WHERE sale = $1 AND status = 'confirmed'
+		GROUP BY buyer_id HAVING COUNT(*) > 1) d`, sale).Scan(&dupBuyers); err != nil {
+		t.Fatal(err)
+	}
+	if dupBuyers != 0 {
+		t.Fatalf("%d buyers hold two confirmed orders", dupBuyers)
+	}
+}
+
+func checkStatuses(t *testing.T, base string, ids []string, want string) {
+	t.Helper()
+	c := gatetest.Client()
+	for _, id := range ids {
+		a := gatetest.Get(t, c, base+"/v1/orders/"+id)
+		if a.Status != 200 || a.Str("status") != want {
+			t.Fatalf("order %s: %d %s, want status %s", id, a.Status, a.Raw, want)
+		}
+	}
+}
+
+func sqliteDB(t *testing.T, srv *serve.Server) *sql.DB {
+	t.Helper()
+	return srv.Backend().(interface{ DB() *sql.DB }).DB()
+}
+
+func TestStockOf100With2000BuyersSQLite(t *testing.T) {
+	srv := gatetest.Start(t, fast(gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 100})))
+	base := "http://" + srv.APIAddr()
+	ids := buyAll(t, base, "s1", 2000)
+	if len(ids) != 100 {
+		t.Fatalf("%d answers 202, want 100", len(ids))
+	}
+	waitDrained(t, srv.Ledger(), "s1", 30*time.Second)
+	checkBackend(t, sqliteDB(t, srv), "s1", 100, ids, 100)
+	checkStatuses(t, base, ids, "confirmed")
+	gatetest.Eventually(t, 5*time.Second, "the sale to report 100 confirmed", func() bool {
+		a := gatetest.Get(t, gatetest.Client(), base+"/v1/sales/s1")
+		return a.Body["confirmed"] == float64(100)
+	})
+}
+
+func TestStockOf100With2000BuyersPostgres(t *testing.T) {
+	pg := pgtest.Start(t)
+	cfg := fast(gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 100}))
+	cfg.Backend = pg.NewDatabase("stock100")
+	srv := gatetest.Start(t, cfg)
+	base := "http://" + srv.APIAddr()
+	ids := buyAll(t, base, "s1", 2000)
+	if len(ids) != 100 {
+		t.Fatalf("%d answers 202, want 100", len(ids))
+	}
+	waitDrained(t, srv.Ledger(), "s1", 30*time.Second)
+	checkBackend(t, sqliteDB(t, srv), "s1", 100, ids, 100)
+	checkStatuses(t, base, ids, "confirmed")
+}
+
+// The backend decides stock: with overbooking the ledger admits more than
+// the stock and the backend confirms exactly the stock, rejecting the rest.
+func TestBackendHasTheLastWordOnStock(t *testing.T) {
+	srv := gatetest.Start(t, fast(gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 50, Overbook: 20})))
+	base := "http://" + srv.APIAddr()
+	ids := buyAll(t, base, "s1", 500)
+	if len(ids) != 70 {
+		t.Fatalf("%d answers 202, want stock+overbook = 70", len(ids))
+	}
+	waitDrained(t, srv.Ledger(), "s1", 30*time.Second)
+	checkBackend(t, sqliteDB(t, srv), "s1", 50, ids, 50)
+	c := gatetest.Client()
+	byStatus := map[string]int{}
+	for _, id := range ids {
+		a := gatetest.Get(t, c, base+"/v1/orders/"+id)
+		byStatus[a.Str("status")+"/"+a.Str("reason")]++
+	}
+	if byStatus["confirmed/"] != 50 || byStatus["rejected/sold_out"] != 20 {
+		t.Fatalf("statuses %v", byStatus)
+	}
+}
+
+// A worker dies after the backend committed and before anything was
+// recorded or acked: the batch is redelivered, the backend finds the
+// orders already there, and each is confirmed once.
+func TestCrashAfterCommitBeforeAck(t *testing.T) {
+	var crashes atomic.Int64
+	cfg := fast(gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 300}))
+	cfg.Drain.AckWait = time.Second // the redelivery of the abandoned batch
+	cfg.Drain = consumer.WithAfterCommit(cfg.Drain, func(orders []consumer.Order) bool {
+		return crashes.Add(1) > 3 // the first three batches "crash"
+	})
+	srv := gatetest.Start(t, cfg)
+	base := "http://" + srv.APIAddr()
+	ids := buyAll(t, base, "s1", 300)
+	waitDrained(t, srv.Ledger(), "s1", 30*time.Second)
+	if crashes.Load() <= 3 {
+		t.Fatalf("only %d batches went through the hook", crashes.Load())
+	}
+	checkBackend(t, sqliteDB(t, srv), "s1", 300, ids, 300)
+	checkStatuses(t, base, ids, "confirmed")
+	a := gatetest.Get(t, gatetest.Client(), base+"/v1/sales/s1")
+	if a.Body["confirmed"] != float64(300) {
+		t.Fatalf("confirmed count %v after redeliveries, want 300", a.Body["confirmed"])
+	}
+	m := gatetest.Get(t, gatetest.Client(), "http://"+srv.OpsAddr()+"/metrics").Raw
+	if !containsMetric(m, "sluice_drain_redeliveries_total") {
+		t.Fatalf("no redeliveries counted:\n%s", m)
+	}
+}
+
+func containsMetric(text, name string) bool {
+	for _, line := range splitLines(text) {
+		if len(line) > len(name) && line[:len(name)] == name && line[len(name)] == ' ' && line[len(name)+1:] != "0" {
+			return true
+		}
+	}
+	return false
+}
+
+func splitLines(s string) []string {
+	var out []string
+	start := 0
+	for i := range len(s) {
+		if s[i] == '\n' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return out
+}
+
+func TestPostgresDownForAWhile(t *testing.T) {
+	pg := pgtest.Start(t)
+	cfg := fast(gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 500}))
+	cfg.Backend = pg.NewDatabase("down")
+	srv := gatetest.Start(t, cfg)
+	base := "http://" + srv.APIAddr()
+	first := buyAll(t, base, "s1", 100)
+	waitDrained(t, srv.Ledger(), "s1", 30*time.Second)
+
+	pg.Stop()
+	// Orders keep being admitted while the backend is down: the ledger
+	// holds them.
+	var more []string
+	for i := range 200 {
+		a := gatetest.Order(t, gatetest.Client(), base, "s1", fmt.Sprintf("late-%d", i), "")
+		if a.Status != 202 {
+			t.Fatalf("admission with the backend down: %d %s", a.Status, a.Raw)
+		}
+		more = append(more, a.Str("order_id"))
+	}
+	time.Sleep(time.Second) // the drain fails and backs off meanwhile
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	st, err := srv.Ledger().State(ctx, "s1")
+	cancel()
+	if err != nil || st.Pending == 0 {
+		t.Fatalf("with the backend down the queue should hold orders: %+v %v", st, err)
+	}
+	pg.Restart()
+	waitDrained(t, srv.Ledger(), "s1", 60*time.Second)
+	all := append(first, more...)
+	checkBackend(t, sqliteDB(t, srv), "s1", 500, all, 300)
+	checkStatuses(t, base, all, "confirmed")
+}
+
+func TestMain_requirePostgres(t *testing.T) {
+	// Documents the switch: with SLUICE_REQUIRE_POSTGRES=1 a missing
+	// PostgreSQL fails the tests above instead of skipping them.
+	if os.Getenv("SLUICE_REQUIRE_POSTGRES") == "1" {
+		pgtest.Start(t)
+	}
+}

@@ -1,0 +1,569 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"sluice/internal/ledger"
+	"sluice/internal/orderstatus"
+)
+
+// DeadLetterStream holds the orders the drain gave up on, on subjects
+// sluice.dead.<sale>, with headers Sluice-Order-Id, Sluice-Reason and
+// Sluice-Deliveries.
+const DeadLetterStream = "SLUICE_DEAD"
+
+// ErrUnavailable marks a backend error that concerns the backend as a
+// whole (down, unreachable, timing out) rather than the orders of a batch:
+// the drainer then retries the batch later instead of order by order.
+var ErrUnavailable = errors.New("consumer: backend unavailable")
+
+// Config tunes a Drainer. Zero values mean the documented defaults.
+type Config struct {
+	// Workers bounds the backend calls under way at once, across all
+	// sales; each sale also runs this many fetchers. Default 4.
+	Workers int
+	// Batch is the most orders fetched and committed together; default 100.
+	Batch int
+	// MaxWait is how long a fetch waits to fill a batch, so that a
+	// trickle of orders is not held back; default 50 ms.
+	MaxWait time.Duration
+	// MaxDeliver is how many attempts an order gets before it is
+	// dead-lettered; default 10.
+	MaxDeliver int
+	// AckWait is JetStream's redelivery timeout for an unacknowledged
+	// order; default 30 s. It must exceed BackendTimeout.
+	AckWait time.Duration
+	// BackendTimeout bounds one backend call; default 10 s.
+	BackendTimeout time.Duration
+	// BackoffBase and BackoffMax shape the retry delay: BackoffBase ×
+	// 2^(attempt-1), capped at BackoffMax, with jitter. Defaults 250 ms, 30 s.
+	BackoffBase, BackoffMax time.Duration
+	// Discover is how often new sales and stock changes are looked for;
+	// default 1 s.
+	Discover time.Duration
+	Logger   *slog.Logger
+
+	// afterCommit: see Drainer.afterCommit; set by tests (export_test.go).
+	afterCommit func([]Order) bool
+}
+
+func (c *Config) defaults() {
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.Batch <= 0 {
+		c.Batch = 100
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 50 * time.Millisecond
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 10
+	}
+	if c.BackendTimeout <= 0 {
+		c.BackendTimeout = 10 * time.Second
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = max(30*time.Second, 2*c.BackendTimeout)
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = 250 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 30 * time.Second
+	}
+	if c.Discover <= 0 {
+		c.Discover = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Drainer drains every sale's stream into a Backend. Start it once; Stop
+// returns when its goroutines have exited.
+type Drainer struct {
+	cfg     Config
+	js      jetstream.JetStream
+	ledger  *ledger.Ledger
+	status  *orderstatus.Store
+	backend Backend
+	m       *Metrics
+	log     *slog.Logger
+	sem     chan struct{}
+	// lastOK is when a backend call last decided an order (unix ns): an
+	// order is dead-lettered only while the backend is otherwise healthy.
+	lastOK atomic.Int64
+
+	mu    sync.Mutex
+	sales map[string]*saleDrain
+	// failures counts, per order, the attempts that failed while the
+	// backend was deciding other orders. An entry lives until the order
+	// is settled, so the map holds at most the orders under way.
+	failures map[string]int
+
+	stopFetch  chan struct{}
+	hardCtx    context.Context // cancelled only when Stop runs out of time
+	hardCancel context.CancelFunc
+	wg         sync.WaitGroup
+	stopOnce   sync.Once
+	started    bool
+
+	// afterCommit, when set (tests), runs after the backend committed a
+	// batch and before anything is recorded or acked; returning false
+	// abandons the batch there, as a crash would.
+	afterCommit func([]Order) bool
+}
+
+type saleDrain struct {
+	name     string
+	cons     jetstream.Consumer
+	stock    int64
+	perBuyer int64
+}
+
+// New returns a Drainer; it does nothing until Start.
+func New(l *ledger.Ledger, status *orderstatus.Store, b Backend, cfg Config, m *Metrics) *Drainer {
+	cfg.defaults()
+	hard, cancel := context.WithCancel(context.Background())
+	m.bound.Set(float64(cfg.Workers))
+	return &Drainer{
+		cfg: cfg, js: l.JetStream(), ledger: l, status: status, backend: b, m: m,
+		log: cfg.Logger, sem: make(chan struct{}, cfg.Workers),
+		sales: make(map[string]*saleDrain), failures: make(map[string]int), stopFetch: make(chan struct{}),
+		hardCtx: hard, hardCancel: cancel, afterCommit: cfg.afterCommit,
+	}
+}
+
+// Start provisions the dead-letter stream, starts draining every sale it
+// finds and keeps looking for new ones.
+func (d *Drainer) Start(ctx context.Context) error {
+	_, err := d.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        DeadLetterStream,
+		Description: "sluice: orders the drain gave up on",
+		Subjects:    []string{"sluice.dead.>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      30 * 24 * time.Hour,
+		Duplicates:  time.Hour,
+	})
+	if err != nil {
+		return fmt.Errorf("consumer: dead-letter stream: %w", err)
+	}
+	d.discover(ctx)
+	d.started = true
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		t := time.NewTicker(d.cfg.Discover)
+		defer t.Stop()
+		for {
+			select {
+			case <-d.stopFetch:
+				return
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(d.hardCtx, 5*time.Second)
+				d.discover(ctx)
+				cancel()
+			}
+		}
+	}()
+	return nil
+}
+
+// Stop stops fetching, lets the batches under way finish (committed,
+// recorded and acked) and returns when every goroutine has exited. If ctx
+// ends first, the batches still under way are abandoned unacked, to be
+// redelivered. Calling Stop twice is safe.
+func (d *Drainer) Stop(ctx context.Context) error {
+	d.stopOnce.Do(func() { close(d.stopFetch) })
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		d.hardCancel()
+		return nil
+	case <-ctx.Done():
+		d.hardCancel()
+		<-done
+		return fmt.Errorf("consumer: stop: %w", ctx.Err())
+	}
+}
+
+func (d *Drainer) stopping() bool {
+	select {
+	case <-d.stopFetch:
+		return true
+	default:
+		return false
+	}
+}
+
+// discover starts a drain for each new sale and passes stock changes to
+// the backend.
+func (d *Drainer) discover(ctx context.Context) {
+	states, err := d.ledger.States(ctx)
+	if err != nil {
+		d.log.Warn("drain: cannot list sales", "err", err)
+		return
+	}
+	for _, st := range states {
+		d.mu.Lock()
+		sd := d.sales[st.Sale.Name]
+		d.mu.Unlock()
+		if sd != nil {
+			d.m.pending.WithLabelValues(sd.name).Set(float64(st.ConsumerPending))
+			d.m.ackPending.WithLabelValues(sd.name).Set(float64(st.ConsumerAckPending))
+			if sd.stock != st.Sale.Stock {
+				if err := d.backend.EnsureSale(ctx, sd.name, st.Sale.Stock); err != nil {
+					d.log.Warn("drain: backend stock update failed", "sale", sd.name, "err", err)
+					continue
+				}
+				d.mu.Lock()
+				sd.stock = st.Sale.Stock
+				d.mu.Unlock()
+			}
+			continue
+		}
+		if d.stopping() {
+			return
+		}
+		if err := d.startSale(ctx, st); err != nil {
+			d.log.Warn("drain: cannot start sale", "sale", st.Sale.Name, "err", err)
+		}
+	}
+}
+
+func (d *Drainer) startSale(ctx context.Context, st ledger.SaleState) error {
+	if err := d.backend.EnsureSale(ctx, st.Sale.Name, st.Sale.Stock); err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
+	cons, err := d.js.CreateOrUpdateConsumer(ctx, ledger.StreamName(st.Sale.Name), jetstream.ConsumerConfig{
+		Durable:       ledger.DrainConsumer,
+		Description:   "sluice drain: moves admitted orders into the backend",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       d.cfg.AckWait,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// Attempts are counted by the drain, which dead-letters; the
+		// server must keep redelivering until then.
+		MaxDeliver:    -1,
+		MaxAckPending: d.cfg.Workers * d.cfg.Batch,
+		MaxWaiting:    max(512, 2*d.cfg.Workers),
+	})
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	sd := &saleDrain{name: st.Sale.Name, cons: cons, stock: st.Sale.Stock, perBuyer: st.Sale.OrdersPerBuyer()}
+	d.m.initSale(sd.name)
+	d.mu.Lock()
+	d.sales[sd.name] = sd
+	d.mu.Unlock()
+	for range d.cfg.Workers {
+		d.wg.Add(1)
+		go d.work(sd)
+	}
+	d.log.Info("drain: sale started", "sale", sd.name, "stock", sd.stock, "workers", d.cfg.Workers, "batch", d.cfg.Batch)
+	return nil
+}
+
+func (d *Drainer) work(sd *saleDrain) {
+	defer d.wg.Done()
+	for !d.stopping() {
+		batch, err := sd.cons.Fetch(d.cfg.Batch, jetstream.FetchMaxWait(d.cfg.MaxWait))
+		if err != nil {
+			d.log.Debug("drain: fetch failed", "sale", sd.name, "err", err)
+			select {
+			case <-d.stopFetch:
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
+		}
+		var msgs []jetstream.Msg
+		for msg := range batch.Messages() {
+			msgs = append(msgs, msg)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		if pause := d.process(sd, msgs); pause > 0 {
+			// The backend is down: fetching more now would only send
+			// them back too.
+			select {
+			case <-d.stopFetch:
+			case <-time.After(pause):
+			}
+		}
+	}
+}
+
+// item is one fetched order on its way through a batch.
+type item struct {
+	msg   jetstream.Msg
+	meta  *jetstream.MsgMetadata
+	order Order
+	id    ledger.OrderID
+}
+
+// process takes a fetched batch through the backend and settles it. It
+// returns how long the worker should wait before fetching again: non-zero
+// when the backend as a whole is unavailable.
+func (d *Drainer) process(sd *saleDrain, msgs []jetstream.Msg) time.Duration {
+	ctx := d.hardCtx
+	d.m.batchSize.Observe(float64(len(msgs)))
+	items := make([]item, 0, len(msgs))
+	for _, msg := range msgs {
+		meta, err := msg.Metadata()
+		if err != nil {
+			_ = msg.Term()
+			continue
+		}
+		if meta.NumDelivered > 1 {
+			d.m.redelivered.Inc()
+		}
+		lo, err := ledger.DecodeOrder(msg.Data())
+		id := ledger.OrderID{Sale: sd.name, Seq: meta.Sequence.Stream, Token: lo.Token}
+		if err != nil {
+			d.deadLetter(ctx, sd, item{msg: msg, meta: meta, id: id}, "undecodable order: "+err.Error())
+			continue
+		}
+		items = append(items, item{msg: msg, meta: meta, id: id, order: Order{
+			ID: id.String(), Sale: sd.name, BuyerID: lo.BuyerID, IdempotencyKey: lo.IdempotencyKey,
+			AdmittedAt: lo.AdmittedAt, Seq: id.Seq, PerBuyer: sd.perBuyer,
+		}})
+	}
+	if len(items) == 0 {
+		return 0
+	}
+	orders := make([]Order, len(items))
+	for i, it := range items {
+		orders[i] = it.order
+	}
+	results := d.commit(ctx, orders)
+	if d.afterCommit != nil && !d.afterCommit(orders) {
+		return 0
+	}
+	d.settle(ctx, sd, items, results)
+	for _, r := range results {
+		if r.Outcome != Retry || !errors.Is(r.Err, ErrUnavailable) {
+			return 0
+		}
+	}
+	return d.backoff(items[0].meta.NumDelivered)
+}
+
+// commit runs one backend call for the batch under the worker bound; if
+// the batch fails for a reason other than the backend being unavailable,
+// it retries order by order so one bad order cannot hold back the others.
+func (d *Drainer) commit(ctx context.Context, orders []Order) []Result {
+	select {
+	case d.sem <- struct{}{}:
+	case <-ctx.Done():
+		return retryAll(len(orders), ctx.Err())
+	}
+	d.m.inFlight.Inc()
+	defer func() {
+		d.m.inFlight.Dec()
+		<-d.sem
+	}()
+	res, err := d.call(ctx, orders)
+	if err == nil {
+		return res
+	}
+	if len(orders) == 1 || errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+		d.log.Warn("drain: backend failed a batch", "orders", len(orders), "err", err)
+		return retryAll(len(orders), err)
+	}
+	d.log.Warn("drain: batch failed, retrying order by order", "orders", len(orders), "err", err)
+	out := make([]Result, len(orders))
+	for i := range orders {
+		r, err := d.call(ctx, orders[i:i+1])
+		if err != nil {
+			out[i] = Result{Outcome: Retry, Err: err}
+			continue
+		}
+		out[i] = r[0]
+	}
+	return out
+}
+
+func (d *Drainer) call(ctx context.Context, orders []Order) ([]Result, error) {
+	cctx, cancel := context.WithTimeout(ctx, d.cfg.BackendTimeout)
+	defer cancel()
+	start := time.Now()
+	res, err := d.backend.Commit(cctx, orders)
+	if err == nil && len(res) != len(orders) {
+		err = ErrBadResults
+	}
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("%w: timed out after %v: %w", ErrUnavailable, d.cfg.BackendTimeout, err)
+	}
+	for _, r := range res {
+		if err == nil && r.Outcome != Retry {
+			d.lastOK.Store(time.Now().UnixNano())
+			break
+		}
+	}
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	d.m.backend.WithLabelValues(result).Observe(time.Since(start).Seconds())
+	return res, err
+}
+
+func retryAll(n int, err error) []Result {
+	out := make([]Result, n)
+	for i := range out {
+		out[i] = Result{Outcome: Retry, Err: err}
+	}
+	return out
+}
+
+// settle records every order's outcome and then acknowledges it: the
+// status first, so that an acked order always has one.
+func (d *Drainer) settle(ctx context.Context, sd *saleDrain, items []item, results []Result) {
+	now := time.Now().UTC()
+	var final []int // indexes of confirmed or rejected orders
+	statuses := make([]orderstatus.Status, len(items))
+	for i, r := range results {
+		switch r.Outcome {
+		case Confirmed:
+			statuses[i] = orderstatus.Status{Status: orderstatus.Confirmed, At: now}
+			final = append(final, i)
+		case Rejected:
+			statuses[i] = orderstatus.Status{Status: orderstatus.Rejected, Reason: r.Reason, At: now}
+			final = append(final, i)
+		default:
+			d.retry(ctx, sd, items[i], r.Err)
+		}
+	}
+	ids := make([]ledger.OrderID, len(final))
+	sts := make([]orderstatus.Status, len(final))
+	for j, i := range final {
+		ids[j], sts[j] = items[i].id, statuses[i]
+	}
+	created, errs := d.status.CreateAll(ctx, ids, sts)
+	var newlyConfirmed int64
+	for j, i := range final {
+		if errs[j] != nil {
+			d.m.statusErrors.Inc()
+			d.log.Warn("drain: cannot record outcome", "order", items[i].order.ID, "err", errs[j])
+			_ = items[i].msg.NakWithDelay(d.backoff(items[i].meta.NumDelivered))
+			final[j] = -1
+			continue
+		}
+		if created[j] && sts[j].Status == orderstatus.Confirmed {
+			newlyConfirmed++
+		}
+	}
+	if err := d.status.AddConfirmed(ctx, sd.name, newlyConfirmed); err != nil {
+		d.log.Warn("drain: cannot count confirmations", "sale", sd.name, "err", err)
+	}
+	var wg sync.WaitGroup
+	acks := make(chan struct{}, 32)
+	for _, i := range final {
+		if i < 0 {
+			continue
+		}
+		it, st := items[i], statuses[i]
+		d.forget(it.order.ID)
+		if st.Status == orderstatus.Rejected {
+			_ = it.msg.TermWithReason(st.Reason)
+			d.m.drained.WithLabelValues(sd.name, outcomeRejected).Inc()
+			continue
+		}
+		wg.Add(1)
+		acks <- struct{}{}
+		go func() {
+			defer func() { <-acks; wg.Done() }()
+			if err := it.msg.DoubleAck(ctx); err != nil {
+				// Redelivered later and committed again: idempotent.
+				d.log.Warn("drain: ack failed", "order", it.order.ID, "err", err)
+			}
+		}()
+		d.m.drained.WithLabelValues(sd.name, outcomeConfirmed).Inc()
+	}
+	wg.Wait()
+}
+
+// retry sends an order back for a later attempt, or dead-letters it once
+// MaxDeliver of its attempts failed while the backend was deciding other
+// orders. An outage of the whole backend (ErrUnavailable, or nothing
+// decided lately) never counts, so it never dead-letters anything.
+func (d *Drainer) retry(ctx context.Context, sd *saleDrain, it item, cause error) {
+	if !errors.Is(cause, ErrUnavailable) && d.backendHealthy() {
+		d.mu.Lock()
+		d.failures[it.id.String()]++
+		n := d.failures[it.id.String()]
+		d.mu.Unlock()
+		if n >= d.cfg.MaxDeliver {
+			reason := "backend kept failing"
+			if cause != nil {
+				reason = cause.Error()
+			}
+			d.deadLetter(ctx, sd, it, reason)
+			return
+		}
+	}
+	_ = it.msg.NakWithDelay(d.backoff(it.meta.NumDelivered))
+	d.m.drained.WithLabelValues(sd.name, outcomeRetried).Inc()
+}
+
+// backendHealthy says the backend decided an order lately.
+func (d *Drainer) backendHealthy() bool {
+	return time.Since(time.Unix(0, d.lastOK.Load())) < max(10*time.Second, 2*d.cfg.BackoffMax)
+}
+
+func (d *Drainer) forget(id string) {
+	d.mu.Lock()
+	delete(d.failures, id)
+	d.mu.Unlock()
+}
+
+// backoff is BackoffBase × 2^(attempt-1), capped, with jitter over its
+// upper half so that retries of a burst spread out.
+func (d *Drainer) backoff(attempt uint64) time.Duration {
+	delay := d.cfg.BackoffBase
+	for i := uint64(1); i < attempt && delay < d.cfg.BackoffMax; i++ {
+		delay *= 2
+	}
+	delay = min(delay, d.cfg.BackoffMax)
+	return delay/2 + rand.N(delay/2+1)
+}
+
+// deadLetter publishes the order to the dead-letter stream, records it as
+// failed and terminates it. If the dead-letter publish fails the order is
+// redelivered instead: it is never dropped.
+func (d *Drainer) deadLetter(ctx context.Context, sd *saleDrain, it item, reason string) {
+	m := nats.NewMsg("sluice.dead." + sd.name)
+	m.Data = it.msg.Data()
+	m.Header.Set("Sluice-Order-Id", it.id.String())
+	m.Header.Set("Sluice-Reason", reason)
+	m.Header.Set("Sluice-Deliveries", fmt.Sprint(it.meta.NumDelivered))
+	if _, err := d.js.PublishMsg(ctx, m, jetstream.WithMsgID("dead-"+it.id.String())); err != nil {
+		d.log.Error("drain: dead-letter publish failed; order stays queued", "order", it.id.String(), "err", err)
+		_ = it.msg.NakWithDelay(d.cfg.BackoffMax)
+		return
+	}
+	st := orderstatus.Status{Status: orderstatus.Failed, Reason: reason, At: time.Now().UTC()}
+	if _, errs := d.status.CreateAll(ctx, []ledger.OrderID{it.id}, []orderstatus.Status{st}); errs[0] != nil {
+		d.m.statusErrors.Inc()
+		_ = it.msg.NakWithDelay(d.backoff(it.meta.NumDelivered))
+		return
+	}
+	_ = it.msg.TermWithReason("dead-lettered: " + reason)
+	d.forget(it.id.String())
+	d.m.deadLetters.WithLabelValues(sd.name).Inc()
+	d.m.drained.WithLabelValues(sd.name, outcomeDeadLettered).Inc()
+	d.log.Warn("drain: order dead-lettered", "order", it.id.String(), "deliveries", it.meta.NumDelivered, "reason", reason)
+}

@@ -1,0 +1,88 @@
+package consumer
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the drain's Prometheus metrics.
+type Metrics struct {
+	drained      *prometheus.CounterVec
+	backend      *prometheus.HistogramVec
+	batchSize    prometheus.Histogram
+	inFlight     prometheus.Gauge
+	bound        prometheus.Gauge
+	redelivered  prometheus.Counter
+	deadLetters  *prometheus.CounterVec
+	pending      *prometheus.GaugeVec
+	ackPending   *prometheus.GaugeVec
+	statusErrors prometheus.Counter
+}
+
+// Drain outcomes of sluice_drain_orders_total.
+const (
+	outcomeConfirmed    = "confirmed"
+	outcomeRejected     = "rejected"
+	outcomeRetried      = "retried"
+	outcomeDeadLettered = "dead_lettered"
+)
+
+// NewMetrics makes the drain's metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		drained: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_drain_orders_total",
+			Help: "Orders the drain finished or sent back, by sale and outcome (confirmed, rejected, retried, dead_lettered).",
+		}, []string{"sale", "outcome"}),
+		backend: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_drain_backend_duration_seconds",
+			Help:    "Time of one backend call (a batch, or one order when a batch is retried order by order), by result (ok, error).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"result"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sluice_drain_batch_size",
+			Help:    "Orders per fetched batch.",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_drain_workers_busy",
+			Help: "Backend calls under way.",
+		}),
+		bound: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_drain_workers_max",
+			Help: "Most backend calls that may run at once (--workers).",
+		}),
+		redelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_drain_redeliveries_total",
+			Help: "Orders received again after an earlier delivery was not acknowledged.",
+		}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_drain_dead_letters_total",
+			Help: "Orders given up on and published to the dead-letter stream, by sale.",
+		}, []string{"sale"}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_drain_consumer_pending",
+			Help: "Orders in the sale's stream not yet delivered to the drain.",
+		}, []string{"sale"}),
+		ackPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_drain_consumer_ack_pending",
+			Help: "Orders delivered to the drain and not yet acknowledged.",
+		}, []string{"sale"}),
+		statusErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_drain_status_errors_total",
+			Help: "Failures to record an order's outcome in the status bucket (the order is then redelivered).",
+		}),
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.backend.WithLabelValues(r)
+	}
+	reg.MustRegister(m.drained, m.backend, m.batchSize, m.inFlight, m.bound, m.redelivered,
+		m.deadLetters, m.pending, m.ackPending, m.statusErrors)
+	return m
+}
+
+func (m *Metrics) initSale(sale string) {
+	for _, o := range []string{outcomeConfirmed, outcomeRejected, outcomeRetried, outcomeDeadLettered} {
+		m.drained.WithLabelValues(sale, o)
+	}
+	m.deadLetters.WithLabelValues(sale)
+	m.pending.WithLabelValues(sale)
+	m.ackPending.WithLabelValues(sale)
+}

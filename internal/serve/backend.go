@@ -1,0 +1,54 @@
+package serve
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"sluice/consumer"
+	"sluice/consumer/httpbackend"
+	"sluice/consumer/postgres"
+	"sluice/consumer/sqlite"
+)
+
+// openBackend opens the backend a --backend value names:
+//
+//	""                          SQLite at <data-dir>/orders.db
+//	sqlite:PATH, PATH.db        a SQLite file
+//	postgres://… postgresql://… PostgreSQL
+//	http://… https://…          an existing purchase endpoint
+//
+// It returns the database handle too when there is one, for pool metrics.
+func openBackend(ctx context.Context, spec, dataDir string, workers int) (consumer.Backend, *sql.DB, string, error) {
+	switch {
+	case spec == "":
+		path := filepath.Join(dataDir, "orders.db")
+		b, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return b, b.DB(), "sqlite:" + path, nil
+	case strings.HasPrefix(spec, "sqlite:"), strings.HasSuffix(spec, ".db"), strings.HasSuffix(spec, ".sqlite"):
+		path := strings.TrimPrefix(strings.TrimPrefix(spec, "sqlite:"), "//")
+		b, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return b, b.DB(), "sqlite:" + path, nil
+	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
+		b, err := postgres.Open(ctx, spec, workers)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return b, b.DB(), "postgres", nil
+	case strings.HasPrefix(spec, "http://"), strings.HasPrefix(spec, "https://"):
+		b, err := httpbackend.New(httpbackend.Config{URL: spec, Concurrency: workers})
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return b, nil, "http", nil
+	}
+	return nil, nil, "", fmt.Errorf("serve: --backend %q: want a SQLite path, postgres://… or http(s)://…", spec)
+}
