@@ -56,7 +56,15 @@ type proc struct {
 // startServe runs `sluice serve` with args and waits for its "gate up" log.
 func startServe(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	return startWith(t, "sluice gate up", append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+}
+
+// startWith runs sluice with args (the ops listener on a free port, JSON
+// logs) and waits for the log line ready.
+func startWith(t *testing.T, ready string, args ...string) *proc {
+	t.Helper()
+	args = append(args[:1:1], append([]string{"--ops-listen", "127.0.0.1:0", "--log-format", "json"}, args[1:]...)...)
+	cmd := exec.Command(binary(t), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -70,8 +78,9 @@ func startServe(t *testing.T, args ...string) *proc {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			var rec map[string]any
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == "sluice gate up" {
-				up <- rec["api"].(string)
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == ready {
+				api, _ := rec["api"].(string)
+				up <- api
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
@@ -84,9 +93,9 @@ func startServe(t *testing.T, args ...string) *proc {
 	select {
 	case p.api = <-up:
 	case err := <-p.done:
-		t.Fatalf("sluice serve exited before it was up: %v", err)
+		t.Fatalf("sluice %s exited before it was up: %v", args[0], err)
 	case <-time.After(30 * time.Second):
-		t.Fatal("sluice serve did not come up")
+		t.Fatalf("sluice %s did not come up", args[0])
 	}
 	return p
 }

@@ -83,6 +83,7 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 	fs.DurationVar(&cfg.Drain.MaxWait, "batch-wait", 50*time.Millisecond, "longest wait to fill a batch")
 	fs.IntVar(&cfg.Drain.MaxDeliver, "max-deliver", 10, "attempts before an order is dead-lettered")
 	fs.DurationVar(&cfg.Drain.BackendTimeout, "backend-timeout", 10*time.Second, "longest backend call")
+	fs.DurationVar(&cfg.Drain.AckWait, "ack-wait", 30*time.Second, "redeliver an order a drain took and did not settle after this long (a crashed drain's orders)")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"sluice/consumer/sqlite"
+	"sluice/internal/gatetest"
+	"sluice/internal/ledger"
+)
+
+func openSQLite(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", sqlite.DSN(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func countRows(db *sql.DB, q string, args ...any) int {
+	var n int
+	if err := db.QueryRow(q, args...).Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
+// startProc runs a sluice subcommand and waits for its readiness line.
+func startProc(t *testing.T, ready string, args ...string) *proc {
+	t.Helper()
+	return startWith(t, ready, args...)
+}
+
+// kill -9 of a `sluice drain` in the middle of draining, then a new one:
+// every order ends in SQLite exactly once, none is lost.
+func TestKill9OfDrainNeitherLosesNorDoubles(t *testing.T) {
+	const orders = 3000
+	cfg := gatetest.Config(t, ledger.Sale{Name: "s1", Stock: orders})
+	cfg.NoDrain = true
+	cfg.NATSListen = "127.0.0.1:0"
+	gate := gatetest.Start(t, cfg)
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < orders; i += 32 {
+				o := ledger.Order{Sale: "s1", BuyerID: fmt.Sprint("b", i), Token: ledger.NewToken(), AdmittedAt: time.Now()}
+				if _, _, err := gate.Ledger().Place(context.Background(), o, fmt.Sprint("b|b", i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	dbPath := filepath.Join(t.TempDir(), "orders.db")
+	args := []string{"drain", "--nats-url", gate.NATSURL(), "--backend", dbPath, "--batch", "20", "--workers", "2", "--ack-wait", "3s", "--backend-timeout", "1s"}
+	first := startProc(t, "sluice drain up", args...)
+	db := openSQLite(t, dbPath)
+	gatetest.Eventually(t, 30*time.Second, "the first drain to commit some orders", func() bool {
+		return countRows(db, `SELECT COUNT(*) FROM orders`) >= orders/5
+	})
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-first.done
+	first.done <- nil
+	atKill := countRows(db, `SELECT COUNT(*) FROM orders`)
+	if atKill >= orders {
+		t.Fatalf("the drain finished (%d rows) before it was killed; nothing was tested", atKill)
+	}
+
+	startProc(t, "sluice drain up", args...)
+	gatetest.Eventually(t, 60*time.Second, "the second drain to finish", func() bool {
+		st, err := gate.Ledger().State(context.Background(), "s1")
+		return err == nil && st.Pending == 0
+	})
+	if n := countRows(db, `SELECT COUNT(*) FROM orders WHERE status = 'confirmed'`); n != orders {
+		t.Fatalf("%d confirmed rows, want %d", n, orders)
+	}
+	if n := countRows(db, `SELECT remaining FROM sales WHERE sale = 's1'`); n != 0 {
+		t.Fatalf("stock remaining %d, want 0", n)
+	}
+	// Every order of the ledger is in SQLite once, and confirmed once.
+	c := gatetest.Client()
+	ctx := context.Background()
+	str, err := gate.Ledger().JetStream().Stream(ctx, ledger.StreamName("s1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= orders; seq += 97 {
+		raw, err := str.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _ := ledger.DecodeOrder(raw.Data)
+		id := ledger.OrderID{Sale: "s1", Seq: seq, Token: o.Token}.String()
+		if n := countRows(db, `SELECT COUNT(*) FROM orders WHERE order_id = ?`, id); n != 1 {
+			t.Fatalf("order %s is in SQLite %d times", id, n)
+		}
+		if a := gatetest.Get(t, c, "http://"+gate.APIAddr()+"/v1/orders/"+id); a.Str("status") != "confirmed" {
+			t.Fatalf("order %s: %s", id, a.Raw)
+		}
+	}
+	t.Logf("killed the drain at %d of %d orders; the second drain finished them exactly once", atKill, orders)
+}
+
+// kill -9 of `sluice serve` in the middle of a burst, then a restart:
+// every order answered 202 ends in the backend exactly once, and the
+// backend never confirms more than the stock.
+func TestKill9OfServeMidBurst(t *testing.T) {
+	const stock = 500
+	dir := t.TempDir()
+	p := startServe(t, "--data-dir", dir, "--sale", fmt.Sprintf("s1=%d", stock), "--no-demo", "--ack-wait", "3s", "--backend-timeout", "1s")
+	base := "http://" + p.api
+	c := gatetest.Client()
+	var (
+		mu       sync.Mutex
+		admitted []string
+		wg       sync.WaitGroup
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for w := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil && i < 200; i++ {
+				req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/sales/s1/orders",
+					strings.NewReader(fmt.Sprintf(`{"buyer_id":"w%d-%d"}`, w, i)))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := c.Do(req)
+				if err != nil {
+					return // the gate is gone
+				}
+				var body struct {
+					OrderID string `json:"order_id"`
+				}
+				_ = json.NewDecoder(resp.Body).Decode(&body)
+				resp.Body.Close()
+				if resp.StatusCode == 202 {
+					mu.Lock()
+					admitted = append(admitted, body.OrderID)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	gatetest.Eventually(t, 20*time.Second, "some orders admitted", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(admitted) >= 150
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	p.done <- nil
+	wg.Wait()
+
+	q := startServe(t, "--data-dir", dir, "--no-demo", "--ack-wait", "3s", "--backend-timeout", "1s")
+	gatetest.Eventually(t, 60*time.Second, "the restarted gate to drain", func() bool {
+		a := gatetest.Get(t, c, "http://"+q.api+"/v1/sales/s1")
+		return a.Status == 200 && a.Body["queue_depth"] == float64(0)
+	})
+	db := openSQLite(t, filepath.Join(dir, "orders.db"))
+	for _, id := range admitted {
+		if n := countRows(db, `SELECT COUNT(*) FROM orders WHERE order_id = ? AND status = 'confirmed'`, id); n != 1 {
+			t.Fatalf("order %s answered 202 is confirmed %d times in the backend", id, n)
+		}
+	}
+	confirmed := countRows(db, `SELECT COUNT(*) FROM orders WHERE status = 'confirmed'`)
+	if confirmed > stock || confirmed < len(admitted) {
+		t.Fatalf("%d confirmed, %d answered 202, stock %d", confirmed, len(admitted), stock)
+	}
+	t.Logf("killed mid-burst after %d answers 202; after restart %d confirmed (stock %d)", len(admitted), confirmed, stock)
+}
