@@ -1,8 +1,10 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -61,3 +63,23 @@ const (
 // ErrBadResults is returned when a backend answers a batch with a wrong
 // number of results.
 var ErrBadResults = errors.New("consumer: backend returned a result count that does not match the batch")
+
+// BySale groups orders by sale, each group sorted by ledger sequence, the
+// order in which a backend hands out stock.
+func BySale(orders []Order) [][]Order {
+	idx := map[string]int{}
+	var groups [][]Order
+	for _, o := range orders {
+		i, ok := idx[o.Sale]
+		if !ok {
+			i = len(groups)
+			idx[o.Sale] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], o)
+	}
+	for _, g := range groups {
+		slices.SortFunc(g, func(a, b Order) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
+	return groups
+}

@@ -3,13 +3,15 @@
 //
 // Each sale has a durable pull consumer with explicit acks. Workers fetch
 // batches, hand each batch to the Backend in one call (one transaction for
-// the SQL backends), record every order's outcome in the status bucket,
-// and only then acknowledge: AckSync (double ack) for a confirmation, Term
-// for a final rejection. A batch the backend fails is retried order by
-// order so that one poisoned order cannot hold the others back; a failing
-// order is redelivered with exponential backoff and jitter, and after
-// MaxDeliver attempts it is published to the dead-letter stream with its
-// reason and delivery count and terminated.
+// the SQL backends), record the batch's decisions (one message, see
+// internal/orderstatus), and only then acknowledge: AckSync (double ack)
+// for a confirmation, Term for a final rejection. A batch the backend
+// fails is retried order by order so that one poisoned order cannot hold
+// the others back; a failing order is redelivered with exponential
+// backoff and jitter, and once MaxDeliver of its attempts failed while the
+// backend was deciding other orders, it is published to the dead-letter
+// stream with its reason and delivery count and terminated. An outage of
+// the whole backend pauses the workers instead and dead-letters nothing.
 //
 // Redelivery is normal (a worker or process can die between the commit
 // and the ack), so backends must be idempotent: the order id is the key.

@@ -96,7 +96,7 @@ type Drainer struct {
 	cfg     Config
 	js      jetstream.JetStream
 	ledger  *ledger.Ledger
-	status  *orderstatus.Store
+	status  *orderstatus.Recorder
 	backend Backend
 	m       *Metrics
 	log     *slog.Logger
@@ -133,7 +133,7 @@ type saleDrain struct {
 }
 
 // New returns a Drainer; it does nothing until Start.
-func New(l *ledger.Ledger, status *orderstatus.Store, b Backend, cfg Config, m *Metrics) *Drainer {
+func New(l *ledger.Ledger, status *orderstatus.Recorder, b Backend, cfg Config, m *Metrics) *Drainer {
 	cfg.defaults()
 	hard, cancel := context.WithCancel(context.Background())
 	m.bound.Set(float64(cfg.Workers))
@@ -189,15 +189,16 @@ func (d *Drainer) Stop(ctx context.Context) error {
 	d.stopOnce.Do(func() { close(d.stopFetch) })
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-		d.hardCancel()
-		return nil
 	case <-ctx.Done():
 		d.hardCancel()
 		<-done
-		return fmt.Errorf("consumer: stop: %w", ctx.Err())
+		err = fmt.Errorf("consumer: stop: %w", ctx.Err())
 	}
+	d.hardCancel()
+	return err
 }
 
 func (d *Drainer) stopping() bool {
@@ -429,63 +430,47 @@ func retryAll(n int, err error) []Result {
 	return out
 }
 
-// settle records every order's outcome and then acknowledges it: the
-// status first, so that an acked order always has one.
+// settle records the batch's decisions and then acknowledges its orders:
+// the record first, so that an acked order always has its outcome known
+// to the gates. Orders to retry are sent back at once.
 func (d *Drainer) settle(ctx context.Context, sd *saleDrain, items []item, results []Result) {
-	now := time.Now().UTC()
+	dec := orderstatus.Decision{Sale: sd.name, At: time.Now().UTC()}
 	var final []int // indexes of confirmed or rejected orders
-	statuses := make([]orderstatus.Status, len(items))
 	for i, r := range results {
 		switch r.Outcome {
 		case Confirmed:
-			statuses[i] = orderstatus.Status{Status: orderstatus.Confirmed, At: now}
+			dec.Confirmed = append(dec.Confirmed, items[i].id.Seq)
 			final = append(final, i)
 		case Rejected:
-			statuses[i] = orderstatus.Status{Status: orderstatus.Rejected, Reason: r.Reason, At: now}
+			dec.Rejected = append(dec.Rejected, orderstatus.Outcome{Seq: items[i].id.Seq, Reason: r.Reason})
 			final = append(final, i)
 		default:
 			d.retry(ctx, sd, items[i], r.Err)
 		}
 	}
-	ids := make([]ledger.OrderID, len(final))
-	sts := make([]orderstatus.Status, len(final))
-	for j, i := range final {
-		ids[j], sts[j] = items[i].id, statuses[i]
-	}
-	created, errs := d.status.CreateAll(ctx, ids, sts)
-	var newlyConfirmed int64
-	for j, i := range final {
-		if errs[j] != nil {
-			d.m.statusErrors.Inc()
-			d.log.Warn("drain: cannot record outcome", "order", items[i].order.ID, "err", errs[j])
+	if err := d.status.Record(ctx, dec); err != nil {
+		// Committed but not recorded: send them back; the backend gives
+		// the same answer next time.
+		d.m.statusErrors.Inc()
+		d.log.Warn("drain: cannot record decisions", "sale", sd.name, "orders", len(final), "err", err)
+		for _, i := range final {
 			_ = items[i].msg.NakWithDelay(d.backoff(items[i].meta.NumDelivered))
-			final[j] = -1
-			continue
 		}
-		if created[j] && sts[j].Status == orderstatus.Confirmed {
-			newlyConfirmed++
-		}
+		return
 	}
-	if err := d.status.AddConfirmed(ctx, sd.name, newlyConfirmed); err != nil {
-		d.log.Warn("drain: cannot count confirmations", "sale", sd.name, "err", err)
-	}
+	// The acks of a batch go out together and are awaited together.
 	var wg sync.WaitGroup
-	acks := make(chan struct{}, 32)
 	for _, i := range final {
-		if i < 0 {
-			continue
-		}
-		it, st := items[i], statuses[i]
+		it := items[i]
 		d.forget(it.order.ID)
-		if st.Status == orderstatus.Rejected {
-			_ = it.msg.TermWithReason(st.Reason)
+		if results[i].Outcome == Rejected {
+			_ = it.msg.TermWithReason(results[i].Reason)
 			d.m.drained.WithLabelValues(sd.name, outcomeRejected).Inc()
 			continue
 		}
 		wg.Add(1)
-		acks <- struct{}{}
 		go func() {
-			defer func() { <-acks; wg.Done() }()
+			defer wg.Done()
 			if err := it.msg.DoubleAck(ctx); err != nil {
 				// Redelivered later and committed again: idempotent.
 				d.log.Warn("drain: ack failed", "order", it.order.ID, "err", err)
@@ -555,8 +540,9 @@ func (d *Drainer) deadLetter(ctx context.Context, sd *saleDrain, it item, reason
 		_ = it.msg.NakWithDelay(d.cfg.BackoffMax)
 		return
 	}
-	st := orderstatus.Status{Status: orderstatus.Failed, Reason: reason, At: time.Now().UTC()}
-	if _, errs := d.status.CreateAll(ctx, []ledger.OrderID{it.id}, []orderstatus.Status{st}); errs[0] != nil {
+	dec := orderstatus.Decision{Sale: sd.name, At: time.Now().UTC(),
+		Failed: []orderstatus.Outcome{{Seq: it.id.Seq, Reason: reason}}}
+	if err := d.status.Record(ctx, dec); err != nil {
 		d.m.statusErrors.Inc()
 		_ = it.msg.NakWithDelay(d.backoff(it.meta.NumDelivered))
 		return

@@ -66,8 +66,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Orders delivered to the drain and not yet acknowledged.",
 		}, []string{"sale"}),
 		statusErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sluice_drain_status_errors_total",
-			Help: "Failures to record an order's outcome in the status bucket (the order is then redelivered).",
+			Name: "sluice_drain_record_errors_total",
+			Help: "Failures to record a batch's decisions (its orders are then redelivered).",
 		}),
 	}
 	for _, r := range []string{"ok", "error"} {

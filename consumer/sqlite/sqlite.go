@@ -7,9 +7,10 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
 	"net/url"
+	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -25,6 +26,11 @@ var migrations embed.FS
 // SQLite serialises the writers.
 type Backend struct {
 	db *sql.DB
+	// writer serialises this process's write transactions: SQLite has one
+	// writer at a time, and its busy handler waits by sleeping in steps of
+	// milliseconds, which would be the drain's pace. busy_timeout still
+	// covers other processes.
+	writer sync.Mutex
 }
 
 var _ consumer.Backend = (*Backend)(nil)
@@ -68,6 +74,8 @@ func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 // EnsureSale sets a sale's stock; the remaining stock is the new stock
 // less the orders confirmed so far, never below zero.
 func (b *Backend) EnsureSale(ctx context.Context, sale string, stock int64) error {
+	b.writer.Lock()
+	defer b.writer.Unlock()
 	_, err := b.db.ExecContext(ctx, `
 		INSERT INTO sales (sale, stock, remaining, updated_at) VALUES (?1, ?2, ?2, ?3)
 		ON CONFLICT (sale) DO UPDATE SET
@@ -82,111 +90,220 @@ func (b *Backend) EnsureSale(ctx context.Context, sale string, stock int64) erro
 	return nil
 }
 
-// Commit decides a batch in one transaction: each order is confirmed if
-// its sale has stock left and its buyer a free slot, rejected otherwise,
-// and an order already decided gets its earlier decision back.
+// Commit decides a batch in one transaction, set-wise: the orders are
+// inserted as confirmed where their buyer has a free slot, the sale's
+// stock is taken for as many of the new ones as it has (in ledger order),
+// the new ones beyond it are marked sold out, and an order that is
+// neither new nor already present is refused as already ordered. An
+// order decided before keeps its decision.
 func (b *Backend) Commit(ctx context.Context, orders []consumer.Order) ([]consumer.Result, error) {
+	b.writer.Lock()
+	defer b.writer.Unlock()
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: sqlite: begin: %w", consumer.ErrUnavailable, err)
 	}
 	defer tx.Rollback()
-	st, err := prepare(ctx, tx)
-	if err != nil {
-		return nil, fmt.Errorf("%w: sqlite: prepare: %w", consumer.ErrUnavailable, err)
-	}
-	defer st.close()
-	decided := now()
-	results := make([]consumer.Result, len(orders))
-	for i, o := range orders {
-		results[i], err = st.decide(ctx, o, decided)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: order %s: %w", o.ID, err)
+	decided := make(map[string]consumer.Result, len(orders))
+	for _, group := range consumer.BySale(orders) {
+		for start := 0; start < len(group); start += maxChunk {
+			chunk := group[start:min(len(group), start+maxChunk)]
+			if err := decideChunk(ctx, tx, chunk, decided); err != nil {
+				return nil, fmt.Errorf("sqlite: %w", err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("%w: sqlite: commit: %w", consumer.ErrUnavailable, err)
 	}
+	results := make([]consumer.Result, len(orders))
+	for i, o := range orders {
+		results[i] = decided[o.ID]
+	}
 	return results, nil
 }
 
-type stmts struct {
-	countSlots, insert, take, reject, existing, insertRejected *sql.Stmt
+// maxChunk keeps a statement's parameters under SQLite's limit.
+const maxChunk = 1000
+
+// decideChunk decides orders of one sale, sorted by sequence.
+func decideChunk(ctx context.Context, tx *sql.Tx, orders []consumer.Order, decided map[string]consumer.Result) error {
+	sale := orders[0].Sale
+	perBuyer := max(1, orders[0].PerBuyer)
+	slots, err := buyerSlots(ctx, tx, orders, perBuyer)
+	if err != nil {
+		return err
+	}
+	stamp := now()
+	var q strings.Builder
+	args := make([]any, 0, 7*len(orders))
+	q.WriteString(`INSERT INTO orders (order_id, sale, buyer_id, buyer_slot, status, seq, admitted_at, decided_at) VALUES `)
+	n := 0
+	for i, o := range orders {
+		if slots[i] >= perBuyer {
+			continue // no free slot: refused below
+		}
+		if n > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString(`(?,?,?,?,'confirmed',?,?,?)`)
+		args = append(args, o.ID, sale, o.BuyerID, slots[i], int64(o.Seq), o.AdmittedAt.UTC().Format(time.RFC3339Nano), stamp)
+		n++
+	}
+	inserted := map[string]bool{}
+	if n > 0 {
+		q.WriteString(` ON CONFLICT DO NOTHING RETURNING order_id`)
+		rows, err := tx.QueryContext(ctx, q.String(), args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			inserted[id] = true
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+	}
+	var fresh []string // new orders, in ledger order
+	for _, o := range orders {
+		if inserted[o.ID] {
+			fresh = append(fresh, o.ID)
+		}
+	}
+	var soldOut []string
+	if len(fresh) > 0 {
+		// BEGIN IMMEDIATE holds the write lock: nothing changes the row
+		// between the read and the update.
+		var remaining int64
+		if err := tx.QueryRowContext(ctx, `SELECT remaining FROM sales WHERE sale = ?`, sale).Scan(&remaining); err != nil {
+			return fmt.Errorf("stock of %s: %w", sale, err)
+		}
+		taken := min(remaining, int64(len(fresh)))
+		if _, err := tx.ExecContext(ctx, `UPDATE sales SET remaining = remaining - ? WHERE sale = ?`, taken, sale); err != nil {
+			return err
+		}
+		if soldOut = fresh[taken:]; len(soldOut) > 0 {
+			if _, err := tx.ExecContext(ctx, `UPDATE orders SET status = 'rejected', reason = 'sold_out', buyer_slot = NULL
+				WHERE order_id IN (`+placeholders(len(soldOut))+`)`, anys(soldOut)...); err != nil {
+				return err
+			}
+		}
+	}
+	for i, id := range fresh {
+		if i < len(fresh)-len(soldOut) {
+			decided[id] = consumer.Result{Outcome: consumer.Confirmed}
+		} else {
+			decided[id] = consumer.Result{Outcome: consumer.Rejected, Reason: consumer.ReasonSoldOut}
+		}
+	}
+	if len(fresh) == len(orders) {
+		return nil // the common case: every order new, all decided above
+	}
+	var ids []string // decided before, or refused for want of a slot
+	for _, o := range orders {
+		if !inserted[o.ID] {
+			ids = append(ids, o.ID)
+		}
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT order_id, status, COALESCE(reason, '') FROM orders
+		WHERE order_id IN (`+placeholders(len(ids))+`)`, anys(ids)...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id, status, reason string
+		if err := rows.Scan(&id, &status, &reason); err != nil {
+			rows.Close()
+			return err
+		}
+		decided[id] = result(status, reason)
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	// Neither new nor there before: the buyer's slots are taken.
+	for _, o := range orders {
+		if _, ok := decided[o.ID]; ok {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, sale, buyer_id, buyer_slot, status, reason, seq, admitted_at, decided_at)
+			VALUES (?, ?, ?, NULL, 'rejected', ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			o.ID, sale, o.BuyerID, consumer.ReasonAlreadyOrdered, int64(o.Seq), o.AdmittedAt.UTC().Format(time.RFC3339Nano), stamp); err != nil {
+			return err
+		}
+		decided[o.ID] = consumer.Result{Outcome: consumer.Rejected, Reason: consumer.ReasonAlreadyOrdered}
+	}
+	return nil
 }
 
-func prepare(ctx context.Context, tx *sql.Tx) (*stmts, error) {
-	var s stmts
-	var err error
-	for _, p := range []struct {
-		dst **sql.Stmt
-		q   string
-	}{
-		{&s.countSlots, `SELECT COUNT(*) FROM orders WHERE sale = ? AND buyer_id = ? AND buyer_slot IS NOT NULL`},
-		{&s.insert, `INSERT INTO orders (order_id, sale, buyer_id, buyer_slot, status, seq, admitted_at, decided_at)
-			VALUES (?, ?, ?, ?, 'confirmed', ?, ?, ?) ON CONFLICT DO NOTHING`},
-		{&s.take, `UPDATE sales SET remaining = remaining - 1 WHERE sale = ? AND remaining > 0`},
-		{&s.reject, `UPDATE orders SET status = 'rejected', reason = ?, buyer_slot = NULL WHERE order_id = ?`},
-		{&s.existing, `SELECT status, COALESCE(reason, '') FROM orders WHERE order_id = ?`},
-		{&s.insertRejected, `INSERT INTO orders (order_id, sale, buyer_id, buyer_slot, status, reason, seq, admitted_at, decided_at)
-			VALUES (?, ?, ?, NULL, 'rejected', ?, ?, ?, ?) ON CONFLICT DO NOTHING`},
-	} {
-		if *p.dst, err = tx.PrepareContext(ctx, p.q); err != nil {
-			s.close()
+// buyerSlots numbers each order's slot among its buyer's confirmed orders:
+// the buyer's confirmed orders outside this batch, plus its rank within
+// it. With one order per buyer every slot is 0 and the unique index does
+// the rest.
+func buyerSlots(ctx context.Context, tx *sql.Tx, orders []consumer.Order, perBuyer int64) ([]int64, error) {
+	slots := make([]int64, len(orders))
+	if perBuyer <= 1 {
+		return slots, nil
+	}
+	buyers := map[string]bool{}
+	var args []any
+	args = append(args, orders[0].Sale)
+	for _, o := range orders {
+		if !buyers[o.BuyerID] {
+			buyers[o.BuyerID] = true
+			args = append(args, o.BuyerID)
+		}
+	}
+	ids := make([]any, len(orders))
+	for i, o := range orders {
+		ids[i] = o.ID
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT buyer_id, COUNT(*) FROM orders
+		WHERE sale = ? AND buyer_id IN (`+placeholders(len(args)-1)+`) AND buyer_slot IS NOT NULL
+		AND order_id NOT IN (`+placeholders(len(ids))+`) GROUP BY buyer_id`, append(args, ids...)...)
+	if err != nil {
+		return nil, err
+	}
+	held := map[string]int64{}
+	for rows.Next() {
+		var b string
+		var n int64
+		if err := rows.Scan(&b, &n); err != nil {
+			rows.Close()
 			return nil, err
 		}
+		held[b] = n
 	}
-	return &s, nil
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	for i, o := range orders {
+		slots[i] = held[o.BuyerID]
+		held[o.BuyerID]++
+	}
+	return slots, nil
 }
 
-func (s *stmts) close() {
-	for _, st := range []*sql.Stmt{s.countSlots, s.insert, s.take, s.reject, s.existing, s.insertRejected} {
-		if st != nil {
-			st.Close()
-		}
+func result(status, reason string) consumer.Result {
+	if status == "confirmed" {
+		return consumer.Result{Outcome: consumer.Confirmed}
 	}
+	return consumer.Result{Outcome: consumer.Rejected, Reason: reason}
 }
 
-func (s *stmts) decide(ctx context.Context, o consumer.Order, decided string) (consumer.Result, error) {
-	admitted := o.AdmittedAt.UTC().Format(time.RFC3339Nano)
-	slot := int64(0)
-	if o.PerBuyer > 1 {
-		if err := s.countSlots.QueryRowContext(ctx, o.Sale, o.BuyerID).Scan(&slot); err != nil {
-			return consumer.Result{}, err
-		}
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
 	}
-	if slot < max(1, o.PerBuyer) {
-		res, err := s.insert.ExecContext(ctx, o.ID, o.Sale, o.BuyerID, slot, int64(o.Seq), admitted, decided)
-		if err != nil {
-			return consumer.Result{}, err
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			res, err := s.take.ExecContext(ctx, o.Sale)
-			if err != nil {
-				return consumer.Result{}, err
-			}
-			if n, _ := res.RowsAffected(); n == 1 {
-				return consumer.Result{Outcome: consumer.Confirmed}, nil
-			}
-			if _, err := s.reject.ExecContext(ctx, consumer.ReasonSoldOut, o.ID); err != nil {
-				return consumer.Result{}, err
-			}
-			return consumer.Result{Outcome: consumer.Rejected, Reason: consumer.ReasonSoldOut}, nil
-		}
-	}
-	var status, reason string
-	err := s.existing.QueryRowContext(ctx, o.ID).Scan(&status, &reason)
-	switch {
-	case err == nil:
-		if status == "confirmed" {
-			return consumer.Result{Outcome: consumer.Confirmed}, nil
-		}
-		return consumer.Result{Outcome: consumer.Rejected, Reason: reason}, nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return consumer.Result{}, err
-	}
-	// Not this order's row: the buyer's slots are taken.
-	if _, err := s.insertRejected.ExecContext(ctx, o.ID, o.Sale, o.BuyerID, consumer.ReasonAlreadyOrdered, int64(o.Seq), admitted, decided); err != nil {
-		return consumer.Result{}, err
-	}
-	return consumer.Result{Outcome: consumer.Rejected, Reason: consumer.ReasonAlreadyOrdered}, nil
+	return out
 }

@@ -90,7 +90,7 @@ type Server struct {
 	ledger  *ledger.Ledger
 	gate    *admission.Gate
 	watcher *ledger.Watcher
-	status  *orderstatus.Store
+	tracker *orderstatus.Tracker
 	backend consumer.Backend
 	drainer *consumer.Drainer
 	api     *http.Server
@@ -175,9 +175,6 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("serve: jetstream: %w", err)
 	}
 	s.ledger = ledger.New(js, ledger.Options{Replicas: cfg.Replicas})
-	if s.status, err = orderstatus.Open(ctx, js, cfg.Replicas); err != nil {
-		return nil, err
-	}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if !cfg.DrainOnly {
 		if err := s.provision(ctx); err != nil {
@@ -185,8 +182,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		m := admission.NewMetrics(s.reg)
 		s.gate = admission.New(s.cfg.Gate, s.ledger, m)
-		s.gate.SetStatusSource(s.status)
-		s.gate.SetConfirmedCounter(s.status)
+		if s.tracker, err = orderstatus.StartTracker(ctx, js, cfg.Replicas, s.log); err != nil {
+			return nil, err
+		}
+		s.gate.SetStatusSource(s.tracker)
+		s.gate.SetConfirmedCounter(s.tracker)
 		s.watcher = s.ledger.Watch(context.WithoutCancel(ctx), cfg.Refresh, s.gate.UpdateSales)
 	}
 	if !cfg.NoDrain {
@@ -252,7 +252,11 @@ func (s *Server) startDrain(ctx context.Context) error {
 	if db != nil {
 		s.reg.MustRegister(collectors.NewDBStatsCollector(db, "orders"))
 	}
-	s.drainer = consumer.New(s.ledger, s.status, b, dc, consumer.NewMetrics(s.reg))
+	rec, err := orderstatus.OpenRecorder(ctx, s.ledger.JetStream(), s.cfg.Replicas)
+	if err != nil {
+		return err
+	}
+	s.drainer = consumer.New(s.ledger, rec, b, dc, consumer.NewMetrics(s.reg))
 	return s.drainer.Start(ctx)
 }
 
@@ -394,6 +398,9 @@ func (s *Server) closeBackground(ctx context.Context) error {
 	}
 	if s.watcher != nil {
 		s.watcher.Stop()
+	}
+	if s.tracker != nil {
+		s.tracker.Stop()
 	}
 	if s.broker != nil {
 		s.broker.Close(ctx)

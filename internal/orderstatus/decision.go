@@ -1,0 +1,105 @@
+package orderstatus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream holds the decisions.
+const Stream = "SLUICE_DECISIONS"
+
+// Subject is the subject of a sale's decisions.
+func Subject(sale string) string { return "sluice.decided." + sale }
+
+// Order statuses as the API reports them.
+const (
+	Queued    = "queued"    // admitted, waiting for the drain
+	Confirmed = "confirmed" // the backend took it
+	Rejected  = "rejected"  // the backend refused it for good
+	Failed    = "failed"    // the drain gave up: dead-lettered
+)
+
+// Status is an order's outcome.
+type Status struct {
+	Status string    `json:"status"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at,omitzero"`
+}
+
+// ErrNoStatus is returned for an order no decision names yet.
+var ErrNoStatus = errors.New("orderstatus: not decided yet")
+
+// Decision is what one drain batch decided for orders of one sale, named
+// by their ledger sequence.
+type Decision struct {
+	Sale      string    `json:"sale"`
+	At        time.Time `json:"at"`
+	Confirmed []uint64  `json:"confirmed,omitempty"`
+	Rejected  []Outcome `json:"rejected,omitempty"`
+	Failed    []Outcome `json:"failed,omitempty"`
+}
+
+// Outcome is a refused or failed order and why.
+type Outcome struct {
+	Seq    uint64 `json:"seq"`
+	Reason string `json:"reason"`
+}
+
+// Empty says the decision names no order.
+func (d Decision) Empty() bool {
+	return len(d.Confirmed) == 0 && len(d.Rejected) == 0 && len(d.Failed) == 0
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if replicas <= 0 {
+		replicas = 1
+	}
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        Stream,
+		Description: "sluice: what the drain decided for each order, one record per batch",
+		Subjects:    []string{"sluice.decided.>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Replicas:    replicas,
+		MaxMsgSize:  1 << 20,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	})
+	if err != nil {
+		return fmt.Errorf("orderstatus: provision %s: %w", Stream, err)
+	}
+	return nil
+}
+
+// Recorder publishes decisions. It is safe for concurrent use.
+type Recorder struct {
+	js jetstream.JetStream
+}
+
+// OpenRecorder provisions the decisions stream and returns a Recorder.
+func OpenRecorder(ctx context.Context, js jetstream.JetStream, replicas int) (*Recorder, error) {
+	if err := ensureStream(ctx, js, replicas); err != nil {
+		return nil, err
+	}
+	return &Recorder{js: js}, nil
+}
+
+// Record stores a decision and returns once JetStream has it.
+func (r *Recorder) Record(ctx context.Context, d Decision) error {
+	if d.Empty() {
+		return nil
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("orderstatus: encode: %w", err)
+	}
+	if _, err := r.js.Publish(ctx, Subject(d.Sale), b); err != nil {
+		return fmt.Errorf("orderstatus: record: %w", err)
+	}
+	return nil
+}
