@@ -241,3 +241,14 @@ func benchCommit(b *testing.B, be consumer.Backend) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "orders/s")
 }
+
+// BenchmarkCommitPostgres is the PostgreSQL backend alone.
+func BenchmarkCommitPostgres(b *testing.B) {
+	pg := pgtest.Start(b)
+	be, err := postgres.Open(context.Background(), pg.NewDatabase(fmt.Sprint("commit", b.N)), 8)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	benchCommit(b, be)
+}

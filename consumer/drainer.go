@@ -458,7 +458,10 @@ func (d *Drainer) settle(ctx context.Context, sd *saleDrain, items []item, resul
 		}
 		return
 	}
-	// The acks of a batch go out together and are awaited together.
+	// The acks of a batch go out together and are awaited together, under
+	// one deadline (without one, each ack would make its own).
+	actx, cancel := context.WithTimeout(ctx, d.cfg.AckWait)
+	defer cancel()
 	var wg sync.WaitGroup
 	for _, i := range final {
 		it := items[i]
@@ -471,7 +474,7 @@ func (d *Drainer) settle(ctx context.Context, sd *saleDrain, items []item, resul
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := it.msg.DoubleAck(ctx); err != nil {
+			if err := it.msg.DoubleAck(actx); err != nil {
 				// Redelivered later and committed again: idempotent.
 				d.log.Warn("drain: ack failed", "order", it.order.ID, "err", err)
 			}

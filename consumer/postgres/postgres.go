@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -71,50 +72,55 @@ func (b *Backend) EnsureSale(ctx context.Context, sale string, stock int64) erro
 	return nil
 }
 
-// Commit decides a batch in one transaction.
+// Commit decides a batch in one transaction: one call of
+// sluice_decide_batch per sale in the batch.
 func (b *Backend) Commit(ctx context.Context, orders []consumer.Order) ([]consumer.Result, error) {
-	conn, err := b.db.Conn(ctx)
+	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", classify(err))
+		return nil, fmt.Errorf("postgres: begin: %w", classify(err))
 	}
-	defer conn.Close()
-	results := make([]consumer.Result, len(orders))
-	err = conn.Raw(func(dc any) error {
-		pc := dc.(*stdlib.Conn).Conn()
-		tx, err := pc.Begin(ctx)
+	defer tx.Rollback()
+	decided := make(map[string]consumer.Result, len(orders))
+	for _, group := range consumer.BySale(orders) {
+		ids := make([]string, len(group))
+		buyers := make([]string, len(group))
+		seqs := make([]int64, len(group))
+		admitted := make([]time.Time, len(group))
+		for i, o := range group {
+			ids[i], buyers[i], seqs[i], admitted[i] = o.ID, o.BuyerID, int64(o.Seq), o.AdmittedAt
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT out_id, out_status, out_reason FROM sluice_decide_batch($1, $2, $3, $4, $5, $6)`,
+			group[0].Sale, int32(max(1, group[0].PerBuyer)), ids, buyers, seqs, admitted)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("postgres: decide: %w", classify(err))
 		}
-		defer tx.Rollback(ctx)
-		batch := &pgx.Batch{}
-		for _, o := range orders {
-			batch.Queue(`SELECT out_status, out_reason FROM sluice_decide($1, $2, $3, $4, $5, $6)`,
-				o.ID, o.Sale, o.BuyerID, int32(max(1, o.PerBuyer)), int64(o.Seq), o.AdmittedAt)
-		}
-		br := tx.SendBatch(ctx, batch)
-		for i := range orders {
-			var status string
-			var reason *string
-			if err := br.QueryRow().Scan(&status, &reason); err != nil {
-				br.Close()
-				return fmt.Errorf("order %s: %w", orders[i].ID, err)
+		for rows.Next() {
+			var id, status string
+			var reason sql.NullString
+			if err := rows.Scan(&id, &status, &reason); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("postgres: decide: %w", classify(err))
 			}
 			if status == "confirmed" {
-				results[i] = consumer.Result{Outcome: consumer.Confirmed}
+				decided[id] = consumer.Result{Outcome: consumer.Confirmed}
 			} else {
-				results[i] = consumer.Result{Outcome: consumer.Rejected}
-				if reason != nil {
-					results[i].Reason = *reason
-				}
+				decided[id] = consumer.Result{Outcome: consumer.Rejected, Reason: reason.String}
 			}
 		}
-		if err := br.Close(); err != nil {
-			return err
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("postgres: decide: %w", classify(err))
 		}
-		return tx.Commit(ctx)
-	})
-	if err != nil {
+	}
+	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("postgres: commit: %w", classify(err))
+	}
+	results := make([]consumer.Result, len(orders))
+	for i, o := range orders {
+		r, ok := decided[o.ID]
+		if !ok {
+			return nil, fmt.Errorf("postgres: no decision for order %s", o.ID)
+		}
+		results[i] = r
 	}
 	return results, nil
 }
@@ -125,7 +131,10 @@ func classify(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code[:2] {
-		case "08", "53", "57", "58": // connection, resources, operator intervention, system
+		// connection, resources, operator intervention, system; and
+		// serialization failures and deadlocks, which concern the batch
+		// as a whole and pass when it runs again.
+		case "08", "53", "57", "58", "40":
 			return fmt.Errorf("%w: %w", consumer.ErrUnavailable, err)
 		}
 		return err

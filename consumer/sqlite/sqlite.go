@@ -150,24 +150,9 @@ func decideChunk(ctx context.Context, tx *sql.Tx, orders []consumer.Order, decid
 		args = append(args, o.ID, sale, o.BuyerID, slots[i], int64(o.Seq), o.AdmittedAt.UTC().Format(time.RFC3339Nano), stamp)
 		n++
 	}
-	inserted := map[string]bool{}
-	if n > 0 {
-		q.WriteString(` ON CONFLICT DO NOTHING RETURNING order_id`)
-		rows, err := tx.QueryContext(ctx, q.String(), args...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			inserted[id] = true
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
+	inserted, err := insertConfirmed(ctx, tx, q.String(), args, orders, slots, perBuyer, n)
+	if err != nil {
+		return err
 	}
 	var fresh []string // new orders, in ledger order
 	for _, o := range orders {
@@ -239,6 +224,53 @@ func decideChunk(ctx context.Context, tx *sql.Tx, orders []consumer.Order, decid
 		decided[o.ID] = consumer.Result{Outcome: consumer.Rejected, Reason: consumer.ReasonAlreadyOrdered}
 	}
 	return nil
+}
+
+// insertConfirmed runs the batch's insert and returns which orders it
+// inserted. The common case, every row new, is one plain multi-row
+// INSERT; when a row conflicts (a redelivered order, a taken slot) it is
+// undone to a savepoint and run again with RETURNING to learn which.
+func insertConfirmed(ctx context.Context, tx *sql.Tx, insert string, args []any, orders []consumer.Order, slots []int64, perBuyer int64, n int) (map[string]bool, error) {
+	inserted := make(map[string]bool, n)
+	if n == 0 {
+		return inserted, nil
+	}
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT batch`); err != nil {
+		return nil, err
+	}
+	res, err := tx.ExecContext(ctx, insert+` ON CONFLICT DO NOTHING`, args...)
+	if err != nil {
+		return nil, err
+	}
+	if affected, _ := res.RowsAffected(); affected == int64(n) {
+		if _, err := tx.ExecContext(ctx, `RELEASE batch`); err != nil {
+			return nil, err
+		}
+		for i, o := range orders {
+			if slots[i] < perBuyer {
+				inserted[o.ID] = true
+			}
+		}
+		return inserted, nil
+	}
+	for _, stmt := range []string{`ROLLBACK TO batch`, `RELEASE batch`} {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := tx.QueryContext(ctx, insert+` ON CONFLICT DO NOTHING RETURNING order_id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		inserted[id] = true
+	}
+	return inserted, rows.Err()
 }
 
 // buyerSlots numbers each order's slot among its buyer's confirmed orders:
