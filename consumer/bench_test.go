@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,26 +35,7 @@ func fillLedger(b *testing.B, n int) *serve.Server {
 	cfg := gatetest.Config(b, ledger.Sale{Name: "s1", Stock: int64(n)})
 	cfg.NoDrain = true
 	srv := gatetest.Start(b, cfg)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > int64(n) {
-					return
-				}
-				o := ledger.Order{Sale: "s1", BuyerID: fmt.Sprint("b", i), Token: ledger.NewToken(), AdmittedAt: time.Now()}
-				if _, _, err := srv.Ledger().Place(context.Background(), o, fmt.Sprint("b|", i)); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	gatetest.FillLedger(b, srv.Ledger(), "s1", n)
 	return srv
 }
 
@@ -97,11 +76,7 @@ func BenchmarkDrainSQLite(b *testing.B) {
 	}
 	defer be.Close()
 	benchDrain(b, be)
-	var n int
-	_ = be.DB().QueryRow(`SELECT COUNT(*) FROM orders WHERE status = 'confirmed'`).Scan(&n)
-	if n != b.N {
-		b.Fatalf("%d confirmed, want %d", n, b.N)
-	}
+	checkConfirmed(b, be.DB(), b.N)
 }
 
 func BenchmarkDrainPostgres(b *testing.B) {
@@ -112,10 +87,14 @@ func BenchmarkDrainPostgres(b *testing.B) {
 	}
 	defer be.Close()
 	benchDrain(b, be)
+	checkConfirmed(b, be.DB(), b.N)
+}
+
+func checkConfirmed(b *testing.B, db *sql.DB, want int) {
 	var n int
-	_ = be.DB().QueryRow(`SELECT COUNT(*) FROM orders WHERE status = 'confirmed'`).Scan(&n)
-	if n != b.N {
-		b.Fatalf("%d confirmed, want %d", n, b.N)
+	_ = db.QueryRow(`SELECT COUNT(*) FROM orders WHERE status = 'confirmed'`).Scan(&n)
+	if n != want {
+		b.Fatalf("%d confirmed, want %d", n, want)
 	}
 }
 

@@ -135,31 +135,17 @@ func checkStatuses(t *testing.T, base string, ids []string, want string) {
 	}
 }
 
-func sqliteDB(t *testing.T, srv *serve.Server) *sql.DB {
+func backendDB(t *testing.T, srv *serve.Server) *sql.DB {
 	t.Helper()
 	return srv.Backend().(interface{ DB() *sql.DB }).DB()
 }
 
-func TestStockOf100With2000BuyersSQLite(t *testing.T) {
-	srv := gatetest.Start(t, fast(gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 100})))
-	base := "http://" + srv.APIAddr()
-	ids := buyAll(t, base, "s1", 2000)
-	if len(ids) != 100 {
-		t.Fatalf("%d answers 202, want 100", len(ids))
-	}
-	waitDrained(t, srv.Ledger(), "s1", 30*time.Second)
-	checkBackend(t, sqliteDB(t, srv), "s1", 100, ids, 100)
-	checkStatuses(t, base, ids, "confirmed")
-	gatetest.Eventually(t, 5*time.Second, "the sale to report 100 confirmed", func() bool {
-		a := gatetest.Get(t, gatetest.Client(), base+"/v1/sales/s1")
-		return a.Body["confirmed"] == float64(100)
-	})
-}
-
-func TestStockOf100With2000BuyersPostgres(t *testing.T) {
-	pg := pgtest.Start(t)
+// stockOf100 is the drain's main invariant on a backend: stock 100, 2,000
+// buyers through the HTTP API; after the drain exactly 100 confirmed rows,
+// the stock row at 0, every 202 order present once and confirmed.
+func stockOf100(t *testing.T, backend string) {
 	cfg := fast(gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 100}))
-	cfg.Backend = pg.NewDatabase("stock100")
+	cfg.Backend = backend
 	srv := gatetest.Start(t, cfg)
 	base := "http://" + srv.APIAddr()
 	ids := buyAll(t, base, "s1", 2000)
@@ -167,8 +153,18 @@ func TestStockOf100With2000BuyersPostgres(t *testing.T) {
 		t.Fatalf("%d answers 202, want 100", len(ids))
 	}
 	waitDrained(t, srv.Ledger(), "s1", 30*time.Second)
-	checkBackend(t, sqliteDB(t, srv), "s1", 100, ids, 100)
+	checkBackend(t, backendDB(t, srv), "s1", 100, ids, 100)
 	checkStatuses(t, base, ids, "confirmed")
+	gatetest.Eventually(t, 5*time.Second, "the sale to report 100 confirmed", func() bool {
+		a := gatetest.Get(t, gatetest.Client(), base+"/v1/sales/s1")
+		return a.Body["confirmed"] == float64(100)
+	})
+}
+
+func TestStockOf100With2000BuyersSQLite(t *testing.T) { stockOf100(t, "") }
+
+func TestStockOf100With2000BuyersPostgres(t *testing.T) {
+	stockOf100(t, pgtest.Start(t).NewDatabase("stock100"))
 }
 
 // The backend decides stock: with overbooking the ledger admits more than
@@ -181,7 +177,7 @@ func TestBackendHasTheLastWordOnStock(t *testing.T) {
 		t.Fatalf("%d answers 202, want stock+overbook = 70", len(ids))
 	}
 	waitDrained(t, srv.Ledger(), "s1", 30*time.Second)
-	checkBackend(t, sqliteDB(t, srv), "s1", 50, ids, 50)
+	checkBackend(t, backendDB(t, srv), "s1", 50, ids, 50)
 	c := gatetest.Client()
 	byStatus := map[string]int{}
 	for _, id := range ids {
@@ -210,7 +206,7 @@ func TestCrashAfterCommitBeforeAck(t *testing.T) {
 	if crashes.Load() <= 3 {
 		t.Fatalf("only %d batches went through the hook", crashes.Load())
 	}
-	checkBackend(t, sqliteDB(t, srv), "s1", 300, ids, 300)
+	checkBackend(t, backendDB(t, srv), "s1", 300, ids, 300)
 	checkStatuses(t, base, ids, "confirmed")
 	a := gatetest.Get(t, gatetest.Client(), base+"/v1/sales/s1")
 	if a.Body["confirmed"] != float64(300) {
@@ -273,7 +269,7 @@ func TestPostgresDownForAWhile(t *testing.T) {
 	pg.Restart()
 	waitDrained(t, srv.Ledger(), "s1", 60*time.Second)
 	all := append(first, more...)
-	checkBackend(t, sqliteDB(t, srv), "s1", 500, all, 300)
+	checkBackend(t, backendDB(t, srv), "s1", 500, all, 300)
 	checkStatuses(t, base, all, "confirmed")
 }
 

@@ -252,26 +252,7 @@ func TestWorkersStayWithinBoundUnderBacklog(t *testing.T) {
 	cfg.NATSListen = "127.0.0.1:0"
 	gate := gatetest.Start(t, cfg)
 	// Fill the ledger first, then let a drain loose on it.
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > backlog {
-					return
-				}
-				o := ledger.Order{Sale: "s1", BuyerID: fmt.Sprint("b", i), Token: ledger.NewToken(), AdmittedAt: time.Now()}
-				if _, _, err := gate.Ledger().Place(context.Background(), o, fmt.Sprint("b|", i)); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	gatetest.FillLedger(t, gate.Ledger(), "s1", backlog)
 	dcfg := fast(gatetest.Config(t))
 	dcfg.DrainOnly = true
 	dcfg.NATSURL = gate.NATSURL()

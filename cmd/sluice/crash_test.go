@@ -3,12 +3,8 @@ package main
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,21 +46,7 @@ func TestKill9OfDrainNeitherLosesNorDoubles(t *testing.T) {
 	cfg.NoDrain = true
 	cfg.NATSListen = "127.0.0.1:0"
 	gate := gatetest.Start(t, cfg)
-	var wg sync.WaitGroup
-	for w := range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < orders; i += 32 {
-				o := ledger.Order{Sale: "s1", BuyerID: fmt.Sprint("b", i), Token: ledger.NewToken(), AdmittedAt: time.Now()}
-				if _, _, err := gate.Ledger().Place(context.Background(), o, fmt.Sprint("b|b", i)); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	gatetest.FillLedger(t, gate.Ledger(), "s1", orders)
 
 	dbPath := filepath.Join(t.TempDir(), "orders.db")
 	args := []string{"drain", "--nats-url", gate.NATSURL(), "--backend", dbPath, "--batch", "20", "--workers", "2", "--ack-wait", "3s", "--backend-timeout", "1s"}
@@ -126,51 +108,16 @@ func TestKill9OfServeMidBurst(t *testing.T) {
 	dir := t.TempDir()
 	p := startServe(t, "--data-dir", dir, "--sale", fmt.Sprintf("s1=%d", stock), "--no-demo", "--ack-wait", "3s", "--backend-timeout", "1s")
 	base := "http://" + p.api
-	c := gatetest.Client()
-	var (
-		mu       sync.Mutex
-		admitted []string
-		wg       sync.WaitGroup
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for w := range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ctx.Err() == nil && i < 200; i++ {
-				req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/sales/s1/orders",
-					strings.NewReader(fmt.Sprintf(`{"buyer_id":"w%d-%d"}`, w, i)))
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := c.Do(req)
-				if err != nil {
-					return // the gate is gone
-				}
-				var body struct {
-					OrderID string `json:"order_id"`
-				}
-				_ = json.NewDecoder(resp.Body).Decode(&body)
-				resp.Body.Close()
-				if resp.StatusCode == 202 {
-					mu.Lock()
-					admitted = append(admitted, body.OrderID)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	gatetest.Eventually(t, 20*time.Second, "some orders admitted", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(admitted) >= 150
-	})
+	b := startBurst(t, base, 200)
+	b.waitFor(t, 150)
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-p.done
 	p.done <- nil
-	wg.Wait()
+	admitted := b.stop()
 
+	c := gatetest.Client()
 	q := startServe(t, "--data-dir", dir, "--no-demo", "--ack-wait", "3s", "--backend-timeout", "1s")
 	gatetest.Eventually(t, 60*time.Second, "the restarted gate to drain", func() bool {
 		a := gatetest.Get(t, c, "http://"+q.api+"/v1/sales/s1")

@@ -106,44 +106,8 @@ func TestSIGTERMDuringBurstLosesNoAdmittedOrder(t *testing.T) {
 	dir := t.TempDir()
 	p := startServe(t, "--data-dir", dir, "--sale", "s1=100000", "--no-demo")
 	base := "http://" + p.api
-	c := gatetest.Client()
-	var (
-		mu       sync.Mutex
-		admitted []string
-		wg       sync.WaitGroup
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for w := range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ctx.Err() == nil && i < 5000; i++ {
-				req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/sales/s1/orders",
-					strings.NewReader(fmt.Sprintf(`{"buyer_id":"w%d-%d"}`, w, i)))
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := c.Do(req)
-				if err != nil {
-					return // the listener closed: intake stopped
-				}
-				var body struct {
-					OrderID string `json:"order_id"`
-				}
-				_ = json.NewDecoder(resp.Body).Decode(&body)
-				resp.Body.Close()
-				if resp.StatusCode == 202 {
-					mu.Lock()
-					admitted = append(admitted, body.OrderID)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	gatetest.Eventually(t, 10*time.Second, "some orders admitted", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(admitted) >= 500
-	})
+	b := startBurst(t, base, 5000)
+	b.waitFor(t, 500)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -155,11 +119,11 @@ func TestSIGTERMDuringBurstLosesNoAdmittedOrder(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("sluice serve did not exit after SIGTERM")
 	}
-	wg.Wait()
+	admitted := b.stop()
 	p.done <- nil // for the cleanup's receive
 
 	q := startServe(t, "--data-dir", dir, "--no-demo")
-	c = gatetest.Client()
+	c := gatetest.Client()
 	sale := gatetest.Get(t, c, "http://"+q.api+"/v1/sales/s1")
 	if got := int(sale.Body["admitted"].(float64)); got != len(admitted) {
 		t.Errorf("ledger holds %d orders after restart, %d were answered 202", got, len(admitted))
@@ -170,6 +134,66 @@ func TestSIGTERMDuringBurstLosesNoAdmittedOrder(t *testing.T) {
 		}
 	}
 	t.Logf("%d orders admitted before SIGTERM, all present after restart", len(admitted))
+}
+
+// burst is 32 clients ordering as distinct buyers until the gate goes
+// away or each has sent perClient orders; it keeps the ids answered 202.
+type burst struct {
+	mu       sync.Mutex
+	admitted []string
+	wg       sync.WaitGroup
+	cancel   context.CancelFunc
+}
+
+func startBurst(t *testing.T, base string, perClient int) *burst {
+	t.Helper()
+	b := &burst{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	b.cancel = cancel
+	c := gatetest.Client()
+	for w := range 32 {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			for i := 0; ctx.Err() == nil && i < perClient; i++ {
+				req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/sales/s1/orders",
+					strings.NewReader(fmt.Sprintf(`{"buyer_id":"w%d-%d"}`, w, i)))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := c.Do(req)
+				if err != nil {
+					return // the gate is gone
+				}
+				var body struct {
+					OrderID string `json:"order_id"`
+				}
+				_ = json.NewDecoder(resp.Body).Decode(&body)
+				resp.Body.Close()
+				if resp.StatusCode == 202 {
+					b.mu.Lock()
+					b.admitted = append(b.admitted, body.OrderID)
+					b.mu.Unlock()
+				}
+			}
+		}()
+	}
+	return b
+}
+
+// waitFor waits until at least n orders were admitted.
+func (b *burst) waitFor(t *testing.T, n int) {
+	t.Helper()
+	gatetest.Eventually(t, 20*time.Second, fmt.Sprintf("%d orders admitted", n), func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.admitted) >= n
+	})
+}
+
+// stop waits for the clients and returns the admitted ids.
+func (b *burst) stop() []string {
+	b.wg.Wait()
+	b.cancel()
+	return b.admitted
 }
 
 func TestReadmeQuickstartDefaults(t *testing.T) {

@@ -6,10 +6,13 @@ package gatetest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,4 +148,31 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// FillLedger admits n orders straight into a sale's ledger, 64 at a time,
+// for buyers b1…bn: a backlog for the drain, without the HTTP API.
+func FillLedger(t testing.TB, l *ledger.Ledger, sale string, n int) {
+	t.Helper()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				buyer := fmt.Sprint("b", i)
+				o := ledger.Order{Sale: sale, BuyerID: buyer, Token: ledger.NewToken(), AdmittedAt: time.Now()}
+				if _, _, err := l.Place(context.Background(), o, "b|"+buyer); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
