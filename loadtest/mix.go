@@ -1,0 +1,114 @@
+package loadtest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+)
+
+// Kind says what part a request plays in the rehearsal.
+type Kind string
+
+// Kinds of requests.
+const (
+	KindBuyer     Kind = "buyer"     // a buyer's first order
+	KindImpatient Kind = "impatient" // a retry with the same Idempotency-Key
+	KindGreedy    Kind = "greedy"    // a further order by a greedy buyer, new key
+	KindBad       Kind = "bad"       // malformed, oversized or for an unknown sale
+)
+
+// Mix describes the population of buyers. Shares are fractions of all
+// requests, between 0 and 1.
+type Mix struct {
+	// Buyers is the number of distinct buyer ids; default 100,000.
+	Buyers int
+	// Impatient is the share of requests that retry an earlier request
+	// with the same buyer and Idempotency-Key.
+	Impatient float64
+	// Greedy is the share of requests by greedy buyers, who send order
+	// after order with new keys.
+	Greedy float64
+	// Bad is the share of bad requests: malformed JSON, oversized bodies,
+	// unknown sales. They prove the bad path stays cheap.
+	Bad float64
+	// Seed makes the mix repeatable; zero picks one.
+	Seed uint64
+}
+
+// request is one planned request.
+type request struct {
+	kind   Kind
+	sale   string
+	buyer  string
+	key    string
+	body   string
+	ctype  string
+	unique bool // a fresh (buyer, key), the first of its key
+}
+
+// mixer draws requests. It is safe for concurrent use.
+type mixer struct {
+	mix    Mix
+	sale   string
+	mu     sync.Mutex
+	rng    *rand.Rand
+	next   int
+	recent []request // the last normal requests, for impatient retries
+	pos    int
+}
+
+func newMixer(m Mix, sale string) *mixer {
+	if m.Buyers <= 0 {
+		m.Buyers = 100_000
+	}
+	seed := m.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	return &mixer{mix: m, sale: sale, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), recent: make([]request, 0, 1024)}
+}
+
+var oversized = `{"buyer_id":"big","pad":"` + strings.Repeat("x", 16<<10) + `"}`
+
+func (m *mixer) draw() request {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.rng.Float64()
+	switch {
+	case r < m.mix.Bad:
+		switch m.rng.IntN(3) {
+		case 0:
+			return request{kind: KindBad, sale: m.sale, body: `{"buyer_id":`, ctype: "application/json"}
+		case 1:
+			return request{kind: KindBad, sale: m.sale, body: oversized, ctype: "application/json"}
+		default:
+			return request{kind: KindBad, sale: "no-such-sale-" + m.sale, body: `{"buyer_id":"lost"}`, ctype: "application/json"}
+		}
+	case r < m.mix.Bad+m.mix.Impatient && len(m.recent) > 0:
+		prev := m.recent[m.rng.IntN(len(m.recent))]
+		prev.kind, prev.unique = KindImpatient, false
+		return prev
+	case r < m.mix.Bad+m.mix.Impatient+m.mix.Greedy:
+		greedy := max(1, m.mix.Buyers/100) // one buyer in a hundred is greedy
+		buyer := fmt.Sprintf("greedy-%d", m.rng.IntN(greedy))
+		return m.remember(request{kind: KindGreedy, sale: m.sale, buyer: buyer, key: m.key(), unique: true})
+	}
+	buyer := fmt.Sprintf("buyer-%d", m.next%m.mix.Buyers)
+	m.next++
+	return m.remember(request{kind: KindBuyer, sale: m.sale, buyer: buyer, key: m.key(), unique: true})
+}
+
+func (m *mixer) key() string { return fmt.Sprintf("k-%016x", m.rng.Uint64()) }
+
+func (m *mixer) remember(r request) request {
+	r.body = `{"buyer_id":"` + r.buyer + `"}`
+	r.ctype = "application/json"
+	if len(m.recent) < cap(m.recent) {
+		m.recent = append(m.recent, r)
+	} else {
+		m.recent[m.pos] = r
+		m.pos = (m.pos + 1) % len(m.recent)
+	}
+	return r
+}

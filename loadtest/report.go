@@ -1,0 +1,297 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Outcomes an answer falls in.
+const (
+	OutcomeAdmitted = "admitted" // 202
+	OutcomeDiverted = "diverted" // sold out, busy, already ordered, outside the window
+	OutcomeRejected = "rejected" // other 4xx: bad input
+	OutcomeFailed   = "failed"   // 5xx and transport errors
+)
+
+// Outcomes lists the outcomes in display order.
+func Outcomes() []string {
+	return []string{OutcomeAdmitted, OutcomeDiverted, OutcomeRejected, OutcomeFailed}
+}
+
+// OutcomeOf classifies a result.
+func OutcomeOf(r Result) string {
+	switch s := r.Status; {
+	case s == 202:
+		return OutcomeAdmitted
+	case s == 409, s == 410, s == 429, s == 425, s == 403:
+		return OutcomeDiverted
+	case s >= 400 && s < 500:
+		return OutcomeRejected
+	}
+	return OutcomeFailed
+}
+
+// Latencies summarises a latency distribution.
+type Latencies struct {
+	Count uint64        `json:"count"`
+	Min   time.Duration `json:"min"`
+	Mean  time.Duration `json:"mean"`
+	P50   time.Duration `json:"p50"`
+	P90   time.Duration `json:"p90"`
+	P99   time.Duration `json:"p99"`
+	P999  time.Duration `json:"p999"`
+	Max   time.Duration `json:"max"`
+}
+
+// Second is one second of the run, for the charts.
+type Second struct {
+	T         int               `json:"t"`
+	Sent      uint64            `json:"sent"`
+	ByOutcome map[string]uint64 `json:"by_outcome"`
+	P50       time.Duration     `json:"p50"`
+	P99       time.Duration     `json:"p99"`
+}
+
+// SaleSample is the gate's view of the sale at a moment of the run.
+type SaleSample struct {
+	T          float64 `json:"t"` // seconds since the start
+	State      string  `json:"state"`
+	Admitted   int64   `json:"admitted"`
+	Remaining  int64   `json:"remaining"`
+	Confirmed  int64   `json:"confirmed"`
+	QueueDepth int64   `json:"queue_depth"`
+}
+
+// Report is a run's outcome.
+type Report struct {
+	Target       string               `json:"target"`
+	Sale         string               `json:"sale"`
+	Profile      string               `json:"profile"`
+	Started      time.Time            `json:"started"`
+	Duration     time.Duration        `json:"duration"` // first intended send to last answer
+	Scheduled    uint64               `json:"scheduled"`
+	Requests     uint64               `json:"requests"`
+	Dropped      uint64               `json:"dropped"`
+	Late         uint64               `json:"late"`
+	LateAfter    time.Duration        `json:"late_after"`
+	TargetRate   float64              `json:"target_rate"`
+	AchievedRate float64              `json:"achieved_rate"`
+	Throughput   float64              `json:"throughput"` // answered (not failed) per second
+	Latency      map[string]Latencies `json:"latency"`    // by outcome, and "all"
+	Status       map[string]uint64    `json:"status"`
+	Reasons      map[string]uint64    `json:"reasons"`
+	Kinds        map[string]uint64    `json:"kinds"`
+	Errors       map[string]uint64    `json:"errors,omitempty"`
+	Timeline     []Second             `json:"timeline"`
+	SaleSamples  []SaleSample         `json:"sale_samples,omitempty"`
+	Verification *Verification        `json:"verification,omitempty"`
+}
+
+// Aggregator folds results into a Report. It is safe for concurrent use.
+type Aggregator struct {
+	mu      sync.Mutex
+	start   time.Time
+	late    time.Duration
+	last    time.Time
+	hists   map[string]*hdrhistogram.Histogram
+	perSec  []*secondAgg
+	rep     Report
+	errKeys int
+}
+
+type secondAgg struct {
+	sent      uint64
+	byOutcome map[string]uint64
+	hist      *hdrhistogram.Histogram
+}
+
+func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 120_000_000, 3) } // 1 µs to 120 s
+
+// NewAggregator starts a report for a run that began at start.
+func NewAggregator(start time.Time, lateAfter time.Duration) *Aggregator {
+	a := &Aggregator{start: start, late: lateAfter, hists: map[string]*hdrhistogram.Histogram{"all": newHist()}}
+	for _, o := range Outcomes() {
+		a.hists[o] = newHist()
+	}
+	a.rep = Report{Started: start, LateAfter: lateAfter, Status: map[string]uint64{}, Reasons: map[string]uint64{},
+		Kinds: map[string]uint64{}, Errors: map[string]uint64{}}
+	return a
+}
+
+// Add records one result.
+func (a *Aggregator) Add(r Result) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	o := OutcomeOf(r)
+	us := max(1, r.Latency.Microseconds())
+	_ = a.hists["all"].RecordValue(us)
+	_ = a.hists[o].RecordValue(us)
+	a.rep.Requests++
+	if r.late(a.late) {
+		a.rep.Late++
+	}
+	if r.Err != "" {
+		if _, ok := a.rep.Errors[r.Err]; ok || len(a.rep.Errors) < 20 {
+			a.rep.Errors[r.Err]++
+		} else {
+			a.rep.Errors["(other errors)"]++
+		}
+		a.rep.Status["error"]++
+	} else {
+		a.rep.Status[fmt.Sprint(r.Status)]++
+	}
+	if r.Reason != "" {
+		a.rep.Reasons[r.Reason]++
+	}
+	a.rep.Kinds[string(r.Kind)]++
+	sec := int(r.Intended.Sub(a.start) / time.Second)
+	for len(a.perSec) <= sec {
+		a.perSec = append(a.perSec, &secondAgg{byOutcome: map[string]uint64{}, hist: newHist()})
+	}
+	s := a.perSec[sec]
+	s.sent++
+	s.byOutcome[o]++
+	_ = s.hist.RecordValue(us)
+	if end := r.Intended.Add(r.Latency); end.After(a.last) {
+		a.last = end
+	}
+}
+
+// Snapshot returns the counts so far (for progress): requests, by
+// outcome, p50 and p99.
+func (a *Aggregator) Snapshot() (uint64, map[string]uint64, time.Duration, time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	by := map[string]uint64{}
+	for _, o := range Outcomes() {
+		by[o] = uint64(a.hists[o].TotalCount())
+	}
+	all := a.hists["all"]
+	return a.rep.Requests, by, us(all.ValueAtQuantile(50)), us(all.ValueAtQuantile(99))
+}
+
+func us(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
+
+func summarise(h *hdrhistogram.Histogram) Latencies {
+	if h.TotalCount() == 0 {
+		return Latencies{}
+	}
+	return Latencies{Count: uint64(h.TotalCount()), Min: us(h.Min()), Mean: time.Duration(h.Mean() * float64(time.Microsecond)),
+		P50: us(h.ValueAtQuantile(50)), P90: us(h.ValueAtQuantile(90)), P99: us(h.ValueAtQuantile(99)),
+		P999: us(h.ValueAtQuantile(99.9)), Max: us(h.Max())}
+}
+
+// Report finishes the report of a run.
+func (a *Aggregator) Report(cfg Config, run *Run, samples []SaleSample) Report {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rep := a.rep
+	rep.Target, rep.Sale, rep.Profile = cfg.Target, cfg.Sale, cfg.Profile.Name
+	if run != nil {
+		rep.Scheduled, rep.Dropped = run.Scheduled(), run.Dropped()
+	}
+	if !a.last.IsZero() {
+		rep.Duration = a.last.Sub(a.start)
+	}
+	if d := cfg.Profile.Duration().Seconds(); d > 0 {
+		planned := cfg.Profile.Total()
+		if cfg.MaxRequests > 0 {
+			planned = min(planned, cfg.MaxRequests)
+		}
+		rep.TargetRate = float64(planned) / d
+		rep.AchievedRate = float64(rep.Requests) / d
+	}
+	if secs := rep.Duration.Seconds(); secs > 0 {
+		rep.Throughput = float64(rep.Requests-uint64(a.hists[OutcomeFailed].TotalCount())) / secs
+	}
+	rep.Latency = map[string]Latencies{}
+	for k, h := range a.hists {
+		rep.Latency[k] = summarise(h)
+	}
+	rep.Timeline = make([]Second, len(a.perSec))
+	for i, s := range a.perSec {
+		rep.Timeline[i] = Second{T: i, Sent: s.sent, ByOutcome: s.byOutcome,
+			P50: us(s.hist.ValueAtQuantile(50)), P99: us(s.hist.ValueAtQuantile(99))}
+	}
+	rep.SaleSamples = samples
+	return rep
+}
+
+// WriteJSON writes the report as JSON.
+func (r Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText writes a summary for people, in the manner of vegeta's.
+func (r Report) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "Target        %s  sale %s  profile %s\n", r.Target, r.Sale, r.Profile)
+	fmt.Fprintf(w, "Requests      [total, target rate, achieved rate, throughput]  %d, %.1f/s, %.1f/s, %.1f/s\n",
+		r.Requests, r.TargetRate, r.AchievedRate, r.Throughput)
+	fmt.Fprintf(w, "Schedule      [scheduled, late (>%v), dropped]  %d, %d, %d\n", r.LateAfter, r.Scheduled, r.Late, r.Dropped)
+	fmt.Fprintf(w, "Duration      %v\n", r.Duration.Round(time.Millisecond))
+	fmt.Fprintf(w, "Latencies     [count, min, mean, 50, 90, 99, 99.9, max]  (from the intended send time)\n")
+	for _, k := range append([]string{"all"}, Outcomes()...) {
+		l := r.Latency[k]
+		if l.Count == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %-9s   %d, %v, %v, %v, %v, %v, %v, %v\n", k, l.Count, rd(l.Min), rd(l.Mean), rd(l.P50), rd(l.P90), rd(l.P99), rd(l.P999), rd(l.Max))
+	}
+	fmt.Fprintf(w, "Status codes  %s\n", counts(r.Status))
+	fmt.Fprintf(w, "Reasons       %s\n", counts(r.Reasons))
+	fmt.Fprintf(w, "Kinds         %s\n", counts(r.Kinds))
+	if len(r.Errors) > 0 {
+		fmt.Fprintf(w, "Errors:\n")
+		for _, k := range sortedKeys(r.Errors) {
+			fmt.Fprintf(w, "  %d × %s\n", r.Errors[k], k)
+		}
+	}
+	if v := r.Verification; v != nil {
+		v.WriteText(w)
+	}
+}
+
+func rd(d time.Duration) time.Duration {
+	switch {
+	case d > time.Second:
+		return d.Round(time.Millisecond)
+	case d > time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d
+}
+
+func counts(m map[string]uint64) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, "  ")
+}
+
+func sortedKeys(m map[string]uint64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}
+

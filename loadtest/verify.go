@@ -1,0 +1,222 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Verification is the outcome check of a sale after a run.
+type Verification struct {
+	Passed    bool           `json:"passed"`
+	Drained   bool           `json:"drained"` // the queue emptied before the timeout
+	Wait      time.Duration  `json:"wait"`
+	Stock     int64          `json:"stock"`
+	Confirmed int64          `json:"confirmed"` // as the gate counts them
+	Admitted  int            `json:"admitted"`  // distinct order ids answered 202
+	ByStatus  map[string]int `json:"by_status"` // of those ids
+	// Violations, each with the ids involved (at most 20 listed each).
+	Oversold     bool     `json:"oversold,omitempty"`
+	Lost         []string `json:"lost,omitempty"`          // 202 but neither confirmed nor rejected
+	DoubleBuyers []string `json:"double_buyers,omitempty"` // buyers holding two confirmed orders
+	KeyMismatch  []string `json:"key_mismatch,omitempty"`  // one key, several order ids
+	Problems     []string `json:"problems,omitempty"`
+}
+
+// Admission is what the check needs of each 202 answer.
+type Admission struct {
+	OrderID string
+	Buyer   string
+	Key     string
+}
+
+// Verify waits (up to timeout) for the sale's queue to drain and then
+// proves: confirmed <= stock; every order answered 202 is confirmed or
+// rejected; no buyer holds two confirmed orders (the sale allows one);
+// every Idempotency-Key got one order id.
+func Verify(ctx context.Context, client *http.Client, target, sale string, admitted []Admission, perBuyer int64, timeout time.Duration) Verification {
+	v := Verification{ByStatus: map[string]int{}}
+	base := strings.TrimRight(target, "/")
+	start := time.Now()
+	deadline := start.Add(timeout)
+	var st saleState
+	for {
+		var err error
+		st, err = getSale(ctx, client, base, sale)
+		if err == nil && st.QueueDepth == 0 {
+			v.Drained = true
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			v.Problems = append(v.Problems, fmt.Sprintf("the queue did not drain within %v (queue depth %d, %v)", timeout, st.QueueDepth, err))
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	v.Wait = time.Since(start)
+	v.Stock, v.Confirmed = st.Stock, st.Confirmed
+
+	ids := map[string]Admission{}
+	byKey := map[string]map[string]bool{}
+	for _, a := range admitted {
+		ids[a.OrderID] = a
+		if a.Key != "" {
+			if byKey[a.Key] == nil {
+				byKey[a.Key] = map[string]bool{}
+			}
+			byKey[a.Key][a.OrderID] = true
+		}
+	}
+	v.Admitted = len(ids)
+	statuses := orderStatuses(ctx, client, base, ids)
+	confirmedBy := map[string][]string{}
+	confirmed := int64(0)
+	for id, s := range statuses {
+		v.ByStatus[s]++
+		switch s {
+		case "confirmed":
+			confirmed++
+			b := ids[id].Buyer
+			confirmedBy[b] = append(confirmedBy[b], id)
+		case "rejected":
+		default:
+			v.Lost = append(v.Lost, id+" ("+s+")")
+		}
+	}
+	if st.Stock > 0 && (confirmed > st.Stock || st.Confirmed > st.Stock) {
+		v.Oversold = true
+		v.Problems = append(v.Problems, fmt.Sprintf("oversold: %d confirmed (gate counts %d), stock %d", confirmed, st.Confirmed, st.Stock))
+	}
+	if perBuyer <= 0 {
+		perBuyer = 1
+	}
+	for b, list := range confirmedBy {
+		if int64(len(list)) > perBuyer {
+			v.DoubleBuyers = append(v.DoubleBuyers, b+": "+strings.Join(list, ","))
+		}
+	}
+	for k, set := range byKey {
+		if len(set) > 1 {
+			var list []string
+			for id := range set {
+				list = append(list, id)
+			}
+			sort.Strings(list)
+			v.KeyMismatch = append(v.KeyMismatch, k+": "+strings.Join(list, ","))
+		}
+	}
+	sort.Strings(v.Lost)
+	sort.Strings(v.DoubleBuyers)
+	sort.Strings(v.KeyMismatch)
+	v.Passed = v.Drained && !v.Oversold && len(v.Lost) == 0 && len(v.DoubleBuyers) == 0 && len(v.KeyMismatch) == 0
+	return v
+}
+
+type saleState struct {
+	State      string `json:"state"`
+	Stock      int64  `json:"stock"`
+	Remaining  int64  `json:"remaining"`
+	Admitted   int64  `json:"admitted"`
+	Confirmed  int64  `json:"confirmed"`
+	QueueDepth int64  `json:"queue_depth"`
+	PerBuyer   int64  `json:"per_buyer"`
+}
+
+func getSale(ctx context.Context, client *http.Client, base, sale string) (saleState, error) {
+	var st saleState
+	err := getJSON(ctx, client, base+"/v1/sales/"+url.PathEscape(sale), &st)
+	return st, err
+}
+
+func getJSON(ctx context.Context, client *http.Client, u string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %d", u, resp.StatusCode)
+	}
+	return json.Unmarshal(body, v)
+}
+
+// orderStatuses reads each order's status, 32 at a time; an order the
+// gate cannot show reads "missing".
+func orderStatuses(ctx context.Context, client *http.Client, base string, ids map[string]Admission) map[string]string {
+	out := make(map[string]string, len(ids))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var o struct {
+				Status string `json:"status"`
+			}
+			status := "missing"
+			if err := getJSON(ctx, client, base+"/v1/orders/"+url.PathEscape(id), &o); err == nil && o.Status != "" {
+				status = o.Status
+			}
+			mu.Lock()
+			out[id] = status
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// WriteText writes the check's verdict.
+func (v *Verification) WriteText(w io.Writer) {
+	verdict := "PASSED"
+	if !v.Passed {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(w, "Outcome check %s  [admitted ids, confirmed, stock, drained in]  %d, %d, %d, %v\n",
+		verdict, v.Admitted, v.Confirmed, v.Stock, v.Wait.Round(time.Millisecond))
+	fmt.Fprintf(w, "  statuses of admitted orders  %s\n", countsInt(v.ByStatus))
+	for _, p := range v.Problems {
+		fmt.Fprintf(w, "  ✗ %s\n", p)
+	}
+	list := func(name string, ids []string) {
+		if len(ids) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "  ✗ %s: %d\n", name, len(ids))
+		for i, id := range ids {
+			if i == 20 {
+				fmt.Fprintf(w, "      … and %d more\n", len(ids)-20)
+				break
+			}
+			fmt.Fprintf(w, "      %s\n", id)
+		}
+	}
+	list("lost orders (answered 202, neither confirmed nor rejected)", v.Lost)
+	list("buyers with more confirmed orders than allowed", v.DoubleBuyers)
+	list("Idempotency-Keys answered with different order ids", v.KeyMismatch)
+}
+
+func countsInt(m map[string]int) string {
+	u := map[string]uint64{}
+	for k, v := range m {
+		u[k] = uint64(v)
+	}
+	return counts(u)
+}
