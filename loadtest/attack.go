@@ -239,6 +239,9 @@ func send(ctx context.Context, client *http.Client, base string, timeout time.Du
 	}
 	if res.Status == http.StatusAccepted && res.Reason == "" {
 		res.Reason = "admitted"
+		if resp.Header.Get("Idempotent-Replayed") == "true" {
+			res.Reason = "replayed"
+		}
 	}
 	return res
 }

@@ -294,4 +294,3 @@ func sortedKeys(m map[string]uint64) []string {
 	})
 	return keys
 }
-

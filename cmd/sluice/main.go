@@ -2,6 +2,7 @@
 //
 //	sluice serve      run the gate (embedded JetStream, demo sale) and the drain
 //	sluice drain      run only the drain, beside gates that run --no-drain
+//	sluice loadtest   rehearse a drop against a gate and check the outcome
 //	sluice version    print the build
 //
 // Every flag of a command can also be set by the environment as
@@ -58,6 +59,7 @@ const usage = `sluice: a flash-sale admission gate
 Usage:
   sluice serve [flags]     run the gate, and the drain unless --no-drain (see: sluice serve -h)
   sluice drain [flags]     run only the drain, against the gates' NATS (--nats-url)
+  sluice loadtest [flags]  rehearse a drop against a gate and check the outcome
   sluice version           print the build
 `
 
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, args[1:], stdout, stderr)
 	case "drain":
 		return runDrain(ctx, args[1:], stdout, stderr)
+	case "loadtest":
+		return runLoadtest(ctx, args[1:], stdout, stderr)
 	case "version":
 		version := "devel"
 		if bi, ok := debug.ReadBuildInfo(); ok {

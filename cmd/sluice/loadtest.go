@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"sluice/loadtest"
+)
+
+func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sluice loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		o                             loadtest.Options
+		profile, steps                string
+		rate, from, to, trickle       float64
+		duration, before, hold, decay time.Duration
+		stepEvery, metricsLinger      time.Duration
+		jsonOut, noVerify, noProgress bool
+		htmlFile, metricsListen       string
+	)
+	fs.StringVar(&o.Target, "target", "http://127.0.0.1:8080", "the gate's public API")
+	fs.StringVar(&o.Sale, "sale", "demo", "the sale to buy from")
+	fs.StringVar(&profile, "profile", "spike", "constant, ramp, spike or steps")
+	fs.Float64Var(&rate, "rate", 2000, "requests/s: the constant rate, or the spike's peak")
+	fs.DurationVar(&duration, "duration", 5*time.Second, "length of a constant or ramp profile")
+	fs.Float64Var(&from, "from", 100, "ramp: starting rate")
+	fs.Float64Var(&to, "to", 5000, "ramp: final rate")
+	fs.Float64Var(&trickle, "trickle", 50, "spike: rate before T0 and after the decay")
+	fs.DurationVar(&before, "before", time.Second, "spike: trickle before T0")
+	fs.DurationVar(&hold, "hold", 2*time.Second, "spike: how long the peak holds")
+	fs.DurationVar(&decay, "decay", 2*time.Second, "spike: decay from the peak to the trickle")
+	fs.StringVar(&steps, "steps", "500,1000,2000,4000", "steps: comma-separated rates")
+	fs.DurationVar(&stepEvery, "step-duration", 2*time.Second, "steps: how long each rate holds")
+	fs.Uint64Var(&o.MaxRequests, "max-requests", 0, "bound on requests (0: what the profile schedules)")
+	fs.DurationVar(&o.MaxDuration, "max-duration", 0, "bound on the run (0: the profile's length plus --timeout)")
+	fs.IntVar(&o.Connections, "connections", 256, "most requests in flight (and connections)")
+	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "longest request")
+	fs.BoolVar(&o.NoKeepAlive, "no-keepalive", false, "a new connection per request")
+	fs.DurationVar(&o.LateAfter, "late-after", 5*time.Millisecond, "a send this late after its intended time counts as late")
+	fs.IntVar(&o.Mix.Buyers, "buyers", 100_000, "distinct buyer ids")
+	fs.Float64Var(&o.Mix.Impatient, "impatient", 0.05, "share of requests retrying with the same Idempotency-Key")
+	fs.Float64Var(&o.Mix.Greedy, "greedy", 0.02, "share of requests by greedy buyers (new key each time)")
+	fs.Float64Var(&o.Mix.Bad, "bad", 0.02, "share of bad requests (malformed, oversized, unknown sale)")
+	fs.Uint64Var(&o.Mix.Seed, "seed", 0, "seed of the buyer mix (0: random)")
+	fs.BoolVar(&noVerify, "no-verify", false, "skip the outcome check")
+	fs.DurationVar(&o.VerifyTimeout, "verify-timeout", 60*time.Second, "longest wait for the drain before the check")
+	fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	fs.StringVar(&htmlFile, "html", "", "write a self-contained HTML report with charts to this file")
+	fs.StringVar(&metricsListen, "metrics-listen", "", "serve the generator's Prometheus metrics on this address")
+	fs.DurationVar(&metricsLinger, "metrics-linger", 0, "keep serving metrics this long after the run")
+	fs.BoolVar(&noProgress, "quiet", false, "no progress line")
+	fs.BoolVar(&o.AllowRemote, "allow-remote", false, "allow a target outside loopback and private networks")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("loadtest: unexpected arguments %q", fs.Args())
+	}
+	switch profile {
+	case "constant":
+		o.Profile = loadtest.Constant(rate, duration)
+	case "ramp":
+		o.Profile = loadtest.Ramp(from, to, duration)
+	case "spike":
+		o.Profile = loadtest.Spike(trickle, before, rate, hold, decay)
+	case "steps":
+		var rates []float64
+		for _, s := range strings.Split(steps, ",") {
+			r, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+			if err != nil {
+				return fmt.Errorf("loadtest: --steps %q: %w", steps, err)
+			}
+			rates = append(rates, r)
+		}
+		o.Profile = loadtest.Steps(rates, stepEvery)
+	default:
+		return fmt.Errorf("loadtest: --profile %q: want constant, ramp, spike or steps", profile)
+	}
+	o.Verify = !noVerify
+	if !noProgress {
+		o.Progress = stderr
+		if f, ok := stderr.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				o.TTY = true
+			}
+		}
+	}
+	if metricsListen != "" {
+		reg := prometheus.NewRegistry()
+		o.Metrics = loadtest.NewMetrics(reg)
+		ln, err := net.Listen("tcp", metricsListen)
+		if err != nil {
+			return fmt.Errorf("loadtest: --metrics-listen: %w", err)
+		}
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		fmt.Fprintf(stderr, "metrics on http://%s/metrics\n", ln.Addr())
+		defer func() {
+			if metricsLinger > 0 {
+				select {
+				case <-time.After(metricsLinger):
+				case <-ctx.Done():
+				}
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+	}
+	rep, err := loadtest.Rehearse(ctx, o)
+	if err != nil {
+		return err
+	}
+	if jsonOut {
+		if err := rep.WriteJSON(stdout); err != nil {
+			return err
+		}
+	} else {
+		rep.WriteText(stdout)
+	}
+	if htmlFile != "" {
+		f, err := os.Create(htmlFile)
+		if err != nil {
+			return fmt.Errorf("loadtest: --html: %w", err)
+		}
+		if err := rep.WriteHTML(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "HTML report: %s\n", htmlFile)
+	}
+	if v := rep.Verification; v != nil && !v.Passed {
+		return &exitError{code: 1, err: errors.New("loadtest: the outcome check failed")}
+	}
+	return nil
+}

@@ -1,0 +1,82 @@
+package loadtest_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"sluice/internal/gatetest"
+	"sluice/internal/ledger"
+	"sluice/loadtest"
+)
+
+// Against a real gate with stock 100 the rehearsal's outcome check passes.
+func TestOutcomeCheckPassesOnARealGate(t *testing.T) {
+	srv := gatetest.Start(t, gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 100}))
+	rep, err := loadtest.Rehearse(context.Background(), loadtest.Options{
+		Config: loadtest.Config{
+			Target:  "http://" + srv.APIAddr(),
+			Sale:    "s1",
+			Profile: loadtest.Spike(50, 500*time.Millisecond, 1500, time.Second, 500*time.Millisecond),
+			Mix:     loadtest.Mix{Buyers: 800, Impatient: 0.1, Greedy: 0.05, Bad: 0.05, Seed: 7},
+		},
+		Verify:        true,
+		VerifyTimeout: 30 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	rep.WriteText(&buf)
+	v := rep.Verification
+	if v == nil || !v.Passed || v.Confirmed != 100 || v.Stock != 100 || v.ByStatus["confirmed"] != 100 {
+		t.Fatalf("outcome check:\n%s", buf.String())
+	}
+	if rep.Reasons["sold_out"] == 0 || rep.Kinds["bad"] == 0 || rep.Kinds["impatient"] == 0 || rep.Kinds["greedy"] == 0 {
+		t.Fatalf("the mix did not exercise the gate:\n%s", buf.String())
+	}
+	if len(rep.SaleSamples) == 0 || len(rep.Timeline) < 2 {
+		t.Fatalf("no timeline: %d samples, %d seconds", len(rep.SaleSamples), len(rep.Timeline))
+	}
+	t.Logf("\n%s", buf.String())
+}
+
+// A broken target answers 202 to everyone and never confirms: the check
+// fails and names the lost orders.
+func TestOutcomeCheckFailsOnABrokenTarget(t *testing.T) {
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == "POST":
+			w.WriteHeader(202)
+			fmt.Fprintf(w, `{"order_id":"s1-%d-fake","status":"queued"}`, rand.Uint64())
+		case strings.HasPrefix(r.URL.Path, "/v1/orders/"):
+			fmt.Fprintf(w, `{"order_id":%q,"status":"queued"}`, strings.TrimPrefix(r.URL.Path, "/v1/orders/"))
+		default:
+			fmt.Fprint(w, `{"sale":"s1","state":"open","stock":100,"confirmed":0,"queue_depth":0}`)
+		}
+	}))
+	defer broken.Close()
+	rep, err := loadtest.Rehearse(context.Background(), loadtest.Options{
+		Config: loadtest.Config{Target: broken.URL, Sale: "s1", Profile: loadtest.Constant(200, time.Second)},
+		Verify: true, VerifyTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := rep.Verification
+	if v == nil || v.Passed || len(v.Lost) != 200 {
+		t.Fatalf("the check passed a target that loses every order: %+v", v)
+	}
+	var buf bytes.Buffer
+	rep.WriteText(&buf)
+	if !strings.Contains(buf.String(), "FAILED") || !strings.Contains(buf.String(), "-fake (queued)") {
+		t.Fatalf("the summary does not name the lost orders:\n%s", buf.String())
+	}
+}
