@@ -132,10 +132,10 @@ func newProgress(w io.Writer, tty bool, agg *Aggregator, run *Run) *progress {
 				return
 			case <-t.C:
 			}
-			n, by, p50, p99 := agg.Snapshot()
-			line := fmt.Sprintf("%5.1fs  sent %d (%d/s)  admitted %d  diverted %d  rejected %d  failed %d  p50 %v  p99 %v  late %d",
+			n, by, late, p50, p99 := agg.Snapshot()
+			line := fmt.Sprintf("%5.1fs  sent %d (%d/s)  admitted %d  diverted %d  rejected %d  failed %d  p50 %v  p99 %v  late %d  dropped %d",
 				time.Since(run.Start).Seconds(), n, n-prev, by[OutcomeAdmitted], by[OutcomeDiverted], by[OutcomeRejected],
-				by[OutcomeFailed], rd(p50), rd(p99), run.Dropped())
+				by[OutcomeFailed], rd(p50), rd(p99), late, run.Dropped())
 			prev = n
 			if tty {
 				fmt.Fprintf(w, "\r%s\x1b[K", line)

@@ -165,8 +165,8 @@ func (a *Aggregator) Add(r Result) {
 }
 
 // Snapshot returns the counts so far (for progress): requests, by
-// outcome, p50 and p99.
-func (a *Aggregator) Snapshot() (uint64, map[string]uint64, time.Duration, time.Duration) {
+// outcome, late sends, p50 and p99.
+func (a *Aggregator) Snapshot() (uint64, map[string]uint64, uint64, time.Duration, time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	by := map[string]uint64{}
@@ -174,7 +174,7 @@ func (a *Aggregator) Snapshot() (uint64, map[string]uint64, time.Duration, time.
 		by[o] = uint64(a.hists[o].TotalCount())
 	}
 	all := a.hists["all"]
-	return a.rep.Requests, by, us(all.ValueAtQuantile(50)), us(all.ValueAtQuantile(99))
+	return a.rep.Requests, by, a.rep.Late, us(all.ValueAtQuantile(50)), us(all.ValueAtQuantile(99))
 }
 
 func us(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
