@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -90,11 +91,12 @@ type Run struct {
 	done      chan struct{}
 }
 
-// Scheduled is how many requests the schedule asked for so far.
+// Scheduled is how many requests were handed to a connection so far.
 func (r *Run) Scheduled() uint64 { return r.scheduled.Load() }
 
-// Dropped is how many scheduled requests were never sent because the run
-// ended (its time bound, or ctx) while they waited for a free connection.
+// Dropped is how many requests the schedule wanted sent before the run
+// ended (its time bound, or ctx) that were never sent: the generator or
+// its connections could not keep up. Known once Done is closed.
 func (r *Run) Dropped() uint64 { return r.dropped.Load() }
 
 // Done is closed when the run has finished.
@@ -134,12 +136,13 @@ func Attack(ctx context.Context, cfg Config) (*Run, error) {
 	}
 	client := cfg.Client
 	if client == nil {
-		client = &http.Client{Transport: &http.Transport{
+		client = &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{
 			MaxIdleConns:        cfg.Connections,
 			MaxIdleConnsPerHost: cfg.Connections,
 			MaxConnsPerHost:     cfg.Connections,
 			IdleConnTimeout:     30 * time.Second,
 			DisableKeepAlives:   cfg.NoKeepAlive,
+			DisableCompression:  true, // no gzip negotiation: answers are small
 			DialContext:         (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
 		}}
 	}
@@ -156,13 +159,19 @@ func Attack(ctx context.Context, cfg Config) (*Run, error) {
 		go func() {
 			defer workers.Done()
 			for j := range jobs {
-				results <- send(ctx, client, base, cfg.Timeout, j)
+				results <- send(ctx, client, base, j)
 			}
 		}()
 	}
 	run.Start = time.Now()
 	go func() {
 		defer func() {
+			// Everything due by now (within the bounds) and not sent is
+			// dropped.
+			due := min(cfg.Profile.CountBy(time.Since(run.Start)), cfg.MaxRequests)
+			if sent := run.scheduled.Load(); due > sent {
+				run.dropped.Store(due - sent)
+			}
 			close(jobs)
 			workers.Wait()
 			cancel()
@@ -184,15 +193,12 @@ func Attack(ctx context.Context, cfg Config) (*Run, error) {
 					return
 				}
 			}
-			run.scheduled.Add(1)
 			j := job{seq: n, intended: intended, req: mix.draw()}
 			select {
 			case jobs <- j:
+				run.scheduled.Add(1)
 			case <-ctx.Done():
-				// The run ended with this request (and the rest of the
-				// schedule) unsent: say so.
-				run.dropped.Add(1)
-				return
+				return // this request and the rest of the schedule unsent
 			}
 		}
 	}()
@@ -205,7 +211,7 @@ type job struct {
 	req      request
 }
 
-func send(ctx context.Context, client *http.Client, base string, timeout time.Duration, j job) Result {
+func send(ctx context.Context, client *http.Client, base string, j job) Result {
 	res := Result{Seq: j.seq, Kind: j.req.kind, Buyer: j.req.buyer, Key: j.req.key, Intended: j.intended, Sent: time.Now()}
 	// Latency runs from the intended time, or from the send when the
 	// scheduler let it go a hair early (it does not sleep under 200 µs).
@@ -213,9 +219,7 @@ func send(ctx context.Context, client *http.Client, base string, timeout time.Du
 	if res.Sent.Before(from) {
 		from = res.Sent
 	}
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, base+"/v1/sales/"+url.PathEscape(j.req.sale)+"/orders", strings.NewReader(j.req.body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/sales/"+url.PathEscape(j.req.sale)+"/orders", strings.NewReader(j.req.body))
 	if err != nil {
 		res.Err = err.Error()
 		res.Latency = time.Since(from)
@@ -236,13 +240,7 @@ func send(ctx context.Context, client *http.Client, base string, timeout time.Du
 	resp.Body.Close()
 	res.Latency = time.Since(from)
 	res.Status = resp.StatusCode
-	var doc struct {
-		OrderID string `json:"order_id"`
-		Reason  string `json:"reason"`
-	}
-	if json.Unmarshal(body, &doc) == nil {
-		res.OrderID, res.Reason = doc.OrderID, doc.Reason
-	}
+	res.OrderID, res.Reason = jsonField(body, "order_id"), jsonField(body, "reason")
 	if res.Status == http.StatusAccepted && res.Reason == "" {
 		res.Reason = "admitted"
 		if resp.Header.Get("Idempotent-Replayed") == "true" {
@@ -263,4 +261,26 @@ func shortErr(err error) string {
 		s = "dial: " + s[i+2:]
 	}
 	return s
+}
+
+// jsonField finds a top-level string field of a small JSON object without
+// decoding all of it (the gate's answers are flat objects); "" if absent.
+func jsonField(body []byte, name string) string {
+	key := []byte(`"` + name + `":"`)
+	i := bytes.Index(body, key)
+	if i < 0 {
+		return ""
+	}
+	rest := body[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 || bytes.IndexByte(rest[:j], '\\') >= 0 {
+		// An escaped string: decode it properly.
+		var doc map[string]any
+		if json.Unmarshal(body, &doc) == nil {
+			v, _ := doc[name].(string)
+			return v
+		}
+		return ""
+	}
+	return string(rest[:j])
 }

@@ -32,6 +32,11 @@ type Mix struct {
 	// Bad is the share of bad requests: malformed JSON, oversized bodies,
 	// unknown sales. They prove the bad path stays cheap.
 	Bad float64
+	// Keyed is the share of buyers whose client sends an Idempotency-Key
+	// (browsers and plain scripts do not). Impatient retries come from
+	// these; every keyed request is answered from the ledger, so the
+	// share weighs on the cost of the sold-out phase.
+	Keyed float64
 	// Seed makes the mix repeatable; zero picks one.
 	Seed uint64
 }
@@ -85,18 +90,26 @@ func (m *mixer) draw() request {
 		default:
 			return request{kind: KindBad, sale: "no-such-sale-" + m.sale, body: `{"buyer_id":"lost"}`, ctype: "application/json"}
 		}
-	case r < m.mix.Bad+m.mix.Impatient && len(m.recent) > 0:
+	case r < m.mix.Bad+m.mix.Impatient && len(m.recent) > 0: // retries come from keyed requests only
 		prev := m.recent[m.rng.IntN(len(m.recent))]
 		prev.kind, prev.unique = KindImpatient, false
 		return prev
 	case r < m.mix.Bad+m.mix.Impatient+m.mix.Greedy:
 		greedy := max(1, m.mix.Buyers/100) // one buyer in a hundred is greedy
 		buyer := fmt.Sprintf("greedy-%d", m.rng.IntN(greedy))
-		return m.remember(request{kind: KindGreedy, sale: m.sale, buyer: buyer, key: m.key(), unique: true})
+		return m.remember(request{kind: KindGreedy, sale: m.sale, buyer: buyer, key: m.keyFor(), unique: true})
 	}
 	buyer := fmt.Sprintf("buyer-%d", m.next%m.mix.Buyers)
 	m.next++
-	return m.remember(request{kind: KindBuyer, sale: m.sale, buyer: buyer, key: m.key(), unique: true})
+	return m.remember(request{kind: KindBuyer, sale: m.sale, buyer: buyer, key: m.keyFor(), unique: true})
+}
+
+// keyFor gives a keyed client's request a fresh key, and others none.
+func (m *mixer) keyFor() string {
+	if m.rng.Float64() < m.mix.Keyed {
+		return m.key()
+	}
+	return ""
 }
 
 func (m *mixer) key() string { return fmt.Sprintf("k-%016x", m.rng.Uint64()) }
@@ -104,6 +117,9 @@ func (m *mixer) key() string { return fmt.Sprintf("k-%016x", m.rng.Uint64()) }
 func (m *mixer) remember(r request) request {
 	r.body = `{"buyer_id":"` + r.buyer + `"}`
 	r.ctype = "application/json"
+	if r.key == "" {
+		return r // without a key a retry is just another order
+	}
 	if len(m.recent) < cap(m.recent) {
 		m.recent = append(m.recent, r)
 	} else {

@@ -119,3 +119,19 @@ func (p Profile) Due(n uint64) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// CountBy is how many requests the profile schedules before offset t.
+func (p Profile) CountBy(t time.Duration) uint64 {
+	var n float64
+	for _, s := range p.Segments {
+		if t <= 0 {
+			break
+		}
+		d := min(t, s.Duration)
+		secs := d.Seconds()
+		slope := (s.To - s.From) / s.Duration.Seconds()
+		n += s.From*secs + slope*secs*secs/2
+		t -= d
+	}
+	return uint64(math.Ceil(n - 1e-9))
+}

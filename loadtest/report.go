@@ -236,7 +236,7 @@ func (r Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "Target        %s  sale %s  profile %s\n", r.Target, r.Sale, r.Profile)
 	fmt.Fprintf(w, "Requests      [total, target rate, achieved rate, throughput]  %d, %.1f/s, %.1f/s, %.1f/s\n",
 		r.Requests, r.TargetRate, r.AchievedRate, r.Throughput)
-	fmt.Fprintf(w, "Schedule      [scheduled, late (>%v), dropped]  %d, %d, %d\n", r.LateAfter, r.Scheduled, r.Late, r.Dropped)
+	fmt.Fprintf(w, "Schedule      [sent, late (>%v), dropped]  %d, %d, %d\n", r.LateAfter, r.Scheduled, r.Late, r.Dropped)
 	fmt.Fprintf(w, "Duration      %v\n", r.Duration.Round(time.Millisecond))
 	fmt.Fprintf(w, "Latencies     [count, min, mean, 50, 90, 99, 99.9, max]  (from the intended send time)\n")
 	for _, k := range append([]string{"all"}, Outcomes()...) {

@@ -24,7 +24,7 @@ func TestOutcomeCheckPassesOnARealGate(t *testing.T) {
 			Target:  "http://" + srv.APIAddr(),
 			Sale:    "s1",
 			Profile: loadtest.Spike(50, 500*time.Millisecond, 1500, time.Second, 500*time.Millisecond),
-			Mix:     loadtest.Mix{Buyers: 800, Impatient: 0.1, Greedy: 0.05, Bad: 0.05, Seed: 7},
+			Mix:     loadtest.Mix{Buyers: 800, Impatient: 0.1, Greedy: 0.05, Bad: 0.05, Keyed: 0.5, Seed: 7},
 		},
 		Verify:        true,
 		VerifyTimeout: 30 * time.Second,

@@ -54,6 +54,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Float64Var(&o.Mix.Impatient, "impatient", 0.05, "share of requests retrying with the same Idempotency-Key")
 	fs.Float64Var(&o.Mix.Greedy, "greedy", 0.02, "share of requests by greedy buyers (new key each time)")
 	fs.Float64Var(&o.Mix.Bad, "bad", 0.02, "share of bad requests (malformed, oversized, unknown sale)")
+	fs.Float64Var(&o.Mix.Keyed, "keyed", 0.2, "share of buyers whose client sends an Idempotency-Key (impatient retries come from these)")
 	fs.Uint64Var(&o.Mix.Seed, "seed", 0, "seed of the buyer mix (0: random)")
 	fs.BoolVar(&noVerify, "no-verify", false, "skip the outcome check")
 	fs.DurationVar(&o.VerifyTimeout, "verify-timeout", 60*time.Second, "longest wait for the drain before the check")
