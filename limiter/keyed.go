@@ -79,12 +79,14 @@ func (k *Keyed[K]) AllowAt(t time.Time, key K) bool {
 	s.mu.Lock()
 	l, ok := s.cur[key]
 	if !ok {
-		k.rotate(s, t)
+		// Rescue a returning key from the older generation before a
+		// rotation can drop it: an active key keeps its bucket.
 		if l, ok = s.prev[key]; ok {
 			delete(s.prev, key)
 		} else {
 			l = rate.NewLimiter(k.limit, k.burst)
 		}
+		k.rotate(s, t)
 		s.cur[key] = l
 	}
 	allowed := l.AllowN(t, 1)

@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math"
 	"net/netip"
 	"testing"
@@ -151,4 +152,29 @@ func BenchmarkKeyedAllow(b *testing.B) {
 			k.Allow(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}))
 		}
 	})
+}
+
+// The exact case: a key in the older generation returns just when its
+// shard's current generation is full. It must keep its (empty) bucket.
+func TestKeyedReturningKeySurvivesTheRotationItTriggers(t *testing.T) {
+	k := NewKeyed[string](rate.Limit(0.001), 3, 4*shardCount, time.Hour) // two keys a generation per shard
+	at := time.Unix(1_700_000_000, 0)
+	shard := func(key string) uint64 { return maphash.Comparable(k.seed, key) % shardCount }
+	var same []string // keys of the steady key's shard
+	for i := 0; len(same) < 3; i++ {
+		if key := fmt.Sprint("other-", i); shard(key) == shard("steady") {
+			same = append(same, key)
+		}
+	}
+	for range 3 {
+		if !k.AllowAt(at, "steady") {
+			t.Fatal("burst refused")
+		}
+	}
+	k.AllowAt(at, same[0]) // current: steady, same[0]
+	k.AllowAt(at, same[1]) // rotates: older steady, same[0]; current same[1]
+	k.AllowAt(at, same[2]) // current: same[1], same[2] (full)
+	if k.AllowAt(at, "steady") {
+		t.Fatal("the returning key got a fresh bucket: the rotation it triggered dropped it")
+	}
 }
