@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +22,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	setGC(cfg)
 	return serve.Run(ctx, cfg)
 }
 
@@ -28,7 +31,22 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	setGC(cfg)
 	return serve.Run(ctx, cfg)
+}
+
+// setGC applies --gc-percent unless GOGC says otherwise. A gate's live heap
+// is small, so with Go's default it collects many times a second under a
+// burst, and each cycle carries a fixed cost from the embedded JetStream
+// server: measured, that made the sold-out answer ~15% dearer than a bare
+// handler's. Collecting at 400% of the live heap removes that cost; the
+// heap stays a small multiple of what is live.
+func setGC(cfg serve.Config) {
+	if _, set := os.LookupEnv("GOGC"); set || cfg.GCPercent == 0 {
+		return
+	}
+	old := debug.SetGCPercent(cfg.GCPercent)
+	cfg.Logger.Debug("GC percent set", "from", old, "to", cfg.GCPercent)
 }
 
 func parseServe(args []string, stderr io.Writer) (serve.Config, error) {
@@ -84,6 +102,7 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 	fs.IntVar(&cfg.Drain.MaxDeliver, "max-deliver", 10, "attempts before an order is dead-lettered")
 	fs.DurationVar(&cfg.Drain.BackendTimeout, "backend-timeout", 10*time.Second, "longest backend call")
 	fs.DurationVar(&cfg.Drain.AckWait, "ack-wait", 30*time.Second, "redeliver an order a drain took and did not settle after this long (a crashed drain's orders)")
+	fs.IntVar(&cfg.GCPercent, "gc-percent", 400, "Go GC target percent (0: the runtime's default; GOGC wins if set)")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {

@@ -68,6 +68,10 @@ type Config struct {
 
 	Gate admission.Config
 
+	// GCPercent is applied by cmd/sluice (see its setGC); serve itself
+	// leaves the process's GC alone.
+	GCPercent int
+
 	// Refresh is how often sale states are read from JetStream; 250 ms.
 	Refresh         time.Duration
 	ShutdownTimeout time.Duration // default 30 s
