@@ -114,6 +114,14 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		opts.Host, opts.Port = host, port
 	}
 	if cfg.ClusterListen != "" {
+		if cfg.Listen == "" {
+			// nats-server starts routing only once its client listener is
+			// up (Server.Start hands StartRouting the accept loop's ready
+			// channel), so a clustered server listens for clients too: on
+			// a free loopback port.
+			opts.DontListen = false
+			opts.Host, opts.Port = "127.0.0.1", -1
+		}
 		host, port, err := splitHostPort(cfg.ClusterListen)
 		if err != nil {
 			return nil, fmt.Errorf("broker: cluster listen: %w", err)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,9 @@ func Config(t testing.TB, sales ...ledger.Sale) serve.Config {
 
 // Logger logs warnings and errors through t.Log.
 func Logger(t testing.TB) *slog.Logger {
+	if os.Getenv("SLUICE_TEST_LOG") == "debug" {
+		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 

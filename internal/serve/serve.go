@@ -178,6 +178,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: jetstream: %w", err)
 	}
+	// A clustered JetStream answers only once it has elected a metadata
+	// leader; everything below provisions streams.
+	if _, err := retry(ctx, func(ctx context.Context) (*jetstream.AccountInfo, error) { return js.AccountInfo(ctx) }); err != nil {
+		return nil, fmt.Errorf("serve: JetStream not ready: %w", err)
+	}
 	s.ledger = ledger.New(js, ledger.Options{Replicas: cfg.Replicas})
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if !cfg.DrainOnly {
@@ -186,7 +191,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		m := admission.NewMetrics(s.reg)
 		s.gate = admission.New(s.cfg.Gate, s.ledger, m)
-		if s.tracker, err = orderstatus.StartTracker(ctx, js, cfg.Replicas, s.log); err != nil {
+		// An attempt includes replaying the decisions recorded so far.
+		if s.tracker, err = retryEvery(ctx, 30*time.Second, func(ctx context.Context) (*orderstatus.Tracker, error) {
+			return orderstatus.StartTracker(ctx, js, cfg.Replicas, s.log)
+		}); err != nil {
 			return nil, err
 		}
 		s.gate.SetStatusSource(s.tracker)
@@ -256,12 +264,15 @@ func (s *Server) startDrain(ctx context.Context) error {
 	if db != nil {
 		s.reg.MustRegister(collectors.NewDBStatsCollector(db, "orders"))
 	}
-	rec, err := orderstatus.OpenRecorder(ctx, s.ledger.JetStream(), s.cfg.Replicas)
+	rec, err := retry(ctx, func(ctx context.Context) (*orderstatus.Recorder, error) {
+		return orderstatus.OpenRecorder(ctx, s.ledger.JetStream(), s.cfg.Replicas)
+	})
 	if err != nil {
 		return err
 	}
 	s.drainer = consumer.New(s.ledger, rec, b, dc, consumer.NewMetrics(s.reg))
-	return s.drainer.Start(ctx)
+	_, err = retry(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.drainer.Start(ctx) })
+	return err
 }
 
 func (s *Server) serve(srv *http.Server, ln net.Listener) {
@@ -274,10 +285,34 @@ func (s *Server) serve(srv *http.Server, ln net.Listener) {
 	}()
 }
 
+// retry runs a JetStream call with a short timeout per attempt until it
+// succeeds, fails for good, or ctx ends: a cluster that is still electing
+// its metadata leader, or settling streams several gates create at once,
+// drops requests without an answer.
+func retry[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	return retryEvery(ctx, 3*time.Second, f)
+}
+
+func retryEvery[T any](ctx context.Context, attempt time.Duration, f func(context.Context) (T, error)) (T, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		v, err := f(actx)
+		cancel()
+		if err == nil || errors.Is(err, ledger.ErrInvalidSale) || errors.Is(err, ledger.ErrNoSale) || ctx.Err() != nil {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 func (s *Server) provision(ctx context.Context) error {
 	sales := s.cfg.Sales
 	if len(sales) == 0 && !s.cfg.NoDemo {
-		existing, err := s.ledger.States(ctx)
+		existing, err := retry(ctx, s.ledger.States)
 		if err != nil {
 			return fmt.Errorf("serve: list sales: %w", err)
 		}
@@ -288,7 +323,7 @@ func (s *Server) provision(ctx context.Context) error {
 	for _, spec := range sales {
 		sale := spec.Sale
 		if spec.StockOnly {
-			st, err := s.ledger.State(ctx, sale.Name)
+			st, err := retry(ctx, func(ctx context.Context) (ledger.SaleState, error) { return s.ledger.State(ctx, sale.Name) })
 			switch {
 			case err == nil:
 				stock := sale.Stock
@@ -298,7 +333,7 @@ func (s *Server) provision(ctx context.Context) error {
 				return fmt.Errorf("serve: sale %s: %w", sale.Name, err)
 			}
 		}
-		st, err := s.ledger.EnsureSale(ctx, sale)
+		st, err := retry(ctx, func(ctx context.Context) (ledger.SaleState, error) { return s.ledger.EnsureSale(ctx, sale) })
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}

@@ -1,0 +1,109 @@
+package serve_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"sluice/internal/gatetest"
+	"sluice/internal/ledger"
+	"sluice/internal/serve"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Three gates whose embedded servers form a JetStream cluster, the sale
+// stream replicated three ways: the stock holds across all of them.
+func TestThreeGateClusterKeepsTheStock(t *testing.T) {
+	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	var urls []string
+	for _, r := range routes {
+		urls = append(urls, "nats://"+r)
+	}
+	cfgs := make([]serve.Config, 3)
+	for i := range cfgs {
+		cfg := gatetest.Config(t)
+		cfg.ServerName = fmt.Sprint("g", i+1)
+		cfg.ClusterName = "sluice-test"
+		cfg.ClusterListen = routes[i]
+		cfg.ClusterRoutes = urls
+		cfg.Replicas = 3
+		if i == 0 {
+			cfg.Sales = []serve.SaleSpec{{Sale: ledger.Sale{Name: "s1", Stock: 100}}}
+		} else {
+			cfg.NoDrain = true // one drain for the cluster
+		}
+		cfgs[i] = cfg
+	}
+	// The servers must start together: JetStream waits for a quorum.
+	gates := make([]*serve.Server, 3)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range cfgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			gates[i], errs[i] = serve.Start(ctx, cfgs[i])
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("gate %d: %v", i+1, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, g := range gates {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			_ = g.Shutdown(ctx)
+			cancel()
+		}
+	})
+	c := gatetest.Client()
+	for _, g := range gates {
+		gatetest.Eventually(t, 20*time.Second, "every gate to know the sale", func() bool {
+			return gatetest.Get(t, c, "http://"+g.APIAddr()+"/v1/sales/s1").Status == http.StatusOK
+		})
+	}
+	var mu sync.Mutex
+	counts := map[int]int{}
+	var bw sync.WaitGroup
+	for i := range 1000 {
+		bw.Add(1)
+		go func() {
+			defer bw.Done()
+			a := gatetest.Order(t, c, "http://"+gates[i%3].APIAddr(), "s1", fmt.Sprint("buyer-", i), "")
+			mu.Lock()
+			counts[a.Status]++
+			mu.Unlock()
+		}()
+	}
+	bw.Wait()
+	if counts[202] != 100 || counts[410] != 900 {
+		t.Fatalf("answers %v: want 100×202 and 900×410 across three clustered gates", counts)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	info, err := gates[1].Ledger().JetStream().Stream(ctx, ledger.StreamName("s1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci := info.CachedInfo()
+	if ci.State.Msgs != 100 || ci.Config.Replicas != 3 || ci.Cluster == nil || len(ci.Cluster.Replicas) != 2 {
+		t.Fatalf("stream: %d msgs, %d replicas, cluster %+v", ci.State.Msgs, ci.Config.Replicas, ci.Cluster)
+	}
+}
