@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"mime"
+	"strings"
 
 	"sluice/overflow"
 )
@@ -51,7 +52,7 @@ func jsonContentType(ct string) bool {
 	if err != nil {
 		return false
 	}
-	return mt == "application/json" || (len(mt) > 5 && mt[len(mt)-5:] == "+json" && bytes.HasPrefix([]byte(mt), []byte("application/")))
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
 }
 
 type orderRequest struct {

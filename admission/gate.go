@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,7 +66,6 @@ type Gate struct {
 	buyLim  *limiter.Keyed[string]
 	sales   atomic.Pointer[map[string]*sale]
 	updates sync.Mutex // serialises UpdateSales
-	lastUpd time.Time
 	// evictedSeen are the limiters' eviction totals at the last update.
 	evictedSeen [2]uint64
 	ready       atomic.Bool
@@ -112,15 +112,15 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 		render: cfg.Renderer,
 		log:    cfg.Logger,
 		now:    cfg.Now,
-		ipLim:  limiter.NewKeyed[netip.Addr](rateOf(cfg.IPRate), cfg.IPBurst, cfg.LimiterKeys, cfg.LimiterIdle),
-		buyLim: limiter.NewKeyed[string](rateOf(cfg.BuyerRate), cfg.BuyerBurst, cfg.LimiterKeys, cfg.LimiterIdle),
+		ipLim:  limiter.NewKeyed[netip.Addr](rate.Limit(cfg.IPRate), cfg.IPBurst, cfg.LimiterKeys, cfg.LimiterIdle),
+		buyLim: limiter.NewKeyed[string](rate.Limit(cfg.BuyerRate), cfg.BuyerBurst, cfg.LimiterKeys, cfg.LimiterIdle),
 	}
 	empty := map[string]*sale{}
 	g.sales.Store(&empty)
 	r := g.render
 	g.unknownSale = r.Render(overflow.Problem{Reason: overflow.UnknownSale})
-	g.ipLimited = r.Render(overflow.Problem{Reason: overflow.IPRateLimited, RetryAfter: limiter.RetryAfter(rateOf(cfg.IPRate))})
-	g.buyerLimited = r.Render(overflow.Problem{Reason: overflow.BuyerRateLimited, RetryAfter: limiter.RetryAfter(rateOf(cfg.BuyerRate))})
+	g.ipLimited = r.Render(overflow.Problem{Reason: overflow.IPRateLimited, RetryAfter: limiter.RetryAfter(rate.Limit(cfg.IPRate))})
+	g.buyerLimited = r.Render(overflow.Problem{Reason: overflow.BuyerRateLimited, RetryAfter: limiter.RetryAfter(rate.Limit(cfg.BuyerRate))})
 	g.badContentType = r.Render(overflow.Problem{Reason: overflow.BadContentType})
 	g.tooLarge = r.Render(overflow.Problem{Reason: overflow.BodyTooLarge})
 	g.unavailable = r.Render(overflow.Problem{Reason: overflow.Unavailable, RetryAfter: time.Second})
@@ -134,8 +134,6 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 	m.limiterCap.WithLabelValues("buyer").Set(float64(g.buyLim.Cap()))
 	return g
 }
-
-func rateOf(perSecond float64) rate.Limit { return rate.Limit(perSecond) }
 
 // Handler returns the public API: orders, order status, sale state and the
 // OpenAPI document.
@@ -174,10 +172,8 @@ func orderPath(r *http.Request) (string, bool) {
 		return "", false
 	}
 	sale := p[len(prefix) : len(p)-len(suffix)]
-	for i := 0; i < len(sale); i++ {
-		if sale[i] == '/' {
-			return "", false
-		}
+	if strings.IndexByte(sale, '/') >= 0 {
+		return "", false
 	}
 	return sale, true
 }
@@ -224,7 +220,6 @@ func (g *Gate) UpdateSales(states []ledger.SaleState, err error) {
 		}
 	}
 	g.sales.Store(&next)
-	g.lastUpd = now
 	g.m.ledgerUp.Set(1)
 	g.ready.Store(true)
 	g.m.limiterKeys.WithLabelValues("ip").Set(float64(g.ipLim.Len()))

@@ -145,9 +145,7 @@ func TestSlowServerShowsLateSends(t *testing.T) {
 // time), and the p99 reflects it.
 func TestLatencyFromIntendedSendTime(t *testing.T) {
 	var stallStart atomic.Int64
-	var once sync.Once
 	srv := gateLike(t, func(w http.ResponseWriter, r *http.Request) {
-		once.Do(func() {})
 		if s := stallStart.Load(); s != 0 {
 			if until := time.Unix(0, s).Add(200 * time.Millisecond); time.Now().Before(until) {
 				time.Sleep(time.Until(until))

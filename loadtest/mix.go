@@ -43,13 +43,12 @@ type Mix struct {
 
 // request is one planned request.
 type request struct {
-	kind   Kind
-	sale   string
-	buyer  string
-	key    string
-	body   string
-	ctype  string
-	unique bool // a fresh (buyer, key), the first of its key
+	kind  Kind
+	sale  string
+	buyer string
+	key   string
+	body  string
+	ctype string
 }
 
 // mixer draws requests. It is safe for concurrent use.
@@ -92,16 +91,16 @@ func (m *mixer) draw() request {
 		}
 	case r < m.mix.Bad+m.mix.Impatient && len(m.recent) > 0: // retries come from keyed requests only
 		prev := m.recent[m.rng.IntN(len(m.recent))]
-		prev.kind, prev.unique = KindImpatient, false
+		prev.kind = KindImpatient
 		return prev
 	case r < m.mix.Bad+m.mix.Impatient+m.mix.Greedy:
 		greedy := max(1, m.mix.Buyers/100) // one buyer in a hundred is greedy
 		buyer := fmt.Sprintf("greedy-%d", m.rng.IntN(greedy))
-		return m.remember(request{kind: KindGreedy, sale: m.sale, buyer: buyer, key: m.keyFor(), unique: true})
+		return m.remember(request{kind: KindGreedy, sale: m.sale, buyer: buyer, key: m.keyFor()})
 	}
 	buyer := fmt.Sprintf("buyer-%d", m.next%m.mix.Buyers)
 	m.next++
-	return m.remember(request{kind: KindBuyer, sale: m.sale, buyer: buyer, key: m.keyFor(), unique: true})
+	return m.remember(request{kind: KindBuyer, sale: m.sale, buyer: buyer, key: m.keyFor()})
 }
 
 // keyFor gives a keyed client's request a fresh key, and others none.

@@ -96,14 +96,13 @@ type Report struct {
 
 // Aggregator folds results into a Report. It is safe for concurrent use.
 type Aggregator struct {
-	mu      sync.Mutex
-	start   time.Time
-	late    time.Duration
-	last    time.Time
-	hists   map[string]*hdrhistogram.Histogram
-	perSec  []*secondAgg
-	rep     Report
-	errKeys int
+	mu     sync.Mutex
+	start  time.Time
+	late   time.Duration
+	last   time.Time
+	hists  map[string]*hdrhistogram.Histogram
+	perSec []*secondAgg
+	rep    Report
 }
 
 type secondAgg struct {

@@ -41,6 +41,8 @@ func Config(t testing.TB, sales ...ledger.Sale) serve.Config {
 }
 
 // Logger logs warnings and errors through t.Log.
+// SLUICE_TEST_LOG=debug logs everything, the embedded NATS server's
+// debug lines included: for chasing a failing test.
 func Logger(t testing.TB) *slog.Logger {
 	if os.Getenv("SLUICE_TEST_LOG") == "debug" {
 		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
