@@ -55,7 +55,8 @@ func (d Decision) Empty() bool {
 	return len(d.Confirmed) == 0 && len(d.Rejected) == 0 && len(d.Failed) == 0
 }
 
-func ensureStream(ctx context.Context, js jetstream.JetStream, replicas int) error {
+// Provision creates (or updates) the decisions stream.
+func Provision(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	if replicas <= 0 {
 		replicas = 1
 	}
@@ -83,7 +84,7 @@ type Recorder struct {
 
 // OpenRecorder provisions the decisions stream and returns a Recorder.
 func OpenRecorder(ctx context.Context, js jetstream.JetStream, replicas int) (*Recorder, error) {
-	if err := ensureStream(ctx, js, replicas); err != nil {
+	if err := Provision(ctx, js, replicas); err != nil {
 		return nil, err
 	}
 	return &Recorder{js: js}, nil

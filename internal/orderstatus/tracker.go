@@ -58,13 +58,10 @@ func (s *saleDecisions) refuse(seq uint64, st Status) {
 	}
 }
 
-// StartTracker provisions the decisions stream, replays it and follows
+// StartTracker replays the decisions stream (see Provision) and follows
 // it. It returns once the decisions recorded so far are loaded (or ctx
 // ends), so a gate that starts answers statuses it can prove.
-func StartTracker(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) (*Tracker, error) {
-	if err := ensureStream(ctx, js, replicas); err != nil {
-		return nil, err
-	}
+func StartTracker(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (*Tracker, error) {
 	info, err := js.Stream(ctx, Stream)
 	if err != nil {
 		return nil, fmt.Errorf("orderstatus: %w", err)

@@ -146,6 +146,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	defer func() {
 		if err != nil {
 			s.closeBackground(context.Background())
+			// Start failed before serving: no http.Server owns these yet.
+			for _, ln := range []net.Listener{s.apiLn, s.opsLn} {
+				if ln != nil {
+					ln.Close()
+				}
+			}
 		}
 	}()
 	if cfg.SoldOutPage != "" {
@@ -191,9 +197,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		m := admission.NewMetrics(s.reg)
 		s.gate = admission.New(s.cfg.Gate, s.ledger, m)
+		if _, err := retry(ctx, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, orderstatus.Provision(ctx, js, cfg.Replicas)
+		}); err != nil {
+			return nil, err
+		}
 		// An attempt includes replaying the decisions recorded so far.
 		if s.tracker, err = retryEvery(ctx, 30*time.Second, func(ctx context.Context) (*orderstatus.Tracker, error) {
-			return orderstatus.StartTracker(ctx, js, cfg.Replicas, s.log)
+			return orderstatus.StartTracker(ctx, js, s.log)
 		}); err != nil {
 			return nil, err
 		}
@@ -447,11 +458,6 @@ func (s *Server) closeBackground(ctx context.Context) error {
 	if s.backend != nil {
 		if cerr := s.backend.Close(); cerr != nil && err == nil {
 			err = cerr
-		}
-	}
-	for _, ln := range []net.Listener{s.apiLn, s.opsLn} {
-		if ln != nil && s.ops == nil {
-			ln.Close()
 		}
 	}
 	return err
