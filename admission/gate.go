@@ -277,11 +277,28 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	g.m.queueBound.WithLabelValues(name).Set(float64(cfg.QueueBound))
 	g.m.drainRate.WithLabelValues(name).Set(s.rate())
 	g.m.saleRate.WithLabelValues(name).Set(cfg.Rate)
+	g.m.wait.WithLabelValues(name).Set(waitFor(st.Pending, s.rate()))
+	if g.confirmed != nil {
+		if n, err := g.confirmed.ConfirmedCount(context.Background(), name); err == nil {
+			g.m.confirmed.WithLabelValues(name).Set(float64(n))
+		}
+	}
 	state := stateOf(s, now)
 	g.m.soldOut.WithLabelValues(name).Set(b2f(st.SoldOut()))
 	for _, x := range []string{"upcoming", "open", "sold_out", "closed"} {
 		g.m.state.WithLabelValues(name, x).Set(b2f(x == state))
 	}
+}
+
+// waitFor is how long a queue of pending orders takes at rate orders/s.
+func waitFor(pending uint64, rate float64) float64 {
+	switch {
+	case pending == 0:
+		return 0
+	case rate <= 0:
+		return math.Inf(1)
+	}
+	return float64(pending) / rate
 }
 
 // stateOf is the sale's state as the API reports it.

@@ -1,8 +1,6 @@
 package admission
 
 import (
-	"runtime/debug"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"sluice/overflow"
@@ -52,6 +50,8 @@ type Metrics struct {
 	state         *prometheus.GaugeVec
 	drainRate     *prometheus.GaugeVec
 	saleRate      *prometheus.GaugeVec
+	confirmed     *prometheus.GaugeVec
+	wait          *prometheus.GaugeVec
 	inFlight      prometheus.Gauge
 	httpRequests  *prometheus.CounterVec
 	limiterKeys   *prometheus.GaugeVec
@@ -90,6 +90,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		state:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_sale_state", Help: "1 for the sale's current state (upcoming, open, sold_out, closed)."}, []string{"sale", "state"}),
 		drainRate:  saleGauge("sluice_sale_drain_rate", "Orders drained per second, smoothed over the last refreshes."),
 		saleRate:   saleGauge("sluice_sale_rate_limit", "Configured admission rate of the sale per gate, orders per second; 0 means none."),
+		confirmed:  saleGauge("sluice_sale_confirmed_orders", "Orders the backend confirmed, as recorded in the decisions stream (exact, survives restarts)."),
+		wait:       saleGauge("sluice_sale_estimated_wait_seconds", "Time the drain needs for the whole queue at the observed drain rate; +Inf when orders wait and nothing drains."),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_http_requests_in_flight",
 			Help: "Requests being served by the public API, order placements excepted.",
@@ -115,22 +117,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 when the last refresh of sale states from JetStream succeeded.",
 		}),
 	}
-	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "sluice_build_info",
-		Help: "Build of the running sluice; always 1.",
-	}, []string{"version", "goversion"})
-	version, goversion := "devel", "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		goversion = bi.GoVersion
-		if bi.Main.Version != "" {
-			version = bi.Main.Version
-		}
-	}
-	build.WithLabelValues(version, goversion).Set(1)
 	m.durationOf = make(map[Outcome]prometheus.Observer)
 	for _, o := range []Outcome{OutcomeAdmitted, OutcomeDiverted, OutcomeRejected, OutcomeFailed} {
 		m.durationOf[o] = m.duration.WithLabelValues(string(o))
 	}
+	m.httpRequests.WithLabelValues("200", "get") // the usual answer, so the series exists
 	for _, k := range []string{"unavailable", "store_full"} {
 		m.publishErrors.WithLabelValues(k)
 	}
@@ -143,7 +134,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.requests, m.duration, m.publish, m.publishErrors, m.stock,
 		m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.state, m.drainRate,
 		m.saleRate, m.inFlight, m.httpRequests, m.limiterKeys, m.limiterCap, m.limiterEvict,
-		m.ledgerUp, build)
+		m.ledgerUp, m.confirmed, m.wait)
 	return m
 }
 
@@ -167,7 +158,7 @@ func (m *Metrics) forgetSale(sale string) {
 	l := prometheus.Labels{"sale": sale}
 	m.requests.DeletePartialMatch(l)
 	m.state.DeletePartialMatch(l)
-	for _, g := range []*prometheus.GaugeVec{m.stock, m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.drainRate, m.saleRate} {
+	for _, g := range []*prometheus.GaugeVec{m.stock, m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.drainRate, m.saleRate, m.confirmed, m.wait} {
 		g.DeleteLabelValues(sale)
 	}
 }

@@ -135,6 +135,17 @@ func (c *Config) defaults() {
 	}
 }
 
+// role names what this process runs, for sluice_build_info.
+func (c *Config) role() string {
+	switch {
+	case c.DrainOnly:
+		return "drain"
+	case c.NoDrain:
+		return "gate"
+	}
+	return "gate+drain"
+}
+
 // Start brings a gate up: JetStream, sales, listeners. It returns once the
 // listeners are open. Errors leave nothing running.
 func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
@@ -190,7 +201,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("serve: JetStream not ready: %w", err)
 	}
 	s.ledger = ledger.New(js, ledger.Options{Replicas: cfg.Replicas})
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo(cfg.role()))
 	if !cfg.DrainOnly {
 		if err := s.provision(ctx); err != nil {
 			return nil, err
