@@ -1,0 +1,87 @@
+package dashboards_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"sluice/internal/gatetest"
+	"sluice/internal/ledger"
+	"sluice/internal/serve"
+	"sluice/loadtest"
+)
+
+// e2eSale is the sale the gate under test sells: a rate limit below the
+// spike's peak and a queue bound, so that the panels about throttling
+// show it happening.
+var e2eSale = ledger.Sale{Name: "s1", Stock: 300, Rate: 200, QueueBound: 100000}
+
+// startGate starts a real gate with its drain into SQLite, and waits until
+// the drain follows the sale (its per-sale series exist).
+func startGate(t *testing.T) *serve.Server {
+	t.Helper()
+	cfg := gatetest.Config(t, e2eSale)
+	// Every client is 127.0.0.1: a generous per-address limit, and a
+	// per-buyer one that greedy buyers run into.
+	cfg.Gate.IPRate, cfg.Gate.IPBurst = 1e6, 1e5
+	cfg.Gate.BuyerRate, cfg.Gate.BuyerBurst = 1, 1
+	srv := gatetest.Start(t, cfg)
+	gatetest.Eventually(t, 10*time.Second, "drain follows s1", func() bool {
+		fams, err := srv.Registry().Gather()
+		if err != nil {
+			return false
+		}
+		for _, f := range fams {
+			if f.GetName() == "sluice_drain_consumer_pending" && len(f.GetMetric()) > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	return srv
+}
+
+// metricTypes are the series names a registry exposes, with their type:
+// a histogram "h" gives h_bucket, h_count and h_sum (counters) besides h.
+type metricTypes map[string]dto.MetricType
+
+func (m metricTypes) add(t *testing.T, g prometheus.Gatherer) {
+	t.Helper()
+	fams, err := g.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	for _, f := range fams {
+		n, typ := f.GetName(), f.GetType()
+		m[n] = typ
+		switch typ {
+		case dto.MetricType_HISTOGRAM:
+			m[n+"_bucket"] = dto.MetricType_COUNTER
+			m[n+"_count"] = dto.MetricType_COUNTER
+			m[n+"_sum"] = dto.MetricType_COUNTER
+		case dto.MetricType_SUMMARY:
+			m[n+"_count"] = dto.MetricType_COUNTER
+			m[n+"_sum"] = dto.MetricType_COUNTER
+		}
+	}
+}
+
+func (m metricTypes) counter(name string) bool {
+	return m[name] == dto.MetricType_COUNTER ||
+		(strings.HasSuffix(name, "_total") && m[name] == dto.MetricType_UNTYPED)
+}
+
+// realMetrics gathers the metric names of a running gate (with its drain
+// and SQLite backend) and of the load generator, from their own code.
+func realMetrics(t *testing.T, gate *serve.Server) (metricTypes, prometheus.Gatherer) {
+	t.Helper()
+	m := metricTypes{}
+	m.add(t, gate.Registry())
+	reg := prometheus.NewRegistry()
+	loadtest.NewMetrics(reg)
+	m.add(t, reg)
+	return m, reg
+}
