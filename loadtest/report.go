@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -99,7 +100,8 @@ type Aggregator struct {
 	mu     sync.Mutex
 	start  time.Time
 	late   time.Duration
-	last   time.Time
+	last   time.Time // the last answer
+	sent   time.Time // the last send
 	hists  map[string]*hdrhistogram.Histogram
 	perSec []*secondAgg
 	rep    Report
@@ -144,7 +146,7 @@ func (a *Aggregator) Add(r Result) {
 		}
 		a.rep.Status["error"]++
 	} else {
-		a.rep.Status[fmt.Sprint(r.Status)]++
+		a.rep.Status[statusName(r.Status)]++
 	}
 	if r.Reason != "" {
 		a.rep.Reasons[r.Reason]++
@@ -158,9 +160,27 @@ func (a *Aggregator) Add(r Result) {
 	s.sent++
 	s.byOutcome[o]++
 	_ = s.hist.RecordValue(us)
+	if r.Sent.After(a.sent) {
+		a.sent = r.Sent
+	}
 	if end := r.Intended.Add(r.Latency); end.After(a.last) {
 		a.last = end
 	}
+}
+
+// statusNames are the HTTP status codes as map keys, made once.
+var statusNames = func() (n [600]string) {
+	for i := range n {
+		n[i] = strconv.Itoa(i)
+	}
+	return n
+}()
+
+func statusName(code int) string {
+	if code >= 0 && code < len(statusNames) {
+		return statusNames[code]
+	}
+	return strconv.Itoa(code)
 }
 
 // Snapshot returns the counts so far (for progress): requests, by
@@ -205,7 +225,12 @@ func (a *Aggregator) Report(cfg Config, run *Run, samples []SaleSample) Report {
 			planned = min(planned, cfg.MaxRequests)
 		}
 		rep.TargetRate = float64(planned) / d
-		rep.AchievedRate = float64(rep.Requests) / d
+	}
+	// Achieved: requests over the time it took to send them (as vegeta's
+	// rate). On schedule that is the profile's length; a generator or a
+	// gate that cannot keep up stretches it.
+	if span := a.sent.Sub(a.start).Seconds(); span > 0 {
+		rep.AchievedRate = float64(rep.Requests) / max(span, cfg.Profile.Duration().Seconds())
 	}
 	if secs := rep.Duration.Seconds(); secs > 0 {
 		rep.Throughput = float64(rep.Requests-uint64(a.hists[OutcomeFailed].TotalCount())) / secs
