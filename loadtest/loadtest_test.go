@@ -20,7 +20,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		// fasthttp's idle-connection cleaner sleeps out MaxIdleConnDuration
+		// (5 s) after the run closed the connections, then ends.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"))
 }
 
 func TestProfileSchedules(t *testing.T) {
