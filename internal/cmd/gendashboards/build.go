@@ -151,14 +151,20 @@ func timeseries(title, desc, unit string, qs []q, opts ...seriesOpt) *panel {
 		"spanNulls": false, "axisSoftMin": 0,
 		"stacking": map[string]any{"mode": "none", "group": "A"},
 	}
+	return viz("timeseries", title, desc, fd, map[string]any{
+		"legend":  map[string]any{"displayMode": "list", "placement": "bottom", "showLegend": true},
+		"tooltip": map[string]any{"mode": "multi", "sort": "desc"},
+	}, targets(qs, "time_series"), opts)
+}
+
+// viz is a panel of type typ querying the datasource variable, with
+// opts applied last.
+func viz(typ, title, desc string, fd fieldDefaults, options map[string]any, ts []target, opts []seriesOpt) *panel {
 	p := &panel{
-		Type: "timeseries", Title: title, Description: desc, Datasource: &ds,
+		Type: typ, Title: title, Description: desc, Datasource: &ds,
 		FieldConfig: &fieldConfig{Defaults: fd, Overrides: []override{}},
-		Options: map[string]any{
-			"legend":  map[string]any{"displayMode": "list", "placement": "bottom", "showLegend": true},
-			"tooltip": map[string]any{"mode": "multi", "sort": "desc"},
-		},
-		Targets: targets(qs, "time_series"),
+		Options:     options,
+		Targets:     ts,
 	}
 	for _, o := range opts {
 		o(p)
@@ -167,21 +173,13 @@ func timeseries(title, desc, unit string, qs []q, opts ...seriesOpt) *panel {
 }
 
 func stat(title, desc, unit string, qs []q, opts ...seriesOpt) *panel {
-	p := &panel{
-		Type: "stat", Title: title, Description: desc, Datasource: &ds,
-		FieldConfig: &fieldConfig{Defaults: defaults(unit), Overrides: []override{}},
-		Options: map[string]any{
-			"reduceOptions": map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false},
-			"colorMode":     "value", "graphMode": "area", "justifyMode": "auto",
-			"orientation": "auto", "textMode": "value_and_name", "wideLayout": true,
-		},
-		Targets: targets(qs, "time_series"),
-	}
-	p.FieldConfig.Defaults.Color = map[string]any{"mode": "thresholds"}
-	for _, o := range opts {
-		o(p)
-	}
-	return p
+	fd := defaults(unit)
+	fd.Color = map[string]any{"mode": "thresholds"}
+	return viz("stat", title, desc, fd, map[string]any{
+		"reduceOptions": map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false},
+		"colorMode":     "value", "graphMode": "area", "justifyMode": "auto",
+		"orientation": "auto", "textMode": "value_and_name", "wideLayout": true,
+	}, targets(qs, "time_series"), opts)
 }
 
 // warnAbove colours a stat orange, then red, past two thresholds.
@@ -208,20 +206,11 @@ func stateTimeline(title, desc string, qs []q, opts ...seriesOpt) *panel {
 	fd := defaults("none")
 	fd.Color = map[string]any{"mode": "thresholds"}
 	fd.Custom = map[string]any{"fillOpacity": 80, "lineWidth": 0}
-	p := &panel{
-		Type: "state-timeline", Title: title, Description: desc, Datasource: &ds,
-		FieldConfig: &fieldConfig{Defaults: fd, Overrides: []override{}},
-		Options: map[string]any{
-			"mergeValues": true, "showValue": "auto", "alignValue": "left", "rowHeight": 0.9,
-			"legend":  map[string]any{"displayMode": "list", "placement": "bottom", "showLegend": false},
-			"tooltip": map[string]any{"mode": "single", "sort": "none"},
-		},
-		Targets: targets(qs, "time_series"),
-	}
-	for _, o := range opts {
-		o(p)
-	}
-	return p
+	return viz("state-timeline", title, desc, fd, map[string]any{
+		"mergeValues": true, "showValue": "auto", "alignValue": "left", "rowHeight": 0.9,
+		"legend":  map[string]any{"displayMode": "list", "placement": "bottom", "showLegend": false},
+		"tooltip": map[string]any{"mode": "single", "sort": "none"},
+	}, targets(qs, "time_series"), opts)
 }
 
 // heatmap shows a Prometheus histogram's buckets over time; yUnit is the
@@ -232,20 +221,15 @@ func heatmap(title, desc, yUnit string, expr string) *panel {
 		"hideFrom":          map[string]any{"legend": false, "tooltip": false, "viz": false},
 		"scaleDistribution": map[string]any{"type": "linear"},
 	}
-	return &panel{
-		Type: "heatmap", Title: title, Description: desc, Datasource: &ds,
-		FieldConfig: &fieldConfig{Defaults: fd, Overrides: []override{}},
-		Options: map[string]any{
-			"calculate": false, "cellGap": 1,
-			"color": map[string]any{"mode": "scheme", "scheme": "Oranges", "steps": 64,
-				"exponent": 0.5, "fill": "dark-orange", "reverse": false, "scale": "exponential"},
-			"yAxis":        map[string]any{"unit": yUnit, "axisPlacement": "left", "reverse": false},
-			"rowsFrame":    map[string]any{"layout": "auto"},
-			"filterValues": map[string]any{"le": 1e-9},
-			"tooltip":      map[string]any{"mode": "single", "yHistogram": false, "showColorScale": false},
-			"legend":       map[string]any{"show": true},
-			"cellValues":   map[string]any{"unit": "reqps"},
-		},
-		Targets: targets([]q{{expr, "{{le}}"}}, "heatmap"),
-	}
+	return viz("heatmap", title, desc, fd, map[string]any{
+		"calculate": false, "cellGap": 1,
+		"color": map[string]any{"mode": "scheme", "scheme": "Oranges", "steps": 64,
+			"exponent": 0.5, "fill": "dark-orange", "reverse": false, "scale": "exponential"},
+		"yAxis":        map[string]any{"unit": yUnit, "axisPlacement": "left", "reverse": false},
+		"rowsFrame":    map[string]any{"layout": "auto"},
+		"filterValues": map[string]any{"le": 1e-9},
+		"tooltip":      map[string]any{"mode": "single", "yHistogram": false, "showColorScale": false},
+		"legend":       map[string]any{"show": true},
+		"cellValues":   map[string]any{"unit": "reqps"},
+	}, targets([]q{{expr, "{{le}}"}}, "heatmap"), nil)
 }
