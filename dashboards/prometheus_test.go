@@ -25,6 +25,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"sluice/internal/gatetest"
+	"sluice/internal/testenv"
 	"sluice/loadtest"
 )
 
@@ -35,11 +36,7 @@ func needBinary(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		msg := fmt.Sprintf("%s not installed (apt-get install prometheus)", name)
-		if os.Getenv("SLUICE_REQUIRE_PROMETHEUS") == "1" {
-			t.Fatal(msg + "; SLUICE_REQUIRE_PROMETHEUS=1 requires it")
-		}
-		t.Skip(msg + "; skipping")
+		testenv.Missing(t, name+" is not installed (apt-get install prometheus)", "SLUICE_REQUIRE_PROMETHEUS")
 	}
 	return p
 }

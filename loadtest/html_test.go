@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/net/html"
+
+	"sluice/internal/testenv"
 )
 
 func sampleReport(t *testing.T) Report {
@@ -97,11 +99,7 @@ func TestHTMLReportRendersInChromium(t *testing.T) {
 		}
 	}
 	if bin == "" {
-		msg := "Chromium is not installed (apt-get install chromium)"
-		if os.Getenv("SLUICE_REQUIRE_CHROMIUM") == "1" {
-			t.Fatal(msg + "; SLUICE_REQUIRE_CHROMIUM=1 requires it")
-		}
-		t.Skip(msg)
+		testenv.Missing(t, "Chromium is not installed (apt-get install chromium)", "SLUICE_REQUIRE_CHROMIUM")
 	}
 	rep := sampleReport(t)
 	dir := t.TempDir()

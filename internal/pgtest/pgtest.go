@@ -23,6 +23,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+
+	"sluice/internal/testenv"
 )
 
 // Server is a running PostgreSQL cluster owned by one test.
@@ -63,11 +65,8 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := binDir()
 	if bin == "" {
-		msg := "PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin (apt-get install postgresql, or set SLUICE_PG_BIN)"
-		if os.Getenv("SLUICE_REQUIRE_POSTGRES") == "1" {
-			t.Fatal(msg + "; SLUICE_REQUIRE_POSTGRES=1 requires them")
-		}
-		t.Skip(msg)
+		testenv.Missing(t, "PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin (apt-get install postgresql, or set SLUICE_PG_BIN)",
+			"SLUICE_REQUIRE_POSTGRES")
 	}
 	s := &Server{t: t, bin: bin}
 	// t.TempDir is private to root; the server may run as postgres.
