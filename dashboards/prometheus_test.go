@@ -9,7 +9,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"gopkg.in/yaml.v3"
 
 	"sluice/internal/gatetest"
@@ -68,11 +65,13 @@ func TestPromtool(t *testing.T) {
 	text := gatetest.Get(t, c, "http://"+gate.OpsAddr()+"/metrics").Raw
 	runTool(t, []byte(text), promtool, "check", "metrics")
 
-	reg := prometheus.NewRegistry()
-	loadtest.NewMetrics(reg)
-	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, srv := loadtest.ServeMetrics(ln)
 	defer srv.Close()
-	runTool(t, []byte(gatetest.Get(t, c, srv.URL).Raw), promtool, "check", "metrics")
+	runTool(t, []byte(gatetest.Get(t, c, "http://"+ln.Addr().String()+"/metrics").Raw), promtool, "check", "metrics")
 }
 
 // prom is a real Prometheus on loopback.
@@ -265,14 +264,12 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	bin := needBinary(t, "prometheus")
 	gate := startGate(t)
 
-	reg := prometheus.NewRegistry()
-	m := loadtest.NewMetrics(reg)
+	// The generator's metrics served as `sluice loadtest --metrics-listen` serves them.
 	ltLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	lt := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = lt.Serve(ltLn) }()
+	m, lt := loadtest.ServeMetrics(ltLn)
 	t.Cleanup(func() { lt.Close() })
 
 	p := startPrometheus(t, bin, map[string]string{"sluice": gate.OpsAddr(), "sluice-loadtest": ltLn.Addr().String()})

@@ -1,9 +1,12 @@
 package loadtest
 
 import (
+	"net"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Metrics are the generator's own Prometheus metrics, so a dashboard can
@@ -17,6 +20,17 @@ type Metrics struct {
 	running  prometheus.Gauge
 	stopRate chan struct{}
 	rateDone chan struct{}
+}
+
+// ServeMetrics makes a set of metrics in a registry of their own and
+// serves it on ln (at /metrics, and at any path), as --metrics-listen does.
+// Shut the server down when done.
+func ServeMetrics(ln net.Listener) (*Metrics, *http.Server) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return m, srv
 }
 
 // NewMetrics makes the metrics and registers them with reg.

@@ -7,14 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"sluice/loadtest"
 )
@@ -100,14 +96,12 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	if metricsListen != "" {
-		reg := prometheus.NewRegistry()
-		o.Metrics = loadtest.NewMetrics(reg)
 		ln, err := net.Listen("tcp", metricsListen)
 		if err != nil {
 			return fmt.Errorf("loadtest: --metrics-listen: %w", err)
 		}
-		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
+		m, srv := loadtest.ServeMetrics(ln)
+		o.Metrics = m
 		fmt.Fprintf(stderr, "metrics on http://%s/metrics\n", ln.Addr())
 		defer func() {
 			if metricsLinger > 0 {
