@@ -255,15 +255,7 @@ func insideRate(path []parser.Node) bool {
 	for i := len(path) - 1; i > 0; i-- {
 		if _, ok := path[i].(*parser.MatrixSelector); ok {
 			c, ok := path[i-1].(*parser.Call)
-			if !ok {
-				if _, ok := path[i-1].(parser.Expressions); ok && i >= 2 {
-					c, ok = path[i-2].(*parser.Call)
-				}
-				if !ok {
-					return false
-				}
-			}
-			return slices.Contains([]string{"rate", "irate", "increase"}, c.Func.Name)
+			return ok && slices.Contains([]string{"rate", "irate", "increase"}, c.Func.Name)
 		}
 	}
 	return false
