@@ -237,7 +237,11 @@ func newClient(cfg Config) (*fasthttp.HostClient, error) {
 	}
 	addr := u.Host
 	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), map[bool]string{true: "443", false: "80"}[u.Scheme == "https"])
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		addr = net.JoinHostPort(u.Hostname(), port)
 	}
 	return &fasthttp.HostClient{
 		Addr:                addr,
