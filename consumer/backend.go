@@ -54,6 +54,16 @@ type Backend interface {
 	Close() error
 }
 
+// EachCallBounded is implemented by a backend that makes one call per
+// order and bounds each call itself, as the HTTP backend does. The drainer
+// then puts no deadline of its own on a whole batch, whose orders may wait
+// their turn for the backend's concurrency, and keeps them from being
+// redelivered meanwhile.
+type EachCallBounded interface {
+	Backend
+	BoundsEachCall()
+}
+
 // Reasons a backend rejects an order with.
 const (
 	ReasonSoldOut        = "sold_out"

@@ -43,7 +43,10 @@ type Config struct {
 	// AckWait is JetStream's redelivery timeout for an unacknowledged
 	// order; default 30 s. It must exceed BackendTimeout.
 	AckWait time.Duration
-	// BackendTimeout bounds one backend call; default 10 s.
+	// BackendTimeout bounds one backend call, the transaction of a batch;
+	// default 10 s. A backend that bounds each of its own calls
+	// (EachCallBounded) gets no deadline on the whole batch; sluice serve
+	// gives the HTTP backend this timeout for each call.
 	BackendTimeout time.Duration
 	// BackoffBase and BackoffMax shape the retry delay: BackoffBase ×
 	// 2^(attempt-1), capped at BackoffMax, with jitter. Defaults 250 ms, 30 s.
@@ -349,7 +352,9 @@ func (d *Drainer) process(sd *saleDrain, msgs []jetstream.Msg) time.Duration {
 	for i, it := range items {
 		orders[i] = it.order
 	}
+	stop := d.keepAlive(items)
 	results := d.commit(ctx, orders)
+	stop()
 	if d.afterCommit != nil && !d.afterCommit(orders) {
 		return 0
 	}
@@ -360,6 +365,37 @@ func (d *Drainer) process(sd *saleDrain, msgs []jetstream.Msg) time.Duration {
 		}
 	}
 	return d.backoff(items[0].meta.NumDelivered)
+}
+
+// keepAlive tells JetStream, every third of AckWait until stop is called,
+// that the batch's orders are still being worked on, so that a batch
+// waiting its turn for the backend is not redelivered to another worker.
+func (d *Drainer) keepAlive(items []item) (stop func()) {
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	every := d.cfg.AckWait / 3
+	mu.Lock() // t is set before the first tick reads it
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		for _, it := range items {
+			_ = it.msg.InProgress()
+		}
+		t.Reset(every)
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
 }
 
 // commit runs one backend call for the batch under the worker bound; if
@@ -398,8 +434,12 @@ func (d *Drainer) commit(ctx context.Context, orders []Order) []Result {
 }
 
 func (d *Drainer) call(ctx context.Context, orders []Order) ([]Result, error) {
-	cctx, cancel := context.WithTimeout(ctx, d.cfg.BackendTimeout)
-	defer cancel()
+	cctx := ctx
+	if _, ok := d.backend.(EachCallBounded); !ok {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, d.cfg.BackendTimeout)
+		defer cancel()
+	}
 	start := time.Now()
 	res, err := d.backend.Commit(cctx, orders)
 	if err == nil && len(res) != len(orders) {

@@ -7,11 +7,15 @@ import (
 	"hash/fnv"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"sluice/consumer"
 	"sluice/internal/gatetest"
@@ -271,4 +275,75 @@ func TestWorkersStayWithinBoundUnderBacklog(t *testing.T) {
 		t.Fatalf("endpoint saw at most %d concurrent calls; bound %d", m, workers)
 	}
 	t.Logf("%d orders drained, at most %d concurrent backend calls (bound %d)", n, sh.maxSeen.Load(), workers)
+}
+
+// A batch that waits its turn at a slow endpoint for longer than AckWait is
+// kept alive, not redelivered: every order is forwarded exactly once, and
+// no order is cut off by one call's timeout while it waits for a slot.
+func TestSlowEndpointBatchIsNotRedelivered(t *testing.T) {
+	sh, ts := newShop(func(id, buyer string, attempt int) (int, time.Duration) {
+		time.Sleep(50 * time.Millisecond)
+		return 201, 0
+	})
+	defer ts.Close()
+	cfg := fast(gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 60}))
+	cfg.Backend = ts.URL
+	cfg.Drain.Workers = 2 // a second worker to take a redelivered batch
+	cfg.Drain.Batch = 60  // one batch takes 1.5 s
+	cfg.Drain.AckWait = 600 * time.Millisecond
+	cfg.Drain.BackendTimeout = 500 * time.Millisecond
+	cfg.NoDrain = true
+	cfg.NATSListen = "127.0.0.1:0"
+	srv := gatetest.Start(t, cfg)
+	// The whole backlog first, so that the drain takes it in one batch.
+	gatetest.FillLedger(t, srv.Ledger(), "s1", 60)
+	dcfg := fast(gatetest.Config(t))
+	dcfg.DrainOnly = true
+	dcfg.NATSURL = srv.NATSURL()
+	dcfg.Backend = ts.URL
+	dcfg.Drain = cfg.Drain
+	drain := gatetest.Start(t, dcfg)
+	waitDrained(t, srv.Ledger(), "s1", 60*time.Second)
+	// Nor was any order sent back for a later try: waiting for a slot is
+	// not a call, so one call's timeout does not cut the batch short.
+	if n := counter(t, drain.Registry(), "sluice_drain_orders_total", "sale", "s1", "outcome", "retried"); n != 0 {
+		t.Fatalf("%v orders were sent back for a later try", n)
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if len(sh.orders) != 60 {
+		t.Fatalf("shop holds %d orders, want 60", len(sh.orders))
+	}
+	for id, n := range sh.calls {
+		if n != 1 {
+			t.Fatalf("order %s forwarded %d times: the batch was redelivered while it waited", id, n)
+		}
+	}
+}
+
+// counter reads one series of a counter from reg; labels are name, value
+// pairs. A series never incremented reads 0.
+func counter(t *testing.T, reg prometheus.Gatherer, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i < len(labels); i += 2 {
+				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
+					return l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+				}) {
+					continue series
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }

@@ -30,7 +30,7 @@ type Config struct {
 	URL string
 	// Concurrency bounds the calls under way at once; default 8.
 	Concurrency int
-	// Timeout bounds one call; default 5 s.
+	// Timeout bounds one call; default 10 s, as the drain's BackendTimeout.
 	Timeout time.Duration
 	// Client, nil means a client with keep-alive sized to Concurrency.
 	Client *http.Client
@@ -56,7 +56,7 @@ func New(cfg Config) (*Backend, error) {
 		cfg.Concurrency = 8
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 5 * time.Second
+		cfg.Timeout = 10 * time.Second
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Transport: &http.Transport{
@@ -78,6 +78,11 @@ func (b *Backend) Close() error {
 	return nil
 }
 
+// BoundsEachCall tells the drainer that Commit bounds each of its calls
+// with Timeout: a batch's orders wait their turn for a slot, so the batch
+// as a whole takes longer than one call.
+func (b *Backend) BoundsEachCall() {}
+
 // Commit forwards each order of the batch, at most Concurrency at once
 // across all batches, and returns each order's result.
 func (b *Backend) Commit(ctx context.Context, orders []consumer.Order) ([]consumer.Result, error) {
@@ -87,8 +92,10 @@ func (b *Backend) Commit(ctx context.Context, orders []consumer.Order) ([]consum
 		select {
 		case b.sem <- struct{}{}:
 		case <-ctx.Done():
+			// Never sent: nothing to hold against these orders.
+			err := fmt.Errorf("%w: no call slot: %w", consumer.ErrUnavailable, ctx.Err())
 			for j := i; j < len(orders); j++ {
-				results[j] = consumer.Result{Outcome: consumer.Retry, Err: ctx.Err()}
+				results[j] = consumer.Result{Outcome: consumer.Retry, Err: err}
 			}
 			wg.Wait()
 			return results, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"sluice/consumer"
 	"sluice/consumer/httpbackend"
@@ -20,8 +21,9 @@ import (
 //	postgres://… postgresql://… PostgreSQL
 //	http://… https://…          an existing purchase endpoint
 //
-// It returns the database handle too when there is one, for pool metrics.
-func openBackend(ctx context.Context, spec, dataDir string, workers int) (consumer.Backend, *sql.DB, string, error) {
+// callTimeout bounds one call to a purchase endpoint. It returns the
+// database handle too when there is one, for pool metrics.
+func openBackend(ctx context.Context, spec, dataDir string, workers int, callTimeout time.Duration) (consumer.Backend, *sql.DB, string, error) {
 	switch {
 	case spec == "":
 		path := filepath.Join(dataDir, "orders.db")
@@ -44,7 +46,7 @@ func openBackend(ctx context.Context, spec, dataDir string, workers int) (consum
 		}
 		return b, b.DB(), "postgres", nil
 	case strings.HasPrefix(spec, "http://"), strings.HasPrefix(spec, "https://"):
-		b, err := httpbackend.New(httpbackend.Config{URL: spec, Concurrency: workers})
+		b, err := httpbackend.New(httpbackend.Config{URL: spec, Concurrency: workers, Timeout: callTimeout})
 		if err != nil {
 			return nil, nil, "", err
 		}

@@ -278,7 +278,7 @@ func (s *Server) startDrain(ctx context.Context) error {
 	if workers <= 0 {
 		workers = 4
 	}
-	b, db, name, err := openBackend(ctx, s.cfg.Backend, s.cfg.DataDir, workers)
+	b, db, name, err := openBackend(ctx, s.cfg.Backend, s.cfg.DataDir, workers, dc.BackendTimeout)
 	if err != nil {
 		return err
 	}
