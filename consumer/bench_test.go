@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,6 +51,8 @@ func benchDrain(b *testing.B, backend consumer.Backend) {
 		consumer.Config{Batch: benchBatch, Discover: 50 * time.Millisecond, Logger: gatetest.Logger(b)},
 		consumer.NewMetrics(prometheus.NewRegistry()))
 	b.ResetTimer()
+	var ru0 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	start := time.Now()
 	if err := d.Start(ctx); err != nil {
 		b.Fatal(err)
@@ -62,6 +65,7 @@ func benchDrain(b *testing.B, backend consumer.Backend) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
+	b.ReportMetric(cpuSince(ru0).Seconds()/elapsed.Seconds(), "cores")
 	b.StopTimer()
 	if err := d.Stop(ctx); err != nil {
 		b.Fatal(err)
@@ -109,6 +113,8 @@ func rawInsert(b *testing.B, db *sql.DB, n int, placeholder func(i int) string) 
 	}
 	now := time.Now().UTC()
 	b.ResetTimer()
+	var ru0 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	start := time.Now()
 	for done := 0; done < n; {
 		k := min(benchBatch, n-done)
@@ -145,6 +151,7 @@ func rawInsert(b *testing.B, db *sql.DB, n int, placeholder func(i int) string) 
 		done += k
 	}
 	elapsed := time.Since(start)
+	b.ReportMetric(cpuSince(ru0).Seconds()/elapsed.Seconds(), "cores")
 	b.StopTimer()
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "orders/s")
 }
@@ -230,4 +237,12 @@ func BenchmarkCommitPostgres(b *testing.B) {
 	}
 	defer be.Close()
 	benchCommit(b, be)
+}
+
+// cpuSince is the CPU time the process (JetStream, drain and backend, all
+// in it) spent since ru0.
+func cpuSince(ru0 syscall.Rusage) time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 }

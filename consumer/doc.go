@@ -4,9 +4,13 @@
 // Each sale has a durable pull consumer with explicit acks. Workers fetch
 // batches, hand each batch to the Backend in one call (one transaction for
 // the SQL backends), record the batch's decisions (one message, see
-// internal/orderstatus), and only then acknowledge: AckSync (double ack)
-// for a confirmation, Term for a final rejection. A batch the backend
-// fails is retried order by order so that one poisoned order cannot hold
+// internal/orderstatus), and only then acknowledge: Ack for a
+// confirmation, Term for a final rejection, sent without waiting and
+// closed by one double ack (AckSync) whose answer confirms them all, since
+// JetStream processes a consumer's acks from one connection in order.
+// Each worker slot keeps two batches under way, so that one is fetched
+// or acked while the other is in the backend. A batch the backend fails
+// is retried order by order so that one poisoned order cannot hold
 // the others back; a failing order is redelivered with exponential
 // backoff and jitter, and once MaxDeliver of its attempts failed while the
 // backend was deciding other orders, it is published to the dead-letter

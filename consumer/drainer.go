@@ -30,7 +30,8 @@ var ErrUnavailable = errors.New("consumer: backend unavailable")
 // Config tunes a Drainer. Zero values mean the documented defaults.
 type Config struct {
 	// Workers bounds the backend calls under way at once, across all
-	// sales; each sale also runs this many fetchers. Default 4.
+	// sales. Each sale runs twice this many fetchers, and its consumer's
+	// MaxAckPending is 2 × Workers × Batch. Default 4.
 	Workers int
 	// Batch is the most orders fetched and committed together; default 100.
 	Batch int
@@ -248,6 +249,12 @@ func (d *Drainer) discover(ctx context.Context) {
 	}
 }
 
+// pipelines is how many batches of a sale each worker slot keeps under
+// way: while one is in the backend, the one before is recorded and acked
+// and the next is fetched, so that the backend is not left idle waiting
+// on JetStream round trips. Backend calls stay bounded by Workers.
+const pipelines = 2
+
 func (d *Drainer) startSale(ctx context.Context, st ledger.SaleState) error {
 	if err := d.backend.EnsureSale(ctx, st.Sale.Name, st.Sale.Stock); err != nil {
 		return fmt.Errorf("backend: %w", err)
@@ -261,7 +268,7 @@ func (d *Drainer) startSale(ctx context.Context, st ledger.SaleState) error {
 		// Attempts are counted by the drain, which dead-letters; the
 		// server must keep redelivering until then.
 		MaxDeliver:    -1,
-		MaxAckPending: d.cfg.Workers * d.cfg.Batch,
+		MaxAckPending: pipelines * d.cfg.Workers * d.cfg.Batch,
 		MaxWaiting:    max(512, 2*d.cfg.Workers),
 	})
 	if err != nil {
@@ -272,7 +279,7 @@ func (d *Drainer) startSale(ctx context.Context, st ledger.SaleState) error {
 	d.mu.Lock()
 	d.sales[sd.name] = sd
 	d.mu.Unlock()
-	for range d.cfg.Workers {
+	for range pipelines * d.cfg.Workers {
 		d.wg.Add(1)
 		go d.work(sd)
 	}
@@ -498,30 +505,43 @@ func (d *Drainer) settle(ctx context.Context, sd *saleDrain, items []item, resul
 		}
 		return
 	}
-	// The acks of a batch go out together and are awaited together, under
-	// one deadline (without one, each ack would make its own).
-	actx, cancel := context.WithTimeout(ctx, d.cfg.AckWait)
-	defer cancel()
-	var wg sync.WaitGroup
+	// A batch's acks are pipelined: each goes out without waiting, and
+	// the last is a double ack (AckSync). JetStream processes the acks a
+	// consumer gets over one connection in order, so the answer to the
+	// last confirms every ack and term of the batch sent before it. One
+	// round trip per batch instead of one per order; an ack lost on the
+	// way means a redelivery, which the backend answers as before.
+	last := -1
+	for _, i := range final {
+		if results[i].Outcome == Confirmed {
+			last = i
+		}
+	}
 	for _, i := range final {
 		it := items[i]
 		d.forget(it.order.ID)
-		if results[i].Outcome == Rejected {
+		switch {
+		case results[i].Outcome == Rejected:
 			_ = it.msg.TermWithReason(results[i].Reason)
 			d.m.drained.WithLabelValues(sd.name, outcomeRejected).Inc()
 			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := it.msg.DoubleAck(actx); err != nil {
-				// Redelivered later and committed again: idempotent.
+		case i != last:
+			if err := it.msg.Ack(); err != nil {
 				d.log.Warn("drain: ack failed", "order", it.order.ID, "err", err)
 			}
-		}()
+		}
 		d.m.drained.WithLabelValues(sd.name, outcomeConfirmed).Inc()
 	}
-	wg.Wait()
+	if last < 0 {
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, d.cfg.AckWait)
+	defer cancel()
+	if err := items[last].msg.DoubleAck(actx); err != nil {
+		// Whatever was not acked is redelivered and committed again:
+		// idempotent.
+		d.log.Warn("drain: batch ack not confirmed", "sale", sd.name, "orders", len(final), "err", err)
+	}
 }
 
 // retry sends an order back for a later attempt, or dead-letters it once
