@@ -1,0 +1,119 @@
+package consumer_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sluice/consumer"
+	"sluice/consumer/postgres"
+	"sluice/consumer/sqlite"
+	"sluice/internal/pgtest"
+)
+
+// sqlBackend is a SQL backend with its handle, for reading stock back.
+type sqlBackend interface {
+	consumer.Backend
+	DB() *sql.DB
+}
+
+// The SQL backends decide alike, batch by batch: stock in ledger order,
+// one order per buyer slot, the same answer to a redelivered order, and
+// the stock row never below zero.
+func TestSQLBackendsDecideAlike(t *testing.T) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			var be sqlBackend
+			var err error
+			if name == "sqlite" {
+				be, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "orders.db"))
+			} else {
+				be, err = postgres.Open(ctx, pgtest.Start(t).NewDatabase("alike"), 4)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer be.Close()
+			decideAlike(t, be)
+		})
+	}
+}
+
+func decideAlike(t *testing.T, be sqlBackend) {
+	ctx := context.Background()
+	now := time.Now()
+	seq := map[string]uint64{}
+	order := func(sale, id, buyer string, perBuyer int64) consumer.Order {
+		seq[sale]++
+		return consumer.Order{ID: id, Sale: sale, BuyerID: buyer, Seq: seq[sale], PerBuyer: perBuyer, AdmittedAt: now}
+	}
+	commit := func(step string, batch []consumer.Order, want string) {
+		t.Helper()
+		res, err := be.Commit(ctx, batch)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		var got []string
+		for i, r := range res {
+			switch r.Outcome {
+			case consumer.Confirmed:
+				got = append(got, batch[i].ID+"=ok")
+			case consumer.Rejected:
+				got = append(got, batch[i].ID+"="+r.Reason)
+			default:
+				got = append(got, batch[i].ID+"=retry:"+fmt.Sprint(r.Err))
+			}
+		}
+		if g := strings.Join(got, " "); g != want {
+			t.Fatalf("%s:\n got %s\nwant %s", step, g, want)
+		}
+	}
+	remaining := func(sale string, want int64) {
+		t.Helper()
+		var n int64
+		if err := be.DB().QueryRowContext(ctx, `SELECT remaining FROM sales WHERE sale = $1`, sale).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Fatalf("%s: remaining %d, want %d", sale, n, want)
+		}
+	}
+
+	// One order per buyer, stock 3.
+	if err := be.EnsureSale(ctx, "one", 3); err != nil {
+		t.Fatal(err)
+	}
+	o1, o2, o3 := order("one", "o1", "b1", 1), order("one", "o2", "b2", 1), order("one", "o3", "b1", 1)
+	o4, o5 := order("one", "o4", "b3", 1), order("one", "o5", "b4", 1)
+	first := []consumer.Order{o1, o2, o3, o4, o5}
+	commit("new batch", first, "o1=ok o2=ok o3=already_ordered o4=ok o5=sold_out")
+	remaining("one", 0)
+	commit("the same batch redelivered", first, "o1=ok o2=ok o3=already_ordered o4=ok o5=sold_out")
+	o6 := order("one", "o6", "b5", 1)
+	commit("redelivered and new, out of order", []consumer.Order{o6, o4, o5}, "o6=sold_out o4=ok o5=sold_out")
+	remaining("one", 0)
+
+	// Two orders per buyer, stock 10.
+	if err := be.EnsureSale(ctx, "two", 10); err != nil {
+		t.Fatal(err)
+	}
+	p1, p2, p3, p4 := order("two", "p1", "A", 2), order("two", "p2", "A", 2), order("two", "p3", "A", 2), order("two", "p4", "B", 2)
+	commit("slots within a batch", []consumer.Order{p1, p2, p3, p4}, "p1=ok p2=ok p3=already_ordered p4=ok")
+	p5, p6 := order("two", "p5", "A", 2), order("two", "p6", "B", 2)
+	commit("slots across batches", []consumer.Order{p5, p6, p2}, "p5=already_ordered p6=ok p2=ok")
+	remaining("two", 6)
+
+	// Raising the stock of a sold-out sale frees what was not confirmed.
+	if err := be.EnsureSale(ctx, "one", 5); err != nil {
+		t.Fatal(err)
+	}
+	remaining("one", 2)
+	o7 := order("one", "o7", "b6", 1)
+	commit("after a restock", []consumer.Order{o7, o5}, "o7=ok o5=sold_out")
+	remaining("one", 1)
+}
