@@ -230,6 +230,9 @@ func decodeRaw(sale string, raw *jetstream.RawStreamMsg, err error) (Order, erro
 // DecodeOrder decodes an order message's payload. The id is left for the
 // caller, who knows the sequence.
 func DecodeOrder(data []byte) (Order, error) {
+	if o, ok := decodePlain(data); ok {
+		return o, nil
+	}
 	var o Order
 	if err := json.Unmarshal(data, &o); err != nil {
 		return Order{}, fmt.Errorf("ledger: decode order: %w", err)

@@ -1,9 +1,12 @@
 package ledger
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestOrderIDRoundTrip(t *testing.T) {
@@ -65,6 +68,68 @@ func TestSaleValidate(t *testing.T) {
 	} {
 		if err := s.Validate(); !errors.Is(err, ErrInvalidSale) {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// The plain decoder gives exactly what encoding/json gives, or steps
+// aside for it.
+func FuzzDecodeOrder(f *testing.F) {
+	at := time.Date(2026, 11, 21, 9, 30, 0, 123456789, time.UTC)
+	for _, o := range []Order{
+		{Sale: "s1", BuyerID: "b1", Token: "5tq3xzd0y7k2a", AdmittedAt: at},
+		{Sale: "s1", BuyerID: "bü", IdempotencyKey: "k-1", Token: "t", AdmittedAt: at.In(time.FixedZone("", 3600))},
+		{Sale: "s", BuyerID: `quote"and\back`, Token: "t", AdmittedAt: at},
+	} {
+		b, err := json.Marshal(o)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{
+		`{}`, `{"sale":"s1"}`, `{"sale":"s1","Sale":"s2"}`, `{"sale":"s1","extra":"x"}`,
+		`{ "sale":"s1"}`, `{"sale":null}`, `{"sale":"s1",}`, `{"admitted_at":"2026-13-01T00:00:00Z"}`,
+		`{"admitted_at":"2026-11-21T09:30:00.5+01:00"}`, "{\"sale\":\"\xff\"}", `{"sale":"a","sale":"b"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, ok := decodePlain(data)
+		if !ok {
+			return
+		}
+		var want Order
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("plain decoder took %q, encoding/json refuses it: %v", data, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: plain %+v, encoding/json %+v", data, got, want)
+		}
+	})
+}
+
+func TestDecodeOrderTakesTheLedgerPayload(t *testing.T) {
+	o := Order{Sale: "s1", BuyerID: "b1", IdempotencyKey: "k", Token: "5tq3xzd0y7k2a", AdmittedAt: time.Now().UTC()}
+	b, _ := json.Marshal(o)
+	if _, ok := decodePlain(b); !ok {
+		t.Fatalf("plain decoder refused %s", b)
+	}
+	got, err := DecodeOrder(b)
+	if err != nil || !reflect.DeepEqual(got, o) {
+		t.Fatalf("DecodeOrder(%s) = %+v, %v", b, got, err)
+	}
+	if _, err := DecodeOrder([]byte(`{"sale":`)); err == nil {
+		t.Fatal("a broken payload decoded")
+	}
+}
+
+func BenchmarkDecodeOrder(b *testing.B) {
+	data, _ := json.Marshal(Order{Sale: "s1", BuyerID: "buyer-12345", Token: "5tq3xzd0y7k2a", AdmittedAt: time.Now().UTC()})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeOrder(data); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
