@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,7 +41,16 @@ func fillLedger(b *testing.B, n int) *serve.Server {
 	return srv
 }
 
+// binaryGC sets the GC target the sluice binary runs with (serve and
+// drain, --gc-percent 400) for the rest of the benchmark: every benchmark
+// of the comparison runs with it.
+func binaryGC(b *testing.B) {
+	old := debug.SetGCPercent(400)
+	b.Cleanup(func() { debug.SetGCPercent(old) })
+}
+
 func benchDrain(b *testing.B, backend consumer.Backend) {
+	binaryGC(b)
 	srv := fillLedger(b, b.N)
 	ctx := context.Background()
 	status, err := orderstatus.OpenRecorder(ctx, srv.Ledger().JetStream(), 1)
@@ -105,6 +115,7 @@ func checkConfirmed(b *testing.B, db *sql.DB, want int) {
 // rawInsert inserts n order rows in multi-row INSERTs of benchBatch, one
 // transaction each: the floor a drain is compared with.
 func rawInsert(b *testing.B, db *sql.DB, n int, placeholder func(i int) string) {
+	binaryGC(b)
 	ctx := context.Background()
 	if _, err := db.ExecContext(ctx, `INSERT INTO sales (sale, stock, remaining, updated_at) VALUES ('s1', 0, 0, '2026-01-01')`); err != nil {
 		if _, err := db.ExecContext(ctx, `INSERT INTO sales (sale, stock, remaining) VALUES ('s1', 0, 0)`); err != nil {
@@ -205,6 +216,7 @@ func BenchmarkCommitSQLite(b *testing.B) {
 }
 
 func benchCommit(b *testing.B, be consumer.Backend) {
+	binaryGC(b)
 	ctx := context.Background()
 	if err := be.EnsureSale(ctx, "s1", int64(b.N)); err != nil {
 		b.Fatal(err)
