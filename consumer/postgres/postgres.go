@@ -1,6 +1,7 @@
 // Package postgres is the PostgreSQL order backend (jackc/pgx/v5): the
-// same schema and guarantees as the SQLite backend, each batch one
-// transaction whose per-order decisions are pipelined in one round trip.
+// same schema and guarantees as the SQLite backend, each sale's part of a
+// batch decided by one function call in one round trip and one
+// transaction.
 package postgres
 
 import (
@@ -9,6 +10,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"time"
 
@@ -72,47 +74,31 @@ func (b *Backend) EnsureSale(ctx context.Context, sale string, stock int64) erro
 	return nil
 }
 
-// Commit decides a batch in one transaction: one call of
-// sluice_decide_batch per sale in the batch.
+// Commit decides a batch: one call of sluice_decide_batch per sale in the
+// batch, each its own transaction. A call is one statement run without
+// BEGIN and COMMIT around it, so the sale's stock row is locked from the
+// function's update to its commit and no client round trip sits in
+// between. If a sale's call fails after another's committed, the failed
+// sale's orders come back to be retried and the error is kept for them.
 func (b *Backend) Commit(ctx context.Context, orders []consumer.Order) ([]consumer.Result, error) {
-	tx, err := b.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: begin: %w", classify(err))
-	}
-	defer tx.Rollback()
 	decided := make(map[string]consumer.Result, len(orders))
+	var failed error
 	for _, group := range consumer.BySale(orders) {
-		ids := make([]string, len(group))
-		buyers := make([]string, len(group))
-		seqs := make([]int64, len(group))
-		admitted := make([]time.Time, len(group))
-		for i, o := range group {
-			ids[i], buyers[i], seqs[i], admitted[i] = o.ID, o.BuyerID, int64(o.Seq), o.AdmittedAt
-		}
-		rows, err := tx.QueryContext(ctx, `SELECT out_id, out_status, out_reason FROM sluice_decide_batch($1, $2, $3, $4, $5, $6)`,
-			group[0].Sale, int32(max(1, group[0].PerBuyer)), ids, buyers, seqs, admitted)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: decide: %w", classify(err))
-		}
-		for rows.Next() {
-			var id, status string
-			var reason sql.NullString
-			if err := rows.Scan(&id, &status, &reason); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("postgres: decide: %w", classify(err))
+		if failed != nil {
+			for _, o := range group {
+				decided[o.ID] = consumer.Result{Outcome: consumer.Retry, Err: failed}
 			}
-			if status == "confirmed" {
-				decided[id] = consumer.Result{Outcome: consumer.Confirmed}
-			} else {
-				decided[id] = consumer.Result{Outcome: consumer.Rejected, Reason: reason.String}
+			continue
+		}
+		if err := b.decide(ctx, group, decided); err != nil {
+			if len(decided) == 0 {
+				return nil, err // nothing committed
+			}
+			failed = err
+			for _, o := range group {
+				decided[o.ID] = consumer.Result{Outcome: consumer.Retry, Err: err}
 			}
 		}
-		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("postgres: decide: %w", classify(err))
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("postgres: commit: %w", classify(err))
 	}
 	results := make([]consumer.Result, len(orders))
 	for i, o := range orders {
@@ -123,6 +109,44 @@ func (b *Backend) Commit(ctx context.Context, orders []consumer.Order) ([]consum
 		results[i] = r
 	}
 	return results, nil
+}
+
+// decide runs sluice_decide_batch for one sale's orders and records each
+// decision in decided.
+func (b *Backend) decide(ctx context.Context, group []consumer.Order, decided map[string]consumer.Result) error {
+	ids := make([]string, len(group))
+	buyers := make([]string, len(group))
+	seqs := make([]int64, len(group))
+	admitted := make([]time.Time, len(group))
+	for i, o := range group {
+		ids[i], buyers[i], seqs[i], admitted[i] = o.ID, o.BuyerID, int64(o.Seq), o.AdmittedAt
+	}
+	rows, err := b.db.QueryContext(ctx, `SELECT out_id, out_status, out_reason FROM sluice_decide_batch($1, $2, $3, $4, $5, $6)`,
+		group[0].Sale, int32(max(1, group[0].PerBuyer)), ids, buyers, seqs, admitted)
+	if err != nil {
+		return fmt.Errorf("postgres: decide: %w", classify(err))
+	}
+	got := make(map[string]consumer.Result, len(group))
+	for rows.Next() {
+		var id, status string
+		var reason sql.NullString
+		if err := rows.Scan(&id, &status, &reason); err != nil {
+			rows.Close()
+			return fmt.Errorf("postgres: decide: %w", classify(err))
+		}
+		if status == "confirmed" {
+			got[id] = consumer.Result{Outcome: consumer.Confirmed}
+		} else {
+			got[id] = consumer.Result{Outcome: consumer.Rejected, Reason: reason.String}
+		}
+	}
+	// The statement commits as it ends: an error up to here means it
+	// did not.
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("postgres: decide: %w", classify(err))
+	}
+	maps.Copy(decided, got)
+	return nil
 }
 
 // classify marks errors of the server as a whole (unreachable, shutting
