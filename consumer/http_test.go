@@ -323,7 +323,7 @@ func TestSlowEndpointBatchIsNotRedelivered(t *testing.T) {
 
 // counter reads one series of a counter from reg; labels are name, value
 // pairs. A series never incremented reads 0.
-func counter(t *testing.T, reg prometheus.Gatherer, name string, labels ...string) float64 {
+func counter(t testing.TB, reg prometheus.Gatherer, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
