@@ -116,4 +116,9 @@ func decideAlike(t *testing.T, be sqlBackend) {
 	o7 := order("one", "o7", "b6", 1)
 	commit("after a restock", []consumer.Order{o7, o5}, "o7=ok o5=sold_out")
 	remaining("one", 1)
+	o8, o9 := order("one", "o8", "b7", 1), order("one", "o9", "b8", 1)
+	commit("all new, past the stock", []consumer.Order{o8, o9}, "o8=ok o9=sold_out")
+	o10 := order("one", "o10", "b2", 1)
+	commit("a buyer who holds an order", []consumer.Order{o10}, "o10=already_ordered")
+	remaining("one", 0)
 }

@@ -121,18 +121,33 @@ func (b *Backend) decide(ctx context.Context, group []consumer.Order, decided ma
 	for i, o := range group {
 		ids[i], buyers[i], seqs[i], admitted[i] = o.ID, o.BuyerID, int64(o.Seq), o.AdmittedAt
 	}
-	rows, err := b.db.QueryContext(ctx, `SELECT out_id, out_status, out_reason FROM sluice_decide_batch($1, $2, $3, $4, $5, $6)`,
-		group[0].Sale, int32(max(1, group[0].PerBuyer)), ids, buyers, seqs, admitted)
-	if err != nil {
-		return fmt.Errorf("postgres: decide: %w", classify(err))
+	got, err := b.call(ctx, group[0], ids, buyers, seqs, admitted, true)
+	if isUniqueViolation(err) {
+		// The plain insert met a row after all: again, the careful way.
+		got, err = b.call(ctx, group[0], ids, buyers, seqs, admitted, false)
 	}
-	got := make(map[string]consumer.Result, len(group))
+	if err != nil {
+		return err
+	}
+	maps.Copy(decided, got)
+	return nil
+}
+
+// call runs sluice_decide_batch once; plain lets it try a plain insert
+// first.
+func (b *Backend) call(ctx context.Context, first consumer.Order, ids, buyers []string, seqs []int64, admitted []time.Time, plain bool) (map[string]consumer.Result, error) {
+	rows, err := b.db.QueryContext(ctx, `SELECT out_id, out_status, out_reason FROM sluice_decide_batch($1, $2, $3, $4, $5, $6, $7)`,
+		first.Sale, int32(max(1, first.PerBuyer)), ids, buyers, seqs, admitted, plain)
+	if err != nil {
+		return nil, decideErr(err)
+	}
+	got := make(map[string]consumer.Result, len(ids))
 	for rows.Next() {
 		var id, status string
 		var reason sql.NullString
 		if err := rows.Scan(&id, &status, &reason); err != nil {
 			rows.Close()
-			return fmt.Errorf("postgres: decide: %w", classify(err))
+			return nil, decideErr(err)
 		}
 		if status == "confirmed" {
 			got[id] = consumer.Result{Outcome: consumer.Confirmed}
@@ -143,10 +158,16 @@ func (b *Backend) decide(ctx context.Context, group []consumer.Order, decided ma
 	// The statement commits as it ends: an error up to here means it
 	// did not.
 	if err := rows.Close(); err != nil {
-		return fmt.Errorf("postgres: decide: %w", classify(err))
+		return nil, decideErr(err)
 	}
-	maps.Copy(decided, got)
-	return nil
+	return got, nil
+}
+
+func decideErr(err error) error { return fmt.Errorf("postgres: decide: %w", classify(err)) }
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
 // classify marks errors of the server as a whole (unreachable, shutting
