@@ -29,7 +29,9 @@ import (
 // with the same durability settings. Run them together, with a fixed
 // count so both move the same rows:
 //
-//	go test -run XXX -bench 'Drain|RawInsert' -benchtime 20000x ./consumer
+//	go test -run XXX -bench 'Drain|RawInsert' -benchtime 200000x ./consumer
+//
+// or bench/drain.sh, which alternates rounds and prints the median ratio.
 const benchBatch = 100
 
 func fillLedger(b *testing.B, n int) *serve.Server {
