@@ -73,7 +73,7 @@ func benchDrain(b *testing.B, backend consumer.Backend) {
 	// Watch the drain's own counter, which costs nothing to read, then
 	// ask JetStream (an API round trip, not to be made every millisecond
 	// while the drain runs) that every ack landed.
-	for counter(b, reg, "sluice_drain_orders_total", "outcome", "confirmed") < float64(b.N) {
+	for gatetest.Counter(b, reg, "sluice_drain_orders_total", "outcome", "confirmed") < float64(b.N) {
 		time.Sleep(time.Millisecond)
 	}
 	for {

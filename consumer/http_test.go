@@ -7,15 +7,11 @@ import (
 	"hash/fnv"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"sluice/consumer"
 	"sluice/internal/gatetest"
@@ -306,7 +302,7 @@ func TestSlowEndpointBatchIsNotRedelivered(t *testing.T) {
 	waitDrained(t, srv.Ledger(), "s1", 60*time.Second)
 	// Nor was any order sent back for a later try: waiting for a slot is
 	// not a call, so one call's timeout does not cut the batch short.
-	if n := counter(t, drain.Registry(), "sluice_drain_orders_total", "sale", "s1", "outcome", "retried"); n != 0 {
+	if n := gatetest.Counter(t, drain.Registry(), "sluice_drain_orders_total", "sale", "s1", "outcome", "retried"); n != 0 {
 		t.Fatalf("%v orders were sent back for a later try", n)
 	}
 	sh.mu.Lock()
@@ -319,31 +315,4 @@ func TestSlowEndpointBatchIsNotRedelivered(t *testing.T) {
 			t.Fatalf("order %s forwarded %d times: the batch was redelivered while it waited", id, n)
 		}
 	}
-}
-
-// counter reads one series of a counter from reg; labels are name, value
-// pairs. A series never incremented reads 0.
-func counter(t testing.TB, reg prometheus.Gatherer, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i < len(labels); i += 2 {
-				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
-					return l.GetName() == labels[i] && l.GetValue() == labels[i+1]
-				}) {
-					continue series
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
 }

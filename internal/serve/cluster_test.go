@@ -106,4 +106,21 @@ func TestThreeGateClusterKeepsTheStock(t *testing.T) {
 	if ci.State.Msgs != 100 || ci.Config.Replicas != 3 || ci.Cluster == nil || len(ci.Cluster.Replicas) != 2 {
 		t.Fatalf("stream: %d msgs, %d replicas, cluster %+v", ci.State.Msgs, ci.Config.Replicas, ci.Cluster)
 	}
+	// The cluster's one drain empties the replicated stream: its acks,
+	// pipelined and closed by one double ack a batch, all land on the
+	// replicated consumer, and every gate sees the orders confirmed.
+	gatetest.Eventually(t, 30*time.Second, "the drain to empty the replicated stream", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := gates[2].Ledger().State(ctx, "s1")
+		return err == nil && st.Draining && st.Pending == 0 && st.ConsumerAckPending == 0
+	})
+	for _, g := range gates {
+		gatetest.Eventually(t, 10*time.Second, "every gate to see 100 confirmed", func() bool {
+			return gatetest.Get(t, c, "http://"+g.APIAddr()+"/v1/sales/s1").Body["confirmed"] == float64(100)
+		})
+	}
+	if n := gatetest.Counter(t, gates[0].Registry(), "sluice_drain_redeliveries_total"); n != 0 {
+		t.Fatalf("%v redeliveries: an ack did not land", n)
+	}
 }
