@@ -9,7 +9,8 @@ import (
 )
 
 // Counter reads one series of a counter from reg; labels are name, value
-// pairs. A series never incremented reads 0.
+// pairs. A series reg does not have fails the test, so that a misspelt
+// name cannot pass for a count of 0.
 func Counter(t testing.TB, reg prometheus.Gatherer, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -32,5 +33,6 @@ func Counter(t testing.TB, reg prometheus.Gatherer, name string, labels ...strin
 			return m.GetCounter().GetValue()
 		}
 	}
+	t.Fatalf("no series %s%v in the registry", name, labels)
 	return 0
 }
