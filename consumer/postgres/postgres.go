@@ -84,19 +84,15 @@ func (b *Backend) Commit(ctx context.Context, orders []consumer.Order) ([]consum
 	decided := make(map[string]consumer.Result, len(orders))
 	var failed error
 	for _, group := range consumer.BySale(orders) {
+		if failed == nil {
+			failed = b.decide(ctx, group, decided)
+			if failed != nil && len(decided) == 0 {
+				return nil, failed // nothing committed
+			}
+		}
 		if failed != nil {
 			for _, o := range group {
 				decided[o.ID] = consumer.Result{Outcome: consumer.Retry, Err: failed}
-			}
-			continue
-		}
-		if err := b.decide(ctx, group, decided); err != nil {
-			if len(decided) == 0 {
-				return nil, err // nothing committed
-			}
-			failed = err
-			for _, o := range group {
-				decided[o.ID] = consumer.Result{Outcome: consumer.Retry, Err: err}
 			}
 		}
 	}
