@@ -2,23 +2,31 @@ package admission_test
 
 import (
 	"fmt"
-	"net/http"
-	"strings"
+	"net"
 	"sync/atomic"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 
 	"sluice/internal/broker"
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 )
 
-// nopWriter is a ResponseWriter that keeps nothing, so the benchmarks
-// measure the handler and not a recorder.
-type nopWriter struct{ h http.Header }
+var benchPeer = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}
 
-func (w *nopWriter) Header() http.Header         { return w.h }
-func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *nopWriter) WriteHeader(int)             {}
+// orderCtx is a request context holding POST /v1/sales/{sale}/orders,
+// as fasthttp hands it to a handler.
+func orderCtx(sale, body string) *fasthttp.RequestCtx {
+	var req fasthttp.Request
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("/v1/sales/" + sale + "/orders")
+	req.Header.SetContentType("application/json")
+	req.SetBodyString(body)
+	ctx := &fasthttp.RequestCtx{}
+	ctx.Init(&req, benchPeer, nil)
+	return ctx
+}
 
 // BenchmarkSoldOut is the diverted path of a sold-out sale through the
 // gate's real handler, instrumentation included.
@@ -30,17 +38,16 @@ func BenchmarkSoldOut(b *testing.B) {
 		b.Fatalf("not sold out: %d", a.Status)
 	}
 	h := srv.APIHandler()
-	body := `{"buyer_id":"someone"}`
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		w := &nopWriter{h: http.Header{}}
+		ctx := orderCtx("s1", `{"buyer_id":"someone"}`)
 		for pb.Next() {
-			req, _ := http.NewRequest("POST", "/v1/sales/s1/orders", strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.RemoteAddr = "127.0.0.1:5000"
-			clear(w.h)
-			h.ServeHTTP(w, req)
+			ctx.Response.Reset()
+			h(ctx)
+		}
+		if ctx.Response.StatusCode() != 410 {
+			b.Errorf("status %d", ctx.Response.StatusCode())
 		}
 	})
 }
@@ -49,20 +56,18 @@ func BenchmarkSoldOut(b *testing.B) {
 // nothing else: the floor BenchmarkSoldOut is compared with.
 func BenchmarkBareHandler(b *testing.B) {
 	payload := []byte(`{"type":"https://sluice.dev/problems/sold-out","title":"Sold out","status":410,"detail":"Every item of this sale has been taken. It will not come back.","reason":"sold_out","sale":"s1"}` + "\n")
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(410)
-		_, _ = w.Write(payload)
-	})
+	h := func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.SetContentType("application/problem+json")
+		ctx.Response.Header.Set("Cache-Control", "no-store")
+		ctx.SetStatusCode(410)
+		ctx.Response.SetBodyRaw(payload)
+	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		w := &nopWriter{h: http.Header{}}
+		ctx := orderCtx("s1", `{"buyer_id":"someone"}`)
 		for pb.Next() {
-			req, _ := http.NewRequest("POST", "/v1/sales/s1/orders", strings.NewReader(`{"buyer_id":"someone"}`))
-			req.Header.Set("Content-Type", "application/json")
-			clear(w.h)
-			h.ServeHTTP(w, req)
+			ctx.Response.Reset()
+			h(ctx)
 		}
 	})
 }
@@ -87,15 +92,10 @@ func benchAdmit(b *testing.B, mode broker.Sync) {
 	b.SetParallelism(64) // publishers wait on PubAcks; keep many in flight
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		w := &statusWriter{h: http.Header{}}
 		for pb.Next() {
-			req, _ := http.NewRequest("POST", "/v1/sales/s1/orders",
-				strings.NewReader(fmt.Sprintf(`{"buyer_id":"b%d"}`, n.Add(1))))
-			req.Header.Set("Content-Type", "application/json")
-			req.RemoteAddr = "127.0.0.1:5000"
-			clear(w.h)
-			h.ServeHTTP(w, req)
-			if w.code != 202 {
+			ctx := orderCtx("s1", fmt.Sprintf(`{"buyer_id":"b%d"}`, n.Add(1)))
+			h(ctx)
+			if ctx.Response.StatusCode() != 202 {
 				failed.Add(1)
 			}
 		}
@@ -104,12 +104,3 @@ func benchAdmit(b *testing.B, mode broker.Sync) {
 		b.Fatalf("%d orders not admitted", f)
 	}
 }
-
-type statusWriter struct {
-	nopWriter
-	h    http.Header
-	code int
-}
-
-func (w *statusWriter) Header() http.Header { return w.h }
-func (w *statusWriter) WriteHeader(c int)   { w.code = c }

@@ -1,40 +1,58 @@
 package admission
 
 import (
+	"bytes"
+	"net"
 	"net/netip"
 	"strings"
+
+	"github.com/valyala/fasthttp"
 )
 
-// clientIP returns the address a request is limited by: the socket peer,
-// unless the peer is a trusted proxy, then the right-most address in
+// clientIP returns the address a request is limited by (see clientIP).
+func (g *Gate) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
+	peer := peerAddr(ctx.RemoteAddr())
+	if len(g.cfg.TrustedProxies) == 0 || !isTrusted(peer, g.cfg.TrustedProxies) {
+		return peer
+	}
+	return clientIP(peer, ctx.Request.Header.PeekAll(hForwardFor), g.cfg.TrustedProxies)
+}
+
+// peerAddr is a socket peer's address, IPv4 unmapped.
+func peerAddr(a net.Addr) netip.Addr {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.AddrPort().Addr().Unmap()
+	}
+	if a == nil {
+		return netip.Addr{}
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// clientIP returns the address a request from peer is limited by: the
+// peer, unless the peer is a trusted proxy, then the right-most address in
 // X-Forwarded-For that is not a trusted proxy. Entries left of an untrusted
 // one are the client's own claims and are ignored. An unparsable entry
 // stops the walk at the last trusted hop, so garbage cannot choose the key.
-func clientIP(remoteAddr string, xff []string, trusted []netip.Prefix) netip.Addr {
-	ap, err := netip.ParseAddrPort(remoteAddr)
-	var peer netip.Addr
-	if err == nil {
-		peer = ap.Addr().Unmap()
-	} else if a, err := netip.ParseAddr(remoteAddr); err == nil {
-		peer = a.Unmap()
-	} else {
-		return netip.Addr{}
-	}
-	if len(trusted) == 0 || len(xff) == 0 || !isTrusted(peer, trusted) {
+func clientIP(peer netip.Addr, xff [][]byte, trusted []netip.Prefix) netip.Addr {
+	if !peer.IsValid() || len(trusted) == 0 || len(xff) == 0 || !isTrusted(peer, trusted) {
 		return peer
 	}
 	last := peer
 	for i := len(xff) - 1; i >= 0; i-- {
 		entries := xff[i]
-		for entries != "" {
-			j := strings.LastIndexByte(entries, ',')
-			entry := strings.TrimSpace(entries[j+1:])
+		for len(entries) > 0 {
+			j := bytes.LastIndexByte(entries, ',')
+			entry := bytes.TrimSpace(entries[j+1:])
 			if j < 0 {
-				entries = ""
+				entries = nil
 			} else {
 				entries = entries[:j]
 			}
-			a, err := netip.ParseAddr(entry)
+			a, err := netip.ParseAddr(string(entry))
 			if err != nil {
 				return last
 			}

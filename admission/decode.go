@@ -13,7 +13,7 @@ import (
 const maxBuyerLen = 128
 
 // validBuyerID reports whether id is 1-128 characters of [A-Za-z0-9._:@-].
-func validBuyerID(id string) bool {
+func validBuyerID[T string | []byte](id T) bool {
 	if len(id) == 0 || len(id) > maxBuyerLen {
 		return false
 	}
@@ -30,7 +30,7 @@ func validBuyerID(id string) bool {
 }
 
 // validIdempotencyKey reports whether k is 1-128 printable ASCII characters.
-func validIdempotencyKey(k string) bool {
+func validIdempotencyKey[T string | []byte](k T) bool {
 	if len(k) == 0 || len(k) > 128 {
 		return false
 	}
@@ -44,11 +44,11 @@ func validIdempotencyKey(k string) bool {
 
 // jsonContentType reports whether ct is application/json (any parameters)
 // or a +json type.
-func jsonContentType(ct string) bool {
-	if ct == "application/json" {
+func jsonContentType(ct []byte) bool {
+	if string(ct) == "application/json" {
 		return true // the common case, without parsing
 	}
-	mt, _, err := mime.ParseMediaType(ct)
+	mt, _, err := mime.ParseMediaType(string(ct))
 	if err != nil {
 		return false
 	}

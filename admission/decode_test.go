@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -49,7 +50,7 @@ func TestJSONContentType(t *testing.T) {
 		"application/x-www-form-urlencoded": false,
 		"text/json+json":                    false,
 	} {
-		if got := jsonContentType(ct); got != want {
+		if got := jsonContentType([]byte(ct)); got != want {
 			t.Errorf("jsonContentType(%q) = %v", ct, got)
 		}
 	}
@@ -79,7 +80,11 @@ func FuzzClientIP(f *testing.F) {
 	f.Add("[::1]:1", "")
 	trusted, _ := ParseTrustedProxies([]string{"10.0.0.0/8", "::1"})
 	f.Fuzz(func(t *testing.T, remote, xff string) {
-		a := clientIP(remote, []string{xff}, trusted)
+		var peer netip.Addr
+		if ap, err := netip.ParseAddrPort(remote); err == nil {
+			peer = ap.Addr().Unmap()
+		}
+		a := clientIP(peer, [][]byte{[]byte(xff)}, trusted)
 		if a.IsValid() && a.Is4In6() {
 			t.Fatalf("unmapped address expected, got %v", a)
 		}

@@ -4,14 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"math"
-	"net/http"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
 	"sluice/internal/ledger"
@@ -133,49 +130,6 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 	m.limiterCap.WithLabelValues("ip").Set(float64(g.ipLim.Cap()))
 	m.limiterCap.WithLabelValues("buyer").Set(float64(g.buyLim.Cap()))
 	return g
-}
-
-// Handler returns the public API: orders, order status, sale state and the
-// OpenAPI document.
-//
-// POST /v1/sales/{sale}/orders, the path every buyer of a drop hits, is
-// matched by hand and counted by sluice_admission_requests_total, whose
-// reasons each map to one status. The other routes go through a ServeMux
-// and promhttp's in-flight gauge and code/method counter, which together
-// would cost the order path about a third of its time.
-func (g *Gate) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/orders/{id}", g.getOrder)
-	mux.HandleFunc("GET /v1/sales/{sale}", g.getSale)
-	mux.HandleFunc("GET /v1/sales", g.listSales)
-	mux.HandleFunc("GET /openapi.yaml", serveOpenAPI)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		g.render.Write(w, r, overflow.Problem{Reason: overflow.BadRequest, Detail: "No such endpoint: see /openapi.yaml."})
-	})
-	other := promhttp.InstrumentHandlerInFlight(g.m.inFlight,
-		promhttp.InstrumentHandlerCounter(g.m.httpRequests, mux))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if sale, ok := orderPath(r); ok {
-			g.placeOrder(w, r, sale)
-			return
-		}
-		other.ServeHTTP(w, r)
-	})
-}
-
-// orderPath matches POST /v1/sales/{sale}/orders and returns the sale.
-func orderPath(r *http.Request) (string, bool) {
-	const prefix, suffix = "/v1/sales/", "/orders"
-	p := r.URL.Path
-	if r.Method != http.MethodPost || len(p) <= len(prefix)+len(suffix) ||
-		p[:len(prefix)] != prefix || p[len(p)-len(suffix):] != suffix {
-		return "", false
-	}
-	sale := p[len(prefix) : len(p)-len(suffix)]
-	if strings.IndexByte(sale, '/') >= 0 {
-		return "", false
-	}
-	return sale, true
 }
 
 // Ready reports whether the gate can admit: the last sale refresh reached
@@ -333,3 +287,7 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
+
+// MaxBodyBytes is the bound on an order body, default applied: the
+// server in front of the gate refuses a larger body before reading it.
+func (g *Gate) MaxBodyBytes() int64 { return g.cfg.MaxBodyBytes }

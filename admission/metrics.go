@@ -54,6 +54,7 @@ type Metrics struct {
 	wait          *prometheus.GaugeVec
 	inFlight      prometheus.Gauge
 	httpRequests  *prometheus.CounterVec
+	http          httpCounters
 	limiterKeys   *prometheus.GaugeVec
 	limiterCap    *prometheus.GaugeVec
 	limiterEvict  *prometheus.CounterVec
@@ -121,6 +122,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, o := range []Outcome{OutcomeAdmitted, OutcomeDiverted, OutcomeRejected, OutcomeFailed} {
 		m.durationOf[o] = m.duration.WithLabelValues(string(o))
 	}
+	m.http.vec = m.httpRequests
 	m.httpRequests.WithLabelValues("200", "get") // the usual answer, so the series exists
 	for _, k := range []string{"unavailable", "store_full"} {
 		m.publishErrors.WithLabelValues(k)

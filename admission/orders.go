@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"net/http"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"sluice/internal/ledger"
 	"sluice/overflow"
@@ -15,66 +15,79 @@ import (
 var (
 	ctJSON      = []string{"application/json"}
 	noStore     = []string{"no-store"}
-	replayedHdr = []string{"true"}
+	ctJSONb     = []byte("application/json")
+	hCache      = []byte("Cache-Control")
+	hLocation   = []byte("Location")
+	hReplayed   = []byte("Idempotent-Replayed")
+	vNoStore    = []byte("no-store")
+	vTrue       = []byte("true")
+	hIdemKey    = "Idempotency-Key"
+	hForwardFor = "X-Forwarded-For"
 )
 
 // placeOrder is POST /v1/sales/{sale}/orders: the admit decision.
-func (g *Gate) placeOrder(w http.ResponseWriter, r *http.Request, saleName string) {
+func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	start := g.now()
-	s := g.lookupSale(saleName)
+	s := g.lookupSale(string(saleName))
 	if s == nil {
-		g.finish(w, r, nil, overflow.UnknownSale, g.unknownSale, start)
+		g.finish(ctx, nil, overflow.UnknownSale, g.unknownSale, start)
 		return
 	}
 	cfg := s.cfg.Load()
 	switch cfg.PhaseAt(start) {
 	case ledger.Upcoming:
 		a := s.notStarted.get(g.render, overflow.Problem{Reason: overflow.NotStarted, Sale: s.name, RetryAfter: cfg.StartsAt.Sub(start)})
-		g.finish(w, r, s, overflow.NotStarted, a, start)
+		g.finish(ctx, s, overflow.NotStarted, a, start)
 		return
 	case ledger.Closed:
-		g.finish(w, r, s, overflow.Closed, s.closedAnswer, start)
+		g.finish(ctx, s, overflow.Closed, s.closedAnswer, start)
 		return
 	}
-	key, hasKey := r.Header["Idempotency-Key"]
+	req := &ctx.Request.Header
+	keys := req.PeekAll(hIdemKey)
+	hasKey := len(keys) > 0
 	// A retry carrying its key goes on to the ledger even when sold out, so
 	// that an order admitted before the sell-out is answered as admitted.
 	if s.soldOut.Load() && !hasKey {
-		g.finish(w, r, s, overflow.SoldOut, s.soldOutAnswer, start)
+		g.finish(ctx, s, overflow.SoldOut, s.soldOutAnswer, start)
 		return
 	}
-	if g.ipLim != nil && !g.ipLim.AllowAt(start, limiterKey(clientIP(r.RemoteAddr, r.Header["X-Forwarded-For"], g.cfg.TrustedProxies))) {
-		g.finish(w, r, s, overflow.IPRateLimited, g.ipLimited, start)
+	var key string
+	if hasKey {
+		if len(keys) != 1 || !validIdempotencyKey(keys[0]) {
+			g.finish(ctx, s, overflow.BadIdempotencyKey, g.badKey, start)
+			return
+		}
+		key = string(keys[0]) // keys is reused by the next PeekAll
+	}
+	if g.ipLim != nil && !g.ipLim.AllowAt(start, limiterKey(g.clientIP(ctx))) {
+		g.finish(ctx, s, overflow.IPRateLimited, g.ipLimited, start)
 		return
 	}
 	if !s.limiter.AllowN(start, 1) {
 		a := s.rateLimited.get(g.render, overflow.Problem{Reason: overflow.RateLimited, Sale: s.name, RetryAfter: time.Second})
-		g.finish(w, r, s, overflow.RateLimited, a, start)
+		g.finish(ctx, s, overflow.RateLimited, a, start)
 		return
 	}
 	if bound := cfg.QueueBound; bound > 0 && s.pending.Load() >= bound {
 		a := s.queueFull.get(g.render, overflow.Problem{Reason: overflow.QueueFull, Sale: s.name, RetryAfter: retryAfterQueue(s, bound)})
-		g.finish(w, r, s, overflow.QueueFull, a, start)
+		g.finish(ctx, s, overflow.QueueFull, a, start)
 		return
 	}
 
-	buyer, reason := g.readBuyer(w, r)
+	buyer, reason := g.readBuyer(ctx)
 	if reason != "" {
-		g.finishProblem(w, r, s, overflow.Problem{Reason: reason, Sale: s.name}, start)
+		g.finishProblem(ctx, s, overflow.Problem{Reason: reason, Sale: s.name}, start)
 		return
 	}
 	if g.buyLim != nil && !g.buyLim.AllowAt(start, buyer) {
-		g.finish(w, r, s, overflow.BuyerRateLimited, g.buyerLimited, start)
+		g.finish(ctx, s, overflow.BuyerRateLimited, g.buyerLimited, start)
 		return
 	}
 	var msgID string
 	switch {
 	case hasKey:
-		if len(key) != 1 || !validIdempotencyKey(key[0]) {
-			g.finish(w, r, s, overflow.BadIdempotencyKey, g.badKey, start)
-			return
-		}
-		msgID = "k|" + buyer + "|" + key[0]
+		msgID = "k|" + buyer + "|" + key
 	case cfg.OrdersPerBuyer() == 1:
 		// The derived key makes a repeated order by the same buyer a
 		// duplicate: JetStream hands back the first order without a
@@ -83,13 +96,13 @@ func (g *Gate) placeOrder(w http.ResponseWriter, r *http.Request, saleName strin
 	default:
 		msgID = "r|" + ledger.NewToken()
 	}
-	o := ledger.Order{Sale: s.name, BuyerID: buyer, Token: ledger.NewToken(), AdmittedAt: start.UTC()}
-	if hasKey {
-		o.IdempotencyKey = key[0]
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.PublishTimeout)
+	o := ledger.Order{Sale: s.name, BuyerID: buyer, Token: ledger.NewToken(), AdmittedAt: start.UTC(), IdempotencyKey: key}
+	// The wait for the PubAck is not tied to the client's connection: once
+	// the order has left, the gate learns and counts its outcome whether or
+	// not the client is still there.
+	pctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
 	pubStart := time.Now()
-	id, dup, err := g.ledger.Place(ctx, o, msgID)
+	id, dup, err := g.ledger.Place(pctx, o, msgID)
 	cancel()
 	g.m.publish.Observe(time.Since(pubStart).Seconds())
 
@@ -98,20 +111,20 @@ func (g *Gate) placeOrder(w http.ResponseWriter, r *http.Request, saleName strin
 	case err == nil && !dup:
 		s.admitted.Add(1)
 		s.pending.Add(1)
-		g.writeAccepted(w, id, buyer, false)
+		g.writeAccepted(ctx, id, buyer, false)
 		g.count(s, overflow.Admitted, start)
 	case err == nil && hasKey:
-		g.writeAccepted(w, id, buyer, true)
+		g.writeAccepted(ctx, id, buyer, true)
 		g.count(s, overflow.Replayed, start)
 	case err == nil: // a duplicate of the derived key: the buyer's earlier order
-		g.finishProblem(w, r, s, overflow.Problem{Reason: overflow.AlreadyOrdered, Sale: s.name, OrderID: id.String()}, start)
+		g.finishProblem(ctx, s, overflow.Problem{Reason: overflow.AlreadyOrdered, Sale: s.name, OrderID: id.String()}, start)
 	case errors.As(err, &already):
-		g.finishProblem(w, r, s, overflow.Problem{Reason: overflow.AlreadyOrdered, Sale: s.name, OrderID: already.Existing.String()}, start)
+		g.finishProblem(ctx, s, overflow.Problem{Reason: overflow.AlreadyOrdered, Sale: s.name, OrderID: already.Existing.String()}, start)
 	case errors.Is(err, ledger.ErrSoldOut):
 		if !s.soldOut.Swap(true) {
 			g.log.Info("sale sold out", "sale", s.name)
 		}
-		g.finish(w, r, s, overflow.SoldOut, s.soldOutAnswer, start)
+		g.finish(ctx, s, overflow.SoldOut, s.soldOutAnswer, start)
 	default:
 		kind := "unavailable"
 		if errors.Is(err, ledger.ErrStoreFull) {
@@ -119,32 +132,26 @@ func (g *Gate) placeOrder(w http.ResponseWriter, r *http.Request, saleName strin
 		}
 		g.m.publishErrors.WithLabelValues(kind).Inc()
 		g.log.Warn("order not recorded", "sale", s.name, "err", err)
-		g.finish(w, r, s, overflow.Unavailable, g.unavailable, start)
+		g.finish(ctx, s, overflow.Unavailable, g.unavailable, start)
 	}
 }
 
 // readBuyer reads and validates the body (or the trusted buyer header).
-func (g *Gate) readBuyer(w http.ResponseWriter, r *http.Request) (string, overflow.Reason) {
+// The server has already refused a body over MaxBodyBytes.
+func (g *Gate) readBuyer(ctx *fasthttp.RequestCtx) (string, overflow.Reason) {
 	if h := g.cfg.BuyerHeader; h != "" {
-		b := r.Header.Get(h)
+		b := ctx.Request.Header.Peek(h)
 		if !validBuyerID(b) {
 			return "", overflow.BadBuyerID
 		}
-		return b, ""
+		return string(b), ""
 	}
-	if !jsonContentType(r.Header.Get("Content-Type")) {
+	if !jsonContentType(ctx.Request.Header.ContentType()) {
 		return "", overflow.BadContentType
 	}
-	if r.ContentLength > g.cfg.MaxBodyBytes {
+	body := ctx.Request.Body()
+	if int64(len(body)) > g.cfg.MaxBodyBytes {
 		return "", overflow.BodyTooLarge
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return "", overflow.BodyTooLarge
-		}
-		return "", overflow.BadJSON
 	}
 	return decodeOrder(body)
 }
@@ -156,27 +163,27 @@ type acceptedBody struct {
 	Status  string `json:"status"`
 }
 
-func (g *Gate) writeAccepted(w http.ResponseWriter, id ledger.OrderID, buyer string, replayed bool) {
+func (g *Gate) writeAccepted(ctx *fasthttp.RequestCtx, id ledger.OrderID, buyer string, replayed bool) {
 	ids := id.String()
 	b, _ := json.Marshal(acceptedBody{OrderID: ids, Sale: id.Sale, BuyerID: buyer, Status: "queued"})
-	h := w.Header()
-	h["Content-Type"] = ctJSON
-	h["Cache-Control"] = noStore
-	h["Location"] = []string{"/v1/orders/" + ids}
+	h := &ctx.Response.Header
+	h.SetContentTypeBytes(ctJSONb)
+	h.SetCanonical(hCache, vNoStore)
+	h.SetCanonical(hLocation, []byte("/v1/orders/"+ids))
 	if replayed {
-		h["Idempotent-Replayed"] = replayedHdr
+		h.SetCanonical(hReplayed, vTrue)
 	}
-	w.WriteHeader(http.StatusAccepted)
-	_, _ = w.Write(append(b, '\n'))
+	ctx.SetStatusCode(fasthttp.StatusAccepted)
+	ctx.Response.SetBodyRaw(append(b, '\n'))
 }
 
-func (g *Gate) finish(w http.ResponseWriter, r *http.Request, s *sale, reason overflow.Reason, a *overflow.Answer, start time.Time) {
-	a.Write(w, overflow.WantsHTML(r))
+func (g *Gate) finish(ctx *fasthttp.RequestCtx, s *sale, reason overflow.Reason, a *overflow.Answer, start time.Time) {
+	a.Respond(ctx, overflow.AcceptsHTML(&ctx.Request.Header))
 	g.count(s, reason, start)
 }
 
-func (g *Gate) finishProblem(w http.ResponseWriter, r *http.Request, s *sale, p overflow.Problem, start time.Time) {
-	g.finish(w, r, s, p.Reason, g.render.Render(p), start)
+func (g *Gate) finishProblem(ctx *fasthttp.RequestCtx, s *sale, p overflow.Problem, start time.Time) {
+	g.finish(ctx, s, p.Reason, g.render.Render(p), start)
 }
 
 func (g *Gate) count(s *sale, reason overflow.Reason, start time.Time) {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
 	"sluice/overflow"
@@ -38,22 +40,23 @@ type orderView struct {
 }
 
 // getOrder is GET /v1/orders/{id}.
-func (g *Gate) getOrder(w http.ResponseWriter, r *http.Request) {
-	id, err := ledger.ParseOrderID(r.PathValue("id"))
+func (g *Gate) getOrder(rc *fasthttp.RequestCtx, rawID string) {
+	html := overflow.AcceptsHTML(&rc.Request.Header)
+	id, err := ledger.ParseOrderID(rawID)
 	if err != nil {
-		g.notFound.Write(w, overflow.WantsHTML(r))
+		g.notFound.Respond(rc, html)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.PublishTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
 	defer cancel()
 	o, err := g.ledger.Lookup(ctx, id)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
-		g.notFound.Write(w, overflow.WantsHTML(r))
+		g.notFound.Respond(rc, html)
 		return
 	case err != nil:
 		g.log.Warn("order lookup failed", "order", id.String(), "err", err)
-		g.unavailable.Write(w, overflow.WantsHTML(r))
+		g.unavailable.Respond(rc, html)
 		return
 	}
 	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Status: orderstatus.Queued, AdmittedAt: o.AdmittedAt}
@@ -64,7 +67,7 @@ func (g *Gate) getOrder(w http.ResponseWriter, r *http.Request) {
 			v.Status, v.Reason, v.DecidedAt = st.Status, st.Reason, st.At
 		case !errors.Is(err, orderstatus.ErrNoStatus):
 			g.log.Warn("order status lookup failed", "order", id.String(), "err", err)
-			g.unavailable.Write(w, overflow.WantsHTML(r))
+			g.unavailable.Respond(rc, html)
 			return
 		}
 	}
@@ -82,7 +85,7 @@ func (g *Gate) getOrder(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, v)
+	respondJSON(rc, http.StatusOK, v)
 }
 
 type saleView struct {
@@ -134,22 +137,22 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 }
 
 // getSale is GET /v1/sales/{sale}.
-func (g *Gate) getSale(w http.ResponseWriter, r *http.Request) {
-	s := g.lookupSale(r.PathValue("sale"))
+func (g *Gate) getSale(rc *fasthttp.RequestCtx, name string) {
+	s := g.lookupSale(name)
 	if s == nil {
-		g.unknownSale.Write(w, overflow.WantsHTML(r))
+		g.unknownSale.Respond(rc, overflow.AcceptsHTML(&rc.Request.Header))
 		return
 	}
-	writeJSON(w, http.StatusOK, g.view(r.Context(), s, g.now()))
+	respondJSON(rc, http.StatusOK, g.view(context.Background(), s, g.now()))
 }
 
 // listSales is GET /v1/sales.
-func (g *Gate) listSales(w http.ResponseWriter, r *http.Request) {
+func (g *Gate) listSales(rc *fasthttp.RequestCtx) {
 	now := g.now()
 	sales := *g.sales.Load()
 	out := make([]saleView, 0, len(sales))
 	for _, s := range sales {
-		out = append(out, g.view(r.Context(), s, now))
+		out = append(out, g.view(context.Background(), s, now))
 	}
 	slices.SortFunc(out, func(a, b saleView) int {
 		switch {
@@ -160,9 +163,24 @@ func (g *Gate) listSales(w http.ResponseWriter, r *http.Request) {
 		}
 		return 0
 	})
-	writeJSON(w, http.StatusOK, map[string]any{"sales": out})
+	respondJSON(rc, http.StatusOK, map[string]any{"sales": out})
 }
 
+// respondJSON writes v as the JSON answer of a public request.
+func respondJSON(rc *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		rc.Error("internal error", http.StatusInternalServerError)
+		return
+	}
+	h := &rc.Response.Header
+	h.SetContentTypeBytes(ctJSONb)
+	h.SetCanonical(hCache, vNoStore)
+	rc.SetStatusCode(status)
+	rc.Response.SetBodyRaw(append(b, '\n'))
+}
+
+// writeJSON writes v as the JSON answer of an ops (net/http) request.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -178,8 +196,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 //go:embed openapi.yaml
 var openAPI []byte
-
-func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/yaml")
-	_, _ = w.Write(openAPI)
-}

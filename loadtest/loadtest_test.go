@@ -17,13 +17,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
+
+	"sluice/internal/gatetest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 		// fasthttp's idle-connection cleaner sleeps out MaxIdleConnDuration
 		// (5 s) after the run closed the connections, then ends.
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"))
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
+		gatetest.IgnoreServerClock)
 }
 
 func TestProfileSchedules(t *testing.T) {

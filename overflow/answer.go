@@ -21,6 +21,8 @@ type Problem struct {
 	// Sale and OrderID are echoed when set (OrderID on already_ordered).
 	Sale    string
 	OrderID string
+	// Allow lists the methods a resource takes, for 405 answers.
+	Allow string
 }
 
 // Answer is a Problem rendered once, to be written many times. It is
@@ -30,6 +32,10 @@ type Answer struct {
 	json       []byte
 	html       []byte
 	retryAfter []string
+	allow      []string
+	// The same values as bytes, for Respond.
+	retryAfterB []byte
+	allowB      []byte
 }
 
 // Header values shared by every answer: assigned to the header map without
@@ -88,6 +94,11 @@ func (r *Renderer) Render(p Problem) *Answer {
 	a := &Answer{status: info.status, json: append(js, '\n')}
 	if secs > 0 {
 		a.retryAfter = []string{strconv.Itoa(secs)}
+		a.retryAfterB = []byte(a.retryAfter[0])
+	}
+	if p.Allow != "" {
+		a.allow = []string{p.Allow}
+		a.allowB = []byte(p.Allow)
 	}
 	if p.Reason == SoldOut && r != nil && len(r.SoldOutHTML) > 0 {
 		a.html = r.SoldOutHTML
@@ -112,6 +123,9 @@ func (a *Answer) Write(w http.ResponseWriter, html bool) {
 	h["X-Content-Type-Options"] = nosniff
 	if a.retryAfter != nil {
 		h["Retry-After"] = a.retryAfter
+	}
+	if a.allow != nil {
+		h["Allow"] = a.allow
 	}
 	body := a.json
 	if html {

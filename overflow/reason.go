@@ -29,6 +29,10 @@ const (
 	Unauthorized      Reason = "unauthorized"        // 401, admin API
 	BadRequest        Reason = "bad_request"         // 400, admin API
 	Conflict          Reason = "conflict"            // 409, admin API
+	NotFound          Reason = "not_found"           // 404, no such endpoint
+	MethodNotAllowed  Reason = "method_not_allowed"  // 405, with Allow
+	HeaderTooLarge    Reason = "header_too_large"    // 431
+	RequestTimeout    Reason = "request_timeout"     // 408, the request was not read in time
 )
 
 type reasonInfo struct {
@@ -53,10 +57,14 @@ var catalog = map[Reason]reasonInfo{
 	BadIdempotencyKey: {http.StatusBadRequest, "Bad Idempotency-Key", "Idempotency-Key must be 1-128 printable ASCII characters."},
 	BodyTooLarge:      {http.StatusRequestEntityTooLarge, "Body too large", "The request body is larger than the gate accepts."},
 	BadContentType:    {http.StatusUnsupportedMediaType, "Unsupported media type", "Send the order as Content-Type: application/json."},
-	Unavailable:       {http.StatusServiceUnavailable, "Unavailable", "The order could not be recorded. It was not taken; try again."},
+	Unavailable:       {http.StatusServiceUnavailable, "Unavailable", "The gate could not learn whether the order was stored. Retry with the same Idempotency-Key to learn its fate."},
 	Unauthorized:      {http.StatusUnauthorized, "Unauthorized", "A valid bearer token is required."},
 	BadRequest:        {http.StatusBadRequest, "Bad request", "The request is not valid."},
 	Conflict:          {http.StatusConflict, "Conflict", "The request conflicts with the current state."},
+	NotFound:          {http.StatusNotFound, "Not found", "No such endpoint: see /openapi.yaml."},
+	MethodNotAllowed:  {http.StatusMethodNotAllowed, "Method not allowed", "This endpoint does not take this method: see the Allow header."},
+	HeaderTooLarge:    {http.StatusRequestHeaderFieldsTooLarge, "Header too large", "The request's headers are larger than the gate accepts."},
+	RequestTimeout:    {http.StatusRequestTimeout, "Request timeout", "The request was not received in time."},
 }
 
 // Status returns the HTTP status a reason is answered with.

@@ -93,6 +93,8 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 	fs.IntVar(&cfg.Gate.BuyerBurst, "buyer-burst", 3, "burst per buyer")
 	fs.IntVar(&cfg.Gate.LimiterKeys, "limiter-keys", 100_000, "most keys each keyed limiter holds")
 	fs.DurationVar(&cfg.Gate.PublishTimeout, "publish-timeout", 5*time.Second, "longest wait for JetStream to store an order")
+	fs.IntVar(&cfg.MaxConns, "max-conns", 262_144, "most open connections on the public listener")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most open public connections per client address (0: no bound; keep it 0 behind a proxy)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest graceful shutdown")
 	fs.BoolVar(&cfg.NoDrain, "no-drain", false, "do not drain orders in this process (a `sluice drain` does)")
 	fs.StringVar(&cfg.Backend, "backend", "", "where orders drain to: a SQLite path, postgres://… or http(s)://… (default <data-dir>/orders.db)")

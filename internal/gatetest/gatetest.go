@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
 )
@@ -182,3 +184,8 @@ func FillLedger(t testing.TB, l *ledger.Ledger, sale string, n int) {
 	}
 	wg.Wait()
 }
+
+// IgnoreServerClock is the goleak option for the one goroutine fasthttp
+// keeps per process for the Date header of its answers: the first gate
+// started in a test binary starts it, and nothing stops it.
+var IgnoreServerClock = goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1")

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
 
 	"sluice/admission"
 	"sluice/consumer"
@@ -56,6 +57,11 @@ type Config struct {
 
 	AdminToken  string
 	SoldOutPage string // an HTML file served to browsers on sold out
+
+	// MaxConns bounds the public listener's open connections (default
+	// 262,144); MaxConnsPerIP bounds them per client address (0: none).
+	// Past either, a new connection is answered 503 or 429 and closed.
+	MaxConns, MaxConnsPerIP int
 
 	// NoDrain runs the gate without a drain (drainers run elsewhere).
 	NoDrain bool
@@ -97,7 +103,7 @@ type Server struct {
 	tracker *orderstatus.Tracker
 	backend consumer.Backend
 	drainer *consumer.Drainer
-	api     *http.Server
+	api     *fasthttp.Server
 	ops     *http.Server
 	apiLn   net.Listener
 	opsLn   net.Listener
@@ -250,16 +256,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.log.Info("sluice drain up", "ops", s.OpsAddr(), "backend", s.cfg.Backend)
 		return s, nil
 	}
-	s.api = &http.Server{
-		Handler:           s.gate.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      s.cfg.Gate.PublishTimeout + 10*time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	s.serve(s.api, s.apiLn)
+	s.api = newAPIServer(s.gate, s.cfg, s.log)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.api.Serve(s.apiLn); err != nil {
+			s.errc <- err
+		}
+	}()
 	s.log.Info("sluice gate up", "api", s.APIAddr(), "ops", s.OpsAddr(),
 		"nats", s.broker.ClientURL(), "external_nats", cfg.NATSURL != "", "sync", cfg.Sync,
 		"drain", !cfg.NoDrain, "backend", s.cfg.Backend)
@@ -403,7 +407,7 @@ func (s *Server) OpsAddr() string { return s.opsLn.Addr().String() }
 func (s *Server) NATSURL() string { return s.broker.ClientURL() }
 
 // APIHandler is the public API's handler, for benchmarks that skip the socket.
-func (s *Server) APIHandler() http.Handler { return s.api.Handler }
+func (s *Server) APIHandler() fasthttp.RequestHandler { return s.api.Handler }
 
 // Drainer is the drain running in this process, or nil.
 func (s *Server) Drainer() *consumer.Drainer { return s.drainer }
@@ -433,7 +437,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		var errs []error
 		if s.gate != nil {
 			s.gate.SetDraining()
-			if err := s.api.Shutdown(ctx); err != nil {
+			if err := s.api.ShutdownWithContext(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("api shutdown: %w", err))
 			}
 		}

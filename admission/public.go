@@ -1,0 +1,177 @@
+package admission
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"sluice/overflow"
+)
+
+// Handler returns the public API as a fasthttp handler: orders, order
+// status, sale state and the OpenAPI document. Serve it with a
+// fasthttp.Server whose ErrorHandler is g.ParseError, so that requests
+// fasthttp refuses before routing are problem documents too.
+//
+// POST /v1/sales/{sale}/orders, the path every buyer of a drop hits, is
+// matched first and counted by sluice_admission_requests_total, whose
+// reasons each map to one status. The other routes are counted by
+// sluice_http_requests_total and the in-flight gauge. Paths are matched
+// after fasthttp's normalisation (dot segments and repeated slashes
+// removed, percent-escapes decoded), so no path is answered by a redirect.
+func (g *Gate) Handler() fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		path, method := ctx.Path(), ctx.Method()
+		r := route(path)
+		if r.kind == routeOrders && string(method) == fasthttp.MethodPost {
+			g.placeOrder(ctx, r.arg)
+			return
+		}
+		g.m.inFlight.Inc()
+		g.serveOther(ctx, r, method)
+		g.m.inFlight.Dec()
+		g.httpCount(ctx.Response.StatusCode(), method)
+	}
+}
+
+type routeKind uint8
+
+const (
+	routeNone routeKind = iota
+	routeOrders
+	routeSale
+	routeSales
+	routeOrder
+	routeOpenAPI
+)
+
+// allow is each route's Allow header; HEAD goes with every GET.
+var allow = [...]string{
+	routeOrders:  "POST",
+	routeSale:    "GET, HEAD",
+	routeSales:   "GET, HEAD",
+	routeOrder:   "GET, HEAD",
+	routeOpenAPI: "GET, HEAD",
+}
+
+type matched struct {
+	kind routeKind
+	arg  []byte // the sale or order id in the path
+}
+
+// route matches a normalised path to a route and its one path argument.
+func route(p []byte) matched {
+	const sales, orders = "/v1/sales/", "/v1/orders/"
+	switch {
+	case bytes.HasPrefix(p, []byte(sales)):
+		rest := p[len(sales):]
+		i := bytes.IndexByte(rest, '/')
+		switch {
+		case i < 0 && len(rest) > 0:
+			return matched{routeSale, rest}
+		case i > 0 && string(rest[i:]) == "/orders":
+			return matched{routeOrders, rest[:i]}
+		}
+	case string(p) == "/v1/sales":
+		return matched{kind: routeSales}
+	case bytes.HasPrefix(p, []byte(orders)):
+		if rest := p[len(orders):]; len(rest) > 0 && bytes.IndexByte(rest, '/') < 0 {
+			return matched{routeOrder, rest}
+		}
+	case string(p) == "/openapi.yaml":
+		return matched{kind: routeOpenAPI}
+	}
+	return matched{}
+}
+
+func (g *Gate) serveOther(ctx *fasthttp.RequestCtx, r matched, method []byte) {
+	if r.kind == routeNone {
+		g.render.Respond(ctx, overflow.Problem{Reason: overflow.NotFound})
+		return
+	}
+	if r.kind == routeOrders || (string(method) != fasthttp.MethodGet && string(method) != fasthttp.MethodHead) {
+		g.render.Respond(ctx, overflow.Problem{Reason: overflow.MethodNotAllowed, Allow: allow[r.kind]})
+		return
+	}
+	switch r.kind {
+	case routeSale:
+		g.getSale(ctx, string(r.arg))
+	case routeSales:
+		g.listSales(ctx)
+	case routeOrder:
+		g.getOrder(ctx, string(r.arg))
+	case routeOpenAPI:
+		ctx.Response.Header.SetContentType("application/yaml")
+		ctx.Response.SetBodyRaw(openAPI)
+	}
+}
+
+// ParseError answers a request fasthttp could not read (bad syntax, a
+// header or body over the bounds, a client too slow) with a problem
+// document, as every other answer of the public listener. A body over the
+// bound of an order request counts as that sale's body_too_large.
+func (g *Gate) ParseError(ctx *fasthttp.RequestCtx, err error) {
+	var (
+		small *fasthttp.ErrSmallBuffer
+		nerr  net.Error
+	)
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		if r := route(ctx.Path()); r.kind == routeOrders && ctx.IsPost() {
+			g.finish(ctx, g.lookupSale(string(r.arg)), overflow.BodyTooLarge, g.tooLarge, g.now())
+			return
+		}
+		g.tooLarge.Respond(ctx, false)
+	case errors.As(err, &small):
+		g.render.Respond(ctx, overflow.Problem{Reason: overflow.HeaderTooLarge})
+	case errors.As(err, &nerr) && nerr.Timeout():
+		g.render.Respond(ctx, overflow.Problem{Reason: overflow.RequestTimeout})
+	default:
+		g.render.Respond(ctx, overflow.Problem{Reason: overflow.BadRequest, Detail: "The request is not valid HTTP/1.1."})
+	}
+	g.httpCount(ctx.Response.StatusCode(), ctx.Method())
+}
+
+// httpCounters caches sluice_http_requests_total's children by status and
+// method, so counting costs no label formatting.
+type httpCounters struct {
+	vec *prometheus.CounterVec
+	m   sync.Map // uint32 (status<<4 | method) → prometheus.Counter
+}
+
+// methods are the method label's values; anything else is "other".
+var methods = [...]string{"get", "head", "post", "put", "patch", "delete", "options", "other"}
+
+func methodIndex(m []byte) uint32 {
+	switch string(m) {
+	case "GET":
+		return 0
+	case "HEAD":
+		return 1
+	case "POST":
+		return 2
+	case "PUT":
+		return 3
+	case "PATCH":
+		return 4
+	case "DELETE":
+		return 5
+	case "OPTIONS":
+		return 6
+	}
+	return 7
+}
+
+func (g *Gate) httpCount(status int, method []byte) {
+	key := uint32(status)<<4 | methodIndex(method)
+	c, ok := g.m.http.m.Load(key)
+	if !ok {
+		c, _ = g.m.http.m.LoadOrStore(key, g.m.http.vec.WithLabelValues(strconv.Itoa(status), methods[key&15]))
+	}
+	c.(prometheus.Counter).Inc()
+}
