@@ -204,6 +204,10 @@ func (g *Gate) UpdateSale(st ledger.SaleState) {
 }
 
 func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
+	if st.Read.Before(s.read) {
+		return // read before the state applied last: an admin change may be newer
+	}
+	s.read = st.Read
 	cfg := st.Sale
 	s.cfg.Store(&cfg)
 	limiter.SetRate(s.limiter, cfg.Rate, cfg.Burst)

@@ -25,6 +25,7 @@ type sale struct {
 	// drainRate is orders/s, an EWMA over refreshes, as float64 bits.
 	drainRate atomic.Uint64
 	lastSeen  time.Time // refresh goroutine only
+	read      time.Time // when the state applied last was read; under Gate.updates
 	limiter   *rate.Limiter
 	counters  map[overflow.Reason]prometheus.Counter
 

@@ -1,39 +1,64 @@
 #!/usr/bin/env bash
-# Sold-out path of a running gate next to a bare net/http handler that
-# answers the same bytes, with wrk, in one sitting.
-#   bash bench/soldout.sh            (needs wrk: apt-get install wrk)
-# Env: DURATION (default 10s), CONNS (128), THREADS (2), ROUNDS (5),
-# PIN=1 to pin each server to core 0 and wrk (one thread) to core 1, which
-# steadies the figures on a 2-core machine.
-# The two servers take turns, round after round, and the medians are
-# compared: on a 2-core machine shared with wrk one round varies by 10-15%.
+# The gate's sold-out path next to the floors it is measured against, in
+# one sitting: nginx answering the same 410 through limit_req
+# (bench/nginx.conf), a bare fasthttp handler and a bare net/http handler
+# writing the same bytes, and optionally an older gate build (BEFORE).
+#   bash bench/soldout.sh        (needs wrk and nginx: apt-get install wrk nginx)
+# Env: DURATION (default 6s), CONNS (128), THREADS (2), ROUNDS (5),
+# BEFORE=/path/to/an/older/sluice, PIN=1 to pin each server to core 0 and
+# wrk (one thread) to core 1.
+# The servers take turns, round after round, and the medians are compared:
+# on a 2-core machine shared with wrk one round varies by 10-15%.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-10s} CONNS=${CONNS:-128} THREADS=${THREADS:-2} ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-6s} CONNS=${CONNS:-128} THREADS=${THREADS:-2} ROUNDS=${ROUNDS:-5}
 srv=() cli=()
 if [ "${PIN:-0}" = 1 ]; then srv=(taskset -c 0) cli=(taskset -c 1) THREADS=1; fi
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 go build -o "$tmp/sluice" ./cmd/sluice
 go build -o "$tmp/barehttp" ./internal/cmd/barehttp
-"${srv[@]}" "$tmp/sluice" serve --listen 127.0.0.1:18080 --ops-listen 127.0.0.1:19464 \
-  --data-dir "$tmp/data" --sale s1=1 --no-demo --log-level warn &
-until curl -fs 127.0.0.1:19464/readyz >/dev/null; do sleep 0.1; done
-curl -s -o /dev/null -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"first"}' 127.0.0.1:18080/v1/sales/s1/orders
+
+start_gate() { # binary port ops-port
+  "${srv[@]}" "$1" serve --listen "127.0.0.1:$2" --ops-listen "127.0.0.1:$3" \
+    --data-dir "$tmp/data-$2" --sale s1=1 --no-demo --log-level warn &
+  until curl -fs "127.0.0.1:$3/readyz" >/dev/null; do sleep 0.1; done
+  curl -s -o /dev/null -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"first"}' "127.0.0.1:$2/v1/sales/s1/orders"
+}
+start_gate "$tmp/sluice" 18080 19464
 curl -s -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"second"}' 127.0.0.1:18080/v1/sales/s1/orders -o "$tmp/answer.json"
 grep -q '"reason":"sold_out"' "$tmp/answer.json"
+names=(gate) ports=(18080)
+if [ -n "${BEFORE:-}" ]; then
+  start_gate "$BEFORE" 18090 19490
+  names+=(before) ports+=(18090)
+fi
+body=$(tr -d '\n' <"$tmp/answer.json")
+sed -e "s|@TMP@|$tmp|g" -e "s|@PORT@|18082|" -e "s|@BODY@|$body|" bench/nginx.conf >"$tmp/nginx.conf"
+"${srv[@]}" nginx -c "$tmp/nginx.conf" &
+"${srv[@]}" "$tmp/barehttp" -listen 127.0.0.1:18083 -status 410 -body-file "$tmp/answer.json" -fasthttp &
 "${srv[@]}" "$tmp/barehttp" -listen 127.0.0.1:18081 -status 410 -body-file "$tmp/answer.json" &
-until curl -s -o /dev/null 127.0.0.1:18081/; do sleep 0.1; done
-rate() { "${cli[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s bench/post.lua "$1" | awk '/Requests\/sec/ {print $2}'; }
-echo "wrk -t$THREADS -c$CONNS -d$DURATION, POST, alternating, $ROUNDS rounds${PIN:+, pinned}"
-bs=() gs=()
-for i in $(seq "$ROUNDS"); do
-  b=$(rate http://127.0.0.1:18081/v1/sales/s1/orders)
-  g=$(rate http://127.0.0.1:18080/v1/sales/s1/orders)
-  bs+=("$b") gs+=("$g")
-  echo "round $i: bare $b req/s, gate sold-out $g req/s"
-done
+names+=(nginx fasthttp nethttp) ports+=(18082 18083 18081)
+for p in 18082 18083 18081; do until curl -s -o /dev/null "127.0.0.1:$p/"; do sleep 0.1; done; done
+
+rate() { "${cli[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s bench/post.lua "http://127.0.0.1:$1/v1/sales/s1/orders" | awk '/Requests\/sec/ {print $2}'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-mb=$(median "${bs[@]}") mg=$(median "${gs[@]}")
-echo "median: bare $mb req/s, gate sold-out $mg req/s, ratio $(awk -v g="$mg" -v b="$mb" 'BEGIN{printf "%.3f", g/b}')"
+echo "wrk -t$THREADS -c$CONNS -d$DURATION, POST, the same 410 body ($(wc -c <"$tmp/answer.json") bytes), alternating, $ROUNDS rounds${PIN:+, pinned}"
+declare -A all
+for i in $(seq "$ROUNDS"); do
+  line="round $i:"
+  for k in "${!names[@]}"; do
+    r=$(rate "${ports[$k]}")
+    all[${names[$k]}]+="$r "
+    line+=" ${names[$k]} $r"
+  done
+  echo "$line"
+done
+declare -A med
+for n in "${names[@]}"; do med[$n]=$(median ${all[$n]}); done
+echo -n "median req/s:"; for n in "${names[@]}"; do echo -n " $n ${med[$n]}"; done; echo
+for n in "${names[@]}"; do
+  [ "$n" = gate ] && continue
+  echo "gate / $n: $(awk -v g="${med[gate]}" -v b="${med[$n]}" 'BEGIN{printf "%.3f", g/b}')"
+done
 curl -s 127.0.0.1:19464/metrics | grep 'sluice_admission_requests_total{outcome="diverted",reason="sold_out",sale="s1"}'

@@ -105,7 +105,7 @@ func (l *Ledger) EnsureSale(ctx context.Context, s Sale) (SaleState, error) {
 		return SaleState{}, fmt.Errorf("ledger: provision sale %s: %w", s.Name, err)
 	}
 	l.remember(s.Name, str)
-	return l.stateOf(ctx, str.CachedInfo())
+	return l.stateOf(ctx, str.CachedInfo(), time.Now())
 }
 
 func (l *Ledger) remember(sale string, str jetstream.Stream) {

@@ -27,6 +27,11 @@ type SaleState struct {
 	ConsumerAckPending uint64
 	// Created is when the stream was made.
 	Created time.Time
+	// Read is when this process began reading the state, on its own clock
+	// (the end of the change, for the state EnsureSale returns): of two
+	// states of a sale, the one read later reflects every change the other
+	// does, so a slow refresh never undoes a newer admin change.
+	Read time.Time
 }
 
 // SoldOut says the ledger holds as many orders as the sale admits.
@@ -36,10 +41,11 @@ func (st SaleState) SoldOut() bool { return int64(st.Admitted) >= st.Sale.Capaci
 // and one consumer info per sale: meant for a background refresher, not
 // for a request path.
 func (l *Ledger) States(ctx context.Context) ([]SaleState, error) {
+	read := time.Now()
 	lister := l.js.ListStreams(ctx, jetstream.WithStreamListSubject("sluice.orders.>"))
 	var out []SaleState
 	for info := range lister.Info() {
-		st, err := l.stateOf(ctx, info)
+		st, err := l.stateOf(ctx, info, read)
 		if errors.Is(err, ErrNoSale) {
 			continue // a stream that is not a sluice sale
 		}
@@ -56,6 +62,7 @@ func (l *Ledger) States(ctx context.Context) ([]SaleState, error) {
 
 // State returns one sale's state.
 func (l *Ledger) State(ctx context.Context, sale string) (SaleState, error) {
+	read := time.Now()
 	str, err := l.js.Stream(ctx, StreamName(sale))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return SaleState{}, fmt.Errorf("%w: %s", ErrNoSale, sale)
@@ -63,10 +70,10 @@ func (l *Ledger) State(ctx context.Context, sale string) (SaleState, error) {
 	if err != nil {
 		return SaleState{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	return l.stateOf(ctx, str.CachedInfo())
+	return l.stateOf(ctx, str.CachedInfo(), read)
 }
 
-func (l *Ledger) stateOf(ctx context.Context, info *jetstream.StreamInfo) (SaleState, error) {
+func (l *Ledger) stateOf(ctx context.Context, info *jetstream.StreamInfo, read time.Time) (SaleState, error) {
 	sale, ok := saleFromMetadata(info.Config.Metadata)
 	if !ok {
 		return SaleState{}, ErrNoSale
@@ -76,6 +83,7 @@ func (l *Ledger) stateOf(ctx context.Context, info *jetstream.StreamInfo) (SaleS
 		Admitted: info.State.Msgs,
 		Pending:  info.State.Msgs,
 		Created:  info.Created,
+		Read:     read,
 	}
 	cons, err := l.js.Consumer(ctx, info.Config.Name, DrainConsumer)
 	switch {

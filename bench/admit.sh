@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The admit path over HTTP: every request a new buyer, admitted, stored by
+# JetStream and answered 202 after the PubAck. This checkout's gate next
+# to an older build (BEFORE) in one sitting, without a drain so that only
+# the admission path shares the cores with wrk.
+#   BEFORE=/path/to/an/older/sluice bash bench/admit.sh   (needs wrk)
+# Env: DURATION (default 5s), CONNS (128), THREADS (2), ROUNDS (5).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-5s} CONNS=${CONNS:-128} THREADS=${THREADS:-2} ROUNDS=${ROUNDS:-5}
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+go build -o "$tmp/sluice" ./cmd/sluice
+start_gate() { # binary port ops-port
+  "$1" serve --listen "127.0.0.1:$2" --ops-listen "127.0.0.1:$3" --data-dir "$tmp/data-$2" \
+    --sale s1=100000000 --no-demo --no-drain --log-level error &
+  until curl -fs "127.0.0.1:$3/readyz" >/dev/null; do sleep 0.1; done
+}
+names=(gate) ports=(18080)
+start_gate "$tmp/sluice" 18080 19464
+if [ -n "${BEFORE:-}" ]; then
+  start_gate "$BEFORE" 18090 19490
+  names+=(before) ports+=(18090)
+fi
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+echo "wrk -t$THREADS -c$CONNS -d$DURATION, POST, a new buyer each, alternating, $ROUNDS rounds"
+declare -A all
+for i in $(seq "$ROUNDS"); do
+  line="round $i:"
+  for k in "${!names[@]}"; do
+    out=$(ROUND=$i wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s bench/admit.lua "http://127.0.0.1:${ports[$k]}/v1/sales/s1/orders")
+    r=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    if grep -q 'Non-2xx' <<<"$out"; then echo "${names[$k]}: $(grep Non-2xx <<<"$out")" >&2; fi
+    all[${names[$k]}]+="$r "
+    line+=" ${names[$k]} $r"
+  done
+  echo "$line"
+done
+echo -n "median admits/s:"; for n in "${names[@]}"; do echo -n " $n $(median ${all[$n]})"; done; echo
+if [ -n "${BEFORE:-}" ]; then
+  echo "gate / before: $(awk -v g="$(median ${all[gate]})" -v b="$(median ${all[before]})" 'BEGIN{printf "%.3f", g/b}')"
+fi
