@@ -45,9 +45,10 @@ func BenchmarkSoldOut(b *testing.B) {
 		for pb.Next() {
 			ctx.Response.Reset()
 			h(ctx)
-		}
-		if ctx.Response.StatusCode() != 410 {
-			b.Errorf("status %d", ctx.Response.StatusCode())
+			if ctx.Response.StatusCode() != 410 {
+				b.Errorf("status %d", ctx.Response.StatusCode())
+				return
+			}
 		}
 	})
 }

@@ -26,8 +26,16 @@ import (
 // removed, percent-escapes decoded), so no path is answered by a redirect.
 func (g *Gate) Handler() fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		path, method := ctx.Path(), ctx.Method()
-		r := route(path)
+		method := ctx.Method()
+		if string(method) == fasthttp.MethodPost {
+			// The flood's request line needs no normalising: match it
+			// as sent, and parse the URI only for anything else.
+			if sale, ok := plainOrderPath(ctx.Request.Header.RequestURI()); ok {
+				g.placeOrder(ctx, sale)
+				return
+			}
+		}
+		r := route(ctx.Path())
 		if r.kind == routeOrders && string(method) == fasthttp.MethodPost {
 			g.placeOrder(ctx, r.arg)
 			return
@@ -37,6 +45,24 @@ func (g *Gate) Handler() fasthttp.RequestHandler {
 		g.m.inFlight.Dec()
 		g.httpCount(ctx.Response.StatusCode(), method)
 	}
+}
+
+// plainOrderPath matches a request target that is exactly
+// /v1/sales/{sale}/orders with a sale name of [a-z0-9_-], which no
+// normalisation changes, and returns the sale.
+func plainOrderPath(uri []byte) ([]byte, bool) {
+	const prefix, suffix = "/v1/sales/", "/orders"
+	if len(uri) <= len(prefix)+len(suffix) || string(uri[:len(prefix)]) != prefix ||
+		string(uri[len(uri)-len(suffix):]) != suffix {
+		return nil, false
+	}
+	sale := uri[len(prefix) : len(uri)-len(suffix)]
+	for _, c := range sale {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && c != '-' {
+			return nil, false
+		}
+	}
+	return sale, true
 }
 
 type routeKind uint8

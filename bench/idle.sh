@@ -3,7 +3,8 @@
 # (one request made on each), next to the same gate with none.
 #   bash bench/idle.sh                         (this checkout's gate)
 #   BEFORE=/path/to/old/sluice bash bench/idle.sh   (and an older build, same sitting)
-# Env: N (connections, default 18000), HOLD (default 20s).
+# Env: N (connections, default 18000), HOLD (default 20s), FLAGS (more
+# flags for this checkout's gate, e.g. --reduce-memory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-18000} HOLD=${HOLD:-20s}
@@ -16,14 +17,17 @@ go build -o "$tmp/sluice" ./cmd/sluice
 go build -o "$tmp/idleconns" ./internal/cmd/idleconns
 gates=("this=$tmp/sluice")
 [ -n "${BEFORE:-}" ] && gates=("before=$BEFORE" "this=$tmp/sluice")
+[ -n "${FLAGS:-}" ] && gates+=("flags=$tmp/sluice")
 metric() { curl -s 127.0.0.1:19464/metrics | awk -v m="$1" '$1==m {printf "%.0f", $2}'; }
 rss() { awk '/VmRSS/ {print $2*1024}' "/proc/$1/status"; }
 printf '%-8s %12s %12s %14s %14s %12s\n' gate rss_idle_MB rss_conns_MB bytes_per_conn heap_per_conn goroutines
 for lg in "${gates[@]}"; do
   label=${lg%%=*} g=${lg#*=}
   rm -rf "$tmp/data" "$tmp/ready"
+  extra=()
+  [ "$label" = flags ] && read -ra extra <<<"$FLAGS"
   "$g" serve --listen 127.0.0.1:18080 --ops-listen 127.0.0.1:19464 --data-dir "$tmp/data" \
-    --sale s1=1000 --no-demo --log-level warn &
+    --sale s1=1000 --no-demo --log-level warn "${extra[@]}" &
   pid=$!
   until curl -fs 127.0.0.1:19464/readyz >/dev/null; do sleep 0.1; done
   sleep 1

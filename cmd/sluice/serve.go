@@ -95,6 +95,7 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 	fs.DurationVar(&cfg.Gate.PublishTimeout, "publish-timeout", 5*time.Second, "longest wait for JetStream to store an order")
 	fs.IntVar(&cfg.MaxConns, "max-conns", 262_144, "most open connections on the public listener")
 	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most open public connections per client address (0: no bound; keep it 0 behind a proxy)")
+	fs.BoolVar(&cfg.ReduceMemory, "reduce-memory", false, "release a public connection's buffers between requests: about half the memory per idle connection, one more read per request")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest graceful shutdown")
 	fs.BoolVar(&cfg.NoDrain, "no-drain", false, "do not drain orders in this process (a `sluice drain` does)")
 	fs.StringVar(&cfg.Backend, "backend", "", "where orders drain to: a SQLite path, postgres://… or http(s)://… (default <data-dir>/orders.db)")

@@ -62,6 +62,9 @@ type Config struct {
 	// 262,144); MaxConnsPerIP bounds them per client address (0: none).
 	// Past either, a new connection is answered 503 or 429 and closed.
 	MaxConns, MaxConnsPerIP int
+	// ReduceMemory releases a public connection's buffers between
+	// requests: less memory per idle connection, one more read per request.
+	ReduceMemory bool
 
 	// NoDrain runs the gate without a drain (drainers run elsewhere).
 	NoDrain bool
