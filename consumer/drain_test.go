@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 		// database/sql's connection opener lives as long as a *sql.DB
 		// that a test helper opened and closed.
 		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
-		gatetest.IgnoreServerClock,
+		gatetest.IgnoreServerClock, gatetest.IgnoreWorkerPoolCleaner,
 	)
 }
 

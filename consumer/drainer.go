@@ -42,7 +42,9 @@ type Config struct {
 	// dead-lettered; default 10.
 	MaxDeliver int
 	// AckWait is JetStream's redelivery timeout for an unacknowledged
-	// order; default 30 s. It must exceed BackendTimeout.
+	// order; default 5 s. A batch in the backend is kept alive every third
+	// of it, so it need not exceed BackendTimeout: it bounds how long a
+	// crashed drain's orders wait to be handed out again.
 	AckWait time.Duration
 	// BackendTimeout bounds one backend call, the transaction of a batch;
 	// default 10 s. A backend that bounds each of its own calls
@@ -78,7 +80,10 @@ func (c *Config) defaults() {
 		c.BackendTimeout = 10 * time.Second
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = max(30*time.Second, 2*c.BackendTimeout)
+		// The drain sends in-progress every third of it while a batch is
+		// in the backend, so it bounds only how long a crashed drain's
+		// orders wait to be handed out again.
+		c.AckWait = 5 * time.Second
 	}
 	if c.BackoffBase <= 0 {
 		c.BackoffBase = 250 * time.Millisecond
@@ -108,6 +113,12 @@ type Drainer struct {
 	// lastOK is when a backend call last decided an order (unix ns): an
 	// order is dead-lettered only while the backend is otherwise healthy.
 	lastOK atomic.Int64
+	// downSince is when calls began to find the whole backend unavailable
+	// (unix ns), zero while it answers: the log's outage lines.
+	downSince atomic.Int64
+	// backlog is the orders the drain consumers had not settled at the
+	// last look, over every sale.
+	backlog atomic.Int64
 
 	mu    sync.Mutex
 	sales map[string]*saleDrain
@@ -222,10 +233,12 @@ func (d *Drainer) discover(ctx context.Context) {
 		d.log.Warn("drain: cannot list sales", "err", err)
 		return
 	}
+	var backlog uint64
 	for _, st := range states {
 		d.mu.Lock()
 		sd := d.sales[st.Sale.Name]
 		d.mu.Unlock()
+		backlog += st.ConsumerPending + st.ConsumerAckPending
 		if sd != nil {
 			d.m.pending.WithLabelValues(sd.name).Set(float64(st.ConsumerPending))
 			d.m.ackPending.WithLabelValues(sd.name).Set(float64(st.ConsumerAckPending))
@@ -247,6 +260,7 @@ func (d *Drainer) discover(ctx context.Context) {
 			d.log.Warn("drain: cannot start sale", "sale", st.Sale.Name, "err", err)
 		}
 	}
+	d.backlog.Store(int64(backlog))
 }
 
 // pipelines is how many batches of a sale each worker slot keeps under
@@ -424,7 +438,9 @@ func (d *Drainer) commit(ctx context.Context, orders []Order) []Result {
 		return res
 	}
 	if len(orders) == 1 || errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
-		d.log.Warn("drain: backend failed a batch", "orders", len(orders), "err", err)
+		if !errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
+			d.log.Warn("drain: backend failed an order", "order", orders[0].ID, "err", err)
+		}
 		return retryAll(len(orders), err)
 	}
 	d.log.Warn("drain: batch failed, retrying order by order", "orders", len(orders), "err", err)
@@ -455,12 +471,7 @@ func (d *Drainer) call(ctx context.Context, orders []Order) ([]Result, error) {
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		err = fmt.Errorf("%w: timed out after %v: %w", ErrUnavailable, d.cfg.BackendTimeout, err)
 	}
-	for _, r := range res {
-		if err == nil && r.Outcome != Retry {
-			d.lastOK.Store(time.Now().UnixNano())
-			break
-		}
-	}
+	d.noteHealth(res, err)
 	result := "ok"
 	if err != nil {
 		result = "error"
@@ -565,6 +576,46 @@ func (d *Drainer) retry(ctx context.Context, sd *saleDrain, it item, cause error
 	}
 	_ = it.msg.NakWithDelay(d.backoff(it.meta.NumDelivered))
 	d.m.drained.WithLabelValues(sd.name, outcomeRetried).Inc()
+}
+
+// noteHealth follows the backend's health from a call's outcome: a call
+// that decided an order says it is up; one that decided none says it is
+// down when it found the backend unavailable (unreachable, timing out) or
+// when nothing was decided lately (an endpoint answering 5xx to
+// everything). The log gets one line when it goes down and one when it is
+// back, not one per retry.
+func (d *Drainer) noteHealth(res []Result, err error) {
+	decided, allUnavailable := false, errors.Is(err, ErrUnavailable)
+	if err == nil {
+		allUnavailable = len(res) > 0
+		for _, r := range res {
+			if r.Outcome != Retry {
+				decided = true
+			}
+			if r.Outcome != Retry || !errors.Is(r.Err, ErrUnavailable) {
+				allUnavailable = false
+			}
+		}
+	}
+	unavailable := !decided && (allUnavailable || !d.backendHealthy())
+	now := time.Now()
+	switch {
+	case decided:
+		d.lastOK.Store(now.UnixNano())
+		if since := d.downSince.Swap(0); since != 0 {
+			d.log.Info("drain: backend is back", "down_for", now.Sub(time.Unix(0, since)).Round(time.Millisecond),
+				"backlog", d.backlog.Load())
+		}
+	case unavailable:
+		cause := err
+		if cause == nil && len(res) > 0 {
+			cause = res[0].Err
+		}
+		if d.downSince.CompareAndSwap(0, now.UnixNano()) {
+			d.log.Warn("drain: backend unavailable; orders stay in the ledger and are retried until it is back",
+				"err", cause, "backlog", d.backlog.Load())
+		}
+	}
 }
 
 // backendHealthy says the backend decided an order lately.

@@ -174,6 +174,8 @@ func TestHTTPBackend503ForAWhile(t *testing.T) {
 	cfg := fast(gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 200}))
 	cfg.Backend = ts.URL
 	cfg.Drain.MaxDeliver = 3 // an outage must not use these up
+	var lines *gatetest.Lines
+	cfg.Logger, lines = gatetest.CaptureLog(t)
 	srv := gatetest.Start(t, cfg)
 	base := "http://" + srv.APIAddr()
 	ids := buyAll(t, base, "s1", 200)
@@ -185,6 +187,11 @@ func TestHTTPBackend503ForAWhile(t *testing.T) {
 	defer sh.mu.Unlock()
 	if len(sh.orders) != 200 {
 		t.Fatalf("shop holds %d orders, want 200", len(sh.orders))
+	}
+	// The outage is in the log once when it began and once when it ended,
+	// whatever the number of retries in between.
+	if down, back := lines.Count("backend unavailable"), lines.Count("backend is back"); down != 1 || back != 1 {
+		t.Fatalf("the log says the backend went down %d times and came back %d times, want 1 and 1:\n%s", down, back, lines)
 	}
 }
 

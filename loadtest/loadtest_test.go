@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 		// fasthttp's idle-connection cleaner sleeps out MaxIdleConnDuration
 		// (5 s) after the run closed the connections, then ends.
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
-		gatetest.IgnoreServerClock)
+		gatetest.IgnoreServerClock, gatetest.IgnoreWorkerPoolCleaner)
 }
 
 func TestProfileSchedules(t *testing.T) {

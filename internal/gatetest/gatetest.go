@@ -6,6 +6,7 @@ package gatetest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -189,3 +190,69 @@ func FillLedger(t testing.TB, l *ledger.Ledger, sale string, n int) {
 // keeps per process for the Date header of its answers: the first gate
 // started in a test binary starts it, and nothing stops it.
 var IgnoreServerClock = goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1")
+
+// Lines keeps the lines of a logger, for tests that check what a gate
+// logs. It is safe for concurrent use.
+type Lines struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *Lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// Count is how many kept lines contain s.
+func (l *Lines) Count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.buf.String(), s)
+}
+
+func (l *Lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// CaptureLog returns a logger that keeps its lines (info and up) in the
+// returned Lines and also logs warnings and errors through t.Log.
+func CaptureLog(t testing.TB) (*slog.Logger, *Lines) {
+	lines := &Lines{}
+	keep := slog.NewTextHandler(lines, &slog.HandlerOptions{Level: slog.LevelInfo})
+	return slog.New(teeHandler{keep, Logger(t).Handler()}), lines
+}
+
+// teeHandler hands every record to both handlers.
+type teeHandler struct{ a, b slog.Handler }
+
+func (h teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.a.Enabled(ctx, l) || h.b.Enabled(ctx, l)
+}
+
+func (h teeHandler) Handle(ctx context.Context, r slog.Record) error {
+	var err error
+	for _, x := range []slog.Handler{h.a, h.b} {
+		if x.Enabled(ctx, r.Level) {
+			err = errors.Join(err, x.Handle(ctx, r.Clone()))
+		}
+	}
+	return err
+}
+
+func (h teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return teeHandler{h.a.WithAttrs(as), h.b.WithAttrs(as)}
+}
+
+func (h teeHandler) WithGroup(g string) slog.Handler {
+	return teeHandler{h.a.WithGroup(g), h.b.WithGroup(g)}
+}
+
+// IgnoreWorkerPoolCleaner is the goleak option for a stopped fasthttp
+// server's worker-pool cleaner, which notices the stop when it next wakes,
+// within a second (the gate's MaxIdleWorkerDuration). For checks made
+// right after a test; internal/serve's TestShutdownLeavesNoGoroutines
+// waits for it to end instead.
+var IgnoreWorkerPoolCleaner = goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2")
