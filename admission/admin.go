@@ -28,8 +28,13 @@ func (g *Gate) AdminHandler(token string) http.Handler {
 	mux.HandleFunc("PATCH /admin/sales/{sale}", g.adminPatch)
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token == "" {
+			g.render.Write(w, r, overflow.Problem{Reason: overflow.NotFound,
+				Detail: "The admin API is off: start the gate with --admin-token (or SLUICE_ADMIN_TOKEN) to turn it on."})
+			return
+		}
 		got := []byte(r.Header.Get("Authorization"))
-		if token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
+		if subtle.ConstantTimeCompare(got, want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice-admin"`)
 			g.render.Write(w, r, overflow.Problem{Reason: overflow.Unauthorized})
 			return

@@ -69,6 +69,10 @@ type Gate struct {
 	status      StatusSource
 	confirmed   ConfirmedCounter
 
+	// unconfirmed aggregates the log of publishes JetStream did not
+	// confirm: one line a minute, not one per request.
+	unconfirmed eventLog
+
 	unknownSale    *overflow.Answer
 	ipLimited      *overflow.Answer
 	buyerLimited   *overflow.Answer
@@ -216,13 +220,26 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	s.pending.Store(int64(st.Pending))
 	s.drained.Store(int64(st.Drained))
 	s.soldOut.Store(st.SoldOut())
+	s.draining.Store(st.Draining)
+	switch {
+	case st.Draining:
+		s.warnedNoDrain = false
+	case st.Pending > 0 && !s.warnedNoDrain:
+		s.warnedNoDrain = true
+		g.log.Warn("orders wait and no drain is attached to the sale: they stay queued until one starts (sluice serve without --no-drain, or sluice drain)",
+			"sale", s.name, "queued", st.Pending)
+	}
 	if !s.lastSeen.IsZero() {
 		if dt := now.Sub(s.lastSeen).Seconds(); dt > 0 {
 			inst := float64(int64(st.Drained)-prevDrained) / dt
 			if inst < 0 {
 				inst = 0
 			}
-			s.drainRate.Store(math.Float64bits(0.7*s.rate() + 0.3*inst))
+			r := 0.7*s.rate() + 0.3*inst
+			if r < minDrainRate {
+				r = 0 // an average decaying towards zero is zero, not 5e-324
+			}
+			s.drainRate.Store(math.Float64bits(r))
 		}
 	}
 	s.lastSeen = now
@@ -235,7 +252,11 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	g.m.queueBound.WithLabelValues(name).Set(float64(cfg.QueueBound))
 	g.m.drainRate.WithLabelValues(name).Set(s.rate())
 	g.m.saleRate.WithLabelValues(name).Set(cfg.Rate)
-	g.m.wait.WithLabelValues(name).Set(waitFor(st.Pending, s.rate()))
+	wait, known := s.wait(st.Pending)
+	if !known {
+		wait = math.NaN()
+	}
+	g.m.wait.WithLabelValues(name).Set(wait)
 	if g.confirmed != nil {
 		if n, err := g.confirmed.ConfirmedCount(context.Background(), name); err == nil {
 			g.m.confirmed.WithLabelValues(name).Set(float64(n))
@@ -248,16 +269,9 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	}
 }
 
-// waitFor is how long a queue of pending orders takes at rate orders/s.
-func waitFor(pending uint64, rate float64) float64 {
-	switch {
-	case pending == 0:
-		return 0
-	case rate <= 0:
-		return math.Inf(1)
-	}
-	return float64(pending) / rate
-}
+// minDrainRate is the smallest drain rate the gate reports, orders/s:
+// below it the drain is taken as stopped and waits are unknown.
+const minDrainRate = 1e-3
 
 // stateOf is the sale's state as the API reports it.
 func stateOf(s *sale, now time.Time) string {
@@ -277,9 +291,9 @@ func stateOf(s *sale, now time.Time) string {
 // over the bound at the observed drain rate, between 1 and 60 seconds.
 func retryAfterQueue(s *sale, bound int64) time.Duration {
 	excess := float64(s.pending.Load()-bound) + 1
-	r := s.rate()
-	if r <= 0 {
-		return 10 * time.Second
+	r, ok := s.drainRateKnown()
+	if !ok {
+		return 10 * time.Second // nothing drains: no honest estimate
 	}
 	secs := math.Ceil(excess / r)
 	return time.Duration(min(60, max(1, secs))) * time.Second

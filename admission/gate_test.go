@@ -474,3 +474,39 @@ func TestReadyAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNoDrainReportsUnknownWait: with orders waiting and no drain, the
+// gate says it does not know the drain rate or the wait (null), never a
+// huge number, and logs once that nothing drains.
+func TestNoDrainReportsUnknownWait(t *testing.T) {
+	cfg := gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 10})
+	cfg.NoDrain = true
+	var lines *gatetest.Lines
+	cfg.Logger, lines = gatetest.CaptureLog(t)
+	srv := gatetest.Start(t, cfg)
+	base := "http://" + srv.APIAddr()
+	c := gatetest.Client()
+	a := gatetest.Order(t, c, base, "s1", "a", "")
+	if a.Status != 202 {
+		t.Fatalf("order: %d %s", a.Status, a.Raw)
+	}
+	gatetest.Eventually(t, 5*time.Second, "the refresh to see the queued order", func() bool {
+		return strings.Contains(gatetest.Get(t, c, base+"/v1/sales/s1").Raw, `"queue_depth":1`)
+	})
+	time.Sleep(200 * time.Millisecond) // a few more refreshes
+	sale := gatetest.Get(t, c, base+"/v1/sales/s1")
+	if !strings.Contains(sale.Raw, `"drain_rate":null`) || !strings.Contains(sale.Raw, `"estimated_wait_seconds":null`) {
+		t.Fatalf("sale with no drain: %s", sale.Raw)
+	}
+	order := gatetest.Get(t, c, base+"/v1/orders/"+a.Str("order_id"))
+	if !strings.Contains(order.Raw, `"estimated_wait_seconds":null`) || order.Str("status") != "queued" {
+		t.Fatalf("order with no drain: %s", order.Raw)
+	}
+	if n := lines.Count("no drain is attached"); n != 1 {
+		t.Fatalf("the log said %d times that no drain is attached, want once:\n%s", n, lines)
+	}
+	m := gatetest.Get(t, c, "http://"+srv.OpsAddr()+"/metrics").Raw
+	if !strings.Contains(m, `sluice_sale_estimated_wait_seconds{sale="s1"} NaN`) {
+		t.Fatalf("the wait metric is not NaN with no drain")
+	}
+}

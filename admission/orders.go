@@ -131,7 +131,13 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 			kind = "store_full"
 		}
 		g.m.publishErrors.WithLabelValues(kind).Inc()
-		g.log.Warn("order not recorded", "sale", s.name, "err", err)
+		// The publish left: JetStream may have stored the order. The
+		// client is told to retry with its key; the log gets one line a
+		// minute however many there are.
+		g.unconfirmed.note(start, func(n int) {
+			g.log.Warn("orders answered 503: JetStream did not confirm their publish (they may be stored; a retry with the same Idempotency-Key learns which)",
+				"orders", n, "last_sale", s.name, "last_err", err, "kind", kind)
+		})
 		g.finish(ctx, s, overflow.Unavailable, g.unavailable, start)
 	}
 }

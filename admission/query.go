@@ -36,7 +36,7 @@ type orderView struct {
 	AdmittedAt     time.Time `json:"admitted_at"`
 	DecidedAt      time.Time `json:"decided_at,omitzero"`
 	QueuePosition  int64     `json:"queue_position,omitempty"`
-	EstimatedWaitS float64   `json:"estimated_wait_seconds,omitempty"`
+	EstimatedWaitS estimate  `json:"estimated_wait_seconds,omitzero"`
 }
 
 // getOrder is GET /v1/orders/{id}.
@@ -80,9 +80,7 @@ func (g *Gate) getOrder(rc *fasthttp.RequestCtx, rawID string) {
 				pos = 1
 			}
 			v.QueuePosition = pos
-			if rt := s.rate(); rt > 0 {
-				v.EstimatedWaitS = float64(pos) / rt
-			}
+			v.EstimatedWaitS = estimateOf(s.wait(uint64(pos)))
 		}
 	}
 	respondJSON(rc, http.StatusOK, v)
@@ -97,10 +95,31 @@ type saleView struct {
 	Confirmed  *int64    `json:"confirmed,omitempty"`
 	QueueDepth int64     `json:"queue_depth"`
 	QueueBound int64     `json:"queue_bound,omitempty"`
-	DrainRate  float64   `json:"drain_rate"`
+	DrainRate  estimate  `json:"drain_rate"`
+	Wait       estimate  `json:"estimated_wait_seconds"`
 	PerBuyer   int64     `json:"per_buyer"`
 	StartsAt   time.Time `json:"starts_at,omitzero"`
 	EndsAt     time.Time `json:"ends_at,omitzero"`
+}
+
+// estimate is a figure the gate may not know: it is written as null then
+// (no drain attached, or one that drains nothing), and a field tagged
+// omitzero leaves out the zero estimate.
+type estimate struct {
+	v       float64
+	known   bool
+	present bool
+}
+
+func estimateOf(v float64, known bool) estimate { return estimate{v: v, known: known, present: true} }
+
+func (e estimate) IsZero() bool { return !e.present }
+
+func (e estimate) MarshalJSON() ([]byte, error) {
+	if !e.known {
+		return []byte("null"), nil
+	}
+	return json.Marshal(e.v)
 }
 
 // ConfirmedCounter tells how many of a sale's orders the backend
@@ -123,7 +142,8 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 		Admitted:   adm,
 		QueueDepth: s.pending.Load(),
 		QueueBound: cfg.QueueBound,
-		DrainRate:  s.rate(),
+		DrainRate:  estimateOf(s.drainRateKnown()),
+		Wait:       estimateOf(s.wait(uint64(max(0, s.pending.Load())))),
 		PerBuyer:   cfg.OrdersPerBuyer(),
 		StartsAt:   cfg.StartsAt,
 		EndsAt:     cfg.EndsAt,

@@ -22,12 +22,15 @@ type sale struct {
 	admitted atomic.Int64 // orders in the ledger: last refresh plus local admits since
 	pending  atomic.Int64 // queue depth: last refresh plus local admits since
 	drained  atomic.Int64
+	draining atomic.Bool // a drain consumer exists
 	// drainRate is orders/s, an EWMA over refreshes, as float64 bits.
 	drainRate atomic.Uint64
 	lastSeen  time.Time // refresh goroutine only
-	read      time.Time // when the state applied last was read; under Gate.updates
-	limiter   *rate.Limiter
-	counters  map[overflow.Reason]prometheus.Counter
+	// warnedNoDrain: the log said orders wait with no drain; under Gate.updates.
+	warnedNoDrain bool
+	read          time.Time // when the state applied last was read; under Gate.updates
+	limiter       *rate.Limiter
+	counters      map[overflow.Reason]prometheus.Counter
 
 	soldOutAnswer *overflow.Answer
 	closedAnswer  *overflow.Answer
@@ -37,6 +40,27 @@ type sale struct {
 }
 
 func (s *sale) rate() float64 { return math.Float64frombits(s.drainRate.Load()) }
+
+// drainRateKnown is the drain rate, and whether there is one to report: a
+// drain is attached and drained something lately.
+func (s *sale) drainRateKnown() (float64, bool) {
+	r := s.rate()
+	return r, s.draining.Load() && r >= minDrainRate
+}
+
+// wait is how long the drain needs for pending orders, and whether that
+// is known: nothing waiting takes no time; orders waiting with no drain,
+// or a drain that drains nothing, take an unknown time.
+func (s *sale) wait(pending uint64) (float64, bool) {
+	if pending == 0 {
+		return 0, true
+	}
+	r, ok := s.drainRateKnown()
+	if !ok {
+		return 0, false
+	}
+	return float64(pending) / r, true
+}
 
 // answerCache keeps the last answer rendered for a Retry-After value, so a
 // burst of diverted requests with the same advice renders it once.

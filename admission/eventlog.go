@@ -1,0 +1,37 @@
+package admission
+
+import (
+	"sync"
+	"time"
+)
+
+// eventLog turns a frequent event into at most one log line per interval:
+// the first occurrence is logged at once, the later ones are counted and
+// reported with the next line. A client must not be able to make the
+// gate log as fast as it sends. The zero value logs every minute; it is
+// safe for concurrent use.
+type eventLog struct {
+	every time.Duration
+	mu    sync.Mutex
+	last  time.Time
+	n     int // occurrences since the last line, this one included
+}
+
+// note records an occurrence at now and, when a line is due, calls line
+// with how many occurrences it stands for.
+func (e *eventLog) note(now time.Time, line func(n int)) {
+	every := e.every
+	if every <= 0 {
+		every = time.Minute
+	}
+	e.mu.Lock()
+	e.n++
+	if !e.last.IsZero() && now.Sub(e.last) < every {
+		e.mu.Unlock()
+		return
+	}
+	n := e.n
+	e.n, e.last = 0, now
+	e.mu.Unlock()
+	line(n)
+}
