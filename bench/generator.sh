@@ -14,7 +14,7 @@ DURATION=${DURATION:-5s} CONNS=${CONNS:-128} ROUNDS=${ROUNDS:-5} RATE=${RATE:-15
 srv=() cli=() THREADS=2
 if [ "${PIN:-0}" = 1 ]; then srv=(taskset -c 0) cli=(taskset -c 1) THREADS=1; fi
 tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 go build -o "$tmp/sluice" ./cmd/sluice
 "${srv[@]}" "$tmp/sluice" serve --listen 127.0.0.1:18080 --ops-listen 127.0.0.1:19464 \
   --data-dir "$tmp/data" --sale s1=1 --no-demo --log-level warn &

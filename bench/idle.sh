@@ -12,7 +12,7 @@ N=${N:-18000} HOLD=${HOLD:-20s}
 # root there cannot raise it): per-connection figures scale from there.
 ulimit -n "$(ulimit -Hn)"
 tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 go build -o "$tmp/sluice" ./cmd/sluice
 go build -o "$tmp/idleconns" ./internal/cmd/idleconns
 gates=("this=$tmp/sluice")

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${RATE:-3000} DURATION=${DURATION:-10s} N=${N:-2000} ROUNDS=${ROUNDS:-3}
 tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 go build -o "$tmp/sluice" ./cmd/sluice
 go build -o "$tmp/slowloris" ./internal/cmd/slowloris
 gates=("this=$tmp/sluice")

@@ -15,7 +15,7 @@ DURATION=${DURATION:-6s} CONNS=${CONNS:-128} THREADS=${THREADS:-2} ROUNDS=${ROUN
 srv=() cli=()
 if [ "${PIN:-0}" = 1 ]; then srv=(taskset -c 0) cli=(taskset -c 1) THREADS=1; fi
 tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 go build -o "$tmp/sluice" ./cmd/sluice
 go build -o "$tmp/barehttp" ./internal/cmd/barehttp
 

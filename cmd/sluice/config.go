@@ -28,8 +28,9 @@ func (l *listFlag) Set(v string) error {
 // layer fills every flag not given on the command line from the
 // environment (SLUICE_<FLAG>) and then from the config file's top-level
 // key of the same name (dashes or underscores). It returns the file's
-// remaining structured keys.
-func layer(fs *flag.FlagSet, configPath string, structured map[string]any) error {
+// remaining structured keys; keys in ignored belong to another command
+// sharing the file and are skipped.
+func layer(fs *flag.FlagSet, configPath string, structured map[string]any, ignored map[string]bool) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var file map[string]any
@@ -69,7 +70,7 @@ func layer(fs *flag.FlagSet, configPath string, structured map[string]any) error
 	})
 	for k, v := range file {
 		k = strings.ReplaceAll(k, "-", "_")
-		if known[k] {
+		if known[k] || ignored[k] {
 			continue
 		}
 		if _, ok := structured[k]; !ok {

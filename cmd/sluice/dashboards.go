@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 
@@ -17,15 +18,26 @@ creating it if needed. See README, "Watch it in Grafana".
 `
 
 func runDashboards(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprint(stdout, dashboardsUsage)
-		return nil
-	}
-	if len(args) != 2 || args[0] != "export" || args[1] == "" {
+	if len(args) > 0 && args[0] == "export" {
+		args = args[1:]
+	} else if len(args) == 0 || !isHelp(args[0]) {
 		fmt.Fprint(stderr, dashboardsUsage)
 		return &exitError{code: 2, err: errors.New("dashboards: want: export DIR")}
 	}
-	written, err := dashboards.Export(args[1])
+	fs := flag.NewFlagSet("sluice dashboards export", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), dashboardsUsage) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, dashboardsUsage)
+		}
+		return err
+	}
+	if fs.NArg() != 1 || fs.Arg(0) == "" {
+		fmt.Fprint(stderr, dashboardsUsage)
+		return &exitError{code: 2, err: errors.New("dashboards: want: export DIR")}
+	}
+	written, err := dashboards.Export(fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -33,4 +45,13 @@ func runDashboards(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, p)
 	}
 	return nil
+}
+
+// isHelp says whether arg asks for usage.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
 }

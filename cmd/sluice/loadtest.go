@@ -66,6 +66,10 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if fs.NArg() > 0 {
 		return fmt.Errorf("loadtest: unexpected arguments %q", fs.Args())
 	}
+	// SLUICE_<FLAG> fills a flag not given, as for the other commands.
+	if err := layer(fs, "", map[string]any{}, nil); err != nil {
+		return fmt.Errorf("loadtest: %w", err)
+	}
 	switch profile {
 	case "constant":
 		o.Profile = loadtest.Constant(rate, duration)

@@ -29,10 +29,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "sluice:", err)
-		}
+	if err != nil && !errors.Is(err, flag.ErrHelp) { // asking for help is not an error
+		fmt.Fprintln(os.Stderr, "sluice:", err)
 		os.Exit(exitCode(err))
 	}
 }
@@ -47,12 +45,15 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
 	}
 	if errors.Is(err, flag.ErrHelp) {
-		return 2
+		return 0
 	}
 	return 1
 }
@@ -66,7 +67,9 @@ Usage:
   sluice dashboards export DIR
                            write the Grafana dashboards, their provisioning, a
                            Prometheus config and the alerting rules into DIR
-  sluice version           print the build
+  sluice version           print the build (also: sluice --version)
+
+Every command takes --help.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -83,14 +86,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLoadtest(ctx, args[1:], stdout, stderr)
 	case "dashboards":
 		return runDashboards(args[1:], stdout, stderr)
-	case "version":
+	case "version", "-version", "--version", "-v":
 		version := "devel"
 		if bi, ok := debug.ReadBuildInfo(); ok {
 			version = bi.Main.Version + " " + bi.GoVersion
 		}
 		fmt.Fprintln(stdout, "sluice", version)
 		return nil
-	case "-h", "--help", "help":
+	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}

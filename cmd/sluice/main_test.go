@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -275,5 +276,57 @@ func TestConfigErrors(t *testing.T) {
 func TestUnknownCommand(t *testing.T) {
 	if err := run(context.Background(), []string{"frobnicate"}, io.Discard, io.Discard); exitCode(err) != 2 {
 		t.Fatalf("unknown command: %v", err)
+	}
+}
+
+// TestEveryCommandHasHelp: --help prints the command's usage and exits 0,
+// writing nothing (dashboards export --help once made a folder "--help").
+func TestEveryCommandHasHelp(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, args := range [][]string{
+		{"--help"}, {"serve", "--help"}, {"drain", "--help"}, {"loadtest", "--help"},
+		{"dashboards", "--help"}, {"dashboards", "export", "--help"}, {"serve", "-h"},
+	} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, &out, &errOut)
+		if code := exitCode(err); code != 0 {
+			t.Errorf("%v: exit %d (%v)", args, code, err)
+		}
+		if out.Len()+errOut.Len() == 0 {
+			t.Errorf("%v printed no usage", args)
+		}
+	}
+	if entries, _ := os.ReadDir("."); len(entries) != 0 {
+		t.Fatalf("--help wrote %v", entries)
+	}
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "sluice ") {
+			t.Errorf("%v: %v %q", args, err, out.String())
+		}
+	}
+}
+
+// TestDrainHasItsOwnFlags: sluice drain takes the drain's flags only,
+// says its own ops port, and accepts a config file shared with the gates.
+func TestDrainHasItsOwnFlags(t *testing.T) {
+	var usage bytes.Buffer
+	_ = run(context.Background(), []string{"drain", "--help"}, io.Discard, &usage)
+	for _, gateOnly := range []string{"-listen", "-sale", "-sold-out-page", "-no-drain", "-admin-token"} {
+		if strings.Contains(usage.String(), "\n  "+gateOnly+" ") || strings.Contains(usage.String(), "\n  "+gateOnly+"\n") {
+			t.Errorf("drain --help lists %s", gateOnly)
+		}
+	}
+	if !strings.Contains(usage.String(), `"127.0.0.1:9465"`) {
+		t.Errorf("drain --help does not say its ops default is 9465:\n%s", usage.String())
+	}
+	if _, err := parseConfig("drain", []string{"--nats-url", "nats://127.0.0.1:4222", "--sale", "s1=5"}, io.Discard); err == nil {
+		t.Error("drain accepted --sale")
+	}
+	shared := filepath.Join(t.TempDir(), "sluice.yaml")
+	_ = os.WriteFile(shared, []byte("listen: \":8081\"\nadmin_token: x\nworkers: 7\nsales:\n  - name: s1\n    stock: 5\n"), 0o600)
+	cfg, err := parseConfig("drain", []string{"--nats-url", "nats://127.0.0.1:4222", "--config", shared}, io.Discard)
+	if err != nil || cfg.Drain.Workers != 7 || len(cfg.Sales) != 0 || cfg.OpsListen != "127.0.0.1:9465" {
+		t.Fatalf("drain with a shared config: %v, workers %d, sales %v, ops %s", err, cfg.Drain.Workers, cfg.Sales, cfg.OpsListen)
 	}
 }

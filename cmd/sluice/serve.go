@@ -67,44 +67,63 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 		logFormat      string
 		logLevel       string
 	)
+	// The gate's own flags. sluice drain defines them on a flag set it
+	// never parses, so that a config file or environment shared with the
+	// gates is accepted and their keys ignored.
+	gfs := fs
+	if role != "serve" {
+		gfs = flag.NewFlagSet("sluice serve", flag.ContinueOnError)
+	}
 	fs.StringVar(&configPath, "config", "", "YAML config file (flags and SLUICE_* env beat it)")
-	fs.StringVar(&cfg.Listen, "listen", ":8080", "public API `address`")
-	fs.StringVar(&cfg.OpsListen, "ops-listen", "127.0.0.1:9464", "metrics, health, pprof and admin `address`")
-	fs.StringVar(&cfg.DataDir, "data-dir", "./sluice-data", "where the embedded JetStream keeps its store")
-	fs.Var(&sales, "sale", "provision a sale `NAME=STOCK` (repeatable); richer settings in the config file")
-	fs.BoolVar(&cfg.NoDemo, "no-demo", false, "do not create the demo sale when no sale exists")
-	fs.StringVar(&sync, "sync", "interval", "JetStream fsync: `always` (each order, survives power loss) or interval")
-	fs.DurationVar(&cfg.SyncEvery, "sync-interval", 0, "fsync period with --sync interval (0: JetStream's default, 2m)")
-	fs.StringVar(&cfg.NATSURL, "nats-url", "", "connect to this NATS server or cluster instead of embedding one")
-	fs.StringVar(&cfg.NATSListen, "nats-listen", "", "let the embedded NATS server accept clients on this `address`")
-	fs.StringVar(&cfg.ServerName, "server-name", "", "name of the embedded NATS server (required in a cluster)")
-	fs.StringVar(&cfg.ClusterName, "cluster-name", "sluice", "NATS cluster name")
-	fs.StringVar(&cfg.ClusterListen, "cluster-listen", "", "route `address` for a cluster of embedded servers")
-	fs.Var(&routes, "cluster-routes", "peer routes, nats://host:port (repeatable or comma-separated)")
+	gfs.StringVar(&cfg.Listen, "listen", ":8080", "public API `address`")
+	opsDefault, opsHelp := "127.0.0.1:9464", "metrics, health, pprof and admin `address`"
+	if role == "drain" {
+		opsDefault, opsHelp = "127.0.0.1:9465", "metrics, health and pprof `address` (9465: beside a gate's 9464)"
+	}
+	fs.StringVar(&cfg.OpsListen, "ops-listen", opsDefault, opsHelp)
+	dataHelp := "where the embedded JetStream keeps its store (and the default SQLite backend, orders.db)"
+	if role == "drain" {
+		dataHelp = "where the default SQLite backend lives (<data-dir>/orders.db)"
+	}
+	fs.StringVar(&cfg.DataDir, "data-dir", "./sluice-data", dataHelp)
+	gfs.Var(&sales, "sale", "provision a sale `NAME=STOCK` (repeatable); richer settings in the config file")
+	gfs.BoolVar(&cfg.NoDemo, "no-demo", false, "do not create the demo sale when no sale exists")
+	gfs.StringVar(&sync, "sync", "interval", "JetStream fsync: `always` (each order, survives power loss) or interval")
+	gfs.DurationVar(&cfg.SyncEvery, "sync-interval", 0, "fsync period with --sync interval (0: JetStream's default, 2m)")
+	natsHelp := "connect to this NATS server or cluster instead of embedding one"
+	if role == "drain" {
+		natsHelp = "the gates' NATS server or cluster (required)"
+	}
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", natsHelp)
+	gfs.StringVar(&cfg.NATSListen, "nats-listen", "", "let the embedded NATS server accept clients on this `address`")
+	gfs.StringVar(&cfg.ServerName, "server-name", "", "name of the embedded NATS server (required in a cluster)")
+	gfs.StringVar(&cfg.ClusterName, "cluster-name", "sluice", "NATS cluster name")
+	gfs.StringVar(&cfg.ClusterListen, "cluster-listen", "", "route `address` for a cluster of embedded servers")
+	gfs.Var(&routes, "cluster-routes", "peer routes, nats://host:port (repeatable or comma-separated)")
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "replicas of each sale stream (3 in a cluster)")
-	fs.Int64Var(&cfg.MaxStore, "max-store", 0, "bound on JetStream's file store in bytes (0: most of the disk)")
-	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token of the admin API (empty: admin API off)")
-	fs.StringVar(&cfg.SoldOutPage, "sold-out-page", "", "HTML file shown to browsers when a sale is sold out")
-	fs.StringVar(&cfg.Gate.BuyerHeader, "buyer-header", "", "take the buyer id from this header set by a trusted auth proxy")
-	fs.Var(&proxies, "trusted-proxies", "proxies (IPs or CIDRs) whose X-Forwarded-For is believed")
-	fs.Float64Var(&cfg.Gate.IPRate, "ip-rate", 0, "orders/s per client address (0: off)")
-	fs.IntVar(&cfg.Gate.IPBurst, "ip-burst", 5, "burst per client address")
-	fs.Float64Var(&cfg.Gate.BuyerRate, "buyer-rate", 0, "orders/s per buyer (0: off)")
-	fs.IntVar(&cfg.Gate.BuyerBurst, "buyer-burst", 3, "burst per buyer")
-	fs.IntVar(&cfg.Gate.LimiterKeys, "limiter-keys", 100_000, "most keys each keyed limiter holds")
-	fs.DurationVar(&cfg.Gate.PublishTimeout, "publish-timeout", 5*time.Second, "longest wait for JetStream to store an order")
-	fs.IntVar(&cfg.MaxConns, "max-conns", 262_144, "most open connections on the public listener")
-	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most open public connections per client address (0: no bound; keep it 0 behind a proxy)")
-	fs.BoolVar(&cfg.ReduceMemory, "reduce-memory", false, "release a public connection's buffers between requests: about half the memory per idle connection, one more read per request")
+	gfs.Int64Var(&cfg.MaxStore, "max-store", 0, "bound on JetStream's file store in bytes (0: most of the disk)")
+	gfs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token of the admin API (empty: admin API off)")
+	gfs.StringVar(&cfg.SoldOutPage, "sold-out-page", "", "HTML file shown to browsers when a sale is sold out")
+	gfs.StringVar(&cfg.Gate.BuyerHeader, "buyer-header", "", "take the buyer id from this header set by a trusted auth proxy")
+	gfs.Var(&proxies, "trusted-proxies", "proxies (IPs or CIDRs) whose X-Forwarded-For is believed")
+	gfs.Float64Var(&cfg.Gate.IPRate, "ip-rate", 0, "orders/s per client address (0: off)")
+	gfs.IntVar(&cfg.Gate.IPBurst, "ip-burst", 5, "burst per client address")
+	gfs.Float64Var(&cfg.Gate.BuyerRate, "buyer-rate", 0, "orders/s per buyer (0: off)")
+	gfs.IntVar(&cfg.Gate.BuyerBurst, "buyer-burst", 3, "burst per buyer")
+	gfs.IntVar(&cfg.Gate.LimiterKeys, "limiter-keys", 100_000, "most keys each keyed limiter holds")
+	gfs.DurationVar(&cfg.Gate.PublishTimeout, "publish-timeout", 5*time.Second, "longest wait for JetStream to store an order")
+	gfs.IntVar(&cfg.MaxConns, "max-conns", 262_144, "most open connections on the public listener")
+	gfs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most open public connections per client address (0: no bound; keep it 0 behind a proxy)")
+	gfs.BoolVar(&cfg.ReduceMemory, "reduce-memory", false, "release a public connection's buffers between requests: about half the memory per idle connection, one more read per request")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest graceful shutdown")
-	fs.BoolVar(&cfg.NoDrain, "no-drain", false, "do not drain orders in this process (a `sluice drain` does)")
+	gfs.BoolVar(&cfg.NoDrain, "no-drain", false, "do not drain orders in this process (a `sluice drain` does)")
 	fs.StringVar(&cfg.Backend, "backend", "", "where orders drain to: a SQLite path, postgres://… or http(s)://… (default <data-dir>/orders.db)")
 	fs.IntVar(&cfg.Drain.Workers, "workers", 4, "most backend calls at once")
 	fs.IntVar(&cfg.Drain.Batch, "batch", 100, "most orders per backend call")
 	fs.DurationVar(&cfg.Drain.MaxWait, "batch-wait", 50*time.Millisecond, "longest wait to fill a batch")
 	fs.IntVar(&cfg.Drain.MaxDeliver, "max-deliver", 10, "attempts before an order is dead-lettered")
 	fs.DurationVar(&cfg.Drain.BackendTimeout, "backend-timeout", 10*time.Second, "longest backend call")
-	fs.DurationVar(&cfg.Drain.AckWait, "ack-wait", 30*time.Second, "redeliver an order a drain took and did not settle after this long (a crashed drain's orders)")
+	fs.DurationVar(&cfg.Drain.AckWait, "ack-wait", 5*time.Second, "redeliver an order a drain took and did not settle after this long (a crashed drain's orders); batches in the backend are kept alive every third of it")
 	fs.IntVar(&cfg.GCPercent, "gc-percent", 400, "Go GC target percent (0: the runtime's default; GOGC wins if set)")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -115,7 +134,13 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 		return cfg, fmt.Errorf("%s: unexpected arguments %q", role, fs.Args())
 	}
 	structured := map[string]any{"sales": nil}
-	if err := layer(fs, configPath, structured); err != nil {
+	ignored := map[string]bool{}
+	if role != "serve" {
+		structured = map[string]any{}
+		gfs.VisitAll(func(f *flag.Flag) { ignored[strings.ReplaceAll(f.Name, "-", "_")] = true })
+		ignored["sales"] = true
+	}
+	if err := layer(fs, configPath, structured, ignored); err != nil {
 		return cfg, err
 	}
 	log, err := newLogger(stderr, logFormat, logLevel)
@@ -158,21 +183,9 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 		if cfg.NATSURL == "" {
 			return cfg, fmt.Errorf("drain: --nats-url is required: the drain reads the gates' JetStream")
 		}
-		if len(cfg.Sales) > 0 || cfg.NoDrain {
-			return cfg, fmt.Errorf("drain: --sale and --no-drain belong to sluice serve")
-		}
 		cfg.DrainOnly = true
-		if cfg.OpsListen == "127.0.0.1:9464" && !setFlags(fs)["ops-listen"] {
-			cfg.OpsListen = "127.0.0.1:9465" // beside a gate on the same machine
-		}
 	}
 	return cfg, nil
-}
-
-func setFlags(fs *flag.FlagSet) map[string]bool {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	return set
 }
 
 func parseSaleFlag(v string) (serve.SaleSpec, error) {

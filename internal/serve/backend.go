@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -27,6 +28,11 @@ func openBackend(ctx context.Context, spec, dataDir string, workers int, callTim
 	switch {
 	case spec == "":
 		path := filepath.Join(dataDir, "orders.db")
+		// A drain beside an external NATS has no JetStream store to make
+		// the data directory; the database needs it all the same.
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return nil, nil, "", fmt.Errorf("sqlite: %w", err)
+		}
 		b, err := sqlite.Open(ctx, path)
 		if err != nil {
 			return nil, nil, "", err
@@ -34,6 +40,9 @@ func openBackend(ctx context.Context, spec, dataDir string, workers int, callTim
 		return b, b.DB(), "sqlite:" + path, nil
 	case strings.HasPrefix(spec, "sqlite:"), strings.HasSuffix(spec, ".db"), strings.HasSuffix(spec, ".sqlite"):
 		path := strings.TrimPrefix(strings.TrimPrefix(spec, "sqlite:"), "//")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, nil, "", fmt.Errorf("sqlite: %w", err)
+		}
 		b, err := sqlite.Open(ctx, path)
 		if err != nil {
 			return nil, nil, "", err
@@ -52,5 +61,5 @@ func openBackend(ctx context.Context, spec, dataDir string, workers int, callTim
 		}
 		return b, nil, "http", nil
 	}
-	return nil, nil, "", fmt.Errorf("serve: --backend %q: want a SQLite path, postgres://… or http(s)://…", spec)
+	return nil, nil, "", fmt.Errorf("--backend %q: want a SQLite path, postgres://… or http(s)://…", spec)
 }

@@ -144,6 +144,14 @@ func (c *Config) defaults() {
 	}
 }
 
+// command is the sluice command this process runs, for its messages.
+func (c *Config) command() string {
+	if c.DrainOnly {
+		return "drain"
+	}
+	return "serve"
+}
+
 // role names what this process runs, for sluice_build_info.
 func (c *Config) role() string {
 	switch {
@@ -174,6 +182,17 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			}
 		}
 	}()
+	cmd := cfg.command()
+	// The listeners open first: a busy port is reported before anything
+	// else has started.
+	if !cfg.DrainOnly {
+		if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("%s: listen %s: %w", cmd, cfg.Listen, err)
+		}
+	}
+	if s.opsLn, err = net.Listen("tcp", cfg.OpsListen); err != nil {
+		return nil, fmt.Errorf("%s: ops listen %s: %w", cmd, cfg.OpsListen, err)
+	}
 	if cfg.SoldOutPage != "" {
 		page, err := os.ReadFile(cfg.SoldOutPage)
 		if err != nil {
@@ -202,12 +221,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	js, err := jetstream.New(s.broker.Conn)
 	if err != nil {
-		return nil, fmt.Errorf("serve: jetstream: %w", err)
+		return nil, fmt.Errorf("%s: jetstream: %w", cmd, err)
 	}
 	// A clustered JetStream answers only once it has elected a metadata
 	// leader; everything below provisions streams.
 	if _, err := retry(ctx, func(ctx context.Context) (*jetstream.AccountInfo, error) { return js.AccountInfo(ctx) }); err != nil {
-		return nil, fmt.Errorf("serve: JetStream not ready: %w", err)
+		return nil, fmt.Errorf("%s: JetStream not ready: %w", cmd, err)
 	}
 	s.ledger = ledger.New(js, ledger.Options{Replicas: cfg.Replicas})
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -239,14 +258,6 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}
 
-	if !cfg.DrainOnly {
-		if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-			return nil, fmt.Errorf("serve: listen %s: %w", cfg.Listen, err)
-		}
-	}
-	if s.opsLn, err = net.Listen("tcp", cfg.OpsListen); err != nil {
-		return nil, fmt.Errorf("serve: ops listen %s: %w", cfg.OpsListen, err)
-	}
 	s.ops = &http.Server{
 		Handler:           s.opsHandler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -397,7 +408,28 @@ func (s *Server) opsHandler() http.Handler {
 	if s.gate != nil {
 		mux.Handle("/admin/", s.gate.AdminHandler(s.cfg.AdminToken))
 	}
+	mux.HandleFunc("GET /{$}", s.opsIndex)
 	return mux
+}
+
+// opsIndex is / on the ops listener: what this process is and what the
+// listener serves.
+func (s *Server) opsIndex(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintf(w, "sluice %s (%s): ops listener\n\n", s.cfg.command(), s.cfg.role())
+	fmt.Fprintln(w, "GET /metrics        Prometheus metrics")
+	fmt.Fprintln(w, "GET /healthz        the process is up")
+	fmt.Fprintln(w, "GET /readyz         ready to serve (JetStream reached, not shutting down)")
+	fmt.Fprintln(w, "GET /debug/pprof/   Go profiles")
+	if s.gate != nil {
+		state := "off (start with --admin-token)"
+		if s.cfg.AdminToken != "" {
+			state = "on (Authorization: Bearer <token>)"
+		}
+		fmt.Fprintf(w, "/admin/sales        the admin API: %s\n", state)
+		fmt.Fprintf(w, "\nThe public API listens on %s; its OpenAPI document is GET /openapi.yaml there.\n", s.APIAddr())
+	}
 }
 
 // APIAddr is the public API's address.
@@ -452,7 +484,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.wg.Wait()
 		s.shutErr = errors.Join(errs...)
-		s.log.Info("sluice gate stopped")
+		s.log.Info("sluice " + s.cfg.command() + " stopped")
 	})
 	return s.shutErr
 }

@@ -3,6 +3,9 @@ package serve_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,14 +17,13 @@ import (
 	"sluice/internal/serve"
 )
 
-// No goroutine outlives a gate's shutdown: the embedded server, the
-// refresher, the listeners and the NATS connection all stop.
-func TestShutdownLeavesNoGoroutines(t *testing.T) {
-	// Every goroutine ends within two seconds of Shutdown: fasthttp's
-	// worker-pool cleaner notices the stop only when it wakes, after at
-	// most the server's MaxIdleWorkerDuration (one second).
+// noLeaks checks, when the func it returns is called, that every goroutine
+// started since has ended within two seconds: fasthttp's worker-pool
+// cleaner notices a shutdown only when it wakes, after at most the
+// server's MaxIdleWorkerDuration (one second).
+func noLeaks(t *testing.T) func() {
 	before := goleak.IgnoreCurrent()
-	defer func() {
+	return func() {
 		deadline := time.Now().Add(2 * time.Second)
 		for {
 			err := goleak.Find(before, gatetest.IgnoreServerClock)
@@ -33,7 +35,13 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-	}()
+	}
+}
+
+// No goroutine outlives a gate's shutdown: the embedded server, the
+// refresher, the listeners and the NATS connection all stop.
+func TestShutdownLeavesNoGoroutines(t *testing.T) {
+	defer noLeaks(t)()
 	cfg := gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 50})
 	cfg.NATSListen = "127.0.0.1:0"
 	s, err := serve.Start(context.Background(), cfg)
@@ -62,23 +70,7 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 }
 
 func TestStartFailsCleanly(t *testing.T) {
-	// Every goroutine ends within two seconds of Shutdown: fasthttp's
-	// worker-pool cleaner notices the stop only when it wakes, after at
-	// most the server's MaxIdleWorkerDuration (one second).
-	before := goleak.IgnoreCurrent()
-	defer func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for {
-			err := goleak.Find(before, gatetest.IgnoreServerClock)
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatal(err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
+	defer noLeaks(t)()
 	cfg := gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 1})
 	cfg.Listen = "256.0.0.1:1" // cannot listen
 	if _, err := serve.Start(context.Background(), cfg); err == nil {
@@ -123,5 +115,43 @@ func TestRestartWithNewStockKeepsOrdersAndSettings(t *testing.T) {
 	}
 	if a := gatetest.Order(t, c, "http://"+s.APIAddr(), "s1", "d", ""); a.Status != 202 {
 		t.Fatalf("new buyer after raising stock: %d %s", a.Status, a.Raw)
+	}
+}
+
+// TestBusyPortFailsFirst: a --listen port that is taken is reported before
+// JetStream starts or a sale is provisioned.
+func TestBusyPortFailsFirst(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 5})
+	cfg.Listen = taken.Addr().String()
+	start := time.Now()
+	_, err = serve.Start(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "listen "+taken.Addr().String()) {
+		t.Fatalf("Start on a busy port: %v", err)
+	}
+	if entries, _ := os.ReadDir(cfg.DataDir); len(entries) != 0 {
+		t.Fatalf("JetStream started before the port was found busy: the data dir holds %v", entries)
+	}
+	t.Logf("refused in %v: %v", time.Since(start), err)
+}
+
+// TestOpsIndexAndAdminOff: / on the ops listener says what it serves, and
+// the admin API says it is off rather than asking for a token.
+func TestOpsIndexAndAdminOff(t *testing.T) {
+	s := gatetest.Start(t, gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 5}))
+	c := gatetest.Client()
+	ops := "http://" + s.OpsAddr()
+	if a := gatetest.Get(t, c, ops+"/"); a.Status != 200 || !strings.Contains(a.Raw, "/metrics") || !strings.Contains(a.Raw, "admin API: off") {
+		t.Fatalf("ops /: %d %s", a.Status, a.Raw)
+	}
+	if a := gatetest.Get(t, c, ops+"/admin/sales"); a.Status != 404 || !strings.Contains(a.Raw, "--admin-token") {
+		t.Fatalf("admin API off: %d %s", a.Status, a.Raw)
+	}
+	if a := gatetest.Get(t, c, ops+"/nothing"); a.Status != 404 {
+		t.Fatalf("ops /nothing: %d", a.Status)
 	}
 }
