@@ -42,42 +42,65 @@ func validIdempotencyKey[T string | []byte](k T) bool {
 	return true
 }
 
-// jsonContentType reports whether ct is application/json (any parameters)
-// or a +json type.
+// jsonContentType reports whether ct is application/json, with any
+// parameters: the one type the API documents for an order.
 func jsonContentType(ct []byte) bool {
 	if string(ct) == "application/json" {
 		return true // the common case, without parsing
 	}
 	mt, _, err := mime.ParseMediaType(string(ct))
-	if err != nil {
-		return false
-	}
-	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
-}
-
-type orderRequest struct {
-	BuyerID *string `json:"buyer_id"`
+	return err == nil && mt == "application/json"
 }
 
 // decodeOrder parses an order body. It returns the buyer id, or the reason
 // the body is refused. The body must be exactly one JSON object; fields
-// other than buyer_id are ignored so that clients may send more.
+// other than buyer_id are ignored so that clients may send more. A key
+// given twice, or buyer_id spelt in another case, is refused: encoding/json
+// would take the last one, or match case-insensitively, while a proxy in
+// front may have checked another.
 func decodeOrder(body []byte) (string, overflow.Reason) {
 	if !isJSONObject(body) {
 		return "", overflow.BadJSON
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
-	var req orderRequest
-	if err := dec.Decode(&req); err != nil {
+	if _, err := dec.Token(); err != nil { // the '{' isJSONObject saw
+		return "", overflow.BadJSON
+	}
+	var (
+		buyer   *string
+		seen    = make(map[string]bool, 2)
+		skipped json.RawMessage
+	)
+	for dec.More() {
+		tok, err := dec.Token()
+		key, ok := tok.(string)
+		if err != nil || !ok || seen[key] {
+			return "", overflow.BadJSON
+		}
+		seen[key] = true
+		switch {
+		case key == "buyer_id":
+			if err := dec.Decode(&buyer); err != nil {
+				return "", overflow.BadJSON
+			}
+		case strings.EqualFold(key, "buyer_id"):
+			return "", overflow.BadJSON
+		default:
+			if err := dec.Decode(&skipped); err != nil {
+				return "", overflow.BadJSON
+			}
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
 		return "", overflow.BadJSON
 	}
 	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) != 0 {
 		return "", overflow.BadJSON // trailing data after the object
 	}
-	if req.BuyerID == nil || !validBuyerID(*req.BuyerID) {
+	if buyer == nil || !validBuyerID(*buyer) {
 		return "", overflow.BadBuyerID
 	}
-	return *req.BuyerID, ""
+	return *buyer, ""
 }
 
 // isJSONObject reports whether body, trimmed, starts like an object: the

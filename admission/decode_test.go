@@ -30,6 +30,12 @@ func TestDecodeOrder(t *testing.T) {
 		{`{"buyer_id":"a"}{}`, "", overflow.BadJSON},
 		{`{"buyer_id":"a"}]`, "", overflow.BadJSON},
 		{`{"buyer_id":"a"`, "", overflow.BadJSON},
+		{`{"buyer_id":"a","buyer_id":"b"}`, "", overflow.BadJSON},
+		{`{"buyer_id":"a","buyer\u005fid":"b"}`, "", overflow.BadJSON},
+		{`{"Buyer_ID":"a"}`, "", overflow.BadJSON},
+		{`{"buyer_id":"a","BUYER_ID":"b"}`, "", overflow.BadJSON},
+		{`{"pad":1,"pad":2,"buyer_id":"a"}`, "", overflow.BadJSON},
+		{`{"pad":{"buyer_id":"x"},"buyer_id":"a"}`, "a", ""},
 	}
 	for _, tc := range cases {
 		buyer, reason := decodeOrder([]byte(tc.body))
@@ -44,7 +50,8 @@ func TestJSONContentType(t *testing.T) {
 		"application/json":                  true,
 		"application/json; charset=utf-8":   true,
 		"Application/JSON":                  true,
-		"application/merge-patch+json":      true,
+		"application/merge-patch+json":      false,
+		"application/problem+json":          false,
 		"text/plain":                        false,
 		"":                                  false,
 		"application/x-www-form-urlencoded": false,
