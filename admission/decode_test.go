@@ -71,6 +71,11 @@ func FuzzDecodeOrder(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		buyer, reason := decodeOrder(body)
+		if fast, ok := plainOrder(body); ok {
+			if slow, r := decodeObject(body); slow != fast || r != "" {
+				t.Fatalf("plainOrder(%q) = %q, the decoder says %q, %q", body, fast, slow, r)
+			}
+		}
 		switch {
 		case reason == "" && !validBuyerID(buyer):
 			t.Fatalf("accepted invalid buyer %q from %q", buyer, body)

@@ -513,3 +513,44 @@ func TestNoDrainReportsUnknownWait(t *testing.T) {
 		t.Fatalf("the wait metric is not NaN with no drain")
 	}
 }
+
+// TestKeyedRetryOfSoldOutSaleAnsweredFromMemory: once a sale is sold out
+// and the gate holds its orders, a request carrying an Idempotency-Key is
+// answered as the ledger would answer it, without the ledger: it still is
+// with JetStream shut down.
+func TestKeyedRetryOfSoldOutSaleAnsweredFromMemory(t *testing.T) {
+	srv := gatetest.Start(t, gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 3}))
+	base := "http://" + srv.APIAddr()
+	c := gatetest.Client()
+	ids := map[string]string{}
+	for _, b := range []string{"a", "b", "c"} {
+		a := gatetest.Order(t, c, base, "s1", b, "key-"+b)
+		if a.Status != 202 {
+			t.Fatalf("order %s: %d %s", b, a.Status, a.Raw)
+		}
+		ids[b] = a.Str("order_id")
+	}
+	if a := gatetest.Order(t, c, base, "s1", "d", ""); a.Status != 410 {
+		t.Fatalf("past the stock: %d", a.Status)
+	}
+	// The index is built in the background within a few refreshes; until
+	// then the same answers come from JetStream.
+	check := func(when string) {
+		t.Helper()
+		if a := gatetest.Order(t, c, base, "s1", "fresh", "a-new-key"); a.Status != 410 || a.Str("reason") != "sold_out" {
+			t.Fatalf("%s: fresh key: %d %s", when, a.Status, a.Raw)
+		}
+		a := gatetest.Order(t, c, base, "s1", "b", "key-b")
+		if a.Status != 202 || a.Str("order_id") != ids["b"] || a.Header.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("%s: retry of b: %d %s", when, a.Status, a.Raw)
+		}
+		if a := gatetest.Order(t, c, base, "s1", "c", "another-key"); a.Status != 409 || a.Str("order_id") != ids["c"] {
+			t.Fatalf("%s: c with another key: %d %s", when, a.Status, a.Raw)
+		}
+	}
+	check("from the ledger or memory")
+	time.Sleep(500 * time.Millisecond) // ten refreshes
+	srv.Broker().Server.Shutdown()
+	srv.Broker().Server.WaitForShutdown()
+	check("with JetStream shut down")
+}

@@ -59,6 +59,12 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 			return
 		}
 		key = string(keys[0]) // keys is reused by the next PeekAll
+		// A sold-out sale whose every order the gate holds in memory
+		// answers a keyed request as the ledger would, without asking it.
+		if x := s.index.Load(); s.soldOut.Load() && x.covers(s, cfg) {
+			g.answerFromIndex(ctx, s, cfg, x, key, start)
+			return
+		}
 	}
 	if g.ipLim != nil && !g.ipLim.AllowAt(start, limiterKey(g.clientIP(ctx))) {
 		g.finish(ctx, s, overflow.IPRateLimited, g.ipLimited, start)

@@ -23,6 +23,7 @@ type sale struct {
 	pending  atomic.Int64 // queue depth: last refresh plus local admits since
 	drained  atomic.Int64
 	draining atomic.Bool // a drain consumer exists
+	index    atomic.Pointer[orderIndex]
 	// drainRate is orders/s, an EWMA over refreshes, as float64 bits.
 	drainRate atomic.Uint64
 	lastSeen  time.Time // refresh goroutine only

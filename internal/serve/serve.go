@@ -103,6 +103,7 @@ type Server struct {
 	ledger  *ledger.Ledger
 	gate    *admission.Gate
 	watcher *ledger.Watcher
+	indexer *indexer
 	tracker *orderstatus.Tracker
 	backend consumer.Backend
 	drainer *consumer.Drainer
@@ -251,6 +252,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.gate.SetStatusSource(s.tracker)
 		s.gate.SetConfirmedCounter(s.tracker)
 		s.watcher = s.ledger.Watch(context.WithoutCancel(ctx), cfg.Refresh, s.gate.UpdateSales)
+		s.indexer = s.startIndexer(cfg.Refresh)
 	}
 	if !cfg.NoDrain {
 		if err := s.startDrain(ctx); err != nil {
@@ -496,6 +498,9 @@ func (s *Server) closeBackground(ctx context.Context) error {
 	var err error
 	if s.drainer != nil {
 		err = s.drainer.Stop(ctx)
+	}
+	if s.indexer != nil {
+		s.indexer.stop()
 	}
 	if s.watcher != nil {
 		s.watcher.Stop()
