@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"net/netip"
@@ -72,6 +73,16 @@ type Gate struct {
 	// unconfirmed aggregates the log of publishes JetStream did not
 	// confirm: one line a minute, not one per request.
 	unconfirmed eventLog
+	// refusing is when the ledger began refusing writes (a full store,
+	// publishes that time out), unix ns; zero while it takes them. While
+	// set, orders are answered 503 at once instead of each waiting out
+	// the publish timeout; whoever feeds the gate probes the store and
+	// calls LedgerRecovered.
+	refusing atomic.Int64
+	// probed: a probe write was stored since; one order (trial) may then
+	// try the ledger, and its outcome ends the refusal or not.
+	probed, trial  atomic.Bool
+	refusingAnswer *overflow.Answer
 
 	unknownSale    *overflow.Answer
 	ipLimited      *overflow.Answer
@@ -125,6 +136,8 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 	g.badContentType = r.Render(overflow.Problem{Reason: overflow.BadContentType})
 	g.tooLarge = r.Render(overflow.Problem{Reason: overflow.BodyTooLarge})
 	g.unavailable = r.Render(overflow.Problem{Reason: overflow.Unavailable, RetryAfter: time.Second})
+	g.refusingAnswer = r.Render(overflow.Problem{Reason: overflow.Unavailable, RetryAfter: 5 * time.Second,
+		Detail: "The order store is refusing writes (full, or not answering); the order was not sent to it. Try again later."})
 	g.notFound = r.Render(overflow.Problem{Reason: overflow.OrderNotFound})
 	g.badKey = r.Render(overflow.Problem{Reason: overflow.BadIdempotencyKey})
 	g.unknownCounter = make(map[overflow.Reason]counter)
@@ -309,3 +322,45 @@ func b2f(b bool) float64 {
 // MaxBodyBytes is the bound on an order body, default applied: the
 // server in front of the gate refuses a larger body before reading it.
 func (g *Gate) MaxBodyBytes() int64 { return g.cfg.MaxBodyBytes }
+
+// refuse marks the ledger as refusing writes after a publish failed with
+// cause (a full store, or a time-out that follows one).
+func (g *Gate) refuse(now time.Time, cause error) {
+	if g.refusing.CompareAndSwap(0, now.UnixNano()) {
+		g.log.Warn("JetStream is refusing orders: answering 503 at once and probing the store until it takes writes again",
+			"err", cause)
+	}
+}
+
+// LedgerRefusing says the gate answers orders 503 because the ledger
+// refused writes; the gate's owner probes the store meanwhile.
+func (g *Gate) LedgerRefusing() bool { return g.refusing.Load() != 0 }
+
+// StoreProbed is called when a probe write was stored while the ledger
+// refuses: the next order tries the ledger, one at a time, and the first
+// one it stores ends the refusal. (A sale's stream can refuse when the
+// probe stream does not: nats-server stops writing a stream whose file
+// hit a write error until it restarts.)
+func (g *Gate) StoreProbed() {
+	if g.LedgerRefusing() {
+		g.probed.Store(true)
+	}
+}
+
+// admitTrial says whether an order may go to the ledger while it refuses.
+func (g *Gate) admitTrial() bool {
+	return g.probed.Load() && g.trial.CompareAndSwap(false, true)
+}
+
+// endTrial takes the outcome of a trial order's publish.
+func (g *Gate) endTrial(now time.Time, err error) {
+	defer g.trial.Store(false)
+	if err != nil && (errors.Is(err, ledger.ErrStoreFull) || errors.Is(err, context.DeadlineExceeded)) {
+		g.probed.Store(false) // still refusing: wait for the next probe
+		return
+	}
+	g.probed.Store(false)
+	if since := g.refusing.Swap(0); since != 0 {
+		g.log.Info("JetStream takes orders again", "refused_for", now.Sub(time.Unix(0, since)).Round(time.Millisecond))
+	}
+}

@@ -102,6 +102,16 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	default:
 		msgID = "r|" + ledger.NewToken()
 	}
+	trial := false
+	if g.refusing.Load() != 0 {
+		if !g.admitTrial() {
+			// Not sent: the store refuses writes, and the order would
+			// only wait out the publish timeout before the same answer.
+			g.finish(ctx, s, overflow.Unavailable, g.refusingAnswer, start)
+			return
+		}
+		trial = true
+	}
 	o := ledger.Order{Sale: s.name, BuyerID: buyer, Token: ledger.NewToken(), AdmittedAt: start.UTC(), IdempotencyKey: key}
 	// The wait for the PubAck is not tied to the client's connection: once
 	// the order has left, the gate learns and counts its outcome whether or
@@ -110,6 +120,9 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	pubStart := time.Now()
 	id, dup, err := g.ledger.Place(pctx, o, msgID)
 	cancel()
+	if trial {
+		g.endTrial(start, err)
+	}
 	g.m.publish.Observe(time.Since(pubStart).Seconds())
 
 	var already *ledger.AlreadyOrderedError
@@ -135,6 +148,9 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		kind := "unavailable"
 		if errors.Is(err, ledger.ErrStoreFull) {
 			kind = "store_full"
+		}
+		if !trial && (errors.Is(err, ledger.ErrStoreFull) || errors.Is(err, context.DeadlineExceeded)) {
+			g.refuse(start, err)
 		}
 		g.m.publishErrors.WithLabelValues(kind).Inc()
 		// The publish left: JetStream may have stored the order. The

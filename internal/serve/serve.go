@@ -103,7 +103,8 @@ type Server struct {
 	ledger  *ledger.Ledger
 	gate    *admission.Gate
 	watcher *ledger.Watcher
-	indexer *indexer
+	indexer *loop // sold-out sales' orders into the gate's memory
+	prober  *loop // the store, while the ledger refuses writes
 	tracker *orderstatus.Tracker
 	backend consumer.Backend
 	drainer *consumer.Drainer
@@ -252,7 +253,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.gate.SetStatusSource(s.tracker)
 		s.gate.SetConfirmedCounter(s.tracker)
 		s.watcher = s.ledger.Watch(context.WithoutCancel(ctx), cfg.Refresh, s.gate.UpdateSales)
-		s.indexer = s.startIndexer(cfg.Refresh)
+		if _, err := retry(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.ledger.EnsureProbe(ctx) }); err != nil {
+			return nil, err
+		}
+		s.indexer = every(cfg.Refresh, s.indexSoldOut)
+		s.prober = every(500*time.Millisecond, s.probeStore)
 	}
 	if !cfg.NoDrain {
 		if err := s.startDrain(ctx); err != nil {
@@ -499,8 +504,10 @@ func (s *Server) closeBackground(ctx context.Context) error {
 	if s.drainer != nil {
 		err = s.drainer.Stop(ctx)
 	}
-	if s.indexer != nil {
-		s.indexer.stop()
+	for _, l := range []*loop{s.indexer, s.prober} {
+		if l != nil {
+			l.stop()
+		}
 	}
 	if s.watcher != nil {
 		s.watcher.Stop()
