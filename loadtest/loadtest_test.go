@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -80,9 +81,17 @@ func absDur(d time.Duration) time.Duration {
 	return d
 }
 
+// gateLike is a fake gate: h answers the orders, and GET /v1/sales/{sale}
+// says the sale is open, as the generator checks before it starts.
 func gateLike(t *testing.T, h http.HandlerFunc) *httptest.Server {
 	t.Helper()
-	s := httptest.NewServer(h)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/sales/") {
+			fmt.Fprintf(w, `{"sale":%q,"state":"open","stock":1000}`, strings.TrimPrefix(r.URL.Path, "/v1/sales/"))
+			return
+		}
+		h(w, r)
+	}))
 	t.Cleanup(s.Close)
 	return s
 }
@@ -272,5 +281,51 @@ func TestMetricsLint(t *testing.T) {
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil || len(problems) > 0 {
 		t.Fatalf("%v %v", err, problems)
+	}
+}
+
+// TestPreflightFailsAtOnce: an unreachable gate or an unknown sale fails
+// before anything is sent, not after the profile and the check's wait.
+func TestPreflightFailsAtOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(404) }))
+	defer srv.Close()
+	for name, target := range map[string]string{"unreachable": closed, "unknown sale": srv.URL} {
+		start := time.Now()
+		_, err := Rehearse(context.Background(), Options{Config: Config{Target: target, Sale: "nope", Profile: Constant(100, 10*time.Second)}, Verify: true})
+		if err == nil || time.Since(start) > 3*time.Second {
+			t.Errorf("%s: %v after %v", name, err, time.Since(start))
+		}
+		if name == "unknown sale" && (err == nil || !strings.Contains(err.Error(), `no sale "nope"`)) {
+			t.Errorf("unknown sale: %v", err)
+		}
+	}
+}
+
+// TestInterruptedRunReportsWhatWasSent: a run stopped early says so, its
+// achieved rate is over what it sent, and the outcome check is skipped.
+func TestInterruptedRunReportsWhatWasSent(t *testing.T) {
+	srv := gateLike(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(410) })
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	rep, err := Rehearse(ctx, Options{Config: Config{Target: srv.URL, Sale: "s1", Profile: Constant(500, 10*time.Second)}, Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Interrupted || rep.Verification != nil {
+		t.Fatalf("interrupted %v, verification %+v", rep.Interrupted, rep.Verification)
+	}
+	if rep.AchievedRate < 400 || rep.AchievedRate > 600 {
+		t.Fatalf("achieved rate %.0f/s for a 500/s run stopped early", rep.AchievedRate)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	if !strings.Contains(text.String(), "INTERRUPTED") {
+		t.Fatalf("the text report does not say it was interrupted:\n%s", text.String())
 	}
 }

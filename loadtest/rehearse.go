@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,6 +40,9 @@ func Rehearse(ctx context.Context, o Options) (Report, error) {
 		o.SampleEvery = 500 * time.Millisecond
 	}
 	o.Config.defaults()
+	if err := preflight(ctx, o); err != nil {
+		return Report{}, err
+	}
 	run, err := Attack(ctx, o.Config)
 	if err != nil {
 		return Report{}, err
@@ -86,9 +90,11 @@ func Rehearse(ctx context.Context, o Options) (Report, error) {
 		o.Metrics.finish(run.Dropped())
 	}
 	progress.stop()
+	interrupted := ctx.Err() != nil
+	agg.setInterrupted(interrupted)
 
 	var verification *Verification
-	if o.Verify {
+	if o.Verify && !interrupted {
 		perBuyer := int64(1)
 		if st, err := getSale(ctx, client, base, o.Sale); err == nil && st.PerBuyer > 0 {
 			perBuyer = st.PerBuyer
@@ -133,8 +139,8 @@ func newProgress(w io.Writer, tty bool, agg *Aggregator, run *Run) *progress {
 			case <-t.C:
 			}
 			n, by, late, p50, p99 := agg.Snapshot()
-			line := fmt.Sprintf("%5.1fs  sent %d (%d/s)  admitted %d  diverted %d  rejected %d  failed %d  p50 %v  p99 %v  late %d  dropped %d",
-				time.Since(run.Start).Seconds(), n, n-prev, by[OutcomeAdmitted], by[OutcomeDiverted], by[OutcomeRejected],
+			line := fmt.Sprintf("%5.1fs  sent %d (%d/s)  admitted %d (+%d replays)  diverted %d  rejected %d  failed %d  p50 %v  p99 %v  late %d  dropped %d",
+				time.Since(run.Start).Seconds(), n, n-prev, by[OutcomeAdmitted]-by["replayed"], by["replayed"], by[OutcomeDiverted], by[OutcomeRejected],
 				by[OutcomeFailed], rd(p50), rd(p99), late, run.Dropped())
 			prev = n
 			if tty {
@@ -146,4 +152,25 @@ func newProgress(w io.Writer, tty bool, agg *Aggregator, run *Run) *progress {
 	}()
 	p.stop = func() { close(done); wg.Wait() }
 	return p
+}
+
+// preflight checks the target and the sale before anything is sent: an
+// unreachable gate or an unknown sale fails at once, not after the whole
+// profile and the outcome check's wait. A sale that is not open is
+// warned about, since the run would measure its refusals only.
+func preflight(ctx context.Context, o Options) error {
+	client := &http.Client{Timeout: 5 * time.Second}
+	base := strings.TrimRight(o.Target, "/")
+	st, err := getSale(ctx, client, base, o.Sale)
+	var status *statusError
+	switch {
+	case errors.As(err, &status) && status.code == http.StatusNotFound:
+		return fmt.Errorf("loadtest: %s has no sale %q (GET /v1/sales lists them)", o.Target, o.Sale)
+	case err != nil:
+		return fmt.Errorf("loadtest: cannot reach the gate at %s: %w", o.Target, err)
+	}
+	if st.State != "open" && o.Progress != nil {
+		fmt.Fprintf(o.Progress, "warning: sale %s is %s: the run measures its refusals, and the check finds nothing admitted\n", o.Sale, st.State)
+	}
+	return nil
 }

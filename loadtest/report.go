@@ -93,11 +93,15 @@ type Report struct {
 	Timeline     []Second             `json:"timeline"`
 	SaleSamples  []SaleSample         `json:"sale_samples,omitempty"`
 	Verification *Verification        `json:"verification,omitempty"`
+	// Interrupted: the run was stopped before its profile ended (Ctrl-C);
+	// the figures cover what was sent, and the outcome check did not run.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // Aggregator folds results into a Report. It is safe for concurrent use.
 type Aggregator struct {
-	mu     sync.Mutex
+	mu          sync.Mutex
+	interrupted bool
 	start  time.Time
 	late   time.Duration
 	last   time.Time // the last answer
@@ -185,6 +189,9 @@ func statusName(code int) string {
 
 // Snapshot returns the counts so far (for progress): requests, by
 // outcome, late sends, p50 and p99.
+// Snapshot returns requests so far, answers by outcome (and "replayed",
+// the admitted answers that were replays of an earlier order), late
+// sends, p50 and p99.
 func (a *Aggregator) Snapshot() (uint64, map[string]uint64, uint64, time.Duration, time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -192,6 +199,7 @@ func (a *Aggregator) Snapshot() (uint64, map[string]uint64, uint64, time.Duratio
 	for _, o := range Outcomes() {
 		by[o] = uint64(a.hists[o].TotalCount())
 	}
+	by["replayed"] = a.rep.Reasons["replayed"]
 	all := a.hists["all"]
 	return a.rep.Requests, by, a.rep.Late, us(all.ValueAtQuantile(50)), us(all.ValueAtQuantile(99))
 }
@@ -212,6 +220,7 @@ func (a *Aggregator) Report(cfg Config, run *Run, samples []SaleSample) Report {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	rep := a.rep
+	rep.Interrupted = a.interrupted
 	rep.Target, rep.Sale, rep.Profile = cfg.Target, cfg.Sale, cfg.Profile.Name
 	if run != nil {
 		rep.Scheduled, rep.Dropped = run.Scheduled(), run.Dropped()
@@ -230,7 +239,11 @@ func (a *Aggregator) Report(cfg Config, run *Run, samples []SaleSample) Report {
 	// rate). On schedule that is the profile's length; a generator or a
 	// gate that cannot keep up stretches it.
 	if span := a.sent.Sub(a.start).Seconds(); span > 0 {
-		rep.AchievedRate = float64(rep.Requests) / max(span, cfg.Profile.Duration().Seconds())
+		planned := cfg.Profile.Duration().Seconds()
+		if a.interrupted {
+			planned = 0 // the run ended early: the rate is over what was sent
+		}
+		rep.AchievedRate = float64(rep.Requests) / max(span, planned)
 	}
 	if secs := rep.Duration.Seconds(); secs > 0 {
 		rep.Throughput = float64(rep.Requests-uint64(a.hists[OutcomeFailed].TotalCount())) / secs
@@ -258,6 +271,9 @@ func (r Report) WriteJSON(w io.Writer) error {
 // WriteText writes a summary for people, in the manner of vegeta's.
 func (r Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "Target        %s  sale %s  profile %s\n", r.Target, r.Sale, r.Profile)
+	if r.Interrupted {
+		fmt.Fprintf(w, "INTERRUPTED   the run was stopped early: figures cover what was sent; the outcome check did not run\n")
+	}
 	fmt.Fprintf(w, "Requests      [total, target rate, achieved rate, throughput]  %d, %.1f/s, %.1f/s, %.1f/s\n",
 		r.Requests, r.TargetRate, r.AchievedRate, r.Throughput)
 	fmt.Fprintf(w, "Schedule      [sent, late (>%v), dropped]  %d, %d, %d\n", r.LateAfter, r.Scheduled, r.Late, r.Dropped)
@@ -317,4 +333,10 @@ func sortedKeys(m map[string]uint64) []string {
 		return keys[i] < keys[j]
 	})
 	return keys
+}
+
+func (a *Aggregator) setInterrupted(v bool) {
+	a.mu.Lock()
+	a.interrupted = v
+	a.mu.Unlock()
 }

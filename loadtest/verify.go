@@ -150,7 +150,7 @@ func getJSON(ctx context.Context, client *http.Client, u string, v any) error {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %d", u, resp.StatusCode)
+		return &statusError{url: u, code: resp.StatusCode}
 	}
 	return json.Unmarshal(body, v)
 }
@@ -220,3 +220,11 @@ func countsInt(m map[string]int) string {
 	}
 	return counts(u)
 }
+
+// statusError is an answer other than 200.
+type statusError struct {
+	url  string
+	code int
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("GET %s: %d", e.url, e.code) }

@@ -144,6 +144,9 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		fmt.Fprintf(stderr, "HTML report: %s\n", htmlFile)
 	}
+	if rep.Interrupted {
+		return &exitError{code: 130, err: errors.New("loadtest: interrupted; the report covers what was sent")}
+	}
 	if v := rep.Verification; v != nil && !v.Passed {
 		return &exitError{code: 1, err: errors.New("loadtest: the outcome check failed")}
 	}
