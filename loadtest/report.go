@@ -102,13 +102,13 @@ type Report struct {
 type Aggregator struct {
 	mu          sync.Mutex
 	interrupted bool
-	start  time.Time
-	late   time.Duration
-	last   time.Time // the last answer
-	sent   time.Time // the last send
-	hists  map[string]*hdrhistogram.Histogram
-	perSec []*secondAgg
-	rep    Report
+	start       time.Time
+	late        time.Duration
+	last        time.Time // the last answer
+	sent        time.Time // the last send
+	hists       map[string]*hdrhistogram.Histogram
+	perSec      []*secondAgg
+	rep         Report
 }
 
 type secondAgg struct {
