@@ -266,6 +266,7 @@ func TestConfigErrors(t *testing.T) {
 		"unknown key":    {"--config", bad},
 		"missing config": {"--config", filepath.Join(dir, "none.yaml")},
 		"stray argument": {"extra"},
+		"bad size":       {"--memory-limit", "lots"},
 	} {
 		if _, err := parseServe(args, io.Discard); err == nil {
 			t.Errorf("%s: accepted %v", name, args)
@@ -328,5 +329,14 @@ func TestDrainHasItsOwnFlags(t *testing.T) {
 	cfg, err := parseConfig("drain", []string{"--nats-url", "nats://127.0.0.1:4222", "--config", shared}, io.Discard)
 	if err != nil || cfg.Drain.Workers != 7 || len(cfg.Sales) != 0 || cfg.OpsListen != "127.0.0.1:9465" {
 		t.Fatalf("drain with a shared config: %v, workers %d, sales %v, ops %s", err, cfg.Drain.Workers, cfg.Sales, cfg.OpsListen)
+	}
+}
+
+func TestMemoryLimitSizes(t *testing.T) {
+	for in, want := range map[string]int64{"2GiB": 2 << 30, "1500MB": 1500e6, "512": 512, "64 MiB": 64 << 20} {
+		cfg, err := parseServe([]string{"--memory-limit", in}, io.Discard)
+		if err != nil || cfg.MemoryLimit != want {
+			t.Errorf("--memory-limit %s = %d, %v; want %d", in, cfg.MemoryLimit, err, want)
+		}
 	}
 }

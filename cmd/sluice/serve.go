@@ -41,12 +41,51 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // server: measured, that made the sold-out answer ~15% dearer than a bare
 // handler's. Collecting at 400% of the live heap removes that cost; the
 // heap stays a small multiple of what is live.
+//
+// --memory-limit sets the runtime's soft memory limit: the collector runs
+// as often as it must to stay under it, whatever the GC percent, so the
+// head room that 400% buys cannot take the process past it.
 func setGC(cfg serve.Config) {
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+		cfg.Logger.Debug("memory limit set", "bytes", cfg.MemoryLimit)
+	}
 	if _, set := os.LookupEnv("GOGC"); set || cfg.GCPercent == 0 {
 		return
 	}
 	old := debug.SetGCPercent(cfg.GCPercent)
 	cfg.Logger.Debug("GC percent set", "from", old, "to", cfg.GCPercent)
+}
+
+// bytesFlag is a size in bytes, given as a number with an optional
+// KiB, MiB, GiB, KB, MB or GB suffix.
+type bytesFlag struct{ n *int64 }
+
+func (b bytesFlag) String() string {
+	if b.n == nil || *b.n == 0 {
+		return "0"
+	}
+	return strconv.FormatInt(*b.n, 10)
+}
+
+func (b bytesFlag) Set(v string) error {
+	v = strings.TrimSpace(v)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a size like 2GiB or 1500MB")
+	}
+	*b.n = n * mult
+	return nil
 }
 
 func parseServe(args []string, stderr io.Writer) (serve.Config, error) {
@@ -125,6 +164,7 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 	fs.DurationVar(&cfg.Drain.BackendTimeout, "backend-timeout", 10*time.Second, "longest backend call")
 	fs.DurationVar(&cfg.Drain.AckWait, "ack-wait", 5*time.Second, "redeliver an order a drain took and did not settle after this long (a crashed drain's orders); batches in the backend are kept alive every third of it")
 	fs.IntVar(&cfg.GCPercent, "gc-percent", 400, "Go GC target percent (0: the runtime's default; GOGC wins if set)")
+	fs.Var(bytesFlag{&cfg.MemoryLimit}, "memory-limit", "soft memory limit of the process, e.g. 2GiB: the GC collects as often as it must to stay under it (0: none; GOMEMLIMIT wins if set)")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {

@@ -80,6 +80,9 @@ type Config struct {
 	// GCPercent is applied by cmd/sluice (see its setGC); serve itself
 	// leaves the process's GC alone.
 	GCPercent int
+	// MemoryLimit is the Go runtime's soft memory limit in bytes, applied
+	// by cmd/sluice likewise (GOMEMLIMIT wins); 0 means none.
+	MemoryLimit int64
 
 	// Refresh is how often sale states are read from JetStream; 250 ms.
 	Refresh         time.Duration
