@@ -64,14 +64,24 @@ func startServe(t *testing.T, args ...string) *proc {
 // logs) and waits for the log line ready.
 func startWith(t *testing.T, ready string, args ...string) *proc {
 	t.Helper()
+	p, err := launch(t, ready, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// launch is startWith for any goroutine: it returns the error instead of
+// failing the test (several gates of a cluster must start at once).
+func launch(t *testing.T, ready string, args ...string) (*proc, error) {
 	args = append(args[:1:1], append([]string{"--ops-listen", "127.0.0.1:0", "--log-format", "json"}, args[1:]...)...)
 	cmd := exec.Command(binary(t), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p := &proc{cmd: cmd, done: make(chan error, 1)}
 	up := make(chan string, 1)
@@ -94,11 +104,12 @@ func startWith(t *testing.T, ready string, args ...string) *proc {
 	select {
 	case p.api = <-up:
 	case err := <-p.done:
-		t.Fatalf("sluice %s exited before it was up: %v", args[0], err)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("sluice %s did not come up", args[0])
+		p.done <- err
+		return nil, fmt.Errorf("sluice %s exited before it was up: %v", args[0], err)
+	case <-time.After(60 * time.Second):
+		return nil, fmt.Errorf("sluice %s did not come up", args[0])
 	}
-	return p
+	return p, nil
 }
 
 // SIGTERM in the middle of a burst: every order answered 202 is in the
