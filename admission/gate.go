@@ -229,6 +229,15 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	s.cfg.Store(&cfg)
 	limiter.SetRate(s.limiter, cfg.Rate, cfg.Burst)
 	prevDrained := s.drained.Load()
+	// After a drain's crash its orders decided but not acked count as
+	// pending until they are redelivered; the decisions stream knows they
+	// are done, so the queue is never deeper than admitted minus decided.
+	if dc, ok := g.confirmed.(decidedCounter); ok {
+		if n, err := dc.DecidedCount(context.Background(), s.name); err == nil && n >= 0 {
+			st.Pending = min(st.Pending, st.Admitted-min(st.Admitted, uint64(n)))
+			st.Drained = st.Admitted - st.Pending
+		}
+	}
 	s.admitted.Store(int64(st.Admitted))
 	s.pending.Store(int64(st.Pending))
 	s.drained.Store(int64(st.Drained))
@@ -280,6 +289,12 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	for _, x := range []string{"upcoming", "open", "sold_out", "closed"} {
 		g.m.state.WithLabelValues(name, x).Set(b2f(x == state))
 	}
+}
+
+// decidedCounter tells how many of a sale's orders the drain decided;
+// the confirmed counter (the decisions tracker) is one when it can.
+type decidedCounter interface {
+	DecidedCount(ctx context.Context, sale string) (int64, error)
 }
 
 // minDrainRate is the smallest drain rate the gate reports, orders/s:

@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -30,5 +31,24 @@ func TestStaleRefreshDoesNotUndoANewerChange(t *testing.T) {
 	g.UpdateSales([]ledger.SaleState{{Sale: closed, Admitted: 3, Read: t0.Add(3 * time.Millisecond)}}, nil)
 	if s.admitted.Load() != 3 {
 		t.Fatalf("admitted %d after a fresh refresh, want 3", s.admitted.Load())
+	}
+}
+
+type decided struct{ confirmed, decided int64 }
+
+func (d decided) ConfirmedCount(context.Context, string) (int64, error) { return d.confirmed, nil }
+func (d decided) DecidedCount(context.Context, string) (int64, error)   { return d.decided, nil }
+
+// TestQueueNeverDeeperThanUndecided: after a drain's crash its decided but
+// unacknowledged orders are pending in JetStream until redelivered; the
+// gate's queue depth counts only the orders not decided, so queue depth
+// plus decided never exceeds admitted.
+func TestQueueNeverDeeperThanUndecided(t *testing.T) {
+	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
+	g.SetConfirmedCounter(decided{confirmed: 3, decided: 4})
+	g.UpdateSales([]ledger.SaleState{{Sale: ledger.Sale{Name: "s1", Stock: 10}, Admitted: 10, Pending: 10, Draining: true, Read: time.Now()}}, nil)
+	s := g.lookupSale("s1")
+	if s.pending.Load() != 6 || s.drained.Load() != 4 {
+		t.Fatalf("pending %d, drained %d; want 6 and 4", s.pending.Load(), s.drained.Load())
 	}
 }

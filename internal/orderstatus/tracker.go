@@ -149,6 +149,17 @@ func (t *Tracker) ConfirmedCount(_ context.Context, sale string) (int64, error) 
 	return 0, nil
 }
 
+// DecidedCount tells how many of a sale's orders the drain decided
+// (confirmed, rejected or failed), as recorded in the decisions stream.
+func (t *Tracker) DecidedCount(_ context.Context, sale string) (int64, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if s := t.sales[sale]; s != nil {
+		return s.count + int64(len(s.other)), nil
+	}
+	return 0, nil
+}
+
 // Stop stops following the stream and waits for the handler to finish.
 // It is safe to call more than once.
 func (t *Tracker) Stop() {
