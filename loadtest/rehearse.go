@@ -40,6 +40,11 @@ func Rehearse(ctx context.Context, o Options) (Report, error) {
 		o.SampleEvery = 500 * time.Millisecond
 	}
 	o.Config.defaults()
+	// The target is checked before anything, the preflight's GET included,
+	// is sent to it.
+	if err := CheckTarget(o.Target, o.AllowRemote); err != nil {
+		return Report{}, err
+	}
 	if err := preflight(ctx, o); err != nil {
 		return Report{}, err
 	}
