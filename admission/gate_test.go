@@ -519,7 +519,10 @@ func TestNoDrainReportsUnknownWait(t *testing.T) {
 // answered as the ledger would answer it, without the ledger: it still is
 // with JetStream shut down.
 func TestKeyedRetryOfSoldOutSaleAnsweredFromMemory(t *testing.T) {
-	srv := gatetest.Start(t, gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 3}))
+	cfg := gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 3})
+	var lines *gatetest.Lines
+	cfg.Logger, lines = gatetest.CaptureLog(t)
+	srv := gatetest.Start(t, cfg)
 	base := "http://" + srv.APIAddr()
 	c := gatetest.Client()
 	ids := map[string]string{}
@@ -549,7 +552,9 @@ func TestKeyedRetryOfSoldOutSaleAnsweredFromMemory(t *testing.T) {
 		}
 	}
 	check("from the ledger or memory")
-	time.Sleep(500 * time.Millisecond) // ten refreshes
+	gatetest.Eventually(t, 10*time.Second, "the gate to hold the sold-out sale's orders", func() bool {
+		return lines.Count("answered from memory") == 1
+	})
 	srv.Broker().Server.Shutdown()
 	srv.Broker().Server.WaitForShutdown()
 	check("with JetStream shut down")
