@@ -8,6 +8,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -43,18 +45,47 @@ func (g *Gate) AdminHandler(token string) http.Handler {
 	})
 }
 
-type adminSale struct {
+// SaleReport is everything one gate knows of a sale: what the public
+// sale endpoint shows, the sale's configuration, and this gate's answers
+// by reason since it started. The admin API and the ops console show it.
+type SaleReport struct {
 	saleView
-	Config   ledger.Sale      `json:"config"`
-	Answers  map[string]int64 `json:"answers"`
-	Pending  int64            `json:"pending"`
-	Drained  int64            `json:"drained"`
-	Warnings []string         `json:"warnings,omitempty"`
+	Config ledger.Sale `json:"config"`
+	// Answers counts this gate's answers for the sale by reason.
+	Answers map[string]int64 `json:"answers"`
+	Pending int64            `json:"pending"`
+	Drained int64            `json:"drained"`
+	// DrainAttached: a drain consumer exists for the sale (on any machine).
+	DrainAttached bool `json:"drain_attached"`
+	// Replication is the sale stream's replica group in a cluster.
+	Replication *ledger.Replication `json:"replication,omitempty"`
+	Warnings    []string            `json:"warnings,omitempty"`
 }
 
-func (g *Gate) adminView(s *sale) adminSale {
-	v := adminSale{saleView: g.view(context.Background(), s, g.now()), Config: *s.cfg.Load(), Answers: map[string]int64{},
-		Pending: s.pending.Load(), Drained: s.drained.Load()}
+// Report is one sale's report, or false when the gate knows no such sale.
+func (g *Gate) Report(name string) (SaleReport, bool) {
+	s := g.lookupSale(name)
+	if s == nil {
+		return SaleReport{}, false
+	}
+	return g.report(s, g.now()), true
+}
+
+// Reports are every sale's reports, by name.
+func (g *Gate) Reports() []SaleReport {
+	now := g.now()
+	out := []SaleReport{}
+	for _, s := range *g.sales.Load() {
+		out = append(out, g.report(s, now))
+	}
+	slices.SortFunc(out, func(a, b SaleReport) int { return strings.Compare(a.Sale, b.Sale) })
+	return out
+}
+
+func (g *Gate) report(s *sale, now time.Time) SaleReport {
+	v := SaleReport{saleView: g.view(context.Background(), s, now), Config: *s.cfg.Load(), Answers: map[string]int64{},
+		Pending: s.pending.Load(), Drained: s.drained.Load(), DrainAttached: s.draining.Load(),
+		Replication: s.replication.Load()}
 	for r, c := range s.counters {
 		var m dto.Metric
 		if c.Write(&m) == nil && m.Counter.GetValue() > 0 {
@@ -65,11 +96,7 @@ func (g *Gate) adminView(s *sale) adminSale {
 }
 
 func (g *Gate) adminList(w http.ResponseWriter, _ *http.Request) {
-	out := []adminSale{}
-	for _, s := range *g.sales.Load() {
-		out = append(out, g.adminView(s))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"sales": out})
+	writeJSON(w, http.StatusOK, map[string]any{"sales": g.Reports()})
 }
 
 func (g *Gate) adminGet(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +105,7 @@ func (g *Gate) adminGet(w http.ResponseWriter, r *http.Request) {
 		g.unknownSale.Write(w, false)
 		return
 	}
-	writeJSON(w, http.StatusOK, g.adminView(s))
+	writeJSON(w, http.StatusOK, g.report(s, g.now()))
 }
 
 func (g *Gate) adminPut(w http.ResponseWriter, r *http.Request) {
@@ -179,7 +206,7 @@ func (g *Gate) ensure(w http.ResponseWriter, r *http.Request, cfg ledger.Sale, s
 	}
 	g.UpdateSale(st)
 	g.log.Info("admin: sale provisioned", "sale", cfg.Name, "stock", cfg.Stock, "admitted", st.Admitted)
-	v := g.adminView(g.lookupSale(cfg.Name))
+	v := g.report(g.lookupSale(cfg.Name), g.now())
 	if int64(st.Admitted) > cfg.Capacity() {
 		v.Warnings = append(v.Warnings, "stock is below the orders already admitted: they stay admitted and the sale is sold out")
 	}

@@ -243,6 +243,7 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	s.drained.Store(int64(st.Drained))
 	s.soldOut.Store(st.SoldOut())
 	s.draining.Store(st.Draining)
+	s.replication.Store(st.Replication)
 	switch {
 	case st.Draining:
 		s.warnedNoDrain = false

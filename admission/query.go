@@ -115,6 +115,19 @@ func estimateOf(v float64, known bool) estimate { return estimate{v: v, known: k
 
 func (e estimate) IsZero() bool { return !e.present }
 
+// UnmarshalJSON reads what MarshalJSON wrote, for clients in Go.
+func (e *estimate) UnmarshalJSON(b []byte) error {
+	*e = estimate{present: true}
+	if string(b) == "null" {
+		return nil
+	}
+	e.known = true
+	return json.Unmarshal(b, &e.v)
+}
+
+// Value is the figure and whether it is known.
+func (e estimate) Value() (float64, bool) { return e.v, e.known }
+
 func (e estimate) MarshalJSON() ([]byte, error) {
 	if !e.known {
 		return []byte("null"), nil

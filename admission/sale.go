@@ -24,6 +24,8 @@ type sale struct {
 	drained  atomic.Int64
 	draining atomic.Bool // a drain consumer exists
 	index    atomic.Pointer[orderIndex]
+	// replication is the stream's replica group at the last refresh.
+	replication atomic.Pointer[ledger.Replication]
 	// drainRate is orders/s, an EWMA over refreshes, as float64 bits.
 	drainRate atomic.Uint64
 	lastSeen  time.Time // refresh goroutine only

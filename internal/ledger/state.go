@@ -32,6 +32,43 @@ type SaleState struct {
 	// states of a sale, the one read later reflects every change the other
 	// does, so a slow refresh never undoes a newer admin change.
 	Read time.Time
+	// Replication is the stream's replica group, when JetStream is
+	// clustered: who leads, and how far each follower is behind.
+	Replication *Replication
+}
+
+// Replication is a sale stream's replica group.
+type Replication struct {
+	Cluster string `json:"cluster,omitempty"`
+	Leader  string `json:"leader"`
+	// Peers are the followers; the leader is not among them.
+	Peers []Peer `json:"peers"`
+}
+
+// Peer is one follower of a replicated stream.
+type Peer struct {
+	Name    string `json:"name"`
+	Current bool   `json:"current"` // caught up with the leader
+	Offline bool   `json:"offline,omitempty"`
+	// ActiveSeconds is how long ago the leader last heard from it.
+	ActiveSeconds float64 `json:"active_seconds"`
+	// Lag is how many operations it is behind the leader.
+	Lag uint64 `json:"lag"`
+}
+
+func replicationOf(ci *jetstream.ClusterInfo) *Replication {
+	if ci == nil || (ci.Leader == "" && len(ci.Replicas) == 0) {
+		return nil
+	}
+	r := &Replication{Cluster: ci.Name, Leader: ci.Leader, Peers: make([]Peer, 0, len(ci.Replicas))}
+	for _, p := range ci.Replicas {
+		if p == nil {
+			continue
+		}
+		r.Peers = append(r.Peers, Peer{Name: p.Name, Current: p.Current, Offline: p.Offline,
+			ActiveSeconds: p.Active.Seconds(), Lag: p.Lag})
+	}
+	return r
 }
 
 // SoldOut says the ledger holds as many orders as the sale admits.
@@ -79,11 +116,12 @@ func (l *Ledger) stateOf(ctx context.Context, info *jetstream.StreamInfo, read t
 		return SaleState{}, ErrNoSale
 	}
 	st := SaleState{
-		Sale:     sale,
-		Admitted: info.State.Msgs,
-		Pending:  info.State.Msgs,
-		Created:  info.Created,
-		Read:     read,
+		Sale:        sale,
+		Admitted:    info.State.Msgs,
+		Pending:     info.State.Msgs,
+		Created:     info.Created,
+		Read:        read,
+		Replication: replicationOf(info.Cluster),
 	}
 	cons, err := l.js.Consumer(ctx, info.Config.Name, DrainConsumer)
 	switch {

@@ -13,13 +13,20 @@ func buildInfo(role string) prometheus.Collector {
 		Name: "sluice_build_info",
 		Help: "Build of the running sluice, by version, Go version and role (gate, drain, gate+drain); always 1.",
 	}, []string{"version", "goversion", "role"})
-	version, goversion := "devel", "unknown"
+	version, goversion := buildVersion()
+	g.WithLabelValues(version, goversion, role).Set(1)
+	return g
+}
+
+// buildVersion is the module version and Go version this binary was
+// built from ("devel" when built from a checkout).
+func buildVersion() (version, goversion string) {
+	version, goversion = "devel", "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		goversion = bi.GoVersion
 		if bi.Main.Version != "" {
 			version = bi.Main.Version
 		}
 	}
-	g.WithLabelValues(version, goversion, role).Set(1)
-	return g
+	return version, goversion
 }

@@ -108,6 +108,8 @@ type Server struct {
 	watcher *ledger.Watcher
 	indexer *loop // sold-out sales' orders into the gate's memory
 	prober  *loop // the store, while the ledger refuses writes
+	console *console
+	sampler *loop // the console's figures, once a second
 	tracker *orderstatus.Tracker
 	backend consumer.Backend
 	drainer *consumer.Drainer
@@ -268,6 +270,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}
 
+	s.console = newConsole(s)
+	s.console.sample(ctx)
+	s.sampler = every(time.Second, s.console.sample)
 	s.ops = &http.Server{
 		Handler:           s.opsHandler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -418,7 +423,8 @@ func (s *Server) opsHandler() http.Handler {
 	if s.gate != nil {
 		mux.Handle("/admin/", s.gate.AdminHandler(s.cfg.AdminToken))
 	}
-	mux.HandleFunc("GET /{$}", s.opsIndex)
+	mux.HandleFunc("GET /{$}", s.console.serveIndex)
+	mux.HandleFunc("GET /status", s.console.serveStatus)
 	return mux
 }
 
@@ -428,6 +434,8 @@ func (s *Server) opsIndex(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	fmt.Fprintf(w, "sluice %s (%s): ops listener\n\n", s.cfg.command(), s.cfg.role())
+	fmt.Fprintln(w, "GET /               the console (in a browser; this index otherwise)")
+	fmt.Fprintln(w, "GET /status         every sale, JetStream and this process, as JSON (sluice status)")
 	fmt.Fprintln(w, "GET /metrics        Prometheus metrics")
 	fmt.Fprintln(w, "GET /healthz        the process is up")
 	fmt.Fprintln(w, "GET /readyz         ready to serve (JetStream reached, not shutting down)")
@@ -507,7 +515,7 @@ func (s *Server) closeBackground(ctx context.Context) error {
 	if s.drainer != nil {
 		err = s.drainer.Stop(ctx)
 	}
-	for _, l := range []*loop{s.indexer, s.prober} {
+	for _, l := range []*loop{s.indexer, s.prober, s.sampler} {
 		if l != nil {
 			l.stop()
 		}

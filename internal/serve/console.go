@@ -1,0 +1,324 @@
+package serve
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"sluice/admission"
+	"sluice/internal/ledger"
+)
+
+// The console is / on the ops listener: one self-contained page that
+// polls GET /status (the same figures as JSON, for `sluice status` and
+// scripts). A sampler reads the slow figures once a second, whatever the
+// number of consoles open: JetStream's own report, the runtime's memory
+// statistics and each sale's answer counters, kept for a minute so a page
+// opened mid-burst draws the last minute at once.
+
+//go:embed console.html
+var consoleHTML []byte
+
+// consoleWindow is how many one-second samples the answer charts cover.
+const consoleWindow = 60
+
+// keepUpWindow: a drain keeps up when its queue is no deeper than this
+// many seconds ago (or empty).
+const keepUpWindow = 10
+
+// Status is the JSON of GET /status on the ops listener.
+type Status struct {
+	Time      time.Time      `json:"time"`
+	Process   ProcessStatus  `json:"process"`
+	JetStream JetStreamState `json:"jetstream"`
+	// Admin: the admin API is on (the gate was given --admin-token).
+	Admin bool `json:"admin"`
+	// Ready is what /readyz says; LedgerRefusing: JetStream refuses writes
+	// (a full store) and orders are answered 503 at once.
+	Ready          bool          `json:"ready"`
+	LedgerRefusing bool          `json:"ledger_refusing"`
+	Sales          []SaleStatus  `json:"sales"`
+	Drain          *DrainProcess `json:"drain,omitempty"`
+}
+
+// ProcessStatus is the gate process's own figures.
+type ProcessStatus struct {
+	Command       string    `json:"command"` // serve or drain
+	Role          string    `json:"role"`    // gate, drain or gate+drain
+	Version       string    `json:"version"`
+	GoVersion     string    `json:"go_version"`
+	StartedAt     time.Time `json:"started_at"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	API           string    `json:"api,omitempty"`
+	Goroutines    int       `json:"goroutines"`
+	HeapBytes     uint64    `json:"heap_bytes"`
+	SysBytes      uint64    `json:"sys_bytes"` // from the OS, all of the runtime's
+	RSSBytes      uint64    `json:"rss_bytes,omitempty"`
+	GCCycles      uint32    `json:"gc_cycles"`
+	// GCPauseSeconds is the last collection's pause; GCPauseTotalSeconds
+	// all of them; GCCPUFraction the share of CPU the collector has used.
+	GCPauseSeconds      float64 `json:"gc_pause_seconds"`
+	GCPauseTotalSeconds float64 `json:"gc_pause_total_seconds"`
+	GCCPUFraction       float64 `json:"gc_cpu_fraction"`
+	MemoryLimitBytes    int64   `json:"memory_limit_bytes,omitempty"`
+}
+
+// JetStreamState is JetStream as this process sees it.
+type JetStreamState struct {
+	Connected bool   `json:"connected"`
+	URL       string `json:"url,omitempty"`
+	Embedded  bool   `json:"embedded"`
+	Server    string `json:"server,omitempty"`
+	Streams   int    `json:"streams"`
+	Consumers int    `json:"consumers"`
+	Messages  uint64 `json:"messages,omitempty"`
+	StoreB    uint64 `json:"store_bytes"`
+	MemoryB   uint64 `json:"memory_bytes"`
+	MaxStoreB int64  `json:"max_store_bytes,omitempty"`
+	APITotal  uint64 `json:"api_requests"`
+	APIErrors uint64 `json:"api_errors"`
+	// Cluster is the meta group when JetStream is clustered: its leader and
+	// the other servers, with how far behind each is.
+	Cluster *ledger.Replication `json:"cluster,omitempty"`
+	// Error is why the figures above could not be read this time.
+	Error string `json:"error,omitempty"`
+}
+
+// SaleStatus is a sale's report with the console's derived figures.
+type SaleStatus struct {
+	admission.SaleReport
+	// KeepingUp: a drain is attached and the queue is empty or no deeper
+	// than ten seconds ago.
+	KeepingUp bool `json:"keeping_up"`
+	// AnswersPerSecond are this gate's answers per second by reason over
+	// the last minute, one point per second, oldest first; AnswersAt are
+	// the points' times (Unix seconds).
+	AnswersAt        []int64              `json:"answers_at"`
+	AnswersPerSecond map[string][]float64 `json:"answers_per_second"`
+}
+
+// DrainProcess is a drain-only process's figures (sluice drain).
+type DrainProcess struct {
+	Backend string `json:"backend"`
+}
+
+type consoleSample struct {
+	at      time.Time
+	answers map[string]int64
+	pending int64
+}
+
+type console struct {
+	s       *Server
+	started time.Time
+	version string
+	goVer   string
+
+	mu      sync.Mutex
+	samples map[string][]consoleSample // per sale, oldest first, at most consoleWindow+1
+	js      JetStreamState
+	mem     runtime.MemStats
+	rss     uint64
+}
+
+func newConsole(s *Server) *console {
+	c := &console{s: s, started: time.Now(), samples: map[string][]consoleSample{}}
+	c.version, c.goVer = buildVersion()
+	return c
+}
+
+// sample runs once a second in the background.
+func (c *console) sample(ctx context.Context) {
+	now := time.Now()
+	js := c.readJetStream(ctx)
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	rss := readRSS()
+	var reports []admission.SaleReport
+	if c.s.gate != nil {
+		reports = c.s.gate.Reports()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.js, c.mem, c.rss = js, mem, rss
+	seen := make(map[string]bool, len(reports))
+	for _, r := range reports {
+		seen[r.Sale] = true
+		ss := append(c.samples[r.Sale], consoleSample{at: now, answers: r.Answers, pending: r.Pending})
+		if len(ss) > consoleWindow+1 {
+			ss = append(ss[:0], ss[len(ss)-consoleWindow-1:]...)
+		}
+		c.samples[r.Sale] = ss
+	}
+	for name := range c.samples {
+		if !seen[name] {
+			delete(c.samples, name)
+		}
+	}
+}
+
+func (c *console) readJetStream(ctx context.Context) JetStreamState {
+	b := c.s.broker
+	st := JetStreamState{Connected: b.Conn.IsConnected(), URL: b.Conn.ConnectedUrlRedacted(), Embedded: b.Server != nil}
+	if b.Server != nil {
+		st.Server = b.Server.Name()
+		info, err := b.Server.Jsz(&server.JSzOptions{Limit: 1})
+		if err != nil {
+			st.Error = err.Error()
+			return st
+		}
+		st.Streams, st.Consumers, st.Messages = info.Streams, info.Consumers, info.Messages
+		st.StoreB, st.MemoryB, st.MaxStoreB = info.Store, info.Memory, info.Config.MaxStore
+		st.APITotal, st.APIErrors = info.API.Total, info.API.Errors
+		if m := info.Meta; m != nil && (m.Size > 1 || len(m.Replicas) > 0) {
+			r := &ledger.Replication{Cluster: m.Name, Leader: m.Leader, Peers: make([]ledger.Peer, 0, len(m.Replicas))}
+			for _, p := range m.Replicas {
+				r.Peers = append(r.Peers, ledger.Peer{Name: p.Name, Current: p.Current, Offline: p.Offline,
+					ActiveSeconds: p.Active.Seconds(), Lag: p.Lag})
+			}
+			st.Cluster = r
+		}
+		return st
+	}
+	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ai, err := c.s.ledger.JetStream().AccountInfo(actx)
+	if err != nil {
+		st.Error = err.Error()
+		return st
+	}
+	st.Streams, st.Consumers = ai.Streams, ai.Consumers
+	st.StoreB, st.MemoryB, st.MaxStoreB = ai.Store, ai.Memory, ai.Limits.MaxStore
+	st.APITotal, st.APIErrors = ai.API.Total, ai.API.Errors
+	return st
+}
+
+// status is the console's JSON: the gate's figures now, the sampler's
+// last reading for the rest.
+func (c *console) status() Status {
+	now := time.Now()
+	st := Status{Time: now, Admin: c.s.cfg.AdminToken != "", Sales: []SaleStatus{}}
+	st.Ready = c.s.broker.Conn.IsConnected() && (c.s.gate == nil || c.s.gate.Ready())
+	var reports []admission.SaleReport
+	if c.s.gate != nil {
+		reports = c.s.gate.Reports()
+		st.LedgerRefusing = c.s.gate.LedgerRefusing()
+	}
+	if c.s.cfg.DrainOnly {
+		st.Drain = &DrainProcess{Backend: c.s.cfg.Backend}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := ProcessStatus{Command: c.s.cfg.command(), Role: c.s.cfg.role(), Version: c.version, GoVersion: c.goVer,
+		StartedAt: c.started, UptimeSeconds: now.Sub(c.started).Seconds(), Goroutines: runtime.NumGoroutine(),
+		HeapBytes: c.mem.HeapAlloc, SysBytes: c.mem.Sys, RSSBytes: c.rss, GCCycles: c.mem.NumGC,
+		GCPauseTotalSeconds: float64(c.mem.PauseTotalNs) / 1e9, GCCPUFraction: c.mem.GCCPUFraction}
+	if c.mem.NumGC > 0 {
+		p.GCPauseSeconds = float64(c.mem.PauseNs[(c.mem.NumGC+255)%256]) / 1e9
+	}
+	if c.s.cfg.MemoryLimit > 0 {
+		p.MemoryLimitBytes = c.s.cfg.MemoryLimit
+	}
+	if c.s.apiLn != nil {
+		p.API = c.s.APIAddr()
+	}
+	st.Process = p
+	st.JetStream = c.js
+	for _, r := range reports {
+		st.Sales = append(st.Sales, c.saleStatus(r))
+	}
+	return st
+}
+
+// saleStatus derives the rates and keeping-up from the sale's samples;
+// under c.mu.
+func (c *console) saleStatus(r admission.SaleReport) SaleStatus {
+	ss := c.samples[r.Sale]
+	out := SaleStatus{SaleReport: r, AnswersAt: []int64{}, AnswersPerSecond: map[string][]float64{}}
+	for i := 1; i < len(ss); i++ {
+		out.AnswersAt = append(out.AnswersAt, ss[i].at.Unix())
+	}
+	for i := 1; i < len(ss); i++ {
+		dt := ss[i].at.Sub(ss[i-1].at).Seconds()
+		for reason, n := range ss[i].answers {
+			series, ok := out.AnswersPerSecond[reason]
+			if !ok {
+				series = make([]float64, len(ss)-1)
+				out.AnswersPerSecond[reason] = series
+			}
+			if d := n - ss[i-1].answers[reason]; d > 0 && dt > 0 {
+				series[i-1] = float64(d) / dt
+			}
+		}
+	}
+	if r.DrainAttached {
+		out.KeepingUp = r.Pending == 0
+		for i := len(ss) - 1; i >= 0 && !out.KeepingUp; i-- {
+			if time.Since(ss[i].at) >= keepUpWindow*time.Second {
+				out.KeepingUp = r.Pending <= ss[i].pending
+				break
+			}
+		}
+		if !out.KeepingUp && len(ss) > 0 && time.Since(ss[0].at) < keepUpWindow*time.Second {
+			// Younger than the window: judged by the drain rate alone.
+			_, out.KeepingUp = r.DrainRate.Value()
+		}
+	}
+	return out
+}
+
+func (c *console) serveStatus(w http.ResponseWriter, _ *http.Request) {
+	writeJSONStatus(w, c.status())
+}
+
+func writeJSONStatus(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// serveIndex is / : the console for a browser, the text index for curl.
+func (c *console) serveIndex(w http.ResponseWriter, r *http.Request) {
+	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
+		c.s.opsIndex(w, r)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	// Everything the page needs is in it; it talks only to this listener.
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:")
+	h.Set("X-Frame-Options", "DENY")
+	_, _ = w.Write(consoleHTML)
+}
+
+// readRSS is the process's resident set from /proc, or 0 off Linux.
+func readRSS() uint64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * uint64(os.Getpagesize())
+}

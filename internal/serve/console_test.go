@@ -1,0 +1,165 @@
+package serve_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"sluice/internal/browsertest"
+	"sluice/internal/gatetest"
+	"sluice/internal/ledger"
+	"sluice/internal/serve"
+)
+
+// GET /status is the console's data: every sale's figures, JetStream's
+// and the process's, and the answers per second of the last minute.
+func TestStatusJSON(t *testing.T) {
+	cfg := gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 5, QueueBound: 100})
+	s := gatetest.Start(t, cfg)
+	c := gatetest.Client()
+	for i := range 8 {
+		gatetest.Order(t, c, "http://"+s.APIAddr(), "s1", fmt.Sprint("b", i), "")
+	}
+	var st serve.Status
+	gatetest.Eventually(t, 10*time.Second, "two samples with the orders", func() bool {
+		st = readStatus(t, c, s)
+		return len(st.Sales) == 1 && len(st.Sales[0].AnswersAt) >= 2 && st.Sales[0].Confirmed != nil && *st.Sales[0].Confirmed == 5
+	})
+	sale := st.Sales[0]
+	if sale.Sale != "s1" || sale.Admitted != 5 || sale.Answers["admitted"] != 5 || sale.Answers["sold_out"] != 3 || sale.QueueBound != 100 {
+		t.Fatalf("sale %+v", sale)
+	}
+	if !sale.DrainAttached || !sale.KeepingUp || sale.State != "sold_out" {
+		t.Fatalf("drain attached %v, keeping up %v, state %s", sale.DrainAttached, sale.KeepingUp, sale.State)
+	}
+	var sum float64
+	for _, v := range sale.AnswersPerSecond["admitted"] {
+		sum += v
+	}
+	if len(sale.AnswersPerSecond["admitted"]) != len(sale.AnswersAt) || sum <= 0 {
+		t.Fatalf("admitted per second %v at %v", sale.AnswersPerSecond["admitted"], sale.AnswersAt)
+	}
+	if !st.JetStream.Connected || !st.JetStream.Embedded || st.JetStream.Streams < 1 || !st.Ready || st.Admin {
+		t.Fatalf("jetstream %+v ready %v admin %v", st.JetStream, st.Ready, st.Admin)
+	}
+	if p := st.Process; p.Goroutines <= 0 || p.HeapBytes == 0 || p.Role != "gate+drain" || p.API != s.APIAddr() {
+		t.Fatalf("process %+v", p)
+	}
+	// The text index stays for clients that do not ask for HTML.
+	if a := gatetest.Get(t, c, "http://"+s.OpsAddr()+"/"); !strings.Contains(a.Raw, "GET /status") {
+		t.Fatalf("index: %s", a.Raw)
+	}
+}
+
+func readStatus(t *testing.T, c *http.Client, s *serve.Server) serve.Status {
+	t.Helper()
+	resp, err := c.Get("http://" + s.OpsAddr() + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "application/json" {
+		t.Fatalf("status: %d %s", resp.StatusCode, ct)
+	}
+	var st serve.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// The console in a real browser: it loads with no error, shows a sale's
+// numbers moving during a burst, and changes the sale from the page with
+// the admin token, only after the operator confirms; without the token,
+// or when the operator cancels, nothing changes.
+// SLUICE_SCREENSHOT_DIR=docs writes docs/console.png, taken mid-burst.
+func TestConsoleInChromium(t *testing.T) {
+	b := browsertest.New(t)
+	cfg := gatetest.Config(t, ledger.Sale{Name: "drop", Stock: 150, QueueBound: 400})
+	cfg.AdminToken = "console-secret"
+	s := gatetest.Start(t, cfg)
+	c := gatetest.Client()
+	api := "http://" + s.APIAddr()
+	field := func(name string) string {
+		return `(document.querySelector('[data-sale="drop"] [data-field="` + name + `"]') || {}).textContent`
+	}
+
+	b.Do(t, "open the console", chromedp.Navigate("http://"+s.OpsAddr()+"/"))
+	b.WaitFor(t, "the sale's card", field("admitted")+` === "0"`, 10*time.Second)
+
+	// A burst paced over about three seconds: 200 buyers for 150 pairs.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var inner sync.WaitGroup
+		for i := range 200 {
+			inner.Add(1)
+			go func() {
+				defer inner.Done()
+				gatetest.Order(t, c, api, "drop", fmt.Sprint("buyer-", i), "")
+			}()
+			time.Sleep(15 * time.Millisecond)
+		}
+		inner.Wait()
+	}()
+	b.WaitFor(t, "admitted moving", `Number(`+field("admitted")+`.replace(/,/g, "")) > 20`, 10*time.Second)
+	b.WaitFor(t, "the answers chart", `Number(document.getElementById("chart-drop").dataset.points) > 0`, 5*time.Second)
+	if dir := os.Getenv("SLUICE_SCREENSHOT_DIR"); dir != "" {
+		time.Sleep(1200 * time.Millisecond) // a second sample into the burst
+		b.Screenshot(t, filepath.Join(dir, "console.png"))
+	}
+	wg.Wait()
+	b.WaitFor(t, "sold out", field("state")+` === "sold out" && `+field("admitted")+` === "150"`, 10*time.Second)
+	b.WaitFor(t, "confirmed", field("confirmed")+` === "150"`, 10*time.Second)
+	b.WaitFor(t, "the answers by reason", field("answers")+`.includes("sold_out 50")`, 5*time.Second)
+
+	saleState := func() map[string]any { return gatetest.Get(t, c, api+"/v1/sales/drop").Body }
+	msg := `document.getElementById("msg").textContent`
+
+	// Without the token the admin API refuses, and the page says so.
+	b.Do(t, "close without a token", chromedp.Click(`[data-sale="drop"] [data-action="close"]`))
+	b.WaitFor(t, "the refusal", msg+`.startsWith("401 unauthorized")`, 5*time.Second)
+	if st := saleState(); st["ends_at"] != nil || st["stock"] != 150.0 {
+		t.Fatalf("changed without the token: %v", st)
+	}
+
+	b.Do(t, "type the token", chromedp.SendKeys("#token", "console-secret"))
+	// Cancelling the confirmation changes nothing.
+	b.Accept(false)
+	b.Do(t, "raise the stock, then cancel",
+		chromedp.SendKeys(`[data-sale="drop"] input[name="stock"]`, "160"),
+		chromedp.Click(`[data-sale="drop"] [data-action="change"]`))
+	b.WaitFor(t, "cancelled", msg+` === "Cancelled: nothing changed."`, 5*time.Second)
+	if st := saleState(); st["stock"] != 150.0 {
+		t.Fatalf("changed although cancelled: %v", st)
+	}
+	b.Accept(true)
+	b.Do(t, "raise the stock", chromedp.Click(`[data-sale="drop"] [data-action="change"]`))
+	b.WaitFor(t, "the stock raised", field("stock")+` === "160" && `+field("state")+` === "open"`, 5*time.Second)
+	if st := saleState(); st["stock"] != 160.0 || st["state"] != "open" {
+		t.Fatalf("after the change: %v", st)
+	}
+	b.Do(t, "close the sale", chromedp.Click(`[data-sale="drop"] [data-action="close"]`))
+	b.WaitFor(t, "closed", field("state")+` === "closed"`, 5*time.Second)
+	if a := gatetest.Order(t, c, api, "drop", "late-buyer", ""); a.Status != http.StatusForbidden || a.Str("reason") != "closed" {
+		t.Fatalf("an order after closing from the console: %d %s", a.Status, a.Raw)
+	}
+	ds := b.Dialogs()
+	if len(ds) != 4 || !strings.Contains(ds[3], "Close sale drop now?") {
+		t.Fatalf("dialogs %q: each action asks first", ds)
+	}
+	for _, e := range b.Errors() {
+		if !strings.Contains(e, "status of 401") { // the refusal the test asked for
+			t.Fatalf("console error: %s", e)
+		}
+	}
+}
