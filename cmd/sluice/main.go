@@ -3,6 +3,7 @@
 //	sluice serve      run the gate (embedded JetStream, demo sale) and the drain
 //	sluice drain      run only the drain, beside gates that run --no-drain
 //	sluice loadtest   rehearse a drop against a gate and check the outcome
+//	sluice status     every sale of a running gate at a glance
 //	sluice dashboards export DIR
 //	                  write the Grafana dashboards, provisioning, Prometheus
 //	                  config and alerts into DIR
@@ -64,6 +65,7 @@ Usage:
   sluice serve [flags]     run the gate, and the drain unless --no-drain (see: sluice serve -h)
   sluice drain [flags]     run only the drain, against the gates' NATS (--nats-url)
   sluice loadtest [flags]  rehearse a drop against a gate and check the outcome
+  sluice status [flags]    every sale of a running gate at a glance (--watch)
   sluice dashboards export DIR
                            write the Grafana dashboards, their provisioning, a
                            Prometheus config and the alerting rules into DIR
@@ -84,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDrain(ctx, args[1:], stdout, stderr)
 	case "loadtest":
 		return runLoadtest(ctx, args[1:], stdout, stderr)
+	case "status":
+		return runStatus(ctx, args[1:], stdout, stderr)
 	case "dashboards":
 		return runDashboards(args[1:], stdout, stderr)
 	case "version", "-version", "--version", "-v":

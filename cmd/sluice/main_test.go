@@ -297,7 +297,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 	t.Chdir(t.TempDir())
 	for _, args := range [][]string{
 		{"--help"}, {"serve", "--help"}, {"drain", "--help"}, {"loadtest", "--help"},
-		{"dashboards", "--help"}, {"dashboards", "export", "--help"}, {"serve", "-h"},
+		{"dashboards", "--help"}, {"dashboards", "export", "--help"}, {"serve", "-h"}, {"status", "--help"},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), args, &out, &errOut)
