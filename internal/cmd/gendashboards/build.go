@@ -3,51 +3,67 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/cog/variants"
+	"github.com/grafana/grafana-foundation-sdk/go/common"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/heatmap"
+	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
+	"github.com/grafana/grafana-foundation-sdk/go/stat"
+	"github.com/grafana/grafana-foundation-sdk/go/statetimeline"
+	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 )
 
-var ds = datasource{Type: "prometheus", UID: dsVar}
+// The dashboards are built with Grafana's own typed builders (the
+// foundation SDK); what is here is sluice's conventions on top of them:
+// every query names the datasource variable, every panel gets its place on
+// the grid, series are coloured and dashed by name.
 
-// builder lays panels out on Grafana's 24-column grid, left to right,
-// wrapping to a new line when a panel would not fit.
+// ds is the datasource of every panel and query: the dashboard's
+// datasource variable, so one import works with any Prometheus.
+var ds = common.DataSourceRef{Type: cog.ToPtr("prometheus"), Uid: cog.ToPtr("${datasource}")}
+
+// builder is a dashboard under construction and where its next panel
+// goes. The SDK places a panel after the last one and starts a new line
+// only once a line is full or over-full; sluice's layout starts a new line
+// when a panel would not fit, so each panel's place is computed here.
 type builder struct {
-	d      *dashboard
+	uid    string
+	d      *dashboard.DashboardBuilder
 	x, y   int
 	lineH  int
-	nextID int
+	nextID uint32
 }
 
-func newDashboard(uid, title, desc string, vars ...variable) *builder {
-	d := &dashboard{
-		UID: uid, Title: title, Description: desc,
-		Tags: []string{"sluice"}, Editable: true, GraphTooltip: 1,
-		Refresh: "5s", SchemaVersion: schemaVersion, Version: 1,
-		Time: timeRange{From: "now-15m", To: "now"}, Timezone: "browser",
-		Links: []link{{Title: "sluice", Type: "dashboards", Tags: []string{"sluice"},
-			AsDropdown: true, IncludeVars: true, KeepTime: true}},
-		Annotations: annotations{List: []annotation{{
-			BuiltIn: 1, Datasource: datasource{Type: "grafana", UID: "-- Grafana --"},
-			Enable: true, Hide: true, IconColor: "rgba(0, 211, 255, 1)",
-			Name: "Annotations & Alerts", Type: "dashboard",
-		}}},
+func newDashboard(uid, title, desc string, vars ...cog.Builder[dashboard.VariableModel]) *builder {
+	d := dashboard.NewDashboardBuilder(title).
+		Uid(uid).Description(desc).
+		Tags([]string{"sluice"}).Editable().Tooltip(dashboard.DashboardCursorSyncCrosshair).
+		Refresh("5s").Version(1).Time("now-15m", "now").Timezone(common.TimeZoneBrowser).
+		Link(dashboard.NewDashboardLinkBuilder("sluice").Type(dashboard.DashboardLinkTypeDashboards).
+			Tags([]string{"sluice"}).AsDropdown(true).IncludeVars(true).KeepTime(true)).
+		Annotation(dashboard.NewAnnotationQueryBuilder().Name("Annotations & Alerts").BuiltIn(1).Type("dashboard").
+			Datasource(common.DataSourceRef{Type: cog.ToPtr("grafana"), Uid: cog.ToPtr("-- Grafana --")}).
+			Enable(true).Hide(true).IconColor("rgba(0, 211, 255, 1)")).
+		WithVariable(dashboard.NewDatasourceVariableBuilder("datasource").Label("Data source").Type("prometheus"))
+	for _, v := range vars {
+		d.WithVariable(v)
 	}
-	d.Templating.List = append([]variable{{
-		Name: "datasource", Label: "Data source", Type: "datasource", Query: "prometheus",
-		Refresh: 1, Current: map[string]any{}, Options: []any{},
-	}}, vars...)
-	return &builder{d: d, nextID: 1}
+	return &builder{uid: uid, d: d, nextID: 1}
 }
 
 // queryVar is a multi-value variable over a label's values, "All" by default.
-func queryVar(name, label, query, desc string) variable {
-	return variable{
-		Name: name, Label: label, Description: desc, Type: "query", Datasource: &ds,
-		Query: map[string]any{
+func queryVar(name, label, query, desc string) *dashboard.QueryVariableBuilder {
+	return dashboard.NewQueryVariableBuilder(name).Label(label).Description(desc).Datasource(ds).
+		Query(dashboard.StringOrMap{Map: map[string]any{
 			"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery",
-		},
-		Definition: query, Refresh: 2, Sort: 1, Multi: true, IncludeAll: true, AllValue: ".*",
-		Current: map[string]any{"selected": true, "text": []string{"All"}, "value": []string{"$__all"}},
-		Options: []any{},
-	}
+		}}).
+		Definition(query).Refresh(dashboard.VariableRefreshOnTimeRangeChanged).Sort(dashboard.VariableSortAlphabeticalAsc).
+		Multi(true).IncludeAll(true).AllValue(".*").
+		Current(dashboard.VariableOption{Selected: cog.ToPtr(true),
+			Text:  dashboard.StringOrArrayOfString{ArrayOfString: []string{"All"}},
+			Value: dashboard.StringOrArrayOfString{ArrayOfString: []string{"$__all"}}})
 }
 
 func (b *builder) newline() {
@@ -60,71 +76,68 @@ func (b *builder) newline() {
 // row starts a titled row on a new line.
 func (b *builder) row(title string) {
 	b.newline()
-	collapsed := false
-	b.d.Panels = append(b.d.Panels, &panel{
-		ID: b.id(), Type: "row", Title: title, Collapsed: &collapsed, Panels: []*panel{},
-		GridPos: gridPos{H: 1, W: 24, X: 0, Y: b.y},
-	})
+	b.d.WithRow(dashboard.NewRowBuilder(title).Id(b.id()).
+		GridPos(dashboard.GridPos{H: 1, W: 24, X: 0, Y: uint32(b.y)}))
 	b.y++
 }
 
-func (b *builder) id() int { b.nextID++; return b.nextID - 1 }
+func (b *builder) id() uint32 { b.nextID++; return b.nextID - 1 }
 
 // add places p, w columns wide and h high.
-func (b *builder) add(w, h int, p *panel) {
+func (b *builder) add(w, h int, p cog.Builder[dashboard.Panel]) {
 	if b.x+w > 24 {
 		b.newline()
 	}
-	p.ID = b.id()
-	p.GridPos = gridPos{H: h, W: w, X: b.x, Y: b.y}
+	b.d.WithPanel(placed{p, b.id(), dashboard.GridPos{H: uint32(h), W: uint32(w), X: uint32(b.x), Y: uint32(b.y)}})
 	b.x += w
 	b.lineH = max(b.lineH, h)
-	b.d.Panels = append(b.d.Panels, p)
+}
+
+func (b *builder) build() (dashboard.Dashboard, error) { return b.d.Build() }
+
+// placed gives a panel its id and place whatever its type.
+type placed struct {
+	p   cog.Builder[dashboard.Panel]
+	id  uint32
+	pos dashboard.GridPos
+}
+
+func (p placed) Build() (dashboard.Panel, error) {
+	panel, err := p.p.Build()
+	panel.Id = &p.id
+	panel.GridPos = &p.pos
+	return panel, err
 }
 
 // q is a query and its legend.
 type q struct{ expr, legend string }
 
-func targets(qs []q, format string) []target {
-	var ts []target
+func targets(qs []q, format prometheus.PromQueryFormat) []cog.Builder[variants.Dataquery] {
+	var ts []cog.Builder[variants.Dataquery]
 	for i, x := range qs {
-		ts = append(ts, target{
-			RefID: string(rune('A' + i)), Datasource: ds, Expr: strings.TrimSpace(x.expr),
-			LegendFormat: x.legend, Range: true, Format: format, EditorMode: "code",
-		})
+		ts = append(ts, prometheus.NewDataqueryBuilder().RefId(string(rune('A'+i))).Datasource(ds).
+			Expr(strings.TrimSpace(x.expr)).LegendFormat(x.legend).Range().Format(format).
+			EditorMode(prometheus.QueryEditorModeCode))
 	}
 	return ts
 }
 
-func defaults(unit string) fieldDefaults {
-	return fieldDefaults{
-		Unit:       unit,
-		Color:      map[string]any{"mode": "palette-classic"},
-		Thresholds: thresholds{Mode: "absolute", Steps: []step{{Color: "green"}}},
-		Mappings:   []any{},
-	}
-}
-
-type seriesOpt func(*panel)
+type seriesOpt func(*timeseries.PanelBuilder)
 
 // stacked stacks the series (answers that add up to a whole).
-func stacked(p *panel) {
-	p.FieldConfig.Defaults.Custom["stacking"] = map[string]any{"mode": "normal", "group": "A"}
-	p.FieldConfig.Defaults.Custom["fillOpacity"] = 60
+func stacked(p *timeseries.PanelBuilder) {
+	p.Stacking(common.NewStackingConfigBuilder().Mode(common.StackingModeNormal).Group("A")).FillOpacity(60)
 }
 
 // minZero pins the y axis at zero.
-func minZero(p *panel) { z := 0.0; p.FieldConfig.Defaults.Min = &z }
+func minZero(p *timeseries.PanelBuilder) { p.Min(0) }
 
 // colors fixes the colour of series whose name matches a regexp.
 func colors(pairs ...string) seriesOpt {
-	return func(p *panel) {
+	return func(p *timeseries.PanelBuilder) {
 		for i := 0; i+1 < len(pairs); i += 2 {
-			p.FieldConfig.Overrides = append(p.FieldConfig.Overrides, override{
-				Matcher: matcher{ID: "byRegexp", Options: pairs[i]},
-				Properties: []property{{ID: "color", Value: map[string]any{
-					"mode": "fixed", "fixedColor": pairs[i+1]}}},
-			})
+			p.OverrideByRegexp(pairs[i], []dashboard.DynamicConfigValue{{Id: "color",
+				Value: map[string]any{"mode": "fixed", "fixedColor": pairs[i+1]}}})
 		}
 	}
 }
@@ -132,104 +145,105 @@ func colors(pairs ...string) seriesOpt {
 // dashed draws series matching a regexp as dashed lines without fill:
 // bounds and limits drawn over the values they bound.
 func dashed(re string) seriesOpt {
-	return func(p *panel) {
-		p.FieldConfig.Overrides = append(p.FieldConfig.Overrides, override{
-			Matcher: matcher{ID: "byRegexp", Options: re},
-			Properties: []property{
-				{ID: "custom.lineStyle", Value: map[string]any{"fill": "dash", "dash": []int{10, 10}}},
-				{ID: "custom.fillOpacity", Value: 0},
-				{ID: "custom.stacking", Value: map[string]any{"mode": "none", "group": "A"}},
-			},
+	return func(p *timeseries.PanelBuilder) {
+		p.OverrideByRegexp(re, []dashboard.DynamicConfigValue{
+			{Id: "custom.lineStyle", Value: map[string]any{"fill": "dash", "dash": []int{10, 10}}},
+			{Id: "custom.fillOpacity", Value: 0},
+			{Id: "custom.stacking", Value: map[string]any{"mode": "none", "group": "A"}},
 		})
 	}
 }
 
-func timeseries(title, desc, unit string, qs []q, opts ...seriesOpt) *panel {
-	fd := defaults(unit)
-	fd.Custom = map[string]any{
-		"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "never",
-		"spanNulls": false, "axisSoftMin": 0,
-		"stacking": map[string]any{"mode": "none", "group": "A"},
-	}
-	return viz("timeseries", title, desc, fd, map[string]any{
-		"legend":  map[string]any{"displayMode": "list", "placement": "bottom", "showLegend": true},
-		"tooltip": map[string]any{"mode": "multi", "sort": "desc"},
-	}, targets(qs, "time_series"), opts)
+func thresholds(steps ...dashboard.Threshold) *dashboard.ThresholdsConfigBuilder {
+	return dashboard.NewThresholdsConfigBuilder().Mode(dashboard.ThresholdsModeAbsolute).Steps(steps)
 }
 
-// viz is a panel of type typ querying the datasource variable, with
-// opts applied last.
-func viz(typ, title, desc string, fd fieldDefaults, options map[string]any, ts []target, opts []seriesOpt) *panel {
-	p := &panel{
-		Type: typ, Title: title, Description: desc, Datasource: &ds,
-		FieldConfig: &fieldConfig{Defaults: fd, Overrides: []override{}},
-		Options:     options,
-		Targets:     ts,
-	}
+var green = thresholds(dashboard.Threshold{Color: "green"})
+
+func seriesPanel(title, desc, unit string, qs []q, opts ...seriesOpt) *timeseries.PanelBuilder {
+	p := timeseries.NewPanelBuilder().Title(title).Description(desc).Datasource(ds).Unit(unit).
+		Targets(targets(qs, prometheus.PromQueryFormatTimeSeries)).
+		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdPaletteClassic)).
+		Thresholds(green).Mappings([]dashboard.ValueMapping{}).
+		DrawStyle(common.GraphDrawStyleLine).LineWidth(1).FillOpacity(10).ShowPoints(common.VisibilityModeNever).
+		SpanNulls(common.BoolOrFloat64{Bool: cog.ToPtr(false)}).AxisSoftMin(0).
+		Stacking(common.NewStackingConfigBuilder().Mode(common.StackingModeNone).Group("A")).
+		Legend(common.NewVizLegendOptionsBuilder().DisplayMode(common.LegendDisplayModeList).
+			Placement(common.LegendPlacementBottom).ShowLegend(true)).
+		Tooltip(common.NewVizTooltipOptionsBuilder().Mode(common.TooltipDisplayModeMulti).Sort(common.SortOrderDescending))
 	for _, o := range opts {
 		o(p)
 	}
 	return p
 }
 
-func stat(title, desc, unit string, qs []q, opts ...seriesOpt) *panel {
-	fd := defaults(unit)
-	fd.Color = map[string]any{"mode": "thresholds"}
-	return viz("stat", title, desc, fd, map[string]any{
-		"reduceOptions": map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false},
-		"colorMode":     "value", "graphMode": "area", "justifyMode": "auto",
-		"orientation": "auto", "textMode": "value_and_name", "wideLayout": true,
-	}, targets(qs, "time_series"), opts)
+type statOpt func(*stat.PanelBuilder)
+
+func statPanel(title, desc, unit string, qs []q, opts ...statOpt) *stat.PanelBuilder {
+	p := stat.NewPanelBuilder().Title(title).Description(desc).Datasource(ds).Unit(unit).
+		Targets(targets(qs, prometheus.PromQueryFormatTimeSeries)).
+		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds)).
+		Thresholds(green).Mappings([]dashboard.ValueMapping{}).
+		ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"}).Fields("").Values(false)).
+		ColorMode(common.BigValueColorModeValue).GraphMode(common.BigValueGraphModeArea).
+		JustifyMode(common.BigValueJustifyModeAuto).Orientation(common.VizOrientationAuto).
+		TextMode(common.BigValueTextModeValueAndName).WideLayout(true)
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // warnAbove colours a stat orange, then red, past two thresholds.
-func warnAbove(orange, red float64) seriesOpt {
-	return func(p *panel) {
-		p.FieldConfig.Defaults.Thresholds.Steps = []step{
-			{Color: "green"}, {Color: "orange", Value: &orange}, {Color: "red", Value: &red},
-		}
+func warnAbove(orange, red float64) statOpt {
+	return func(p *stat.PanelBuilder) {
+		p.Thresholds(thresholds(dashboard.Threshold{Color: "green"},
+			dashboard.Threshold{Color: "orange", Value: &orange}, dashboard.Threshold{Color: "red", Value: &red}))
 	}
 }
 
 // valueText maps numbers to words and colours (states, up/down).
-func valueText(pairs ...any) seriesOpt {
-	return func(p *panel) {
-		opts := map[string]any{}
-		for i := 0; i+2 < len(pairs); i += 3 {
-			opts[fmt.Sprint(pairs[i])] = map[string]any{"text": pairs[i+1], "color": pairs[i+2], "index": i / 3}
-		}
-		p.FieldConfig.Defaults.Mappings = []any{map[string]any{"type": "value", "options": opts}}
+func valueText(pairs ...any) []dashboard.ValueMapping {
+	m := dashboard.NewValueMap()
+	for i := 0; i+2 < len(pairs); i += 3 {
+		m.Options[fmt.Sprint(pairs[i])] = dashboard.ValueMappingResult{
+			Text: cog.ToPtr(fmt.Sprint(pairs[i+1])), Color: cog.ToPtr(fmt.Sprint(pairs[i+2])), Index: cog.ToPtr(int32(i / 3))}
 	}
+	return []dashboard.ValueMapping{{ValueMap: m}}
 }
 
-func stateTimeline(title, desc string, qs []q, opts ...seriesOpt) *panel {
-	fd := defaults("none")
-	fd.Color = map[string]any{"mode": "thresholds"}
-	fd.Custom = map[string]any{"fillOpacity": 80, "lineWidth": 0}
-	return viz("state-timeline", title, desc, fd, map[string]any{
-		"mergeValues": true, "showValue": "auto", "alignValue": "left", "rowHeight": 0.9,
-		"legend":  map[string]any{"displayMode": "list", "placement": "bottom", "showLegend": false},
-		"tooltip": map[string]any{"mode": "single", "sort": "none"},
-	}, targets(qs, "time_series"), opts)
+// mapped shows a stat's numbers as words.
+func mapped(m []dashboard.ValueMapping) statOpt {
+	return func(p *stat.PanelBuilder) { p.Mappings(m) }
 }
 
-// heatmap shows a Prometheus histogram's buckets over time; yUnit is the
+func stateTimeline(title, desc string, qs []q, m []dashboard.ValueMapping) *statetimeline.PanelBuilder {
+	return statetimeline.NewPanelBuilder().Title(title).Description(desc).Datasource(ds).Unit("none").
+		Targets(targets(qs, prometheus.PromQueryFormatTimeSeries)).
+		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds)).
+		Thresholds(green).Mappings(m).FillOpacity(80).LineWidth(0).
+		MergeValues(true).ShowValue(common.VisibilityModeAuto).AlignValue(common.TimelineValueAlignmentLeft).RowHeight(0.9).
+		Legend(common.NewVizLegendOptionsBuilder().DisplayMode(common.LegendDisplayModeList).
+			Placement(common.LegendPlacementBottom).ShowLegend(false)).
+		Tooltip(common.NewVizTooltipOptionsBuilder().Mode(common.TooltipDisplayModeSingle).Sort(common.SortOrderNone))
+}
+
+// heatmapPanel shows a Prometheus histogram's buckets over time; yUnit is the
 // unit of the buckets' upper bounds, the cells are requests per second.
-func heatmap(title, desc, yUnit string, expr string) *panel {
-	fd := defaults("reqps")
-	fd.Custom = map[string]any{
-		"hideFrom":          map[string]any{"legend": false, "tooltip": false, "viz": false},
-		"scaleDistribution": map[string]any{"type": "linear"},
-	}
-	return viz("heatmap", title, desc, fd, map[string]any{
-		"calculate": false, "cellGap": 1,
-		"color": map[string]any{"mode": "scheme", "scheme": "Oranges", "steps": 64,
-			"exponent": 0.5, "fill": "dark-orange", "reverse": false, "scale": "exponential"},
-		"yAxis":        map[string]any{"unit": yUnit, "axisPlacement": "left", "reverse": false},
-		"rowsFrame":    map[string]any{"layout": "auto"},
-		"filterValues": map[string]any{"le": 1e-9},
-		"tooltip":      map[string]any{"mode": "single", "yHistogram": false, "showColorScale": false},
-		"legend":       map[string]any{"show": true},
-		"cellValues":   map[string]any{"unit": "reqps"},
-	}, targets([]q{{expr, "{{le}}"}}, "heatmap"), nil)
+func heatmapPanel(title, desc, yUnit string, expr string) *heatmap.PanelBuilder {
+	return heatmap.NewPanelBuilder().Title(title).Description(desc).Datasource(ds).Unit("reqps").
+		Targets(targets([]q{{expr, "{{le}}"}}, prometheus.PromQueryFormatHeatmap)).
+		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdPaletteClassic)).
+		Thresholds(green).Mappings([]dashboard.ValueMapping{}).
+		HideFrom(common.NewHideSeriesConfigBuilder().Legend(false).Tooltip(false).Viz(false)).
+		ScaleDistribution(common.NewScaleDistributionConfigBuilder().Type(common.ScaleDistributionLinear)).
+		Calculate(false).CellGap(1).
+		Color(heatmap.NewHeatmapColorOptionsBuilder().Mode(heatmap.HeatmapColorModeScheme).Scheme("Oranges").Steps(64).
+			Exponent(0.5).Fill("dark-orange").Reverse(false).Scale(heatmap.HeatmapColorScaleExponential)).
+		YAxis(heatmap.NewYAxisConfigBuilder().Unit(yUnit).AxisPlacement(common.AxisPlacementLeft).Reverse(false)).
+		RowsFrame(heatmap.NewRowsHeatmapOptionsBuilder().Layout(common.HeatmapCellLayoutAuto)).
+		FilterValues(heatmap.NewFilterValueRangeBuilder().Le(1e-9)).
+		Tooltip(heatmap.NewHeatmapTooltipBuilder().Mode(common.TooltipDisplayModeSingle).YHistogram(false).ShowColorScale(false)).
+		ShowLegend().
+		CellValues(heatmap.NewCellValuesBuilder().Unit("reqps"))
 }

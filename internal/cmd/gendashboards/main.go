@@ -30,9 +30,19 @@ func main() {
 	}
 }
 
-func fileName(d *dashboard) string { return strings.TrimPrefix(d.UID, "sluice-") + ".json" }
+func fileName(b *builder) string { return strings.TrimPrefix(b.uid, "sluice-") + ".json" }
 
-func render(d *dashboard) ([]byte, error) {
+func render(b *builder) ([]byte, error) {
+	d, err := b.build()
+	if err != nil {
+		return nil, fmt.Errorf("dashboard %s: %w", b.uid, err)
+	}
+	// The SDK puts dashboard links in the controls menu by default (a
+	// Grafana 12.4 placement); sluice's link between its dashboards stays
+	// in the top bar, where Grafana puts links without a placement.
+	for i := range d.Links {
+		d.Links[i].Placement = nil
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -43,8 +53,8 @@ func render(d *dashboard) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func dashboards() []*dashboard {
-	return []*dashboard{overview(), admission(), drain(), loadtest()}
+func dashboards() []*builder {
+	return []*builder{overview(), admission(), drain(), loadtest()}
 }
 
 // Selectors. Gate series carry instance and sale; some carry only instance.
@@ -90,190 +100,190 @@ func quantiles(metric, by, selector string, qs ...string) []q {
 	return out
 }
 
-func overview() *dashboard {
+func overview() *builder {
 	b := newDashboard("sluice-overview", "sluice — flash sale overview",
 		"A drop at a glance: what is offered, what gets in, why the rest is diverted, stock, queue and confirmations.",
 		instanceVar, saleVar)
 	req := "sluice_admission_requests_total"
-	b.add(4, 4, stat("Sale state", "The sale's lifecycle: upcoming, open, sold out, closed.", "none",
-		[]q{{lifecycle, "{{sale}}"}}, lifecycleText))
-	b.add(4, 4, stat("Stock left", "Stock not yet taken by an admitted order.", "short",
+	b.add(4, 4, statPanel("Sale state", "The sale's lifecycle: upcoming, open, sold out, closed.", "none",
+		[]q{{lifecycle, "{{sale}}"}}, mapped(lifecycleText)))
+	b.add(4, 4, statPanel("Stock left", "Stock not yet taken by an admitted order.", "short",
 		[]q{{`min by (sale) (sluice_sale_stock_remaining` + sel("") + `)`, "{{sale}}"}}))
-	b.add(4, 4, stat("Orders confirmed", "Orders the backend confirmed (exact; from the decisions stream).", "short",
+	b.add(4, 4, statPanel("Orders confirmed", "Orders the backend confirmed (exact; from the decisions stream).", "short",
 		[]q{{`max by (sale) (sluice_sale_confirmed_orders` + sel("") + `)`, "{{sale}}"}}))
-	b.add(4, 4, stat("Queue depth", "Admitted orders the drain has not finished.", "short",
+	b.add(4, 4, statPanel("Queue depth", "Admitted orders the drain has not finished.", "short",
 		[]q{{`max by (sale) (sluice_sale_queue_depth` + sel("") + `)`, "{{sale}}"}}))
-	b.add(4, 4, stat("Diverted share", "Share of order requests answered sold out, busy, too early/late or already ordered.", "percentunit",
+	b.add(4, 4, statPanel("Diverted share", "Share of order requests answered sold out, busy, too early/late or already ordered.", "percentunit",
 		[]q{{`sum(rate(` + req + sel(`, outcome="diverted"`) + ri + `)) / sum(rate(` + req + sel("") + ri + `))`, "diverted"}},
 		warnAbove(0.5, 0.9)))
-	b.add(4, 4, stat("p99 admission latency", "99th percentile time from request to answer, all outcomes.", "s",
+	b.add(4, 4, statPanel("p99 admission latency", "99th percentile time from request to answer, all outcomes.", "s",
 		[]q{{`histogram_quantile(0.99, sum by (le) (rate(sluice_admission_duration_seconds_bucket{` + inst + `}` + ri + `)))`, "p99"}},
 		warnAbove(0.05, 0.25)))
 	b.add(24, 4, stateTimeline("Sale lifecycle", "When each sale opened, sold out and closed.",
 		[]q{{lifecycle, "{{sale}}"}}, lifecycleText))
-	b.add(12, 8, timeseries("Offered vs admitted", "Order requests per second reaching the gates, and the part admitted into the queue.", "reqps",
+	b.add(12, 8, seriesPanel("Offered vs admitted", "Order requests per second reaching the gates, and the part admitted into the queue.", "reqps",
 		[]q{
 			{`sum by (sale) (rate(` + req + sel("") + ri + `))`, "{{sale}} offered"},
 			{`sum by (sale) (rate(` + req + sel(`, outcome="admitted"`) + ri + `))`, "{{sale}} admitted"},
 			{`sum by (sale) (rate(sluice_drain_orders_total` + sel(`, outcome="confirmed"`) + ri + `))`, "{{sale}} confirmed"},
 		}, colors(".* offered", "blue", ".* admitted", "green", ".* confirmed", "dark-green"), minZero))
-	b.add(12, 8, timeseries("Why the rest was diverted", "Answers other than admitted, per second, by reason.", "reqps",
+	b.add(12, 8, seriesPanel("Why the rest was diverted", "Answers other than admitted, per second, by reason.", "reqps",
 		[]q{{`sum by (reason) (rate(` + req + sel(`, outcome!="admitted"`) + ri + `))`, "{{reason}}"}},
 		stacked, minZero))
-	b.add(8, 8, timeseries("Stock left and confirmed", "Stock not yet admitted, and orders the backend confirmed, against the sale's stock.", "short",
+	b.add(8, 8, seriesPanel("Stock left and confirmed", "Stock not yet admitted, and orders the backend confirmed, against the sale's stock.", "short",
 		[]q{
 			{`max by (sale) (sluice_sale_stock` + sel("") + `)`, "{{sale}} stock"},
 			{`min by (sale) (sluice_sale_stock_remaining` + sel("") + `)`, "{{sale}} left"},
 			{`max by (sale) (sluice_sale_confirmed_orders` + sel("") + `)`, "{{sale}} confirmed"},
 		}, dashed(".* stock"), minZero))
-	b.add(8, 8, timeseries("Queue depth", "Admitted orders waiting for the backend, against the bound at which gates answer busy.", "short",
+	b.add(8, 8, seriesPanel("Queue depth", "Admitted orders waiting for the backend, against the bound at which gates answer busy.", "short",
 		[]q{
 			{`max by (sale) (sluice_sale_queue_depth` + sel("") + `)`, "{{sale}} depth"},
 			{`max by (sale) (sluice_sale_queue_bound` + sel("") + `) > 0`, "{{sale}} bound"},
 		}, dashed(".* bound"), minZero))
-	b.add(8, 8, timeseries("Admission latency", "Time from request to answer at the gates.", "s",
+	b.add(8, 8, seriesPanel("Admission latency", "Time from request to answer at the gates.", "s",
 		quantiles("sluice_admission_duration_seconds", "", inst, "0.5", "0.99"), minZero))
-	return b.d
+	return b
 }
 
-func admission() *dashboard {
+func admission() *builder {
 	b := newDashboard("sluice-admission", "sluice — admission and throttling",
 		"Every answer the gates gave and why; the limiters; latency; JetStream publishes.",
 		instanceVar, saleVar)
 	req := "sluice_admission_requests_total"
-	b.add(24, 9, timeseries("Answers by outcome and reason", "Order requests per second, stacked by outcome · reason.", "reqps",
+	b.add(24, 9, seriesPanel("Answers by outcome and reason", "Order requests per second, stacked by outcome · reason.", "reqps",
 		[]q{{`sum by (outcome, reason) (rate(` + req + sel("") + ri + `)) > 0`, "{{outcome}} · {{reason}}"}},
 		stacked, outcomeColors, minZero))
-	b.add(12, 8, timeseries("Admitted rate vs rate limit", "Admissions per second against the sale's configured rate, summed over gates (the limit is per gate).", "reqps",
+	b.add(12, 8, seriesPanel("Admitted rate vs rate limit", "Admissions per second against the sale's configured rate, summed over gates (the limit is per gate).", "reqps",
 		[]q{
 			{`sum by (sale) (rate(` + req + sel(`, outcome="admitted"`) + ri + `))`, "{{sale}} admitted"},
 			{`sum by (sale) (sluice_sale_rate_limit` + sel("") + `) > 0`, "{{sale}} limit"},
 		}, dashed(".* limit"), minZero))
-	b.add(12, 8, timeseries("Throttled", "Answered busy per second, by which limit: the sale's rate, the client address's, the buyer's, or the queue bound.", "reqps",
+	b.add(12, 8, seriesPanel("Throttled", "Answered busy per second, by which limit: the sale's rate, the client address's, the buyer's, or the queue bound.", "reqps",
 		[]q{{`sum by (reason) (rate(` + req + sel(`, reason=~"rate_limited|ip_rate_limited|buyer_rate_limited|queue_full"`) + ri + `))`, "{{reason}}"}},
 		stacked, minZero))
-	b.add(8, 8, timeseries("Limiter keys held", "Client addresses and buyers the keyed limiters remember, against their bound.", "short",
+	b.add(8, 8, seriesPanel("Limiter keys held", "Client addresses and buyers the keyed limiters remember, against their bound.", "short",
 		[]q{
 			{`sum by (limiter) (sluice_limiter_keys{` + inst + `})`, "{{limiter}} keys"},
 			{`sum by (limiter) (sluice_limiter_keys_max{` + inst + `})`, "{{limiter}} max"},
 		}, dashed(".* max"), minZero))
-	b.add(8, 8, timeseries("Limiter evictions", "Keys forgotten per second to stay within the bound or because they were idle.", "ops",
+	b.add(8, 8, seriesPanel("Limiter evictions", "Keys forgotten per second to stay within the bound or because they were idle.", "ops",
 		[]q{{`sum by (limiter) (rate(sluice_limiter_evictions_total{` + inst + `}` + ri + `))`, "{{limiter}}"}}, minZero))
-	b.add(8, 8, timeseries("Bad requests", "Requests refused as malformed, oversized or naming no sale, per second, by reason.", "reqps",
+	b.add(8, 8, seriesPanel("Bad requests", "Requests refused as malformed, oversized or naming no sale, per second, by reason.", "reqps",
 		[]q{{`sum by (reason) (rate(` + req + `{` + inst + `, outcome="rejected"}` + ri + `))`, "{{reason}}"}},
 		stacked, minZero))
-	b.add(12, 9, heatmap("Admission latency heatmap", "Answers per second by time to answer.", "s",
+	b.add(12, 9, heatmapPanel("Admission latency heatmap", "Answers per second by time to answer.", "s",
 		`sum by (le) (rate(sluice_admission_duration_seconds_bucket{`+inst+`}`+ri+`))`))
-	b.add(12, 9, timeseries("Admission latency by outcome", "Median and 99th percentile time to answer, by outcome.", "s",
+	b.add(12, 9, seriesPanel("Admission latency by outcome", "Median and 99th percentile time to answer, by outcome.", "s",
 		quantiles("sluice_admission_duration_seconds", "outcome", inst, "0.5", "0.99"), minZero))
-	b.add(8, 8, timeseries("JetStream publish latency", "Time from publishing an admitted order to its PubAck.", "s",
+	b.add(8, 8, seriesPanel("JetStream publish latency", "Time from publishing an admitted order to its PubAck.", "s",
 		quantiles("sluice_ledger_publish_duration_seconds", "", inst, "0.5", "0.99", "0.999"), minZero))
-	b.add(8, 8, timeseries("JetStream publish errors", "Publishes JetStream did not store (unavailable, store full), per second. Each was answered 503.", "ops",
+	b.add(8, 8, seriesPanel("JetStream publish errors", "Publishes JetStream did not store (unavailable, store full), per second. Each was answered 503.", "ops",
 		[]q{{`sum by (kind) (rate(sluice_ledger_publish_errors_total{` + inst + `}` + ri + `))`, "{{kind}}"}},
 		colors(".*", "red"), minZero))
 	b.add(8, 8, stateTimeline("JetStream reachable", "Whether each gate's last refresh of sale states from JetStream succeeded.",
 		[]q{{`min by (instance) (sluice_ledger_up{` + inst + `})`, "{{instance}}"}},
 		valueText(0, "down", "red", 1, "up", "green")))
 	b.row("Process")
-	b.add(6, 7, timeseries("Other API requests", "Requests to the public API other than order placements, by status code.", "reqps",
+	b.add(6, 7, seriesPanel("Other API requests", "Requests to the public API other than order placements, by status code.", "reqps",
 		[]q{{`sum by (code) (rate(sluice_http_requests_total{` + inst + `}` + ri + `))`, "{{code}}"}}, minZero))
-	b.add(6, 7, timeseries("CPU", "CPU time used per second (1 = one core).", "percentunit",
+	b.add(6, 7, seriesPanel("CPU", "CPU time used per second (1 = one core).", "percentunit",
 		[]q{{`rate(process_cpu_seconds_total{` + inst + `}` + ri + `)`, "{{instance}}"}}, minZero))
-	b.add(6, 7, timeseries("Memory", "Resident memory and Go heap in use.", "bytes",
+	b.add(6, 7, seriesPanel("Memory", "Resident memory and Go heap in use.", "bytes",
 		[]q{
 			{`process_resident_memory_bytes{` + inst + `}`, "{{instance}} resident"},
 			{`go_memstats_heap_inuse_bytes{` + inst + `}`, "{{instance}} heap"},
 		}, minZero))
-	b.add(6, 7, timeseries("Goroutines", "Goroutines per process: bounded whatever the load.", "short",
+	b.add(6, 7, seriesPanel("Goroutines", "Goroutines per process: bounded whatever the load.", "short",
 		[]q{{`go_goroutines{` + inst + `}`, "{{instance}}"}}, minZero))
-	return b.d
+	return b
 }
 
-func drain() *dashboard {
+func drain() *builder {
 	b := newDashboard("sluice-drain", "sluice — queue and drain",
 		"The queue behind the gates and the drain that empties it into the backend.",
 		instanceVar, saleVar)
 	drained := "sluice_drain_orders_total"
-	b.add(6, 4, stat("Queue depth", "Admitted orders the drain has not finished.", "short",
+	b.add(6, 4, statPanel("Queue depth", "Admitted orders the drain has not finished.", "short",
 		[]q{{`max by (sale) (sluice_sale_queue_depth` + sel("") + `)`, "{{sale}}"}}))
-	b.add(6, 4, stat("Estimated wait", "Time to drain the whole queue at the observed drain rate.", "s",
+	b.add(6, 4, statPanel("Estimated wait", "Time to drain the whole queue at the observed drain rate.", "s",
 		[]q{{`max by (sale) (sluice_sale_estimated_wait_seconds` + sel("") + `)`, "{{sale}}"}}, warnAbove(30, 300)))
-	b.add(6, 4, stat("Drained", "Orders finished per second (confirmed, rejected, dead-lettered).", "ops",
+	b.add(6, 4, statPanel("Drained", "Orders finished per second (confirmed, rejected, dead-lettered).", "ops",
 		[]q{{`sum(rate(` + drained + sel(`, outcome=~"confirmed|rejected|dead_lettered"`) + ri + `))`, "drained"}}))
-	b.add(6, 4, stat("Dead letters", "Orders given up on in the dashboard's time range.", "short",
+	b.add(6, 4, statPanel("Dead letters", "Orders given up on in the dashboard's time range.", "short",
 		[]q{{`sum(increase(sluice_drain_dead_letters_total` + sel("") + `[$__range]))`, "dead letters"}}, warnAbove(1, 10)))
-	b.add(12, 8, timeseries("Queue depth vs bound", "Admitted orders not yet finished, against the bound at which gates answer busy.", "short",
+	b.add(12, 8, seriesPanel("Queue depth vs bound", "Admitted orders not yet finished, against the bound at which gates answer busy.", "short",
 		[]q{
 			{`max by (sale) (sluice_sale_queue_depth` + sel("") + `)`, "{{sale}} depth"},
 			{`max by (sale) (sluice_sale_queue_bound` + sel("") + `) > 0`, "{{sale}} bound"},
 		}, dashed(".* bound"), minZero))
-	b.add(12, 8, timeseries("Consumer pending and ack-pending", "Orders not yet delivered to the drain, and delivered but not yet acknowledged.", "short",
+	b.add(12, 8, seriesPanel("Consumer pending and ack-pending", "Orders not yet delivered to the drain, and delivered but not yet acknowledged.", "short",
 		[]q{
 			{`max by (sale) (sluice_drain_consumer_pending` + sel("") + `)`, "{{sale}} pending"},
 			{`max by (sale) (sluice_drain_consumer_ack_pending` + sel("") + `)`, "{{sale}} ack pending"},
 		}, minZero))
-	b.add(12, 8, timeseries("Drain rate by outcome", "Orders per second the drain finished, or sent back to retry.", "ops",
+	b.add(12, 8, seriesPanel("Drain rate by outcome", "Orders per second the drain finished, or sent back to retry.", "ops",
 		[]q{
 			{`sum by (sale, outcome) (rate(` + drained + sel("") + ri + `))`, "{{sale}} {{outcome}}"},
 			{`max by (sale) (sluice_sale_drain_rate` + sel("") + `)`, "{{sale}} seen by gates"},
 		}, colors(".* confirmed", "green", ".* rejected", "purple", ".* retried", "yellow", ".* dead_lettered", "red"),
 		dashed(".* seen by gates"), minZero))
-	b.add(12, 8, timeseries("Estimated wait", "How long the queue takes at the observed drain rate: what a buyer at the back waits.", "s",
+	b.add(12, 8, seriesPanel("Estimated wait", "How long the queue takes at the observed drain rate: what a buyer at the back waits.", "s",
 		[]q{{`max by (sale) (sluice_sale_estimated_wait_seconds` + sel("") + `)`, "{{sale}}"}}, minZero))
-	b.add(8, 8, timeseries("Workers in flight vs bound", "Backend calls under way, against --workers.", "short",
+	b.add(8, 8, seriesPanel("Workers in flight vs bound", "Backend calls under way, against --workers.", "short",
 		[]q{
 			{`sum(sluice_drain_workers_busy{` + inst + `})`, "busy"},
 			{`sum(sluice_drain_workers_max{` + inst + `})`, "bound"},
 		}, dashed("bound"), minZero))
-	b.add(8, 8, timeseries("Batch size", "Orders per fetched batch.", "short",
+	b.add(8, 8, seriesPanel("Batch size", "Orders per fetched batch.", "short",
 		append(quantiles("sluice_drain_batch_size", "", inst, "0.5", "0.99"),
 			q{`sum(rate(sluice_drain_batch_size_sum{` + inst + `}` + ri + `)) / sum(rate(sluice_drain_batch_size_count{` + inst + `}` + ri + `))`, "mean"}),
 		minZero))
-	b.add(8, 8, timeseries("Backend latency", "Time of one backend call (a batch), by result.", "s",
+	b.add(8, 8, seriesPanel("Backend latency", "Time of one backend call (a batch), by result.", "s",
 		quantiles("sluice_drain_backend_duration_seconds", "result", inst, "0.5", "0.99"), minZero))
-	b.add(8, 8, timeseries("Backend calls by result", "Backend calls per second; errors are retried with backoff.", "ops",
+	b.add(8, 8, seriesPanel("Backend calls by result", "Backend calls per second; errors are retried with backoff.", "ops",
 		[]q{{`sum by (result) (rate(sluice_drain_backend_duration_seconds_count{` + inst + `}` + ri + `))`, "{{result}}"}},
 		colors("ok", "green", "error", "red"), minZero))
-	b.add(8, 8, timeseries("Redeliveries", "Orders received again after an earlier delivery was not acknowledged, per second.", "ops",
+	b.add(8, 8, seriesPanel("Redeliveries", "Orders received again after an earlier delivery was not acknowledged, per second.", "ops",
 		[]q{{`sum(rate(sluice_drain_redeliveries_total{` + inst + `}` + ri + `))`, "redeliveries"}}, minZero))
-	b.add(8, 8, timeseries("Dead letters", "Orders sent to the dead-letter stream per interval, by sale.", "short",
+	b.add(8, 8, seriesPanel("Dead letters", "Orders sent to the dead-letter stream per interval, by sale.", "short",
 		[]q{{`sum by (sale) (increase(sluice_drain_dead_letters_total` + sel("") + ri + `))`, "{{sale}}"}},
 		colors(".*", "red"), minZero))
 	b.row("Backend pool and bookkeeping")
-	b.add(8, 7, timeseries("Backend connections", "The SQL backend's connection pool (SQLite, PostgreSQL).", "short",
+	b.add(8, 7, seriesPanel("Backend connections", "The SQL backend's connection pool (SQLite, PostgreSQL).", "short",
 		[]q{
 			{`sum by (instance) (go_sql_in_use_connections{` + inst + `, db_name="orders"})`, "{{instance}} in use"},
 			{`sum by (instance) (go_sql_open_connections{` + inst + `, db_name="orders"})`, "{{instance}} open"},
 			{`sum by (instance) (go_sql_max_open_connections{` + inst + `, db_name="orders"})`, "{{instance}} max"},
 		}, dashed(".* max"), minZero))
-	b.add(8, 7, timeseries("Waiting for a connection", "Time per second spent waiting for a pooled connection.", "s",
+	b.add(8, 7, seriesPanel("Waiting for a connection", "Time per second spent waiting for a pooled connection.", "s",
 		[]q{{`sum by (instance) (rate(go_sql_wait_duration_seconds_total{` + inst + `, db_name="orders"}` + ri + `))`, "{{instance}}"}}, minZero))
-	b.add(8, 7, timeseries("Decision record errors", "Failures to record a batch's outcomes (its orders are redelivered), per second.", "ops",
+	b.add(8, 7, seriesPanel("Decision record errors", "Failures to record a batch's outcomes (its orders are redelivered), per second.", "ops",
 		[]q{{`sum(rate(sluice_drain_record_errors_total{` + inst + `}` + ri + `))`, "record errors"}},
 		colors(".*", "red"), minZero))
-	return b.d
+	return b
 }
 
-func loadtest() *dashboard {
+func loadtest() *builder {
 	gen := queryVar("instance", "Generator", "label_values(sluice_loadtest_running, instance)",
 		"sluice loadtest processes started with --metrics-listen.")
 	sale := queryVar("sale", "Sale", "label_values(sluice_sale_stock, sale)", "Sales known to the gates.")
 	b := newDashboard("sluice-loadtest", "sluice — load generator",
 		"What sluice loadtest offered and what came back, laid over the gates' admissions.", gen, sale)
 	lt := `{` + inst + `}`
-	b.add(4, 4, stat("Running", "Whether a run is going.", "none",
-		[]q{{`max(sluice_loadtest_running` + lt + `)`, "running"}}, valueText(0, "idle", "text", 1, "running", "green")))
-	b.add(4, 4, stat("Offered", "Requests per second the schedule asks for now.", "reqps",
+	b.add(4, 4, statPanel("Running", "Whether a run is going.", "none",
+		[]q{{`max(sluice_loadtest_running` + lt + `)`, "running"}}, mapped(valueText(0, "idle", "text", 1, "running", "green"))))
+	b.add(4, 4, statPanel("Offered", "Requests per second the schedule asks for now.", "reqps",
 		[]q{{`sum(sluice_loadtest_offered_rate` + lt + `)`, "offered"}}))
-	b.add(4, 4, stat("Achieved", "Answers per second received.", "reqps",
+	b.add(4, 4, statPanel("Achieved", "Answers per second received.", "reqps",
 		[]q{{`sum(rate(sluice_loadtest_requests_total` + lt + ri + `))`, "achieved"}}))
-	b.add(4, 4, stat("Late sends", "Requests sent later than allowed after their intended time, in the time range: the generator fell behind.", "short",
+	b.add(4, 4, statPanel("Late sends", "Requests sent later than allowed after their intended time, in the time range: the generator fell behind.", "short",
 		[]q{{`sum(increase(sluice_loadtest_late_sends_total` + lt + `[$__range]))`, "late"}}, warnAbove(1, 100)))
-	b.add(4, 4, stat("Dropped sends", "Scheduled requests never sent because the run ended first, in the time range.", "short",
+	b.add(4, 4, statPanel("Dropped sends", "Scheduled requests never sent because the run ended first, in the time range.", "short",
 		[]q{{`sum(increase(sluice_loadtest_dropped_sends_total` + lt + `[$__range]))`, "dropped"}}, warnAbove(1, 100)))
-	b.add(4, 4, stat("Client p99", "99th percentile latency from intended send time, all outcomes.", "s",
+	b.add(4, 4, statPanel("Client p99", "99th percentile latency from intended send time, all outcomes.", "s",
 		[]q{{`histogram_quantile(0.99, sum by (le) (rate(sluice_loadtest_latency_seconds_bucket` + lt + ri + `)))`, "p99"}}))
-	b.add(24, 8, timeseries("Offered load vs the gates' admissions", "What the generator offered and got answered, against what the gates admitted and diverted.", "reqps",
+	b.add(24, 8, seriesPanel("Offered load vs the gates' admissions", "What the generator offered and got answered, against what the gates admitted and diverted.", "reqps",
 		[]q{
 			{`sum(sluice_loadtest_offered_rate` + lt + `)`, "offered (schedule)"},
 			{`sum(rate(sluice_loadtest_requests_total` + lt + ri + `))`, "answered"},
@@ -281,17 +291,17 @@ func loadtest() *dashboard {
 			{`sum(rate(sluice_admission_requests_total{sale=~"$sale", outcome="diverted"}` + ri + `))`, "diverted at gates"},
 		}, colors("offered.*", "blue", "answered", "text", "admitted.*", "green", "diverted.*", "orange"),
 		dashed("offered.*"), minZero))
-	b.add(12, 8, timeseries("Answers by outcome", "Answers per second as the generator saw them.", "reqps",
+	b.add(12, 8, seriesPanel("Answers by outcome", "Answers per second as the generator saw them.", "reqps",
 		[]q{{`sum by (outcome) (rate(sluice_loadtest_requests_total` + lt + ri + `))`, "{{outcome}}"}},
 		stacked, outcomeColors, minZero))
-	b.add(12, 8, timeseries("Late and dropped sends", "Sends per second the generator could not make on time, and scheduled sends it never made.", "ops",
+	b.add(12, 8, seriesPanel("Late and dropped sends", "Sends per second the generator could not make on time, and scheduled sends it never made.", "ops",
 		[]q{
 			{`sum(rate(sluice_loadtest_late_sends_total` + lt + ri + `))`, "late"},
 			{`sum(rate(sluice_loadtest_dropped_sends_total` + lt + ri + `))`, "dropped"},
 		}, colors("late", "orange", "dropped", "red"), minZero))
-	b.add(12, 9, timeseries("Client-side latency by outcome", "Latency from each request's intended send time (no coordinated omission).", "s",
+	b.add(12, 9, seriesPanel("Client-side latency by outcome", "Latency from each request's intended send time (no coordinated omission).", "s",
 		quantiles("sluice_loadtest_latency_seconds", "outcome", inst, "0.5", "0.99"), minZero))
-	b.add(12, 9, heatmap("Client-side latency heatmap", "Answers per second by latency from intended send time.", "s",
+	b.add(12, 9, heatmapPanel("Client-side latency heatmap", "Answers per second by latency from intended send time.", "s",
 		`sum by (le) (rate(sluice_loadtest_latency_seconds_bucket`+lt+ri+`))`))
-	return b.d
+	return b
 }
