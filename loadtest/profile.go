@@ -135,3 +135,38 @@ func (p Profile) CountBy(t time.Duration) uint64 {
 	}
 	return uint64(math.Ceil(n - 1e-9))
 }
+
+// Phase is a named stretch of a run's schedule, for the report's markers.
+type Phase struct {
+	Name  string  `json:"name"`
+	Start float64 `json:"start"` // seconds from the start of the run
+	End   float64 `json:"end"`
+	From  float64 `json:"from"` // scheduled rate at its start and end, requests/s
+	To    float64 `json:"to"`
+}
+
+// T0 is the moment the drop opens: the spike's peak, the start otherwise.
+func (p Profile) T0() time.Duration {
+	if p.Name == "spike" && len(p.Segments) > 1 {
+		return p.Segments[0].Duration
+	}
+	return 0
+}
+
+// Phases names the profile's segments.
+func (p Profile) Phases() []Phase {
+	var out []Phase
+	var at time.Duration
+	for i, s := range p.Segments {
+		name := p.Name
+		switch {
+		case p.Name == "spike" && len(p.Segments) == 3:
+			name = [3]string{"trickle before T0", "peak from T0", "decay"}[i]
+		case len(p.Segments) > 1:
+			name = fmt.Sprintf("%s %d (%.0f/s)", p.Name, i+1, s.From)
+		}
+		out = append(out, Phase{Name: name, Start: at.Seconds(), End: (at + s.Duration).Seconds(), From: s.From, To: s.To})
+		at += s.Duration
+	}
+	return out
+}

@@ -53,6 +53,7 @@ func Rehearse(ctx context.Context, o Options) (Report, error) {
 		return Report{}, err
 	}
 	agg := NewAggregator(run.Start, o.LateAfter)
+	agg.Zoom(o.Profile.T0())
 	client := &http.Client{Timeout: 10 * time.Second}
 	base := strings.TrimRight(o.Target, "/")
 

@@ -51,14 +51,40 @@ type Latencies struct {
 	Max   time.Duration `json:"max"`
 }
 
-// Second is one second of the run, for the charts.
+// Second is one second of the run, for the charts. Sent and ByOutcome
+// count requests by their intended send time; Offered is what the
+// schedule asked for in that second, Answered the answers that arrived in
+// it: the offered rate laid over the achieved one.
 type Second struct {
 	T         int               `json:"t"`
 	Sent      uint64            `json:"sent"`
+	Offered   float64           `json:"offered"`
+	Answered  uint64            `json:"answered"`
 	ByOutcome map[string]uint64 `json:"by_outcome"`
 	P50       time.Duration     `json:"p50"`
 	P99       time.Duration     `json:"p99"`
 }
+
+// Bucket is a tenth of a second around T0, where a drop's first moments
+// happen faster than a per-second chart shows. Counts are per bucket;
+// Offered is the schedule's count in it.
+type Bucket struct {
+	T         float64           `json:"t"` // start, seconds from the start of the run
+	Sent      uint64            `json:"sent"`
+	Offered   float64           `json:"offered"`
+	Answered  uint64            `json:"answered"`
+	ByOutcome map[string]uint64 `json:"by_outcome"`
+	P50       time.Duration     `json:"p50"`
+	P99       time.Duration     `json:"p99"`
+}
+
+// Fine buckets: bucketWidth wide, from fineBefore before T0 to fineAfter
+// after it.
+const (
+	bucketWidth = 100 * time.Millisecond
+	fineBefore  = time.Second
+	fineAfter   = 4 * time.Second
+)
 
 // SaleSample is the gate's view of the sale at a moment of the run.
 type SaleSample struct {
@@ -91,8 +117,17 @@ type Report struct {
 	Kinds        map[string]uint64    `json:"kinds"`
 	Errors       map[string]uint64    `json:"errors,omitempty"`
 	Timeline     []Second             `json:"timeline"`
-	SaleSamples  []SaleSample         `json:"sale_samples,omitempty"`
-	Verification *Verification        `json:"verification,omitempty"`
+	// T0 is when the drop opened (seconds from the start): the spike's
+	// peak, else the start. Phases are the schedule's named stretches.
+	T0     float64  `json:"t0"`
+	Phases []Phase  `json:"phases,omitempty"`
+	Fine   []Bucket `json:"fine,omitempty"` // 100 ms buckets around T0
+	// Thresholds are the --threshold checks and how they came out;
+	// Comparison the change from a previous report (--compare).
+	Thresholds   []ThresholdResult `json:"thresholds,omitempty"`
+	Comparison   *Comparison       `json:"comparison,omitempty"`
+	SaleSamples  []SaleSample      `json:"sale_samples,omitempty"`
+	Verification *Verification     `json:"verification,omitempty"`
 	// Interrupted: the run was stopped before its profile ended (Ctrl-C);
 	// the figures cover what was sent, and the outcome check did not run.
 	Interrupted bool `json:"interrupted,omitempty"`
@@ -108,6 +143,10 @@ type Aggregator struct {
 	sent        time.Time // the last send
 	hists       map[string]*hdrhistogram.Histogram
 	perSec      []*secondAgg
+	answered    []uint64 // answers by the second they arrived in
+	fineFrom    time.Duration
+	fine        []*secondAgg // bucketWidth each, from fineFrom
+	fineAns     []uint64
 	rep         Report
 }
 
@@ -118,6 +157,23 @@ type secondAgg struct {
 }
 
 func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 120_000_000, 3) } // 1 µs to 120 s
+
+// newFineHist is a fine bucket's histogram: two significant figures are
+// enough for a chart, and a fortieth of the memory.
+func newFineHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 120_000_000, 2) }
+
+// Zoom keeps 100 ms buckets around t0, the moment the drop opens.
+func (a *Aggregator) Zoom(t0 time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.fineFrom = max(0, t0-fineBefore)
+	n := int((t0 + fineAfter - a.fineFrom) / bucketWidth)
+	a.fine = make([]*secondAgg, n)
+	a.fineAns = make([]uint64, n)
+	for i := range a.fine {
+		a.fine[i] = &secondAgg{byOutcome: map[string]uint64{}, hist: newFineHist()}
+	}
+}
 
 // NewAggregator starts a report for a run that began at start.
 func NewAggregator(start time.Time, lateAfter time.Duration) *Aggregator {
@@ -164,6 +220,22 @@ func (a *Aggregator) Add(r Result) {
 	s.sent++
 	s.byOutcome[o]++
 	_ = s.hist.RecordValue(us)
+	answeredAt := r.Intended.Add(r.Latency).Sub(a.start)
+	if sec := int(answeredAt / time.Second); sec >= 0 && sec < 1<<20 {
+		for len(a.answered) <= sec {
+			a.answered = append(a.answered, 0)
+		}
+		a.answered[sec]++
+	}
+	if i := int((r.Intended.Sub(a.start) - a.fineFrom) / bucketWidth); r.Intended.Sub(a.start) >= a.fineFrom && i < len(a.fine) {
+		f := a.fine[i]
+		f.sent++
+		f.byOutcome[o]++
+		_ = f.hist.RecordValue(us)
+	}
+	if i := int((answeredAt - a.fineFrom) / bucketWidth); answeredAt >= a.fineFrom && i < len(a.fineAns) {
+		a.fineAns[i]++
+	}
 	if r.Sent.After(a.sent) {
 		a.sent = r.Sent
 	}
@@ -252,10 +324,31 @@ func (a *Aggregator) Report(cfg Config, run *Run, samples []SaleSample) Report {
 	for k, h := range a.hists {
 		rep.Latency[k] = summarise(h)
 	}
+	prof := cfg.Profile
+	offered := func(from, to time.Duration) float64 { return float64(prof.CountBy(to)) - float64(prof.CountBy(from)) }
 	rep.Timeline = make([]Second, len(a.perSec))
 	for i, s := range a.perSec {
 		rep.Timeline[i] = Second{T: i, Sent: s.sent, ByOutcome: s.byOutcome,
-			P50: us(s.hist.ValueAtQuantile(50)), P99: us(s.hist.ValueAtQuantile(99))}
+			Offered: offered(time.Duration(i)*time.Second, time.Duration(i+1)*time.Second),
+			P50:     us(s.hist.ValueAtQuantile(50)), P99: us(s.hist.ValueAtQuantile(99))}
+		if i < len(a.answered) {
+			rep.Timeline[i].Answered = a.answered[i]
+		}
+	}
+	rep.T0 = prof.T0().Seconds()
+	rep.Phases = prof.Phases()
+	// Fine buckets up to the last one anything was intended in.
+	last := -1
+	for i, f := range a.fine {
+		if f.sent > 0 {
+			last = i
+		}
+	}
+	for i, f := range a.fine[:last+1] {
+		from := a.fineFrom + time.Duration(i)*bucketWidth
+		rep.Fine = append(rep.Fine, Bucket{T: from.Seconds(), Sent: f.sent, ByOutcome: f.byOutcome,
+			Offered: offered(from, from+bucketWidth), Answered: a.fineAns[i],
+			P50: us(f.hist.ValueAtQuantile(50)), P99: us(f.hist.ValueAtQuantile(99))})
 	}
 	rep.SaleSamples = samples
 	return rep
@@ -289,6 +382,7 @@ func (r Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "Status codes  %s\n", counts(r.Status))
 	fmt.Fprintf(w, "Reasons       %s\n", counts(r.Reasons))
 	fmt.Fprintf(w, "Kinds         %s\n", counts(r.Kinds))
+	r.writePhases(w)
 	if len(r.Errors) > 0 {
 		fmt.Fprintf(w, "Errors:\n")
 		for _, k := range sortedKeys(r.Errors) {
@@ -297,6 +391,76 @@ func (r Report) WriteText(w io.Writer) {
 	}
 	if v := r.Verification; v != nil {
 		v.WriteText(w)
+	}
+	r.writeThresholds(w)
+	r.writeComparison(w)
+}
+
+// writePhases names the schedule's phases and shows the first second
+// from T0 in tenths: where a drop's thundering herd is.
+func (r Report) writePhases(w io.Writer) {
+	if len(r.Phases) > 0 {
+		fmt.Fprintf(w, "Phases        T0 at %.1fs:", r.T0)
+		for i, p := range r.Phases {
+			sep := " "
+			if i > 0 {
+				sep = " · "
+			}
+			rate := fmt.Sprintf("%.0f/s", p.From)
+			if p.From != p.To {
+				rate = fmt.Sprintf("%.0f→%.0f/s", p.From, p.To)
+			}
+			fmt.Fprintf(w, "%s%s %.1f–%.1fs %s", sep, p.Name, p.Start, p.End, rate)
+		}
+		fmt.Fprintln(w)
+	}
+	var rows []Bucket
+	for _, b := range r.Fine {
+		if b.T >= r.T0-1e-9 && len(rows) < 10 {
+			rows = append(rows, b)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "From T0       [t, offered, sent, answered, admitted, diverted, p99] per 100 ms\n")
+	for _, b := range rows {
+		fmt.Fprintf(w, "  +%.1fs       %.0f, %d, %d, %d, %d, %v\n", b.T-r.T0, b.Offered, b.Sent, b.Answered,
+			b.ByOutcome[OutcomeAdmitted], b.ByOutcome[OutcomeDiverted], rd(b.P99))
+	}
+}
+
+func (r Report) writeThresholds(w io.Writer) {
+	if len(r.Thresholds) == 0 {
+		return
+	}
+	verdict := "all passed"
+	if !r.ThresholdsPassed() {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(w, "Thresholds    %s\n", verdict)
+	for _, t := range r.Thresholds {
+		mark := "✓"
+		if !t.Passed {
+			mark = "✗"
+		}
+		line := fmt.Sprintf("  %s %-24s %s", mark, t.Expr, t.Text)
+		if t.Error != "" {
+			line += " (" + t.Error + ")"
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+func (r Report) writeComparison(w io.Writer) {
+	c := r.Comparison
+	if c == nil {
+		return
+	}
+	fmt.Fprintf(w, "Compared with %s (run of %s)\n", c.Against, c.Started.Format(time.RFC3339))
+	fmt.Fprintf(w, "  %-14s %14s %14s %9s\n", "figure", "before", "now", "change")
+	for _, ch := range c.Changes {
+		fmt.Fprintf(w, "  %-14s %14s %14s %9s %s\n", ch.Figure, ch.BeforeText, ch.NowText, ch.ChangeText(), ch.Verdict())
 	}
 }
 

@@ -15,6 +15,11 @@ import (
 	"sluice/loadtest"
 )
 
+// exitThresholds is the exit status of a run that missed a --threshold:
+// k6's (ThresholdsHaveFailed), so CI scripts written for k6 read it alike.
+// A failed outcome check (oversold, lost, doubled) exits 1 and wins.
+const exitThresholds = 99
+
 func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sluice loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -26,6 +31,8 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		stepEvery, metricsLinger      time.Duration
 		jsonOut, noVerify, noProgress bool
 		htmlFile, metricsListen       string
+		compareFile                   string
+		thresholds                    []loadtest.Threshold
 	)
 	fs.StringVar(&o.Target, "target", "http://127.0.0.1:8080", "the gate's public API")
 	fs.StringVar(&o.Sale, "sale", "demo", "the sale to buy from")
@@ -55,6 +62,15 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.BoolVar(&noVerify, "no-verify", false, "skip the outcome check")
 	fs.DurationVar(&o.VerifyTimeout, "verify-timeout", 60*time.Second, "longest wait for the drain before the check")
 	fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	fs.Func("threshold", "fail the run (exit 99) unless this holds, e.g. 'p99<50ms', 'dropped==0', 'failed_ratio<1%'; repeatable (see README)",
+		func(v string) error {
+			t, err := loadtest.ParseThreshold(v)
+			if err == nil {
+				thresholds = append(thresholds, t)
+			}
+			return err
+		})
+	fs.StringVar(&compareFile, "compare", "", "show each figure's change from a previous run's --json report")
 	fs.StringVar(&htmlFile, "html", "", "write a self-contained HTML report with charts to this file")
 	fs.StringVar(&metricsListen, "metrics-listen", "", "serve the generator's Prometheus metrics on this address")
 	fs.DurationVar(&metricsLinger, "metrics-linger", 0, "keep serving metrics this long after the run")
@@ -119,9 +135,21 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			_ = srv.Shutdown(sctx)
 		}()
 	}
+	var prev *loadtest.Report
+	if compareFile != "" { // read first: a bad file fails before the run, not after
+		p, err := loadtest.ReadReport(compareFile)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		prev = &p
+	}
 	rep, err := loadtest.Rehearse(ctx, o)
 	if err != nil {
 		return err
+	}
+	rep.Thresholds = rep.Check(thresholds)
+	if prev != nil {
+		rep.Compare(*prev, compareFile)
 	}
 	if jsonOut {
 		if err := rep.WriteJSON(stdout); err != nil {
@@ -149,6 +177,9 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if v := rep.Verification; v != nil && !v.Passed {
 		return &exitError{code: 1, err: errors.New("loadtest: the outcome check failed")}
+	}
+	if !rep.ThresholdsPassed() {
+		return &exitError{code: exitThresholds, err: errors.New("loadtest: some thresholds failed")}
 	}
 	return nil
 }
