@@ -232,10 +232,12 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	// After a drain's crash its orders decided but not acked count as
 	// pending until they are redelivered; the decisions stream knows they
 	// are done, so the queue is never deeper than admitted minus decided.
+	admitted := st.Admitted // for the gauges: never below the orders decided
 	if dc, ok := g.confirmed.(decidedCounter); ok {
 		if n, err := dc.DecidedCount(context.Background(), s.name); err == nil && n >= 0 {
 			st.Pending = min(st.Pending, st.Admitted-min(st.Admitted, uint64(n)))
 			st.Drained = st.Admitted - st.Pending
+			admitted = max(admitted, uint64(n))
 		}
 	}
 	s.admitted.Store(int64(st.Admitted))
@@ -269,8 +271,8 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 
 	name := s.name
 	g.m.stock.WithLabelValues(name).Set(float64(cfg.Stock))
-	g.m.remaining.WithLabelValues(name).Set(float64(max(0, cfg.Stock-int64(st.Admitted))))
-	g.m.admitted.WithLabelValues(name).Set(float64(st.Admitted))
+	g.m.remaining.WithLabelValues(name).Set(float64(max(0, cfg.Stock-int64(admitted))))
+	g.m.admitted.WithLabelValues(name).Set(float64(admitted))
 	g.m.queueDepth.WithLabelValues(name).Set(float64(st.Pending))
 	g.m.queueBound.WithLabelValues(name).Set(float64(cfg.QueueBound))
 	g.m.drainRate.WithLabelValues(name).Set(s.rate())

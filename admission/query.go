@@ -146,7 +146,15 @@ func (g *Gate) SetConfirmedCounter(c ConfirmedCounter) { g.confirmed = c }
 
 func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 	cfg := s.cfg.Load()
+	// The ledger holds at least every order the drain decided: a refresh
+	// read under load may be older than the decisions already seen, and a
+	// sale must never show more confirmed than admitted.
 	adm := s.admitted.Load()
+	if dc, ok := g.confirmed.(decidedCounter); ok {
+		if n, err := dc.DecidedCount(ctx, s.name); err == nil {
+			adm = max(adm, n)
+		}
+	}
 	v := saleView{
 		Sale:       s.name,
 		State:      stateOf(s, now),

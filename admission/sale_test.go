@@ -52,3 +52,17 @@ func TestQueueNeverDeeperThanUndecided(t *testing.T) {
 		t.Fatalf("pending %d, drained %d; want 6 and 4", s.pending.Load(), s.drained.Load())
 	}
 }
+
+// TestNeverMoreConfirmedThanAdmitted: under load a refresh may be read
+// before decisions the gate has already seen; the sale's admitted count
+// (and what is left) follow the decisions, never showing more orders
+// confirmed than admitted.
+func TestNeverMoreConfirmedThanAdmitted(t *testing.T) {
+	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
+	g.SetConfirmedCounter(decided{confirmed: 8, decided: 9})
+	g.UpdateSales([]ledger.SaleState{{Sale: ledger.Sale{Name: "s1", Stock: 10}, Admitted: 7, Pending: 0, Draining: true, Read: time.Now()}}, nil)
+	v := g.view(context.Background(), g.lookupSale("s1"), time.Now())
+	if v.Admitted != 9 || v.Remaining != 1 || *v.Confirmed != 8 {
+		t.Fatalf("admitted %d, remaining %d, confirmed %d; want 9, 1, 8", v.Admitted, v.Remaining, *v.Confirmed)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"time"
@@ -81,7 +82,8 @@ func (r *Report) Compare(prev Report, against string) {
 		if before != 0 {
 			ch.Ratio = now / before
 		}
-		if f.dir != 0 && err1 == nil && err2 == nil && now != before {
+		// A change under 0.05% is noise, neither better nor worse.
+		if f.dir != 0 && err1 == nil && err2 == nil && math.Abs(now-before) > 5e-4*math.Abs(before) {
 			better := (now < before) == (f.dir < 0)
 			ch.Better = &better
 		}
@@ -90,7 +92,8 @@ func (r *Report) Compare(prev Report, against string) {
 	r.Comparison = c
 }
 
-// ChangeText is the change as people read it: +12.5%, -3.0%, or "new".
+// ChangeText is the change as people read it: +12.5%, -3.0%, "=" for
+// none, "≈" under 0.05%, "from 0".
 func (c Change) ChangeText() string {
 	switch {
 	case c.Before == c.Now:
@@ -99,6 +102,9 @@ func (c Change) ChangeText() string {
 		return "from 0"
 	}
 	pct := 100 * (c.Now/c.Before - 1)
+	if math.Abs(pct) < 0.05 {
+		return "≈"
+	}
 	sign := ""
 	if pct > 0 {
 		sign = "+"

@@ -24,7 +24,7 @@ from the gate's ops listener (GET /status, the data of the console at /).
 
 Columns: STATE and WINDOW (a countdown before the start), STOCK, ADMITTED,
 CONFIRMED, LEFT, QUEUE (depth/bound), DRAIN (rate and whether it keeps
-up), WAIT (the estimated wait of the last order queued), ANSWERS/S (this
+up: ok or behind; idle with nothing queued; none without a drain), WAIT (the estimated wait of the last order queued), ANSWERS/S (this
 gate's answers per second over the last 10 s, the two commonest reasons).
 
 Flags:
@@ -182,7 +182,10 @@ func writeStatus(w io.Writer, st serve.Status, base string) {
 				rate = fmt.Sprintf("%.1f/s", r)
 			}
 			drain = rate + " behind"
-			if s.KeepingUp {
+			switch {
+			case s.QueueDepth == 0 && rate == "?/s":
+				drain = "idle"
+			case s.KeepingUp:
 				drain = rate + " ok"
 			}
 		}
