@@ -29,7 +29,8 @@ var ds = common.DataSourceRef{Type: cog.ToPtr("prometheus"), Uid: cog.ToPtr("${d
 // only once a line is full or over-full; sluice's layout starts a new line
 // when a panel would not fit, so each panel's place is computed here.
 type builder struct {
-	uid    string
+	uid string
+	//lint:ignore SA1019 sluice ships the classic dashboard JSON (schema v1): it is what file provisioning and every Grafana before 12 load; v2 is not.
 	d      *dashboard.DashboardBuilder
 	x, y   int
 	lineH  int
@@ -37,6 +38,7 @@ type builder struct {
 }
 
 func newDashboard(uid, title, desc string, vars ...cog.Builder[dashboard.VariableModel]) *builder {
+	//lint:ignore SA1019 see builder.d
 	d := dashboard.NewDashboardBuilder(title).
 		Uid(uid).Description(desc).
 		Tags([]string{"sluice"}).Editable().Tooltip(dashboard.DashboardCursorSyncCrosshair).
@@ -93,6 +95,7 @@ func (b *builder) add(w, h int, p cog.Builder[dashboard.Panel]) {
 	b.lineH = max(b.lineH, h)
 }
 
+//lint:ignore SA1019 see builder.d
 func (b *builder) build() (dashboard.Dashboard, error) { return b.d.Build() }
 
 // placed gives a panel its id and place whatever its type.
