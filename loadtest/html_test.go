@@ -83,7 +83,8 @@ func TestHTMLReportIsValidAndSelfContained(t *testing.T) {
 	if err := json.Unmarshal(m[1], &back); err != nil {
 		t.Fatalf("embedded data: %v", err)
 	}
-	if len(back.Timeline) != 2 || back.Timeline[1].Sent != 300 || len(back.SaleSamples) == 0 {
+	// Two seconds of sends, and a third when the last answers came in it.
+	if n := len(back.Timeline); n < 2 || n > 3 || back.Timeline[1].Sent != 300 || len(back.SaleSamples) == 0 {
 		t.Fatalf("embedded timeline %+v, %d sale samples", back.Timeline, len(back.SaleSamples))
 	}
 }

@@ -96,7 +96,9 @@ func Rehearse(ctx context.Context, o Options) (Report, error) {
 		o.Metrics.finish(run.Dropped())
 	}
 	progress.stop()
-	interrupted := ctx.Err() != nil
+	// over, not ctx.Err: the dispatcher stops once the clock passes the
+	// deadline, which can be a moment before ctx's timer fires.
+	interrupted := over(ctx)
 	agg.setInterrupted(interrupted)
 
 	var verification *Verification

@@ -326,21 +326,26 @@ func (a *Aggregator) Report(cfg Config, run *Run, samples []SaleSample) Report {
 	}
 	prof := cfg.Profile
 	offered := func(from, to time.Duration) float64 { return float64(prof.CountBy(to)) - float64(prof.CountBy(from)) }
-	rep.Timeline = make([]Second, len(a.perSec))
-	for i, s := range a.perSec {
-		rep.Timeline[i] = Second{T: i, Sent: s.sent, ByOutcome: s.byOutcome,
-			Offered: offered(time.Duration(i)*time.Second, time.Duration(i+1)*time.Second),
-			P50:     us(s.hist.ValueAtQuantile(50)), P99: us(s.hist.ValueAtQuantile(99))}
+	// The timeline runs to the last second anything was sent or answered
+	// in: the last sends' answers may come in the second after.
+	rep.Timeline = make([]Second, max(len(a.perSec), len(a.answered)))
+	for i := range rep.Timeline {
+		rep.Timeline[i] = Second{T: i, Offered: offered(time.Duration(i)*time.Second, time.Duration(i+1)*time.Second)}
+		if i < len(a.perSec) {
+			s := a.perSec[i]
+			rep.Timeline[i].Sent, rep.Timeline[i].ByOutcome = s.sent, s.byOutcome
+			rep.Timeline[i].P50, rep.Timeline[i].P99 = us(s.hist.ValueAtQuantile(50)), us(s.hist.ValueAtQuantile(99))
+		}
 		if i < len(a.answered) {
 			rep.Timeline[i].Answered = a.answered[i]
 		}
 	}
 	rep.T0 = prof.T0().Seconds()
 	rep.Phases = prof.Phases()
-	// Fine buckets up to the last one anything was intended in.
+	// Fine buckets up to the last one anything was sent or answered in.
 	last := -1
 	for i, f := range a.fine {
-		if f.sent > 0 {
+		if f.sent > 0 || a.fineAns[i] > 0 {
 			last = i
 		}
 	}

@@ -151,7 +151,8 @@ func TestFineBucketsAroundT0(t *testing.T) {
 	if rep.T0 != 0 || len(rep.Phases) != 2 || rep.Phases[1].Start != 1 || rep.Phases[1].From != 300 {
 		t.Fatalf("t0 %v phases %+v", rep.T0, rep.Phases)
 	}
-	if len(rep.Fine) != 20 {
+	// Two seconds of 100 ms, and one more if the last answers came after.
+	if len(rep.Fine) != 20 && len(rep.Fine) != 21 {
 		t.Fatalf("%d fine buckets, want 20 (two seconds of 100 ms)", len(rep.Fine))
 	}
 	var sent, answered uint64
@@ -170,7 +171,11 @@ func TestFineBucketsAroundT0(t *testing.T) {
 	if rep.Fine[15].Offered != 30 {
 		t.Fatalf("offered in a 100 ms bucket at 300/s: %v", rep.Fine[15].Offered)
 	}
-	if rep.Timeline[1].Offered != 300 || rep.Timeline[0].Answered+rep.Timeline[1].Answered != 400 {
+	var timelineAnswered uint64
+	for _, s := range rep.Timeline {
+		timelineAnswered += s.Answered
+	}
+	if rep.Timeline[1].Offered != 300 || timelineAnswered != 400 {
 		t.Fatalf("timeline %+v", rep.Timeline)
 	}
 	spike := Spike(50, 2*time.Second, 1000, time.Second, time.Second)
