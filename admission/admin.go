@@ -125,14 +125,16 @@ func (g *Gate) adminPut(w http.ResponseWriter, r *http.Request) {
 // salePatch holds the fields a PATCH may change; absent fields keep their
 // value and a null time clears the bound.
 type salePatch struct {
-	Stock      *int64           `json:"stock"`
-	Overbook   *int64           `json:"overbook"`
-	PerBuyer   *int64           `json:"per_buyer"`
-	StartsAt   *json.RawMessage `json:"starts_at"`
-	EndsAt     *json.RawMessage `json:"ends_at"`
-	Rate       *float64         `json:"rate"`
-	Burst      *int             `json:"burst"`
-	QueueBound *int64           `json:"queue_bound"`
+	Stock       *int64           `json:"stock"`
+	Overbook    *int64           `json:"overbook"`
+	PerBuyer    *int64           `json:"per_buyer"`
+	StartsAt    *json.RawMessage `json:"starts_at"`
+	EndsAt      *json.RawMessage `json:"ends_at"`
+	Rate        *float64         `json:"rate"`
+	Burst       *int             `json:"burst"`
+	QueueBound  *int64           `json:"queue_bound"`
+	BackendRate *float64         `json:"backend_rate"`
+	MaxWait     *ledger.Duration `json:"max_wait"`
 }
 
 func (g *Gate) adminPatch(w http.ResponseWriter, r *http.Request) {
@@ -152,6 +154,8 @@ func (g *Gate) adminPatch(w http.ResponseWriter, r *http.Request) {
 	setIf(&cfg.Rate, p.Rate)
 	setIf(&cfg.Burst, p.Burst)
 	setIf(&cfg.QueueBound, p.QueueBound)
+	setIf(&cfg.BackendRate, p.BackendRate)
+	setIf(&cfg.MaxWait, p.MaxWait)
 	for _, t := range []struct {
 		raw *json.RawMessage
 		dst *time.Time

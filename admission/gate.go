@@ -49,6 +49,10 @@ type Config struct {
 	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now. Tests inject their own.
 	Now func() time.Time
+	// MaxWaiters bounds the requests held for a decision (Prefer: wait)
+	// at once; past it a request is answered at once, as without the
+	// preference. Zero means DefaultMaxWaiters; negative, no waiting.
+	MaxWaiters int
 }
 
 // Gate answers the public API. It is safe for concurrent use. It starts no
@@ -67,12 +71,20 @@ type Gate struct {
 	// evictedSeen are the limiters' eviction totals at the last update.
 	evictedSeen [2]uint64
 	ready       atomic.Bool
-	status      StatusSource
-	confirmed   ConfirmedCounter
+	// stopping is closed when the gate begins shutting down: held
+	// requests are answered at once.
+	stopping  chan struct{}
+	stopOnce  sync.Once
+	waiting   atomic.Int64
+	status    StatusSource
+	confirmed ConfirmedCounter
 
 	// unconfirmed aggregates the log of publishes JetStream did not
 	// confirm: one line a minute, not one per request.
 	unconfirmed eventLog
+	// lookupFailed aggregates the log of order look-ups JetStream did
+	// not answer (GET /v1/orders/{id} answered 503) likewise.
+	lookupFailed eventLog
 	// refusing is when the ledger began refusing writes (a full store,
 	// publishes that time out), unix ns; zero while it takes them. While
 	// set, orders are answered 503 at once instead of each waiting out
@@ -117,15 +129,20 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxWaiters == 0 {
+		cfg.MaxWaiters = DefaultMaxWaiters
+	}
+	cfg.MaxWaiters = max(0, cfg.MaxWaiters)
 	g := &Gate{
-		cfg:    cfg,
-		ledger: l,
-		m:      m,
-		render: cfg.Renderer,
-		log:    cfg.Logger,
-		now:    cfg.Now,
-		ipLim:  limiter.NewKeyed[netip.Addr](rate.Limit(cfg.IPRate), cfg.IPBurst, cfg.LimiterKeys, cfg.LimiterIdle),
-		buyLim: limiter.NewKeyed[string](rate.Limit(cfg.BuyerRate), cfg.BuyerBurst, cfg.LimiterKeys, cfg.LimiterIdle),
+		cfg:      cfg,
+		stopping: make(chan struct{}),
+		ledger:   l,
+		m:        m,
+		render:   cfg.Renderer,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		ipLim:    limiter.NewKeyed[netip.Addr](rate.Limit(cfg.IPRate), cfg.IPBurst, cfg.LimiterKeys, cfg.LimiterIdle),
+		buyLim:   limiter.NewKeyed[string](rate.Limit(cfg.BuyerRate), cfg.BuyerBurst, cfg.LimiterKeys, cfg.LimiterIdle),
 	}
 	empty := map[string]*sale{}
 	g.sales.Store(&empty)
@@ -146,6 +163,7 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 	}
 	m.limiterCap.WithLabelValues("ip").Set(float64(g.ipLim.Cap()))
 	m.limiterCap.WithLabelValues("buyer").Set(float64(g.buyLim.Cap()))
+	m.waitersMax.Set(float64(cfg.MaxWaiters))
 	return g
 }
 
@@ -154,8 +172,12 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 func (g *Gate) Ready() bool { return g.ready.Load() }
 
 // SetDraining marks the gate as shutting down: /readyz turns false so a
-// load balancer stops sending before the listener closes.
-func (g *Gate) SetDraining() { g.ready.Store(false) }
+// load balancer stops sending before the listener closes, and requests
+// held for a decision are answered at once.
+func (g *Gate) SetDraining() {
+	g.ready.Store(false)
+	g.stopOnce.Do(func() { close(g.stopping) })
+}
 
 func (g *Gate) lookupSale(name string) *sale { return (*g.sales.Load())[name] }
 
@@ -274,7 +296,9 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	g.m.remaining.WithLabelValues(name).Set(float64(max(0, cfg.Stock-int64(admitted))))
 	g.m.admitted.WithLabelValues(name).Set(float64(admitted))
 	g.m.queueDepth.WithLabelValues(name).Set(float64(st.Pending))
-	g.m.queueBound.WithLabelValues(name).Set(float64(cfg.QueueBound))
+	g.m.queueBound.WithLabelValues(name).Set(float64(s.queueBound(&cfg)))
+	g.m.backendRate.WithLabelValues(name).Set(cfg.BackendRate)
+	g.m.maxWait.WithLabelValues(name).Set(cfg.MaxWait.Seconds())
 	g.m.drainRate.WithLabelValues(name).Set(s.rate())
 	g.m.saleRate.WithLabelValues(name).Set(cfg.Rate)
 	wait, known := s.wait(st.Pending)

@@ -209,8 +209,8 @@ func TestLedgerUnavailableNever202(t *testing.T) {
 			}
 		}
 		admitted := gatetest.StreamMsgs(t, srv.Ledger(), "s1")
-		srv.Broker().Server.Shutdown()
-		srv.Broker().Server.WaitForShutdown()
+		srv.Broker().Server().Shutdown()
+		srv.Broker().Server().WaitForShutdown()
 		for i := range 50 {
 			a := gatetest.Order(t, c, base, "s1", fmt.Sprintf("after-%d", i), "")
 			if a.Status != 503 || a.Str("reason") != "unavailable" {
@@ -555,7 +555,7 @@ func TestKeyedRetryOfSoldOutSaleAnsweredFromMemory(t *testing.T) {
 	gatetest.Eventually(t, 10*time.Second, "the gate to hold the sold-out sale's orders", func() bool {
 		return lines.Count("answered from memory") == 1
 	})
-	srv.Broker().Server.Shutdown()
-	srv.Broker().Server.WaitForShutdown()
+	srv.Broker().Server().Shutdown()
+	srv.Broker().Server().WaitForShutdown()
 	check("with JetStream shut down")
 }

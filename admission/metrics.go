@@ -50,6 +50,11 @@ type Metrics struct {
 	state         *prometheus.GaugeVec
 	drainRate     *prometheus.GaugeVec
 	saleRate      *prometheus.GaugeVec
+	backendRate   *prometheus.GaugeVec
+	maxWait       *prometheus.GaugeVec
+	waiters       prometheus.Gauge
+	waitersMax    prometheus.Gauge
+	waits         *prometheus.CounterVec
 	confirmed     *prometheus.GaugeVec
 	wait          *prometheus.GaugeVec
 	inFlight      prometheus.Gauge
@@ -82,17 +87,31 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_ledger_publish_errors_total",
 			Help: "Publishes JetStream did not store for reasons other than stock or the buyer's limit, by kind (unavailable, store_full).",
 		}, []string{"kind"}),
-		stock:      saleGauge("sluice_sale_stock", "Stock the sale was configured with."),
-		remaining:  saleGauge("sluice_sale_stock_remaining", "Stock not yet taken by an admitted order (stock minus admitted, floored at 0)."),
-		admitted:   saleGauge("sluice_sale_admitted_orders", "Orders in the sale's ledger stream."),
-		queueDepth: saleGauge("sluice_sale_queue_depth", "Admitted orders the drain has not finished: the queue behind the gate."),
-		queueBound: saleGauge("sluice_sale_queue_bound", "Queue depth at which the gate answers busy; 0 means no bound."),
-		soldOut:    saleGauge("sluice_sale_sold_out", "1 when the sale is known to be sold out."),
-		state:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_sale_state", Help: "1 for the sale's current state (upcoming, open, sold_out, closed)."}, []string{"sale", "state"}),
-		drainRate:  saleGauge("sluice_sale_drain_rate", "Orders drained per second, smoothed over the last refreshes."),
-		saleRate:   saleGauge("sluice_sale_rate_limit", "Configured admission rate of the sale per gate, orders per second; 0 means none."),
-		confirmed:  saleGauge("sluice_sale_confirmed_orders", "Orders the backend confirmed, as recorded in the decisions stream (exact, survives restarts)."),
-		wait:       saleGauge("sluice_sale_estimated_wait_seconds", "Time the drain needs for the whole queue at the observed drain rate; +Inf when orders wait and nothing drains."),
+		stock:       saleGauge("sluice_sale_stock", "Stock the sale was configured with."),
+		remaining:   saleGauge("sluice_sale_stock_remaining", "Stock not yet taken by an admitted order (stock minus admitted, floored at 0)."),
+		admitted:    saleGauge("sluice_sale_admitted_orders", "Orders in the sale's ledger stream."),
+		queueDepth:  saleGauge("sluice_sale_queue_depth", "Admitted orders the drain has not finished: the queue behind the gate."),
+		queueBound:  saleGauge("sluice_sale_queue_bound", "Queue depth at which the gate answers busy (derived from the drain rate when the sale has max_wait); 0 means no bound."),
+		backendRate: saleGauge("sluice_sale_backend_rate", "The sale's cap on orders per second each drain sends to the backend; 0 means none."),
+		maxWait:     saleGauge("sluice_sale_max_wait_seconds", "How long an order answered 202 may wait for the drain: the queue bound follows the drain rate times this; 0 means a fixed queue_bound."),
+		soldOut:     saleGauge("sluice_sale_sold_out", "1 when the sale is known to be sold out."),
+		state:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_sale_state", Help: "1 for the sale's current state (upcoming, open, sold_out, closed)."}, []string{"sale", "state"}),
+		drainRate:   saleGauge("sluice_sale_drain_rate", "Orders drained per second, smoothed over the last refreshes."),
+		saleRate:    saleGauge("sluice_sale_rate_limit", "Configured admission rate of the sale per gate, orders per second; 0 means none."),
+		confirmed:   saleGauge("sluice_sale_confirmed_orders", "Orders the backend confirmed, as recorded in the decisions stream (exact, survives restarts)."),
+		wait:        saleGauge("sluice_sale_estimated_wait_seconds", "Time the drain needs for the whole queue at the observed drain rate; +Inf when orders wait and nothing drains."),
+		waiters: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_order_waiters",
+			Help: "Requests held for their order's decision (Prefer: wait) right now.",
+		}),
+		waitersMax: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_order_waiters_max",
+			Help: "Most requests held for a decision at once (--max-waiters); past it they are answered 202 at once.",
+		}),
+		waits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_order_waits_total",
+			Help: "Requests that asked to wait for their order's decision (Prefer: wait), by how the wait ended: decided, timeout, refused (too many waiting), shutdown.",
+		}, []string{"outcome"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_http_requests_in_flight",
 			Help: "Requests being served by the public API, order placements excepted.",
@@ -136,7 +155,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.requests, m.duration, m.publish, m.publishErrors, m.stock,
 		m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.state, m.drainRate,
 		m.saleRate, m.inFlight, m.httpRequests, m.limiterKeys, m.limiterCap, m.limiterEvict,
-		m.ledgerUp, m.confirmed, m.wait)
+		m.ledgerUp, m.confirmed, m.wait, m.backendRate, m.maxWait, m.waiters, m.waitersMax, m.waits)
+	for _, o := range []string{waitDecided, waitTimedOut, waitRefused, waitShutdown} {
+		m.waits.WithLabelValues(o)
+	}
 	return m
 }
 
@@ -160,7 +182,7 @@ func (m *Metrics) forgetSale(sale string) {
 	l := prometheus.Labels{"sale": sale}
 	m.requests.DeletePartialMatch(l)
 	m.state.DeletePartialMatch(l)
-	for _, g := range []*prometheus.GaugeVec{m.stock, m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.drainRate, m.saleRate, m.confirmed, m.wait} {
+	for _, g := range []*prometheus.GaugeVec{m.stock, m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.drainRate, m.saleRate, m.confirmed, m.wait, m.backendRate, m.maxWait} {
 		g.DeleteLabelValues(sale)
 	}
 }

@@ -75,7 +75,7 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		g.finish(ctx, s, overflow.RateLimited, a, start)
 		return
 	}
-	if bound := cfg.QueueBound; bound > 0 && s.pending.Load() >= bound {
+	if bound := s.queueBound(cfg); bound > 0 && s.pending.Load() >= bound {
 		a := s.queueFull.get(g.render, overflow.Problem{Reason: overflow.QueueFull, Sale: s.name, RetryAfter: retryAfterQueue(s, bound)})
 		g.finish(ctx, s, overflow.QueueFull, a, start)
 		return
@@ -130,11 +130,11 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	case err == nil && !dup:
 		s.admitted.Add(1)
 		s.pending.Add(1)
-		g.writeAccepted(ctx, id, buyer, false)
 		g.count(s, overflow.Admitted, start)
+		g.answerPlaced(ctx, id, buyer, false, o.AdmittedAt)
 	case err == nil && hasKey:
-		g.writeAccepted(ctx, id, buyer, true)
 		g.count(s, overflow.Replayed, start)
+		g.answerPlaced(ctx, id, buyer, true, time.Time{})
 	case err == nil: // a duplicate of the derived key: the buyer's earlier order
 		g.finishProblem(ctx, s, overflow.Problem{Reason: overflow.AlreadyOrdered, Sale: s.name, OrderID: id.String()}, start)
 	case errors.As(err, &already):
@@ -189,6 +189,25 @@ type acceptedBody struct {
 	Sale    string `json:"sale"`
 	BuyerID string `json:"buyer_id"`
 	Status  string `json:"status"`
+}
+
+// answerPlaced answers an order the ledger holds: 202, or with Prefer:
+// wait=N the decision if the drain makes it within N seconds (see hold).
+// The admission itself is counted before: the wait is not its latency.
+func (g *Gate) answerPlaced(ctx *fasthttp.RequestCtx, id ledger.OrderID, buyer string, replayed bool, admittedAt time.Time) {
+	if d := preferWait(&ctx.Request.Header); d > 0 {
+		applied, decided := g.hold(id, d)
+		if applied {
+			setPreferenceApplied(ctx, d)
+		}
+		if decided && g.answerDecided(ctx, id, buyer, admittedAt) {
+			if replayed {
+				ctx.Response.Header.SetCanonical(hReplayed, vTrue)
+			}
+			return
+		}
+	}
+	g.writeAccepted(ctx, id, buyer, replayed)
 }
 
 func (g *Gate) writeAccepted(ctx *fasthttp.RequestCtx, id ledger.OrderID, buyer string, replayed bool) {

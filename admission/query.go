@@ -33,7 +33,7 @@ type orderView struct {
 	BuyerID        string    `json:"buyer_id"`
 	Status         string    `json:"status"`
 	Reason         string    `json:"reason,omitempty"`
-	AdmittedAt     time.Time `json:"admitted_at"`
+	AdmittedAt     time.Time `json:"admitted_at,omitzero"`
 	DecidedAt      time.Time `json:"decided_at,omitzero"`
 	QueuePosition  int64     `json:"queue_position,omitempty"`
 	EstimatedWaitS estimate  `json:"estimated_wait_seconds,omitzero"`
@@ -55,19 +55,23 @@ func (g *Gate) getOrder(rc *fasthttp.RequestCtx, rawID string) {
 		g.notFound.Respond(rc, html)
 		return
 	case err != nil:
-		g.log.Warn("order lookup failed", "order", id.String(), "err", err)
+		g.lookupFailed.note(time.Now(), func(n int) {
+			g.log.Warn("order look-ups answered 503: JetStream did not answer them", "lookups", n, "last_order", id.String(), "last_err", err)
+		})
 		g.unavailable.Respond(rc, html)
 		return
 	}
 	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Status: orderstatus.Queued, AdmittedAt: o.AdmittedAt}
-	if g.status != nil {
-		st, err := g.status.OrderStatus(ctx, id)
-		switch {
-		case err == nil:
-			v.Status, v.Reason, v.DecidedAt = st.Status, st.Reason, st.At
-		case !errors.Is(err, orderstatus.ErrNoStatus):
-			g.log.Warn("order status lookup failed", "order", id.String(), "err", err)
-			g.unavailable.Respond(rc, html)
+	if !g.readStatus(ctx, rc, id, &v) {
+		return
+	}
+	// Prefer: wait=N long-polls a queued order until its status changes.
+	if d := preferWait(&rc.Request.Header); d > 0 && v.Status == orderstatus.Queued {
+		applied, decided := g.hold(id, d)
+		if applied {
+			setPreferenceApplied(rc, d)
+		}
+		if decided && !g.readStatus(context.Background(), rc, id, &v) {
 			return
 		}
 	}
@@ -86,20 +90,42 @@ func (g *Gate) getOrder(rc *fasthttp.RequestCtx, rawID string) {
 	respondJSON(rc, http.StatusOK, v)
 }
 
+// readStatus sets v's status from the status source; it answers 503 and
+// reports false if the source fails.
+func (g *Gate) readStatus(ctx context.Context, rc *fasthttp.RequestCtx, id ledger.OrderID, v *orderView) bool {
+	if g.status == nil {
+		return true
+	}
+	st, err := g.status.OrderStatus(ctx, id)
+	switch {
+	case err == nil:
+		v.Status, v.Reason, v.DecidedAt = st.Status, st.Reason, st.At
+	case !errors.Is(err, orderstatus.ErrNoStatus):
+		g.log.Warn("order status lookup failed", "order", id.String(), "err", err)
+		g.unavailable.Respond(rc, overflow.AcceptsHTML(&rc.Request.Header))
+		return false
+	}
+	return true
+}
+
 type saleView struct {
-	Sale       string    `json:"sale"`
-	State      string    `json:"state"`
-	Stock      int64     `json:"stock"`
-	Remaining  int64     `json:"remaining"`
-	Admitted   int64     `json:"admitted"`
-	Confirmed  *int64    `json:"confirmed,omitempty"`
-	QueueDepth int64     `json:"queue_depth"`
-	QueueBound int64     `json:"queue_bound,omitempty"`
-	DrainRate  estimate  `json:"drain_rate"`
-	Wait       estimate  `json:"estimated_wait_seconds"`
-	PerBuyer   int64     `json:"per_buyer"`
-	StartsAt   time.Time `json:"starts_at,omitzero"`
-	EndsAt     time.Time `json:"ends_at,omitzero"`
+	Sale       string `json:"sale"`
+	State      string `json:"state"`
+	Stock      int64  `json:"stock"`
+	Remaining  int64  `json:"remaining"`
+	Admitted   int64  `json:"admitted"`
+	Confirmed  *int64 `json:"confirmed,omitempty"`
+	QueueDepth int64  `json:"queue_depth"`
+	QueueBound int64  `json:"queue_bound,omitempty"`
+	// BackendRate is the sale's cap on orders/s to the backend; MaxWait
+	// how long an order answered 202 may wait (the queue bound follows it).
+	BackendRate float64   `json:"backend_rate,omitempty"`
+	MaxWait     *float64  `json:"max_wait_seconds,omitempty"`
+	DrainRate   estimate  `json:"drain_rate"`
+	Wait        estimate  `json:"estimated_wait_seconds"`
+	PerBuyer    int64     `json:"per_buyer"`
+	StartsAt    time.Time `json:"starts_at,omitzero"`
+	EndsAt      time.Time `json:"ends_at,omitzero"`
 }
 
 // estimate is a figure the gate may not know: it is written as null then
@@ -156,18 +182,23 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 		}
 	}
 	v := saleView{
-		Sale:       s.name,
-		State:      stateOf(s, now),
-		Stock:      cfg.Stock,
-		Remaining:  max(0, cfg.Stock-adm),
-		Admitted:   adm,
-		QueueDepth: s.pending.Load(),
-		QueueBound: cfg.QueueBound,
-		DrainRate:  estimateOf(s.drainRateKnown()),
-		Wait:       estimateOf(s.wait(uint64(max(0, s.pending.Load())))),
-		PerBuyer:   cfg.OrdersPerBuyer(),
-		StartsAt:   cfg.StartsAt,
-		EndsAt:     cfg.EndsAt,
+		Sale:        s.name,
+		State:       stateOf(s, now),
+		Stock:       cfg.Stock,
+		Remaining:   max(0, cfg.Stock-adm),
+		Admitted:    adm,
+		QueueDepth:  s.pending.Load(),
+		QueueBound:  s.queueBound(cfg),
+		BackendRate: cfg.BackendRate,
+		DrainRate:   estimateOf(s.drainRateKnown()),
+		Wait:        estimateOf(s.wait(uint64(max(0, s.pending.Load())))),
+		PerBuyer:    cfg.OrdersPerBuyer(),
+		StartsAt:    cfg.StartsAt,
+		EndsAt:      cfg.EndsAt,
+	}
+	if cfg.MaxWait > 0 {
+		w := cfg.MaxWait.Seconds()
+		v.MaxWait = &w
 	}
 	if g.confirmed != nil {
 		if n, err := g.confirmed.ConfirmedCount(ctx, s.name); err == nil {

@@ -97,3 +97,33 @@ func newSale(cfg ledger.Sale, r *overflow.Renderer, m *Metrics) *sale {
 	s.closedAnswer = r.Render(overflow.Problem{Reason: overflow.Closed, Sale: cfg.Name})
 	return s
 }
+
+// minDerivedBound is the queue bound of a sale with max_wait while no
+// drain rate is known (no drain attached, or nothing drained lately) and
+// no queue_bound is set: enough orders for a drain to show its pace.
+const minDerivedBound = 100
+
+// queueBound is the queue depth at which the sale answers busy, 0 for
+// none. With max_wait it is what the drain decides within max_wait at the
+// pace it has shown (at most backend_rate), never above queue_bound;
+// without, queue_bound.
+func (s *sale) queueBound(cfg *ledger.Sale) int64 {
+	if cfg.MaxWait <= 0 {
+		return cfg.QueueBound
+	}
+	r, ok := s.drainRateKnown()
+	if br := cfg.BackendRate; br > 0 && (!ok || r > br) {
+		r, ok = br, true // the drain is paced at backend_rate: it will not go faster
+	}
+	if !ok {
+		if cfg.QueueBound > 0 {
+			return cfg.QueueBound
+		}
+		return minDerivedBound
+	}
+	b := max(1, int64(r*cfg.MaxWait.Seconds()))
+	if cfg.QueueBound > 0 {
+		b = min(b, cfg.QueueBound)
+	}
+	return b
+}

@@ -21,6 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(waitClientEnv); spec != "" {
+		runWaitClient(spec) // this process is TestTenThousandWaiters's client
+	}
 	goleak.VerifyTestMain(m,
 		// database/sql's connection opener lives as long as a *sql.DB
 		// that a test helper opened and closed.

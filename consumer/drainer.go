@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
@@ -57,7 +59,12 @@ type Config struct {
 	// Discover is how often new sales and stock changes are looked for;
 	// default 1 s.
 	Discover time.Duration
-	Logger   *slog.Logger
+	// BackendRate caps the orders per second this process sends to the
+	// backend, over all sales and workers; zero means no cap. A sale's own
+	// backend_rate applies as well. Orders are counted one by one, and a
+	// batch is never larger than a twentieth of a second of the pace.
+	BackendRate float64
+	Logger      *slog.Logger
 
 	// afterCommit: see Drainer.afterCommit; set by tests (export_test.go).
 	afterCommit func([]Order) bool
@@ -110,6 +117,8 @@ type Drainer struct {
 	m       *Metrics
 	log     *slog.Logger
 	sem     chan struct{}
+	// pace is the process's --backend-rate (rate.Inf without one).
+	pace *rate.Limiter
 	// lastOK is when a backend call last decided an order (unix ns): an
 	// order is dead-lettered only while the backend is otherwise healthy.
 	lastOK atomic.Int64
@@ -145,6 +154,9 @@ type saleDrain struct {
 	cons     jetstream.Consumer
 	stock    int64
 	perBuyer int64
+	// pace is the sale's backend_rate (rate.Inf without one); discover
+	// follows changes.
+	pace *rate.Limiter
 }
 
 // New returns a Drainer; it does nothing until Start.
@@ -152,9 +164,10 @@ func New(l *ledger.Ledger, status *orderstatus.Recorder, b Backend, cfg Config, 
 	cfg.defaults()
 	hard, cancel := context.WithCancel(context.Background())
 	m.bound.Set(float64(cfg.Workers))
+	m.paceLimit.Set(cfg.BackendRate)
 	return &Drainer{
 		cfg: cfg, js: l.JetStream(), ledger: l, status: status, backend: b, m: m,
-		log: cfg.Logger, sem: make(chan struct{}, cfg.Workers),
+		log: cfg.Logger, sem: make(chan struct{}, cfg.Workers), pace: newPace(cfg.BackendRate),
 		sales: make(map[string]*saleDrain), failures: make(map[string]int), stopFetch: make(chan struct{}),
 		hardCtx: hard, hardCancel: cancel, afterCommit: cfg.afterCommit,
 	}
@@ -242,6 +255,7 @@ func (d *Drainer) discover(ctx context.Context) {
 		if sd != nil {
 			d.m.pending.WithLabelValues(sd.name).Set(float64(st.ConsumerPending))
 			d.m.ackPending.WithLabelValues(sd.name).Set(float64(st.ConsumerAckPending))
+			setPace(sd.pace, st.Sale.BackendRate)
 			if sd.stock != st.Sale.Stock {
 				if err := d.backend.EnsureSale(ctx, sd.name, st.Sale.Stock); err != nil {
 					d.log.Warn("drain: backend stock update failed", "sale", sd.name, "err", err)
@@ -288,7 +302,8 @@ func (d *Drainer) startSale(ctx context.Context, st ledger.SaleState) error {
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
-	sd := &saleDrain{name: st.Sale.Name, cons: cons, stock: st.Sale.Stock, perBuyer: st.Sale.OrdersPerBuyer()}
+	sd := &saleDrain{name: st.Sale.Name, cons: cons, stock: st.Sale.Stock, perBuyer: st.Sale.OrdersPerBuyer(),
+		pace: newPace(st.Sale.BackendRate)}
 	d.m.initSale(sd.name)
 	d.mu.Lock()
 	d.sales[sd.name] = sd
@@ -304,7 +319,7 @@ func (d *Drainer) startSale(ctx context.Context, st ledger.SaleState) error {
 func (d *Drainer) work(sd *saleDrain) {
 	defer d.wg.Done()
 	for !d.stopping() {
-		batch, err := sd.cons.Fetch(d.cfg.Batch, jetstream.FetchMaxWait(d.cfg.MaxWait))
+		batch, err := sd.cons.Fetch(d.batchSize(sd), jetstream.FetchMaxWait(d.cfg.MaxWait))
 		if err != nil {
 			d.log.Debug("drain: fetch failed", "sale", sd.name, "err", err)
 			select {
@@ -374,7 +389,12 @@ func (d *Drainer) process(sd *saleDrain, msgs []jetstream.Msg) time.Duration {
 		orders[i] = it.order
 	}
 	stop := d.keepAlive(items)
-	results := d.commit(ctx, orders)
+	var results []Result
+	if err := d.waitPace(ctx, sd, len(orders)); err != nil {
+		results = retryAll(len(orders), err)
+	} else {
+		results = d.commit(ctx, orders)
+	}
 	stop()
 	if d.afterCommit != nil && !d.afterCommit(orders) {
 		return 0
@@ -386,6 +406,63 @@ func (d *Drainer) process(sd *saleDrain, msgs []jetstream.Msg) time.Duration {
 		}
 	}
 	return d.backoff(items[0].meta.NumDelivered)
+}
+
+// newPace is a limiter of r orders per second, or none (rate.Inf) for 0.
+func newPace(r float64) *rate.Limiter {
+	l := rate.NewLimiter(rate.Inf, 1)
+	setPace(l, r)
+	return l
+}
+
+// setPace changes a pace: its burst is a twentieth of a second of
+// orders, so that in any second the backend sees at most 5% more than r.
+func setPace(l *rate.Limiter, r float64) {
+	if r <= 0 {
+		l.SetLimit(rate.Inf)
+		return
+	}
+	if l.Limit() == rate.Limit(r) {
+		return
+	}
+	l.SetBurst(paceBurst(r))
+	l.SetLimit(rate.Limit(r))
+}
+
+func paceBurst(r float64) int { return max(1, int(math.Ceil(r/20))) }
+
+// batchSize is how many orders a worker fetches: Batch, or less when a
+// pace would not let that many through at once.
+func (d *Drainer) batchSize(sd *saleDrain) int {
+	n := d.cfg.Batch
+	for _, l := range []*rate.Limiter{d.pace, sd.pace} {
+		if l.Limit() != rate.Inf {
+			n = min(n, l.Burst())
+		}
+	}
+	return n
+}
+
+// waitPace takes one token per order from the sale's pace and the
+// process's, in steps no larger than a burst, so a backend paced at r
+// orders/s sees no more than that whatever the batch.
+func (d *Drainer) waitPace(ctx context.Context, sd *saleDrain, n int) error {
+	start := time.Now()
+	defer func() {
+		if w := time.Since(start); w > time.Millisecond {
+			d.m.paceWait.Add(w.Seconds())
+		}
+	}()
+	for _, l := range []*rate.Limiter{sd.pace, d.pace} {
+		for left := n; left > 0 && l.Limit() != rate.Inf; {
+			k := min(left, l.Burst())
+			if err := l.WaitN(ctx, k); err != nil {
+				return fmt.Errorf("%w: waiting for the backend's pace: %w", ErrUnavailable, err)
+			}
+			left -= k
+		}
+	}
+	return nil
 }
 
 // keepAlive tells JetStream, every third of AckWait until stop is called,

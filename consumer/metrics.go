@@ -14,6 +14,8 @@ type Metrics struct {
 	pending      *prometheus.GaugeVec
 	ackPending   *prometheus.GaugeVec
 	statusErrors prometheus.Counter
+	paceLimit    prometheus.Gauge
+	paceWait     prometheus.Counter
 }
 
 // Drain outcomes of sluice_drain_orders_total.
@@ -69,12 +71,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_drain_record_errors_total",
 			Help: "Failures to record a batch's decisions (its orders are then redelivered).",
 		}),
+		paceLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_drain_backend_rate_limit",
+			Help: "The process's cap on orders per second sent to the backend (--backend-rate); 0 means none.",
+		}),
+		paceWait: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_drain_pace_wait_seconds_total",
+			Help: "Time batches waited for the backend's pace (--backend-rate, a sale's backend_rate) before their call.",
+		}),
 	}
 	for _, r := range []string{"ok", "error"} {
 		m.backend.WithLabelValues(r)
 	}
 	reg.MustRegister(m.drained, m.backend, m.batchSize, m.inFlight, m.bound, m.redelivered,
-		m.deadLetters, m.pending, m.ackPending, m.statusErrors)
+		m.deadLetters, m.pending, m.ackPending, m.statusErrors, m.paceLimit, m.paceWait)
 	return m
 }
 

@@ -278,6 +278,17 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	})
 
 	start := time.Now()
+	// A few buyers wait for their answer (Prefer: wait), for the waiters' panels.
+	c := gatetest.Client()
+	for i := range 5 {
+		req, _ := http.NewRequest("POST", "http://"+gate.APIAddr()+"/v1/sales/"+e2eSale.Name+"/orders",
+			strings.NewReader(fmt.Sprintf(`{"buyer_id":"patient-%d"}`, i)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Prefer", "wait=5")
+		if a := gatetest.Do(t, c, req); a.Status != http.StatusCreated {
+			t.Fatalf("a waiting order: %d %s", a.Status, a.Raw)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	rep, err := loadtest.Rehearse(ctx, loadtest.Options{

@@ -16,8 +16,10 @@ import (
 
 // e2eSale is the sale the gate under test sells: a rate limit below the
 // spike's peak and a queue bound, so that the panels about throttling
-// show it happening.
-var e2eSale = ledger.Sale{Name: "s1", Stock: 300, Rate: 200, QueueBound: 100000}
+// show it happening; a backend rate and a max wait too high to bind, so
+// that the panels about the pace have their series.
+var e2eSale = ledger.Sale{Name: "s1", Stock: 300, Rate: 200, QueueBound: 100000,
+	BackendRate: 1e6, MaxWait: ledger.Duration(time.Hour)}
 
 // startGate starts a real gate with its drain into SQLite, and waits until
 // the drain follows the sale (its per-sale series exist).
@@ -28,6 +30,7 @@ func startGate(t *testing.T) *serve.Server {
 	// per-buyer one that greedy buyers run into.
 	cfg.Gate.IPRate, cfg.Gate.IPBurst = 1e6, 1e5
 	cfg.Gate.BuyerRate, cfg.Gate.BuyerBurst = 1, 1
+	cfg.Drain.BackendRate = 1e6
 	srv := gatetest.Start(t, cfg)
 	gatetest.Eventually(t, 10*time.Second, "drain follows s1", func() bool {
 		fams, err := srv.Registry().Gather()

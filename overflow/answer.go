@@ -21,6 +21,9 @@ type Problem struct {
 	// Sale and OrderID are echoed when set (OrderID on already_ordered).
 	Sale    string
 	OrderID string
+	// BackendReason is what the backend said when it refused the order
+	// (backend_reason).
+	BackendReason string
 	// Allow lists the methods a resource takes, for 405 answers.
 	Allow string
 }
@@ -56,14 +59,16 @@ type Renderer struct {
 }
 
 type problemDoc struct {
-	Type       string `json:"type"`
-	Title      string `json:"title"`
-	Status     int    `json:"status"`
-	Detail     string `json:"detail"`
-	Reason     Reason `json:"reason"`
-	Sale       string `json:"sale,omitempty"`
-	OrderID    string `json:"order_id,omitempty"`
-	RetryAfter int    `json:"retry_after,omitempty"`
+	Type    string `json:"type"`
+	Title   string `json:"title"`
+	Status  int    `json:"status"`
+	Detail  string `json:"detail"`
+	Reason  Reason `json:"reason"`
+	Sale    string `json:"sale,omitempty"`
+	OrderID string `json:"order_id,omitempty"`
+	// BackendReason is the backend's own reason for refusing the order.
+	BackendReason string `json:"backend_reason,omitempty"`
+	RetryAfter    int    `json:"retry_after,omitempty"`
 }
 
 // Render renders p.
@@ -81,14 +86,15 @@ func (r *Renderer) Render(p Problem) *Answer {
 		secs = int((p.RetryAfter + time.Second - 1) / time.Second)
 	}
 	doc := problemDoc{
-		Type:       "https://sluice.dev/problems/" + strings.ReplaceAll(string(p.Reason), "_", "-"),
-		Title:      info.title,
-		Status:     info.status,
-		Detail:     detail,
-		Reason:     p.Reason,
-		Sale:       p.Sale,
-		OrderID:    p.OrderID,
-		RetryAfter: secs,
+		Type:          "https://sluice.dev/problems/" + strings.ReplaceAll(string(p.Reason), "_", "-"),
+		Title:         info.title,
+		Status:        info.status,
+		Detail:        detail,
+		Reason:        p.Reason,
+		Sale:          p.Sale,
+		OrderID:       p.OrderID,
+		BackendReason: p.BackendReason,
+		RetryAfter:    secs,
 	}
 	js, _ := json.Marshal(doc) // plain strings and ints always marshal
 	a := &Answer{status: info.status, json: append(js, '\n')}

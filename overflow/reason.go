@@ -33,6 +33,8 @@ const (
 	MethodNotAllowed  Reason = "method_not_allowed"  // 405, with Allow
 	HeaderTooLarge    Reason = "header_too_large"    // 431
 	RequestTimeout    Reason = "request_timeout"     // 408, the request was not read in time
+	OrderRejected     Reason = "order_rejected"      // 409, the backend refused the order (Prefer: wait)
+	OrderFailed       Reason = "order_failed"        // 502, the drain gave up on the order (Prefer: wait)
 )
 
 type reasonInfo struct {
@@ -65,6 +67,8 @@ var catalog = map[Reason]reasonInfo{
 	MethodNotAllowed:  {http.StatusMethodNotAllowed, "Method not allowed", "This endpoint does not take this method: see the Allow header."},
 	HeaderTooLarge:    {http.StatusRequestHeaderFieldsTooLarge, "Header too large", "The request's headers are larger than the gate accepts."},
 	RequestTimeout:    {http.StatusRequestTimeout, "Request timeout", "The request was not received in time."},
+	OrderRejected:     {http.StatusConflict, "Order rejected", "The shop did not take this order."},
+	OrderFailed:       {http.StatusBadGateway, "Order failed", "The order could not be handed to the shop and was set aside."},
 }
 
 // Status returns the HTTP status a reason is answered with.

@@ -235,7 +235,10 @@ sales:
     per_buyer: 2
     rate: 200
     queue_bound: 1000
+    backend_rate: 50
+    max_wait: 1m30s
     starts_at: 2026-12-01T10:00:00Z
+backend_rate: 120
 `), 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -261,6 +264,9 @@ sales:
 	if len(cfg.Sales) != 2 || cfg.Sales[0].Stock != 600 || cfg.Sales[0].PerBuyer != 2 || cfg.Sales[0].QueueBound != 1000 ||
 		cfg.Sales[0].StartsAt.IsZero() || cfg.Sales[0].StockOnly || !cfg.Sales[1].StockOnly {
 		t.Errorf("sales %+v", cfg.Sales)
+	}
+	if cfg.Sales[0].BackendRate != 50 || cfg.Sales[0].MaxWait.Seconds() != 90 || cfg.Drain.BackendRate != 120 {
+		t.Errorf("pace from file: sale %v/s within %v s, process %v/s", cfg.Sales[0].BackendRate, cfg.Sales[0].MaxWait.Seconds(), cfg.Drain.BackendRate)
 	}
 }
 

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -54,9 +56,28 @@ type Config struct {
 
 // Broker is a connection to JetStream and, when embedded, its server.
 type Broker struct {
-	Server *server.Server // nil when external
-	Conn   *nats.Conn
-	log    *slog.Logger
+	Conn *nats.Conn
+	log  *slog.Logger
+	// srv is the embedded server (nil when external); Restart swaps it.
+	srv  atomic.Pointer[server.Server]
+	opts *server.Options // the embedded server's, for Restart
+	cfg  Config
+}
+
+// Server is the embedded server, nil when the broker is external. After a
+// Restart it is the new one.
+func (b *Broker) Server() *server.Server { return b.srv.Load() }
+
+// inProcess hands the client a connection to whichever embedded server
+// runs now: after a Restart, the client reconnects to the new one.
+type inProcess struct{ b *Broker }
+
+func (p inProcess) InProcessConn() (net.Conn, error) {
+	ns := p.b.Server()
+	if ns == nil {
+		return nil, errors.New("broker: no embedded server")
+	}
+	return ns.InProcessConn()
 }
 
 // connOptions: no reconnect buffer, so a publish while disconnected fails
@@ -136,37 +157,55 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 			return nil, errors.New("broker: a clustered server needs a server name")
 		}
 	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("broker: new server: %w", err)
-	}
-	ns.SetLoggerV2(&natsLogger{log: log.With("component", "nats")}, cfg.Debug, false, false)
-	ns.Start()
+	b := &Broker{log: log, opts: opts, cfg: cfg}
 	wait := 10 * time.Second
 	if d, ok := ctx.Deadline(); ok {
 		wait = time.Until(d)
 	}
-	if !ns.ReadyForConnections(wait) {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-		return nil, errors.New("broker: embedded NATS server not ready")
+	ns, err := b.startServer(wait)
+	if err != nil {
+		return nil, err
 	}
-	nc, err := nats.Connect("", append(connOptions("sluice", log), nats.InProcessServer(ns))...)
+	// A later Restart listens where this one does, even on a port picked
+	// by the system.
+	if addr, ok := ns.Addr().(*net.TCPAddr); ok && !opts.DontListen {
+		opts.Port = addr.Port
+	}
+	nc, err := nats.Connect("", append(connOptions("sluice", log), nats.InProcessServer(inProcess{b}))...)
 	if err != nil {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("broker: connect in process: %w", err)
 	}
-	return &Broker{Server: ns, Conn: nc, log: log}, nil
+	b.Conn = nc
+	return b, nil
+}
+
+// startServer starts an embedded server with b.opts and makes it b's.
+func (b *Broker) startServer(wait time.Duration) (*server.Server, error) {
+	ns, err := server.NewServer(b.opts.Clone())
+	if err != nil {
+		return nil, fmt.Errorf("broker: new server: %w", err)
+	}
+	ns.SetLoggerV2(&natsLogger{log: b.log.With("component", "nats")}, b.cfg.Debug, false, false)
+	ns.Start()
+	if !ns.ReadyForConnections(wait) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, errors.New("broker: embedded NATS server not ready")
+	}
+	b.srv.Store(ns)
+	return ns, nil
 }
 
 // ClientURL is the URL other processes connect to, empty when the embedded
 // server listens on no port or the broker is external.
 func (b *Broker) ClientURL() string {
-	if b.Server == nil {
+	ns := b.Server()
+	if ns == nil {
 		return ""
 	}
-	if addr := b.Server.Addr(); addr != nil {
+	if addr := ns.Addr(); addr != nil {
 		return "nats://" + addr.String()
 	}
 	return ""
@@ -189,9 +228,9 @@ func (b *Broker) Close(ctx context.Context) {
 			}
 		}
 	}
-	if b.Server != nil {
-		b.Server.Shutdown()
-		b.Server.WaitForShutdown()
+	if ns := b.Server(); ns != nil {
+		ns.Shutdown()
+		ns.WaitForShutdown()
 	}
 }
 
@@ -222,3 +261,49 @@ func (l *natsLogger) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v.
 func (l *natsLogger) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
 func (l *natsLogger) Debugf(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...)) }
 func (l *natsLogger) Tracef(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...), "trace", true) }
+
+// ErrCannotRestart: Restart does nothing for an external or a clustered
+// server.
+var ErrCannotRestart = errors.New("broker: only a standalone embedded server can be restarted in process")
+
+// Restart shuts the embedded server down and starts a new one on the same
+// store and ports, in process: streams and consumers are read back from
+// disk and the client reconnects to it on its own (in-flight requests
+// fail meanwhile). It is what clears a stream's write error after its
+// disk filled up: nats-server stops writing a stream whose file hit a
+// write error until the stream's store is opened again. Only a standalone
+// embedded server is restarted.
+func (b *Broker) Restart(ctx context.Context) error {
+	old := b.Server()
+	if old == nil || b.opts.Cluster.Port != 0 {
+		return ErrCannotRestart
+	}
+	old.Shutdown()
+	old.WaitForShutdown()
+	wait := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		wait = time.Until(d)
+	}
+	if _, err := b.startServer(wait); err != nil {
+		return err
+	}
+	// The client reconnects on its own; wait for it, so that the caller
+	// finds JetStream answering.
+	for !b.Conn.IsConnected() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("broker: reconnect after restart: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// StoreDir is where the embedded server keeps JetStream's store, empty
+// when external.
+func (b *Broker) StoreDir() string {
+	if b.Server() == nil {
+		return ""
+	}
+	return filepath.Join(b.opts.StoreDir, server.JetStreamStoreDir)
+}

@@ -8,8 +8,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// Counter reads one series of a counter from reg; labels are name, value
-// pairs. A series reg does not have fails the test, so that a misspelt
+// Counter reads one series of a counter (or a gauge) from reg; labels
+// are name, value pairs. A series reg does not have fails the test, so that a misspelt
 // name cannot pass for a count of 0.
 func Counter(t testing.TB, reg prometheus.Gatherer, name string, labels ...string) float64 {
 	t.Helper()
@@ -29,6 +29,9 @@ func Counter(t testing.TB, reg prometheus.Gatherer, name string, labels ...strin
 				}) {
 					continue series
 				}
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
 			}
 			return m.GetCounter().GetValue()
 		}

@@ -3,6 +3,7 @@ package ledger
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
 	"time"
 )
@@ -31,7 +32,60 @@ type Sale struct {
 	// QueueBound diverts orders with "busy" while this many admitted
 	// orders wait for the drain; zero means no bound.
 	QueueBound int64 `json:"queue_bound,omitempty" yaml:"queue_bound"`
+	// BackendRate is the most orders per second each drain sends to the
+	// backend for this sale; zero means no cap (see also --backend-rate).
+	BackendRate float64 `json:"backend_rate,omitempty" yaml:"backend_rate"`
+	// MaxWait bounds how long an order answered 202 waits for the drain:
+	// the gates bound the queue at the drain rate times MaxWait (within
+	// QueueBound, when it is set too) instead of QueueBound alone. Zero
+	// means QueueBound applies as it is.
+	MaxWait Duration `json:"max_wait,omitempty" yaml:"max_wait"`
 }
+
+// Duration is a time.Duration written "30s" in JSON and YAML; it also
+// reads a plain number as seconds.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as Go writes it ("1m30s").
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads "90s", "1m30s" or 90 (seconds).
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var secs float64
+		if err := json.Unmarshal(b, &secs); err != nil {
+			return fmt.Errorf("a duration is a string like \"30s\" or a number of seconds")
+		}
+		return d.fromSeconds(secs)
+	}
+	return d.UnmarshalText([]byte(s))
+}
+
+// UnmarshalText reads "90s" or "90" (seconds), for YAML files.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		var secs float64
+		if _, serr := fmt.Sscanf(string(b), "%g", &secs); serr != nil {
+			return fmt.Errorf("duration %q: %w", b, err)
+		}
+		return d.fromSeconds(secs)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d *Duration) fromSeconds(secs float64) error {
+	if math.IsNaN(secs) || math.IsInf(secs, 0) || math.Abs(secs) > 1e9 {
+		return fmt.Errorf("duration %v seconds is out of range", secs)
+	}
+	*d = Duration(secs * float64(time.Second))
+	return nil
+}
+
+// Seconds is the duration in seconds.
+func (d Duration) Seconds() float64 { return time.Duration(d).Seconds() }
 
 var saleName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
@@ -49,8 +103,9 @@ func (s Sale) Validate() error {
 		return fmt.Errorf("%w: %s: overbook %d is negative", ErrInvalidSale, s.Name, s.Overbook)
 	case s.PerBuyer < 0:
 		return fmt.Errorf("%w: %s: per_buyer %d is negative", ErrInvalidSale, s.Name, s.PerBuyer)
-	case s.Rate < 0 || s.Burst < 0 || s.QueueBound < 0:
-		return fmt.Errorf("%w: %s: rate, burst and queue_bound must not be negative", ErrInvalidSale, s.Name)
+	case s.Rate < 0 || s.Burst < 0 || s.QueueBound < 0 || s.BackendRate < 0 || s.MaxWait < 0 ||
+		math.IsNaN(s.Rate) || math.IsNaN(s.BackendRate) || math.IsInf(s.Rate, 0) || math.IsInf(s.BackendRate, 0):
+		return fmt.Errorf("%w: %s: rate, burst, queue_bound, backend_rate and max_wait must be finite and not negative", ErrInvalidSale, s.Name)
 	case !s.StartsAt.IsZero() && !s.EndsAt.IsZero() && !s.EndsAt.After(s.StartsAt):
 		return fmt.Errorf("%w: %s: ends_at must be after starts_at", ErrInvalidSale, s.Name)
 	}

@@ -16,11 +16,22 @@ import (
 // Tracker follows the decisions stream and answers statuses and counts
 // from memory. It is safe for concurrent use; Stop ends it.
 type Tracker struct {
+	js    jetstream.JetStream
+	last  uint64 // the last decision applied (stream sequence); under mu
 	log   *slog.Logger
 	mu    sync.RWMutex
 	sales map[string]*saleDecisions
-	cc    jetstream.ConsumeContext
-	once  sync.Once
+	// waiters are the channels to close when an order's decision comes
+	// (see Wait): the stream wakes them, nobody polls.
+	waiters map[waitKey][]chan struct{}
+	ccMu    sync.Mutex
+	cc      jetstream.ConsumeContext
+	once    sync.Once
+}
+
+type waitKey struct {
+	sale string
+	seq  uint64
 }
 
 type saleDecisions struct {
@@ -67,27 +78,19 @@ func StartTracker(ctx context.Context, js jetstream.JetStream, log *slog.Logger)
 		return nil, fmt.Errorf("orderstatus: %w", err)
 	}
 	last := info.CachedInfo().State.LastSeq
-	cons, err := js.OrderedConsumer(ctx, Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"sluice.decided.>"},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("orderstatus: follow decisions: %w", err)
-	}
-	t := &Tracker{log: log, sales: make(map[string]*saleDecisions)}
+	t := &Tracker{js: js, log: log, sales: make(map[string]*saleDecisions), waiters: make(map[waitKey][]chan struct{})}
 	caughtUp := make(chan struct{})
 	var caught sync.Once
 	if last == 0 {
 		caught.Do(func() { close(caughtUp) })
 	}
-	t.cc, err = cons.Consume(func(msg jetstream.Msg) {
-		t.apply(msg.Data())
-		if meta, err := msg.Metadata(); err == nil && meta.Sequence.Stream >= last {
+	t.cc, err = t.follow(ctx, 0, func(seq uint64) {
+		if seq >= last {
 			caught.Do(func() { close(caughtUp) })
 		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("orderstatus: follow decisions: %w", err)
+		return nil, err
 	}
 	select {
 	case <-caughtUp:
@@ -98,7 +101,62 @@ func StartTracker(ctx context.Context, js jetstream.JetStream, log *slog.Logger)
 	return t, nil
 }
 
-func (t *Tracker) apply(data []byte) {
+// follow consumes the decisions after sequence after, calling seen with
+// each one's sequence once it is applied.
+func (t *Tracker) follow(ctx context.Context, after uint64, seen func(uint64)) (jetstream.ConsumeContext, error) {
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{"sluice.decided.>"}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if after > 0 {
+		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	}
+	cons, err := t.js.OrderedConsumer(ctx, Stream, occ)
+	if err != nil {
+		return nil, fmt.Errorf("orderstatus: follow decisions: %w", err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return
+		}
+		t.apply(msg.Data(), meta.Sequence.Stream)
+		if seen != nil {
+			seen(meta.Sequence.Stream)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("orderstatus: follow decisions: %w", err)
+	}
+	return cc, nil
+}
+
+// Refollow starts following the stream again after the last decision
+// applied: for when the server's JetStream was restarted, which its
+// ordered consumer would otherwise notice only after missed heartbeats.
+// The old consumer is stopped first, so that no decision of it arrives
+// after the new one's.
+func (t *Tracker) Refollow(ctx context.Context) error {
+	t.ccMu.Lock()
+	defer t.ccMu.Unlock()
+	if t.cc != nil {
+		t.cc.Stop()
+		select {
+		case <-t.cc.Closed():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		t.cc = nil // until the new one runs: a failed Refollow is tried again
+	}
+	t.mu.RLock()
+	last := t.last
+	t.mu.RUnlock()
+	cc, err := t.follow(ctx, last, nil)
+	if err != nil {
+		return err
+	}
+	t.cc = cc
+	return nil
+}
+
+func (t *Tracker) apply(data []byte, seq uint64) {
 	var d Decision
 	if err := json.Unmarshal(data, &d); err != nil || !ledger.ValidSaleName(d.Sale) {
 		t.log.Warn("orderstatus: skipping a malformed decision", "err", err)
@@ -106,6 +164,10 @@ func (t *Tracker) apply(data []byte) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if seq <= t.last {
+		return // seen already: a consumer that follows again may repeat some
+	}
+	t.last = seq
 	s := t.sales[d.Sale]
 	if s == nil {
 		s = &saleDecisions{other: make(map[uint64]Status)}
@@ -120,6 +182,72 @@ func (t *Tracker) apply(data []byte) {
 	for _, o := range d.Failed {
 		s.refuse(o.Seq, Status{Status: Failed, Reason: o.Reason, At: d.At})
 	}
+	if len(t.waiters) > 0 {
+		for _, seq := range d.Confirmed {
+			t.wake(d.Sale, seq)
+		}
+		for _, o := range d.Rejected {
+			t.wake(d.Sale, o.Seq)
+		}
+		for _, o := range d.Failed {
+			t.wake(d.Sale, o.Seq)
+		}
+	}
+}
+
+// wake closes the channels of an order's waiters; t.mu is held.
+func (t *Tracker) wake(sale string, seq uint64) {
+	k := waitKey{sale, seq}
+	for _, ch := range t.waiters[k] {
+		close(ch)
+	}
+	delete(t.waiters, k)
+}
+
+// Wait returns a channel that is closed once the order has a decision,
+// at once if it has one already, and a func that forgets the wait (call
+// it when done waiting, whether or not the channel was closed). A wait
+// costs a channel and a map entry; it asks JetStream nothing, since the
+// decisions stream the tracker follows wakes it.
+func (t *Tracker) Wait(id ledger.OrderID) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.sales[id.Sale]; s != nil {
+		if _, refused := s.other[id.Seq]; refused || s.isConfirmed(id.Seq) {
+			close(ch)
+			return ch, func() {}
+		}
+	}
+	k := waitKey{id.Sale, id.Seq}
+	t.waiters[k] = append(t.waiters[k], ch)
+	return ch, func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		ws := t.waiters[k]
+		for i, w := range ws {
+			if w == ch {
+				ws = append(ws[:i], ws[i+1:]...)
+				break
+			}
+		}
+		if len(ws) == 0 {
+			delete(t.waiters, k)
+		} else {
+			t.waiters[k] = ws
+		}
+	}
+}
+
+// Waiting tells how many waits are registered and not yet woken.
+func (t *Tracker) Waiting() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := 0
+	for _, ws := range t.waiters {
+		n += len(ws)
+	}
+	return n
 }
 
 // OrderStatus returns the decided outcome of an order, or ErrNoStatus.
@@ -164,9 +292,15 @@ func (t *Tracker) DecidedCount(_ context.Context, sale string) (int64, error) {
 // It is safe to call more than once.
 func (t *Tracker) Stop() {
 	t.once.Do(func() {
-		t.cc.Stop()
+		t.ccMu.Lock()
+		cc := t.cc
+		t.ccMu.Unlock()
+		if cc == nil {
+			return
+		}
+		cc.Stop()
 		select {
-		case <-t.cc.Closed():
+		case <-cc.Closed():
 		case <-time.After(5 * time.Second):
 		}
 	})

@@ -44,10 +44,14 @@ type Status struct {
 	Admin bool `json:"admin"`
 	// Ready is what /readyz says; LedgerRefusing: JetStream refuses writes
 	// (a full store) and orders are answered 503 at once.
-	Ready          bool          `json:"ready"`
-	LedgerRefusing bool          `json:"ledger_refusing"`
-	Sales          []SaleStatus  `json:"sales"`
-	Drain          *DrainProcess `json:"drain,omitempty"`
+	Ready          bool `json:"ready"`
+	LedgerRefusing bool `json:"ledger_refusing"`
+	// Waiters are the requests held for their order's decision (Prefer:
+	// wait) now, MaxWaiters the most the gate holds at once.
+	Waiters    int64         `json:"waiters"`
+	MaxWaiters int           `json:"max_waiters"`
+	Sales      []SaleStatus  `json:"sales"`
+	Drain      *DrainProcess `json:"drain,omitempty"`
 }
 
 // ProcessStatus is the gate process's own figures.
@@ -168,10 +172,10 @@ func (c *console) sample(ctx context.Context) {
 
 func (c *console) readJetStream(ctx context.Context) JetStreamState {
 	b := c.s.broker
-	st := JetStreamState{Connected: b.Conn.IsConnected(), URL: b.Conn.ConnectedUrlRedacted(), Embedded: b.Server != nil}
-	if b.Server != nil {
-		st.Server = b.Server.Name()
-		info, err := b.Server.Jsz(&server.JSzOptions{Limit: 1})
+	st := JetStreamState{Connected: b.Conn.IsConnected(), URL: b.Conn.ConnectedUrlRedacted(), Embedded: b.Server() != nil}
+	if ns := b.Server(); ns != nil {
+		st.Server = ns.Name()
+		info, err := ns.Jsz(&server.JSzOptions{Limit: 1})
 		if err != nil {
 			st.Error = err.Error()
 			return st
@@ -212,6 +216,7 @@ func (c *console) status() Status {
 	if c.s.gate != nil {
 		reports = c.s.gate.Reports()
 		st.LedgerRefusing = c.s.gate.LedgerRefusing()
+		st.Waiters, st.MaxWaiters = c.s.gate.Waiters()
 	}
 	if c.s.cfg.DrainOnly {
 		st.Drain = &DrainProcess{Backend: c.s.cfg.Backend}

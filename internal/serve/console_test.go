@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"sluice/admission"
 	"sluice/internal/browsertest"
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
@@ -49,6 +50,9 @@ func TestStatusJSON(t *testing.T) {
 	}
 	if !st.JetStream.Connected || !st.JetStream.Embedded || st.JetStream.Streams < 1 || !st.Ready || st.Admin {
 		t.Fatalf("jetstream %+v ready %v admin %v", st.JetStream, st.Ready, st.Admin)
+	}
+	if st.Waiters != 0 || st.MaxWaiters != admission.DefaultMaxWaiters {
+		t.Fatalf("waiters %d of %d", st.Waiters, st.MaxWaiters)
 	}
 	if p := st.Process; p.Goroutines <= 0 || p.HeapBytes == 0 || p.Role != "gate+drain" || p.API != s.APIAddr() {
 		t.Fatalf("process %+v", p)

@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -108,20 +109,28 @@ type Server struct {
 	watcher *ledger.Watcher
 	indexer *loop // sold-out sales' orders into the gate's memory
 	prober  *loop // the store, while the ledger refuses writes
-	console *console
-	sampler *loop // the console's figures, once a second
-	tracker *orderstatus.Tracker
-	backend consumer.Backend
-	drainer *consumer.Drainer
-	api     *fasthttp.Server
-	ops     *http.Server
-	apiLn   net.Listener
-	opsLn   net.Listener
-	reg     *prometheus.Registry
-	errc    chan error
-	wg      sync.WaitGroup
-	once    sync.Once
-	shutErr error
+	// probeFails counts the probes in a row that failed other than by a
+	// full store, jsRestarted is when JetStream was last restarted in
+	// process to clear a write error; the prober's goroutine owns both.
+	probeFails  int
+	jsRestarted time.Time
+	// refollow: JetStream was restarted and the tracker must follow the
+	// decisions stream again (tried at each probe until it does).
+	refollow atomic.Bool
+	console  *console
+	sampler  *loop // the console's figures, once a second
+	tracker  *orderstatus.Tracker
+	backend  consumer.Backend
+	drainer  *consumer.Drainer
+	api      *fasthttp.Server
+	ops      *http.Server
+	apiLn    net.Listener
+	opsLn    net.Listener
+	reg      *prometheus.Registry
+	errc     chan error
+	wg       sync.WaitGroup
+	once     sync.Once
+	shutErr  error
 }
 
 func (c *Config) defaults() {

@@ -184,6 +184,14 @@ func admission() *builder {
 	b.add(8, 8, stateTimeline("JetStream reachable", "Whether each gate's last refresh of sale states from JetStream succeeded.",
 		[]q{{`min by (instance) (sluice_ledger_up{` + inst + `})`, "{{instance}}"}},
 		valueText(0, "down", "red", 1, "up", "green")))
+	b.add(12, 8, seriesPanel("Held for a decision (Prefer: wait)", "Requests each gate holds until their order is decided, against --max-waiters (past it, 202 at once).", "short",
+		[]q{
+			{`sum by (instance) (sluice_order_waiters{` + inst + `})`, "{{instance}} held"},
+			{`sum by (instance) (sluice_order_waiters_max{` + inst + `})`, "{{instance}} max"},
+		}, dashed(".* max"), minZero))
+	b.add(12, 8, seriesPanel("How waits ended", "Held requests per second by how their wait ended: decided (201 or the refusal), timeout (202), refused (too many held: 202 at once), shutdown.", "reqps",
+		[]q{{`sum by (outcome) (rate(sluice_order_waits_total{` + inst + `}` + ri + `)) > 0`, "{{outcome}}"}},
+		stacked, colors("decided", "green", "timeout", "yellow", "refused", "orange", "shutdown", "purple"), minZero))
 	b.row("Process")
 	b.add(6, 7, seriesPanel("Other API requests", "Requests to the public API other than order placements, by status code.", "reqps",
 		[]q{{`sum by (code) (rate(sluice_http_requests_total{` + inst + `}` + ri + `))`, "{{code}}"}}, minZero))
@@ -228,8 +236,19 @@ func drain() *builder {
 			{`max by (sale) (sluice_sale_drain_rate` + sel("") + `)`, "{{sale}} seen by gates"},
 		}, colors(".* confirmed", "green", ".* rejected", "purple", ".* retried", "yellow", ".* dead_lettered", "red"),
 		dashed(".* seen by gates"), minZero))
-	b.add(12, 8, seriesPanel("Estimated wait", "How long the queue takes at the observed drain rate: what a buyer at the back waits.", "s",
-		[]q{{`max by (sale) (sluice_sale_estimated_wait_seconds` + sel("") + `)`, "{{sale}}"}}, minZero))
+	b.add(12, 8, seriesPanel("Estimated wait", "How long the queue takes at the observed drain rate: what a buyer at the back waits, against the sale's max_wait (the gates bound the queue so that it holds).", "s",
+		[]q{
+			{`max by (sale) (sluice_sale_estimated_wait_seconds` + sel("") + `)`, "{{sale}}"},
+			{`max by (sale) (sluice_sale_max_wait_seconds` + sel("") + `) > 0`, "{{sale}} max_wait"},
+		}, dashed(".* max_wait"), minZero))
+	b.add(12, 8, seriesPanel("Orders to the backend vs its pace", "Orders per second the drain sent to the backend, against the sale's backend_rate and the process's --backend-rate.", "ops",
+		[]q{
+			{`sum by (sale) (rate(` + drained + sel(`, outcome=~"confirmed|rejected|retried"`) + ri + `))`, "{{sale}} sent"},
+			{`max by (sale) (sluice_sale_backend_rate` + sel("") + `) > 0`, "{{sale}} backend_rate"},
+			{`sum(sluice_drain_backend_rate_limit{` + inst + `}) > 0`, "--backend-rate"},
+		}, dashed(".*backend.rate"), minZero))
+	b.add(12, 8, seriesPanel("Waiting for the pace", "Seconds per second batches spent waiting for the backend's pace before their call: above zero, the pace, not the backend, sets the drain rate.", "s",
+		[]q{{`sum by (instance) (rate(sluice_drain_pace_wait_seconds_total{` + inst + `}` + ri + `))`, "{{instance}}"}}, minZero))
 	b.add(8, 8, seriesPanel("Workers in flight vs bound", "Backend calls under way, against --workers.", "short",
 		[]q{
 			{`sum(sluice_drain_workers_busy{` + inst + `})`, "busy"},

@@ -1,0 +1,7 @@
+//go:build race
+
+package consumer_test
+
+// raceEnabled: the race detector makes goroutine stacks and heap objects
+// larger, so memory bounds allow for it.
+const raceEnabled = true
