@@ -125,6 +125,7 @@ type Server struct {
 	api      *fasthttp.Server
 	ops      *http.Server
 	apiLn    net.Listener
+	apiConns *trackingListener // apiLn, which knows its connections
 	opsLn    net.Listener
 	reg      *prometheus.Registry
 	errc     chan error
@@ -202,9 +203,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// The listeners open first: a busy port is reported before anything
 	// else has started.
 	if !cfg.DrainOnly {
-		if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
 			return nil, fmt.Errorf("%s: listen %s: %w", cmd, cfg.Listen, err)
 		}
+		s.apiConns = track(ln)
+		s.apiLn = s.apiConns
 	}
 	if s.opsLn, err = net.Listen("tcp", cfg.OpsListen); err != nil {
 		return nil, fmt.Errorf("%s: ops listen %s: %w", cmd, cfg.OpsListen, err)
@@ -499,7 +503,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		var errs []error
 		if s.gate != nil {
 			s.gate.SetDraining()
-			if err := s.api.ShutdownWithContext(ctx); err != nil {
+			if err := s.shutdownAPI(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("api shutdown: %w", err))
 			}
 		}
@@ -514,6 +518,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Info("sluice " + s.cfg.command() + " stopped")
 	})
 	return s.shutErr
+}
+
+// shutdownAPI stops the public listener: no new connection, requests
+// being handled finish and are answered, and connections waiting for a
+// next request (keep-alive clients, a load balancer's pool) are ended at
+// once rather than when their read times out.
+func (s *Server) shutdownAPI(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.api.ShutdownWithContext(ctx) }()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			s.apiConns.expireReads()
+		}
+	}
 }
 
 // closeBackground stops what runs behind the listeners, in order: the

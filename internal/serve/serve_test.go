@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -67,6 +68,59 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatalf("second Shutdown: %v", err)
 	}
+}
+
+// Clients that keep connections open (a load balancer's pool) do not hold
+// a shutdown up: a connection waiting for its first request is ended at
+// once, not when its read times out (10 s), as are idle keep-alive ones.
+// A request in progress, here held for a decision, is answered first.
+func TestShutdownEndsKeepAliveConnections(t *testing.T) {
+	cfg := gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 50})
+	cfg.NoDrain = true // the held order below is never decided
+	s, err := serve.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + s.APIAddr()
+	idle := gatetest.Client()
+	for i := range 4 { // connections left open, waiting for a next request
+		if a := gatetest.Get(t, idle, base+"/v1/sales/s1"); a.Status != 200 {
+			t.Fatalf("request %d: %d", i, a.Status)
+		}
+	}
+	// Connections opened and not used yet: net/http's Transport leaves such
+	// ones in its pool when a request it dialed for went out on another.
+	for range 2 {
+		c, err := net.Dial("tcp", s.APIAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	held := make(chan gatetest.Answer, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", base+"/v1/sales/s1/orders", strings.NewReader(`{"buyer_id":"waiting"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Prefer", "wait=30")
+		held <- gatetest.Do(t, gatetest.Client(), req)
+	}()
+	gatetest.Eventually(t, 5*time.Second, "the order held", func() bool {
+		return gatetest.Counter(t, s.Registry(), "sluice_order_waiters") == 1
+	})
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if a := <-held; a.Status != http.StatusAccepted {
+		t.Fatalf("the held order: %d %s", a.Status, a.Raw)
+	}
+	if took > 5*time.Second {
+		t.Fatalf("shutdown took %v with idle keep-alive connections open", took)
+	}
+	t.Logf("shutdown took %v", took.Round(time.Millisecond))
 }
 
 func TestStartFailsCleanly(t *testing.T) {
