@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,10 @@ type Config struct {
 	// AllowRemote lets the target be other than a loopback or private
 	// address.
 	AllowRemote bool
+	// PreferWait, when set, asks the gate to hold each answer until the
+	// order is decided (Prefer: wait=N, whole seconds): admitted orders
+	// then answer 201 or their refusal when the drain is quick enough.
+	PreferWait time.Duration
 }
 
 func (c *Config) defaults() {
@@ -76,6 +81,9 @@ type Result struct {
 	Reason   string        `json:"reason,omitempty"`
 	OrderID  string        `json:"order_id,omitempty"`
 	Err      string        `json:"error,omitempty"`
+	// Decided: the answer is the order's decision (Prefer: wait), 201 or
+	// a refusal naming the backend's reason; OrderID is then the order's.
+	Decided bool `json:"decided,omitempty"`
 }
 
 // Late says the request left later than allowed after its intended time.
@@ -299,6 +307,9 @@ func send(ctx context.Context, client *fasthttp.HostClient, req *fasthttp.Reques
 	if cfg.NoKeepAlive {
 		req.SetConnectionClose()
 	}
+	if cfg.PreferWait > 0 {
+		req.Header.Set("Prefer", "wait="+strconv.Itoa(int(cfg.PreferWait/time.Second)))
+	}
 	req.SetBodyString(j.req.body)
 	deadline := res.Sent.Add(cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -319,6 +330,10 @@ func send(ctx context.Context, client *fasthttp.HostClient, req *fasthttp.Reques
 		res.OrderID = string(id)
 	}
 	res.Reason = w.reasons.get(jsonField(body, reasonKey))
+	res.Decided = res.Status == http.StatusCreated || jsonField(body, backendReasonKey) != nil
+	if res.Status == http.StatusCreated && res.Reason == "" {
+		res.Reason = "confirmed"
+	}
 	if res.Status == http.StatusAccepted && res.Reason == "" {
 		res.Reason = "admitted"
 		if string(resp.Header.Peek("Idempotent-Replayed")) == "true" {
@@ -351,6 +366,8 @@ func shortErr(err error) string {
 var (
 	orderIDKey = []byte(`"order_id":"`)
 	reasonKey  = []byte(`"reason":"`)
+	// backendReasonKey marks a refusal that is an admitted order's decision.
+	backendReasonKey = []byte(`"backend_reason":"`)
 )
 
 // jsonField finds a top-level string field of a small JSON object without

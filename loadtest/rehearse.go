@@ -88,7 +88,9 @@ func Rehearse(ctx context.Context, o Options) (Report, error) {
 		if o.Metrics != nil {
 			o.Metrics.observe(r, o.LateAfter)
 		}
-		if r.Status == http.StatusAccepted && r.OrderID != "" {
+		// An admitted order: 202, or with Prefer: wait its decision (201,
+		// or a refusal naming the backend's reason).
+		if (r.Status == http.StatusAccepted || r.Decided) && r.OrderID != "" {
 			admitted = append(admitted, Admission{OrderID: r.OrderID, Buyer: r.Buyer, Key: r.Key})
 		}
 	}

@@ -15,7 +15,7 @@ import (
 
 // Outcomes an answer falls in.
 const (
-	OutcomeAdmitted = "admitted" // 202
+	OutcomeAdmitted = "admitted" // 202, or 201 when the answer waited for the decision (Prefer: wait)
 	OutcomeDiverted = "diverted" // sold out, busy, already ordered, outside the window
 	OutcomeRejected = "rejected" // other 4xx: bad input
 	OutcomeFailed   = "failed"   // 5xx and transport errors
@@ -29,7 +29,7 @@ func Outcomes() []string {
 // OutcomeOf classifies a result.
 func OutcomeOf(r Result) string {
 	switch s := r.Status; {
-	case s == 202:
+	case s == 202, s == 201:
 		return OutcomeAdmitted
 	case s == 409, s == 410, s == 429, s == 425, s == 403:
 		return OutcomeDiverted

@@ -20,7 +20,7 @@ type Verification struct {
 	Wait      time.Duration  `json:"wait"`
 	Stock     int64          `json:"stock"`
 	Confirmed int64          `json:"confirmed"` // as the gate counts them
-	Admitted  int            `json:"admitted"`  // distinct order ids answered 202
+	Admitted  int            `json:"admitted"`  // distinct order ids answered 202 (or, with PreferWait, decided)
 	ByStatus  map[string]int `json:"by_status"` // of those ids
 	// Violations, each with the ids involved (at most 20 listed each).
 	Oversold     bool     `json:"oversold,omitempty"`

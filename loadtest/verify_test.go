@@ -47,6 +47,37 @@ func TestOutcomeCheckPassesOnARealGate(t *testing.T) {
 	t.Logf("\n%s", buf.String())
 }
 
+// With PreferWait the gate answers admitted orders with their decision:
+// 201 confirmed, counted as admitted, and the outcome check still passes.
+func TestOutcomeCheckWithPreferWait(t *testing.T) {
+	srv := gatetest.Start(t, gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 100}))
+	rep, err := loadtest.Rehearse(context.Background(), loadtest.Options{
+		Config: loadtest.Config{
+			Target:     "http://" + srv.APIAddr(),
+			Sale:       "s1",
+			Profile:    loadtest.Constant(200, time.Second),
+			Mix:        loadtest.Mix{Buyers: 400, Seed: 3},
+			PreferWait: 10 * time.Second,
+		},
+		Verify:        true,
+		VerifyTimeout: 30 * time.Second,
+	})
+	t.Logf("rehearsal done at %v", time.Now().Format("15:04:05.000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	rep.WriteText(&buf)
+	v := rep.Verification
+	if v == nil || !v.Passed || v.Confirmed != 100 || v.Admitted != 100 {
+		t.Fatalf("outcome check:\n%s", buf.String())
+	}
+	if rep.Reasons["confirmed"] != 100 || rep.Reasons["admitted"] != 0 {
+		t.Fatalf("answers by reason %v: want 100 confirmed (201), none merely queued", rep.Reasons)
+	}
+	t.Logf("\n%s", buf.String())
+}
+
 // A broken target answers 202 to everyone and never confirms: the check
 // fails and names the lost orders.
 func TestOutcomeCheckFailsOnABrokenTarget(t *testing.T) {

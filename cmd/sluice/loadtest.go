@@ -52,6 +52,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&o.Connections, "connections", 256, "most requests in flight (and connections)")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "longest request")
 	fs.BoolVar(&o.NoKeepAlive, "no-keepalive", false, "a new connection per request")
+	fs.DurationVar(&o.PreferWait, "prefer-wait", 0, "send Prefer: wait=N: each answer waits for the order's decision (201, or its refusal), at most this long (whole seconds, up to 30s)")
 	fs.DurationVar(&o.LateAfter, "late-after", 5*time.Millisecond, "a send this late after its intended time counts as late")
 	fs.IntVar(&o.Mix.Buyers, "buyers", 100_000, "distinct buyer ids")
 	fs.Float64Var(&o.Mix.Impatient, "impatient", 0.05, "share of requests retrying with the same Idempotency-Key")
