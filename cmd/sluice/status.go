@@ -131,6 +131,9 @@ func writeStatus(w io.Writer, st serve.Status, base string) {
 	if st.LedgerRefusing {
 		ready += ", JetStream refusing writes (orders answered 503)"
 	}
+	if st.Waiters > 0 {
+		ready += fmt.Sprintf(", %d of %d requests held for a decision (Prefer: wait)", st.Waiters, st.MaxWaiters)
+	}
 	fmt.Fprintf(w, "sluice %s (%s) %s at %s: %s, up %s, %d goroutines, heap %s, GC %d\n",
 		p.Command, p.Role, p.Version, base, ready, shortDur(p.UptimeSeconds), p.Goroutines, bytesText(p.HeapBytes), p.GCCycles)
 	js := "connected"

@@ -13,6 +13,7 @@ import (
 
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/serve"
 )
 
 // sluice status reads a running gate's ops listener and prints one line
@@ -76,5 +77,19 @@ func TestStatusCommand(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"status", "extra"}, io.Discard, io.Discard); exitCode(err) != 2 {
 		t.Fatalf("an extra argument: %v", err)
+	}
+}
+
+// Requests held for a decision show in the header while there are any.
+func TestStatusHeaderShowsHeldRequests(t *testing.T) {
+	var buf bytes.Buffer
+	writeStatus(&buf, serve.Status{Ready: true, Waiters: 3, MaxWaiters: 20000}, "127.0.0.1:9464")
+	if !strings.Contains(buf.String(), "ready, 3 of 20000 requests held for a decision (Prefer: wait)") {
+		t.Fatalf("header:\n%s", buf.String())
+	}
+	buf.Reset()
+	writeStatus(&buf, serve.Status{Ready: true, MaxWaiters: 20000}, "127.0.0.1:9464")
+	if strings.Contains(buf.String(), "held") {
+		t.Fatalf("no request held, yet:\n%s", buf.String())
 	}
 }
