@@ -338,26 +338,7 @@ func TestTenThousandWaiters(t *testing.T) {
 		return info.API.Total
 	}
 	// n queued orders.
-	ids := make([]string, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				buyer := fmt.Sprint("w", i)
-				o := ledger.Order{Sale: "w", BuyerID: buyer, Token: ledger.NewToken(), AdmittedAt: time.Now()}
-				id, _, err := gate.Ledger().Place(context.Background(), o, "b|"+buyer)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				ids[i] = id.String()
-			}
-		}()
-	}
-	wg.Wait()
+	ids := gatetest.FillLedger(t, gate.Ledger(), "w", n)
 	if t.Failed() {
 		t.FailNow()
 	}

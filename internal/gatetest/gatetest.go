@@ -160,9 +160,11 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 }
 
 // FillLedger admits n orders straight into a sale's ledger, 64 at a time,
-// for buyers b1…bn: a backlog for the drain, without the HTTP API.
-func FillLedger(t testing.TB, l *ledger.Ledger, sale string, n int) {
+// for buyers b1…bn: a backlog for the drain, without the HTTP API. It
+// returns the orders' ids, in buyer order.
+func FillLedger(t testing.TB, l *ledger.Ledger, sale string, n int) []string {
 	t.Helper()
+	ids := make([]string, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range 64 {
@@ -176,14 +178,17 @@ func FillLedger(t testing.TB, l *ledger.Ledger, sale string, n int) {
 				}
 				buyer := fmt.Sprint("b", i)
 				o := ledger.Order{Sale: sale, BuyerID: buyer, Token: ledger.NewToken(), AdmittedAt: time.Now()}
-				if _, _, err := l.Place(context.Background(), o, "b|"+buyer); err != nil {
+				id, _, err := l.Place(context.Background(), o, "b|"+buyer)
+				if err != nil {
 					t.Error(err)
 					return
 				}
+				ids[i-1] = id.String()
 			}
 		}()
 	}
 	wg.Wait()
+	return ids
 }
 
 // IgnoreServerClock is the goleak option for the one goroutine fasthttp
