@@ -275,7 +275,7 @@ var ErrCannotRestart = errors.New("broker: only a standalone embedded server can
 // embedded server is restarted.
 func (b *Broker) Restart(ctx context.Context) error {
 	old := b.Server()
-	if old == nil || b.opts.Cluster.Port != 0 {
+	if old == nil || b.cfg.ClusterListen != "" {
 		return ErrCannotRestart
 	}
 	old.Shutdown()
