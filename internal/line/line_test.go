@@ -1,0 +1,250 @@
+package line
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testSeed() Seed {
+	var s Seed
+	for i := range s {
+		s[i] = byte(i)
+	}
+	return s
+}
+
+// The draw is what the README tells anyone to compute, here checked
+// against values computed apart (Python's hmac and hashlib).
+func TestDrawKnownValues(t *testing.T) {
+	s := testSeed()
+	if got := s.Hex(); got != "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f" {
+		t.Fatalf("hex %s", got)
+	}
+	if got := s.Commitment(); got != "630dcd2966c4336691125448bbb25b4ff412a49c732db2c8abc1b8581bd710dd" {
+		t.Fatalf("commitment %s", got)
+	}
+	for id, want := range map[string]string{
+		"a":        "5167dd15d18166a9dd6caa3522f7026f13d2f82c052bb245c9f3366588205222",
+		"ticket-1": "b741934858b181379956c50fc892763de6eb36e6d3a76995999b0c58ad91587f",
+	} {
+		if got := s.Key(id); got != want {
+			t.Fatalf("key of %s: %s", id, got)
+		}
+	}
+	ids := make([]string, 10)
+	for i := range ids {
+		ids[i] = fmt.Sprint("t", i)
+	}
+	want := []string{"t6", "t1", "t7", "t5", "t2", "t4", "t3", "t8", "t9", "t0"}
+	if got := Draw(s, ids); !slices.Equal(got, want) {
+		t.Fatalf("draw %v, want %v", got, want)
+	}
+	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	if got := Draw(s, ids); !slices.Equal(got, want) {
+		t.Fatalf("the draw depends on the order tickets came in: %v", got)
+	}
+	back, err := ParseSeed(strings.ToUpper(s.Hex()))
+	if err != nil || back != s {
+		t.Fatalf("parse seed: %v", err)
+	}
+	for _, bad := range []string{"", "00", s.Hex() + "00", strings.Repeat("zz", 32)} {
+		if _, err := ParseSeed(bad); err == nil {
+			t.Errorf("seed %q accepted", bad)
+		}
+	}
+}
+
+func tickets(t *testing.T, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	seen := map[string]bool{}
+	for i := range ids {
+		id, err := NewTicketID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ValidTicketID(id) || seen[id] {
+			t.Fatalf("ticket id %q: valid %v, seen %v", id, ValidTicketID(id), seen[id])
+		}
+		seen[id] = true
+		ids[i] = id
+	}
+	return ids
+}
+
+// Anyone holding the seed, the commitment and the drawn order can check
+// them; a changed seed, ticket or order fails.
+func TestVerifyDraw(t *testing.T) {
+	s, err := NewSeed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	drawn := Draw(s, tickets(t, 1000))
+	if err := VerifyDraw(s.Hex(), s.Commitment(), drawn); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := NewSeed()
+	if err := VerifyDraw(other.Hex(), s.Commitment(), drawn); !errors.Is(err, ErrCommitment) {
+		t.Fatalf("another seed: %v", err)
+	}
+	if err := VerifyDraw(other.Hex(), other.Commitment(), drawn); !errors.Is(err, ErrDrawOrder) {
+		t.Fatalf("the order of another seed: %v", err)
+	}
+	swapped := slices.Clone(drawn)
+	swapped[10], swapped[11] = swapped[11], swapped[10]
+	if err := VerifyDraw(s.Hex(), s.Commitment(), swapped); !errors.Is(err, ErrDrawOrder) || !strings.Contains(err.Error(), "position 11") {
+		t.Fatalf("two tickets swapped: %v", err)
+	}
+	// A ticket id changed (one that would move: the first whose new key
+	// does not fall between its neighbours' keys).
+	changed := slices.Clone(drawn)
+	for i := 1; i < len(changed)-1; i++ {
+		k := s.Key(changed[i] + "x")
+		if k < s.Key(changed[i-1]) || k > s.Key(changed[i+1]) {
+			changed[i] += "x"
+			break
+		}
+	}
+	if err := VerifyDraw(s.Hex(), s.Commitment(), changed); !errors.Is(err, ErrDrawOrder) {
+		t.Fatalf("a ticket id changed: %v", err)
+	}
+	for _, bad := range []string{"", "abc", strings.Repeat("a", TicketIDLen+1), strings.Repeat("1", TicketIDLen)} {
+		if ValidTicketID(bad) {
+			t.Errorf("ticket id %q accepted", bad)
+		}
+	}
+}
+
+// The draw does not favour early or late joiners: of 20,000 tickets in
+// the order they were taken, the first 500 drawn are spread over the
+// deciles of joining time as chance spreads them.
+func TestDrawIsUniformOverJoinTime(t *testing.T) {
+	const n, served = 20_000, 500
+	// Fixed tickets and seed, so the test gives the same answer each run;
+	// ids that sort in joining order, so a draw by id would fail it.
+	ids := make([]string, n)
+	joined := make(map[string]int, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("t%08d", i)
+		joined[ids[i]] = i
+	}
+	s := testSeed()
+	var deciles [10]int
+	for _, id := range Draw(s, ids)[:served] {
+		deciles[joined[id]*10/n]++
+	}
+	chi := 0.0
+	for _, c := range deciles {
+		d := float64(c) - served/10.0
+		chi += d * d / (served / 10.0)
+		if c > 2*served/10 {
+			t.Fatalf("one decile of joining time holds %d of %d served: %v", c, served, deciles)
+		}
+	}
+	// 9 degrees of freedom: 27.88 is the 0.001 tail.
+	if chi > 27.88 {
+		t.Fatalf("chi-square %.1f over deciles %v", chi, deciles)
+	}
+	t.Logf("served by decile of joining time %v, chi-square %.1f", deciles, chi)
+}
+
+func TestPass(t *testing.T) {
+	secret := []byte(strings.Repeat("k", MinSecretLen))
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	p := Pass{Sale: "drop", Buyer: "alice", Ticket: "t1", Expires: now.Add(2 * time.Minute)}
+	tok, err := Sign(secret, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Verify(secret, tok, "drop", "alice", now)
+	if err != nil || got.Ticket != "t1" || !got.Expires.Equal(p.Expires) {
+		t.Fatalf("verify: %+v %v", got, err)
+	}
+	flip := func(s string, i int) string {
+		b := []byte(s)
+		if b[i] == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+		return string(b)
+	}
+	other, _ := Sign([]byte(strings.Repeat("o", MinSecretLen)), p)
+	for name, c := range map[string]struct {
+		tok, sale, buyer string
+		at               time.Time
+		want             error
+	}{
+		"expired":       {tok, "drop", "alice", p.Expires, ErrPassExpired},
+		"other buyer":   {tok, "drop", "bob", now, ErrPassBuyer},
+		"other sale":    {tok, "spring", "alice", now, ErrPassSale},
+		"other secret":  {other, "drop", "alice", now, ErrPassForged},
+		"signature":     {flip(tok, len(tok)-3), "drop", "alice", now, ErrPassForged},
+		"payload":       {flip(tok, 5), "drop", "alice", now, ErrPassForged},
+		"empty":         {"", "drop", "alice", now, ErrPassForged},
+		"no signature":  {strings.Join(strings.Split(tok, ".")[:2], "."), "drop", "alice", now, ErrPassForged},
+		"other version": {"p2" + tok[2:], "drop", "alice", now, ErrPassForged},
+		"too long":      {tok + strings.Repeat("A", 1024), "drop", "alice", now, ErrPassForged},
+		"garbage":       {"p1.!!.!!", "drop", "alice", now, ErrPassForged},
+	} {
+		if _, err := Verify(secret, c.tok, c.sale, c.buyer, c.at); !errors.Is(err, c.want) || !errors.Is(err, ErrBadPass) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+	}
+	if _, err := Sign(secret[:10], p); err == nil {
+		t.Error("a short secret signed")
+	}
+	if _, err := Sign(secret, Pass{Sale: "drop", Buyer: "a|b", Ticket: "t"}); err == nil {
+		t.Error("a buyer with a separator signed")
+	}
+}
+
+func TestPaceNext(t *testing.T) {
+	for name, c := range map[string]struct {
+		p    Pace
+		want int64
+	}{
+		"within the budget":             {Pace{LetIn: 0, Tickets: 1000, Budget: 50, StockLeft: 500}, 50},
+		"outstanding and queued use it": {Pace{LetIn: 50, Tickets: 1000, Outstanding: 30, Queued: 15, Budget: 50, StockLeft: 500}, 55},
+		"never more passes than stock":  {Pace{LetIn: 90, Tickets: 1000, Outstanding: 8, Budget: 500, StockLeft: 10}, 92},
+		"not past the last ticket":      {Pace{LetIn: 10, Tickets: 12, Budget: 500, StockLeft: 500}, 12},
+		"full: stays":                   {Pace{LetIn: 70, Tickets: 1000, Outstanding: 40, Queued: 20, Budget: 50, StockLeft: 500}, 70},
+		"sold out: stays":               {Pace{LetIn: 70, Tickets: 1000, Budget: 50, StockLeft: 0}, 70},
+		"an expired pass frees room":    {Pace{LetIn: 70, Tickets: 1000, Outstanding: 49, Budget: 50, StockLeft: 500}, 71},
+	} {
+		if got := c.p.Next(); got != c.want {
+			t.Errorf("%s: next %d, want %d", name, got, c.want)
+		}
+	}
+	if !(Pace{StockLeft: 0}).SoldOut() || (Pace{StockLeft: 1}).SoldOut() {
+		t.Error("sold out")
+	}
+}
+
+func TestWaitAndPollAfter(t *testing.T) {
+	if w, ok := Wait(10, 20, 5); !ok || w != 0 {
+		t.Errorf("let in: %v %v", w, ok)
+	}
+	if w, ok := Wait(120, 20, 5); !ok || w != 20*time.Second {
+		t.Errorf("100 ahead at 5/s: %v %v", w, ok)
+	}
+	if _, ok := Wait(120, 20, 0); ok {
+		t.Error("a wait without a rate")
+	}
+	for _, c := range []struct {
+		pos  int64
+		rate float64
+		want time.Duration
+	}{
+		{21, 5, MinPoll}, {520, 5, 10 * time.Second}, {100_000, 5, MaxPoll}, {100, 0, 5 * time.Second},
+	} {
+		if got := PollAfter(c.pos, 20, c.rate); got != c.want {
+			t.Errorf("poll after at %d, %v/s: %v, want %v", c.pos, c.rate, got, c.want)
+		}
+	}
+}
