@@ -64,6 +64,34 @@ type EachCallBounded interface {
 	BoundsEachCall()
 }
 
+// PacedEachCall is implemented by a backend that makes one call per order
+// and calls PaceOrder before each, once it holds the call's slot (the
+// HTTP backend). The drain's pace (backend_rate, --backend-rate) then
+// holds call by call: no more calls are let through the pace than can be
+// under way, so calls an endpoint is slow to take cannot pile up behind
+// it and reach it in one burst.
+type PacedEachCall interface {
+	Backend
+	PacesEachCall()
+}
+
+type paceKey struct{}
+
+// withPace hands a backend the drain's pace for the orders of one batch.
+func withPace(ctx context.Context, wait func(context.Context) error) context.Context {
+	return context.WithValue(ctx, paceKey{}, wait)
+}
+
+// PaceOrder waits until the drain's pace lets one more order go to the
+// backend (see PacedEachCall); it returns at once when there is no pace,
+// and an error if ctx ends first.
+func PaceOrder(ctx context.Context) error {
+	if wait, ok := ctx.Value(paceKey{}).(func(context.Context) error); ok {
+		return wait(ctx)
+	}
+	return nil
+}
+
 // Reasons a backend rejects an order with.
 const (
 	ReasonSoldOut        = "sold_out"

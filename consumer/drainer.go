@@ -390,7 +390,11 @@ func (d *Drainer) process(sd *saleDrain, msgs []jetstream.Msg) time.Duration {
 	}
 	stop := d.keepAlive(items)
 	var results []Result
-	if err := d.waitPace(ctx, sd, len(orders)); err != nil {
+	if _, each := d.backend.(PacedEachCall); each {
+		// The backend waits for the pace call by call, once it holds a
+		// call's slot.
+		results = d.commit(withPace(ctx, func(ctx context.Context) error { return d.waitPace(ctx, sd, 1) }), orders)
+	} else if err := d.waitPace(ctx, sd, len(orders)); err != nil {
 		results = retryAll(len(orders), err)
 	} else {
 		results = d.commit(ctx, orders)

@@ -83,8 +83,13 @@ func (b *Backend) Close() error {
 // as a whole takes longer than one call.
 func (b *Backend) BoundsEachCall() {}
 
+// PacesEachCall tells the drainer that Commit waits for the drain's pace
+// (consumer.PaceOrder) before each call, once it holds the call's slot.
+func (b *Backend) PacesEachCall() {}
+
 // Commit forwards each order of the batch, at most Concurrency at once
-// across all batches, and returns each order's result.
+// across all batches, each when the drain's pace lets it, and returns
+// each order's result.
 func (b *Backend) Commit(ctx context.Context, orders []consumer.Order) ([]consumer.Result, error) {
 	results := make([]consumer.Result, len(orders))
 	var wg sync.WaitGroup
@@ -103,6 +108,12 @@ func (b *Backend) Commit(ctx context.Context, orders []consumer.Order) ([]consum
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if err := consumer.PaceOrder(ctx); err != nil {
+				// Never sent: the batch was given up waiting for the pace.
+				results[i] = consumer.Result{Outcome: consumer.Retry, Err: err}
+				<-b.sem
+				return
+			}
 			var abandoned bool
 			results[i], abandoned = b.forward(ctx, orders[i])
 			if abandoned {
