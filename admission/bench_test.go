@@ -56,7 +56,7 @@ func BenchmarkSoldOut(b *testing.B) {
 // BenchmarkBareHandler writes the same bytes as the sold-out answer with
 // nothing else: the floor BenchmarkSoldOut is compared with.
 func BenchmarkBareHandler(b *testing.B) {
-	payload := []byte(`{"type":"https://sluice.dev/problems/sold-out","title":"Sold out","status":410,"detail":"Every item of this sale has been taken. It will not come back.","reason":"sold_out","sale":"s1"}` + "\n")
+	payload := []byte(`{"type":"https://sluice.dev/problems/sold-out","title":"Sold out","status":410,"detail":"Every item of this sale is taken. A returned one goes on sale.","reason":"sold_out","sale":"s1"}` + "\n")
 	h := func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.SetContentType("application/problem+json")
 		ctx.Response.Header.Set("Cache-Control", "no-store")

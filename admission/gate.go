@@ -265,6 +265,7 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	s.admitted.Store(int64(st.Admitted))
 	s.pending.Store(int64(st.Pending))
 	s.drained.Store(int64(st.Drained))
+	s.released.Store(st.Released)
 	s.soldOut.Store(st.SoldOut())
 	s.draining.Store(st.Draining)
 	s.replication.Store(st.Replication)
@@ -293,7 +294,8 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 
 	name := s.name
 	g.m.stock.WithLabelValues(name).Set(float64(cfg.Stock))
-	g.m.remaining.WithLabelValues(name).Set(float64(max(0, cfg.Stock-int64(admitted))))
+	g.m.remaining.WithLabelValues(name).Set(float64(max(0, cfg.Stock+st.Released-int64(admitted))))
+	g.m.released.WithLabelValues(name).Set(float64(st.Released))
 	g.m.admitted.WithLabelValues(name).Set(float64(admitted))
 	g.m.queueDepth.WithLabelValues(name).Set(float64(st.Pending))
 	g.m.queueBound.WithLabelValues(name).Set(float64(s.queueBound(&cfg)))

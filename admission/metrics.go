@@ -51,6 +51,7 @@ type Metrics struct {
 	drainRate     *prometheus.GaugeVec
 	saleRate      *prometheus.GaugeVec
 	backendRate   *prometheus.GaugeVec
+	released      *prometheus.GaugeVec
 	maxWait       *prometheus.GaugeVec
 	waiters       prometheus.Gauge
 	waitersMax    prometheus.Gauge
@@ -92,6 +93,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		admitted:    saleGauge("sluice_sale_admitted_orders", "Orders in the sale's ledger stream."),
 		queueDepth:  saleGauge("sluice_sale_queue_depth", "Admitted orders the drain has not finished: the queue behind the gate."),
 		queueBound:  saleGauge("sluice_sale_queue_bound", "Queue depth at which the gate answers busy (derived from the drain rate when the sale has max_wait); 0 means no bound."),
+		released:    saleGauge("sluice_sale_released_orders", "Orders that gave their slot back to the sale (rejected by the backend for a reason other than stock, or dead-lettered): the sale sells stock + overbook + these."),
 		backendRate: saleGauge("sluice_sale_backend_rate", "The sale's cap on orders per second each drain sends to the backend; 0 means none."),
 		maxWait:     saleGauge("sluice_sale_max_wait_seconds", "How long an order answered 202 may wait for the drain: the queue bound follows the drain rate times this; 0 means a fixed queue_bound."),
 		soldOut:     saleGauge("sluice_sale_sold_out", "1 when the sale is known to be sold out."),
@@ -155,7 +157,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.requests, m.duration, m.publish, m.publishErrors, m.stock,
 		m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.state, m.drainRate,
 		m.saleRate, m.inFlight, m.httpRequests, m.limiterKeys, m.limiterCap, m.limiterEvict,
-		m.ledgerUp, m.confirmed, m.wait, m.backendRate, m.maxWait, m.waiters, m.waitersMax, m.waits)
+		m.ledgerUp, m.confirmed, m.wait, m.backendRate, m.maxWait, m.waiters, m.waitersMax, m.waits, m.released)
 	for _, o := range []string{waitDecided, waitTimedOut, waitRefused, waitShutdown} {
 		m.waits.WithLabelValues(o)
 	}
@@ -182,7 +184,7 @@ func (m *Metrics) forgetSale(sale string) {
 	l := prometheus.Labels{"sale": sale}
 	m.requests.DeletePartialMatch(l)
 	m.state.DeletePartialMatch(l)
-	for _, g := range []*prometheus.GaugeVec{m.stock, m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.drainRate, m.saleRate, m.confirmed, m.wait, m.backendRate, m.maxWait} {
+	for _, g := range []*prometheus.GaugeVec{m.stock, m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.drainRate, m.saleRate, m.confirmed, m.wait, m.backendRate, m.maxWait, m.released} {
 		g.DeleteLabelValues(sale)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -90,6 +91,13 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		g.finish(ctx, s, overflow.BuyerRateLimited, g.buyerLimited, start)
 		return
 	}
+	// A buyer whose orders gave their slot back (rejected, failed) orders
+	// in a new round, on a subject of its own: the per-buyer limit holds
+	// per round, and a round opens per OrdersPerBuyer released orders.
+	round := 0
+	if br, ok := g.status.(buyerReleaser); ok {
+		round = int(br.BuyerReleased(s.name, buyer) / cfg.OrdersPerBuyer())
+	}
 	var msgID string
 	switch {
 	case hasKey:
@@ -99,6 +107,9 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		// duplicate: JetStream hands back the first order without a
 		// per-subject refusal and a second look-up.
 		msgID = "b|" + buyer
+		if round > 0 {
+			msgID += "|" + strconv.Itoa(round)
+		}
 	default:
 		msgID = "r|" + ledger.NewToken()
 	}
@@ -112,7 +123,7 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		}
 		trial = true
 	}
-	o := ledger.Order{Sale: s.name, BuyerID: buyer, Token: ledger.NewToken(), AdmittedAt: start.UTC(), IdempotencyKey: key}
+	o := ledger.Order{Sale: s.name, BuyerID: buyer, Token: ledger.NewToken(), AdmittedAt: start.UTC(), IdempotencyKey: key, Round: round}
 	// The wait for the PubAck is not tied to the client's connection: once
 	// the order has left, the gate learns and counts its outcome whether or
 	// not the client is still there.
@@ -162,6 +173,12 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		})
 		g.finish(ctx, s, overflow.Unavailable, g.unavailable, start)
 	}
+}
+
+// buyerReleaser tells how many of a buyer's orders gave their slot back
+// (orderstatus.Tracker).
+type buyerReleaser interface {
+	BuyerReleased(sale, buyer string) int64
 }
 
 // readBuyer reads and validates the body (or the trusted buyer header).

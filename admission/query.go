@@ -117,6 +117,9 @@ type saleView struct {
 	Confirmed  *int64 `json:"confirmed,omitempty"`
 	QueueDepth int64  `json:"queue_depth"`
 	QueueBound int64  `json:"queue_bound,omitempty"`
+	// Released are orders that gave their slot back (rejected, failed):
+	// the sale sells its stock plus these.
+	Released int64 `json:"released,omitempty"`
 	// BackendRate is the sale's cap on orders/s to the backend; MaxWait
 	// how long an order answered 202 may wait (the queue bound follows it).
 	BackendRate float64   `json:"backend_rate,omitempty"`
@@ -185,7 +188,8 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 		Sale:        s.name,
 		State:       stateOf(s, now),
 		Stock:       cfg.Stock,
-		Remaining:   max(0, cfg.Stock-adm),
+		Remaining:   max(0, cfg.Stock+s.released.Load()-adm),
+		Released:    s.released.Load(),
 		Admitted:    adm,
 		QueueDepth:  s.pending.Load(),
 		QueueBound:  s.queueBound(cfg),

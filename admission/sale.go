@@ -22,6 +22,9 @@ type sale struct {
 	admitted atomic.Int64 // orders in the ledger: last refresh plus local admits since
 	pending  atomic.Int64 // queue depth: last refresh plus local admits since
 	drained  atomic.Int64
+	// released: orders that gave their slot back (rejected, failed), as
+	// the stream's limit says at the last refresh.
+	released atomic.Int64
 	draining atomic.Bool // a drain consumer exists
 	index    atomic.Pointer[orderIndex]
 	// replication is the stream's replica group at the last refresh.

@@ -581,7 +581,7 @@ func (d *Drainer) settle(ctx context.Context, sd *saleDrain, items []item, resul
 			dec.Confirmed = append(dec.Confirmed, items[i].id.Seq)
 			final = append(final, i)
 		case Rejected:
-			dec.Rejected = append(dec.Rejected, orderstatus.Outcome{Seq: items[i].id.Seq, Reason: r.Reason})
+			dec.Rejected = append(dec.Rejected, orderstatus.Outcome{Seq: items[i].id.Seq, Reason: r.Reason, Buyer: items[i].order.BuyerID})
 			final = append(final, i)
 		default:
 			d.retry(ctx, sd, items[i], r.Err)
@@ -736,7 +736,7 @@ func (d *Drainer) deadLetter(ctx context.Context, sd *saleDrain, it item, reason
 		return
 	}
 	dec := orderstatus.Decision{Sale: sd.name, At: time.Now().UTC(),
-		Failed: []orderstatus.Outcome{{Seq: it.id.Seq, Reason: reason}}}
+		Failed: []orderstatus.Outcome{{Seq: it.id.Seq, Reason: reason, Buyer: it.order.BuyerID}}}
 	if err := d.status.Record(ctx, dec); err != nil {
 		d.m.statusErrors.Inc()
 		_ = it.msg.NakWithDelay(d.backoff(it.meta.NumDelivered))

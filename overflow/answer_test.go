@@ -95,5 +95,5 @@ func ExampleRenderer_Render() {
 	fmt.Print(w.Body.String())
 	// Output:
 	// 410 application/problem+json
-	// {"type":"https://sluice.dev/problems/sold-out","title":"Sold out","status":410,"detail":"Every item of this sale has been taken. It will not come back.","reason":"sold_out","sale":"sneakers"}
+	// {"type":"https://sluice.dev/problems/sold-out","title":"Sold out","status":410,"detail":"Every item of this sale is taken. A returned one goes on sale.","reason":"sold_out","sale":"sneakers"}
 }

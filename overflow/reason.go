@@ -45,7 +45,7 @@ type reasonInfo struct {
 
 var catalog = map[Reason]reasonInfo{
 	AlreadyOrdered:    {http.StatusConflict, "Already ordered", "You already hold an order in this sale."},
-	SoldOut:           {http.StatusGone, "Sold out", "Every item of this sale has been taken. It will not come back."},
+	SoldOut:           {http.StatusGone, "Sold out", "Every item of this sale is taken. A returned one goes on sale."},
 	RateLimited:       {http.StatusTooManyRequests, "Busy", "Too many orders are arriving at once. Try again shortly."},
 	IPRateLimited:     {http.StatusTooManyRequests, "Busy", "Too many requests from your address. Try again shortly."},
 	BuyerRateLimited:  {http.StatusTooManyRequests, "Busy", "Too many requests for this buyer. Try again shortly."},

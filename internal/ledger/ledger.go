@@ -42,6 +42,10 @@ type Options struct {
 	Replicas int
 	// DuplicateWindow, zero means DefaultDuplicateWindow.
 	DuplicateWindow time.Duration
+	// Released tells how many of a sale's orders gave their slot back
+	// (rejected or failed, from the decisions stream): a sale's stream
+	// holds stock + overbook + released orders. Nil means none.
+	Released func(sale string) int64
 }
 
 // Ledger places and finds orders in the sale streams. It is safe for
@@ -65,18 +69,57 @@ func New(js jetstream.JetStream, opts Options) *Ledger {
 	return &Ledger{js: js, opts: opts, streams: make(map[string]jetstream.Stream)}
 }
 
+func (l *Ledger) released(sale string) int64 {
+	if l.opts.Released == nil {
+		return 0
+	}
+	return max(0, l.opts.Released(sale))
+}
+
+// RaiseLimit makes the sale's stream take stock + overbook + released
+// orders when it takes fewer: orders that gave their slot back are sold
+// again. The limit only rises here; released is counted from the durable
+// decisions, so a redelivery or a restart cannot count a slot twice.
+func (l *Ledger) RaiseLimit(ctx context.Context, sale string) error {
+	str, err := l.js.Stream(ctx, StreamName(sale))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	info := str.CachedInfo()
+	s, ok := saleFromMetadata(info.Config.Metadata)
+	if !ok {
+		return ErrNoSale
+	}
+	want := s.Capacity() + l.released(sale)
+	if info.Config.MaxMsgs >= want {
+		return nil
+	}
+	cfg := info.Config
+	cfg.MaxMsgs = want
+	// Streams made before rounds existed take one subject token per buyer.
+	cfg.Subjects = []string{SubjectPrefix(sale) + ">"}
+	if _, err := l.js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("ledger: raise the limit of %s: %w", sale, err)
+	}
+	return nil
+}
+
 // JetStream returns the JetStream context the ledger uses.
 func (l *Ledger) JetStream() jetstream.JetStream { return l.js }
 
-func (l *Ledger) streamConfig(s Sale) jetstream.StreamConfig {
+// CountReleasedWith sets how the ledger counts a sale's released orders
+// (Options.Released); call it before the ledger is shared.
+func (l *Ledger) CountReleasedWith(f func(sale string) int64) { l.opts.Released = f }
+
+func (l *Ledger) streamConfig(s Sale, released int64) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:                 StreamName(s.Name),
 		Description:          "sluice sale " + s.Name + ": admitted orders",
-		Subjects:             []string{SubjectPrefix(s.Name) + "*"},
+		Subjects:             []string{SubjectPrefix(s.Name) + ">"},
 		Retention:            jetstream.LimitsPolicy,
 		Storage:              jetstream.FileStorage,
 		Replicas:             l.opts.Replicas,
-		MaxMsgs:              s.Capacity(),
+		MaxMsgs:              s.Capacity() + released,
 		Discard:              jetstream.DiscardNew,
 		MaxMsgsPerSubject:    s.OrdersPerBuyer(),
 		DiscardNewPerSubject: true,
@@ -100,7 +143,16 @@ func (l *Ledger) EnsureSale(ctx context.Context, s Sale) (SaleState, error) {
 		// MaxMsgs 0 would mean "unlimited" to JetStream.
 		return SaleState{}, fmt.Errorf("%w: %s: stock plus overbook must be at least 1", ErrInvalidSale, s.Name)
 	}
-	str, err := l.js.CreateOrUpdateStream(ctx, l.streamConfig(s))
+	// Released slots stay released whatever the stock becomes: the
+	// stream's own limit remembers them, in case this process has not
+	// read the decisions yet.
+	released := l.released(s.Name)
+	if old, err := l.js.Stream(ctx, StreamName(s.Name)); err == nil {
+		if prev, ok := saleFromMetadata(old.CachedInfo().Config.Metadata); ok {
+			released = max(released, old.CachedInfo().Config.MaxMsgs-prev.Capacity())
+		}
+	}
+	str, err := l.js.CreateOrUpdateStream(ctx, l.streamConfig(s, released))
 	if err != nil {
 		return SaleState{}, fmt.Errorf("ledger: provision sale %s: %w", s.Name, err)
 	}
@@ -142,7 +194,7 @@ func (l *Ledger) Place(ctx context.Context, o Order, msgID string) (id OrderID, 
 	if err != nil {
 		return OrderID{}, false, fmt.Errorf("ledger: encode order: %w", err)
 	}
-	msg := &nats.Msg{Subject: BuyerSubject(o.Sale, o.BuyerID), Data: data}
+	msg := &nats.Msg{Subject: BuyerRoundSubject(o.Sale, o.BuyerID, o.Round), Data: data}
 	ack, err := l.js.PublishMsg(ctx, msg,
 		jetstream.WithMsgID(msgID),
 		jetstream.WithExpectStream(StreamName(o.Sale)))
@@ -167,7 +219,7 @@ func (l *Ledger) placeError(ctx context.Context, o Order, err error) error {
 		case apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgs:
 			return ErrSoldOut
 		case apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgsPerSubject:
-			prev, lerr := l.lastForBuyer(ctx, o.Sale, o.BuyerID)
+			prev, lerr := l.lastForBuyer(ctx, o.Sale, o.BuyerID, o.Round)
 			if lerr != nil {
 				return fmt.Errorf("%w: read back the buyer's order: %w", ErrUnavailable, lerr)
 			}
@@ -203,12 +255,12 @@ func (l *Ledger) lookupSeq(ctx context.Context, sale string, seq uint64) (Order,
 	return decodeRaw(sale, raw, err)
 }
 
-func (l *Ledger) lastForBuyer(ctx context.Context, sale, buyer string) (Order, error) {
+func (l *Ledger) lastForBuyer(ctx context.Context, sale, buyer string, round int) (Order, error) {
 	str, err := l.stream(ctx, sale)
 	if err != nil {
 		return Order{}, err
 	}
-	raw, err := str.GetLastMsgForSubject(ctx, BuyerSubject(sale, buyer))
+	raw, err := str.GetLastMsgForSubject(ctx, BuyerRoundSubject(sale, buyer, round))
 	return decodeRaw(sale, raw, err)
 }
 

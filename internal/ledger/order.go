@@ -19,6 +19,9 @@ type Order struct {
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
 	Token          string    `json:"token"`
 	AdmittedAt     time.Time `json:"admitted_at"`
+	// Round counts the buyer's earlier orders in this sale that gave
+	// their slot back (see BuyerRoundSubject); 0 for a first order.
+	Round int `json:"round,omitempty"`
 }
 
 // OrderID names an order: its sale, its sequence in the sale's stream and a
@@ -85,6 +88,17 @@ func SubjectPrefix(sale string) string { return "sluice.orders." + sale + "." }
 // is encoded as one subject token so that dots in ids cannot nest subjects.
 func BuyerSubject(sale, buyer string) string {
 	return SubjectPrefix(sale) + base64.RawURLEncoding.EncodeToString([]byte(buyer))
+}
+
+// BuyerRoundSubject is the subject of a buyer's orders after round
+// orders of theirs gave their slot back: the per-buyer limit holds per
+// subject, so a buyer whose order was rejected may order again, once per
+// release, and never hold more than the limit at once.
+func BuyerRoundSubject(sale, buyer string, round int) string {
+	if round <= 0 {
+		return BuyerSubject(sale, buyer)
+	}
+	return BuyerSubject(sale, buyer) + "." + strconv.Itoa(round)
 }
 
 // decodePlain decodes the payload the ledger writes in the common case

@@ -20,6 +20,10 @@ type SaleState struct {
 	Pending uint64
 	// Drained is Admitted - Pending.
 	Drained uint64
+	// Limit is how many orders the stream takes: stock + overbook +
+	// Released, the orders that gave their slot back.
+	Limit    int64
+	Released int64
 	// Draining says a drain consumer exists; ConsumerPending (not yet
 	// delivered) and ConsumerAckPending (delivered, not acked) are its counts.
 	Draining           bool
@@ -72,7 +76,7 @@ func replicationOf(ci *jetstream.ClusterInfo) *Replication {
 }
 
 // SoldOut says the ledger holds as many orders as the sale admits.
-func (st SaleState) SoldOut() bool { return int64(st.Admitted) >= st.Sale.Capacity() }
+func (st SaleState) SoldOut() bool { return int64(st.Admitted) >= max(st.Limit, st.Sale.Capacity()) }
 
 // States returns every sale in the JetStream domain, one StreamInfo page
 // and one consumer info per sale: meant for a background refresher, not
@@ -122,6 +126,8 @@ func (l *Ledger) stateOf(ctx context.Context, info *jetstream.StreamInfo, read t
 		Created:     info.Created,
 		Read:        read,
 		Replication: replicationOf(info.Cluster),
+		Limit:       info.Config.MaxMsgs,
+		Released:    max(0, info.Config.MaxMsgs-sale.Capacity()),
 	}
 	cons, err := l.js.Consumer(ctx, info.Config.Name, DrainConsumer)
 	switch {

@@ -44,10 +44,28 @@ type Decision struct {
 	Failed    []Outcome `json:"failed,omitempty"`
 }
 
-// Outcome is a refused or failed order and why.
+// Outcome is a refused or failed order and why, and its buyer (recorded
+// since orders release their slot; absent in older records).
 type Outcome struct {
 	Seq    uint64 `json:"seq"`
 	Reason string `json:"reason"`
+	Buyer  string `json:"buyer,omitempty"`
+}
+
+// ReasonSoldOut is the reason of a backend that had no stock left.
+const ReasonSoldOut = "sold_out"
+
+// Releases says whether an order that ended with this status gives its
+// slot back to the sale: a rejected or failed one does, unless the
+// backend refused it for want of stock (it would refuse the next one too).
+func (st Status) Releases() bool {
+	switch st.Status {
+	case Rejected:
+		return st.Reason != ReasonSoldOut
+	case Failed:
+		return true
+	}
+	return false
 }
 
 // Empty says the decision names no order.

@@ -38,6 +38,10 @@ type saleDecisions struct {
 	confirmed []uint64 // bitset by sequence
 	count     int64
 	other     map[uint64]Status // rejected and failed
+	// released counts the orders that gave their slot back (see
+	// Status.Releases), byBuyer the same per buyer.
+	released int64
+	byBuyer  map[string]int64
 }
 
 func (s *saleDecisions) isConfirmed(seq uint64) bool {
@@ -60,12 +64,22 @@ func (s *saleDecisions) confirm(seq uint64) {
 	s.count++
 }
 
-func (s *saleDecisions) refuse(seq uint64, st Status) {
+func (s *saleDecisions) refuse(seq uint64, st Status, buyer string) {
 	if s.isConfirmed(seq) {
 		return
 	}
-	if _, ok := s.other[seq]; !ok {
-		s.other[seq] = st
+	if _, ok := s.other[seq]; ok {
+		return // the first outcome stands
+	}
+	s.other[seq] = st
+	if st.Releases() {
+		s.released++
+		if buyer != "" {
+			if s.byBuyer == nil {
+				s.byBuyer = make(map[string]int64)
+			}
+			s.byBuyer[buyer]++
+		}
 	}
 }
 
@@ -177,10 +191,10 @@ func (t *Tracker) apply(data []byte, seq uint64) {
 		s.confirm(seq)
 	}
 	for _, o := range d.Rejected {
-		s.refuse(o.Seq, Status{Status: Rejected, Reason: o.Reason, At: d.At})
+		s.refuse(o.Seq, Status{Status: Rejected, Reason: o.Reason, At: d.At}, o.Buyer)
 	}
 	for _, o := range d.Failed {
-		s.refuse(o.Seq, Status{Status: Failed, Reason: o.Reason, At: d.At})
+		s.refuse(o.Seq, Status{Status: Failed, Reason: o.Reason, At: d.At}, o.Buyer)
 	}
 	if len(t.waiters) > 0 {
 		for _, seq := range d.Confirmed {
@@ -275,6 +289,28 @@ func (t *Tracker) ConfirmedCount(_ context.Context, sale string) (int64, error) 
 		return s.count, nil
 	}
 	return 0, nil
+}
+
+// Released tells how many of a sale's orders gave their slot back: the
+// sale's capacity is its stock and overbook plus these.
+func (t *Tracker) Released(sale string) int64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if s := t.sales[sale]; s != nil {
+		return s.released
+	}
+	return 0
+}
+
+// BuyerReleased tells how many of a buyer's orders in a sale gave their
+// slot back (so the buyer may order again).
+func (t *Tracker) BuyerReleased(sale, buyer string) int64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if s := t.sales[sale]; s != nil {
+		return s.byBuyer[buyer]
+	}
+	return 0
 }
 
 // DecidedCount tells how many of a sale's orders the drain decided

@@ -270,7 +270,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		s.gate.SetStatusSource(s.tracker)
 		s.gate.SetConfirmedCounter(s.tracker)
-		s.watcher = s.ledger.Watch(context.WithoutCancel(ctx), cfg.Refresh, s.gate.UpdateSales)
+		s.ledger.CountReleasedWith(s.tracker.Released)
+		s.watcher = s.ledger.Watch(context.WithoutCancel(ctx), cfg.Refresh, s.refreshed)
 		if _, err := retry(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.ledger.EnsureProbe(ctx) }); err != nil {
 			return nil, err
 		}
@@ -518,6 +519,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Info("sluice " + s.cfg.command() + " stopped")
 	})
 	return s.shutErr
+}
+
+// refreshed takes each refresh of the sale states: the gate follows them,
+// and a sale whose orders gave slots back since (rejected, failed, as the
+// decisions stream says) has its stream's limit raised, so that the slots
+// are sold again. Every gate may do it: the limit is a function of the
+// durable decisions, so two gates raise it to the same value.
+func (s *Server) refreshed(states []ledger.SaleState, err error) {
+	s.gate.UpdateSales(states, err)
+	for _, st := range states {
+		if s.tracker.Released(st.Sale.Name) <= st.Released {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.ledger.RaiseLimit(ctx, st.Sale.Name); err != nil {
+			s.log.Warn("could not give released slots back to the sale; retrying at the next refresh", "sale", st.Sale.Name, "err", err)
+		}
+		cancel()
+	}
 }
 
 // shutdownAPI stops the public listener: no new connection, requests

@@ -130,11 +130,12 @@ func overview() *builder {
 	b.add(12, 8, seriesPanel("Why the rest was diverted", "Answers other than admitted, per second, by reason.", "reqps",
 		[]q{{`sum by (reason) (rate(` + req + sel(`, outcome!="admitted"`) + ri + `))`, "{{reason}}"}},
 		stacked, minZero))
-	b.add(8, 8, seriesPanel("Stock left and confirmed", "Stock not yet admitted, and orders the backend confirmed, against the sale's stock.", "short",
+	b.add(8, 8, seriesPanel("Stock left and confirmed", "Stock not yet admitted, orders the backend confirmed, and orders that gave their slot back to be sold again (rejected, dead-lettered), against the sale's stock.", "short",
 		[]q{
 			{`max by (sale) (sluice_sale_stock` + sel("") + `)`, "{{sale}} stock"},
 			{`min by (sale) (sluice_sale_stock_remaining` + sel("") + `)`, "{{sale}} left"},
 			{`max by (sale) (sluice_sale_confirmed_orders` + sel("") + `)`, "{{sale}} confirmed"},
+			{`max by (sale) (sluice_sale_released_orders` + sel("") + `)`, "{{sale}} released"},
 		}, dashed(".* stock"), minZero))
 	b.add(8, 8, seriesPanel("Queue depth", "Admitted orders waiting for the backend, against the bound at which gates answer busy.", "short",
 		[]q{
