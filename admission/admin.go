@@ -28,6 +28,7 @@ func (g *Gate) AdminHandler(token string) http.Handler {
 	mux.HandleFunc("GET /admin/sales/{sale}", g.adminGet)
 	mux.HandleFunc("PUT /admin/sales/{sale}", g.adminPut)
 	mux.HandleFunc("PATCH /admin/sales/{sale}", g.adminPatch)
+	mux.HandleFunc("POST /admin/orders/{id}/cancel", g.adminCancel)
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if token == "" {

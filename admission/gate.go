@@ -77,6 +77,7 @@ type Gate struct {
 	stopOnce  sync.Once
 	waiting   atomic.Int64
 	status    StatusSource
+	canceller OrderCanceller
 	confirmed ConfirmedCounter
 
 	// unconfirmed aggregates the log of publishes JetStream did not

@@ -64,6 +64,16 @@ type EachCallBounded interface {
 	BoundsEachCall()
 }
 
+// Canceller is implemented by a backend that can cancel a confirmed order
+// itself (the SQL backends): the order's row reads cancelled and its item
+// returns to the sale's remaining stock, in one transaction. It reports
+// whether the order was confirmed and is now cancelled (false when it was
+// cancelled already, or is not there). The HTTP backend does not: there
+// the shop cancels and tells sluice.
+type Canceller interface {
+	Cancel(ctx context.Context, o Order) (bool, error)
+}
+
 // PacedEachCall is implemented by a backend that makes one call per order
 // and calls PaceOrder before each, once it holds the call's slot (the
 // HTTP backend). The drain's pace (backend_rate, --backend-rate) then

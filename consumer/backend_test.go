@@ -121,4 +121,21 @@ func decideAlike(t *testing.T, be sqlBackend) {
 	o10 := order("one", "o10", "b2", 1)
 	commit("a buyer who holds an order", []consumer.Order{o10}, "o10=already_ordered")
 	remaining("one", 0)
+
+	// Cancelling a confirmed order gives its item back and frees the
+	// buyer's slot, once; a rejected order is not cancelled.
+	canceller := be.(consumer.Canceller)
+	for _, c := range []struct {
+		o    consumer.Order
+		want bool
+	}{{o2, true}, {o2, false}, {o5, false}} {
+		if got, err := canceller.Cancel(ctx, c.o); err != nil || got != c.want {
+			t.Fatalf("cancel %s: %v %v, want %v", c.o.ID, got, err, c.want)
+		}
+	}
+	remaining("one", 1)
+	commit("a cancelled order redelivered", []consumer.Order{o2}, "o2=ok")
+	o11 := order("one", "o11", "b2", 1)
+	commit("the buyer of a cancelled order again", []consumer.Order{o11}, "o11=ok")
+	remaining("one", 0)
 }

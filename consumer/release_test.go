@@ -138,3 +138,132 @@ func TestRejectedBuyerMayOrderAgain(t *testing.T) {
 		t.Fatalf("third order: %d %s", a.Status, a.Raw)
 	}
 }
+
+// cancel posts POST /admin/orders/{id}/cancel to the gate's ops listener.
+func cancel(t *testing.T, srv interface{ OpsAddr() string }, id, token string) gatetest.Answer {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+srv.OpsAddr()+"/admin/orders/"+id+"/cancel", nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return gatetest.Do(t, gatetest.Client(), req)
+}
+
+// Cancelling 10 confirmed orders gives their items back in the database
+// and their slots back to the sale, which reopens: 10 more buyers get in,
+// never more, and the database ends with the stock confirmed again.
+func TestCancelReopensTheSale(t *testing.T) {
+	cfg := fast(gatetest.Config(t, ledger.Sale{Name: "can", Stock: 20}))
+	cfg.AdminToken = "secret"
+	srv := gatetest.Start(t, cfg)
+	base := "http://" + srv.APIAddr()
+	c := gatetest.Client()
+	first := buyAll(t, base, "can", 20)
+	waitDrained(t, srv.Ledger(), "can", 30*time.Second)
+	checkStatuses(t, base, first, "confirmed")
+	db := backendDB(t, srv)
+	count := func(q string) int {
+		var n int
+		if err := db.QueryRow(q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, id := range first[:10] {
+		if a := cancel(t, srv, id, "secret"); a.Status != http.StatusOK || a.Str("status") != "cancelled" {
+			t.Fatalf("cancel %s: %d %s", id, a.Status, a.Raw)
+		}
+	}
+	// Cancelling again changes nothing.
+	if a := cancel(t, srv, first[0], "secret"); a.Status != http.StatusOK || a.Str("status") != "cancelled" {
+		t.Fatalf("cancel again: %d %s", a.Status, a.Raw)
+	}
+	if n := count(`SELECT remaining FROM sales WHERE sale = 'can'`); n != 10 {
+		t.Fatalf("remaining %d in the database after 10 cancels", n)
+	}
+	gatetest.Eventually(t, 5*time.Second, "the sale to reopen", func() bool {
+		s := gatetest.Get(t, c, base+"/v1/sales/can")
+		return s.Str("state") == "open" && s.Body["released"] == 10.0 && s.Body["remaining"] == 10.0
+	})
+	if a := gatetest.Get(t, c, base+"/v1/orders/"+first[0]); a.Str("status") != "cancelled" {
+		t.Fatalf("a cancelled order: %s", a.Raw)
+	}
+	admitted := 0
+	for i := range 30 {
+		if a := gatetest.Order(t, c, base, "can", fmt.Sprint("late-", i), ""); a.Status == http.StatusAccepted {
+			admitted++
+		}
+	}
+	if admitted != 10 {
+		t.Fatalf("%d of 30 later buyers admitted after 10 cancels", admitted)
+	}
+	waitDrained(t, srv.Ledger(), "can", 30*time.Second)
+	if n, m, r := count(`SELECT COUNT(*) FROM orders WHERE sale = 'can' AND status = 'confirmed'`),
+		count(`SELECT COUNT(*) FROM orders WHERE sale = 'can' AND status = 'cancelled'`),
+		count(`SELECT remaining FROM sales WHERE sale = 'can'`); n != 20 || m != 10 || r != 0 {
+		t.Fatalf("database: %d confirmed, %d cancelled, %d remaining; want 20, 10, 0", n, m, r)
+	}
+	// Bad input changes nothing.
+	other := ledger.OrderID{Sale: "can", Seq: 3, Token: ledger.NewToken()}.String()
+	for name, c := range map[string]struct {
+		id, token string
+		status    int
+	}{
+		"no token":      {first[10], "", http.StatusUnauthorized},
+		"wrong token":   {first[10], "guess", http.StatusUnauthorized},
+		"unknown order": {other, "secret", http.StatusNotFound},
+		"malformed id":  {"not-an-id", "secret", http.StatusNotFound},
+	} {
+		if a := cancel(t, srv, c.id, c.token); a.Status != c.status || a.Str("reason") == "" {
+			t.Errorf("%s: %d %s", name, a.Status, a.Raw)
+		}
+	}
+	if n := count(`SELECT COUNT(*) FROM orders WHERE sale = 'can' AND status = 'cancelled'`); n != 10 {
+		t.Fatalf("%d cancelled after bad requests", n)
+	}
+}
+
+// A queued order cannot be cancelled (409: it is not decided yet), nor a
+// rejected one (nothing to give back); with the HTTP backend, where the
+// shop cancels and tells sluice, a confirmed one can.
+func TestCancelAnswersByStatus(t *testing.T) {
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	defer releaseOnce.Do(func() { close(release) })
+	_, ts := newShop(func(id, buyer string, attempt int) (int, time.Duration) {
+		switch buyer {
+		case "slow":
+			<-release
+		case "refused":
+			return 409, 0
+		}
+		return 201, 0
+	})
+	defer ts.Close()
+	cfg := fast(gatetest.Config(t, ledger.Sale{Name: "cs", Stock: 10}))
+	cfg.Backend = ts.URL
+	cfg.Drain.BackendTimeout = 20 * time.Second
+	cfg.AdminToken = "secret"
+	srv := gatetest.Start(t, cfg)
+	base := "http://" + srv.APIAddr()
+	c := gatetest.Client()
+	slow := gatetest.Order(t, c, base, "cs", "slow", "").Str("order_id")
+	if a := cancel(t, srv, slow, "secret"); a.Status != http.StatusConflict || !strings.Contains(a.Str("detail"), "queued") {
+		t.Fatalf("a queued order: %d %s", a.Status, a.Raw)
+	}
+	refused := orderWaiting(t, c, base, "cs", "refused", 10)
+	if a := cancel(t, srv, refused.Str("order_id"), "secret"); a.Status != http.StatusConflict || !strings.Contains(a.Str("detail"), "not confirmed") {
+		t.Fatalf("a rejected order: %d %s", a.Status, a.Raw)
+	}
+	ok := orderWaiting(t, c, base, "cs", "paid-late", 10)
+	if ok.Status != http.StatusCreated {
+		t.Fatalf("order: %d %s", ok.Status, ok.Raw)
+	}
+	if a := cancel(t, srv, ok.Str("order_id"), "secret"); a.Status != http.StatusOK || a.Str("status") != "cancelled" {
+		t.Fatalf("a confirmed order: %d %s", a.Status, a.Raw)
+	}
+	gatetest.Eventually(t, 5*time.Second, "the status to read cancelled", func() bool {
+		return gatetest.Get(t, c, base+"/v1/orders/"+ok.Str("order_id")).Str("status") == "cancelled"
+	})
+	releaseOnce.Do(func() { close(release) })
+}

@@ -55,6 +55,31 @@ func Open(ctx context.Context, dsn string, poolSize int) (*Backend, error) {
 // DB is the pool, for metrics and tests.
 func (b *Backend) DB() *sql.DB { return b.db }
 
+// Cancel cancels a confirmed order: its row reads cancelled (and frees
+// the buyer's slot) and its item returns to the sale, in one transaction.
+func (b *Backend) Cancel(ctx context.Context, o consumer.Order) (bool, error) {
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("%w: postgres: begin: %w", consumer.ErrUnavailable, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE orders SET status = 'cancelled', reason = 'cancelled', buyer_slot = NULL, decided_at = now()
+		WHERE order_id = $1 AND sale = $2 AND status = 'confirmed'`, o.ID, o.Sale)
+	if err != nil {
+		return false, fmt.Errorf("%w: postgres: cancel: %w", consumer.ErrUnavailable, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE sales SET remaining = remaining + 1, updated_at = now() WHERE sale = $1`, o.Sale); err != nil {
+		return false, fmt.Errorf("%w: postgres: cancel: %w", consumer.ErrUnavailable, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("%w: postgres: commit: %w", consumer.ErrUnavailable, err)
+	}
+	return true, nil
+}
+
 // Close closes the pool.
 func (b *Backend) Close() error { return b.db.Close() }
 
@@ -145,7 +170,7 @@ func (b *Backend) call(ctx context.Context, first consumer.Order, ids, buyers []
 			rows.Close()
 			return nil, decideErr(err)
 		}
-		if status == "confirmed" {
+		if status == "confirmed" || status == "cancelled" { // cancelled: confirmed first
 			got[id] = consumer.Result{Outcome: consumer.Confirmed}
 		} else {
 			got[id] = consumer.Result{Outcome: consumer.Rejected, Reason: reason.String}

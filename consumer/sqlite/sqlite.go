@@ -321,8 +321,36 @@ func buyerSlots(ctx context.Context, tx *sql.Tx, orders []consumer.Order, perBuy
 	return slots, nil
 }
 
+// Cancel cancels a confirmed order: its row reads cancelled (and frees
+// the buyer's slot) and its item returns to the sale, in one transaction.
+func (b *Backend) Cancel(ctx context.Context, o consumer.Order) (bool, error) {
+	b.writer.Lock()
+	defer b.writer.Unlock()
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("%w: sqlite: begin: %w", consumer.ErrUnavailable, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE orders SET status = 'cancelled', reason = 'cancelled', buyer_slot = NULL, decided_at = ?
+		WHERE order_id = ? AND sale = ? AND status = 'confirmed'`, now(), o.ID, o.Sale)
+	if err != nil {
+		return false, fmt.Errorf("%w: sqlite: cancel: %w", consumer.ErrUnavailable, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE sales SET remaining = remaining + 1, updated_at = ? WHERE sale = ?`, now(), o.Sale); err != nil {
+		return false, fmt.Errorf("%w: sqlite: cancel: %w", consumer.ErrUnavailable, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("%w: sqlite: commit: %w", consumer.ErrUnavailable, err)
+	}
+	return true, nil
+}
+
 func result(status, reason string) consumer.Result {
-	if status == "confirmed" {
+	// A cancelled order was confirmed first: a redelivery gets that.
+	if status == "confirmed" || status == "cancelled" {
 		return consumer.Result{Outcome: consumer.Confirmed}
 	}
 	return consumer.Result{Outcome: consumer.Rejected, Reason: reason}

@@ -22,6 +22,7 @@ const (
 	Confirmed = "confirmed" // the backend took it
 	Rejected  = "rejected"  // the backend refused it for good
 	Failed    = "failed"    // the drain gave up: dead-lettered
+	Cancelled = "cancelled" // confirmed, then cancelled by the shop
 )
 
 // Status is an order's outcome.
@@ -42,6 +43,8 @@ type Decision struct {
 	Confirmed []uint64  `json:"confirmed,omitempty"`
 	Rejected  []Outcome `json:"rejected,omitempty"`
 	Failed    []Outcome `json:"failed,omitempty"`
+	// Cancelled are confirmed orders the shop cancelled (the admin API).
+	Cancelled []Outcome `json:"cancelled,omitempty"`
 }
 
 // Outcome is a refused or failed order and why, and its buyer (recorded
@@ -62,7 +65,7 @@ func (st Status) Releases() bool {
 	switch st.Status {
 	case Rejected:
 		return st.Reason != ReasonSoldOut
-	case Failed:
+	case Failed, Cancelled:
 		return true
 	}
 	return false
@@ -70,7 +73,7 @@ func (st Status) Releases() bool {
 
 // Empty says the decision names no order.
 func (d Decision) Empty() bool {
-	return len(d.Confirmed) == 0 && len(d.Rejected) == 0 && len(d.Failed) == 0
+	return len(d.Confirmed) == 0 && len(d.Rejected) == 0 && len(d.Failed) == 0 && len(d.Cancelled) == 0
 }
 
 // Provision creates (or updates) the decisions stream.
@@ -106,6 +109,19 @@ func OpenRecorder(ctx context.Context, js jetstream.JetStream, replicas int) (*R
 		return nil, err
 	}
 	return &Recorder{js: js}, nil
+}
+
+// RecordOnce stores a decision under a message id: JetStream keeps one
+// record per id however often it is sent within its duplicate window.
+func (r *Recorder) RecordOnce(ctx context.Context, d Decision, msgID string) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("orderstatus: encode: %w", err)
+	}
+	if _, err := r.js.Publish(ctx, Subject(d.Sale), b, jetstream.WithMsgID(msgID)); err != nil {
+		return fmt.Errorf("orderstatus: record: %w", err)
+	}
+	return nil
 }
 
 // Record stores a decision and returns once JetStream has it.

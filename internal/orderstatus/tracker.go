@@ -83,6 +83,24 @@ func (s *saleDecisions) refuse(seq uint64, st Status, buyer string) {
 	}
 }
 
+// cancel turns a confirmed order into a cancelled one, which gives its
+// slot back; an order not confirmed is left as it is.
+func (s *saleDecisions) cancel(seq uint64, st Status, buyer string) {
+	if !s.isConfirmed(seq) {
+		return
+	}
+	s.confirmed[seq/64] &^= 1 << (seq % 64)
+	s.count--
+	s.other[seq] = st
+	s.released++
+	if buyer != "" {
+		if s.byBuyer == nil {
+			s.byBuyer = make(map[string]int64)
+		}
+		s.byBuyer[buyer]++
+	}
+}
+
 // StartTracker replays the decisions stream (see Provision) and follows
 // it. It returns once the decisions recorded so far are loaded (or ctx
 // ends), so a gate that starts answers statuses it can prove.
@@ -196,6 +214,9 @@ func (t *Tracker) apply(data []byte, seq uint64) {
 	for _, o := range d.Failed {
 		s.refuse(o.Seq, Status{Status: Failed, Reason: o.Reason, At: d.At}, o.Buyer)
 	}
+	for _, o := range d.Cancelled {
+		s.cancel(o.Seq, Status{Status: Cancelled, Reason: o.Reason, At: d.At}, o.Buyer)
+	}
 	if len(t.waiters) > 0 {
 		for _, seq := range d.Confirmed {
 			t.wake(d.Sale, seq)
@@ -204,6 +225,9 @@ func (t *Tracker) apply(data []byte, seq uint64) {
 			t.wake(d.Sale, o.Seq)
 		}
 		for _, o := range d.Failed {
+			t.wake(d.Sale, o.Seq)
+		}
+		for _, o := range d.Cancelled {
 			t.wake(d.Sale, o.Seq)
 		}
 	}

@@ -340,6 +340,11 @@ func (s *Server) startDrain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.gate != nil {
+		s.gate.SetOrderCanceller(func(ctx context.Context, o ledger.Order, id ledger.OrderID) error {
+			return cancelOrder(ctx, b, rec, o, id)
+		})
+	}
 	s.drainer = consumer.New(s.ledger, rec, b, dc, consumer.NewMetrics(s.reg))
 	_, err = retry(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.drainer.Start(ctx) })
 	return err
@@ -519,6 +524,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Info("sluice " + s.cfg.command() + " stopped")
 	})
 	return s.shutErr
+}
+
+// cancelOrder cancels a confirmed order in the backend, when it can (the
+// SQL backends: the row and the item, in one transaction), and then in the
+// decisions stream, once whatever is retried: the order reads cancelled
+// and its slot goes back to the sale. The backend first, so that the slot
+// is never sold again while the backend still counts the order.
+func cancelOrder(ctx context.Context, b consumer.Backend, rec *orderstatus.Recorder, o ledger.Order, id ledger.OrderID) error {
+	if c, ok := b.(consumer.Canceller); ok {
+		if _, err := c.Cancel(ctx, consumer.Order{ID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Seq: id.Seq}); err != nil {
+			return err
+		}
+	}
+	d := orderstatus.Decision{Sale: o.Sale, At: time.Now().UTC(),
+		Cancelled: []orderstatus.Outcome{{Seq: id.Seq, Reason: "cancelled", Buyer: o.BuyerID}}}
+	return rec.RecordOnce(ctx, d, "cancel-"+id.String())
 }
 
 // refreshed takes each refresh of the sale states: the gate follows them,

@@ -1,0 +1,83 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"sluice/internal/ledger"
+	"sluice/internal/orderstatus"
+	"sluice/overflow"
+)
+
+// OrderCanceller cancels a confirmed order: in the backend when the
+// backend can (the SQL backends give the item back in the same
+// transaction), then in the decisions stream, which gives the order's slot
+// back to the sale. It must be idempotent.
+type OrderCanceller func(ctx context.Context, o ledger.Order, id ledger.OrderID) error
+
+// SetOrderCanceller enables POST /admin/orders/{id}/cancel; a gate
+// without one (it does not drain into the backend) refuses cancels.
+// Call it before serving.
+func (g *Gate) SetOrderCanceller(c OrderCanceller) { g.canceller = c }
+
+// adminCancel is POST /admin/orders/{id}/cancel: the shop cancels an
+// order it confirmed (unpaid after its payment window, say). Only a
+// confirmed order can be: a queued one is not decided yet, a rejected or
+// failed one holds nothing to give back. Cancelling twice is a no-op.
+func (g *Gate) adminCancel(w http.ResponseWriter, r *http.Request) {
+	id, err := ledger.ParseOrderID(r.PathValue("id"))
+	if err != nil {
+		g.notFound.Write(w, false)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.PublishTimeout)
+	defer cancel()
+	o, err := g.ledger.Lookup(ctx, id)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		g.notFound.Write(w, false)
+		return
+	case err != nil:
+		g.unavailable.Write(w, false)
+		return
+	}
+	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Status: orderstatus.Queued, AdmittedAt: o.AdmittedAt}
+	var st orderstatus.Status
+	if g.status != nil {
+		st, err = g.status.OrderStatus(ctx, id)
+		if err != nil && !errors.Is(err, orderstatus.ErrNoStatus) {
+			g.unavailable.Write(w, false)
+			return
+		}
+		if err == nil {
+			v.Status, v.Reason, v.DecidedAt = st.Status, st.Reason, st.At
+		}
+	}
+	conflict := func(detail string) {
+		g.render.Render(overflow.Problem{Reason: overflow.Conflict, Sale: o.Sale, OrderID: id.String(), Detail: detail}).Write(w, false)
+	}
+	switch v.Status {
+	case orderstatus.Cancelled:
+		writeJSON(w, http.StatusOK, v)
+		return
+	case orderstatus.Queued:
+		conflict("The order is queued: the backend has not decided it yet. Cancel it once it is confirmed.")
+		return
+	case orderstatus.Rejected, orderstatus.Failed:
+		conflict(fmt.Sprintf("The order was not confirmed (%s: %s): there is nothing to give back.", v.Status, v.Reason))
+		return
+	}
+	if g.canceller == nil {
+		conflict("This gate does not drain into the backend: send the cancel to the sluice serve that does.")
+		return
+	}
+	if err := g.canceller(ctx, o, id); err != nil {
+		g.log.Warn("cancel failed", "order", id.String(), "err", err)
+		g.unavailable.Write(w, false)
+		return
+	}
+	v.Status, v.Reason, v.DecidedAt = orderstatus.Cancelled, "cancelled", g.now().UTC()
+	writeJSON(w, http.StatusOK, v)
+}
