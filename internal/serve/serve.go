@@ -117,21 +117,24 @@ type Server struct {
 	// refollow: JetStream was restarted and the tracker must follow the
 	// decisions stream again (tried at each probe until it does).
 	refollow atomic.Bool
-	console  *console
-	sampler  *loop // the console's figures, once a second
-	tracker  *orderstatus.Tracker
-	backend  consumer.Backend
-	drainer  *consumer.Drainer
-	api      *fasthttp.Server
-	ops      *http.Server
-	apiLn    net.Listener
-	apiConns *trackingListener // apiLn, which knows its connections
-	opsLn    net.Listener
-	reg      *prometheus.Registry
-	errc     chan error
-	wg       sync.WaitGroup
-	once     sync.Once
-	shutErr  error
+	// raiseWarned is when a failure to raise a sale's limit was last
+	// logged; the refresh goroutine owns it.
+	raiseWarned time.Time
+	console     *console
+	sampler     *loop // the console's figures, once a second
+	tracker     *orderstatus.Tracker
+	backend     consumer.Backend
+	drainer     *consumer.Drainer
+	api         *fasthttp.Server
+	ops         *http.Server
+	apiLn       net.Listener
+	apiConns    *trackingListener // apiLn, which knows its connections
+	opsLn       net.Listener
+	reg         *prometheus.Registry
+	errc        chan error
+	wg          sync.WaitGroup
+	once        sync.Once
+	shutErr     error
 }
 
 func (c *Config) defaults() {
@@ -554,8 +557,10 @@ func (s *Server) refreshed(states []ledger.SaleState, err error) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := s.ledger.RaiseLimit(ctx, st.Sale.Name); err != nil {
-			s.log.Warn("could not give released slots back to the sale; retrying at the next refresh", "sale", st.Sale.Name, "err", err)
+		if err := s.ledger.RaiseLimit(ctx, st.Sale.Name); err != nil && time.Since(s.raiseWarned) > time.Minute {
+			// Retried at every refresh, logged once a minute.
+			s.raiseWarned = time.Now()
+			s.log.Warn("could not give released slots back to the sale; retrying at every refresh", "sale", st.Sale.Name, "err", err)
 		}
 		cancel()
 	}
