@@ -73,13 +73,18 @@ func (s *saleDecisions) refuse(seq uint64, st Status, buyer string) {
 	}
 	s.other[seq] = st
 	if st.Releases() {
-		s.released++
-		if buyer != "" {
-			if s.byBuyer == nil {
-				s.byBuyer = make(map[string]int64)
-			}
-			s.byBuyer[buyer]++
+		s.release(buyer)
+	}
+}
+
+// release counts an order that gave its slot back.
+func (s *saleDecisions) release(buyer string) {
+	s.released++
+	if buyer != "" {
+		if s.byBuyer == nil {
+			s.byBuyer = make(map[string]int64)
 		}
+		s.byBuyer[buyer]++
 	}
 }
 
@@ -92,13 +97,7 @@ func (s *saleDecisions) cancel(seq uint64, st Status, buyer string) {
 	s.confirmed[seq/64] &^= 1 << (seq % 64)
 	s.count--
 	s.other[seq] = st
-	s.released++
-	if buyer != "" {
-		if s.byBuyer == nil {
-			s.byBuyer = make(map[string]int64)
-		}
-		s.byBuyer[buyer]++
-	}
+	s.release(buyer)
 }
 
 // StartTracker replays the decisions stream (see Provision) and follows
@@ -275,17 +274,6 @@ func (t *Tracker) Wait(id ledger.OrderID) (<-chan struct{}, func()) {
 			t.waiters[k] = ws
 		}
 	}
-}
-
-// Waiting tells how many waits are registered and not yet woken.
-func (t *Tracker) Waiting() int {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	n := 0
-	for _, ws := range t.waiters {
-		n += len(ws)
-	}
-	return n
 }
 
 // OrderStatus returns the decided outcome of an order, or ErrNoStatus.
