@@ -77,6 +77,7 @@ type Gate struct {
 	stopOnce  sync.Once
 	waiting   atomic.Int64
 	status    StatusSource
+	releases  buyerReleaser // status, when it counts released orders
 	canceller OrderCanceller
 	confirmed ConfirmedCounter
 

@@ -95,8 +95,8 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	// in a new round, on a subject of its own: the per-buyer limit holds
 	// per round, and a round opens per OrdersPerBuyer released orders.
 	round := 0
-	if br, ok := g.status.(buyerReleaser); ok {
-		round = int(br.BuyerReleased(s.name, buyer) / cfg.OrdersPerBuyer())
+	if g.releases != nil {
+		round = int(g.releases.BuyerReleased(s.name, buyer) / cfg.OrdersPerBuyer())
 	}
 	var msgID string
 	switch {

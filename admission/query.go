@@ -25,7 +25,10 @@ type StatusSource interface {
 
 // SetStatusSource makes the gate answer order status from src. Call it
 // before serving.
-func (g *Gate) SetStatusSource(src StatusSource) { g.status = src }
+func (g *Gate) SetStatusSource(src StatusSource) {
+	g.status = src
+	g.releases, _ = src.(buyerReleaser)
+}
 
 type orderView struct {
 	OrderID        string    `json:"order_id"`

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,11 +17,15 @@ import (
 // Tracker follows the decisions stream and answers statuses and counts
 // from memory. It is safe for concurrent use; Stop ends it.
 type Tracker struct {
-	js    jetstream.JetStream
-	last  uint64 // the last decision applied (stream sequence); under mu
-	log   *slog.Logger
-	mu    sync.RWMutex
-	sales map[string]*saleDecisions
+	// anyReleased: some order of some sale gave its slot back. Until one
+	// does, BuyerReleased answers without taking mu: it is asked for every
+	// order the gate places.
+	anyReleased atomic.Bool
+	js          jetstream.JetStream
+	last        uint64 // the last decision applied (stream sequence); under mu
+	log         *slog.Logger
+	mu          sync.RWMutex
+	sales       map[string]*saleDecisions
 	// waiters are the channels to close when an order's decision comes
 	// (see Wait): the stream wakes them, nobody polls.
 	waiters map[waitKey][]chan struct{}
@@ -216,6 +221,9 @@ func (t *Tracker) apply(data []byte, seq uint64) {
 	for _, o := range d.Cancelled {
 		s.cancel(o.Seq, Status{Status: Cancelled, Reason: o.Reason, At: d.At}, o.Buyer)
 	}
+	if s.released > 0 {
+		t.anyReleased.Store(true)
+	}
 	if len(t.waiters) > 0 {
 		for _, seq := range d.Confirmed {
 			t.wake(d.Sale, seq)
@@ -317,6 +325,9 @@ func (t *Tracker) Released(sale string) int64 {
 // BuyerReleased tells how many of a buyer's orders in a sale gave their
 // slot back (so the buyer may order again).
 func (t *Tracker) BuyerReleased(sale, buyer string) int64 {
+	if !t.anyReleased.Load() {
+		return 0
+	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if s := t.sales[sale]; s != nil {
