@@ -15,7 +15,7 @@ import (
 // backend can (the SQL backends give the item back in the same
 // transaction), then in the decisions stream, which gives the order's slot
 // back to the sale. It must be idempotent.
-type OrderCanceller func(ctx context.Context, o ledger.Order, id ledger.OrderID) error
+type OrderCanceller func(ctx context.Context, id ledger.OrderID, buyer string) error
 
 // SetOrderCanceller enables POST /admin/orders/{id}/cancel; a gate
 // without one (it does not drain into the backend) refuses cancels.
@@ -34,7 +34,7 @@ func (g *Gate) adminCancel(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.PublishTimeout)
 	defer cancel()
-	o, err := g.ledger.Lookup(ctx, id)
+	v, err := g.findOrder(ctx, id)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
 		g.notFound.Write(w, false)
@@ -43,20 +43,8 @@ func (g *Gate) adminCancel(w http.ResponseWriter, r *http.Request) {
 		g.unavailable.Write(w, false)
 		return
 	}
-	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Status: orderstatus.Queued, AdmittedAt: o.AdmittedAt}
-	var st orderstatus.Status
-	if g.status != nil {
-		st, err = g.status.OrderStatus(ctx, id)
-		if err != nil && !errors.Is(err, orderstatus.ErrNoStatus) {
-			g.unavailable.Write(w, false)
-			return
-		}
-		if err == nil {
-			v.Status, v.Reason, v.DecidedAt = st.Status, st.Reason, st.At
-		}
-	}
 	conflict := func(detail string) {
-		g.render.Render(overflow.Problem{Reason: overflow.Conflict, Sale: o.Sale, OrderID: id.String(), Detail: detail}).Write(w, false)
+		g.render.Render(overflow.Problem{Reason: overflow.Conflict, Sale: v.Sale, OrderID: id.String(), Detail: detail}).Write(w, false)
 	}
 	switch v.Status {
 	case orderstatus.Cancelled:
@@ -73,7 +61,7 @@ func (g *Gate) adminCancel(w http.ResponseWriter, r *http.Request) {
 		conflict("This gate does not drain into the backend: send the cancel to the sluice serve that does.")
 		return
 	}
-	if err := g.canceller(ctx, o, id); err != nil {
+	if err := g.canceller(ctx, id, v.BuyerID); err != nil {
 		g.log.Warn("cancel failed", "order", id.String(), "err", err)
 		g.unavailable.Write(w, false)
 		return

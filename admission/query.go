@@ -52,20 +52,13 @@ func (g *Gate) getOrder(rc *fasthttp.RequestCtx, rawID string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
 	defer cancel()
-	o, err := g.ledger.Lookup(ctx, id)
+	v, err := g.findOrder(ctx, id)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
 		g.notFound.Respond(rc, html)
 		return
 	case err != nil:
-		g.lookupFailed.note(time.Now(), func(n int) {
-			g.log.Warn("order look-ups answered 503: JetStream did not answer them", "lookups", n, "last_order", id.String(), "last_err", err)
-		})
 		g.unavailable.Respond(rc, html)
-		return
-	}
-	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Status: orderstatus.Queued, AdmittedAt: o.AdmittedAt}
-	if !g.readStatus(ctx, rc, id, &v) {
 		return
 	}
 	// Prefer: wait=N long-polls a queued order until its status changes.
@@ -74,7 +67,8 @@ func (g *Gate) getOrder(rc *fasthttp.RequestCtx, rawID string) {
 		if applied {
 			setPreferenceApplied(rc, d)
 		}
-		if decided && !g.readStatus(context.Background(), rc, id, &v) {
+		if decided && g.statusInto(context.Background(), id, &v) != nil {
+			g.unavailable.Respond(rc, html)
 			return
 		}
 	}
@@ -93,11 +87,30 @@ func (g *Gate) getOrder(rc *fasthttp.RequestCtx, rawID string) {
 	respondJSON(rc, http.StatusOK, v)
 }
 
-// readStatus sets v's status from the status source; it answers 503 and
-// reports false if the source fails.
-func (g *Gate) readStatus(ctx context.Context, rc *fasthttp.RequestCtx, id ledger.OrderID, v *orderView) bool {
+// findOrder reads an order from the ledger and its status: an error
+// matching ledger.ErrNotFound when there is no such order, another when the
+// ledger or the status source did not answer (logged here, the ledger's
+// once a minute with a count).
+func (g *Gate) findOrder(ctx context.Context, id ledger.OrderID) (orderView, error) {
+	o, err := g.ledger.Lookup(ctx, id)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return orderView{}, err
+	case err != nil:
+		g.lookupFailed.note(time.Now(), func(n int) {
+			g.log.Warn("order look-ups answered 503: JetStream did not answer them", "lookups", n, "last_order", id.String(), "last_err", err)
+		})
+		return orderView{}, err
+	}
+	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Status: orderstatus.Queued, AdmittedAt: o.AdmittedAt}
+	return v, g.statusInto(ctx, id, &v)
+}
+
+// statusInto sets v's status from the status source; an order it has no
+// decision for stays queued.
+func (g *Gate) statusInto(ctx context.Context, id ledger.OrderID, v *orderView) error {
 	if g.status == nil {
-		return true
+		return nil
 	}
 	st, err := g.status.OrderStatus(ctx, id)
 	switch {
@@ -105,10 +118,9 @@ func (g *Gate) readStatus(ctx context.Context, rc *fasthttp.RequestCtx, id ledge
 		v.Status, v.Reason, v.DecidedAt = st.Status, st.Reason, st.At
 	case !errors.Is(err, orderstatus.ErrNoStatus):
 		g.log.Warn("order status lookup failed", "order", id.String(), "err", err)
-		g.unavailable.Respond(rc, overflow.AcceptsHTML(&rc.Request.Header))
-		return false
+		return err
 	}
-	return true
+	return nil
 }
 
 type saleView struct {

@@ -344,8 +344,8 @@ func (s *Server) startDrain(ctx context.Context) error {
 		return err
 	}
 	if s.gate != nil {
-		s.gate.SetOrderCanceller(func(ctx context.Context, o ledger.Order, id ledger.OrderID) error {
-			return cancelOrder(ctx, b, rec, o, id)
+		s.gate.SetOrderCanceller(func(ctx context.Context, id ledger.OrderID, buyer string) error {
+			return cancelOrder(ctx, b, rec, id, buyer)
 		})
 	}
 	s.drainer = consumer.New(s.ledger, rec, b, dc, consumer.NewMetrics(s.reg))
@@ -534,14 +534,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // decisions stream, once whatever is retried: the order reads cancelled
 // and its slot goes back to the sale. The backend first, so that the slot
 // is never sold again while the backend still counts the order.
-func cancelOrder(ctx context.Context, b consumer.Backend, rec *orderstatus.Recorder, o ledger.Order, id ledger.OrderID) error {
+func cancelOrder(ctx context.Context, b consumer.Backend, rec *orderstatus.Recorder, id ledger.OrderID, buyer string) error {
 	if c, ok := b.(consumer.Canceller); ok {
-		if _, err := c.Cancel(ctx, consumer.Order{ID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Seq: id.Seq}); err != nil {
+		if _, err := c.Cancel(ctx, consumer.Order{ID: id.String(), Sale: id.Sale, BuyerID: buyer, Seq: id.Seq}); err != nil {
 			return err
 		}
 	}
-	d := orderstatus.Decision{Sale: o.Sale, At: time.Now().UTC(),
-		Cancelled: []orderstatus.Outcome{{Seq: id.Seq, Reason: "cancelled", Buyer: o.BuyerID}}}
+	d := orderstatus.Decision{Sale: id.Sale, At: time.Now().UTC(),
+		Cancelled: []orderstatus.Outcome{{Seq: id.Seq, Reason: "cancelled", Buyer: buyer}}}
 	return rec.RecordOnce(ctx, d, "cancel-"+id.String())
 }
 
