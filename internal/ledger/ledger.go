@@ -85,17 +85,16 @@ func (l *Ledger) RaiseLimit(ctx context.Context, sale string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	info := str.CachedInfo()
-	s, ok := saleFromMetadata(info.Config.Metadata)
+	cfg := str.CachedInfo().Config
+	s, had, ok := saleOf(cfg)
 	if !ok {
 		return ErrNoSale
 	}
-	want := s.Capacity() + l.released(sale)
-	if info.Config.MaxMsgs >= want {
+	released := l.released(sale)
+	if had >= released {
 		return nil
 	}
-	cfg := info.Config
-	cfg.MaxMsgs = want
+	cfg.MaxMsgs = s.Capacity() + released
 	// Streams made before rounds existed take one subject token per buyer.
 	cfg.Subjects = []string{SubjectPrefix(sale) + ">"}
 	if _, err := l.js.UpdateStream(ctx, cfg); err != nil {
@@ -148,8 +147,8 @@ func (l *Ledger) EnsureSale(ctx context.Context, s Sale) (SaleState, error) {
 	// read the decisions yet.
 	released := l.released(s.Name)
 	if old, err := l.js.Stream(ctx, StreamName(s.Name)); err == nil {
-		if prev, ok := saleFromMetadata(old.CachedInfo().Config.Metadata); ok {
-			released = max(released, old.CachedInfo().Config.MaxMsgs-prev.Capacity())
+		if _, had, ok := saleOf(old.CachedInfo().Config); ok {
+			released = max(released, had)
 		}
 	}
 	str, err := l.js.CreateOrUpdateStream(ctx, l.streamConfig(s, released))

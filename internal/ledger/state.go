@@ -114,8 +114,19 @@ func (l *Ledger) State(ctx context.Context, sale string) (SaleState, error) {
 	return l.stateOf(ctx, str.CachedInfo(), read)
 }
 
+// saleOf reads a sale stream's configuration: the sale from its
+// metadata, and how many released orders its limit holds beyond stock and
+// overbook.
+func saleOf(cfg jetstream.StreamConfig) (s Sale, released int64, ok bool) {
+	s, ok = saleFromMetadata(cfg.Metadata)
+	if !ok {
+		return Sale{}, 0, false
+	}
+	return s, max(0, cfg.MaxMsgs-s.Capacity()), true
+}
+
 func (l *Ledger) stateOf(ctx context.Context, info *jetstream.StreamInfo, read time.Time) (SaleState, error) {
-	sale, ok := saleFromMetadata(info.Config.Metadata)
+	sale, released, ok := saleOf(info.Config)
 	if !ok {
 		return SaleState{}, ErrNoSale
 	}
@@ -127,7 +138,7 @@ func (l *Ledger) stateOf(ctx context.Context, info *jetstream.StreamInfo, read t
 		Read:        read,
 		Replication: replicationOf(info.Cluster),
 		Limit:       info.Config.MaxMsgs,
-		Released:    max(0, info.Config.MaxMsgs-sale.Capacity()),
+		Released:    released,
 	}
 	cons, err := l.js.Consumer(ctx, info.Config.Name, DrainConsumer)
 	switch {
