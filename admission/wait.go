@@ -90,8 +90,7 @@ func (g *Gate) hold(id ledger.OrderID, d time.Duration) (applied, decided bool) 
 	if !ok || d <= 0 {
 		return false, false
 	}
-	if g.waiting.Add(1) > int64(g.cfg.MaxWaiters) {
-		g.waiting.Add(-1)
+	if !g.takeWaiter() {
 		g.m.waits.WithLabelValues(waitRefused).Inc()
 		return false, false
 	}
@@ -116,11 +115,22 @@ func (g *Gate) hold(id ledger.OrderID, d time.Duration) (applied, decided bool) 
 	return true, false
 }
 
+// takeWaiter counts one more held request unless MaxWaiters are held.
+func (g *Gate) takeWaiter() bool {
+	for {
+		n := g.waiting.Load()
+		if n >= int64(g.cfg.MaxWaiters) {
+			return false
+		}
+		if g.waiting.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
 // Waiters tells how many requests are held for a decision now, and the
 // most that may be.
-func (g *Gate) Waiters() (held int64, most int) {
-	return min(g.waiting.Load(), int64(g.cfg.MaxWaiters)), g.cfg.MaxWaiters
-}
+func (g *Gate) Waiters() (held int64, most int) { return g.waiting.Load(), g.cfg.MaxWaiters }
 
 func setPreferenceApplied(ctx *fasthttp.RequestCtx, d time.Duration) {
 	ctx.Response.Header.SetCanonical(hPreferenceApplied, []byte("wait="+strconv.Itoa(int(d/time.Second))))
