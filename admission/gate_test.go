@@ -389,15 +389,10 @@ func TestAdminAPI(t *testing.T) {
 	cfg := gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 2})
 	cfg.AdminToken = "sekret"
 	srv := gatetest.Start(t, cfg)
-	ops := "http://" + srv.OpsAddr()
 	base := "http://" + srv.APIAddr()
 	c := gatetest.Client()
 	admin := func(method, path, token, body string) gatetest.Answer {
-		req, _ := http.NewRequest(method, ops+path, strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		return gatetest.Do(t, c, req)
+		return gatetest.Admin(t, c, srv.OpsAddr(), method, path, token, body)
 	}
 	if a := admin("GET", "/admin/sales/s1", "", ""); a.Status != 401 {
 		t.Fatalf("no token: %d", a.Status)

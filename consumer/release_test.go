@@ -139,11 +139,7 @@ func TestRejectedBuyerMayOrderAgain(t *testing.T) {
 // cancel posts POST /admin/orders/{id}/cancel to the gate's ops listener.
 func cancel(t *testing.T, srv interface{ OpsAddr() string }, id, token string) gatetest.Answer {
 	t.Helper()
-	req, _ := http.NewRequest("POST", "http://"+srv.OpsAddr()+"/admin/orders/"+id+"/cancel", nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	return gatetest.Do(t, gatetest.Client(), req)
+	return gatetest.Admin(t, gatetest.Client(), srv.OpsAddr(), "POST", "/admin/orders/"+id+"/cancel", token, "")
 }
 
 // Cancelling 10 confirmed orders gives their items back in the database

@@ -128,6 +128,17 @@ func Order(t testing.TB, c *http.Client, base, sale, buyer, key string) Answer {
 	return Do(t, c, req)
 }
 
+// Admin calls the admin API on a gate's ops listener (ops is its
+// host:port) with the bearer token, none when empty.
+func Admin(t testing.TB, c *http.Client, ops, method, path, token, body string) Answer {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+ops+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return Do(t, c, req)
+}
+
 // Get fetches a path.
 func Get(t testing.TB, c *http.Client, url string) Answer {
 	t.Helper()
