@@ -193,10 +193,14 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 	// The ledger holds at least every order the drain decided: a refresh
 	// read under load may be older than the decisions already seen, and a
 	// sale must never show more confirmed than admitted.
-	adm := s.admitted.Load()
+	// Likewise the queue holds no order the decisions already name: the
+	// refresh's count lags a decision that a client waiting for it
+	// (Prefer: wait) has seen.
+	adm, depth := s.admitted.Load(), s.pending.Load()
 	if dc, ok := g.confirmed.(decidedCounter); ok {
 		if n, err := dc.DecidedCount(ctx, s.name); err == nil {
 			adm = max(adm, n)
+			depth = max(0, min(depth, adm-n))
 		}
 	}
 	v := saleView{
@@ -206,11 +210,11 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 		Remaining:   max(0, cfg.Stock+s.released.Load()-adm),
 		Released:    s.released.Load(),
 		Admitted:    adm,
-		QueueDepth:  s.pending.Load(),
+		QueueDepth:  depth,
 		QueueBound:  s.queueBound(cfg),
 		BackendRate: cfg.BackendRate,
 		DrainRate:   estimateOf(s.drainRateKnown()),
-		Wait:        estimateOf(s.wait(uint64(max(0, s.pending.Load())))),
+		Wait:        estimateOf(s.wait(uint64(depth))),
 		PerBuyer:    cfg.OrdersPerBuyer(),
 		StartsAt:    cfg.StartsAt,
 		EndsAt:      cfg.EndsAt,

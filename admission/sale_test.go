@@ -66,3 +66,20 @@ func TestNeverMoreConfirmedThanAdmitted(t *testing.T) {
 		t.Fatalf("admitted %d, remaining %d, confirmed %d; want 9, 1, 8", v.Admitted, v.Remaining, *v.Confirmed)
 	}
 }
+
+// TestQueueHoldsNoDecidedOrder: an order the gate admitted since the last
+// refresh counts in the queue until the decisions name it; a client that
+// waited for its decision then reads a queue without it, not one the next
+// refresh will correct.
+func TestQueueHoldsNoDecidedOrder(t *testing.T) {
+	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
+	g.SetConfirmedCounter(decided{confirmed: 5, decided: 5})
+	g.UpdateSales([]ledger.SaleState{{Sale: ledger.Sale{Name: "s1", Stock: 10}, Admitted: 4, Pending: 0, Draining: true, Read: time.Now()}}, nil)
+	s := g.lookupSale("s1")
+	s.admitted.Add(1) // admitted here, then decided, before the next refresh
+	s.pending.Add(1)
+	v := g.view(context.Background(), s, time.Now())
+	if v.Admitted != 5 || v.QueueDepth != 0 || *v.Confirmed != 5 {
+		t.Fatalf("admitted %d, queue %d, confirmed %d; want 5, 0, 5", v.Admitted, v.QueueDepth, *v.Confirmed)
+	}
+}
