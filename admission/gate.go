@@ -80,6 +80,10 @@ type Gate struct {
 	releases  buyerReleaser // status, when it counts released orders
 	canceller OrderCanceller
 	confirmed ConfirmedCounter
+	// rooms and lineLedger serve the waiting rooms (SetRooms).
+	rooms      Rooms
+	lineLedger LineLedger
+	lineWarn   eventLog
 
 	// unconfirmed aggregates the log of publishes JetStream did not
 	// confirm: one line a minute, not one per request.

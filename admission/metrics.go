@@ -24,7 +24,7 @@ func OutcomeOf(r overflow.Reason) Outcome {
 	case overflow.Unavailable:
 		return OutcomeFailed
 	case overflow.UnknownSale, overflow.BadJSON, overflow.BadBuyerID,
-		overflow.BadIdempotencyKey, overflow.BodyTooLarge, overflow.BadContentType:
+		overflow.BadIdempotencyKey, overflow.BodyTooLarge, overflow.BadContentType, overflow.BadPass:
 		return OutcomeRejected
 	}
 	return OutcomeDiverted
@@ -65,6 +65,11 @@ type Metrics struct {
 	limiterCap    *prometheus.GaugeVec
 	limiterEvict  *prometheus.CounterVec
 	ledgerUp      prometheus.Gauge
+
+	// The waiting rooms.
+	lineTickets, lineDrawn, lineLetIn, lineOutstanding, lineRate *prometheus.GaugeVec
+	lineIssued, lineExpired, linePolls                           *prometheus.CounterVec
+	lineJoins                                                    *prometheus.CounterVec
 }
 
 // NewMetrics makes the gate's metrics and registers them with reg.
@@ -139,6 +144,28 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 when the last refresh of sale states from JetStream succeeded.",
 		}),
 	}
+	m.lineTickets = saleGauge("sluice_line_tickets", "Tickets in the sale's waiting-room line (drawn and joined after the start).")
+	m.lineDrawn = saleGauge("sluice_line_drawn_tickets", "Tickets taken before the start, ordered by the draw (0 until it is made).")
+	m.lineLetIn = saleGauge("sluice_line_let_in", "Positions of the line that had their turn: 1..this were issued a pass.")
+	m.lineOutstanding = saleGauge("sluice_line_passes_outstanding", "Passes issued, not used for an order and not expired.")
+	m.lineRate = saleGauge("sluice_line_let_in_rate", "Positions per second the line's estimates assume: what it let in over the last 30 s, else the drain rate.")
+	m.lineIssued = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_line_passes_issued_total",
+		Help: "Passes the line issued, as its durable pace records say (every gate reports the same count: take the max across gates).",
+	}, []string{"sale"})
+	m.lineExpired = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_line_passes_expired_total",
+		Help: "Passes that expired unused: their places went to the next in line (the same on every gate).",
+	}, []string{"sale"})
+	m.linePolls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_line_polls_total",
+		Help: "Ticket polls (GET /v1/tickets/{id}) this gate answered, by sale (_unknown: no such ticket).",
+	}, []string{"sale"})
+	m.lineJoins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_line_joins_total",
+		Help: "Requests to join a waiting-room line, by sale and outcome (joined, rejoined, line_full, sold_out, not_started, closed, bad_request, no_waiting_room, unavailable, rate_limited).",
+	}, []string{"sale", "outcome"})
+	m.linePolls.WithLabelValues(unknownSaleLabel)
 	m.durationOf = make(map[Outcome]prometheus.Observer)
 	for _, o := range []Outcome{OutcomeAdmitted, OutcomeDiverted, OutcomeRejected, OutcomeFailed} {
 		m.durationOf[o] = m.duration.WithLabelValues(string(o))
@@ -157,7 +184,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.requests, m.duration, m.publish, m.publishErrors, m.stock,
 		m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.state, m.drainRate,
 		m.saleRate, m.inFlight, m.httpRequests, m.limiterKeys, m.limiterCap, m.limiterEvict,
-		m.ledgerUp, m.confirmed, m.wait, m.backendRate, m.maxWait, m.waiters, m.waitersMax, m.waits, m.released)
+		m.ledgerUp, m.confirmed, m.wait, m.backendRate, m.maxWait, m.waiters, m.waitersMax, m.waits, m.released,
+		m.lineTickets, m.lineDrawn, m.lineLetIn, m.lineOutstanding, m.lineRate, m.lineIssued, m.lineExpired,
+		m.linePolls, m.lineJoins)
 	for _, o := range []string{waitDecided, waitTimedOut, waitRefused, waitShutdown} {
 		m.waits.WithLabelValues(o)
 	}
@@ -184,7 +213,12 @@ func (m *Metrics) forgetSale(sale string) {
 	l := prometheus.Labels{"sale": sale}
 	m.requests.DeletePartialMatch(l)
 	m.state.DeletePartialMatch(l)
-	for _, g := range []*prometheus.GaugeVec{m.stock, m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.drainRate, m.saleRate, m.confirmed, m.wait, m.backendRate, m.maxWait, m.released} {
+	m.lineJoins.DeletePartialMatch(l)
+	for _, c := range []*prometheus.CounterVec{m.lineIssued, m.lineExpired, m.linePolls} {
+		c.DeleteLabelValues(sale)
+	}
+	for _, g := range []*prometheus.GaugeVec{m.stock, m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.drainRate, m.saleRate, m.confirmed, m.wait, m.backendRate, m.maxWait, m.released,
+		m.lineTickets, m.lineDrawn, m.lineLetIn, m.lineOutstanding, m.lineRate} {
 		g.DeleteLabelValues(sale)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"sluice/internal/ledger"
+	"sluice/internal/line"
 	"sluice/overflow"
 )
 
@@ -45,6 +46,13 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		return
 	}
 	req := &ctx.Request.Header
+	// A waiting-room sale takes orders with a pass only: without one the
+	// answer is at once, and names the line.
+	if cfg.WaitingRoom && len(req.Peek(hPass)) == 0 {
+		a := s.passRequired.get(g.render, overflow.Problem{Reason: overflow.PassRequired, Sale: s.name, Line: lineURL(s.name)})
+		g.finish(ctx, s, overflow.PassRequired, a, start)
+		return
+	}
 	keys := req.PeekAll(hIdemKey)
 	hasKey := len(keys) > 0
 	// A retry carrying its key goes on to the ledger even when sold out, so
@@ -91,6 +99,13 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		g.finish(ctx, s, overflow.BuyerRateLimited, g.buyerLimited, start)
 		return
 	}
+	var pass line.Pass
+	if cfg.WaitingRoom {
+		var ok bool
+		if pass, ok = g.checkPass(ctx, s, cfg, buyer, start); !ok {
+			return
+		}
+	}
 	// A buyer whose orders gave their slot back (rejected, failed) orders
 	// in a new round, on a subject of its own: the per-buyer limit holds
 	// per round, and a round opens per OrdersPerBuyer released orders.
@@ -100,6 +115,10 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	}
 	var msgID string
 	switch {
+	case cfg.WaitingRoom:
+		// A pass admits one order: a second one with it is a duplicate,
+		// told apart from a retry by its Idempotency-Key.
+		msgID = "t|" + pass.Ticket
 	case hasKey:
 		msgID = "k|" + buyer + "|" + key
 	case cfg.OrdersPerBuyer() == 1:
@@ -141,8 +160,13 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	case err == nil && !dup:
 		s.admitted.Add(1)
 		s.pending.Add(1)
+		if cfg.WaitingRoom {
+			g.lineLedger.UsePass(s.name, pass.Ticket)
+		}
 		g.count(s, overflow.Admitted, start)
 		g.answerPlaced(ctx, id, buyer, false, o.AdmittedAt)
+	case err == nil && cfg.WaitingRoom:
+		g.answerPassReplay(ctx, s, id, buyer, key, start)
 	case err == nil && hasKey:
 		g.count(s, overflow.Replayed, start)
 		g.answerPlaced(ctx, id, buyer, true, time.Time{})
@@ -257,4 +281,22 @@ func (g *Gate) count(s *sale, reason overflow.Reason, start time.Time) {
 		s.counters[reason].Inc()
 	}
 	g.m.durationOf[OutcomeOf(reason)].Observe(g.now().Sub(start).Seconds())
+}
+
+// answerPassReplay answers an order whose pass was used already: the
+// same order retried with its Idempotency-Key is a replay, anything else
+// a second order the pass does not admit. Nothing was published.
+func (g *Gate) answerPassReplay(ctx *fasthttp.RequestCtx, s *sale, id ledger.OrderID, buyer, key string, start time.Time) {
+	lctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
+	prev, err := g.ledger.Lookup(lctx, id)
+	cancel()
+	switch {
+	case err != nil:
+		g.finish(ctx, s, overflow.Unavailable, g.unavailable, start)
+	case key != "" && prev.IdempotencyKey == key && prev.BuyerID == buyer:
+		g.count(s, overflow.Replayed, start)
+		g.answerPlaced(ctx, id, buyer, true, time.Time{})
+	default:
+		g.passUsed(ctx, s, id.String(), start)
+	}
 }

@@ -74,15 +74,23 @@ const (
 	routeSales
 	routeOrder
 	routeOpenAPI
+	routeLine
+	routeDraw
+	routeDrawTickets
+	routeTicket
 )
 
 // allow is each route's Allow header; HEAD goes with every GET.
 var allow = [...]string{
-	routeOrders:  "POST",
-	routeSale:    "GET, HEAD",
-	routeSales:   "GET, HEAD",
-	routeOrder:   "GET, HEAD",
-	routeOpenAPI: "GET, HEAD",
+	routeOrders:      "POST",
+	routeSale:        "GET, HEAD",
+	routeSales:       "GET, HEAD",
+	routeOrder:       "GET, HEAD",
+	routeOpenAPI:     "GET, HEAD",
+	routeLine:        "GET, HEAD, POST",
+	routeDraw:        "GET, HEAD",
+	routeDrawTickets: "GET, HEAD",
+	routeTicket:      "GET, HEAD",
 }
 
 type matched struct {
@@ -92,8 +100,12 @@ type matched struct {
 
 // route matches a normalised path to a route and its one path argument.
 func route(p []byte) matched {
-	const sales, orders = "/v1/sales/", "/v1/orders/"
+	const sales, orders, tickets = "/v1/sales/", "/v1/orders/", "/v1/tickets/"
 	switch {
+	case bytes.HasPrefix(p, []byte(tickets)):
+		if rest := p[len(tickets):]; len(rest) > 0 && bytes.IndexByte(rest, '/') < 0 {
+			return matched{routeTicket, rest}
+		}
 	case bytes.HasPrefix(p, []byte(sales)):
 		rest := p[len(sales):]
 		i := bytes.IndexByte(rest, '/')
@@ -102,6 +114,12 @@ func route(p []byte) matched {
 			return matched{routeSale, rest}
 		case i > 0 && string(rest[i:]) == "/orders":
 			return matched{routeOrders, rest[:i]}
+		case i > 0 && string(rest[i:]) == "/line":
+			return matched{routeLine, rest[:i]}
+		case i > 0 && string(rest[i:]) == "/draw":
+			return matched{routeDraw, rest[:i]}
+		case i > 0 && string(rest[i:]) == "/draw/tickets":
+			return matched{routeDrawTickets, rest[:i]}
 		}
 	case string(p) == "/v1/sales":
 		return matched{kind: routeSales}
@@ -120,6 +138,10 @@ func (g *Gate) serveOther(ctx *fasthttp.RequestCtx, r matched, method []byte) {
 		g.render.Respond(ctx, overflow.Problem{Reason: overflow.NotFound})
 		return
 	}
+	if r.kind == routeLine && string(method) == fasthttp.MethodPost {
+		g.joinLine(ctx, string(r.arg))
+		return
+	}
 	if r.kind == routeOrders || (string(method) != fasthttp.MethodGet && string(method) != fasthttp.MethodHead) {
 		g.render.Respond(ctx, overflow.Problem{Reason: overflow.MethodNotAllowed, Allow: allow[r.kind]})
 		return
@@ -131,6 +153,14 @@ func (g *Gate) serveOther(ctx *fasthttp.RequestCtx, r matched, method []byte) {
 		g.listSales(ctx)
 	case routeOrder:
 		g.getOrder(ctx, string(r.arg))
+	case routeTicket:
+		g.getTicket(ctx, string(r.arg))
+	case routeLine:
+		g.getLine(ctx, string(r.arg))
+	case routeDraw:
+		g.getDraw(ctx, string(r.arg))
+	case routeDrawTickets:
+		g.getDrawTickets(ctx, string(r.arg))
 	case routeOpenAPI:
 		ctx.Response.Header.SetContentType("application/yaml")
 		ctx.Response.SetBodyRaw(openAPI)

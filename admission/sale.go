@@ -35,14 +35,21 @@ type sale struct {
 	// warnedNoDrain: the log said orders wait with no drain; under Gate.updates.
 	warnedNoDrain bool
 	read          time.Time // when the state applied last was read; under Gate.updates
-	limiter       *rate.Limiter
-	counters      map[overflow.Reason]prometheus.Counter
+	// line is the waiting room as the pace saw it last; nil without one.
+	line      atomic.Pointer[lineSnap]
+	linePolls prometheus.Counter
+	// lineIssued and lineExpired are the counts the counters last followed.
+	lineIssued, lineExpired atomic.Int64
+	lineSeries              atomic.Bool // the line's series are made
+	limiter                 *rate.Limiter
+	counters                map[overflow.Reason]prometheus.Counter
 
 	soldOutAnswer *overflow.Answer
 	closedAnswer  *overflow.Answer
 	notStarted    answerCache
 	rateLimited   answerCache
 	queueFull     answerCache
+	passRequired  answerCache
 }
 
 func (s *sale) rate() float64 { return math.Float64frombits(s.drainRate.Load()) }
@@ -95,6 +102,7 @@ func newSale(cfg ledger.Sale, r *overflow.Renderer, m *Metrics) *sale {
 		limiter:  limiter.NewRate(cfg.Rate, cfg.Burst),
 		counters: m.initSale(cfg.Name),
 	}
+	s.linePolls = m.linePolls.WithLabelValues(cfg.Name)
 	s.cfg.Store(&cfg)
 	s.soldOutAnswer = r.Render(overflow.Problem{Reason: overflow.SoldOut, Sale: cfg.Name})
 	s.closedAnswer = r.Render(overflow.Problem{Reason: overflow.Closed, Sale: cfg.Name})

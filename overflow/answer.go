@@ -26,6 +26,8 @@ type Problem struct {
 	BackendReason string
 	// Allow lists the methods a resource takes, for 405 answers.
 	Allow string
+	// Line is the URL of the sale's waiting-room line (pass_required).
+	Line string
 }
 
 // Answer is a Problem rendered once, to be written many times. It is
@@ -69,6 +71,7 @@ type problemDoc struct {
 	// BackendReason is the backend's own reason for refusing the order.
 	BackendReason string `json:"backend_reason,omitempty"`
 	RetryAfter    int    `json:"retry_after,omitempty"`
+	Line          string `json:"line,omitempty"`
 }
 
 // Render renders p.
@@ -95,6 +98,7 @@ func (r *Renderer) Render(p Problem) *Answer {
 		OrderID:       p.OrderID,
 		BackendReason: p.BackendReason,
 		RetryAfter:    secs,
+		Line:          p.Line,
 	}
 	js, _ := json.Marshal(doc) // plain strings and ints always marshal
 	a := &Answer{status: info.status, json: append(js, '\n')}

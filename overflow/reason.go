@@ -35,6 +35,11 @@ const (
 	RequestTimeout    Reason = "request_timeout"     // 408, the request was not read in time
 	OrderRejected     Reason = "order_rejected"      // 409, the backend refused the order (Prefer: wait)
 	OrderFailed       Reason = "order_failed"        // 502, the drain gave up on the order (Prefer: wait)
+	PassRequired      Reason = "pass_required"       // 428, a waiting-room sale's order without a pass
+	BadPass           Reason = "bad_pass"            // 403, a forged, expired, used or someone else's pass
+	LineFull          Reason = "line_full"           // 410, the waiting room's line holds line_limit tickets
+	NoWaitingRoom     Reason = "no_waiting_room"     // 409, joining a sale that takes orders directly
+	TicketNotFound    Reason = "ticket_not_found"    // 404
 )
 
 type reasonInfo struct {
@@ -69,6 +74,11 @@ var catalog = map[Reason]reasonInfo{
 	RequestTimeout:    {http.StatusRequestTimeout, "Request timeout", "The request was not received in time."},
 	OrderRejected:     {http.StatusConflict, "Order rejected", "The shop did not take this order."},
 	OrderFailed:       {http.StatusBadGateway, "Order failed", "The order could not be handed to the shop and was set aside."},
+	PassRequired:      {http.StatusPreconditionRequired, "Pass required", "This sale has a waiting room: join its line, and order with the pass you get when your turn comes (Sluice-Pass header)."},
+	BadPass:           {http.StatusForbidden, "Bad pass", "The Sluice-Pass is not valid for this order."},
+	LineFull:          {http.StatusGone, "Sold out", "The line already holds more buyers than this sale can serve: you would not get an item."},
+	NoWaitingRoom:     {http.StatusConflict, "No waiting room", "This sale has no waiting room: order directly."},
+	TicketNotFound:    {http.StatusNotFound, "Ticket not found", "There is no ticket with this id."},
 }
 
 // Status returns the HTTP status a reason is answered with.
@@ -89,5 +99,5 @@ func Reasons() []Reason {
 	return []Reason{Admitted, Replayed, AlreadyOrdered, SoldOut, RateLimited,
 		IPRateLimited, BuyerRateLimited, QueueFull, NotStarted, Closed,
 		UnknownSale, BadJSON, BadBuyerID, BadIdempotencyKey, BodyTooLarge,
-		BadContentType, Unavailable}
+		BadContentType, Unavailable, PassRequired, BadPass}
 }

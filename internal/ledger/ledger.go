@@ -156,6 +156,11 @@ func (l *Ledger) EnsureSale(ctx context.Context, s Sale) (SaleState, error) {
 		return SaleState{}, fmt.Errorf("ledger: provision sale %s: %w", s.Name, err)
 	}
 	l.remember(s.Name, str)
+	if s.WaitingRoom {
+		if err := l.ensureLine(ctx, s); err != nil {
+			return SaleState{}, err
+		}
+	}
 	return l.stateOf(ctx, str.CachedInfo(), time.Now())
 }
 

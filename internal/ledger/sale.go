@@ -40,6 +40,57 @@ type Sale struct {
 	// QueueBound, when it is set too) instead of QueueBound alone. Zero
 	// means QueueBound applies as it is.
 	MaxWait Duration `json:"max_wait,omitempty" yaml:"max_wait"`
+	// WaitingRoom puts buyers in a line before they may order: those who
+	// join before StartsAt are drawn in a random, verifiable order, later
+	// ones queue behind in arrival order, and the line lets them in with
+	// a pass at the backend's pace (see package line).
+	WaitingRoom bool `json:"waiting_room,omitempty" yaml:"waiting_room"`
+	// LineOpens is how long before StartsAt the line takes buyers; zero
+	// means DefaultLineOpens.
+	LineOpens Duration `json:"line_opens,omitempty" yaml:"line_opens"`
+	// PassTTL is how long a buyer whose turn came may take to order; zero
+	// means DefaultPassTTL.
+	PassTTL Duration `json:"pass_ttl,omitempty" yaml:"pass_ttl"`
+	// LineLimit bounds the tickets in the line; zero means 20 × stock
+	// (at least 1,000).
+	LineLimit int64 `json:"line_limit,omitempty" yaml:"line_limit"`
+}
+
+// Defaults of the waiting room's settings.
+const (
+	DefaultLineOpens = 15 * time.Minute
+	DefaultPassTTL   = 2 * time.Minute
+	// MaxLineLimit bounds line_limit: every gate holds the line in memory.
+	MaxLineLimit = 10_000_000
+)
+
+// LineOpensAt is when the line starts taking buyers: LineOpens before
+// StartsAt; the zero time (always) for a sale without a start.
+func (s Sale) LineOpensAt() time.Time {
+	if s.StartsAt.IsZero() {
+		return time.Time{}
+	}
+	d := time.Duration(s.LineOpens)
+	if d <= 0 {
+		d = DefaultLineOpens
+	}
+	return s.StartsAt.Add(-d)
+}
+
+// PassLifetime is PassTTL with its default applied.
+func (s Sale) PassLifetime() time.Duration {
+	if s.PassTTL <= 0 {
+		return DefaultPassTTL
+	}
+	return time.Duration(s.PassTTL)
+}
+
+// LineCap is LineLimit with its default applied.
+func (s Sale) LineCap() int64 {
+	if s.LineLimit > 0 {
+		return s.LineLimit
+	}
+	return min(MaxLineLimit, max(1000, 20*s.Stock))
 }
 
 // Duration is a time.Duration written "30s" in JSON and YAML; it also
@@ -106,6 +157,10 @@ func (s Sale) Validate() error {
 	case s.Rate < 0 || s.Burst < 0 || s.QueueBound < 0 || s.BackendRate < 0 || s.MaxWait < 0 ||
 		math.IsNaN(s.Rate) || math.IsNaN(s.BackendRate) || math.IsInf(s.Rate, 0) || math.IsInf(s.BackendRate, 0):
 		return fmt.Errorf("%w: %s: rate, burst, queue_bound, backend_rate and max_wait must be finite and not negative", ErrInvalidSale, s.Name)
+	case s.LineOpens < 0 || s.PassTTL < 0 || s.LineLimit < 0 || s.LineLimit > MaxLineLimit:
+		return fmt.Errorf("%w: %s: line_opens and pass_ttl must not be negative, line_limit between 0 and %d", ErrInvalidSale, s.Name, MaxLineLimit)
+	case s.WaitingRoom && s.PassTTL != 0 && s.PassTTL < Duration(5*time.Second):
+		return fmt.Errorf("%w: %s: pass_ttl must be at least 5s: a buyer needs time to order", ErrInvalidSale, s.Name)
 	case !s.StartsAt.IsZero() && !s.EndsAt.IsZero() && !s.EndsAt.After(s.StartsAt):
 		return fmt.Errorf("%w: %s: ends_at must be after starts_at", ErrInvalidSale, s.Name)
 	}

@@ -109,6 +109,8 @@ type Server struct {
 	watcher *ledger.Watcher
 	indexer *loop // sold-out sales' orders into the gate's memory
 	prober  *loop // the store, while the ledger refuses writes
+	pacer   *loop // the waiting rooms' draw and pace
+	rooms   *ledger.Rooms
 	// probeFails counts the probes in a row that failed other than by a
 	// full store, jsRestarted is when JetStream was last restarted in
 	// process to clear a write error; the prober's goroutine owns both.
@@ -274,12 +276,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.gate.SetStatusSource(s.tracker)
 		s.gate.SetConfirmedCounter(s.tracker)
 		s.ledger.CountReleasedWith(s.tracker.Released)
+		s.rooms = ledger.NewRooms(s.ledger, s.log)
+		s.gate.SetRooms(s.rooms, s.ledger)
 		s.watcher = s.ledger.Watch(context.WithoutCancel(ctx), cfg.Refresh, s.refreshed)
 		if _, err := retry(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.ledger.EnsureProbe(ctx) }); err != nil {
 			return nil, err
 		}
 		s.indexer = every(cfg.Refresh, s.indexSoldOut)
 		s.prober = every(500*time.Millisecond, s.probeStore)
+		s.pacer = every(cfg.Refresh, s.gate.PaceLines)
 	}
 	if !cfg.NoDrain {
 		if err := s.startDrain(ctx); err != nil {
@@ -490,6 +495,9 @@ func (s *Server) Drainer() *consumer.Drainer { return s.drainer }
 // Backend is the drain's backend, or nil.
 func (s *Server) Backend() consumer.Backend { return s.backend }
 
+// Rooms are the waiting rooms this gate follows, or nil (sluice drain).
+func (s *Server) Rooms() *ledger.Rooms { return s.rooms }
+
 // Ledger is the gate's ledger, for tests and tools.
 func (s *Server) Ledger() *ledger.Ledger { return s.ledger }
 
@@ -552,6 +560,13 @@ func cancelOrder(ctx context.Context, b consumer.Backend, rec *orderstatus.Recor
 // durable decisions, so two gates raise it to the same value.
 func (s *Server) refreshed(states []ledger.SaleState, err error) {
 	s.gate.UpdateSales(states, err)
+	if err == nil {
+		sales := make([]ledger.Sale, len(states))
+		for i, st := range states {
+			sales[i] = st.Sale
+		}
+		s.rooms.Sync(sales)
+	}
 	for _, st := range states {
 		if s.tracker.Released(st.Sale.Name) <= st.Released {
 			continue
@@ -593,10 +608,13 @@ func (s *Server) closeBackground(ctx context.Context) error {
 	if s.drainer != nil {
 		err = s.drainer.Stop(ctx)
 	}
-	for _, l := range []*loop{s.indexer, s.prober, s.sampler} {
+	for _, l := range []*loop{s.indexer, s.prober, s.sampler, s.pacer} {
 		if l != nil {
 			l.stop()
 		}
+	}
+	if s.rooms != nil {
+		s.rooms.Close()
 	}
 	if s.watcher != nil {
 		s.watcher.Stop()

@@ -1,0 +1,682 @@
+package admission
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"sluice/internal/ledger"
+	"sluice/internal/line"
+	"sluice/overflow"
+)
+
+// Rooms gives the waiting room a gate follows for a sale (ledger.Rooms),
+// nil while it is not open.
+type Rooms interface {
+	Room(sale string) *ledger.Room
+}
+
+// LineLedger is what the waiting room writes to JetStream (ledger.Ledger).
+type LineLedger interface {
+	Join(ctx context.Context, sale, buyer string) (ledger.Joined, bool, error)
+	SealDraw(ctx context.Context, sale string) (bool, error)
+	LineLastSeq(ctx context.Context, sale string) (uint64, error)
+	AdvanceLine(ctx context.Context, sale string, through int64, after uint64) error
+	UsePass(sale, ticket string)
+}
+
+// SetRooms makes the gate serve waiting rooms: rooms are followed in
+// memory, ll writes tickets, the draw mark and the pace. Call it before
+// serving.
+func (g *Gate) SetRooms(rooms Rooms, ll LineLedger) {
+	g.rooms, g.lineLedger = rooms, ll
+}
+
+// hPass is the header an order of a waiting-room sale carries its pass in.
+const hPass = "Sluice-Pass"
+
+// lineSnap is a sale's line as the pace saw it last (every refresh): a
+// poll reads it instead of walking the line.
+type lineSnap struct {
+	line.State
+	at   time.Time
+	rate float64 // positions/s the estimates use; 0 when none is known
+}
+
+func (g *Gate) room(s *sale) *ledger.Room {
+	if g.rooms == nil {
+		return nil
+	}
+	return g.rooms.Room(s.name)
+}
+
+// lineURL is the path of a sale's line.
+func lineURL(sale string) string { return "/v1/sales/" + sale + "/line" }
+
+// checkPass is the waiting room's part of an order: the pass in the
+// Sluice-Pass header, signed for this sale and buyer and not expired. It
+// answers and returns false when the order may not go on.
+func (g *Gate) checkPass(ctx *fasthttp.RequestCtx, s *sale, cfg *ledger.Sale, buyer string, start time.Time) (line.Pass, bool) {
+	room := g.room(s)
+	if room == nil {
+		g.finish(ctx, s, overflow.Unavailable, g.unavailable, start)
+		return line.Pass{}, false
+	}
+	tok := ctx.Request.Header.Peek(hPass)
+	p, err := line.Verify(room.Keys.Secret, string(tok), s.name, buyer, start)
+	if err != nil {
+		g.finishProblem(ctx, s, overflow.Problem{Reason: overflow.BadPass, Sale: s.name, Line: lineURL(s.name),
+			Detail: passDetail(err)}, start)
+		return line.Pass{}, false
+	}
+	return p, true
+}
+
+func passDetail(err error) string {
+	switch {
+	case errors.Is(err, line.ErrPassExpired):
+		return "The pass has expired: its turn went to the next in line."
+	case errors.Is(err, line.ErrPassBuyer):
+		return "The pass was issued to another buyer."
+	case errors.Is(err, line.ErrPassSale):
+		return "The pass was issued for another sale."
+	}
+	return "The pass is not one this sale's gates signed."
+}
+
+// passUsed answers an order whose pass was used already for another order
+// (a retry with the order's own Idempotency-Key is a replay instead).
+func (g *Gate) passUsed(ctx *fasthttp.RequestCtx, s *sale, orderID string, start time.Time) {
+	g.finishProblem(ctx, s, overflow.Problem{Reason: overflow.BadPass, Sale: s.name, OrderID: orderID,
+		Detail: "The pass was used for an order already; a pass admits one order."}, start)
+}
+
+// ticketView is a ticket as GET /v1/tickets/{id} and the join answer it.
+type ticketView struct {
+	TicketID string `json:"ticket_id"`
+	Sale     string `json:"sale"`
+	BuyerID  string `json:"buyer_id"`
+	// State: waiting, your_turn, ordered, expired, sold_out, closed.
+	State string `json:"state"`
+	// Drawn: taken before the start, so in the draw.
+	Drawn bool `json:"drawn"`
+	// Position in the line, null until the draw is made at the start.
+	Position *int64 `json:"position"`
+	// LetIn: positions 1..let_in have had their turn; Tickets in line.
+	LetIn          int64     `json:"let_in"`
+	Tickets        int64     `json:"line_length"`
+	EstimatedWaitS estimate  `json:"estimated_wait_seconds"`
+	PollAfterS     int       `json:"poll_after_seconds"`
+	Pass           string    `json:"pass,omitempty"`
+	PassExpiresAt  time.Time `json:"pass_expires_at,omitzero"`
+	JoinedAt       time.Time `json:"joined_at"`
+	StartsAt       time.Time `json:"starts_at,omitzero"`
+	// OrderURL is where to order with the pass.
+	OrderURL string `json:"order_url"`
+}
+
+// Ticket states.
+const (
+	TicketWaiting  = "waiting"
+	TicketYourTurn = "your_turn"
+	TicketOrdered  = "ordered"
+	TicketExpired  = "expired"
+	TicketSoldOut  = "sold_out"
+	TicketClosed   = "closed"
+)
+
+// viewTicket is what a ticket's holder sees at now.
+func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.Ticket, now time.Time) ticketView {
+	snap := s.line.Load()
+	if snap == nil {
+		snap = &lineSnap{}
+	}
+	v := ticketView{TicketID: t.ID.String(), Sale: s.name, BuyerID: t.Buyer, Drawn: t.Drawn,
+		LetIn: snap.LetIn, Tickets: max(snap.Tickets, int64(t.Position)), JoinedAt: t.Joined.UTC(),
+		StartsAt: cfg.StartsAt, OrderURL: "/v1/sales/" + s.name + "/orders"}
+	ttl := cfg.PassLifetime()
+	if t.Position > 0 {
+		pos := t.Position
+		v.Position = &pos
+	}
+	switch {
+	case t.Used:
+		v.State = TicketOrdered
+	case cfg.PhaseAt(now) == ledger.Closed:
+		v.State = TicketClosed
+	case s.soldOut.Load():
+		v.State = TicketSoldOut
+	case t.LetIn && now.Before(t.LetInAt.Add(ttl)):
+		v.State = TicketYourTurn
+		exp := t.LetInAt.Add(ttl)
+		tok, err := line.Sign(room.Keys.Secret, line.Pass{Sale: s.name, Buyer: t.Buyer, Ticket: v.TicketID, Expires: exp})
+		if err == nil {
+			v.Pass, v.PassExpiresAt = tok, time.UnixMilli(exp.UnixMilli()).UTC()
+		}
+	case t.LetIn:
+		v.State = TicketExpired
+	default:
+		v.State = TicketWaiting
+	}
+	switch v.State {
+	case TicketWaiting:
+		if t.Position == 0 {
+			// Before the draw: the start, and a spread so that the whole
+			// line does not ask at the same second.
+			until := max(0, cfg.StartsAt.Sub(now))
+			spread := time.Duration(1+int(t.ID[0])%5) * time.Second
+			v.PollAfterS = int(min(line.MaxPoll, until+spread) / time.Second)
+			if snap.rate > 0 {
+				v.EstimatedWaitS = estimateOf(until.Seconds()+float64(snap.Tickets+1)/2/snap.rate, true)
+			} else {
+				v.EstimatedWaitS = estimateOf(0, false)
+			}
+			break
+		}
+		w, ok := line.Wait(t.Position, snap.LetIn, snap.rate)
+		v.EstimatedWaitS = estimateOf(w.Seconds(), ok)
+		v.PollAfterS = int(line.PollAfter(t.Position, snap.LetIn, snap.rate) / time.Second)
+	case TicketYourTurn:
+		v.EstimatedWaitS = estimateOf(0, true)
+		v.PollAfterS = int(min(line.MaxPoll, max(line.MinPoll, time.Until(v.PassExpiresAt).Round(time.Second))) / time.Second)
+	default:
+		v.EstimatedWaitS = estimateOf(0, false)
+		v.PollAfterS = int(line.MaxPoll / time.Second)
+	}
+	return v
+}
+
+// getTicket is GET /v1/tickets/{id}, answered from memory.
+func (g *Gate) getTicket(rc *fasthttp.RequestCtx, rawID string) {
+	html := overflow.AcceptsHTML(&rc.Request.Header)
+	key, ok := line.KeyOf(rawID)
+	s, room, t := (*sale)(nil), (*ledger.Room)(nil), line.Ticket{}
+	if ok {
+		s, room, t, ok = g.findTicket(key)
+	}
+	if !ok {
+		g.m.linePolls.WithLabelValues(unknownSaleLabel).Inc()
+		g.render.Render(overflow.Problem{Reason: overflow.TicketNotFound}).Respond(rc, html)
+		return
+	}
+	s.linePolls.Inc()
+	v := g.viewTicket(s, s.cfg.Load(), room, t, g.now())
+	g.writeTicket(rc, http.StatusOK, v, html)
+}
+
+// findTicket looks a ticket up in every open waiting room: ticket ids are
+// random, so at most one holds it.
+func (g *Gate) findTicket(key line.TicketKey) (*sale, *ledger.Room, line.Ticket, bool) {
+	if g.rooms == nil {
+		return nil, nil, line.Ticket{}, false
+	}
+	for name, s := range *g.sales.Load() {
+		if !s.cfg.Load().WaitingRoom {
+			continue
+		}
+		room := g.rooms.Room(name)
+		if room == nil {
+			continue
+		}
+		if t, ok := room.Book.Lookup(key); ok {
+			return s, room, t, true
+		}
+	}
+	return nil, nil, line.Ticket{}, false
+}
+
+var hRetryAfter = []byte("Retry-After")
+
+func (g *Gate) writeTicket(rc *fasthttp.RequestCtx, status int, v ticketView, html bool) {
+	h := &rc.Response.Header
+	h.SetCanonical(hRetryAfter, strconv.AppendInt(nil, int64(v.PollAfterS), 10))
+	if html {
+		h.SetContentType("text/html; charset=utf-8")
+		h.SetCanonical(hCache, vNoStore)
+		rc.SetStatusCode(status)
+		var buf bytes.Buffer
+		overflow.WaitingPage(&buf, v)
+		rc.Response.SetBodyRaw(buf.Bytes())
+		return
+	}
+	respondJSON(rc, status, v)
+}
+
+// Join outcomes, the outcome label of sluice_line_joins_total.
+var joinOutcomes = [...]string{"joined", "rejoined", "line_full", "sold_out", "not_started", "closed",
+	"bad_request", "no_waiting_room", "unavailable", "rate_limited"}
+
+// joinLine is POST /v1/sales/{sale}/line.
+func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
+	html := overflow.AcceptsHTML(&rc.Request.Header)
+	start := g.now()
+	s := g.lookupSale(saleName)
+	if s == nil {
+		g.joinCount(nil, "bad_request")
+		g.unknownSale.Respond(rc, html)
+		return
+	}
+	fail := func(outcome string, p overflow.Problem) {
+		g.joinCount(s, outcome)
+		p.Sale = s.name
+		g.render.Render(p).Respond(rc, html)
+	}
+	cfg := s.cfg.Load()
+	if !cfg.WaitingRoom {
+		fail("no_waiting_room", overflow.Problem{Reason: overflow.NoWaitingRoom})
+		return
+	}
+	if opens := cfg.LineOpensAt(); !opens.IsZero() && start.Before(opens) {
+		fail("not_started", overflow.Problem{Reason: overflow.NotStarted, RetryAfter: opens.Sub(start),
+			Detail: "The line opens at " + opens.UTC().Format(time.RFC3339) + "."})
+		return
+	}
+	if cfg.PhaseAt(start) == ledger.Closed {
+		fail("closed", overflow.Problem{Reason: overflow.Closed})
+		return
+	}
+	if s.soldOut.Load() {
+		fail("sold_out", overflow.Problem{Reason: overflow.SoldOut})
+		return
+	}
+	room := g.room(s)
+	if room == nil {
+		fail("unavailable", overflow.Problem{Reason: overflow.Unavailable, RetryAfter: time.Second,
+			Detail: "The line is being read; try again shortly."})
+		return
+	}
+	if g.ipLim != nil && !g.ipLim.AllowAt(start, limiterKey(g.clientIP(rc))) {
+		g.joinCount(s, "rate_limited")
+		g.ipLimited.Respond(rc, html)
+		return
+	}
+	buyer, reason := g.readJoinBuyer(rc)
+	if reason != "" {
+		fail("bad_request", overflow.Problem{Reason: reason})
+		return
+	}
+	if snap := s.line.Load(); snap != nil && snap.Tickets >= cfg.LineCap() {
+		fail("line_full", overflow.Problem{Reason: overflow.LineFull})
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
+	defer cancel()
+	// A ticket taken after the start goes behind the draw: the mark that
+	// seals it is written first, by whichever gate sees the start first.
+	if _, sealing := room.Book.Sealing(); !sealing && !cfg.StartsAt.IsZero() && !start.Before(cfg.StartsAt) {
+		if err := g.sealDraw(ctx, s.name, room); err != nil {
+			g.log.Warn("cannot seal the draw", "sale", s.name, "err", err)
+			fail("unavailable", overflow.Problem{Reason: overflow.Unavailable, RetryAfter: time.Second})
+			return
+		}
+	}
+	j, created, err := g.lineLedger.Join(ctx, s.name, buyer)
+	switch {
+	case errors.Is(err, ledger.ErrLineFull):
+		fail("line_full", overflow.Problem{Reason: overflow.LineFull})
+		return
+	case err != nil:
+		g.log.Warn("join failed", "sale", s.name, "err", err)
+		fail("unavailable", overflow.Problem{Reason: overflow.Unavailable, RetryAfter: time.Second,
+			Detail: "The line did not take the ticket; joining again is safe."})
+		return
+	}
+	key, _ := line.KeyOf(j.Ticket)
+	if err := room.WaitApplied(ctx, j.Seq); err != nil {
+		fail("unavailable", overflow.Problem{Reason: overflow.Unavailable, RetryAfter: time.Second,
+			Detail: "The ticket is taken; joining again returns it."})
+		return
+	}
+	t, ok := room.Book.Lookup(key)
+	if !ok {
+		fail("unavailable", overflow.Problem{Reason: overflow.Unavailable, RetryAfter: time.Second})
+		return
+	}
+	status, outcome := http.StatusOK, "rejoined"
+	if created {
+		status, outcome = http.StatusCreated, "joined"
+	}
+	g.joinCount(s, outcome)
+	rc.Response.Header.SetCanonical(hLocation, []byte("/v1/tickets/"+j.Ticket))
+	g.writeTicket(rc, status, g.viewTicket(s, cfg, room, t, g.now()), html)
+}
+
+func (g *Gate) joinCount(s *sale, outcome string) {
+	name := unknownSaleLabel
+	if s != nil {
+		name = s.name
+	}
+	g.m.lineJoins.WithLabelValues(name, outcome).Inc()
+}
+
+// readJoinBuyer reads the joining buyer: the trusted header, a JSON body
+// {"buyer_id": …}, or a form's buyer_id (the waiting page's form).
+func (g *Gate) readJoinBuyer(rc *fasthttp.RequestCtx) (string, overflow.Reason) {
+	if h := g.cfg.BuyerHeader; h != "" {
+		b := rc.Request.Header.Peek(h)
+		if !validBuyerID(b) {
+			return "", overflow.BadBuyerID
+		}
+		return string(b), ""
+	}
+	body := rc.Request.Body()
+	if int64(len(body)) > g.cfg.MaxBodyBytes {
+		return "", overflow.BodyTooLarge
+	}
+	ct := rc.Request.Header.ContentType()
+	if bytes.HasPrefix(ct, []byte("application/x-www-form-urlencoded")) {
+		vals, err := url.ParseQuery(string(body))
+		if err != nil {
+			return "", overflow.BadJSON
+		}
+		b := vals.Get("buyer_id")
+		if !validBuyerID(b) {
+			return "", overflow.BadBuyerID
+		}
+		return b, ""
+	}
+	if !jsonContentType(ct) {
+		return "", overflow.BadContentType
+	}
+	return decodeOrder(body)
+}
+
+// sealDraw writes the draw mark and waits until this gate's copy of the
+// line is sealed: a line full to its limit has no room for the mark, and
+// is sealed after its last ticket.
+func (g *Gate) sealDraw(ctx context.Context, sale string, room *ledger.Room) error {
+	full, err := g.lineLedger.SealDraw(ctx, sale)
+	if err != nil {
+		return err
+	}
+	if full {
+		last, err := g.lineLedger.LineLastSeq(ctx, sale)
+		if err != nil {
+			return err
+		}
+		room.Book.SealBefore(last + 1)
+	}
+	for {
+		seq, sealing := room.Book.Sealing()
+		if sealing {
+			return room.WaitApplied(ctx, seq-1)
+		}
+		_, more := room.Book.Applied()
+		select {
+		case <-more:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// PaceLines is the pace of every waiting room, run at each refresh by
+// every gate: it seals the draw at the start, and moves "let in through
+// position N" on as far as line.Pace says, by a compare-and-set on the
+// pace stream, so that whichever gate runs it first moves it, and a
+// gate's death leaves the others to go on.
+func (g *Gate) PaceLines(ctx context.Context) {
+	if g.rooms == nil {
+		return
+	}
+	now := g.now()
+	for _, s := range *g.sales.Load() {
+		cfg := s.cfg.Load()
+		if !cfg.WaitingRoom {
+			continue
+		}
+		room := g.rooms.Room(s.name)
+		if room == nil {
+			continue
+		}
+		g.paceLine(ctx, s, cfg, room, now)
+	}
+}
+
+func (g *Gate) paceLine(ctx context.Context, s *sale, cfg *ledger.Sale, room *ledger.Room, now time.Time) {
+	ttl := cfg.PassLifetime()
+	st := room.Book.StateAt(now, ttl)
+	snap := &lineSnap{State: st, at: now, rate: g.lineRate(s, cfg, st)}
+	s.line.Store(snap)
+	g.lineMetrics(s, snap)
+	if !st.Sealed {
+		if cfg.StartsAt.IsZero() || !now.Before(cfg.StartsAt) {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := g.sealDraw(sctx, s.name, room); err != nil {
+				g.log.Warn("cannot seal the draw yet", "sale", s.name, "err", err)
+			} else {
+				g.log.Info("draw sealed", "sale", s.name, "drawn", room.Book.StateAt(now, ttl).Drawn)
+			}
+			cancel()
+		}
+		return
+	}
+	if cfg.PhaseAt(now) != ledger.Open || s.soldOut.Load() {
+		return
+	}
+	p := line.Pace{
+		LetIn:       st.LetIn,
+		Tickets:     st.Tickets,
+		Outstanding: st.Outstanding,
+		Queued:      s.pending.Load(),
+		Budget:      lineBudget(s, cfg),
+		StockLeft:   cfg.Capacity() + s.released.Load() - s.admitted.Load(),
+	}
+	next := p.Next()
+	if next <= st.LetIn {
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := g.lineLedger.AdvanceLine(actx, s.name, next, st.LastAdvance)
+	cancel()
+	switch {
+	case err == nil, errors.Is(err, ledger.ErrPaceMoved):
+	default:
+		g.lineWarn.note(now, func(n int) {
+			g.log.Warn("cannot move the line on", "sale", s.name, "tries", n, "err", err)
+		})
+	}
+}
+
+// lineBudget is how many orders the line plans the backend to take soon:
+// passes outstanding plus orders queued stay within it. The sale's queue
+// bound (or max_wait's), else five seconds of the drain's observed rate,
+// else of backend_rate, else minDerivedBound.
+func lineBudget(s *sale, cfg *ledger.Sale) int64 {
+	if b := s.queueBound(cfg); b > 0 {
+		return b
+	}
+	if r, ok := s.drainRateKnown(); ok {
+		return max(1, int64(r*5))
+	}
+	if cfg.BackendRate > 0 {
+		return max(1, int64(cfg.BackendRate*5))
+	}
+	return minDerivedBound
+}
+
+// lineRate is the pace the estimates assume, positions/s: what the line
+// let in lately, else the drain's rate, else backend_rate; 0 unknown.
+func (g *Gate) lineRate(s *sale, cfg *ledger.Sale, st line.State) float64 {
+	if st.Rate > 0 {
+		return st.Rate
+	}
+	if r, ok := s.drainRateKnown(); ok {
+		return r
+	}
+	return cfg.BackendRate
+}
+
+// drawView is GET /v1/sales/{sale}/draw.
+type drawView struct {
+	Sale       string `json:"sale"`
+	Commitment string `json:"commitment"`
+	// Seed is revealed once the draw is sealed and the sale started.
+	Seed    *string   `json:"seed"`
+	Sealed  bool      `json:"sealed"`
+	Tickets int64     `json:"tickets"`
+	DrawnAt time.Time `json:"drawn_at,omitzero"`
+	// TicketsURL lists the drawn tickets in position order.
+	TicketsURL string `json:"tickets_url"`
+}
+
+func (g *Gate) saleRoom(rc *fasthttp.RequestCtx, saleName string) (*sale, *ledger.Room, bool) {
+	html := overflow.AcceptsHTML(&rc.Request.Header)
+	s := g.lookupSale(saleName)
+	if s == nil {
+		g.unknownSale.Respond(rc, html)
+		return nil, nil, false
+	}
+	if !s.cfg.Load().WaitingRoom {
+		g.render.Render(overflow.Problem{Reason: overflow.NoWaitingRoom, Sale: s.name}).Respond(rc, html)
+		return nil, nil, false
+	}
+	room := g.room(s)
+	if room == nil {
+		g.unavailable.Respond(rc, html)
+		return nil, nil, false
+	}
+	return s, room, true
+}
+
+func (g *Gate) getDraw(rc *fasthttp.RequestCtx, saleName string) {
+	s, room, ok := g.saleRoom(rc, saleName)
+	if !ok {
+		return
+	}
+	cfg := s.cfg.Load()
+	now := g.now()
+	st := room.Book.StateAt(now, cfg.PassLifetime())
+	v := drawView{Sale: s.name, Commitment: room.Keys.Seed.Commitment(), Sealed: st.Sealed,
+		TicketsURL: "/v1/sales/" + s.name + "/draw/tickets"}
+	if st.Sealed {
+		v.Tickets = st.Drawn
+		v.DrawnAt = cfg.StartsAt
+		if !now.Before(cfg.StartsAt) {
+			h := room.Keys.Seed.Hex()
+			v.Seed = &h
+		}
+	}
+	respondJSON(rc, http.StatusOK, v)
+}
+
+// drawTicketsPage bounds one page of GET /v1/sales/{sale}/draw/tickets.
+const drawTicketsPage = 10_000
+
+type drawTicketsView struct {
+	Sale   string `json:"sale"`
+	Total  int    `json:"total"`
+	Offset int    `json:"offset"`
+	// Tickets are ticket ids in position order: Tickets[i] holds
+	// position Offset+i+1.
+	Tickets []string `json:"tickets"`
+	Next    string   `json:"next,omitempty"`
+}
+
+// getDrawTickets is GET /v1/sales/{sale}/draw/tickets?offset=&limit=:
+// the drawn tickets' ids in position order, no buyer ids, paged.
+func (g *Gate) getDrawTickets(rc *fasthttp.RequestCtx, saleName string) {
+	s, room, ok := g.saleRoom(rc, saleName)
+	if !ok {
+		return
+	}
+	args := rc.QueryArgs()
+	offset, limit := 0, 1000
+	for _, a := range []struct {
+		name string
+		dst  *int
+		max  int
+	}{{"offset", &offset, ledger.MaxLineLimit}, {"limit", &limit, drawTicketsPage}} {
+		if raw := args.Peek(a.name); raw != nil {
+			n, err := strconv.Atoi(string(raw))
+			if err != nil || n < 0 || n > a.max || (a.name == "limit" && n == 0) {
+				g.render.Respond(rc, overflow.Problem{Reason: overflow.BadRequest,
+					Detail: "offset is 0 or more, limit 1 to " + strconv.Itoa(drawTicketsPage) + "."})
+				return
+			}
+			*a.dst = n
+		}
+	}
+	cfg := s.cfg.Load()
+	keys, total, sealed := room.Book.Drawn(offset, limit, nil)
+	if !sealed || g.now().Before(cfg.StartsAt) {
+		g.render.Respond(rc, overflow.Problem{Reason: overflow.NotStarted, Sale: s.name,
+			RetryAfter: max(time.Second, cfg.StartsAt.Sub(g.now())),
+			Detail:     "The draw is made at the start of the sale."})
+		return
+	}
+	v := drawTicketsView{Sale: s.name, Total: total, Offset: offset, Tickets: make([]string, len(keys))}
+	for i, k := range keys {
+		v.Tickets[i] = k.String()
+	}
+	if end := offset + len(keys); end < total {
+		v.Next = "/v1/sales/" + s.name + "/draw/tickets?offset=" + strconv.Itoa(end) + "&limit=" + strconv.Itoa(limit)
+	}
+	respondJSON(rc, http.StatusOK, v)
+}
+
+// lineView is GET /v1/sales/{sale}/line: the line as a whole (and, in a
+// browser, the form to join it).
+type lineView struct {
+	Sale        string    `json:"sale"`
+	LineOpensAt time.Time `json:"line_opens_at,omitzero"`
+	StartsAt    time.Time `json:"starts_at,omitzero"`
+	Tickets     int64     `json:"line_length"`
+	LineLimit   int64     `json:"line_limit"`
+	Sealed      bool      `json:"drawn"`
+	Drawn       int64     `json:"drawn_tickets"`
+	LetIn       int64     `json:"let_in"`
+	Outstanding int64     `json:"passes_outstanding"`
+	Rate        estimate  `json:"let_in_rate"`
+	PassTTL     float64   `json:"pass_ttl_seconds"`
+}
+
+func (g *Gate) getLine(rc *fasthttp.RequestCtx, saleName string) {
+	s, room, ok := g.saleRoom(rc, saleName)
+	if !ok {
+		return
+	}
+	cfg := s.cfg.Load()
+	st := room.Book.StateAt(g.now(), cfg.PassLifetime())
+	v := lineView{Sale: s.name, LineOpensAt: cfg.LineOpensAt(), StartsAt: cfg.StartsAt, Tickets: st.Tickets,
+		LineLimit: cfg.LineCap(), Sealed: st.Sealed, Drawn: st.Drawn, LetIn: st.LetIn, Outstanding: st.Outstanding,
+		Rate: estimateOf(st.Rate, st.LetIn > 0), PassTTL: cfg.PassLifetime().Seconds()}
+	if overflow.AcceptsHTML(&rc.Request.Header) {
+		rc.Response.Header.SetContentType("text/html; charset=utf-8")
+		var buf bytes.Buffer
+		overflow.JoinPage(&buf, s.name, g.cfg.BuyerHeader == "")
+		rc.Response.SetBodyRaw(buf.Bytes())
+		return
+	}
+	respondJSON(rc, http.StatusOK, v)
+}
+
+// lineMetrics sets a sale's waiting-room gauges from the pace's look.
+func (g *Gate) lineMetrics(s *sale, snap *lineSnap) {
+	m, name := g.m, s.name
+	if s.lineSeries.CompareAndSwap(false, true) {
+		for _, o := range joinOutcomes {
+			m.lineJoins.WithLabelValues(name, o)
+		}
+		m.lineIssued.WithLabelValues(name)
+		m.lineExpired.WithLabelValues(name)
+	}
+	m.lineTickets.WithLabelValues(name).Set(float64(snap.Tickets))
+	m.lineDrawn.WithLabelValues(name).Set(float64(snap.Drawn))
+	m.lineLetIn.WithLabelValues(name).Set(float64(snap.LetIn))
+	m.lineOutstanding.WithLabelValues(name).Set(float64(snap.Outstanding))
+	m.lineRate.WithLabelValues(name).Set(snap.rate)
+	// The counters follow the durable line: every gate reports the same.
+	if d := snap.LetIn - s.lineIssued.Swap(snap.LetIn); d > 0 {
+		m.lineIssued.WithLabelValues(name).Add(float64(d))
+	}
+	if d := snap.Expired - s.lineExpired.Swap(snap.Expired); d > 0 {
+		m.lineExpired.WithLabelValues(name).Add(float64(d))
+	}
+}

@@ -1,0 +1,290 @@
+package ledger
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"sluice/internal/line"
+)
+
+// The waiting room's JetStream records. Each sale with a waiting room has
+// a line stream, SLUICE_LINE_<sale>: one subject per buyer holding that
+// buyer's ticket (at most one message per subject, so a buyer holds one
+// place, as the broker enforces), and the draw mark, whose sequence seals
+// the draw: the tickets before it are drawn. The pace stream, shared by
+// every sale, holds the advances of "let in through position N" (each
+// one a compare-and-set on the last) and the passes used. The keys bucket
+// holds each sale's seed and pass secret, made once when the waiting room
+// is turned on.
+const (
+	PaceStream = "SLUICE_PACE"
+	KeysBucket = "SLUICE_LINE_KEYS"
+)
+
+// LineStreamName is the name of a sale's line stream.
+func LineStreamName(sale string) string { return "SLUICE_LINE_" + sale }
+
+func lineSubjectPrefix(sale string) string { return "sluice.line." + sale + "." }
+
+// LineBuyerSubject is the subject of a buyer's ticket.
+func LineBuyerSubject(sale, buyer string) string {
+	return lineSubjectPrefix(sale) + "b." + base64.RawURLEncoding.EncodeToString([]byte(buyer))
+}
+
+// LineDrawSubject is the subject of the draw mark.
+func LineDrawSubject(sale string) string { return lineSubjectPrefix(sale) + "draw" }
+
+// PaceLetInSubject and PaceUsedSubject are a sale's subjects in the pace
+// stream.
+func PaceLetInSubject(sale string) string { return "sluice.pace." + sale + ".letin" }
+func PaceUsedSubject(sale string) string  { return "sluice.pace." + sale + ".used" }
+
+// ErrLineFull: the line holds line_limit tickets.
+var ErrLineFull = errors.New("ledger: the line is full")
+
+// LineKeys are a sale's waiting-room secrets.
+type LineKeys struct {
+	Seed   line.Seed
+	Secret []byte
+}
+
+type keysRecord struct {
+	Seed    string    `json:"seed"`
+	Secret  string    `json:"secret"`
+	Created time.Time `json:"created"`
+}
+
+// ticketRecord is a ticket as the line stream stores it.
+type ticketRecord struct {
+	Ticket string `json:"ticket"`
+	Buyer  string `json:"buyer"`
+}
+
+type advanceRecord struct {
+	Through int64 `json:"through"`
+}
+
+func (l *Ledger) lineStreamConfig(s Sale) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:                 LineStreamName(s.Name),
+		Description:          "sluice sale " + s.Name + ": the waiting room's line",
+		Subjects:             []string{lineSubjectPrefix(s.Name) + ">"},
+		Retention:            jetstream.LimitsPolicy,
+		Storage:              jetstream.FileStorage,
+		Replicas:             l.opts.Replicas,
+		MaxMsgs:              s.LineCap() + 1, // and the draw mark
+		Discard:              jetstream.DiscardNew,
+		MaxMsgsPerSubject:    1,
+		DiscardNewPerSubject: true,
+		Duplicates:           l.opts.DuplicateWindow,
+		MaxMsgSize:           1024,
+		AllowDirect:          true,
+		DenyDelete:           true,
+		DenyPurge:            true,
+	}
+}
+
+// ensureLine provisions a waiting-room sale's line stream, the pace
+// stream and the sale's keys (made here the first time, kept after).
+func (l *Ledger) ensureLine(ctx context.Context, s Sale) error {
+	if _, err := l.js.CreateOrUpdateStream(ctx, l.lineStreamConfig(s)); err != nil {
+		return fmt.Errorf("ledger: provision the line of %s: %w", s.Name, err)
+	}
+	if _, err := l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        PaceStream,
+		Description: "sluice: the waiting rooms' pace (let in through position N) and the passes used",
+		Subjects:    []string{"sluice.pace.>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    l.opts.Replicas,
+		Duplicates:  l.opts.DuplicateWindow,
+		MaxMsgSize:  1024,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	}); err != nil {
+		return fmt.Errorf("ledger: provision %s: %w", PaceStream, err)
+	}
+	kv, err := l.keysBucket(ctx)
+	if err != nil {
+		return err
+	}
+	seed, err := line.NewSeed()
+	if err != nil {
+		return err
+	}
+	secret, err := line.NewSeed()
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(keysRecord{Seed: seed.Hex(), Secret: secret.Hex(), Created: time.Now().UTC()})
+	if _, err := kv.Create(ctx, s.Name, b); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("ledger: make the keys of %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+func (l *Ledger) keysBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := l.js.KeyValue(ctx, KeysBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      KeysBucket,
+			Description: "sluice: each waiting room's draw seed and pass secret",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    l.opts.Replicas,
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: keys bucket: %w", ErrUnavailable, err)
+	}
+	return kv, nil
+}
+
+// LineKeys reads a sale's seed and pass secret.
+func (l *Ledger) LineKeys(ctx context.Context, sale string) (LineKeys, error) {
+	kv, err := l.keysBucket(ctx)
+	if err != nil {
+		return LineKeys{}, err
+	}
+	e, err := kv.Get(ctx, sale)
+	if err != nil {
+		return LineKeys{}, fmt.Errorf("%w: keys of %s: %w", ErrUnavailable, sale, err)
+	}
+	var r keysRecord
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return LineKeys{}, fmt.Errorf("ledger: keys of %s: %w", sale, err)
+	}
+	seed, err := line.ParseSeed(r.Seed)
+	if err != nil {
+		return LineKeys{}, err
+	}
+	secret, err := line.ParseSeed(r.Secret)
+	if err != nil {
+		return LineKeys{}, err
+	}
+	return LineKeys{Seed: seed, Secret: secret[:]}, nil
+}
+
+// Joined is a ticket the line stream holds.
+type Joined struct {
+	Ticket string
+	Buyer  string
+	Seq    uint64
+	At     time.Time
+}
+
+// Join gives the buyer a ticket in the sale's line, or the one they hold
+// (created false). It fails with ErrLineFull, or an error matching
+// ErrUnavailable.
+func (l *Ledger) Join(ctx context.Context, sale, buyer string) (Joined, bool, error) {
+	id, err := line.NewTicketID()
+	if err != nil {
+		return Joined{}, false, err
+	}
+	data, _ := json.Marshal(ticketRecord{Ticket: id, Buyer: buyer})
+	subj := LineBuyerSubject(sale, buyer)
+	ack, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
+		jetstream.WithMsgID("j|"+buyer), jetstream.WithExpectStream(LineStreamName(sale)))
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) {
+			switch {
+			case apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgs:
+				return Joined{}, false, ErrLineFull
+			case apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgsPerSubject:
+				j, err := l.lineMsg(ctx, sale, 0, subj)
+				return j, false, err
+			case apiErr.ErrorCode == errCodeInsufficientResources:
+				return Joined{}, false, fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrStoreFull, err)
+			}
+		}
+		return Joined{}, false, fmt.Errorf("%w: join: %w", ErrUnavailable, err)
+	}
+	if ack.Duplicate {
+		j, err := l.lineMsg(ctx, sale, ack.Sequence, "")
+		return j, false, err
+	}
+	return Joined{Ticket: id, Buyer: buyer, Seq: ack.Sequence}, true, nil
+}
+
+// lineMsg reads a ticket back, by sequence or by its buyer's subject.
+func (l *Ledger) lineMsg(ctx context.Context, sale string, seq uint64, subj string) (Joined, error) {
+	str, err := l.js.Stream(ctx, LineStreamName(sale))
+	if err != nil {
+		return Joined{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	var raw *jetstream.RawStreamMsg
+	if subj != "" {
+		raw, err = str.GetLastMsgForSubject(ctx, subj)
+	} else {
+		raw, err = str.GetMsg(ctx, seq)
+	}
+	if err != nil {
+		return Joined{}, fmt.Errorf("%w: read back the ticket: %w", ErrUnavailable, err)
+	}
+	var r ticketRecord
+	if err := json.Unmarshal(raw.Data, &r); err != nil {
+		return Joined{}, fmt.Errorf("ledger: ticket record: %w", err)
+	}
+	return Joined{Ticket: r.Ticket, Buyer: r.Buyer, Seq: raw.Sequence, At: raw.Time}, nil
+}
+
+// SealDraw writes the draw mark, once: the tickets before it are drawn.
+// full is true when the line is full and the mark has no room: then no
+// ticket can join any more, and every ticket is drawn.
+func (l *Ledger) SealDraw(ctx context.Context, sale string) (full bool, err error) {
+	_, err = l.js.PublishMsg(ctx, &nats.Msg{Subject: LineDrawSubject(sale), Data: []byte(`{"draw":true}`)},
+		jetstream.WithMsgID("draw"), jetstream.WithExpectStream(LineStreamName(sale)))
+	var apiErr *jetstream.APIError
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgsPerSubject:
+		return false, nil // sealed already
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgs:
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: seal the draw of %s: %w", ErrUnavailable, sale, err)
+}
+
+// LineLastSeq is the last sequence in a sale's line stream.
+func (l *Ledger) LineLastSeq(ctx context.Context, sale string) (uint64, error) {
+	str, err := l.js.Stream(ctx, LineStreamName(sale))
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return str.CachedInfo().State.LastSeq, nil
+}
+
+// ErrPaceMoved: another gate advanced the pace first.
+var ErrPaceMoved = errors.New("ledger: the pace moved on")
+
+// AdvanceLine records "let in through position through", if the pace's
+// last record is still after (0: none yet); ErrPaceMoved otherwise.
+func (l *Ledger) AdvanceLine(ctx context.Context, sale string, through int64, after uint64) error {
+	data, _ := json.Marshal(advanceRecord{Through: through})
+	_, err := l.js.Publish(ctx, PaceLetInSubject(sale), data,
+		jetstream.WithExpectLastSequencePerSubject(after), jetstream.WithExpectStream(PaceStream))
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return ErrPaceMoved
+	}
+	if err != nil {
+		return fmt.Errorf("%w: advance the line of %s: %w", ErrUnavailable, sale, err)
+	}
+	return nil
+}
+
+// UsePass records that a ticket's pass was used for an order, without
+// waiting for the store: the order itself is durable, and a record lost
+// leaves the pass counted until it expires, which only slows the pace.
+func (l *Ledger) UsePass(sale, ticket string) {
+	_, _ = l.js.PublishAsync(PaceUsedSubject(sale), []byte(ticket), jetstream.WithMsgID("u|"+sale+"|"+ticket))
+}

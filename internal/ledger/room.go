@@ -1,0 +1,281 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"sluice/internal/line"
+)
+
+// Room is one gate's copy of a sale's waiting room: its keys, and the
+// line and pace streams followed into a line.Book. Every gate follows the
+// same records in the same order, so every gate answers the same
+// positions and passes.
+type Room struct {
+	Sale string
+	Book *line.Book
+	Keys LineKeys
+
+	mu  sync.Mutex
+	ccs []jetstream.ConsumeContext
+}
+
+// OpenRoom reads a sale's keys, replays its line and pace and follows
+// them. It returns once the records stored so far are applied.
+func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*Room, error) {
+	keys, err := l.LineKeys(ctx, sale)
+	if err != nil {
+		return nil, err
+	}
+	r := &Room{Sale: sale, Keys: keys, Book: line.NewBook(keys.Seed)}
+	lineStr, err := l.js.Stream(ctx, LineStreamName(sale))
+	if err != nil {
+		return nil, fmt.Errorf("%w: line of %s: %w", ErrUnavailable, sale, err)
+	}
+	paceStr, err := l.js.Stream(ctx, PaceStream)
+	if err != nil {
+		return nil, fmt.Errorf("%w: pace stream: %w", ErrUnavailable, err)
+	}
+	lineLast := lineStr.CachedInfo().State.LastSeq
+	var paceLast uint64
+	for _, subj := range []string{PaceLetInSubject(sale), PaceUsedSubject(sale)} {
+		m, err := paceStr.GetLastMsgForSubject(ctx, subj)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("%w: pace of %s: %w", ErrUnavailable, sale, err)
+		default:
+			paceLast = max(paceLast, m.Sequence)
+		}
+	}
+	var paceSeen atomic.Uint64
+	paceCaught := make(chan struct{})
+	var paceOnce sync.Once
+	if paceLast == 0 {
+		paceOnce.Do(func() { close(paceCaught) })
+	}
+	drawSubj := LineDrawSubject(sale)
+	lineCons, err := l.js.OrderedConsumer(ctx, LineStreamName(sale), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("%w: follow the line of %s: %w", ErrUnavailable, sale, err)
+	}
+	cc, err := lineCons.Consume(func(msg jetstream.Msg) {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return
+		}
+		seq := meta.Sequence.Stream
+		if msg.Subject() == drawSubj {
+			r.Book.SealBefore(seq)
+			r.Book.Skip(seq)
+			return
+		}
+		var t ticketRecord
+		key, ok := line.TicketKey{}, false
+		if json.Unmarshal(msg.Data(), &t) == nil {
+			key, ok = line.KeyOf(t.Ticket)
+		}
+		if !ok {
+			log.Warn("line: skipping a malformed ticket", "sale", sale, "seq", seq)
+			r.Book.Skip(seq)
+			return
+		}
+		r.Book.Add(key, t.Buyer, seq, meta.Timestamp)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: follow the line of %s: %w", ErrUnavailable, sale, err)
+	}
+	r.ccs = append(r.ccs, cc)
+	letIn, used := PaceLetInSubject(sale), PaceUsedSubject(sale)
+	paceCons, err := l.js.OrderedConsumer(ctx, PaceStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{letIn, used}})
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("%w: follow the pace of %s: %w", ErrUnavailable, sale, err)
+	}
+	cc, err = paceCons.Consume(func(msg jetstream.Msg) {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return
+		}
+		switch msg.Subject() {
+		case letIn:
+			var a advanceRecord
+			if json.Unmarshal(msg.Data(), &a) == nil && a.Through > 0 {
+				r.Book.Advance(line.Advance{Through: a.Through, At: meta.Timestamp, Seq: meta.Sequence.Stream})
+			}
+		case used:
+			if key, ok := line.KeyOf(strings.TrimSpace(string(msg.Data()))); ok {
+				r.Book.Use(key)
+			}
+		}
+		if paceSeen.Store(meta.Sequence.Stream); meta.Sequence.Stream >= paceLast {
+			paceOnce.Do(func() { close(paceCaught) })
+		}
+	})
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("%w: follow the pace of %s: %w", ErrUnavailable, sale, err)
+	}
+	r.ccs = append(r.ccs, cc)
+	if err := r.WaitApplied(ctx, lineLast); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("ledger: replay the line of %s: %w", sale, err)
+	}
+	select {
+	case <-paceCaught:
+	case <-ctx.Done():
+		r.Close()
+		return nil, fmt.Errorf("ledger: replay the pace of %s: %w", sale, ctx.Err())
+	}
+	return r, nil
+}
+
+// WaitApplied returns once the book has applied the line stream through
+// seq, or ctx ends.
+func (r *Room) WaitApplied(ctx context.Context, seq uint64) error {
+	for {
+		applied, more := r.Book.Applied()
+		if applied >= seq {
+			return nil
+		}
+		select {
+		case <-more:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close stops following the streams.
+func (r *Room) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, cc := range r.ccs {
+		cc.Stop()
+	}
+	for _, cc := range r.ccs {
+		select {
+		case <-cc.Closed():
+		case <-time.After(5 * time.Second):
+		}
+	}
+	r.ccs = nil
+}
+
+// Rooms are the waiting rooms a gate follows, one per waiting-room sale.
+// Sync opens and closes them as sales change. It is safe for concurrent
+// use.
+type Rooms struct {
+	l   *Ledger
+	log *slog.Logger
+
+	mu      sync.Mutex
+	rooms   map[string]*Room
+	opening map[string]bool
+	warned  time.Time
+	wg      sync.WaitGroup
+	closed  bool
+	all     atomic.Pointer[map[string]*Room]
+}
+
+// NewRooms returns no rooms yet; Sync opens them.
+func NewRooms(l *Ledger, log *slog.Logger) *Rooms {
+	rs := &Rooms{l: l, log: log, rooms: make(map[string]*Room), opening: make(map[string]bool)}
+	empty := map[string]*Room{}
+	rs.all.Store(&empty)
+	return rs
+}
+
+// Room is the sale's room, or nil while it is not open (no waiting room,
+// or its records are still being read).
+func (rs *Rooms) Room(sale string) *Room { return (*rs.all.Load())[sale] }
+
+// Sync opens a room for each waiting-room sale that has none (in the
+// background: a long line takes a while to read) and closes the rooms of
+// the sales gone or without a waiting room now.
+func (rs *Rooms) Sync(sales []Sale) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.closed {
+		return
+	}
+	want := make(map[string]bool, len(sales))
+	for _, s := range sales {
+		if !s.WaitingRoom {
+			continue
+		}
+		want[s.Name] = true
+		if rs.rooms[s.Name] != nil || rs.opening[s.Name] {
+			continue
+		}
+		rs.opening[s.Name] = true
+		rs.wg.Add(1)
+		go rs.open(s.Name)
+	}
+	changed := false
+	for name, r := range rs.rooms {
+		if !want[name] {
+			r.Close()
+			delete(rs.rooms, name)
+			changed = true
+		}
+	}
+	if changed {
+		rs.publish()
+	}
+}
+
+func (rs *Rooms) open(sale string) {
+	defer rs.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	r, err := rs.l.OpenRoom(ctx, sale, rs.log)
+	cancel()
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	delete(rs.opening, sale)
+	if err != nil {
+		if time.Since(rs.warned) > time.Minute {
+			rs.warned = time.Now()
+			rs.log.Warn("cannot open the waiting room yet; retrying at every refresh", "sale", sale, "err", err)
+		}
+		return
+	}
+	if rs.closed {
+		r.Close()
+		return
+	}
+	rs.rooms[sale] = r
+	rs.publish()
+	rs.log.Info("waiting room open", "sale", sale, "tickets", r.Book.StateAt(time.Now(), 0).Tickets)
+}
+
+// publish makes the rooms visible to Room; rs.mu is held.
+func (rs *Rooms) publish() {
+	next := make(map[string]*Room, len(rs.rooms))
+	for k, v := range rs.rooms {
+		next[k] = v
+	}
+	rs.all.Store(&next)
+}
+
+// Close closes every room and waits for those being opened.
+func (rs *Rooms) Close() {
+	rs.mu.Lock()
+	rs.closed = true
+	for _, r := range rs.rooms {
+		r.Close()
+	}
+	rs.rooms = map[string]*Room{}
+	rs.publish()
+	rs.mu.Unlock()
+	rs.wg.Wait()
+}

@@ -1,0 +1,424 @@
+package line
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Book is one gate's copy of a sale's line, built from the records of the
+// line and pace streams in their order: tickets as they joined, the mark
+// that seals the draw, the advances of "let in through position N", and
+// the passes used for an order. Every gate that applies the same records
+// holds the same positions. It answers a poll without allocating.
+//
+// A Book is safe for concurrent use: the stream followers write it, the
+// request path reads it.
+type Book struct {
+	seed Seed
+
+	mu      sync.RWMutex
+	tickets []entry             // in stream order
+	byID    map[TicketKey]int32 // ticket → index in tickets
+	// applied is the last line stream sequence applied; sealSeq, once
+	// set, is the sequence the draw was sealed at: the tickets before it
+	// are drawn. drawn is their number once their positions are known
+	// (sealed), byPos their indexes by position.
+	applied uint64
+	sealSeq uint64
+	sealed  bool
+	drawn   int32
+	byPos   []int32
+	// advances of the pace, in order; through never decreases.
+	advances []Advance
+	used     int64 // tickets whose pass was used
+	// expiredThrough: positions through it had their pass expire (as
+	// far as StateAt has looked); expired of them were not used.
+	expiredThrough, expired int64
+	// notify is closed and replaced when records are applied.
+	notify chan struct{}
+}
+
+// TicketKey is a ticket id's 16 bytes, as the book keys it.
+type TicketKey [16]byte
+
+// KeyOf decodes a ticket id; false when it is not one.
+func KeyOf(id string) (TicketKey, bool) {
+	var k TicketKey
+	if len(id) != TicketIDLen {
+		return k, false
+	}
+	n, err := ticketEncoding.Decode(k[:], []byte(id))
+	if err != nil || n != len(k) {
+		return k, false
+	}
+	return k, ticketEncoding.EncodeToString(k[:]) == id
+}
+
+// String is the ticket id.
+func (k TicketKey) String() string { return ticketEncoding.EncodeToString(k[:]) }
+
+type entry struct {
+	id     TicketKey
+	used   bool
+	pos    int32 // 1-based once sealed (drawn) or at join (after the seal)
+	seq    uint64
+	joined int64 // unix ns, as JetStream stored the ticket
+	buyer  string
+}
+
+// Advance is one step of the pace: positions 1..Through are let in, and
+// the positions this step let in got their pass At (the pace record's
+// time in JetStream, which every gate reads alike).
+type Advance struct {
+	Through int64
+	At      time.Time
+	Seq     uint64 // the record's sequence in the pace stream
+}
+
+// NewBook returns an empty book whose draw uses seed.
+func NewBook(seed Seed) *Book {
+	return &Book{seed: seed, byID: make(map[TicketKey]int32), notify: make(chan struct{})}
+}
+
+// Seed is the seed the book draws with.
+func (b *Book) Seed() Seed { return b.seed }
+
+func (b *Book) wake() {
+	close(b.notify)
+	b.notify = make(chan struct{})
+}
+
+// Add applies a ticket record at line stream sequence seq. A ticket seen
+// already (a record applied twice) changes nothing.
+func (b *Book) Add(id TicketKey, buyer string, seq uint64, joined time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if seq <= b.applied {
+		return
+	}
+	b.applied = seq
+	if _, ok := b.byID[id]; !ok {
+		e := entry{id: id, seq: seq, joined: joined.UnixNano(), buyer: buyer}
+		if b.sealed {
+			e.pos = int32(len(b.tickets)) + 1 // after the drawn, in arrival order
+		}
+		b.byID[id] = int32(len(b.tickets))
+		b.tickets = append(b.tickets, e)
+	}
+	b.maybeSeal()
+	b.wake()
+}
+
+// Skip notes a record at seq that is not a ticket.
+func (b *Book) Skip(seq uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if seq > b.applied {
+		b.applied = seq
+		b.maybeSeal()
+		b.wake()
+	}
+}
+
+// SealBefore seals the draw: the tickets at line stream sequences before
+// seq are drawn, every later one queues behind them. The first seal
+// stands. Positions are computed once every record before seq is applied.
+func (b *Book) SealBefore(seq uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sealSeq != 0 {
+		return
+	}
+	b.sealSeq = seq
+	b.maybeSeal()
+	b.wake()
+}
+
+// maybeSeal orders the drawn tickets once the seal is known and every
+// record before it applied; b.mu is held.
+func (b *Book) maybeSeal() {
+	if b.sealed || b.sealSeq == 0 || b.applied+1 < b.sealSeq {
+		return
+	}
+	n, _ := slices.BinarySearchFunc(b.tickets, b.sealSeq, func(e entry, seq uint64) int {
+		switch {
+		case e.seq < seq:
+			return -1
+		case e.seq > seq:
+			return 1
+		}
+		return 0
+	})
+	type keyed struct {
+		key [32]byte
+		idx int32
+	}
+	ks := make([]keyed, n)
+	m := hmac.New(sha256.New, b.seed[:])
+	var idb [TicketIDLen]byte
+	for i := range n {
+		m.Reset()
+		ticketEncoding.Encode(idb[:], b.tickets[i].id[:])
+		m.Write(idb[:])
+		m.Sum(ks[i].key[:0])
+		ks[i].idx = int32(i)
+	}
+	slices.SortFunc(ks, func(x, y keyed) int {
+		if c := bytes.Compare(x.key[:], y.key[:]); c != 0 {
+			return c
+		}
+		// Equal keys (a SHA-256 collision) go by ticket id.
+		return bytes.Compare([]byte(b.tickets[x.idx].id.String()), []byte(b.tickets[y.idx].id.String()))
+	})
+	b.byPos = make([]int32, n)
+	for p, k := range ks {
+		b.byPos[p] = k.idx
+		b.tickets[k.idx].pos = int32(p) + 1
+	}
+	for i := n; i < len(b.tickets); i++ {
+		b.tickets[i].pos = int32(i) + 1
+	}
+	b.drawn = int32(n)
+	b.sealed = true
+}
+
+// Advance applies a pace record. One that does not move the line on
+// (another gate's step applied twice, or older) changes nothing.
+func (b *Book) Advance(a Advance) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n := len(b.advances); n > 0 && (a.Seq <= b.advances[n-1].Seq || a.Through <= b.advances[n-1].Through) {
+		if a.Seq > b.advances[n-1].Seq {
+			b.advances[n-1].Seq = a.Seq // the pace's last record, for the next compare-and-set
+		}
+		return
+	}
+	b.advances = append(b.advances, a)
+	b.wake()
+}
+
+// Use marks a ticket's pass as used for an order.
+func (b *Book) Use(id TicketKey) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if i, ok := b.byID[id]; ok && !b.tickets[i].used {
+		b.tickets[i].used = true
+		b.used++
+		if p := int64(b.tickets[i].pos); p > 0 && p <= b.expiredThrough {
+			b.expired-- // ordered in time; the record came after the expiry
+		}
+		b.wake()
+	}
+}
+
+// Applied is the last line stream sequence applied, and a channel closed
+// when more is applied.
+func (b *Book) Applied() (uint64, <-chan struct{}) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.applied, b.notify
+}
+
+// Ticket is what a poll learns of one ticket.
+type Ticket struct {
+	ID     TicketKey
+	Buyer  string
+	Seq    uint64
+	Joined time.Time
+	// Drawn: the ticket was taken before the draw was sealed (or it is
+	// not sealed yet).
+	Drawn bool
+	// Position is 0 until the draw is sealed.
+	Position int64
+	Used     bool
+	// LetIn: its turn came, at LetInAt; the pass it got expires at
+	// LetInAt plus the sale's pass lifetime.
+	LetIn   bool
+	LetInAt time.Time
+}
+
+// Lookup finds a ticket.
+func (b *Book) Lookup(id TicketKey) (Ticket, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	i, ok := b.byID[id]
+	if !ok {
+		return Ticket{}, false
+	}
+	return b.ticketAt(i), true
+}
+
+// BySeq finds the ticket recorded at a line stream sequence.
+func (b *Book) BySeq(seq uint64) (Ticket, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	i, ok := slices.BinarySearchFunc(b.tickets, seq, func(e entry, seq uint64) int {
+		switch {
+		case e.seq < seq:
+			return -1
+		case e.seq > seq:
+			return 1
+		}
+		return 0
+	})
+	if !ok {
+		return Ticket{}, false
+	}
+	return b.ticketAt(int32(i)), true
+}
+
+// ticketAt reads ticket i; b.mu is held.
+func (b *Book) ticketAt(i int32) Ticket {
+	e := &b.tickets[i]
+	t := Ticket{ID: e.id, Buyer: e.buyer, Seq: e.seq, Joined: time.Unix(0, e.joined),
+		Drawn: !b.sealed || i < b.drawn, Position: int64(e.pos), Used: e.used}
+	if t.Position > 0 {
+		if at, ok := b.letInAt(t.Position); ok {
+			t.LetIn, t.LetInAt = true, at
+		}
+	}
+	return t
+}
+
+// letInAt is when position pos was let in; b.mu is held.
+func (b *Book) letInAt(pos int64) (time.Time, bool) {
+	n := len(b.advances)
+	if n == 0 || b.advances[n-1].Through < pos {
+		return time.Time{}, false
+	}
+	i, _ := slices.BinarySearchFunc(b.advances, pos, func(a Advance, pos int64) int {
+		if a.Through < pos {
+			return -1
+		}
+		return 1
+	})
+	return b.advances[i].At, true
+}
+
+// State is the line as a whole at one moment.
+type State struct {
+	// Sealed: the draw is made; Drawn tickets were in it.
+	Sealed bool
+	Drawn  int64
+	// Tickets in the line, drawn and after.
+	Tickets int64
+	// LetIn: positions 1..LetIn have had their turn; LastAdvance is the
+	// pace record that says so (0: none yet), for a compare-and-set.
+	LetIn       int64
+	LastAdvance uint64
+	// Used passes, of all issued.
+	Used int64
+	// Outstanding passes at the moment asked: issued, unused, unexpired.
+	Outstanding int64
+	// Expired passes, issued and unused, at that moment.
+	Expired int64
+	// Rate is how many positions a second the line let in over the last
+	// RateWindow (0 before its first step).
+	Rate float64
+}
+
+// RateWindow is the span over which State.Rate is measured.
+const RateWindow = 30 * time.Second
+
+// StateAt is the line at now, passes living ttl. It walks the passes
+// still live (at most what the pace let in within ttl), not the line.
+func (b *Book) StateAt(now time.Time, ttl time.Duration) State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := State{Sealed: b.sealed, Drawn: int64(b.drawn), Tickets: int64(len(b.tickets)), Used: b.used}
+	n := len(b.advances)
+	if n == 0 || !b.sealed {
+		return st
+	}
+	last := b.advances[n-1]
+	st.LetIn, st.LastAdvance = last.Through, last.Seq
+	// Passes given at or before now-ttl have expired: positions through lo.
+	cut := now.Add(-ttl)
+	k, _ := slices.BinarySearchFunc(b.advances, cut, func(a Advance, t time.Time) int {
+		if a.At.After(t) {
+			return 1
+		}
+		return -1
+	})
+	lo := int64(0)
+	if k > 0 {
+		lo = b.advances[k-1].Through
+	}
+	lo = min(lo, int64(len(b.tickets)))
+	for ; b.expiredThrough < lo; b.expiredThrough++ {
+		if !b.tickets[b.indexAt(b.expiredThrough+1)].used {
+			b.expired++
+		}
+	}
+	for p := b.expiredThrough + 1; p <= min(last.Through, int64(len(b.tickets))); p++ {
+		if !b.tickets[b.indexAt(p)].used {
+			st.Outstanding++
+		}
+	}
+	st.Expired = b.expired
+	// The rate: positions let in within the window, over the window (or
+	// the time since the first step, when shorter).
+	from := now.Add(-RateWindow)
+	if first := b.advances[0].At; first.After(from) {
+		from = first
+	}
+	j, _ := slices.BinarySearchFunc(b.advances, from, func(a Advance, t time.Time) int {
+		if a.At.Before(t) {
+			return -1
+		}
+		return 1
+	})
+	base := int64(0)
+	if j > 0 {
+		base = b.advances[j-1].Through
+	}
+	st.Rate = float64(last.Through-base) / max(1, now.Sub(from).Seconds())
+	return st
+}
+
+// indexAt is the index of the ticket at position pos; b.mu is held and
+// the draw is sealed.
+func (b *Book) indexAt(pos int64) int32 {
+	if pos <= int64(b.drawn) {
+		return b.byPos[pos-1]
+	}
+	return int32(pos - 1)
+}
+
+// Drawn appends the ids of the drawn tickets from position from+1 on, at
+// most n, in position order; ok is false until the draw is sealed.
+func (b *Book) Drawn(from, n int, dst []TicketKey) ([]TicketKey, int, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if !b.sealed {
+		return dst, 0, false
+	}
+	for p := from; p < int(b.drawn) && p < from+n; p++ {
+		dst = append(dst, b.tickets[b.byPos[p]].id)
+	}
+	return dst, int(b.drawn), true
+}
+
+// BuyerAt is the buyer and ticket at a position, for the pace's look-ups.
+func (b *Book) BuyerAt(pos int64) (string, TicketKey, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if !b.sealed || pos < 1 || pos > int64(len(b.tickets)) {
+		return "", TicketKey{}, false
+	}
+	e := &b.tickets[b.indexAt(pos)]
+	return e.buyer, e.id, true
+}
+
+// Sealing is the line stream sequence the draw is sealed at, once known
+// (the tickets before it are drawn); sealed positions follow once every
+// record before it is applied.
+func (b *Book) Sealing() (uint64, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.sealSeq, b.sealSeq != 0
+}

@@ -1,0 +1,206 @@
+package line
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+)
+
+func mustKey(t testing.TB) (TicketKey, string) {
+	t.Helper()
+	id, err := NewTicketID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, ok := KeyOf(id)
+	if !ok {
+		t.Fatalf("KeyOf(%q) refused a ticket NewTicketID made", id)
+	}
+	return k, id
+}
+
+// The book orders the tickets before the seal exactly as Draw does, and
+// the later ones behind them in arrival order.
+func TestBookPositionsAreTheDraw(t *testing.T) {
+	seed, _ := NewSeed()
+	b := NewBook(seed)
+	t0 := time.Unix(1_800_000_000, 0)
+	var early, late []string
+	seq := uint64(0)
+	for i := range 500 {
+		seq++
+		k, id := mustKey(t)
+		b.Add(k, fmt.Sprintf("buyer-%d", i), seq, t0)
+		early = append(early, id)
+	}
+	seq++
+	b.SealBefore(seq) // the mark
+	b.Skip(seq)
+	for i := range 20 {
+		seq++
+		k, id := mustKey(t)
+		b.Add(k, fmt.Sprintf("late-%d", i), seq, t0.Add(time.Minute))
+		late = append(late, id)
+	}
+	want := Draw(seed, early)
+	got, total, ok := b.Drawn(0, 1000, nil)
+	if !ok || total != len(early) {
+		t.Fatalf("Drawn: sealed %v, total %d; want %d", ok, total, len(early))
+	}
+	for i, k := range got {
+		if k.String() != want[i] {
+			t.Fatalf("position %d holds %s; the draw puts %s there", i+1, k, want[i])
+		}
+		tk, _ := KeyOf(want[i])
+		if tick, _ := b.Lookup(tk); tick.Position != int64(i+1) || !tick.Drawn {
+			t.Fatalf("Lookup(%s) = position %d drawn %v, want %d drawn", want[i], tick.Position, tick.Drawn, i+1)
+		}
+	}
+	if err := VerifyDraw(seed.Hex(), seed.Commitment(), want); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range late {
+		k, _ := KeyOf(id)
+		tick, _ := b.Lookup(k)
+		if tick.Position != int64(len(early)+i+1) || tick.Drawn {
+			t.Fatalf("late ticket %d: position %d drawn %v, want %d not drawn", i, tick.Position, tick.Drawn, len(early)+i+1)
+		}
+	}
+	// A seal learned before the records it follows waits for them.
+	b2 := NewBook(seed)
+	b2.SealBefore(3)
+	k1, _ := mustKey(t)
+	b2.Add(k1, "a", 1, t0)
+	if st := b2.StateAt(t0, time.Minute); st.Sealed {
+		t.Fatal("sealed before the records before the mark were applied")
+	}
+	k2, _ := mustKey(t)
+	b2.Add(k2, "b", 2, t0)
+	if st := b2.StateAt(t0, time.Minute); !st.Sealed || st.Drawn != 2 {
+		t.Fatalf("after the records: %+v, want sealed with 2 drawn", st)
+	}
+}
+
+// Passes: outstanding until used or expired; the expired count follows,
+// and a use recorded after the expiry takes its pass out of it.
+func TestBookPassesOutstandingAndExpired(t *testing.T) {
+	seed, _ := NewSeed()
+	b := NewBook(seed)
+	t0 := time.Unix(1_800_000_000, 0)
+	var keys []TicketKey
+	for i := range 10 {
+		k, _ := mustKey(t)
+		keys = append(keys, k)
+		b.Add(k, fmt.Sprint(i), uint64(i+1), t0)
+	}
+	b.SealBefore(11)
+	b.Skip(11)
+	ttl := time.Minute
+	b.Advance(Advance{Through: 3, At: t0, Seq: 1})
+	b.Advance(Advance{Through: 2, At: t0, Seq: 2}) // stale: ignored but remembered as the last
+	b.Advance(Advance{Through: 5, At: t0.Add(30 * time.Second), Seq: 3})
+	st := b.StateAt(t0.Add(10*time.Second), ttl)
+	if st.LetIn != 5 || st.Outstanding != 5 || st.Expired != 0 || st.LastAdvance != 3 {
+		t.Fatalf("state %+v, want let in 5, 5 outstanding, last advance 3", st)
+	}
+	_, k1, _ := b.BuyerAt(1)
+	b.Use(k1)
+	st = b.StateAt(t0.Add(61*time.Second), ttl) // positions 1-3 expired
+	if st.Outstanding != 2 || st.Expired != 2 {
+		t.Fatalf("after the first expiry: %+v, want 2 outstanding, 2 expired", st)
+	}
+	_, k2, _ := b.BuyerAt(2)
+	b.Use(k2) // its order was placed in time, its record came late
+	st = b.StateAt(t0.Add(62*time.Second), ttl)
+	if st.Expired != 1 || st.Used != 2 {
+		t.Fatalf("after a late use: %+v, want 1 expired, 2 used", st)
+	}
+	tick, _ := b.Lookup(keys[slices.IndexFunc(keys, func(k TicketKey) bool { return k == k1 })])
+	if !tick.Used || !tick.LetIn || !tick.LetInAt.Equal(t0) {
+		t.Fatalf("ticket at position 1: %+v", tick)
+	}
+	p := Pace{LetIn: st.LetIn, Tickets: st.Tickets, Outstanding: st.Outstanding, Budget: 4, StockLeft: 100}
+	if n := p.Next(); n != 7 {
+		t.Fatalf("Next = %d, want 7 (budget 4, 2 outstanding)", n)
+	}
+}
+
+// BenchmarkBookLookup is a poll's look-up in a line of a million.
+func BenchmarkBookLookup(b *testing.B) {
+	book, keys := bigBook(b, 1_000_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, ok := book.Lookup(keys[i%len(keys)]); !ok {
+			b.Fatal("lost a ticket")
+		}
+	}
+}
+
+func bigBook(t testing.TB, n int) (*Book, []TicketKey) {
+	seed, _ := NewSeed()
+	book := NewBook(seed)
+	keys := make([]TicketKey, n)
+	t0 := time.Unix(1_800_000_000, 0)
+	for i := range n {
+		k, _ := mustKey(t)
+		keys[i] = k
+		book.Add(k, fmt.Sprintf("buyer-%07d", i), uint64(i+1), t0)
+	}
+	book.SealBefore(uint64(n + 1))
+	book.Skip(uint64(n + 1))
+	book.Advance(Advance{Through: 500, At: t0, Seq: 1})
+	return book, keys
+}
+
+// MaxBytesPerTicket bounds what a ticket costs a gate's memory, buyer id
+// of 14 bytes included (measured: see the README's waiting-room section).
+const MaxBytesPerTicket = 200
+
+// A line of a million tickets stays within MaxBytesPerTicket a ticket,
+// and a poll's look-up allocates nothing.
+func TestBookMemoryMillionTickets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a million tickets: not in -short")
+	}
+	const n = 1_000_000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	book, ks := bigBook(t, n)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	// ks (16 B a ticket) belongs to the test, not the book.
+	per := (float64(after.HeapAlloc) - float64(before.HeapAlloc) - float64(16*n)) / n
+	t.Logf("a line of %d tickets: %.0f bytes a ticket", n, per)
+	if per > MaxBytesPerTicket {
+		t.Errorf("a ticket costs %.0f bytes, over the bound of %d", per, MaxBytesPerTicket)
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, ok := book.Lookup(ks[12345]); !ok {
+			t.Fatal("lost a ticket")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a look-up allocates %v times; want 0", allocs)
+	}
+	runtime.KeepAlive(book)
+}
+
+// ChiSquareP against the survival function integrated numerically.
+func TestChiSquareP(t *testing.T) {
+	for _, c := range []struct {
+		chi  float64
+		df   int
+		want float64
+	}{
+		{9, 9, 0.43727418}, {16.919, 9, 0.05000}, {2, 9, 0.99146761}, {30, 9, 0.00043872}, {3.84146, 1, 0.05},
+	} {
+		if got := ChiSquareP(c.chi, c.df); math.Abs(got-c.want) > 1e-4 {
+			t.Errorf("ChiSquareP(%v, %d) = %.6f, want %.6f", c.chi, c.df, got, c.want)
+		}
+	}
+}

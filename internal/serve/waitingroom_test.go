@@ -1,0 +1,431 @@
+package serve_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"sluice/internal/gatetest"
+	"sluice/internal/ledger"
+	"sluice/internal/line"
+	"sluice/internal/serve"
+)
+
+// join asks a gate for a ticket in a sale's line.
+func join(t testing.TB, c *http.Client, base, sale, body, contentType string) gatetest.Answer {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/v1/sales/"+sale+"/line", strings.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	return gatetest.Do(t, c, req)
+}
+
+func joinBuyer(t testing.TB, c *http.Client, base, sale, buyer string) gatetest.Answer {
+	t.Helper()
+	return join(t, c, base, sale, `{"buyer_id":"`+buyer+`"}`, "application/json")
+}
+
+// orderWithPass places an order carrying a pass.
+func orderWithPass(t testing.TB, c *http.Client, base, sale, buyer, pass, key string) gatetest.Answer {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/v1/sales/"+sale+"/orders", strings.NewReader(`{"buyer_id":"`+buyer+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Sluice-Pass", pass)
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	return gatetest.Do(t, c, req)
+}
+
+func lineMsgs(t testing.TB, l *ledger.Ledger, sale string) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	seq, err := l.LineLastSeq(ctx, sale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seq
+}
+
+func wantProblem(t testing.TB, what string, a gatetest.Answer, status int, reason string) {
+	t.Helper()
+	if a.Status != status || a.Str("reason") != reason {
+		t.Errorf("%s: %d %s, want %d %s", what, a.Status, a.Raw, status, reason)
+	}
+}
+
+// A waiting-room sale refuses every order without a good pass, and every
+// bad request to the new endpoints, with its problem and nothing stored.
+func TestWaitingRoomRefusals(t *testing.T) {
+	start := time.Now().Add(time.Hour)
+	room := ledger.Sale{Name: "drop", Stock: 5, StartsAt: start, WaitingRoom: true, PassTTL: ledger.Duration(5 * time.Second),
+		LineOpens: ledger.Duration(2 * time.Hour)}
+	other := ledger.Sale{Name: "other", Stock: 5, StartsAt: start, WaitingRoom: true}
+	plain := ledger.Sale{Name: "plain", Stock: 5}
+	cfg := gatetest.Config(t, room, other, plain)
+	cfg.AdminToken = "admin-token-for-tests"
+	g := gatetest.Start(t, cfg)
+	base, c := "http://"+g.APIAddr(), gatetest.Client()
+	gatetest.Eventually(t, 10*time.Second, "the rooms to open", func() bool {
+		return g.Rooms().Room("drop") != nil && g.Rooms().Room("other") != nil
+	})
+
+	// Bad input on the new endpoints: each its 4xx, the line unchanged.
+	before := lineMsgs(t, g.Ledger(), "drop")
+	wantProblem(t, "bad JSON", join(t, c, base, "drop", `{"buyer_id":`, "application/json"), 400, "bad_json")
+	wantProblem(t, "bad buyer", joinBuyer(t, c, base, "drop", "a b"), 400, "bad_buyer_id")
+	wantProblem(t, "bad content type", join(t, c, base, "drop", `{"buyer_id":"x"}`, "text/plain"), 415, "bad_content_type")
+	wantProblem(t, "unknown sale", joinBuyer(t, c, base, "nope", "alice"), 404, "unknown_sale")
+	wantProblem(t, "no waiting room", joinBuyer(t, c, base, "plain", "alice"), 409, "no_waiting_room")
+	wantProblem(t, "unknown ticket", gatetest.Get(t, c, base+"/v1/tickets/aaaaaaaaaaaaaaaaaaaaaaaaaa"), 404, "ticket_not_found")
+	wantProblem(t, "malformed ticket", gatetest.Get(t, c, base+"/v1/tickets/../x"), 404, "not_found")
+	wantProblem(t, "malformed ticket id", gatetest.Get(t, c, base+"/v1/tickets/0123"), 404, "ticket_not_found")
+	wantProblem(t, "draw of a plain sale", gatetest.Get(t, c, base+"/v1/sales/plain/draw"), 409, "no_waiting_room")
+	wantProblem(t, "draw of no sale", gatetest.Get(t, c, base+"/v1/sales/nope/draw"), 404, "unknown_sale")
+	wantProblem(t, "draw tickets before the start", gatetest.Get(t, c, base+"/v1/sales/drop/draw/tickets"), 425, "not_started")
+	wantProblem(t, "draw tickets, bad limit", gatetest.Get(t, c, base+"/v1/sales/drop/draw/tickets?limit=0"), 400, "bad_request")
+	wantProblem(t, "draw tickets, bad offset", gatetest.Get(t, c, base+"/v1/sales/drop/draw/tickets?offset=-1"), 400, "bad_request")
+	req, _ := http.NewRequest("DELETE", base+"/v1/sales/drop/line", nil)
+	wantProblem(t, "DELETE the line", gatetest.Do(t, c, req), 405, "method_not_allowed")
+	if after := lineMsgs(t, g.Ledger(), "drop"); after != before {
+		t.Fatalf("bad requests changed the line: %d records, then %d", before, after)
+	}
+
+	// Joining: 201, then 200 with the same ticket; the draw's commitment
+	// is public, its seed not yet.
+	alice := joinBuyer(t, c, base, "drop", "alice")
+	if alice.Status != 201 || alice.Header.Get("Location") != "/v1/tickets/"+alice.Str("ticket_id") || !line.ValidTicketID(alice.Str("ticket_id")) {
+		t.Fatalf("join: %d %v %s", alice.Status, alice.Header, alice.Raw)
+	}
+	again := joinBuyer(t, c, base, "drop", "alice")
+	if again.Status != 200 || again.Str("ticket_id") != alice.Str("ticket_id") {
+		t.Fatalf("joining again: %d %s, want 200 with ticket %s", again.Status, again.Raw, alice.Str("ticket_id"))
+	}
+	bob := joinBuyer(t, c, base, "drop", "bob")
+	// The other sale's line opens 15 minutes before its start, an hour away.
+	if a := joinBuyer(t, c, base, "other", "alice"); a.Status != 425 || a.Str("reason") != "not_started" || a.Header.Get("Retry-After") == "" {
+		t.Errorf("joining before the line opens: %d %s", a.Status, a.Raw)
+	}
+	draw := gatetest.Get(t, c, base+"/v1/sales/drop/draw")
+	if draw.Status != 200 || draw.Body["seed"] != nil || len(draw.Str("commitment")) != 64 {
+		t.Fatalf("draw before the start: %s", draw.Raw)
+	}
+	keys, err := g.Ledger().LineKeys(context.Background(), "drop")
+	if err != nil || keys.Seed.Commitment() != draw.Str("commitment") {
+		t.Fatalf("the commitment is not the stored seed's: %v", err)
+	}
+
+	// The start: the draw is made, both get their turn (stock 5).
+	gatetest.Admin(t, c, g.OpsAddr(), "PATCH", "/admin/sales/drop", cfg.AdminToken, `{"starts_at":"`+time.Now().Add(500*time.Millisecond).UTC().Format(time.RFC3339Nano)+`"}`)
+	var aliceT, bobT gatetest.Answer
+	gatetest.Eventually(t, 10*time.Second, "both turns", func() bool {
+		aliceT = gatetest.Get(t, c, base+"/v1/tickets/"+alice.Str("ticket_id"))
+		bobT = gatetest.Get(t, c, base+"/v1/tickets/"+bob.Str("ticket_id"))
+		return aliceT.Str("state") == "your_turn" && bobT.Str("state") == "your_turn"
+	})
+	if aliceT.Header.Get("Retry-After") == "" || aliceT.Str("pass_expires_at") == "" {
+		t.Fatalf("a ticket whose turn came: %v %s", aliceT.Header, aliceT.Raw)
+	}
+	pass := aliceT.Str("pass")
+	orders := func() uint64 { return gatetest.StreamMsgs(t, g.Ledger(), "drop") }
+	n0 := orders()
+
+	// Refused, nothing published.
+	wantProblem(t, "no pass", gatetest.Order(t, c, base, "drop", "alice", ""), 428, "pass_required")
+	if a := gatetest.Order(t, c, base, "drop", "alice", ""); a.Str("line") != "/v1/sales/drop/line" {
+		t.Errorf("428 does not name the line: %s", a.Raw)
+	}
+	wantProblem(t, "forged pass", orderWithPass(t, c, base, "drop", "alice", pass[:len(pass)-2]+"xx", ""), 403, "bad_pass")
+	wantProblem(t, "garbage pass", orderWithPass(t, c, base, "drop", "alice", "hello", ""), 403, "bad_pass")
+	wantProblem(t, "another buyer's pass", orderWithPass(t, c, base, "drop", "bob", pass, ""), 403, "bad_pass")
+	otherKeys, _ := g.Ledger().LineKeys(context.Background(), "other")
+	otherPass, _ := line.Sign(otherKeys.Secret, line.Pass{Sale: "other", Buyer: "alice", Ticket: alice.Str("ticket_id"), Expires: time.Now().Add(time.Minute)})
+	wantProblem(t, "another sale's pass", orderWithPass(t, c, base, "drop", "alice", otherPass, ""), 403, "bad_pass")
+	// Signed with this sale's secret for another sale: still refused.
+	crossPass, _ := line.Sign(keys.Secret, line.Pass{Sale: "other", Buyer: "alice", Ticket: alice.Str("ticket_id"), Expires: time.Now().Add(time.Minute)})
+	wantProblem(t, "a pass naming another sale", orderWithPass(t, c, base, "drop", "alice", crossPass, ""), 403, "bad_pass")
+	expired, _ := line.Sign(keys.Secret, line.Pass{Sale: "drop", Buyer: "alice", Ticket: alice.Str("ticket_id"), Expires: time.Now().Add(-time.Second)})
+	wantProblem(t, "expired pass", orderWithPass(t, c, base, "drop", "alice", expired, ""), 403, "bad_pass")
+	if n := orders(); n != n0 {
+		t.Fatalf("refused orders were published: %d orders, then %d", n0, n)
+	}
+
+	// The pass admits one order; its retry is a replay, a second order
+	// with it is refused.
+	first := orderWithPass(t, c, base, "drop", "alice", pass, "k1")
+	if first.Status != 202 {
+		t.Fatalf("order with the pass: %d %s", first.Status, first.Raw)
+	}
+	replay := orderWithPass(t, c, base, "drop", "alice", pass, "k1")
+	if replay.Status != 202 || replay.Str("order_id") != first.Str("order_id") || replay.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry with the same key: %d %v %s", replay.Status, replay.Header, replay.Raw)
+	}
+	wantProblem(t, "second order with the pass", orderWithPass(t, c, base, "drop", "alice", pass, "k2"), 403, "bad_pass")
+	wantProblem(t, "second order with the pass, no key", orderWithPass(t, c, base, "drop", "alice", pass, ""), 403, "bad_pass")
+	if n := orders(); n != n0+1 {
+		t.Fatalf("a pass admitted %d orders, want 1", n-n0)
+	}
+	gatetest.Eventually(t, 5*time.Second, "the ticket to read ordered", func() bool {
+		return gatetest.Get(t, c, base+"/v1/tickets/"+alice.Str("ticket_id")).Str("state") == "ordered"
+	})
+	// Bob's pass expires unused (pass_ttl 5s), and his ticket says so.
+	gatetest.Eventually(t, 10*time.Second, "bob's pass to expire", func() bool {
+		return gatetest.Get(t, c, base+"/v1/tickets/"+bob.Str("ticket_id")).Str("state") == "expired"
+	})
+	wantProblem(t, "an expired turn's pass", orderWithPass(t, c, base, "drop", "bob", bobT.Str("pass"), ""), 403, "bad_pass")
+}
+
+// Twenty thousand buyers join before the start, through three gates
+// sharing one JetStream; stock 500. Exactly 500 orders are confirmed,
+// each by a buyer who was issued a pass; the served buyers are spread
+// over the join times like the drawn ones; those who joined after the
+// start get nothing; every gate has the same draw, and it verifies.
+func TestWaitingRoomThreeGatesTwentyThousand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20,000 joins: not in -short")
+	}
+	const joiners, stock, lateJoiners = 20_000, 500, 200
+	sale := ledger.Sale{Name: "drop", Stock: stock, StartsAt: time.Now().Add(time.Hour), WaitingRoom: true,
+		LineOpens: ledger.Duration(2 * time.Hour), LineLimit: 100_000}
+	cfgA := gatetest.Config(t, sale)
+	cfgA.NATSListen = "127.0.0.1:0"
+	cfgA.AdminToken = "admin-token-for-tests"
+	a := gatetest.Start(t, cfgA)
+	gates := []*serve.Server{a}
+	for range 2 {
+		cfg := gatetest.Config(t)
+		cfg.NATSURL = a.NATSURL()
+		cfg.NoDrain = true
+		gates = append(gates, gatetest.Start(t, cfg))
+	}
+	for _, g := range gates {
+		gatetest.Eventually(t, 10*time.Second, "the room to open", func() bool { return g.Rooms().Room("drop") != nil })
+	}
+	c := gatetest.Client()
+	base := func(i int) string { return "http://" + gates[i%len(gates)].APIAddr() }
+
+	// Join, 48 at a time, round robin over the gates.
+	type joinedT struct {
+		buyer, ticket string
+		order         int // join order
+	}
+	tickets := make([]joinedT, joiners)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 48 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= joiners || t.Failed() {
+					return
+				}
+				buyer := fmt.Sprintf("b%05d", i)
+				ans := joinBuyer(t, c, base(i+w), "drop", buyer)
+				if ans.Status != 201 {
+					t.Errorf("join %s: %d %s", buyer, ans.Status, ans.Raw)
+					return
+				}
+				tickets[i] = joinedT{buyer, ans.Str("ticket_id"), i}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	gatetest.Admin(t, c, a.OpsAddr(), "PATCH", "/admin/sales/drop", cfgA.AdminToken,
+		`{"starts_at":"`+time.Now().Add(300*time.Millisecond).UTC().Format(time.RFC3339Nano)+`"}`)
+	byTicket := make(map[string]joinedT, joiners+lateJoiners)
+	for _, j := range tickets {
+		byTicket[j.ticket] = j
+	}
+	gatetest.Eventually(t, 10*time.Second, "the draw", func() bool {
+		return gatetest.Get(t, c, base(0)+"/v1/sales/drop/draw").Body["seed"] != nil
+	})
+	late := map[string]bool{}
+	for i := range lateJoiners {
+		buyer := fmt.Sprintf("late%03d", i)
+		ans := joinBuyer(t, c, base(i), "drop", buyer)
+		if ans.Status != 201 || ans.Body["drawn"] != false || ans.Body["position"].(float64) <= joiners {
+			t.Fatalf("late join: %d %s", ans.Status, ans.Raw)
+		}
+		late[buyer] = true
+	}
+
+	// The draw is the same on every gate, and verifies.
+	var seed, commitment string
+	var drawn []string
+	for i := range gates {
+		d := gatetest.Get(t, c, base(i)+"/v1/sales/drop/draw")
+		ids := drawTickets(t, c, base(i), "drop")
+		if i == 0 {
+			seed, commitment, drawn = d.Str("seed"), d.Str("commitment"), ids
+			continue
+		}
+		if d.Str("seed") != seed || d.Str("commitment") != commitment || strings.Join(ids, ",") != strings.Join(drawn, ",") {
+			t.Fatalf("gate %d has another draw", i)
+		}
+	}
+	if len(drawn) != joiners {
+		t.Fatalf("%d tickets drawn, want %d", len(drawn), joiners)
+	}
+	if err := line.VerifyDraw(seed, commitment, drawn); err != nil {
+		t.Fatal(err)
+	}
+
+	// Buyers: each polls its ticket when the line nears it and orders
+	// with its pass on any gate, as a real client would.
+	var served sync.Map // buyer → pass
+	deadline := time.Now().Add(2 * time.Minute)
+	for pos := 0; pos < len(drawn) && time.Now().Before(deadline); {
+		letIn := int(gatetest.Get(t, c, base(pos)+"/v1/sales/drop/line").Body["let_in"].(float64))
+		if letIn <= pos {
+			if gatetest.Get(t, c, base(0)+"/v1/sales/drop").Str("state") == "sold_out" {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		var owg sync.WaitGroup
+		for p := pos; p < letIn; p++ {
+			owg.Add(1)
+			go func() {
+				defer owg.Done()
+				j := byTicket[drawn[p]]
+				tk := gatetest.Get(t, c, base(p)+"/v1/tickets/"+j.ticket)
+				if tk.Str("state") != "your_turn" {
+					return // sold out meanwhile
+				}
+				if tk.Str("buyer_id") != j.buyer {
+					t.Errorf("ticket %s shows buyer %s, joined by %s", j.ticket, tk.Str("buyer_id"), j.buyer)
+				}
+				ans := orderWithPass(t, c, base(p+1), "drop", j.buyer, tk.Str("pass"), "")
+				if ans.Status == 202 {
+					served.Store(j.buyer, tk.Str("pass"))
+				}
+			}()
+		}
+		owg.Wait()
+		pos = letIn
+	}
+	gatetest.Eventually(t, time.Minute, "500 confirmed", func() bool {
+		v := gatetest.Get(t, c, base(0)+"/v1/sales/drop")
+		return v.Body["confirmed"] == float64(stock)
+	})
+	if n := gatetest.StreamMsgs(t, a.Ledger(), "drop"); n != stock {
+		t.Fatalf("%d orders in the ledger, want %d", n, stock)
+	}
+	// Every order in the ledger is a served buyer's, made with their pass.
+	orders := ledgerBuyers(t, a.Ledger(), "drop", stock)
+	var servedN int
+	served.Range(func(k, v any) bool {
+		servedN++
+		p, err := line.Verify(keysOf(t, a, "drop").Secret, v.(string), "drop", k.(string), time.Now().Add(-time.Hour))
+		if err != nil && !strings.Contains(err.Error(), "expired") {
+			t.Errorf("pass of %s: %v", k, err)
+		}
+		_ = p
+		return true
+	})
+	if servedN != stock || len(orders) != stock {
+		t.Fatalf("%d buyers served, %d orders; want %d", servedN, len(orders), stock)
+	}
+	deciles := make([]float64, 10)
+	for _, b := range orders {
+		if late[b] {
+			t.Errorf("%s joined after the start and was served while drawn tickets remained", b)
+		}
+		if _, ok := served.Load(b); !ok {
+			t.Errorf("an order of %s, who was never issued a pass", b)
+		}
+		var i int
+		fmt.Sscanf(b, "b%05d", &i)
+		deciles[i*10/joiners]++
+	}
+	chi, p := chiSquareUniform(deciles)
+	t.Logf("served per decile of join time: %v (chi-square %.1f, p %.3f)", deciles, chi, p)
+	for i, n := range deciles {
+		if n > 2*stock/10 {
+			t.Errorf("decile %d holds %v of %d served, over twice its share", i+1, n, stock)
+		}
+	}
+	if p < 0.001 {
+		t.Errorf("served buyers are not spread over join times like the drawn: chi-square %.1f, p %.4f", chi, p)
+	}
+}
+
+func keysOf(t testing.TB, s *serve.Server, sale string) ledger.LineKeys {
+	t.Helper()
+	k, err := s.Ledger().LineKeys(context.Background(), sale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// drawTickets pages through a gate's list of the drawn tickets.
+func drawTickets(t testing.TB, c *http.Client, base, sale string) []string {
+	t.Helper()
+	var ids []string
+	url := base + "/v1/sales/" + sale + "/draw/tickets?limit=5000"
+	for url != "" {
+		a := gatetest.Get(t, c, url)
+		if a.Status != 200 {
+			t.Fatalf("draw tickets: %d %s", a.Status, a.Raw)
+		}
+		for _, id := range a.Body["tickets"].([]any) {
+			ids = append(ids, id.(string))
+		}
+		url = ""
+		if n := a.Str("next"); n != "" {
+			url = base + n
+		}
+	}
+	return ids
+}
+
+// ledgerBuyers reads the buyers of a sale's n orders.
+func ledgerBuyers(t testing.TB, l *ledger.Ledger, sale string, n int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []string
+	for seq := uint64(1); seq <= uint64(n); seq++ {
+		str, err := l.JetStream().Stream(ctx, ledger.StreamName(sale))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := str.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := ledger.DecodeOrder(raw.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, o.BuyerID)
+	}
+	return out
+}
+
+// chiSquareUniform is the chi-square statistic of counts against equal
+// shares and its p-value (k-1 degrees of freedom).
+func chiSquareUniform(counts []float64) (chi, p float64) {
+	var total float64
+	for _, c := range counts {
+		total += c
+	}
+	exp := total / float64(len(counts))
+	for _, c := range counts {
+		chi += (c - exp) * (c - exp) / exp
+	}
+	return chi, line.ChiSquareP(chi, len(counts)-1)
+}
+
