@@ -66,6 +66,8 @@ Usage:
   sluice drain [flags]     run only the drain, against the gates' NATS (--nats-url)
   sluice loadtest [flags]  rehearse a drop against a gate and check the outcome
   sluice status [flags]    every sale of a running gate at a glance (--watch)
+  sluice draw verify --sale NAME [--gate URL]
+                           check a waiting room's draw from public data alone
   sluice dashboards export DIR
                            write the Grafana dashboards, their provisioning, a
                            Prometheus config and the alerting rules into DIR
@@ -90,6 +92,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runStatus(ctx, args[1:], stdout, stderr)
 	case "dashboards":
 		return runDashboards(args[1:], stdout, stderr)
+	case "draw":
+		return runDraw(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version", "-v":
 		version := "devel"
 		if bi, ok := debug.ReadBuildInfo(); ok {

@@ -304,6 +304,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 	for _, args := range [][]string{
 		{"--help"}, {"serve", "--help"}, {"drain", "--help"}, {"loadtest", "--help"},
 		{"dashboards", "--help"}, {"dashboards", "export", "--help"}, {"serve", "-h"}, {"status", "--help"},
+		{"draw", "--help"}, {"draw", "verify", "--help"},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), args, &out, &errOut)

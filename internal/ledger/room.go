@@ -234,11 +234,36 @@ func (rs *Rooms) Sync(sales []Sale) {
 	}
 }
 
+// Open opens the rooms of the waiting-room sales now, before the gate
+// serves, so that its first answers know the lines; a room that cannot be
+// opened yet is left to Sync.
+func (rs *Rooms) Open(ctx context.Context, sales []Sale) {
+	for _, s := range sales {
+		if !s.WaitingRoom {
+			continue
+		}
+		rs.mu.Lock()
+		busy := rs.rooms[s.Name] != nil || rs.opening[s.Name] || rs.closed
+		if !busy {
+			rs.opening[s.Name] = true
+			rs.wg.Add(1)
+		}
+		rs.mu.Unlock()
+		if !busy {
+			rs.openWith(ctx, s.Name)
+		}
+	}
+}
+
 func (rs *Rooms) open(sale string) {
-	defer rs.wg.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rs.openWith(ctx, sale)
+}
+
+func (rs *Rooms) openWith(ctx context.Context, sale string) {
+	defer rs.wg.Done()
 	r, err := rs.l.OpenRoom(ctx, sale, rs.log)
-	cancel()
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	delete(rs.opening, sale)

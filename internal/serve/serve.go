@@ -278,6 +278,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.ledger.CountReleasedWith(s.tracker.Released)
 		s.rooms = ledger.NewRooms(s.ledger, s.log)
 		s.gate.SetRooms(s.rooms, s.ledger)
+		// The waiting rooms are read before the gate serves, as the
+		// decisions are: its first answers know the lines.
+		if states, err := retry(ctx, s.ledger.States); err == nil {
+			sales := make([]ledger.Sale, len(states))
+			for i, st := range states {
+				sales[i] = st.Sale
+			}
+			s.rooms.Open(ctx, sales)
+		}
 		s.watcher = s.ledger.Watch(context.WithoutCancel(ctx), cfg.Refresh, s.refreshed)
 		if _, err := retry(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.ledger.EnsureProbe(ctx) }); err != nil {
 			return nil, err

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"sluice/internal/line"
+)
+
+const drawUsage = `Usage: sluice draw verify --gate URL --sale NAME [--ticket ID]
+
+Checks a waiting room's draw from public data alone, as anyone can:
+it reads the commitment and the revealed seed (GET /v1/sales/{sale}/draw)
+and every drawn ticket in position order (GET /v1/sales/{sale}/draw/tickets),
+then checks that SHA-256(seed) is the commitment published before the
+start and that the tickets are in the order HMAC-SHA256(seed, ticket_id)
+puts them. --ticket also checks that your ticket is in the draw and
+prints its position. Exit 0 when the draw verifies, 1 when it does not.
+
+Flags:
+`
+
+// runDraw is sluice draw.
+func runDraw(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "verify" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			fmt.Fprint(stdout, drawUsage)
+			return nil
+		}
+		fmt.Fprint(stderr, drawUsage)
+		return &exitError{code: 2, err: errors.New("draw: the command is sluice draw verify")}
+	}
+	fs := flag.NewFlagSet("sluice draw verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	gate := fs.String("gate", "http://127.0.0.1:8080", "a gate's public API")
+	sale := fs.String("sale", "", "the sale whose draw to check")
+	var tickets stringList
+	fs.Var(&tickets, "ticket", "a ticket id to find in the draw (repeatable)")
+	timeout := fs.Duration("timeout", time.Minute, "how long the whole check may take")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), drawUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+		}
+		return err
+	}
+	if *sale == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("draw verify: --sale is required, and nothing else")}
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	d, err := fetchDraw(ctx, http.DefaultClient, strings.TrimRight(*gate, "/"), *sale)
+	if err != nil {
+		return err
+	}
+	if err := line.VerifyDraw(d.Seed, d.Commitment, d.Tickets); err != nil {
+		return fmt.Errorf("draw verify: %s: the draw does NOT verify: %w", *sale, err)
+	}
+	fmt.Fprintf(stdout, "draw of %s verifies: %d tickets drawn\n  commitment %s = SHA-256(seed)\n  seed       %s\n",
+		*sale, len(d.Tickets), d.Commitment, d.Seed)
+	for _, id := range tickets {
+		pos := -1
+		for i, t := range d.Tickets {
+			if t == id {
+				pos = i + 1
+				break
+			}
+		}
+		if pos < 0 {
+			return fmt.Errorf("draw verify: ticket %s is not in the draw of %s", id, *sale)
+		}
+		fmt.Fprintf(stdout, "  ticket %s holds position %d of %d\n", id, pos, len(d.Tickets))
+	}
+	return nil
+}
+
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// publicDraw is a draw as its public endpoints give it.
+type publicDraw struct {
+	Commitment string
+	Seed       string
+	Tickets    []string
+}
+
+// fetchDraw reads a sale's draw from a gate: the commitment, the seed
+// (revealed once the sale started) and the drawn tickets, page by page.
+func fetchDraw(ctx context.Context, c *http.Client, base, sale string) (publicDraw, error) {
+	var head struct {
+		Commitment string  `json:"commitment"`
+		Seed       *string `json:"seed"`
+		Sealed     bool    `json:"sealed"`
+		Tickets    int     `json:"tickets"`
+	}
+	if err := getJSON(ctx, c, base+"/v1/sales/"+url.PathEscape(sale)+"/draw", &head); err != nil {
+		return publicDraw{}, err
+	}
+	if !head.Sealed || head.Seed == nil {
+		return publicDraw{}, fmt.Errorf("draw verify: %s: the draw is not made yet (it is, at the start; the seed is revealed then)", sale)
+	}
+	d := publicDraw{Commitment: head.Commitment, Seed: *head.Seed}
+	next := "/v1/sales/" + url.PathEscape(sale) + "/draw/tickets?limit=10000"
+	for next != "" {
+		var page struct {
+			Total   int      `json:"total"`
+			Offset  int      `json:"offset"`
+			Tickets []string `json:"tickets"`
+			Next    string   `json:"next"`
+		}
+		if err := getJSON(ctx, c, base+next, &page); err != nil {
+			return publicDraw{}, err
+		}
+		if page.Offset != len(d.Tickets) || page.Total != head.Tickets {
+			return publicDraw{}, fmt.Errorf("draw verify: %s: the pages of the drawn tickets do not add up (offset %d after %d tickets, total %d of %d)",
+				sale, page.Offset, len(d.Tickets), page.Total, head.Tickets)
+		}
+		d.Tickets = append(d.Tickets, page.Tickets...)
+		next = page.Next
+	}
+	if len(d.Tickets) != head.Tickets {
+		return publicDraw{}, fmt.Errorf("draw verify: %s: %d tickets listed, the draw says %d", sale, len(d.Tickets), head.Tickets)
+	}
+	return d, nil
+}
+
+func getJSON(ctx context.Context, c *http.Client, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("draw verify: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("draw verify: %s: %w", u, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("draw verify: %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("draw verify: %s: %w", u, err)
+	}
+	return nil
+}
