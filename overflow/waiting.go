@@ -25,7 +25,7 @@ func JoinPage(w io.Writer, sale string, withBuyer bool) {
 	}{sale, withBuyer})
 }
 
-const pageStyle = `<style>
+const pageStyle = `<link rel="icon" href="data:,"><style>
 body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1d1d1f}
 h1{font-size:1.6rem}.big{font-size:2.4rem;font-weight:700}
 .bar{height:14px;background:#e5e5ea;border-radius:7px;overflow:hidden;margin:1rem 0}

@@ -4,12 +4,17 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
+	"sluice/internal/browsertest"
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/line"
@@ -429,3 +434,62 @@ func chiSquareUniform(counts []float64) (chi, p float64) {
 	return chi, line.ChiSquareP(chi, len(counts)-1)
 }
 
+
+// The waiting page in a real browser: join through the form after the
+// start, watch the position and the progress bar while the buyers drawn
+// before take their turns, get the turn, buy with the button, see the
+// order confirmed. SLUICE_SCREENSHOT_DIR=docs writes docs/waiting-room.png.
+func TestWaitingPageInChromium(t *testing.T) {
+	b := browsertest.New(t)
+	cfg := gatetest.Config(t, ledger.Sale{Name: "drop", Stock: 4, QueueBound: 1, StartsAt: time.Now().Add(time.Hour),
+		WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour)})
+	cfg.AdminToken = "admin-token-for-tests"
+	s := gatetest.Start(t, cfg)
+	c := gatetest.Client()
+	api := "http://" + s.APIAddr()
+	var early []gatetest.Answer
+	for i := range 3 {
+		early = append(early, joinBuyer(t, c, api, "drop", fmt.Sprint("early-", i)))
+	}
+	gatetest.Admin(t, c, s.OpsAddr(), "PATCH", "/admin/sales/drop", cfg.AdminToken,
+		`{"starts_at":"`+time.Now().Add(200*time.Millisecond).UTC().Format(time.RFC3339Nano)+`"}`)
+	gatetest.Eventually(t, 10*time.Second, "the draw", func() bool {
+		return gatetest.Get(t, c, api+"/v1/sales/drop/draw").Body["seed"] != nil
+	})
+
+	b.Do(t, "open the line", chromedp.Navigate(api+"/v1/sales/drop/line"))
+	b.Do(t, "join", chromedp.SendKeys("#buyer_id", "web-buyer"), chromedp.Click("#join"), chromedp.WaitVisible("#position"))
+	b.WaitFor(t, "the waiting page", `document.getElementById("position") && document.getElementById("position").textContent === "4"`, 10*time.Second)
+	if st := browsertest.Eval[string](t, b, `document.getElementById("wait").textContent`); !strings.Contains(st, "wait") {
+		t.Errorf("the page says %q while waiting", st)
+	}
+	if dir := os.Getenv("SLUICE_SCREENSHOT_DIR"); dir != "" {
+		b.Screenshot(t, filepath.Join(dir, "waiting-room.png"))
+	}
+	// The drawn buyers take their turns, one at a time (queue bound 1).
+	for served := 0; served < 3; {
+		for _, e := range early {
+			tk := gatetest.Get(t, c, api+"/v1/tickets/"+e.Str("ticket_id"))
+			if tk.Str("state") == "your_turn" {
+				if a := orderWithPass(t, c, api, "drop", tk.Str("buyer_id"), tk.Str("pass"), ""); a.Status != 202 {
+					t.Fatalf("order of %s: %d %s", tk.Str("buyer_id"), a.Status, a.Raw)
+				}
+				served++
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.WaitFor(t, "the turn", `!document.getElementById("turn").hidden`, 20*time.Second)
+	if w := browsertest.Eval[string](t, b, `document.getElementById("progress").style.width`); w != "100%" {
+		t.Errorf("the progress bar at the turn: %s", w)
+	}
+	b.Do(t, "buy", chromedp.Click("#buy"))
+	b.WaitFor(t, "the confirmation", `document.getElementById("result").dataset.status === "confirmed"`, 20*time.Second)
+	order := browsertest.Eval[string](t, b, `document.getElementById("result").dataset.order`)
+	if st := gatetest.Get(t, c, api+"/v1/orders/"+order); st.Str("status") != "confirmed" || st.Str("buyer_id") != "web-buyer" {
+		t.Fatalf("the page's order: %s", st.Raw)
+	}
+	if errs := b.Errors(); len(errs) > 0 {
+		t.Fatalf("the page logged errors: %v", errs)
+	}
+}
