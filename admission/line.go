@@ -171,12 +171,9 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.T
 			// line does not ask at the same second.
 			until := max(0, cfg.StartsAt.Sub(now))
 			spread := time.Duration(1+int(t.ID[0])%5) * time.Second
+			// No honest estimate yet: the position is drawn at random.
 			v.PollAfterS = int(min(line.MaxPoll, until+spread) / time.Second)
-			if snap.rate > 0 {
-				v.EstimatedWaitS = estimateOf(until.Seconds()+float64(snap.Tickets+1)/2/snap.rate, true)
-			} else {
-				v.EstimatedWaitS = estimateOf(0, false)
-			}
+			v.EstimatedWaitS = estimateOf(0, false)
 			break
 		}
 		w, ok := line.Wait(t.Position, snap.LetIn, snap.rate)
@@ -501,14 +498,20 @@ func lineBudget(s *sale, cfg *ledger.Sale) int64 {
 	return minDerivedBound
 }
 
-// lineRate is the pace the estimates assume, positions/s: what the line
-// let in lately, else the drain's rate, else backend_rate; 0 unknown.
+// lineRate is the pace the estimates assume, positions/s. The line moves
+// on as orders drain (and passes expire), so: what it let in over the
+// last RateWindow once it has moved that long; before, the drain's rate
+// (the first step lets a whole budget in at once, which says nothing of
+// the pace); else what it let in, else backend_rate; 0 unknown.
 func (g *Gate) lineRate(s *sale, cfg *ledger.Sale, st line.State) float64 {
-	if st.Rate > 0 {
+	if st.Rate > 0 && st.Moving >= line.RateWindow {
 		return st.Rate
 	}
 	if r, ok := s.drainRateKnown(); ok {
 		return r
+	}
+	if st.Rate > 0 {
+		return st.Rate
 	}
 	return cfg.BackendRate
 }

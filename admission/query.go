@@ -144,6 +144,22 @@ type saleView struct {
 	PerBuyer    int64     `json:"per_buyer"`
 	StartsAt    time.Time `json:"starts_at,omitzero"`
 	EndsAt      time.Time `json:"ends_at,omitzero"`
+	// WaitingRoom is the sale's line, when it has one.
+	WaitingRoom *roomView `json:"waiting_room,omitempty"`
+}
+
+// roomView is a waiting room's settings and state in the sale's view.
+type roomView struct {
+	LineOpensAt time.Time `json:"line_opens_at,omitzero"`
+	PassTTL     float64   `json:"pass_ttl_seconds"`
+	LineLimit   int64     `json:"line_limit"`
+	Tickets     int64     `json:"line_length"`
+	Sealed      bool      `json:"drawn"`
+	Drawn       int64     `json:"drawn_tickets"`
+	LetIn       int64     `json:"let_in"`
+	Outstanding int64     `json:"passes_outstanding"`
+	LineURL     string    `json:"line_url"`
+	DrawURL     string    `json:"draw_url"`
 }
 
 // estimate is a figure the gate may not know: it is written as null then
@@ -227,6 +243,14 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 		if n, err := g.confirmed.ConfirmedCount(ctx, s.name); err == nil {
 			v.Confirmed = &n
 		}
+	}
+	if cfg.WaitingRoom {
+		r := &roomView{LineOpensAt: cfg.LineOpensAt(), PassTTL: cfg.PassLifetime().Seconds(), LineLimit: cfg.LineCap(),
+			LineURL: lineURL(s.name), DrawURL: "/v1/sales/" + s.name + "/draw"}
+		if snap := s.line.Load(); snap != nil {
+			r.Tickets, r.Sealed, r.Drawn, r.LetIn, r.Outstanding = snap.Tickets, snap.Sealed, snap.Drawn, snap.LetIn, snap.Outstanding
+		}
+		v.WaitingRoom = r
 	}
 	return v
 }

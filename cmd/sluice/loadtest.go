@@ -28,6 +28,8 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		profile, steps                string
 		rate, from, to, trickle       float64
 		duration, before, hold, decay time.Duration
+		waitingRoom                   bool
+		lateBuyers                    int
 		stepEvery, metricsLinger      time.Duration
 		jsonOut, noVerify, noProgress bool
 		htmlFile, metricsListen       string
@@ -77,6 +79,8 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.DurationVar(&metricsLinger, "metrics-linger", 0, "keep serving metrics this long after the run")
 	fs.BoolVar(&noProgress, "quiet", false, "no progress line")
 	fs.BoolVar(&o.AllowRemote, "allow-remote", false, "allow a target outside loopback and private networks")
+	fs.BoolVar(&waitingRoom, "waiting-room", false, "rehearse a waiting-room sale: --buyers join during --before (up to the sale's start), poll their tickets and order with their pass (see README)")
+	fs.IntVar(&lateBuyers, "late-buyers", 0, "--waiting-room: buyers who join just after the start")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,6 +90,20 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	// SLUICE_<FLAG> fills a flag not given, as for the other commands.
 	if err := layer(fs, "", map[string]any{}, nil); err != nil {
 		return fmt.Errorf("loadtest: %w", err)
+	}
+	if waitingRoom {
+		beforeSet := false
+		fs.Visit(func(f *flag.Flag) { beforeSet = beforeSet || f.Name == "before" })
+		ro := loadtest.RoomOptions{Target: o.Target, Sale: o.Sale, Buyers: o.Mix.Buyers, Late: lateBuyers,
+			Connections: o.Connections, MaxDuration: o.MaxDuration, VerifyTimeout: o.VerifyTimeout,
+			AllowRemote: o.AllowRemote, Seed: o.Mix.Seed}
+		if beforeSet {
+			ro.Before = before
+		}
+		if !noProgress {
+			ro.Progress = stderr
+		}
+		return runRoomLoadtest(ctx, ro, jsonOut, htmlFile, stdout, stderr)
 	}
 	switch profile {
 	case "constant":
@@ -181,6 +199,39 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if !rep.ThresholdsPassed() {
 		return &exitError{code: exitThresholds, err: errors.New("loadtest: some thresholds failed")}
+	}
+	return nil
+}
+
+// runRoomLoadtest is sluice loadtest --waiting-room.
+func runRoomLoadtest(ctx context.Context, o loadtest.RoomOptions, jsonOut bool, htmlFile string, stdout, stderr io.Writer) error {
+	rep, err := loadtest.RehearseRoom(ctx, o)
+	if err != nil {
+		return err
+	}
+	if jsonOut {
+		if err := rep.WriteJSON(stdout); err != nil {
+			return err
+		}
+	} else {
+		rep.WriteText(stdout)
+	}
+	if htmlFile != "" {
+		f, err := os.Create(htmlFile)
+		if err != nil {
+			return fmt.Errorf("loadtest: --html: %w", err)
+		}
+		if err := rep.WriteHTML(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "HTML report: %s\n", htmlFile)
+	}
+	if !rep.Passed {
+		return &exitError{code: 1, err: errors.New("loadtest: the waiting room's outcome check failed")}
 	}
 	return nil
 }

@@ -79,7 +79,9 @@ func (l *Ledger) lineStreamConfig(s Sale) jetstream.StreamConfig {
 		Retention:            jetstream.LimitsPolicy,
 		Storage:              jetstream.FileStorage,
 		Replicas:             l.opts.Replicas,
-		MaxMsgs:              s.LineCap() + 1, // and the draw mark
+		// The draw mark takes a place when the line is not full at the
+		// start; a full line is sealed without it (SealDraw).
+		MaxMsgs: s.LineCap(),
 		Discard:              jetstream.DiscardNew,
 		MaxMsgsPerSubject:    1,
 		DiscardNewPerSubject: true,

@@ -317,8 +317,10 @@ type State struct {
 	// Expired passes, issued and unused, at that moment.
 	Expired int64
 	// Rate is how many positions a second the line let in over the last
-	// RateWindow (0 before its first step).
-	Rate float64
+	// RateWindow (0 before its first step); Moving is how long since the
+	// first step.
+	Rate   float64
+	Moving time.Duration
 }
 
 // RateWindow is the span over which State.Rate is measured.
@@ -363,6 +365,7 @@ func (b *Book) StateAt(now time.Time, ttl time.Duration) State {
 	// The rate: positions let in within the window, over the window (or
 	// the time since the first step, when shorter).
 	from := now.Add(-RateWindow)
+	st.Moving = now.Sub(b.advances[0].At)
 	if first := b.advances[0].At; first.After(from) {
 		from = first
 	}
