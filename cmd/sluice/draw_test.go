@@ -147,4 +147,3 @@ func verify(t *testing.T, base string, want int, extra ...string) {
 		t.Fatalf("sluice draw verify said %q", out.String())
 	}
 }
-

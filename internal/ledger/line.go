@@ -73,15 +73,15 @@ type advanceRecord struct {
 
 func (l *Ledger) lineStreamConfig(s Sale) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:                 LineStreamName(s.Name),
-		Description:          "sluice sale " + s.Name + ": the waiting room's line",
-		Subjects:             []string{lineSubjectPrefix(s.Name) + ">"},
-		Retention:            jetstream.LimitsPolicy,
-		Storage:              jetstream.FileStorage,
-		Replicas:             l.opts.Replicas,
+		Name:        LineStreamName(s.Name),
+		Description: "sluice sale " + s.Name + ": the waiting room's line",
+		Subjects:    []string{lineSubjectPrefix(s.Name) + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    l.opts.Replicas,
 		// The draw mark takes a place when the line is not full at the
 		// start; a full line is sealed without it (SealDraw).
-		MaxMsgs: s.LineCap(),
+		MaxMsgs:              s.LineCap(),
 		Discard:              jetstream.DiscardNew,
 		MaxMsgsPerSubject:    1,
 		DiscardNewPerSubject: true,

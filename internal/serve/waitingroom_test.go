@@ -434,7 +434,6 @@ func chiSquareUniform(counts []float64) (chi, p float64) {
 	return chi, line.ChiSquareP(chi, len(counts)-1)
 }
 
-
 // The waiting page in a real browser: join through the form after the
 // start, watch the position and the progress bar while the buyers drawn
 // before take their turns, get the turn, buy with the button, see the
