@@ -178,7 +178,10 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.T
 		}
 		w, ok := line.Wait(t.Position, snap.LetIn, snap.rate)
 		v.EstimatedWaitS = estimateOf(w.Seconds(), ok)
-		v.PollAfterS = int(line.PollAfter(t.Position, snap.LetIn, snap.rate) / time.Second)
+		// Never so rare that a turn could come and go between two polls,
+		// whatever the estimate says.
+		poll := min(line.PollAfter(t.Position, snap.LetIn, snap.rate), max(line.MinPoll, ttl/3))
+		v.PollAfterS = int(poll / time.Second)
 	case TicketYourTurn:
 		v.EstimatedWaitS = estimateOf(0, true)
 		v.PollAfterS = int(min(line.MaxPoll, max(line.MinPoll, time.Until(v.PassExpiresAt).Round(time.Second))) / time.Second)
