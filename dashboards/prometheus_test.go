@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"sluice/internal/gatetest"
+	"sluice/internal/ledger"
 	"sluice/internal/testenv"
 	"sluice/loadtest"
 )
@@ -307,6 +308,21 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	}
 	if v := rep.Verification; v == nil || !v.Passed {
 		t.Fatalf("the drop did not end right: %+v", v)
+	}
+	// A waiting-room drop too, for the waiting room's panels.
+	room := ledger.Sale{Name: "room", Stock: 20, StartsAt: time.Now().Add(3 * time.Second), WaitingRoom: true,
+		QueueBound: 5, LineLimit: 1000, PassTTL: ledger.Duration(10 * time.Second)}
+	if _, err := gate.Ledger().EnsureSale(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	gatetest.Eventually(t, 10*time.Second, "the room to open", func() bool { return gate.Rooms().Room("room") != nil })
+	roomRep, err := loadtest.RehearseRoom(ctx, loadtest.RoomOptions{Target: "http://" + gate.APIAddr(), Sale: "room",
+		Buyers: 300, Late: 10, Before: 2 * time.Second, Connections: 32, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !roomRep.Passed || int64(roomRep.Served) != room.Stock {
+		t.Fatalf("the waiting-room drop did not end right: %+v", roomRep)
 	}
 	time.Sleep(4 * time.Second) // a few more scrapes, and rules evaluated
 	end := time.Now()

@@ -25,7 +25,9 @@ var e2eSale = ledger.Sale{Name: "s1", Stock: 300, Rate: 200, QueueBound: 100000,
 // the drain follows the sale (its per-sale series exist).
 func startGate(t *testing.T) *serve.Server {
 	t.Helper()
-	cfg := gatetest.Config(t, e2eSale)
+	// A waiting room that opens in an hour: its series exist from the start.
+	cfg := gatetest.Config(t, e2eSale, ledger.Sale{Name: "queue", Stock: 10, WaitingRoom: true,
+		StartsAt: time.Now().Add(time.Hour), LineOpens: ledger.Duration(2 * time.Hour)})
 	// Every client is 127.0.0.1: a generous per-address limit, and a
 	// per-buyer one that greedy buyers run into.
 	cfg.Gate.IPRate, cfg.Gate.IPBurst = 1e6, 1e5
@@ -39,7 +41,11 @@ func startGate(t *testing.T) *serve.Server {
 		}
 		for _, f := range fams {
 			if f.GetName() == "sluice_drain_consumer_pending" && len(f.GetMetric()) > 0 {
-				return true
+				for _, f := range fams {
+					if f.GetName() == "sluice_line_tickets" && len(f.GetMetric()) > 0 {
+						return true
+					}
+				}
 			}
 		}
 		return false

@@ -144,6 +144,36 @@ func overview() *builder {
 		}, dashed(".* bound"), minZero))
 	b.add(8, 8, seriesPanel("Admission latency", "Time from request to answer at the gates.", "s",
 		quantiles("sluice_admission_duration_seconds", "", inst, "0.5", "0.99"), minZero))
+
+	// The waiting rooms: every gate follows the same durable line, so
+	// its figures are the same on every gate (max), polls and joins are
+	// each gate's own (sum).
+	b.row("Waiting room")
+	b.add(6, 4, statPanel("In line", "Tickets in the sale's waiting-room line.", "short",
+		[]q{{`max by (sale) (sluice_line_tickets` + sel("") + `)`, "{{sale}}"}}))
+	b.add(6, 4, statPanel("Let in", "Positions that had their turn (were issued a pass).", "short",
+		[]q{{`max by (sale) (sluice_line_let_in` + sel("") + `)`, "{{sale}}"}}))
+	b.add(6, 4, statPanel("Passes outstanding", "Passes issued, not used for an order, not expired: never more than the stock left.", "short",
+		[]q{{`max by (sale) (sluice_line_passes_outstanding` + sel("") + `)`, "{{sale}}"}}))
+	b.add(6, 4, statPanel("Polls per second", "Ticket polls the gates answer from memory.", "reqps",
+		[]q{{`sum(rate(sluice_line_polls_total` + sel("") + ri + `))`, "polls"}}))
+	b.add(8, 8, seriesPanel("The line", "Tickets in line, how many were drawn at the start, and the position let in through.", "short",
+		[]q{
+			{`max by (sale) (sluice_line_tickets` + sel("") + `)`, "{{sale}} in line"},
+			{`max by (sale) (sluice_line_drawn_tickets` + sel("") + `)`, "{{sale}} drawn"},
+			{`max by (sale) (sluice_line_let_in` + sel("") + `)`, "{{sale}} let in"},
+		}, minZero))
+	b.add(8, 8, seriesPanel("Passes", "Passes issued and expired unused per second, and those outstanding.", "short",
+		[]q{
+			{`max by (sale) (rate(sluice_line_passes_issued_total` + sel("") + ri + `))`, "{{sale}} issued/s"},
+			{`max by (sale) (rate(sluice_line_passes_expired_total` + sel("") + ri + `))`, "{{sale}} expired/s"},
+			{`max by (sale) (sluice_line_passes_outstanding` + sel("") + `)`, "{{sale}} outstanding"},
+		}, minZero))
+	b.add(8, 8, seriesPanel("Joins and polls", "Requests to join the line per second by outcome, and ticket polls per second.", "reqps",
+		[]q{
+			{`sum by (outcome) (rate(sluice_line_joins_total` + sel("") + ri + `))`, "join {{outcome}}"},
+			{`sum(rate(sluice_line_polls_total` + sel("") + ri + `))`, "polls"},
+		}, minZero))
 	return b
 }
 
