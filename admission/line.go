@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -106,8 +108,8 @@ type ticketView struct {
 	State string `json:"state"`
 	// Drawn: taken before the start, so in the draw.
 	Drawn bool `json:"drawn"`
-	// Position in the line, null until the draw is made at the start.
-	Position *int64 `json:"position"`
+	// Position in the line, null (0 here) until the draw is made at the start.
+	Position int64 `json:"position"`
 	// LetIn: positions 1..let_in have had their turn; Tickets in line.
 	LetIn          int64     `json:"let_in"`
 	Tickets        int64     `json:"line_length"`
@@ -132,19 +134,17 @@ const (
 )
 
 // viewTicket is what a ticket's holder sees at now.
-func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.Ticket, now time.Time) ticketView {
+// id is the ticket's id as the client wrote it (KeyOf accepted it).
+func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.Ticket, id string, now time.Time) ticketView {
 	snap := s.line.Load()
 	if snap == nil {
 		snap = &lineSnap{}
 	}
-	v := ticketView{TicketID: t.ID.String(), Sale: s.name, BuyerID: t.Buyer, Drawn: t.Drawn,
+	v := ticketView{TicketID: id, Sale: s.name, BuyerID: t.Buyer, Drawn: t.Drawn,
 		LetIn: snap.LetIn, Tickets: max(snap.Tickets, int64(t.Position)), JoinedAt: t.Joined.UTC(),
-		StartsAt: cfg.StartsAt, OrderURL: "/v1/sales/" + s.name + "/orders"}
+		StartsAt: cfg.StartsAt, OrderURL: s.orderURL}
 	ttl := cfg.PassLifetime()
-	if t.Position > 0 {
-		pos := t.Position
-		v.Position = &pos
-	}
+	v.Position = t.Position // 0: not drawn yet, written null
 	switch {
 	case t.Used:
 		v.State = TicketOrdered
@@ -206,8 +206,8 @@ func (g *Gate) getTicket(rc *fasthttp.RequestCtx, rawID string) {
 		return
 	}
 	s.linePolls.Inc()
-	v := g.viewTicket(s, s.cfg.Load(), room, t, g.now())
-	g.writeTicket(rc, http.StatusOK, v, html)
+	v := g.viewTicket(s, s.cfg.Load(), room, t, rawID, g.now())
+	g.writeTicket(rc, http.StatusOK, &v, html)
 }
 
 // findTicket looks a ticket up in every open waiting room: ticket ids are
@@ -233,19 +233,88 @@ func (g *Gate) findTicket(key line.TicketKey) (*sale, *ledger.Room, line.Ticket,
 
 var hRetryAfter = []byte("Retry-After")
 
-func (g *Gate) writeTicket(rc *fasthttp.RequestCtx, status int, v ticketView, html bool) {
+func (g *Gate) writeTicket(rc *fasthttp.RequestCtx, status int, v *ticketView, html bool) {
 	h := &rc.Response.Header
-	h.SetCanonical(hRetryAfter, strconv.AppendInt(nil, int64(v.PollAfterS), 10))
+	var n [20]byte
+	h.SetCanonical(hRetryAfter, strconv.AppendInt(n[:0], int64(v.PollAfterS), 10))
+	h.SetCanonical(hCache, vNoStore)
+	rc.SetStatusCode(status)
 	if html {
 		h.SetContentType("text/html; charset=utf-8")
-		h.SetCanonical(hCache, vNoStore)
-		rc.SetStatusCode(status)
 		var buf bytes.Buffer
 		overflow.WaitingPage(&buf, v)
 		rc.Response.SetBodyRaw(buf.Bytes())
 		return
 	}
-	respondJSON(rc, status, v)
+	h.SetContentTypeBytes(ctJSONb)
+	bp := ticketBufs.Get().(*[]byte)
+	*bp = v.appendJSON((*bp)[:0])
+	rc.Response.AppendBody(*bp) // copied into the response's own buffer
+	ticketBufs.Put(bp)
+}
+
+// ticketBufs are scratch buffers a poll's answer is written in.
+var ticketBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// MarshalJSON writes the view as appendJSON does.
+func (v ticketView) MarshalJSON() ([]byte, error) { return v.appendJSON(nil), nil }
+
+// appendJSON writes the view as JSON without reflection: every string in
+// it is of a validated alphabet (sale names, buyer ids, ticket ids,
+// passes, paths), which JSON writes as it is.
+func (v *ticketView) appendJSON(b []byte) []byte {
+	str := func(b []byte, k, s string) []byte {
+		b = append(b, `,"`...)
+		b = append(b, k...)
+		b = append(b, `":"`...)
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	num := func(b []byte, k string, n int64) []byte {
+		b = append(b, `,"`...)
+		b = append(b, k...)
+		b = append(b, `":`...)
+		return strconv.AppendInt(b, n, 10)
+	}
+	tm := func(b []byte, k string, t time.Time) []byte {
+		b = append(b, `,"`...)
+		b = append(b, k...)
+		b = append(b, `":"`...)
+		b = t.AppendFormat(b, time.RFC3339Nano)
+		return append(b, '"')
+	}
+	b = append(b, `{"ticket_id":"`...)
+	b = append(b, v.TicketID...)
+	b = append(b, '"')
+	b = str(b, "sale", v.Sale)
+	b = str(b, "buyer_id", v.BuyerID)
+	b = str(b, "state", v.State)
+	b = append(b, `,"drawn":`...)
+	b = strconv.AppendBool(b, v.Drawn)
+	if v.Position > 0 {
+		b = num(b, "position", v.Position)
+	} else {
+		b = append(b, `,"position":null`...)
+	}
+	b = num(b, "let_in", v.LetIn)
+	b = num(b, "line_length", v.Tickets)
+	b = append(b, `,"estimated_wait_seconds":`...)
+	if w, ok := v.EstimatedWaitS.Value(); ok && !math.IsNaN(w) && !math.IsInf(w, 0) {
+		b = strconv.AppendFloat(b, math.Round(w*1000)/1000, 'f', -1, 64)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = num(b, "poll_after_seconds", int64(v.PollAfterS))
+	if v.Pass != "" {
+		b = str(b, "pass", v.Pass)
+		b = tm(b, "pass_expires_at", v.PassExpiresAt)
+	}
+	b = tm(b, "joined_at", v.JoinedAt)
+	if !v.StartsAt.IsZero() {
+		b = tm(b, "starts_at", v.StartsAt)
+	}
+	b = str(b, "order_url", v.OrderURL)
+	return append(b, "}\n"...)
 }
 
 // Join outcomes, the outcome label of sluice_line_joins_total.
@@ -344,7 +413,8 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 	}
 	g.joinCount(s, outcome)
 	rc.Response.Header.SetCanonical(hLocation, []byte("/v1/tickets/"+j.Ticket))
-	g.writeTicket(rc, status, g.viewTicket(s, cfg, room, t, g.now()), html)
+	v := g.viewTicket(s, cfg, room, t, j.Ticket, g.now())
+	g.writeTicket(rc, status, &v, html)
 }
 
 func (g *Gate) joinCount(s *sale, outcome string) {

@@ -41,6 +41,7 @@ type sale struct {
 	// lineIssued and lineExpired are the counts the counters last followed.
 	lineIssued, lineExpired atomic.Int64
 	lineSeries              atomic.Bool // the line's series are made
+	orderURL                string      // the path orders are placed at
 	limiter                 *rate.Limiter
 	counters                map[overflow.Reason]prometheus.Counter
 
@@ -103,6 +104,7 @@ func newSale(cfg ledger.Sale, r *overflow.Renderer, m *Metrics) *sale {
 		counters: m.initSale(cfg.Name),
 	}
 	s.linePolls = m.linePolls.WithLabelValues(cfg.Name)
+	s.orderURL = "/v1/sales/" + cfg.Name + "/orders"
 	s.cfg.Store(&cfg)
 	s.soldOutAnswer = r.Render(overflow.Problem{Reason: overflow.SoldOut, Sale: cfg.Name})
 	s.closedAnswer = r.Render(overflow.Problem{Reason: overflow.Closed, Sale: cfg.Name})

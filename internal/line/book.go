@@ -55,11 +55,20 @@ func KeyOf(id string) (TicketKey, bool) {
 	if err != nil || n != len(k) {
 		return k, false
 	}
-	return k, ticketEncoding.EncodeToString(k[:]) == id
+	var back [TicketIDLen]byte // one spelling only: no other id decodes to k
+	ticketEncoding.Encode(back[:], k[:])
+	return k, string(back[:]) == id
 }
 
 // String is the ticket id.
 func (k TicketKey) String() string { return ticketEncoding.EncodeToString(k[:]) }
+
+// AppendID appends the ticket id to dst.
+func (k TicketKey) AppendID(dst []byte) []byte {
+	var b [TicketIDLen]byte
+	ticketEncoding.Encode(b[:], k[:])
+	return append(dst, b[:]...)
+}
 
 type entry struct {
 	id     TicketKey
