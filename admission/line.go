@@ -22,6 +22,8 @@ import (
 // nil while it is not open.
 type Rooms interface {
 	Room(sale string) *ledger.Room
+	// Open opens the rooms of these sales that have a waiting room now.
+	Open(ctx context.Context, sales []ledger.Sale)
 }
 
 // LineLedger is what the waiting room writes to JetStream (ledger.Ledger).
@@ -49,6 +51,10 @@ type lineSnap struct {
 	line.State
 	at   time.Time
 	rate float64 // positions/s the estimates use; 0 when none is known
+	// spare is the stock no order and no outstanding pass holds: a
+	// ticket further back than that waits for passes to expire or
+	// orders to be given back, which no rate foretells.
+	spare int64
 }
 
 func (g *Gate) room(s *sale) *ledger.Room {
@@ -177,6 +183,9 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.T
 			break
 		}
 		w, ok := line.Wait(t.Position, snap.LetIn, snap.rate)
+		if t.Position-snap.LetIn > snap.spare {
+			ok = false // the stock left is promised to those ahead
+		}
 		v.EstimatedWaitS = estimateOf(w.Seconds(), ok)
 		// Never so rare that a turn could come and go between two polls,
 		// whatever the estimate says.
@@ -414,6 +423,7 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 	g.joinCount(s, outcome)
 	rc.Response.Header.SetCanonical(hLocation, []byte("/v1/tickets/"+j.Ticket))
 	v := g.viewTicket(s, cfg, room, t, j.Ticket, g.now())
+	v.Tickets = max(v.Tickets, room.Book.Len())
 	g.writeTicket(rc, status, &v, html)
 }
 
@@ -512,7 +522,8 @@ func (g *Gate) PaceLines(ctx context.Context) {
 func (g *Gate) paceLine(ctx context.Context, s *sale, cfg *ledger.Sale, room *ledger.Room, now time.Time) {
 	ttl := cfg.PassLifetime()
 	st := room.Book.StateAt(now, ttl)
-	snap := &lineSnap{State: st, at: now, rate: g.lineRate(s, cfg, st)}
+	stockLeft := cfg.Capacity() + s.released.Load() - s.admitted.Load()
+	snap := &lineSnap{State: st, at: now, rate: g.lineRate(s, cfg, st), spare: stockLeft - st.Outstanding}
 	s.line.Store(snap)
 	g.lineMetrics(s, snap)
 	if !st.Sealed {
@@ -536,7 +547,7 @@ func (g *Gate) paceLine(ctx context.Context, s *sale, cfg *ledger.Sale, room *le
 		Outstanding: st.Outstanding,
 		Queued:      s.pending.Load(),
 		Budget:      lineBudget(s, cfg),
-		StockLeft:   cfg.Capacity() + s.released.Load() - s.admitted.Load(),
+		StockLeft:   stockLeft,
 	}
 	next := p.Next()
 	if next <= st.LetIn {

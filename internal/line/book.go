@@ -434,3 +434,10 @@ func (b *Book) Sealing() (uint64, bool) {
 	defer b.mu.RUnlock()
 	return b.sealSeq, b.sealSeq != 0
 }
+
+// Len is how many tickets the line holds.
+func (b *Book) Len() int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return int64(len(b.tickets))
+}
