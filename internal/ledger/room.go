@@ -292,6 +292,18 @@ func (rs *Rooms) publish() {
 	rs.all.Store(&next)
 }
 
+// Reset closes every room; the next Sync opens them again, replaying
+// their records: for when the JetStream server was restarted.
+func (rs *Rooms) Reset() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, r := range rs.rooms {
+		r.Close()
+	}
+	rs.rooms = map[string]*Room{}
+	rs.publish()
+}
+
 // Close closes every room and waits for those being opened.
 func (rs *Rooms) Close() {
 	rs.mu.Lock()

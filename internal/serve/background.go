@@ -104,6 +104,11 @@ func (s *Server) RestartJetStream() error {
 		return err
 	}
 	s.refollow.Store(true)
+	if s.rooms != nil {
+		// The waiting rooms are read again from the restarted server
+		// (the next refresh opens them) rather than after missed heartbeats.
+		s.rooms.Reset()
+	}
 	return nil
 }
 
