@@ -170,26 +170,8 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if prev != nil {
 		rep.Compare(*prev, compareFile)
 	}
-	if jsonOut {
-		if err := rep.WriteJSON(stdout); err != nil {
-			return err
-		}
-	} else {
-		rep.WriteText(stdout)
-	}
-	if htmlFile != "" {
-		f, err := os.Create(htmlFile)
-		if err != nil {
-			return fmt.Errorf("loadtest: --html: %w", err)
-		}
-		if err := rep.WriteHTML(f); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "HTML report: %s\n", htmlFile)
+	if err := writeReport(rep, jsonOut, htmlFile, stdout, stderr); err != nil {
+		return err
 	}
 	if rep.Interrupted {
 		return &exitError{code: 130, err: errors.New("loadtest: interrupted; the report covers what was sent")}
@@ -209,6 +191,25 @@ func runRoomLoadtest(ctx context.Context, o loadtest.RoomOptions, jsonOut bool, 
 	if err != nil {
 		return err
 	}
+	if err := writeReport(rep, jsonOut, htmlFile, stdout, stderr); err != nil {
+		return err
+	}
+	if !rep.Passed {
+		return &exitError{code: 1, err: errors.New("loadtest: the waiting room's outcome check failed")}
+	}
+	return nil
+}
+
+// report is what both kinds of rehearsal write.
+type report interface {
+	WriteJSON(io.Writer) error
+	WriteText(io.Writer)
+	WriteHTML(io.Writer) error
+}
+
+// writeReport writes a report as text or JSON to stdout, and as HTML to
+// htmlFile when one is named.
+func writeReport(rep report, jsonOut bool, htmlFile string, stdout, stderr io.Writer) error {
 	if jsonOut {
 		if err := rep.WriteJSON(stdout); err != nil {
 			return err
@@ -216,22 +217,20 @@ func runRoomLoadtest(ctx context.Context, o loadtest.RoomOptions, jsonOut bool, 
 	} else {
 		rep.WriteText(stdout)
 	}
-	if htmlFile != "" {
-		f, err := os.Create(htmlFile)
-		if err != nil {
-			return fmt.Errorf("loadtest: --html: %w", err)
-		}
-		if err := rep.WriteHTML(f); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "HTML report: %s\n", htmlFile)
+	if htmlFile == "" {
+		return nil
 	}
-	if !rep.Passed {
-		return &exitError{code: 1, err: errors.New("loadtest: the waiting room's outcome check failed")}
+	f, err := os.Create(htmlFile)
+	if err != nil {
+		return fmt.Errorf("loadtest: --html: %w", err)
 	}
+	if err := rep.WriteHTML(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "HTML report: %s\n", htmlFile)
 	return nil
 }

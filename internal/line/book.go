@@ -2,6 +2,7 @@ package line
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"slices"
@@ -153,15 +154,7 @@ func (b *Book) maybeSeal() {
 	if b.sealed || b.sealSeq == 0 || b.applied+1 < b.sealSeq {
 		return
 	}
-	n, _ := slices.BinarySearchFunc(b.tickets, b.sealSeq, func(e entry, seq uint64) int {
-		switch {
-		case e.seq < seq:
-			return -1
-		case e.seq > seq:
-			return 1
-		}
-		return 0
-	})
+	n, _ := slices.BinarySearchFunc(b.tickets, b.sealSeq, bySeq)
 	type keyed struct {
 		key [32]byte
 		idx int32
@@ -265,15 +258,7 @@ func (b *Book) Lookup(id TicketKey) (Ticket, bool) {
 func (b *Book) BySeq(seq uint64) (Ticket, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	i, ok := slices.BinarySearchFunc(b.tickets, seq, func(e entry, seq uint64) int {
-		switch {
-		case e.seq < seq:
-			return -1
-		case e.seq > seq:
-			return 1
-		}
-		return 0
-	})
+	i, ok := slices.BinarySearchFunc(b.tickets, seq, bySeq)
 	if !ok {
 		return Ticket{}, false
 	}
@@ -441,3 +426,6 @@ func (b *Book) Len() int64 {
 	defer b.mu.RUnlock()
 	return int64(len(b.tickets))
 }
+
+// bySeq orders tickets by their line stream sequence, for binary searches.
+func bySeq(e entry, seq uint64) int { return cmp.Compare(e.seq, seq) }
