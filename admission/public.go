@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"sluice/internal/line"
 	"sluice/overflow"
 )
 
@@ -32,6 +33,14 @@ func (g *Gate) Handler() fasthttp.RequestHandler {
 			// as sent, and parse the URI only for anything else.
 			if sale, ok := plainOrderPath(ctx.Request.Header.RequestURI()); ok {
 				g.placeOrder(ctx, sale)
+				return
+			}
+		}
+		if string(method) == fasthttp.MethodGet {
+			// A waiting room's polls, the other flood: matched as sent,
+			// counted by sluice_line_polls_total alone.
+			if id, ok := plainTicketPath(ctx.Request.Header.RequestURI()); ok {
+				g.getTicket(ctx, id)
 				return
 			}
 		}
@@ -63,6 +72,23 @@ func plainOrderPath(uri []byte) ([]byte, bool) {
 		}
 	}
 	return sale, true
+}
+
+// plainTicketPath matches a request target that is exactly
+// /v1/tickets/{id} with an id of 26 characters of [a-z2-7], which no
+// normalisation changes, and returns the id.
+func plainTicketPath(uri []byte) (string, bool) {
+	const prefix = "/v1/tickets/"
+	if len(uri) != len(prefix)+line.TicketIDLen || string(uri[:len(prefix)]) != prefix {
+		return "", false
+	}
+	id := uri[len(prefix):]
+	for _, c := range id {
+		if (c < 'a' || c > 'z') && (c < '2' || c > '7') {
+			return "", false
+		}
+	}
+	return string(id), true
 }
 
 type routeKind uint8

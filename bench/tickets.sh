@@ -3,7 +3,8 @@
 # a line of JOINERS tickets (default 100,000) is made with wrk, the draw
 # is made, and then wrk alternates between GET /v1/tickets/{id} on random
 # tickets (the tickets wait: the line barely moves) and the sold-out POST
-# of bench/soldout.sh, on the same gate.
+# of bench/soldout.sh (formatted per request, as the polls are), on the
+# same gate.
 #   bash bench/tickets.sh        (needs wrk: apt-get install wrk)
 # Env: DURATION (6s), CONNS (128), THREADS (2), ROUNDS (5), JOINERS (100000).
 set -euo pipefail
@@ -24,7 +25,7 @@ admin PUT room "{\"stock\":100,\"waiting_room\":true,\"starts_at\":\"$(date -u -
 sleep 1
 n=0
 while [ "$n" -lt "$JOINERS" ]; do
-  wrk -t2 -c64 -d5s -s bench/join.lua http://127.0.0.1:18080/v1/sales/room/line >/dev/null
+  wrk -t2 -c64 -d3s -s bench/join.lua http://127.0.0.1:18080/v1/sales/room/line -- "r$n" >/dev/null
   n=$(curl -s 127.0.0.1:18080/v1/sales/room/line | sed 's/.*"line_length":\([0-9]*\).*/\1/')
   echo "line: $n tickets"
 done
@@ -39,7 +40,9 @@ while [ -n "$next" ]; do
 done
 echo "polling $(wc -l <"$tmp/tickets") tickets; a sample: $(curl -s "127.0.0.1:18080/v1/tickets/$(tail -1 "$tmp/tickets")" | head -c 300)"
 rate_poll() { TICKETS="$tmp/tickets" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s bench/poll.lua http://127.0.0.1:18080 | awk '/Requests\/sec/ {print $2}'; }
-rate_sold() { wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s bench/post.lua http://127.0.0.1:18080/v1/sales/s1/orders | awk '/Requests\/sec/ {print $2}'; }
+# The sold-out POST formatted per request, as the polls are (post_each.lua):
+# wrk's Lua then costs the same on both sides of the ratio.
+rate_sold() { wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s bench/post_each.lua http://127.0.0.1:18080/v1/sales/s1/orders | awk '/Requests\/sec/ {print $2}'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 polls=() solds=()
 for i in $(seq "$ROUNDS"); do
