@@ -125,7 +125,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_http_requests_total",
-			Help: "Requests served by the public API other than order placements (see sluice_admission_requests_total), by status code and method.",
+			Help: "Requests served by the public API other than order placements (see sluice_admission_requests_total) and ticket polls (sluice_line_polls_total), by status code and method.",
 		}, []string{"code", "method"}),
 		limiterKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_limiter_keys",
