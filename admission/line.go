@@ -639,7 +639,7 @@ func (g *Gate) getDraw(rc *fasthttp.RequestCtx, saleName string) {
 	}
 	cfg := s.cfg.Load()
 	now := g.now()
-	st := room.Book.StateAt(now, cfg.PassLifetime())
+	st := g.lineState(s, room, cfg, now)
 	v := drawView{Sale: s.name, Commitment: room.Keys.Seed.Commitment(), Sealed: st.Sealed,
 		TicketsURL: "/v1/sales/" + s.name + "/draw/tickets"}
 	if st.Sealed {
@@ -651,6 +651,24 @@ func (g *Gate) getDraw(rc *fasthttp.RequestCtx, saleName string) {
 		}
 	}
 	respondJSON(rc, http.StatusOK, v)
+}
+
+// lineState is the line as the pace saw it last (each refresh), so that
+// a flood of GETs costs no walk of the passes; before the pace's first
+// look, the line itself.
+func (g *Gate) lineState(s *sale, room *ledger.Room, cfg *ledger.Sale, now time.Time) line.State {
+	if snap := s.line.Load(); snap != nil {
+		st := snap.State
+		if !st.Sealed {
+			// The seal is the one figure read live: the seed is revealed
+			// the moment this gate holds the draw.
+			if _, sealing := room.Book.Sealing(); sealing {
+				return room.Book.StateAt(now, cfg.PassLifetime())
+			}
+		}
+		return st
+	}
+	return room.Book.StateAt(now, cfg.PassLifetime())
 }
 
 // drawTicketsPage bounds one page of GET /v1/sales/{sale}/draw/tickets.
@@ -730,7 +748,7 @@ func (g *Gate) getLine(rc *fasthttp.RequestCtx, saleName string) {
 		return
 	}
 	cfg := s.cfg.Load()
-	st := room.Book.StateAt(g.now(), cfg.PassLifetime())
+	st := g.lineState(s, room, cfg, g.now())
 	v := lineView{Sale: s.name, LineOpensAt: cfg.LineOpensAt(), StartsAt: cfg.StartsAt, Tickets: st.Tickets,
 		LineLimit: cfg.LineCap(), Sealed: st.Sealed, Drawn: st.Drawn, LetIn: st.LetIn, Outstanding: st.Outstanding,
 		Rate: estimateOf(st.Rate, st.LetIn > 0), PassTTL: cfg.PassLifetime().Seconds()}

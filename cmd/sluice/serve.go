@@ -125,7 +125,7 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 		dataHelp = "where the default SQLite backend lives (<data-dir>/orders.db)"
 	}
 	fs.StringVar(&cfg.DataDir, "data-dir", "./sluice-data", dataHelp)
-	gfs.Var(&sales, "sale", "provision a sale `NAME=STOCK` (repeatable); richer settings in the config file")
+	gfs.Var(&sales, "sale", "provision a sale `NAME=STOCK` (repeatable); richer settings (window, rates, queue bound, waiting_room) in the config file or the admin API")
 	gfs.BoolVar(&cfg.NoDemo, "no-demo", false, "do not create the demo sale when no sale exists")
 	gfs.StringVar(&sync, "sync", "interval", "JetStream fsync: `always` (each order, survives power loss) or interval")
 	gfs.DurationVar(&cfg.SyncEvery, "sync-interval", 0, "fsync period with --sync interval (0: JetStream's default, 2m)")

@@ -59,9 +59,27 @@ func lineMsgs(t testing.TB, l *ledger.Ledger, sale string) uint64 {
 
 func wantProblem(t testing.TB, what string, a gatetest.Answer, status int, reason string) {
 	t.Helper()
-	if a.Status != status || a.Str("reason") != reason {
-		t.Errorf("%s: %d %s, want %d %s", what, a.Status, a.Raw, status, reason)
+	if a.Status != status || a.Str("reason") != reason || a.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("%s: %d %v %s, want %d %s as problem+json", what, a.Status, a.Header.Get("Content-Type"), a.Raw, status, reason)
 	}
+}
+
+// Behind an authenticating proxy (--buyer-header) the line takes the
+// buyer from the header, as orders do, and refuses a request without it.
+func TestWaitingRoomBuyerHeader(t *testing.T) {
+	cfg := gatetest.Config(t, ledger.Sale{Name: "drop", Stock: 5, StartsAt: time.Now().Add(time.Hour), WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour)})
+	cfg.Gate.BuyerHeader = "X-User-Id"
+	g := gatetest.Start(t, cfg)
+	base, c := "http://"+g.APIAddr(), gatetest.Client()
+	req, _ := http.NewRequest("POST", base+"/v1/sales/drop/line", strings.NewReader(`{"buyer_id":"mallory"}`))
+	req.Header.Set("X-User-Id", "alice")
+	a := gatetest.Do(t, c, req)
+	if a.Status != 201 || a.Str("buyer_id") != "alice" {
+		t.Fatalf("join behind the proxy: %d %s", a.Status, a.Raw)
+	}
+	req, _ = http.NewRequest("POST", base+"/v1/sales/drop/line", strings.NewReader(`{"buyer_id":"mallory"}`))
+	req.Header.Set("Content-Type", "application/json")
+	wantProblem(t, "no buyer header", gatetest.Do(t, c, req), 400, "bad_buyer_id")
 }
 
 // A waiting-room sale refuses every order without a good pass, and every
