@@ -26,6 +26,9 @@ Columns: STATE and WINDOW (a countdown before the start), STOCK, ADMITTED,
 CONFIRMED, LEFT, QUEUE (depth/bound), DRAIN (rate and whether it keeps
 up: ok or behind; idle with nothing queued; none without a drain), WAIT (the estimated wait of the last order queued), ANSWERS/S (this
 gate's answers per second over the last 10 s, the two commonest reasons).
+A sale with a waiting room has a line under the table: tickets in line of
+line_limit, how many were drawn, the position let in through, the passes
+out.
 
 Flags:
 `
@@ -200,6 +203,18 @@ func writeStatus(w io.Writer, st serve.Status, base string) {
 			s.Stock, s.Admitted, confirmed, s.Remaining, queue, drain, wait, answersText(s, 10))
 	}
 	tw.Flush()
+	for _, s := range st.Sales {
+		r := s.WaitingRoom
+		if r == nil {
+			continue
+		}
+		draw := "drawn at the start"
+		if r.Sealed {
+			draw = fmt.Sprintf("%d drawn", r.Drawn)
+		}
+		fmt.Fprintf(w, "%s: waiting room, %d of %d in line (%s), let in through %d, %d passes out (pass_ttl %s)\n",
+			s.Sale, r.Tickets, r.LineLimit, draw, r.LetIn, r.Outstanding, shortDur(r.PassTTL))
+	}
 }
 
 // windowText is when the sale opens or closes, from the gate's clock.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -21,9 +22,14 @@ import (
 // there is an error, not an empty table.
 func TestStatusCommand(t *testing.T) {
 	cfg := gatetest.Config(t, ledger.Sale{Name: "alpha", Stock: 3, QueueBound: 50},
-		ledger.Sale{Name: "beta", Stock: 10, StartsAt: time.Now().Add(time.Hour)})
+		ledger.Sale{Name: "beta", Stock: 10, StartsAt: time.Now().Add(time.Hour), WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour)})
 	s := gatetest.Start(t, cfg)
 	c := gatetest.Client()
+	req, _ := http.NewRequest("POST", "http://"+s.APIAddr()+"/v1/sales/beta/line", strings.NewReader(`{"buyer_id":"early"}`))
+	req.Header.Set("Content-Type", "application/json")
+	if a := gatetest.Do(t, c, req); a.Status != http.StatusCreated {
+		t.Fatalf("join beta's line: %d %s", a.Status, a.Raw)
+	}
 	for i := range 5 {
 		gatetest.Order(t, c, "http://"+s.APIAddr(), "alpha", fmt.Sprint("b", i), "")
 	}
@@ -33,7 +39,8 @@ func TestStatusCommand(t *testing.T) {
 		if err := run(context.Background(), []string{"status", "--ops", s.OpsAddr()}, &out, io.Discard); err != nil {
 			t.Fatal(err)
 		}
-		return regexp.MustCompile(`(?m)^alpha +sold_out +- +3 +3 +3 +0 +0/50 `).MatchString(out.String())
+		return regexp.MustCompile(`(?m)^alpha +sold_out +- +3 +3 +3 +0 +0/50 `).MatchString(out.String()) &&
+			strings.Contains(out.String(), "beta: waiting room, 1 of 1000 in line (drawn at the start), let in through 0, 0 passes out")
 	})
 	text := out.String()
 	if !regexp.MustCompile(`(?m)^beta +upcoming +opens in (59m[0-9]+s|1h0m0s) +10 +0 +0 +10 +0 `).MatchString(text) {
