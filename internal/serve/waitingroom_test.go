@@ -509,4 +509,8 @@ func TestWaitingPageInChromium(t *testing.T) {
 	if errs := b.Errors(); len(errs) > 0 {
 		t.Fatalf("the page logged errors: %v", errs)
 	}
+	// The operator's console shows the line.
+	b.Do(t, "open the console", chromedp.Navigate("http://"+s.OpsAddr()+"/"))
+	b.WaitFor(t, "the line on the sale's card",
+		`((document.querySelector('[data-sale="drop"] [data-field="line"]') || {}).textContent || "").startsWith("4 in line, let in 4")`, 10*time.Second)
 }
