@@ -19,7 +19,7 @@ import (
 )
 
 // AdminHandler returns the admin API, for the ops listener: create or
-// replace a sale (PUT), change its stock, window or rates (PATCH), and read
+// replace a sale (PUT), change its stock, window, rates or waiting room (PATCH), and read
 // it with this gate's counters (GET). Every call needs
 // "Authorization: Bearer <token>"; an empty token disables the API.
 func (g *Gate) AdminHandler(token string) http.Handler {
@@ -136,6 +136,10 @@ type salePatch struct {
 	QueueBound  *int64           `json:"queue_bound"`
 	BackendRate *float64         `json:"backend_rate"`
 	MaxWait     *ledger.Duration `json:"max_wait"`
+	WaitingRoom *bool            `json:"waiting_room"`
+	LineOpens   *ledger.Duration `json:"line_opens"`
+	PassTTL     *ledger.Duration `json:"pass_ttl"`
+	LineLimit   *int64           `json:"line_limit"`
 }
 
 func (g *Gate) adminPatch(w http.ResponseWriter, r *http.Request) {
@@ -157,6 +161,10 @@ func (g *Gate) adminPatch(w http.ResponseWriter, r *http.Request) {
 	setIf(&cfg.QueueBound, p.QueueBound)
 	setIf(&cfg.BackendRate, p.BackendRate)
 	setIf(&cfg.MaxWait, p.MaxWait)
+	setIf(&cfg.WaitingRoom, p.WaitingRoom)
+	setIf(&cfg.LineOpens, p.LineOpens)
+	setIf(&cfg.PassTTL, p.PassTTL)
+	setIf(&cfg.LineLimit, p.LineLimit)
 	for _, t := range []struct {
 		raw *json.RawMessage
 		dst *time.Time

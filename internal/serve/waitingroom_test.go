@@ -97,6 +97,25 @@ func TestWaitingRoomRefusals(t *testing.T) {
 	gatetest.Eventually(t, 10*time.Second, "the rooms to open", func() bool {
 		return g.Rooms().Room("drop") != nil && g.Rooms().Room("other") != nil
 	})
+	// PATCH turns a waiting room on and sets it; the sale shows it, and
+	// its line answers at once.
+	p := gatetest.Admin(t, c, g.OpsAddr(), "PATCH", "/admin/sales/late", cfg.AdminToken, `{"waiting_room":true}`)
+	if p.Status != 404 {
+		t.Fatalf("PATCH of no sale: %d %s", p.Status, p.Raw)
+	}
+	gatetest.Admin(t, c, g.OpsAddr(), "PUT", "/admin/sales/late", cfg.AdminToken, `{"stock":3}`)
+	p = gatetest.Admin(t, c, g.OpsAddr(), "PATCH", "/admin/sales/late", cfg.AdminToken,
+		`{"waiting_room":true,"line_opens":"1h","pass_ttl":"45s","line_limit":50}`)
+	if p.Status != 200 {
+		t.Fatalf("PATCH the waiting room on: %d %s", p.Status, p.Raw)
+	}
+	if a := gatetest.Get(t, c, base+"/v1/sales/late"); !strings.Contains(a.Raw, `"pass_ttl_seconds":45,"line_limit":50`) {
+		t.Fatalf("the sale does not show its waiting room: %s", a.Raw)
+	}
+	if a := joinBuyer(t, c, base, "late", "zoe"); a.Status != 201 {
+		t.Fatalf("joining right after the PATCH: %d %s", a.Status, a.Raw)
+	}
+	wantProblem(t, "a PATCH with a bad pass_ttl", gatetest.Admin(t, c, g.OpsAddr(), "PATCH", "/admin/sales/late", cfg.AdminToken, `{"pass_ttl":"1s"}`), 400, "bad_request")
 
 	// Bad input on the new endpoints: each its 4xx, the line unchanged.
 	before := lineMsgs(t, g.Ledger(), "drop")
