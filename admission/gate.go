@@ -212,11 +212,18 @@ func (g *Gate) UpdateSales(states []ledger.SaleState, err error) {
 		g.apply(s, st, now)
 		next[s.name] = s
 	}
-	for name := range old {
-		if _, ok := next[name]; !ok {
-			g.m.forgetSale(name)
-			g.log.Info("sale gone", "sale", name)
+	for name, s := range old {
+		if _, ok := next[name]; ok {
+			continue
 		}
+		// A sale made by an admin change after this list was read is
+		// not in it, and not gone: it stays until a newer list says.
+		if newerThanList(s.read, states, now) {
+			next[name] = s
+			continue
+		}
+		g.m.forgetSale(name)
+		g.log.Info("sale gone", "sale", name)
 	}
 	g.sales.Store(&next)
 	g.m.ledgerUp.Set(1)
@@ -228,6 +235,19 @@ func (g *Gate) UpdateSales(states []ledger.SaleState, err error) {
 		g.m.limiterEvict.WithLabelValues([2]string{"ip", "buyer"}[i]).Add(float64(ev - g.evictedSeen[i]))
 		g.evictedSeen[i] = ev
 	}
+}
+
+// newerThanList says a sale's last state was read after a list of
+// states (all read from one moment on); for an empty list, which carries
+// no time, within the last few seconds.
+func newerThanList(read time.Time, states []ledger.SaleState, now time.Time) bool {
+	if read.IsZero() {
+		return false
+	}
+	if len(states) > 0 {
+		return read.After(states[0].Read)
+	}
+	return now.Sub(read) < 5*time.Second
 }
 
 // UpdateSale applies one sale's fresh state, as after an admin change.

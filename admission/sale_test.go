@@ -83,3 +83,23 @@ func TestQueueHoldsNoDecidedOrder(t *testing.T) {
 		t.Fatalf("admitted %d, queue %d, confirmed %d; want 5, 0, 5", v.Admitted, v.QueueDepth, *v.Confirmed)
 	}
 }
+
+// TestStaleRefreshDoesNotDropANewSale: a sale an admin made after a
+// refresh began reading is not in that refresh's list; applied after the
+// change, the list must not take the sale away (a PATCH right after the
+// PUT would answer 404). A list read later without it does.
+func TestStaleRefreshDoesNotDropANewSale(t *testing.T) {
+	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
+	t0 := time.Now()
+	old := ledger.Sale{Name: "s1", Stock: 10}
+	g.UpdateSales([]ledger.SaleState{{Sale: old, Read: t0}}, nil)
+	g.UpdateSale(ledger.SaleState{Sale: ledger.Sale{Name: "s2", Stock: 5}, Read: t0.Add(2 * time.Millisecond)})
+	g.UpdateSales([]ledger.SaleState{{Sale: old, Read: t0.Add(time.Millisecond)}}, nil)
+	if g.lookupSale("s2") == nil {
+		t.Fatal("a refresh read before the sale was made dropped it")
+	}
+	g.UpdateSales([]ledger.SaleState{{Sale: old, Read: t0.Add(3 * time.Millisecond)}}, nil)
+	if g.lookupSale("s2") != nil {
+		t.Fatal("a refresh read after the sale was gone kept it")
+	}
+}
