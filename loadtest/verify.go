@@ -150,7 +150,11 @@ func getJSON(ctx context.Context, client *http.Client, u string, v any) error {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		return &statusError{url: u, code: resp.StatusCode}
+		var problem struct {
+			Reason string `json:"reason"`
+		}
+		_ = json.Unmarshal(body, &problem)
+		return &statusError{url: u, code: resp.StatusCode, reason: problem.Reason}
 	}
 	return json.Unmarshal(body, v)
 }
@@ -223,8 +227,14 @@ func countsInt(m map[string]int) string {
 
 // statusError is an answer other than 200.
 type statusError struct {
-	url  string
-	code int
+	url    string
+	code   int
+	reason string // the problem document's, when it was one
 }
 
-func (e *statusError) Error() string { return fmt.Sprintf("GET %s: %d", e.url, e.code) }
+func (e *statusError) Error() string {
+	if e.reason != "" {
+		return fmt.Sprintf("GET %s: %d %s", e.url, e.code, e.reason)
+	}
+	return fmt.Sprintf("GET %s: %d", e.url, e.code)
+}

@@ -129,13 +129,11 @@ type ticketAnswer struct {
 	OrderURL  string   `json:"order_url"`
 }
 
+// roomSale is GET /v1/sales/{sale} with its waiting room.
 type roomSale struct {
-	State     string    `json:"state"`
-	Stock     int64     `json:"stock"`
-	Confirmed int64     `json:"confirmed"`
-	Queue     int64     `json:"queue_depth"`
-	StartsAt  time.Time `json:"starts_at"`
-	Room      *struct {
+	saleState
+	StartsAt time.Time `json:"starts_at"`
+	Room     *struct {
 		LineOpensAt time.Time `json:"line_opens_at"`
 		PassTTL     float64   `json:"pass_ttl_seconds"`
 		LetIn       int64     `json:"let_in"`
@@ -467,43 +465,25 @@ func quantile(xs []float64, q float64) float64 {
 }
 
 // check proves the outcome: the draw verifies and our drawn tickets hold
-// the positions it gives; no order went without a pass; no late ticket
-// was served while drawn ones waited; every order served is confirmed
-// or rejected once the queue drains, and no more than the stock.
+// the positions it gives; every order in the sale is one the generator
+// placed with its buyer's pass (the generator is the sale's only
+// client); no late ticket was served while drawn ones waited; and the
+// orders served end as Verify requires of any drop: decided, no
+// oversell, no buyer twice.
 func (r *RoomReport) check(ctx context.Context, c *http.Client, base string, buyers []*roomBuyer, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+30*time.Second)
 	defer cancel()
 	add := func(name string, ok bool, detail string, args ...any) {
 		r.Checks = append(r.Checks, Check{Name: name, Passed: ok, Detail: fmt.Sprintf(detail, args...)})
 	}
-	// The draw, from public data alone.
-	var d struct {
-		Commitment string  `json:"commitment"`
-		Seed       *string `json:"seed"`
-		Tickets    int     `json:"tickets"`
-	}
-	var drawn []string
-	err := getJSON(ctx, c, base+"/v1/sales/"+url.PathEscape(r.Sale)+"/draw", &d)
-	for next := "/v1/sales/" + url.PathEscape(r.Sale) + "/draw/tickets?limit=10000"; err == nil && next != ""; {
-		var page struct {
-			Tickets []string `json:"tickets"`
-			Next    string   `json:"next"`
-		}
-		if err = getJSON(ctx, c, base+next, &page); err == nil {
-			drawn = append(drawn, page.Tickets...)
-			next = page.Next
-		}
-	}
-	switch {
-	case err != nil:
-		add("draw", false, "cannot read the draw: %v", err)
-	case d.Seed == nil:
-		add("draw", false, "the seed is not revealed")
-	default:
-		verr := line.VerifyDraw(*d.Seed, d.Commitment, drawn)
-		add("draw verifies", verr == nil && len(drawn) == d.Tickets, "%d tickets, SHA-256(seed) = commitment, HMAC order: %v", len(drawn), errOrOK(verr))
-		pos := make(map[string]int, len(drawn))
-		for i, id := range drawn {
+	d, err := FetchDraw(ctx, c, base, r.Sale)
+	if err != nil {
+		add("draw verifies", false, "cannot read the draw: %v", err)
+	} else {
+		verr := d.Verify()
+		add("draw verifies", verr == nil, "%d tickets, SHA-256(seed) = commitment, HMAC order: %v", len(d.Tickets), errOrOK(verr))
+		pos := make(map[string]int, len(d.Tickets))
+		for i, id := range d.Tickets {
 			pos[id] = i + 1
 		}
 		bad, ours := 0, 0
@@ -516,71 +496,63 @@ func (r *RoomReport) check(ctx context.Context, c *http.Client, base string, buy
 				bad++
 			}
 		}
-		add("positions", bad == 0 && len(pos) == len(drawn), "%d of our %d drawn tickets hold the position the draw gives them (positions 1..%d, %d distinct)",
-			ours-bad, ours, len(drawn), len(pos))
+		add("positions", bad == 0 && len(pos) == len(d.Tickets), "%d of our %d drawn tickets hold the position the draw gives them (positions 1..%d, %d distinct)",
+			ours-bad, ours, len(d.Tickets), len(pos))
 	}
-	// Orders: each sent with its own pass (the generator orders only
-	// with one); served late tickets only once every drawn one had its turn.
-	var ids []string
-	lateServed := 0
+	// The orders served, as any drop's are checked.
+	var served []Admission
+	lateServed, withoutTurn := 0, 0
 	for _, b := range buyers {
-		if b.orderID != "" {
-			ids = append(ids, b.orderID)
-			if b.late {
-				lateServed++
-			}
+		if b.orderID == "" {
+			continue
+		}
+		served = append(served, Admission{OrderID: b.orderID, Buyer: b.id, Key: "ticket-" + b.ticket})
+		if b.late {
+			lateServed++
+		}
+		if b.turnAt.IsZero() {
+			withoutTurn++
 		}
 	}
+	v := Verify(ctx, c, base, r.Sale, served, 1, timeout)
+	r.Confirmed = v.Confirmed
+	add("orders", v.Passed, "%d served: %s; confirmed %d of stock %d%s", len(served), countsInt(v.ByStatus), v.Confirmed, v.Stock, problemsText(v))
 	var st roomSale
-	deadline := time.Now().Add(timeout)
-	for {
-		err := getJSON(ctx, c, base+"/v1/sales/"+url.PathEscape(r.Sale), &st)
-		if (err == nil && st.Queue == 0) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := getJSON(ctx, c, base+"/v1/sales/"+url.PathEscape(r.Sale), &st); err != nil {
+		add("passes", false, "cannot read the sale: %v", err)
+		r.Passed = false
+		return
 	}
-	r.Confirmed = st.Confirmed
-	if lateServed > 0 {
-		letIn := int64(0)
-		if st.Room != nil {
-			letIn = st.Room.LetIn
-		}
-		add("late after drawn", letIn >= int64(len(drawn)), "%d late tickets served; the line let in %d of %d drawn", lateServed, letIn, len(drawn))
-	} else {
-		add("late after drawn", true, "no ticket taken after the start was served (%d drawn)", len(drawn))
+	add("passes", st.Admitted == int64(len(served)) && withoutTurn == 0 && r.Outcomes["order_pass_required"] == 0 && r.Outcomes["order_bad_pass"] == 0,
+		"the sale holds %d orders, the %d the generator placed each with the pass its buyer got at its turn (%d without a turn)",
+		st.Admitted, len(served), withoutTurn)
+	letIn, drawn := int64(0), int64(len(d.Tickets))
+	if st.Room != nil {
+		letIn = st.Room.LetIn
 	}
-	add("no oversell", st.Confirmed <= st.Stock && int64(len(ids)) <= st.Stock, "%d confirmed, %d orders served, stock %d", st.Confirmed, len(ids), st.Stock)
-	statuses := map[string]int{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 32)
-	for _, id := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			var o struct {
-				Status string `json:"status"`
-			}
-			if err := getJSON(ctx, c, base+"/v1/orders/"+url.PathEscape(id), &o); err != nil {
-				o.Status = "unreadable"
-			}
-			mu.Lock()
-			statuses[o.Status]++
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	lost := len(ids) - statuses["confirmed"] - statuses["rejected"] - statuses["failed"] - statuses["cancelled"]
-	add("every order decided", lost == 0, "%d orders: %v", len(ids), statuses)
-	add("passes", r.Outcomes["order_pass_required"] == 0 && r.Outcomes["order_bad_pass"] == 0,
-		"every order carried the pass its buyer was issued; none refused as without or with a bad pass")
+	add("late after drawn", lateServed == 0 || letIn >= drawn, "%d late tickets served; the line let in %d of %d drawn", lateServed, letIn, drawn)
 	r.Passed = true
 	for _, ch := range r.Checks {
 		r.Passed = r.Passed && ch.Passed
 	}
+}
+
+// problemsText lists a Verification's problems, after a semicolon.
+func problemsText(v Verification) string {
+	var parts []string
+	if v.Oversold {
+		parts = append(parts, "OVERSOLD")
+	}
+	for name, ids := range map[string][]string{"lost": v.Lost, "buyers twice": v.DoubleBuyers, "keys with two orders": v.KeyMismatch} {
+		if len(ids) > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", name, len(ids)))
+		}
+	}
+	parts = append(parts, v.Problems...)
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(parts, "; ")
 }
 
 func errOrOK(err error) string {

@@ -2,17 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
-	"sluice/internal/line"
+	"sluice/loadtest"
 )
 
 const drawUsage = `Usage: sluice draw verify --gate URL --sale NAME [--ticket ID]
@@ -62,11 +60,11 @@ func runDraw(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	d, err := fetchDraw(ctx, http.DefaultClient, strings.TrimRight(*gate, "/"), *sale)
+	d, err := loadtest.FetchDraw(ctx, http.DefaultClient, *gate, *sale)
 	if err != nil {
-		return err
+		return fmt.Errorf("draw verify: %w", err)
 	}
-	if err := line.VerifyDraw(d.Seed, d.Commitment, d.Tickets); err != nil {
+	if err := d.Verify(); err != nil {
 		return fmt.Errorf("draw verify: %s: the draw does NOT verify: %w", *sale, err)
 	}
 	fmt.Fprintf(stdout, "draw of %s verifies: %d tickets drawn\n  commitment %s = SHA-256(seed)\n  seed       %s\n",
@@ -91,74 +89,3 @@ type stringList []string
 
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
-
-// publicDraw is a draw as its public endpoints give it.
-type publicDraw struct {
-	Commitment string
-	Seed       string
-	Tickets    []string
-}
-
-// fetchDraw reads a sale's draw from a gate: the commitment, the seed
-// (revealed once the sale started) and the drawn tickets, page by page.
-func fetchDraw(ctx context.Context, c *http.Client, base, sale string) (publicDraw, error) {
-	var head struct {
-		Commitment string  `json:"commitment"`
-		Seed       *string `json:"seed"`
-		Sealed     bool    `json:"sealed"`
-		Tickets    int     `json:"tickets"`
-	}
-	if err := getJSON(ctx, c, base+"/v1/sales/"+url.PathEscape(sale)+"/draw", &head); err != nil {
-		return publicDraw{}, err
-	}
-	if !head.Sealed || head.Seed == nil {
-		return publicDraw{}, fmt.Errorf("draw verify: %s: the draw is not made yet (it is, at the start; the seed is revealed then)", sale)
-	}
-	d := publicDraw{Commitment: head.Commitment, Seed: *head.Seed}
-	next := "/v1/sales/" + url.PathEscape(sale) + "/draw/tickets?limit=10000"
-	for next != "" {
-		var page struct {
-			Total   int      `json:"total"`
-			Offset  int      `json:"offset"`
-			Tickets []string `json:"tickets"`
-			Next    string   `json:"next"`
-		}
-		if err := getJSON(ctx, c, base+next, &page); err != nil {
-			return publicDraw{}, err
-		}
-		if page.Offset != len(d.Tickets) || page.Total != head.Tickets {
-			return publicDraw{}, fmt.Errorf("draw verify: %s: the pages of the drawn tickets do not add up (offset %d after %d tickets, total %d of %d)",
-				sale, page.Offset, len(d.Tickets), page.Total, head.Tickets)
-		}
-		d.Tickets = append(d.Tickets, page.Tickets...)
-		next = page.Next
-	}
-	if len(d.Tickets) != head.Tickets {
-		return publicDraw{}, fmt.Errorf("draw verify: %s: %d tickets listed, the draw says %d", sale, len(d.Tickets), head.Tickets)
-	}
-	return d, nil
-}
-
-func getJSON(ctx context.Context, c *http.Client, u string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("draw verify: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("draw verify: %s: %w", u, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("draw verify: %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body)))
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("draw verify: %s: %w", u, err)
-	}
-	return nil
-}

@@ -17,6 +17,7 @@ import (
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/line"
+	"sluice/loadtest"
 )
 
 // The draw outlives kill -9 of the gate that made it and issued the
@@ -126,9 +127,9 @@ func TestDrawSurvivesKill9AndVerifies(t *testing.T) {
 	}
 }
 
-func drawOf(t *testing.T, base string) publicDraw {
+func drawOf(t *testing.T, base string) loadtest.Draw {
 	t.Helper()
-	d, err := fetchDraw(context.Background(), http.DefaultClient, base, "drop")
+	d, err := loadtest.FetchDraw(context.Background(), http.DefaultClient, base, "drop")
 	if err != nil {
 		t.Fatal(err)
 	}
