@@ -49,7 +49,6 @@ const hPass = "Sluice-Pass"
 // poll reads it instead of walking the line.
 type lineSnap struct {
 	line.State
-	at   time.Time
 	rate float64 // positions/s the estimates use; 0 when none is known
 	// spare is the stock no order and no outstanding pass holds: a
 	// ticket further back than that waits for passes to expire or
@@ -70,7 +69,7 @@ func lineURL(sale string) string { return "/v1/sales/" + sale + "/line" }
 // checkPass is the waiting room's part of an order: the pass in the
 // Sluice-Pass header, signed for this sale and buyer and not expired. It
 // answers and returns false when the order may not go on.
-func (g *Gate) checkPass(ctx *fasthttp.RequestCtx, s *sale, cfg *ledger.Sale, buyer string, start time.Time) (line.Pass, bool) {
+func (g *Gate) checkPass(ctx *fasthttp.RequestCtx, s *sale, buyer string, start time.Time) (line.Pass, bool) {
 	room := g.room(s)
 	if room == nil {
 		g.finish(ctx, s, overflow.Unavailable, g.unavailable, start)
@@ -523,7 +522,7 @@ func (g *Gate) paceLine(ctx context.Context, s *sale, cfg *ledger.Sale, room *le
 	ttl := cfg.PassLifetime()
 	st := room.Book.StateAt(now, ttl)
 	stockLeft := cfg.Capacity() + s.released.Load() - s.admitted.Load()
-	snap := &lineSnap{State: st, at: now, rate: g.lineRate(s, cfg, st), spare: stockLeft - st.Outstanding}
+	snap := &lineSnap{State: st, rate: g.lineRate(s, cfg, st), spare: stockLeft - st.Outstanding}
 	s.line.Store(snap)
 	g.lineMetrics(s, snap)
 	if !st.Sealed {

@@ -49,8 +49,7 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	// A waiting-room sale takes orders with a pass only: without one the
 	// answer is at once, and names the line.
 	if cfg.WaitingRoom && len(req.Peek(hPass)) == 0 {
-		a := s.passRequired.get(g.render, overflow.Problem{Reason: overflow.PassRequired, Sale: s.name, Line: lineURL(s.name)})
-		g.finish(ctx, s, overflow.PassRequired, a, start)
+		g.finish(ctx, s, overflow.PassRequired, s.passRequired, start)
 		return
 	}
 	keys := req.PeekAll(hIdemKey)
@@ -102,7 +101,7 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	var pass line.Pass
 	if cfg.WaitingRoom {
 		var ok bool
-		if pass, ok = g.checkPass(ctx, s, cfg, buyer, start); !ok {
+		if pass, ok = g.checkPass(ctx, s, buyer, start); !ok {
 			return
 		}
 	}

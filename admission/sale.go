@@ -50,7 +50,8 @@ type sale struct {
 	notStarted    answerCache
 	rateLimited   answerCache
 	queueFull     answerCache
-	passRequired  answerCache
+	// passRequired answers a waiting-room sale's order without a pass.
+	passRequired *overflow.Answer
 }
 
 func (s *sale) rate() float64 { return math.Float64frombits(s.drainRate.Load()) }
@@ -108,6 +109,7 @@ func newSale(cfg ledger.Sale, r *overflow.Renderer, m *Metrics) *sale {
 	s.cfg.Store(&cfg)
 	s.soldOutAnswer = r.Render(overflow.Problem{Reason: overflow.SoldOut, Sale: cfg.Name})
 	s.closedAnswer = r.Render(overflow.Problem{Reason: overflow.Closed, Sale: cfg.Name})
+	s.passRequired = r.Render(overflow.Problem{Reason: overflow.PassRequired, Sale: cfg.Name, Line: lineURL(cfg.Name)})
 	return s
 }
 

@@ -217,22 +217,45 @@ func (l *Ledger) Place(ctx context.Context, o Order, msgID string) (id OrderID, 
 }
 
 func (l *Ledger) placeError(ctx context.Context, o Order, err error) error {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		switch {
-		case apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgs:
-			return ErrSoldOut
-		case apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgsPerSubject:
-			prev, lerr := l.lastForBuyer(ctx, o.Sale, o.BuyerID, o.Round)
-			if lerr != nil {
-				return fmt.Errorf("%w: read back the buyer's order: %w", ErrUnavailable, lerr)
-			}
-			return &AlreadyOrderedError{Existing: prev.ID}
-		case apiErr.ErrorCode == errCodeInsufficientResources:
-			return fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrStoreFull, err)
+	switch refusalOf(err) {
+	case refusedFull:
+		return ErrSoldOut
+	case refusedSubjectFull:
+		prev, lerr := l.lastForBuyer(ctx, o.Sale, o.BuyerID, o.Round)
+		if lerr != nil {
+			return fmt.Errorf("%w: read back the buyer's order: %w", ErrUnavailable, lerr)
 		}
+		return &AlreadyOrderedError{Existing: prev.ID}
+	case refusedNoRoom:
+		return fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrStoreFull, err)
 	}
 	return fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
+}
+
+// refusal is why JetStream refused a publish to a limited stream.
+type refusal int
+
+const (
+	refusedOther       refusal = iota // not a limit: unavailable, timed out, …
+	refusedFull                       // the stream's MaxMsgs (DiscardNew)
+	refusedSubjectFull                // the subject's MaxMsgsPerSubject
+	refusedNoRoom                     // the store has no room left
+)
+
+func refusalOf(err error) refusal {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return refusedOther
+	}
+	switch {
+	case apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgs:
+		return refusedFull
+	case apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgsPerSubject:
+		return refusedSubjectFull
+	case apiErr.ErrorCode == errCodeInsufficientResources:
+		return refusedNoRoom
+	}
+	return refusedOther
 }
 
 // Lookup returns the order id names, or ErrNotFound.

@@ -194,19 +194,16 @@ func (l *Ledger) Join(ctx context.Context, sale, buyer string) (Joined, bool, er
 	subj := LineBuyerSubject(sale, buyer)
 	ack, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
 		jetstream.WithMsgID("j|"+buyer), jetstream.WithExpectStream(LineStreamName(sale)))
+	switch refusalOf(err) {
+	case refusedFull:
+		return Joined{}, false, ErrLineFull
+	case refusedSubjectFull:
+		j, err := l.lineMsg(ctx, sale, 0, subj)
+		return j, false, err
+	case refusedNoRoom:
+		return Joined{}, false, fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrStoreFull, err)
+	}
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) {
-			switch {
-			case apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgs:
-				return Joined{}, false, ErrLineFull
-			case apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgsPerSubject:
-				j, err := l.lineMsg(ctx, sale, 0, subj)
-				return j, false, err
-			case apiErr.ErrorCode == errCodeInsufficientResources:
-				return Joined{}, false, fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrStoreFull, err)
-			}
-		}
 		return Joined{}, false, fmt.Errorf("%w: join: %w", ErrUnavailable, err)
 	}
 	if ack.Duplicate {
@@ -244,13 +241,12 @@ func (l *Ledger) lineMsg(ctx context.Context, sale string, seq uint64, subj stri
 func (l *Ledger) SealDraw(ctx context.Context, sale string) (full bool, err error) {
 	_, err = l.js.PublishMsg(ctx, &nats.Msg{Subject: LineDrawSubject(sale), Data: []byte(`{"draw":true}`)},
 		jetstream.WithMsgID("draw"), jetstream.WithExpectStream(LineStreamName(sale)))
-	var apiErr *jetstream.APIError
 	switch {
 	case err == nil:
 		return false, nil
-	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgsPerSubject:
+	case refusalOf(err) == refusedSubjectFull:
 		return false, nil // sealed already
-	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgs:
+	case refusalOf(err) == refusedFull:
 		return true, nil
 	}
 	return false, fmt.Errorf("%w: seal the draw of %s: %w", ErrUnavailable, sale, err)

@@ -57,7 +57,6 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 			paceLast = max(paceLast, m.Sequence)
 		}
 	}
-	var paceSeen atomic.Uint64
 	paceCaught := make(chan struct{})
 	var paceOnce sync.Once
 	if paceLast == 0 {
@@ -117,7 +116,7 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 				r.Book.Use(key)
 			}
 		}
-		if paceSeen.Store(meta.Sequence.Stream); meta.Sequence.Stream >= paceLast {
+		if meta.Sequence.Stream >= paceLast {
 			paceOnce.Do(func() { close(paceCaught) })
 		}
 	})
