@@ -188,9 +188,9 @@ func (g *Gate) SetDraining() {
 func (g *Gate) lookupSale(name string) *sale { return (*g.sales.Load())[name] }
 
 // UpdateSales replaces the gate's view of the sales with a fresh read of
-// the ledger. A failed read (err != nil) keeps the previous view and marks
-// the gate not ready.
-func (g *Gate) UpdateSales(states []ledger.SaleState, err error) {
+// the ledger, begun at read. A failed read (err != nil) keeps the previous
+// view and marks the gate not ready.
+func (g *Gate) UpdateSales(read time.Time, states []ledger.SaleState, err error) {
 	g.updates.Lock()
 	defer g.updates.Unlock()
 	if err != nil {
@@ -218,7 +218,7 @@ func (g *Gate) UpdateSales(states []ledger.SaleState, err error) {
 		}
 		// A sale made by an admin change after this list was read is
 		// not in it, and not gone: it stays until a newer list says.
-		if newerThanList(s.read, states, now) {
+		if s.read.After(read) {
 			next[name] = s
 			continue
 		}
@@ -235,19 +235,6 @@ func (g *Gate) UpdateSales(states []ledger.SaleState, err error) {
 		g.m.limiterEvict.WithLabelValues([2]string{"ip", "buyer"}[i]).Add(float64(ev - g.evictedSeen[i]))
 		g.evictedSeen[i] = ev
 	}
-}
-
-// newerThanList says a sale's last state was read after a list of
-// states (all read from one moment on); for an empty list, which carries
-// no time, within the last few seconds.
-func newerThanList(read time.Time, states []ledger.SaleState, now time.Time) bool {
-	if read.IsZero() {
-		return false
-	}
-	if len(states) > 0 {
-		return read.After(states[0].Read)
-	}
-	return now.Sub(read) < 5*time.Second
 }
 
 // UpdateSale applies one sale's fresh state, as after an admin change.

@@ -17,18 +17,18 @@ func TestStaleRefreshDoesNotUndoANewerChange(t *testing.T) {
 	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
 	t0 := time.Now()
 	open := ledger.Sale{Name: "s1", Stock: 10}
-	g.UpdateSales([]ledger.SaleState{{Sale: open, Read: t0}}, nil)
+	g.UpdateSales(t0, []ledger.SaleState{{Sale: open, Read: t0}}, nil)
 	closed := open
 	closed.EndsAt = t0.Add(-time.Hour)
 	g.UpdateSale(ledger.SaleState{Sale: closed, Read: t0.Add(2 * time.Millisecond)})
 	// The refresh read at t0+1ms answers after the change.
-	g.UpdateSales([]ledger.SaleState{{Sale: open, Admitted: 10, Read: t0.Add(time.Millisecond)}}, nil)
+	g.UpdateSales(t0.Add(time.Millisecond), []ledger.SaleState{{Sale: open, Admitted: 10, Read: t0.Add(time.Millisecond)}}, nil)
 	s := g.lookupSale("s1")
 	if got := stateOf(s, time.Now()); got != "closed" || s.admitted.Load() != 0 {
 		t.Fatalf("state %s, admitted %d: the stale refresh was applied", got, s.admitted.Load())
 	}
 	// A refresh read after the change applies.
-	g.UpdateSales([]ledger.SaleState{{Sale: closed, Admitted: 3, Read: t0.Add(3 * time.Millisecond)}}, nil)
+	g.UpdateSales(t0.Add(3*time.Millisecond), []ledger.SaleState{{Sale: closed, Admitted: 3, Read: t0.Add(3 * time.Millisecond)}}, nil)
 	if s.admitted.Load() != 3 {
 		t.Fatalf("admitted %d after a fresh refresh, want 3", s.admitted.Load())
 	}
@@ -46,7 +46,7 @@ func (d decided) DecidedCount(context.Context, string) (int64, error)   { return
 func TestQueueNeverDeeperThanUndecided(t *testing.T) {
 	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
 	g.SetConfirmedCounter(decided{confirmed: 3, decided: 4})
-	g.UpdateSales([]ledger.SaleState{{Sale: ledger.Sale{Name: "s1", Stock: 10}, Admitted: 10, Pending: 10, Draining: true, Read: time.Now()}}, nil)
+	g.UpdateSales(time.Now(), []ledger.SaleState{{Sale: ledger.Sale{Name: "s1", Stock: 10}, Admitted: 10, Pending: 10, Draining: true, Read: time.Now()}}, nil)
 	s := g.lookupSale("s1")
 	if s.pending.Load() != 6 || s.drained.Load() != 4 {
 		t.Fatalf("pending %d, drained %d; want 6 and 4", s.pending.Load(), s.drained.Load())
@@ -60,7 +60,7 @@ func TestQueueNeverDeeperThanUndecided(t *testing.T) {
 func TestNeverMoreConfirmedThanAdmitted(t *testing.T) {
 	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
 	g.SetConfirmedCounter(decided{confirmed: 8, decided: 9})
-	g.UpdateSales([]ledger.SaleState{{Sale: ledger.Sale{Name: "s1", Stock: 10}, Admitted: 7, Pending: 0, Draining: true, Read: time.Now()}}, nil)
+	g.UpdateSales(time.Now(), []ledger.SaleState{{Sale: ledger.Sale{Name: "s1", Stock: 10}, Admitted: 7, Pending: 0, Draining: true, Read: time.Now()}}, nil)
 	v := g.view(context.Background(), g.lookupSale("s1"), time.Now())
 	if v.Admitted != 9 || v.Remaining != 1 || *v.Confirmed != 8 {
 		t.Fatalf("admitted %d, remaining %d, confirmed %d; want 9, 1, 8", v.Admitted, v.Remaining, *v.Confirmed)
@@ -74,7 +74,7 @@ func TestNeverMoreConfirmedThanAdmitted(t *testing.T) {
 func TestQueueHoldsNoDecidedOrder(t *testing.T) {
 	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
 	g.SetConfirmedCounter(decided{confirmed: 5, decided: 5})
-	g.UpdateSales([]ledger.SaleState{{Sale: ledger.Sale{Name: "s1", Stock: 10}, Admitted: 4, Pending: 0, Draining: true, Read: time.Now()}}, nil)
+	g.UpdateSales(time.Now(), []ledger.SaleState{{Sale: ledger.Sale{Name: "s1", Stock: 10}, Admitted: 4, Pending: 0, Draining: true, Read: time.Now()}}, nil)
 	s := g.lookupSale("s1")
 	s.admitted.Add(1) // admitted here, then decided, before the next refresh
 	s.pending.Add(1)
@@ -92,14 +92,23 @@ func TestStaleRefreshDoesNotDropANewSale(t *testing.T) {
 	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
 	t0 := time.Now()
 	old := ledger.Sale{Name: "s1", Stock: 10}
-	g.UpdateSales([]ledger.SaleState{{Sale: old, Read: t0}}, nil)
+	g.UpdateSales(t0, []ledger.SaleState{{Sale: old, Read: t0}}, nil)
 	g.UpdateSale(ledger.SaleState{Sale: ledger.Sale{Name: "s2", Stock: 5}, Read: t0.Add(2 * time.Millisecond)})
-	g.UpdateSales([]ledger.SaleState{{Sale: old, Read: t0.Add(time.Millisecond)}}, nil)
+	g.UpdateSales(t0.Add(time.Millisecond), []ledger.SaleState{{Sale: old, Read: t0.Add(time.Millisecond)}}, nil)
 	if g.lookupSale("s2") == nil {
 		t.Fatal("a refresh read before the sale was made dropped it")
 	}
-	g.UpdateSales([]ledger.SaleState{{Sale: old, Read: t0.Add(3 * time.Millisecond)}}, nil)
+	g.UpdateSales(t0.Add(3*time.Millisecond), []ledger.SaleState{{Sale: old, Read: t0.Add(3 * time.Millisecond)}}, nil)
 	if g.lookupSale("s2") != nil {
 		t.Fatal("a refresh read after the sale was gone kept it")
+	}
+	// An empty list carries its read time too: a stale one keeps s1, a
+	// fresh one drops it.
+	g.UpdateSale(ledger.SaleState{Sale: old, Read: t0.Add(5 * time.Millisecond)})
+	if g.UpdateSales(t0.Add(4*time.Millisecond), nil, nil); g.lookupSale("s1") == nil {
+		t.Fatal("an empty list read before s1's last change dropped it")
+	}
+	if g.UpdateSales(t0.Add(6*time.Millisecond), nil, nil); g.lookupSale("s1") != nil {
+		t.Fatal("an empty list read after s1's last change kept it")
 	}
 }

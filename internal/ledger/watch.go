@@ -16,20 +16,22 @@ type Watcher struct {
 }
 
 // Watch starts polling States every interval, calling fn with each result
-// (or the error of a failed round) from one goroutine. The first round runs
+// (or the error of a failed round) and when the round began reading, from
+// one goroutine. The first round runs
 // before Watch returns, so callers start with a full picture when JetStream
 // answers.
-func (l *Ledger) Watch(ctx context.Context, every time.Duration, fn func([]SaleState, error)) *Watcher {
+func (l *Ledger) Watch(ctx context.Context, every time.Duration, fn func(read time.Time, states []SaleState, err error)) *Watcher {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &Watcher{cancel: cancel, done: make(chan struct{})}
 	round := func() {
 		rctx, rcancel := context.WithTimeout(ctx, every*4+time.Second)
 		defer rcancel()
+		read := time.Now()
 		st, err := l.States(rctx)
 		if ctx.Err() != nil {
 			return
 		}
-		fn(st, err)
+		fn(read, st, err)
 	}
 	round()
 	go func() {

@@ -567,8 +567,8 @@ func cancelOrder(ctx context.Context, b consumer.Backend, rec *orderstatus.Recor
 // decisions stream says) has its stream's limit raised, so that the slots
 // are sold again. Every gate may do it: the limit is a function of the
 // durable decisions, so two gates raise it to the same value.
-func (s *Server) refreshed(states []ledger.SaleState, err error) {
-	s.gate.UpdateSales(states, err)
+func (s *Server) refreshed(read time.Time, states []ledger.SaleState, err error) {
+	s.gate.UpdateSales(read, states, err)
 	if err == nil {
 		sales := make([]ledger.Sale, len(states))
 		for i, st := range states {
