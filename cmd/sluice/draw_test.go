@@ -85,7 +85,16 @@ func TestDrawSurvivesKill9AndVerifies(t *testing.T) {
 	verify(t, "http://"+gateC.api, 0)
 
 	// A tampered copy of the public data does not verify.
-	other, _ := line.NewTicketID()
+	// The changed ticket must break the order, not merely take the same
+	// place: one whose key sorts before position 1's, put at position 8.
+	seed, err := line.ParseSeed(before.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := ""
+	for other == "" || seed.Key(other) > seed.Key(before.Tickets[0]) {
+		other, _ = line.NewTicketID()
+	}
 	for name, tamper := range map[string]func(path string, body []byte) []byte{
 		"one ticket changed": func(path string, body []byte) []byte {
 			if !strings.HasSuffix(path, "/draw/tickets") {
