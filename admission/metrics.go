@@ -149,18 +149,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.lineLetIn = saleGauge("sluice_line_let_in", "Positions of the line that had their turn: 1..this were issued a pass.")
 	m.lineOutstanding = saleGauge("sluice_line_passes_outstanding", "Passes issued, not used for an order and not expired.")
 	m.lineRate = saleGauge("sluice_line_let_in_rate", "Positions per second the line's estimates assume: what it let in over the last 30 s, else the drain rate.")
-	m.lineIssued = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sluice_line_passes_issued_total",
-		Help: "Passes the line issued, as its durable pace records say (every gate reports the same count: take the max across gates).",
-	}, []string{"sale"})
-	m.lineExpired = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sluice_line_passes_expired_total",
-		Help: "Passes that expired unused: their places went to the next in line (the same on every gate).",
-	}, []string{"sale"})
-	m.linePolls = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sluice_line_polls_total",
-		Help: "Ticket polls (GET /v1/tickets/{id}) this gate answered, by sale (_unknown: no such ticket).",
-	}, []string{"sale"})
+	m.lineIssued = saleCounter("sluice_line_passes_issued_total", "Passes the line issued, as its durable pace records say (every gate reports the same count: take the max across gates).")
+	m.lineExpired = saleCounter("sluice_line_passes_expired_total", "Passes that expired unused: their places went to the next in line (the same on every gate).")
+	m.linePolls = saleCounter("sluice_line_polls_total", "Ticket polls (GET /v1/tickets/{id}) this gate answered, by sale (_unknown: no such ticket).")
 	m.lineJoins = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_line_joins_total",
 		Help: "Requests to join a waiting-room line, by sale and outcome (joined, rejoined, line_full, sold_out, not_started, closed, bad_request, no_waiting_room, unavailable, rate_limited).",
@@ -195,6 +186,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 func saleGauge(name, help string) *prometheus.GaugeVec {
 	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"sale"})
+}
+
+func saleCounter(name, help string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"sale"})
 }
 
 // initSale returns the per-reason request counters of a sale, created at
