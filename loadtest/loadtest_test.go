@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"sluice/internal/gatetest"
+	"sluice/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -111,6 +112,7 @@ func collect(t *testing.T, cfg Config) ([]Result, *Run) {
 
 // The pacer holds its rate within 1% against a real server.
 func TestPacerKeepsConstantRate(t *testing.T) {
+	testenv.Exclusive(t) // it measures time
 	srv := gateLike(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(410) })
 	const rate = 1000.0
 	// The send rate is the slope of send time against request number,

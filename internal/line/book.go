@@ -39,7 +39,8 @@ type Book struct {
 	// expiredThrough: positions through it had their pass expire (as
 	// far as StateAt has looked); expired of them were not used.
 	expiredThrough, expired int64
-	// notify is closed and replaced when records are applied.
+	// notify, made when someone waits (Applied), is closed when records
+	// are applied: a replay with nobody waiting makes no channel a record.
 	notify chan struct{}
 }
 
@@ -91,15 +92,18 @@ type Advance struct {
 
 // NewBook returns an empty book whose draw uses seed.
 func NewBook(seed Seed) *Book {
-	return &Book{seed: seed, byID: make(map[TicketKey]int32), notify: make(chan struct{})}
+	return &Book{seed: seed, byID: make(map[TicketKey]int32)}
 }
 
 // Seed is the seed the book draws with.
 func (b *Book) Seed() Seed { return b.seed }
 
+// wake tells the waiters that records were applied; b.mu is held.
 func (b *Book) wake() {
-	close(b.notify)
-	b.notify = make(chan struct{})
+	if b.notify != nil {
+		close(b.notify)
+		b.notify = nil
+	}
 }
 
 // Add applies a ticket record at line stream sequence seq. A ticket seen
@@ -220,8 +224,11 @@ func (b *Book) Use(id TicketKey) {
 // Applied is the last line stream sequence applied, and a channel closed
 // when more is applied.
 func (b *Book) Applied() (uint64, <-chan struct{}) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.notify == nil {
+		b.notify = make(chan struct{})
+	}
 	return b.applied, b.notify
 }
 

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"sluice/internal/testenv"
 )
 
 func mustKey(t testing.TB) (TicketKey, string) {
@@ -169,6 +171,7 @@ func TestBookMemoryMillionTickets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a million tickets: not in -short")
 	}
+	testenv.Exclusive(t)
 	const n = 1_000_000
 	var before, after runtime.MemStats
 	runtime.GC()

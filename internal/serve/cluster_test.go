@@ -12,6 +12,7 @@ import (
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
+	"sluice/internal/testenv"
 )
 
 func freeAddr(t *testing.T) string {
@@ -27,6 +28,7 @@ func freeAddr(t *testing.T) string {
 // Three gates whose embedded servers form a JetStream cluster, the sale
 // stream replicated three ways: the stock holds across all of them.
 func TestThreeGateClusterKeepsTheStock(t *testing.T) {
+	testenv.Exclusive(t) // its replicated consumer needs the cores to settle
 	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
 	var urls []string
 	for _, r := range routes {

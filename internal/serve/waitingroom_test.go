@@ -19,6 +19,7 @@ import (
 	"sluice/internal/ledger"
 	"sluice/internal/line"
 	"sluice/internal/serve"
+	"sluice/internal/testenv"
 )
 
 // join asks a gate for a ticket in a sale's line.
@@ -231,6 +232,7 @@ func TestWaitingRoomThreeGatesTwentyThousand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("20,000 joins: not in -short")
 	}
+	testenv.Exclusive(t)
 	const joiners, stock, lateJoiners = 20_000, 500, 200
 	sale := ledger.Sale{Name: "drop", Stock: stock, StartsAt: time.Now().Add(time.Hour), WaitingRoom: true,
 		LineOpens: ledger.Duration(2 * time.Hour), LineLimit: 100_000}
