@@ -179,7 +179,7 @@ type Rooms struct {
 
 	mu      sync.Mutex
 	rooms   map[string]*Room
-	opening map[string]bool
+	opening map[string]chan struct{} // closed when the opening ends
 	warned  time.Time
 	wg      sync.WaitGroup
 	closed  bool
@@ -188,7 +188,7 @@ type Rooms struct {
 
 // NewRooms returns no rooms yet; Sync opens them.
 func NewRooms(l *Ledger, log *slog.Logger) *Rooms {
-	rs := &Rooms{l: l, log: log, rooms: make(map[string]*Room), opening: make(map[string]bool)}
+	rs := &Rooms{l: l, log: log, rooms: make(map[string]*Room), opening: make(map[string]chan struct{})}
 	empty := map[string]*Room{}
 	rs.all.Store(&empty)
 	return rs
@@ -213,10 +213,10 @@ func (rs *Rooms) Sync(sales []Sale) {
 			continue
 		}
 		want[s.Name] = true
-		if rs.rooms[s.Name] != nil || rs.opening[s.Name] {
+		if _, busy := rs.opening[s.Name]; busy || rs.rooms[s.Name] != nil {
 			continue
 		}
-		rs.opening[s.Name] = true
+		rs.opening[s.Name] = make(chan struct{})
 		rs.wg.Add(1)
 		go rs.open(s.Name)
 	}
@@ -234,22 +234,31 @@ func (rs *Rooms) Sync(sales []Sale) {
 }
 
 // Open opens the rooms of the waiting-room sales now, before the gate
-// serves, so that its first answers know the lines; a room that cannot be
-// opened yet is left to Sync.
+// serves (or an admin change answers), so that the next answers know the
+// lines: a room Sync is opening meanwhile is waited for. A room that
+// cannot be opened yet is left to Sync.
 func (rs *Rooms) Open(ctx context.Context, sales []Sale) {
 	for _, s := range sales {
 		if !s.WaitingRoom {
 			continue
 		}
 		rs.mu.Lock()
-		busy := rs.rooms[s.Name] != nil || rs.opening[s.Name] || rs.closed
-		if !busy {
-			rs.opening[s.Name] = true
+		done, opening := rs.opening[s.Name]
+		mine := !opening && rs.rooms[s.Name] == nil && !rs.closed
+		if mine {
+			rs.opening[s.Name] = make(chan struct{})
 			rs.wg.Add(1)
 		}
 		rs.mu.Unlock()
-		if !busy {
+		switch {
+		case mine:
 			rs.openWith(ctx, s.Name)
+		case opening:
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 }
@@ -265,6 +274,8 @@ func (rs *Rooms) openWith(ctx context.Context, sale string) {
 	r, err := rs.l.OpenRoom(ctx, sale, rs.log)
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	// Those waiting in Open wake once the room is published, or not.
+	defer close(rs.opening[sale])
 	delete(rs.opening, sale)
 	if err != nil {
 		if time.Since(rs.warned) > time.Minute {
