@@ -262,6 +262,7 @@ func summarise(ss []series) shown {
 // panel's query (and every variable's) through Prometheus's HTTP API as
 // Grafana would, and requires each to show data.
 func TestPrometheusEndToEnd(t *testing.T) {
+	testenv.Exclusive(t) // a gate, Prometheus and two rehearsals: both cores
 	bin := needBinary(t, "prometheus")
 	gate := startGate(t)
 

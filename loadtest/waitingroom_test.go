@@ -10,6 +10,7 @@ import (
 
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testenv"
 	"sluice/loadtest"
 )
 
@@ -18,6 +19,7 @@ import (
 // nobody who joined after the start is served, and the report has its
 // figures in text, JSON and HTML.
 func TestRehearseWaitingRoom(t *testing.T) {
+	testenv.Exclusive(t) // 1,500 buyers' goroutines and a gate: both cores
 	const buyers, stock = 1500, 60
 	cfg := gatetest.Config(t, ledger.Sale{Name: "room", Stock: stock, StartsAt: time.Now().Add(4 * time.Second),
 		WaitingRoom: true, BackendRate: 40, QueueBound: 10, PassTTL: ledger.Duration(10 * time.Second), LineLimit: 5000})
