@@ -33,12 +33,19 @@ type Book struct {
 	sealed  bool
 	drawn   int32
 	byPos   []int32
-	// advances of the pace, in order; through never decreases.
+	// advances of the pace, in order; Through and Expires never
+	// decrease.
 	advances []Advance
 	used     int64 // tickets whose pass was used
-	// expiredThrough: positions through it had their pass expire (as
-	// far as StateAt has looked); expired of them were not used.
-	expiredThrough, expired int64
+	// usedPos are the positions of the used tickets, ascending, once the
+	// draw is sealed: State counts the used among a range of positions
+	// with two binary searches.
+	usedPos []int64
+	// early holds the uses recorded for tickets not applied yet: the
+	// line and the pace are two streams, and a use may be applied before
+	// its ticket. Applied with the ticket, the result does not depend on
+	// which stream was read first.
+	early map[TicketKey]struct{}
 	// notify, made when someone waits (Applied), is closed when records
 	// are applied: a replay with nobody waiting makes no channel a record.
 	notify chan struct{}
@@ -83,11 +90,18 @@ type entry struct {
 
 // Advance is one step of the pace: positions 1..Through are let in, and
 // the positions this step let in got their pass At (the pace record's
-// time in JetStream, which every gate reads alike).
+// time in JetStream, which every gate reads alike), living TTL (the
+// sale's pass_ttl when the step was recorded, kept in the record so that
+// a later change of the setting changes no pass already given).
 type Advance struct {
 	Through int64
 	At      time.Time
+	TTL     time.Duration
 	Seq     uint64 // the record's sequence in the pace stream
+	// Expires is when the passes of this step expire: At+TTL, or the
+	// previous step's expiry when that is later (a shortened pass_ttl),
+	// so that expiries follow positions. Book.Advance sets it.
+	Expires time.Time
 }
 
 // NewBook returns an empty book whose draw uses seed.
@@ -119,6 +133,14 @@ func (b *Book) Add(id TicketKey, buyer string, seq uint64, joined time.Time) {
 		e := entry{id: id, seq: seq, joined: joined.UnixNano(), buyer: buyer}
 		if b.sealed {
 			e.pos = int32(len(b.tickets)) + 1 // after the drawn, in arrival order
+		}
+		if _, ok := b.early[id]; ok {
+			delete(b.early, id)
+			e.used = true
+			b.used++
+			if e.pos > 0 {
+				b.usedPos = insertSorted(b.usedPos, int64(e.pos))
+			}
 		}
 		b.byID[id] = int32(len(b.tickets))
 		b.tickets = append(b.tickets, e)
@@ -188,8 +210,20 @@ func (b *Book) maybeSeal() {
 	for i := n; i < len(b.tickets); i++ {
 		b.tickets[i].pos = int32(i) + 1
 	}
+	for i := range b.tickets {
+		if b.tickets[i].used {
+			b.usedPos = append(b.usedPos, int64(b.tickets[i].pos))
+		}
+	}
+	slices.Sort(b.usedPos)
 	b.drawn = int32(n)
 	b.sealed = true
+}
+
+// insertSorted inserts v into the ascending s.
+func insertSorted(s []int64, v int64) []int64 {
+	i, _ := slices.BinarySearch(s, v)
+	return slices.Insert(s, i, v)
 }
 
 // Advance applies a pace record. One that does not move the line on
@@ -203,22 +237,36 @@ func (b *Book) Advance(a Advance) {
 		}
 		return
 	}
+	a.Expires = a.At.Add(a.TTL)
+	if n := len(b.advances); n > 0 && a.Expires.Before(b.advances[n-1].Expires) {
+		a.Expires = b.advances[n-1].Expires
+	}
 	b.advances = append(b.advances, a)
 	b.wake()
 }
 
-// Use marks a ticket's pass as used for an order.
+// Use marks a ticket's pass as used for an order. A use of a ticket not
+// applied yet is kept until it is.
 func (b *Book) Use(id TicketKey) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if i, ok := b.byID[id]; ok && !b.tickets[i].used {
-		b.tickets[i].used = true
-		b.used++
-		if p := int64(b.tickets[i].pos); p > 0 && p <= b.expiredThrough {
-			b.expired-- // ordered in time; the record came after the expiry
+	i, ok := b.byID[id]
+	if !ok {
+		if b.early == nil {
+			b.early = make(map[TicketKey]struct{})
 		}
-		b.wake()
+		b.early[id] = struct{}{}
+		return
 	}
+	if b.tickets[i].used {
+		return
+	}
+	b.tickets[i].used = true
+	b.used++
+	if p := b.tickets[i].pos; p > 0 {
+		b.usedPos = insertSorted(b.usedPos, int64(p))
+	}
+	b.wake()
 }
 
 // Applied is the last line stream sequence applied, and a channel closed
@@ -245,9 +293,10 @@ type Ticket struct {
 	Position int64
 	Used     bool
 	// LetIn: its turn came, at LetInAt; the pass it got expires at
-	// LetInAt plus the sale's pass lifetime.
-	LetIn   bool
-	LetInAt time.Time
+	// PassExpires.
+	LetIn       bool
+	LetInAt     time.Time
+	PassExpires time.Time
 }
 
 // Lookup finds a ticket.
@@ -278,18 +327,18 @@ func (b *Book) ticketAt(i int32) Ticket {
 	t := Ticket{ID: e.id, Buyer: e.buyer, Seq: e.seq, Joined: time.Unix(0, e.joined),
 		Drawn: !b.sealed || i < b.drawn, Position: int64(e.pos), Used: e.used}
 	if t.Position > 0 {
-		if at, ok := b.letInAt(t.Position); ok {
-			t.LetIn, t.LetInAt = true, at
+		if a, ok := b.letInBy(t.Position); ok {
+			t.LetIn, t.LetInAt, t.PassExpires = true, a.At, a.Expires
 		}
 	}
 	return t
 }
 
-// letInAt is when position pos was let in; b.mu is held.
-func (b *Book) letInAt(pos int64) (time.Time, bool) {
+// letInBy is the step that let position pos in; b.mu is held.
+func (b *Book) letInBy(pos int64) (Advance, bool) {
 	n := len(b.advances)
 	if n == 0 || b.advances[n-1].Through < pos {
-		return time.Time{}, false
+		return Advance{}, false
 	}
 	i, _ := slices.BinarySearchFunc(b.advances, pos, func(a Advance, pos int64) int {
 		if a.Through < pos {
@@ -297,7 +346,7 @@ func (b *Book) letInAt(pos int64) (time.Time, bool) {
 		}
 		return 1
 	})
-	return b.advances[i].At, true
+	return b.advances[i], true
 }
 
 // State is the line as a whole at one moment.
@@ -317,6 +366,10 @@ type State struct {
 	Outstanding int64
 	// Expired passes, issued and unused, at that moment.
 	Expired int64
+	// Held is what the pace counts against the stock: Outstanding, plus
+	// the passes expired within the grace asked for, whose order may
+	// still be on its way to the ledger.
+	Held int64
 	// Rate is how many positions a second the line let in over the last
 	// RateWindow (0 before its first step); Moving is how long since the
 	// first step.
@@ -327,42 +380,34 @@ type State struct {
 // RateWindow is the span over which State.Rate is measured.
 const RateWindow = 30 * time.Second
 
-// StateAt is the line at now, passes living ttl. It walks the passes
-// still live (at most what the pace let in within ttl), not the line.
-func (b *Book) StateAt(now time.Time, ttl time.Duration) State {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// State is the line at now: a function of the records applied and of
+// now alone, which changes nothing (every gate, every restart and every
+// replay that has applied the same records answers the same). A pass
+// counts as held until grace after its expiry. It costs a few binary
+// searches, not a walk of the line.
+//
+// The invariants it reports, with Book's records applied in any order:
+//   - LetIn = Used of the let-in + Outstanding + Expired;
+//   - positions are let in in order: LetIn is a prefix;
+//   - Expired never counts a pass before its expiry, Outstanding never
+//     one after it;
+//   - Held >= Outstanding.
+func (b *Book) State(now time.Time, grace time.Duration) State {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
 	st := State{Sealed: b.sealed, Drawn: int64(b.drawn), Tickets: int64(len(b.tickets)), Used: b.used}
 	n := len(b.advances)
 	if n == 0 || !b.sealed {
 		return st
 	}
 	last := b.advances[n-1]
-	st.LetIn, st.LastAdvance = last.Through, last.Seq
-	// Passes given at or before now-ttl have expired: positions through lo.
-	cut := now.Add(-ttl)
-	k, _ := slices.BinarySearchFunc(b.advances, cut, func(a Advance, t time.Time) int {
-		if a.At.After(t) {
-			return 1
-		}
-		return -1
-	})
-	lo := int64(0)
-	if k > 0 {
-		lo = b.advances[k-1].Through
-	}
-	lo = min(lo, int64(len(b.tickets)))
-	for ; b.expiredThrough < lo; b.expiredThrough++ {
-		if !b.tickets[b.indexAt(b.expiredThrough+1)].used {
-			b.expired++
-		}
-	}
-	for p := b.expiredThrough + 1; p <= min(last.Through, int64(len(b.tickets))); p++ {
-		if !b.tickets[b.indexAt(p)].used {
-			st.Outstanding++
-		}
-	}
-	st.Expired = b.expired
+	st.LetIn, st.LastAdvance = min(last.Through, st.Tickets), last.Seq
+	exp := b.expiredThrough(now)
+	held := b.expiredThrough(now.Add(-grace))
+	usedIn := func(lo, hi int64) int64 { return b.usedThrough(hi) - b.usedThrough(lo) }
+	st.Expired = exp - usedIn(0, exp)
+	st.Outstanding = st.LetIn - exp - usedIn(exp, st.LetIn)
+	st.Held = st.LetIn - held - usedIn(held, st.LetIn)
 	// The rate: positions let in within the window, over the window (or
 	// the time since the first step, when shorter).
 	from := now.Add(-RateWindow)
@@ -382,6 +427,29 @@ func (b *Book) StateAt(now time.Time, ttl time.Duration) State {
 	}
 	st.Rate = float64(last.Through-base) / max(1, now.Sub(from).Seconds())
 	return st
+}
+
+// expiredThrough is the last position whose pass expired at or before
+// now (0: none); b.mu is held. Expiries follow positions (Advance), so
+// it is a binary search.
+func (b *Book) expiredThrough(now time.Time) int64 {
+	k, _ := slices.BinarySearchFunc(b.advances, now, func(a Advance, t time.Time) int {
+		if a.Expires.After(t) {
+			return 1
+		}
+		return -1
+	})
+	if k == 0 {
+		return 0
+	}
+	return min(b.advances[k-1].Through, int64(len(b.tickets)))
+}
+
+// usedThrough is how many used tickets hold positions 1..pos; b.mu is
+// held.
+func (b *Book) usedThrough(pos int64) int64 {
+	i, _ := slices.BinarySearch(b.usedPos, pos+1)
+	return int64(i)
 }
 
 // indexAt is the index of the ticket at position pos; b.mu is held and

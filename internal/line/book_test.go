@@ -77,12 +77,12 @@ func TestBookPositionsAreTheDraw(t *testing.T) {
 	b2.SealBefore(3)
 	k1, _ := mustKey(t)
 	b2.Add(k1, "a", 1, t0)
-	if st := b2.StateAt(t0, time.Minute); st.Sealed {
+	if st := b2.State(t0, 0); st.Sealed {
 		t.Fatal("sealed before the records before the mark were applied")
 	}
 	k2, _ := mustKey(t)
 	b2.Add(k2, "b", 2, t0)
-	if st := b2.StateAt(t0, time.Minute); !st.Sealed || st.Drawn != 2 {
+	if st := b2.State(t0, 0); !st.Sealed || st.Drawn != 2 {
 		t.Fatalf("after the records: %+v, want sealed with 2 drawn", st)
 	}
 }
@@ -100,27 +100,27 @@ func TestBookPassesOutstandingAndExpired(t *testing.T) {
 	b.SealBefore(11)
 	b.Skip(11)
 	ttl := time.Minute
-	b.Advance(Advance{Through: 3, At: t0, Seq: 1})
-	b.Advance(Advance{Through: 2, At: t0, Seq: 2}) // stale: ignored but remembered as the last
-	b.Advance(Advance{Through: 5, At: t0.Add(30 * time.Second), Seq: 3})
-	st := b.StateAt(t0.Add(10*time.Second), ttl)
+	b.Advance(Advance{Through: 3, At: t0, TTL: ttl, Seq: 1})
+	b.Advance(Advance{Through: 2, At: t0, TTL: ttl, Seq: 2}) // stale: ignored but remembered as the last
+	b.Advance(Advance{Through: 5, At: t0.Add(30 * time.Second), TTL: ttl, Seq: 3})
+	st := b.State(t0.Add(10*time.Second), 0)
 	if st.LetIn != 5 || st.Outstanding != 5 || st.Expired != 0 || st.LastAdvance != 3 {
 		t.Fatalf("state %+v, want let in 5, 5 outstanding, last advance 3", st)
 	}
 	_, k1, _ := b.BuyerAt(1)
 	b.Use(k1)
-	st = b.StateAt(t0.Add(61*time.Second), ttl) // positions 1-3 expired
+	st = b.State(t0.Add(61*time.Second), 0) // positions 1-3 expired
 	if st.Outstanding != 2 || st.Expired != 2 {
 		t.Fatalf("after the first expiry: %+v, want 2 outstanding, 2 expired", st)
 	}
 	_, k2, _ := b.BuyerAt(2)
 	b.Use(k2) // its order was placed in time, its record came late
-	st = b.StateAt(t0.Add(62*time.Second), ttl)
+	st = b.State(t0.Add(62*time.Second), 0)
 	if st.Expired != 1 || st.Used != 2 {
 		t.Fatalf("after a late use: %+v, want 1 expired, 2 used", st)
 	}
 	tick, _ := b.Lookup(k1)
-	if !tick.Used || !tick.LetIn || !tick.LetInAt.Equal(t0) {
+	if !tick.Used || !tick.LetIn || !tick.LetInAt.Equal(t0) || !tick.PassExpires.Equal(t0.Add(ttl)) {
 		t.Fatalf("ticket at position 1: %+v", tick)
 	}
 	p := Pace{LetIn: st.LetIn, Tickets: st.Tickets, Outstanding: st.Outstanding, Budget: 4, StockLeft: 100}
@@ -157,7 +157,7 @@ func bigBook(t testing.TB, n int) (*Book, []TicketKey) {
 	}
 	book.SealBefore(uint64(n + 1))
 	book.Skip(uint64(n + 1))
-	book.Advance(Advance{Through: 500, At: t0, Seq: 1})
+	book.Advance(Advance{Through: 500, At: t0, TTL: time.Minute, Seq: 1})
 	return book, keys
 }
 
