@@ -31,8 +31,11 @@ type LineLedger interface {
 	Join(ctx context.Context, sale, buyer string) (ledger.Joined, bool, error)
 	SealDraw(ctx context.Context, sale string) (bool, error)
 	LineLastSeq(ctx context.Context, sale string) (uint64, error)
-	AdvanceLine(ctx context.Context, sale string, through int64, after uint64) error
+	AdvanceLine(ctx context.Context, sale string, through int64, ttl time.Duration, after uint64) error
 	UsePass(sale, ticket string)
+	// StockLeft is the orders the sale's stream still takes, read at
+	// the call.
+	StockLeft(ctx context.Context, sale string) (int64, error)
 }
 
 // SetRooms makes the gate serve waiting rooms: rooms are followed in
@@ -155,20 +158,27 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.T
 		v.State = TicketOrdered
 	case cfg.PhaseAt(now) == ledger.Closed:
 		v.State = TicketClosed
-	case s.soldOut.Load():
-		v.State = TicketSoldOut
-	case t.LetIn && now.Before(t.LetInAt.Add(ttl)):
+	case t.LetIn && now.Before(t.PassExpires):
+		// Before sold_out: a pass is given only while the stock covers
+		// it, so its holder is served whatever this gate's sold-out
+		// flag says (it may be a refresh behind returned stock).
 		v.State = TicketYourTurn
-		exp := t.LetInAt.Add(ttl)
+		exp := t.PassExpires
 		tok, err := line.Sign(room.Keys.Secret, line.Pass{Sale: s.name, Buyer: t.Buyer, Ticket: v.TicketID, Expires: exp})
 		if err == nil {
 			v.Pass, v.PassExpiresAt = tok, time.UnixMilli(exp.UnixMilli()).UTC()
 		}
 	case t.LetIn:
 		v.State = TicketExpired
+	case s.soldOut.Load():
+		v.State = TicketSoldOut
 	default:
 		v.State = TicketWaiting
 	}
+	// Never so rare that a turn could come and go between two polls:
+	// every state that can still change is asked again within a third
+	// of the pass's life.
+	soon := max(line.MinPoll, ttl/3)
 	switch v.State {
 	case TicketWaiting:
 		if t.Position == 0 {
@@ -188,11 +198,18 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.T
 		v.EstimatedWaitS = estimateOf(w.Seconds(), ok)
 		// Never so rare that a turn could come and go between two polls,
 		// whatever the estimate says.
-		poll := min(line.PollAfter(t.Position, snap.LetIn, snap.rate), max(line.MinPoll, ttl/3))
+		poll := min(line.PollAfter(t.Position, snap.LetIn, snap.rate), soon)
 		v.PollAfterS = int(poll / time.Second)
 	case TicketYourTurn:
+		// Until the pass expires (the holder orders meanwhile), and within
+		// soon: an order placed elsewhere turns it to ordered.
 		v.EstimatedWaitS = estimateOf(0, true)
-		v.PollAfterS = int(min(line.MaxPoll, max(line.MinPoll, time.Until(v.PassExpiresAt).Round(time.Second))) / time.Second)
+		v.PollAfterS = int(min(soon, max(line.MinPoll, v.PassExpiresAt.Sub(now).Round(time.Second))) / time.Second)
+	case TicketSoldOut:
+		// Stock given back (a cancel, a rejected order) reopens the line
+		// until the sale closes: the next in line must see its turn.
+		v.EstimatedWaitS = estimateOf(0, false)
+		v.PollAfterS = int(min(line.MaxPoll, soon) / time.Second)
 	default:
 		v.EstimatedWaitS = estimateOf(0, false)
 		v.PollAfterS = int(line.MaxPoll / time.Second)
@@ -519,9 +536,18 @@ func (g *Gate) PaceLines(ctx context.Context) {
 }
 
 func (g *Gate) paceLine(ctx context.Context, s *sale, cfg *ledger.Sale, room *ledger.Room, now time.Time) {
-	ttl := cfg.PassLifetime()
-	st := room.Book.StateAt(now, ttl)
-	stockLeft := cfg.Capacity() + s.released.Load() - s.admitted.Load()
+	// The line first, the stock after: every order whose pass this look
+	// no longer holds (used, or expired more than passGrace ago) was in
+	// the ledger before the stock is read, so the two never count one
+	// item twice as free (an order counted neither as held nor as sold).
+	st := room.Book.State(now, g.passGrace())
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	stockLeft, err := g.lineLedger.StockLeft(rctx, s.name)
+	cancel()
+	fresh := err == nil
+	if !fresh {
+		stockLeft = cfg.Capacity() + s.released.Load() - s.admitted.Load() // for the estimates only
+	}
 	snap := &lineSnap{State: st, rate: g.lineRate(s, cfg, st), spare: stockLeft - st.Outstanding}
 	s.line.Store(snap)
 	g.lineMetrics(s, snap)
@@ -531,19 +557,23 @@ func (g *Gate) paceLine(ctx context.Context, s *sale, cfg *ledger.Sale, room *le
 			if err := g.sealDraw(sctx, s.name, room); err != nil {
 				g.log.Warn("cannot seal the draw yet", "sale", s.name, "err", err)
 			} else {
-				g.log.Info("draw sealed", "sale", s.name, "drawn", room.Book.StateAt(now, ttl).Drawn)
+				g.log.Info("draw sealed", "sale", s.name, "drawn", room.Book.State(now, 0).Drawn)
 			}
 			cancel()
 		}
 		return
 	}
-	if cfg.PhaseAt(now) != ledger.Open || s.soldOut.Load() {
+	if !fresh || cfg.PhaseAt(now) != ledger.Open {
 		return
 	}
+	// The invariant the pace keeps, on every gate at once (each step a
+	// compare-and-set on the last): orders in the ledger plus passes
+	// held never exceed what the sale's stream takes, so whoever holds
+	// a valid pass finds an item.
 	p := line.Pace{
 		LetIn:       st.LetIn,
 		Tickets:     st.Tickets,
-		Outstanding: st.Outstanding,
+		Outstanding: st.Held,
 		Queued:      s.pending.Load(),
 		Budget:      lineBudget(s, cfg),
 		StockLeft:   stockLeft,
@@ -553,7 +583,7 @@ func (g *Gate) paceLine(ctx context.Context, s *sale, cfg *ledger.Sale, room *le
 		return
 	}
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err := g.lineLedger.AdvanceLine(actx, s.name, next, st.LastAdvance)
+	err = g.lineLedger.AdvanceLine(actx, s.name, next, cfg.PassLifetime(), st.LastAdvance)
 	cancel()
 	switch {
 	case err == nil, errors.Is(err, ledger.ErrPaceMoved):
@@ -563,6 +593,15 @@ func (g *Gate) paceLine(ctx context.Context, s *sale, cfg *ledger.Sale, room *le
 		})
 	}
 }
+
+// clockSkew is how far apart the gates' clocks may be: a pass checked on
+// one gate's clock, its expiry dated by JetStream's.
+const clockSkew = 2 * time.Second
+
+// passGrace is how long after its expiry a pass still holds its item for
+// the pace: an order checked just before the expiry may take the publish
+// timeout to reach the ledger.
+func (g *Gate) passGrace() time.Duration { return g.cfg.PublishTimeout + clockSkew }
 
 // lineBudget is how many orders the line plans the backend to take soon:
 // passes outstanding plus orders queued stay within it. The sale's queue
@@ -662,12 +701,12 @@ func (g *Gate) lineState(s *sale, room *ledger.Room, cfg *ledger.Sale, now time.
 			// The seal is the one figure read live: the seed is revealed
 			// the moment this gate holds the draw.
 			if _, sealing := room.Book.Sealing(); sealing {
-				return room.Book.StateAt(now, cfg.PassLifetime())
+				return room.Book.State(now, g.passGrace())
 			}
 		}
 		return st
 	}
-	return room.Book.StateAt(now, cfg.PassLifetime())
+	return room.Book.State(now, g.passGrace())
 }
 
 // drawTicketsPage bounds one page of GET /v1/sales/{sale}/draw/tickets.
@@ -780,7 +819,16 @@ func (g *Gate) lineMetrics(s *sale, snap *lineSnap) {
 	if d := snap.LetIn - s.lineIssued.Swap(snap.LetIn); d > 0 {
 		m.lineIssued.WithLabelValues(name).Add(float64(d))
 	}
-	if d := snap.Expired - s.lineExpired.Swap(snap.Expired); d > 0 {
-		m.lineExpired.WithLabelValues(name).Add(float64(d))
+	// Expired may step back (a use recorded after its pass's expiry);
+	// the counter follows its highest value.
+	for {
+		seen := s.lineExpired.Load()
+		if snap.Expired <= seen {
+			break
+		}
+		if s.lineExpired.CompareAndSwap(seen, snap.Expired) {
+			m.lineExpired.WithLabelValues(name).Add(float64(snap.Expired - seen))
+			break
+		}
 	}
 }

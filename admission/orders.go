@@ -56,7 +56,12 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	hasKey := len(keys) > 0
 	// A retry carrying its key goes on to the ledger even when sold out, so
 	// that an order admitted before the sell-out is answered as admitted.
-	if s.soldOut.Load() && !hasKey {
+	// So does an order with a pass: the line gives one only while the
+	// stock covers it, and this gate's flag may be a refresh behind stock
+	// given back; JetStream's limit is the judge (a forged pass is
+	// refused below without I/O).
+	soldOut := s.soldOut.Load() && !cfg.WaitingRoom
+	if soldOut && !hasKey {
 		g.finish(ctx, s, overflow.SoldOut, s.soldOutAnswer, start)
 		return
 	}
@@ -69,7 +74,7 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		key = string(keys[0]) // keys is reused by the next PeekAll
 		// A sold-out sale whose every order the gate holds in memory
 		// answers a keyed request as the ledger would, without asking it.
-		if x := s.index.Load(); s.soldOut.Load() && x.covers(s, cfg) {
+		if x := s.index.Load(); soldOut && x.covers(s, cfg) {
 			g.answerFromIndex(ctx, s, cfg, x, key, start)
 			return
 		}

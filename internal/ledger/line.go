@@ -67,8 +67,27 @@ type ticketRecord struct {
 	Buyer  string `json:"buyer"`
 }
 
+// advanceRecord is a step of the pace. TTLMillis is the pass lifetime
+// the step's passes were given: kept in the record so that every gate,
+// and every replay after a change of pass_ttl, dates them alike. A
+// record without it (written before it was kept) is read with
+// DefaultPassTTL.
 type advanceRecord struct {
-	Through int64 `json:"through"`
+	Through   int64 `json:"through"`
+	TTLMillis int64 `json:"ttl_ms,omitempty"`
+}
+
+// advanceOf reads a pace record; false when it is not one.
+func advanceOf(data []byte, at time.Time, seq uint64) (line.Advance, bool) {
+	var a advanceRecord
+	if json.Unmarshal(data, &a) != nil || a.Through <= 0 || a.TTLMillis < 0 {
+		return line.Advance{}, false
+	}
+	ttl := time.Duration(a.TTLMillis) * time.Millisecond
+	if ttl == 0 {
+		ttl = DefaultPassTTL
+	}
+	return line.Advance{Through: a.Through, At: at, TTL: ttl, Seq: seq}, true
 }
 
 func (l *Ledger) lineStreamConfig(s Sale) jetstream.StreamConfig {
@@ -192,13 +211,16 @@ func (l *Ledger) Join(ctx context.Context, sale, buyer string) (Joined, bool, er
 	}
 	data, _ := json.Marshal(ticketRecord{Ticket: id, Buyer: buyer})
 	subj := LineBuyerSubject(sale, buyer)
+	// No message id: the subject's limit of one ticket answers a second
+	// join (a retry too), and a line of a million keeps no million ids in
+	// the server's duplicate window.
 	ack, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
-		jetstream.WithMsgID("j|"+buyer), jetstream.WithExpectStream(LineStreamName(sale)))
+		jetstream.WithExpectStream(LineStreamName(sale)))
 	switch refusalOf(err) {
 	case refusedFull:
 		return Joined{}, false, ErrLineFull
 	case refusedSubjectFull:
-		j, err := l.lineMsg(ctx, sale, 0, subj)
+		j, err := l.lineMsg(ctx, sale, subj)
 		return j, false, err
 	case refusedNoRoom:
 		return Joined{}, false, fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrStoreFull, err)
@@ -206,25 +228,16 @@ func (l *Ledger) Join(ctx context.Context, sale, buyer string) (Joined, bool, er
 	if err != nil {
 		return Joined{}, false, fmt.Errorf("%w: join: %w", ErrUnavailable, err)
 	}
-	if ack.Duplicate {
-		j, err := l.lineMsg(ctx, sale, ack.Sequence, "")
-		return j, false, err
-	}
 	return Joined{Ticket: id, Buyer: buyer, Seq: ack.Sequence}, true, nil
 }
 
-// lineMsg reads a ticket back, by sequence or by its buyer's subject.
-func (l *Ledger) lineMsg(ctx context.Context, sale string, seq uint64, subj string) (Joined, error) {
+// lineMsg reads a ticket back by its buyer's subject.
+func (l *Ledger) lineMsg(ctx context.Context, sale, subj string) (Joined, error) {
 	str, err := l.js.Stream(ctx, LineStreamName(sale))
 	if err != nil {
 		return Joined{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	var raw *jetstream.RawStreamMsg
-	if subj != "" {
-		raw, err = str.GetLastMsgForSubject(ctx, subj)
-	} else {
-		raw, err = str.GetMsg(ctx, seq)
-	}
+	raw, err := str.GetLastMsgForSubject(ctx, subj)
 	if err != nil {
 		return Joined{}, fmt.Errorf("%w: read back the ticket: %w", ErrUnavailable, err)
 	}
@@ -261,13 +274,35 @@ func (l *Ledger) LineLastSeq(ctx context.Context, sale string) (uint64, error) {
 	return str.CachedInfo().State.LastSeq, nil
 }
 
+// StockLeft is how many more orders a sale's stream takes now: its limit
+// (stock + overbook + released) less the orders it holds, read from
+// JetStream at the call, never from a cache: the pace reads it after its
+// look at the line, so that every order whose pass that look no longer
+// counts is in it.
+func (l *Ledger) StockLeft(ctx context.Context, sale string) (int64, error) {
+	str, err := l.js.Stream(ctx, StreamName(sale))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, fmt.Errorf("%w: %s", ErrNoSale, sale)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	info := str.CachedInfo()
+	s, _, ok := saleOf(info.Config)
+	if !ok {
+		return 0, fmt.Errorf("%w: %s", ErrNoSale, sale)
+	}
+	return max(info.Config.MaxMsgs, s.Capacity()) - int64(info.State.Msgs), nil
+}
+
 // ErrPaceMoved: another gate advanced the pace first.
 var ErrPaceMoved = errors.New("ledger: the pace moved on")
 
-// AdvanceLine records "let in through position through", if the pace's
-// last record is still after (0: none yet); ErrPaceMoved otherwise.
-func (l *Ledger) AdvanceLine(ctx context.Context, sale string, through int64, after uint64) error {
-	data, _ := json.Marshal(advanceRecord{Through: through})
+// AdvanceLine records "let in through position through", the passes
+// living ttl, if the pace's last record is still after (0: none yet);
+// ErrPaceMoved otherwise.
+func (l *Ledger) AdvanceLine(ctx context.Context, sale string, through int64, ttl time.Duration, after uint64) error {
+	data, _ := json.Marshal(advanceRecord{Through: through, TTLMillis: max(1, ttl.Milliseconds())})
 	_, err := l.js.Publish(ctx, PaceLetInSubject(sale), data,
 		jetstream.WithExpectLastSequencePerSubject(after), jetstream.WithExpectStream(PaceStream))
 	var apiErr *jetstream.APIError

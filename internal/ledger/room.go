@@ -107,9 +107,8 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 		}
 		switch msg.Subject() {
 		case letIn:
-			var a advanceRecord
-			if json.Unmarshal(msg.Data(), &a) == nil && a.Through > 0 {
-				r.Book.Advance(line.Advance{Through: a.Through, At: meta.Timestamp, Seq: meta.Sequence.Stream})
+			if a, ok := advanceOf(msg.Data(), meta.Timestamp, meta.Sequence.Stream); ok {
+				r.Book.Advance(a)
 			}
 		case used:
 			if key, ok := line.KeyOf(strings.TrimSpace(string(msg.Data()))); ok {
@@ -290,7 +289,7 @@ func (rs *Rooms) openWith(ctx context.Context, sale string) {
 	}
 	rs.rooms[sale] = r
 	rs.publish()
-	rs.log.Info("waiting room open", "sale", sale, "tickets", r.Book.StateAt(time.Now(), 0).Tickets)
+	rs.log.Info("waiting room open", "sale", sale, "tickets", r.Book.Len())
 }
 
 // publish makes the rooms visible to Room; rs.mu is held.
