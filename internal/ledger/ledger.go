@@ -26,6 +26,7 @@ const DefaultDuplicateWindow = 24 * time.Hour
 // jetstream_errors_generated.go).
 const (
 	errCodeStoreFailed           = 10077 // JSStreamStoreFailedF: a limit refused the message
+	errCodeDuplicateInProcess    = 10158 // JSStreamDuplicateMessageConflict: the same id is being stored
 	errCodeInsufficientResources = 10023 // JSInsufficientResourcesErr: no room in the store
 )
 
@@ -199,7 +200,7 @@ func (l *Ledger) Place(ctx context.Context, o Order, msgID string) (id OrderID, 
 		return OrderID{}, false, fmt.Errorf("ledger: encode order: %w", err)
 	}
 	msg := &nats.Msg{Subject: BuyerRoundSubject(o.Sale, o.BuyerID, o.Round), Data: data}
-	ack, err := l.js.PublishMsg(ctx, msg,
+	ack, err := PublishDeduplicated(ctx, l.js, msg,
 		jetstream.WithMsgID(msgID),
 		jetstream.WithExpectStream(StreamName(o.Sale)))
 	if err != nil {
@@ -317,4 +318,32 @@ func DecodeOrder(data []byte) (Order, error) {
 		return Order{}, fmt.Errorf("ledger: decode order: %w", err)
 	}
 	return o, nil
+}
+
+// InProcess says that JetStream refused a publish because another with
+// the same message id is being stored at that moment (error 10158, seen
+// on clustered streams): the first one's outcome is not known yet, and a
+// retry after it is answered as its duplicate.
+func InProcess(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess
+}
+
+// PublishDeduplicated publishes msg with its message id, waiting out a
+// concurrent publish of the same id (InProcess) until ctx ends: the
+// answer is then the stored message's, as a duplicate.
+func PublishDeduplicated(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	wait := 5 * time.Millisecond
+	for {
+		ack, err := js.PublishMsg(ctx, msg, opts...)
+		if !InProcess(err) {
+			return ack, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
 }

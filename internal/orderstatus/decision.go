@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"sluice/internal/ledger"
 )
 
 // Stream holds the decisions.
@@ -118,7 +121,9 @@ func (r *Recorder) RecordOnce(ctx context.Context, d Decision, msgID string) err
 	if err != nil {
 		return fmt.Errorf("orderstatus: encode: %w", err)
 	}
-	if _, err := r.js.Publish(ctx, Subject(d.Sale), b, jetstream.WithMsgID(msgID)); err != nil {
+	// Concurrent records of one decision (cancels of one order at two
+	// gates) wait for the first: one is stored, all are answered.
+	if _, err := ledger.PublishDeduplicated(ctx, r.js, &nats.Msg{Subject: Subject(d.Sale), Data: b}, jetstream.WithMsgID(msgID)); err != nil {
 		return fmt.Errorf("orderstatus: record: %w", err)
 	}
 	return nil
