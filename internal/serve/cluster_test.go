@@ -44,6 +44,7 @@ func TestThreeGateClusterKeepsTheStock(t *testing.T) {
 		cfg.Replicas = 3
 		if i == 0 {
 			cfg.Sales = []serve.SaleSpec{{Sale: ledger.Sale{Name: "s1", Stock: 100}}}
+			cfg.AdminToken = "admin-token-for-tests"
 		} else {
 			cfg.NoDrain = true // one drain for the cluster
 		}
@@ -83,6 +84,7 @@ func TestThreeGateClusterKeepsTheStock(t *testing.T) {
 	}
 	var mu sync.Mutex
 	counts := map[int]int{}
+	var placed []string
 	var bw sync.WaitGroup
 	for i := range 1000 {
 		bw.Add(1)
@@ -91,6 +93,9 @@ func TestThreeGateClusterKeepsTheStock(t *testing.T) {
 			a := gatetest.Order(t, c, "http://"+gates[i%3].APIAddr(), "s1", fmt.Sprint("buyer-", i), "")
 			mu.Lock()
 			counts[a.Status]++
+			if a.Status == 202 {
+				placed = append(placed, a.Str("order_id"))
+			}
 			mu.Unlock()
 		}()
 	}
@@ -122,6 +127,29 @@ func TestThreeGateClusterKeepsTheStock(t *testing.T) {
 			return gatetest.Get(t, c, "http://"+g.APIAddr()+"/v1/sales/s1").Body["confirmed"] == float64(100)
 		})
 	}
+	// Fifty cancels of one order at once, on the replicated decisions
+	// stream: one is recorded, every one is answered 200 (JetStream
+	// answered those that came while the first was being stored with
+	// "duplicate message id is in process", and the gate with 503).
+	cancels := map[int]int{}
+	var cw sync.WaitGroup
+	for range 50 {
+		cw.Add(1)
+		go func() {
+			defer cw.Done()
+			a := gatetest.Admin(t, c, gates[0].OpsAddr(), "POST", "/admin/orders/"+placed[0]+"/cancel", cfgs[0].AdminToken, "")
+			mu.Lock()
+			cancels[a.Status]++
+			mu.Unlock()
+		}()
+	}
+	cw.Wait()
+	if cancels[200] != 50 {
+		t.Fatalf("50 concurrent cancels of one order answered %v; want 50×200", cancels)
+	}
+	gatetest.Eventually(t, 10*time.Second, "the sale to count one order given back", func() bool {
+		return gatetest.Get(t, c, "http://"+gates[1].APIAddr()+"/v1/sales/s1").Body["remaining"] == float64(1)
+	})
 	// Acks that did not land would bring every order back (100). An ack
 	// sent while the new cluster still moves the consumer's leader can be
 	// lost, and its order comes back once, harmlessly (a loaded CI machine
