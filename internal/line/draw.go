@@ -1,9 +1,3 @@
-// Package line holds the pure parts of a sale's waiting room: the
-// verifiable draw that orders the tickets taken before the start, the
-// positions, the pace at which the line lets buyers in, and the passes
-// that admit them. It does no I/O and reads no clock: time is an
-// argument, as in golang.org/x/time/rate, so that every gate computes
-// the same answers from the same durable facts.
 package line
 
 import (

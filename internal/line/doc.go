@@ -1,0 +1,44 @@
+// Package line holds the pure parts of a sale's waiting room: the
+// verifiable draw that orders the tickets taken before the start, the
+// positions, the pace at which the line lets buyers in, and the passes
+// that admit them. It does no I/O and reads no clock: time is an
+// argument, as in golang.org/x/time/rate, so that every gate computes
+// the same answers from the same durable facts.
+//
+// # The line's promises
+//
+// A ticket's holder is promised a place, and a pass that is theirs when
+// the place comes. The line keeps that promise by these invariants; each
+// is kept where the comment says and checked by a test.
+//
+//  1. The line is a function of its durable records. Book applies the
+//     line stream's records (tickets, the draw mark) and the pace
+//     stream's (advances, uses) in whatever interleaving the two streams
+//     are read in, and any record twice; Book.State(now, grace) and
+//     Book.Lookup then depend on those records and now alone. Every gate,
+//     every restart, every replay and a room turned off and on compute
+//     the same positions, let-in, used, outstanding and expired passes.
+//     (Book; TestBookIsAFunctionOfItsRecords compares it with a naive
+//     model over random interleavings, replays and reads.)
+//  2. A read never writes. No query moves a mark: expiry is a function
+//     of now, not a state advanced by whoever looked last. (Book.State)
+//  3. Positions are let in in order: let-in is a prefix 1..N that never
+//     shrinks. (Book.Advance, Pace.Next)
+//  4. A pass's expiry is fixed when it is given: its advance's JetStream
+//     timestamp plus the pass_ttl written in that record (never
+//     earlier than the previous step's), so a later change of pass_ttl
+//     changes no pass already given. (Advance.Expires)
+//  5. Orders in the ledger plus passes held never exceed what the sale
+//     takes (stock + overbook + released), so whoever holds a valid pass
+//     finds an item: nobody holding a valid pass is refused for stock
+//     while someone behind them buys. A pass is held until its expiry
+//     plus a grace (the publish timeout and clock skew: an order checked
+//     just before the expiry may still be on its way); the pace reads the
+//     line first and the stock after, so that no order is counted
+//     neither as held nor as sold. (Pace.Next, admission's paceLine;
+//     TestLinePromisesUnderFaults checks it against the records after
+//     every fault.)
+//  6. Every state that can still change is polled within a third of
+//     pass_ttl, so a turn, and stock given back, reaches its holder
+//     before the pass expires. (admission's viewTicket)
+package line
