@@ -13,6 +13,7 @@ import (
 
 	"sluice/admission"
 	"sluice/internal/broker"
+	"sluice/internal/gctune"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
 )
@@ -22,7 +23,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	setGC(cfg)
+	defer setGC(cfg)()
 	return serve.Run(ctx, cfg)
 }
 
@@ -31,7 +32,7 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	setGC(cfg)
+	defer setGC(cfg)()
 	return serve.Run(ctx, cfg)
 }
 
@@ -39,22 +40,32 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // is small, so with Go's default it collects many times a second under a
 // burst, and each cycle carries a fixed cost from the embedded JetStream
 // server: measured, that made the sold-out answer ~15% dearer than a bare
-// handler's. Collecting at 400% of the live heap removes that cost; the
-// heap stays a small multiple of what is live.
+// handler's. Collecting at 400% of the live heap removes that cost. A big
+// live heap (a waiting room of a million tickets) needs no such head room
+// and would be let grow fivefold: with --gc-headroom the percent follows
+// the live heap after each collection (internal/gctune), so the heap grows
+// by at most the live heap or the head room, whichever is larger.
 //
 // --memory-limit sets the runtime's soft memory limit: the collector runs
 // as often as it must to stay under it, whatever the GC percent, so the
-// head room that 400% buys cannot take the process past it.
-func setGC(cfg serve.Config) {
+// head room cannot take the process past it. The returned func stops the
+// tuning.
+func setGC(cfg serve.Config) (stop func()) {
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && cfg.MemoryLimit > 0 {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
 		cfg.Logger.Debug("memory limit set", "bytes", cfg.MemoryLimit)
 	}
 	if _, set := os.LookupEnv("GOGC"); set || cfg.GCPercent == 0 {
-		return
+		return func() {}
+	}
+	if cfg.GCHeadroom > 0 && cfg.GCPercent > 100 {
+		t := gctune.Start(cfg.GCPercent, cfg.GCHeadroom)
+		cfg.Logger.Debug("GC percent tuned", "max", cfg.GCPercent, "headroom_bytes", cfg.GCHeadroom)
+		return t.Stop
 	}
 	old := debug.SetGCPercent(cfg.GCPercent)
 	cfg.Logger.Debug("GC percent set", "from", old, "to", cfg.GCPercent)
+	return func() {}
 }
 
 // bytesFlag is a size in bytes, given as a number with an optional
@@ -64,6 +75,14 @@ type bytesFlag struct{ n *int64 }
 func (b bytesFlag) String() string {
 	if b.n == nil || *b.n == 0 {
 		return "0"
+	}
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if *b.n%u.mult == 0 {
+			return strconv.FormatInt(*b.n/u.mult, 10) + u.suffix
+		}
 	}
 	return strconv.FormatInt(*b.n, 10)
 }
@@ -165,7 +184,9 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 	fs.IntVar(&cfg.Drain.MaxDeliver, "max-deliver", 10, "attempts before an order is dead-lettered")
 	fs.DurationVar(&cfg.Drain.BackendTimeout, "backend-timeout", 10*time.Second, "longest backend call")
 	fs.DurationVar(&cfg.Drain.AckWait, "ack-wait", 5*time.Second, "redeliver an order a drain took and did not settle after this long (a crashed drain's orders); batches in the backend are kept alive every third of it")
-	fs.IntVar(&cfg.GCPercent, "gc-percent", 400, "Go GC target percent (0: the runtime's default; GOGC wins if set)")
+	fs.IntVar(&cfg.GCPercent, "gc-percent", 400, "Go GC target percent while the live heap is small (0: the runtime's default; GOGC wins if set)")
+	cfg.GCHeadroom = 256 << 20
+	fs.Var(bytesFlag{&cfg.GCHeadroom}, "gc-headroom", "bound on the heap's growth between collections: as the live heap grows the GC percent falls (down to 100), so the heap grows by at most the larger of the live heap and this (0: a fixed --gc-percent)")
 	fs.Var(bytesFlag{&cfg.MemoryLimit}, "memory-limit", "soft memory limit of the process, e.g. 2GiB: the GC collects as often as it must to stay under it (0: none; GOMEMLIMIT wins if set)")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,6 +66,7 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 	if err != nil {
 		return nil, fmt.Errorf("%w: follow the line of %s: %w", ErrUnavailable, sale, err)
 	}
+	// Large pulls: a gate replays the whole line when it starts.
 	cc, err := lineCons.Consume(func(msg jetstream.Msg) {
 		meta, err := msg.Metadata()
 		if err != nil {
@@ -78,9 +78,9 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 			r.Book.Skip(seq)
 			return
 		}
-		var t ticketRecord
-		key, ok := line.TicketKey{}, false
-		if json.Unmarshal(msg.Data(), &t) == nil {
+		t, ok := ticketOf(msg.Data())
+		key := line.TicketKey{}
+		if ok {
 			key, ok = line.KeyOf(t.Ticket)
 		}
 		if !ok {
@@ -89,7 +89,7 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 			return
 		}
 		r.Book.Add(key, t.Buyer, seq, meta.Timestamp)
-	})
+	}, jetstream.PullMaxMessages(4096))
 	if err != nil {
 		return nil, fmt.Errorf("%w: follow the line of %s: %w", ErrUnavailable, sale, err)
 	}

@@ -210,3 +210,25 @@ func TestChiSquareP(t *testing.T) {
 		}
 	}
 }
+
+// Break 3: the line and the pace are two streams read by two consumers;
+// a use applied before its ticket was dropped, and after a restart the
+// used pass read your_turn again. The use is kept until its ticket comes.
+func TestBookUseBeforeItsTicket(t *testing.T) {
+	seed, _ := NewSeed()
+	t0 := time.Unix(1_800_000_000, 0)
+	b := NewBook(seed)
+	k, _ := mustKey(t)
+	b.Use(k) // the pace stream read first
+	b.Advance(Advance{Through: 1, At: t0, TTL: time.Minute, Seq: 2})
+	b.Add(k, "alice", 1, t0)
+	b.SealBefore(2)
+	b.Skip(2)
+	tk, _ := b.Lookup(k)
+	if !tk.Used || !tk.LetIn {
+		t.Fatalf("ticket %+v: want used and let in", tk)
+	}
+	if st := b.State(t0.Add(time.Second), 0); st.Used != 1 || st.Outstanding != 0 || st.LetIn != 1 {
+		t.Fatalf("state %+v: want 1 used, none outstanding", st)
+	}
+}

@@ -81,6 +81,10 @@ type Config struct {
 	// GCPercent is applied by cmd/sluice (see its setGC); serve itself
 	// leaves the process's GC alone.
 	GCPercent int
+	// GCHeadroom bounds the heap's growth beyond the live heap between
+	// collections, once the live heap is bigger than it (cmd/sluice's
+	// setGC, internal/gctune); 0 keeps GCPercent fixed.
+	GCHeadroom int64
 	// MemoryLimit is the Go runtime's soft memory limit in bytes, applied
 	// by cmd/sluice likewise (GOMEMLIMIT wins); 0 means none.
 	MemoryLimit int64
