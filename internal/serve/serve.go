@@ -218,6 +218,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.opsLn, err = net.Listen("tcp", cfg.OpsListen); err != nil {
 		return nil, fmt.Errorf("%s: ops listen %s: %w", cmd, cfg.OpsListen, err)
 	}
+	if !cfg.DrainOnly {
+		if err := cfg.Gate.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %w", cmd, err)
+		}
+	}
 	if cfg.SoldOutPage != "" {
 		page, err := os.ReadFile(cfg.SoldOutPage)
 		if err != nil {
