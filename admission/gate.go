@@ -279,6 +279,7 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	s.read = st.Read
 	cfg := st.Sale
 	s.cfg.Store(&cfg)
+	s.setSchema(&cfg)
 	limiter.SetRate(s.limiter, cfg.Rate, cfg.Burst)
 	prevDrained := s.drained.Load()
 	// After a drain's crash its orders decided but not acked count as

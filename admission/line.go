@@ -463,7 +463,8 @@ func (g *Gate) readJoinBuyer(rc *fasthttp.RequestCtx) (string, overflow.Reason) 
 	if !jsonContentType(ct) {
 		return "", overflow.BadContentType
 	}
-	return decodeOrder(body)
+	d, reason := decodeOrder(body, true)
+	return d.buyer, reason
 }
 
 // sealDraw writes the draw mark and waits until this gate's copy of the

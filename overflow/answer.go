@@ -28,6 +28,9 @@ type Problem struct {
 	Allow string
 	// Line is the URL of the sale's waiting-room line (pass_required).
 	Line string
+	// Path is a JSON pointer into the request body to the value at
+	// fault (bad_payload).
+	Path string
 }
 
 // Answer is a Problem rendered once, to be written many times. It is
@@ -72,6 +75,7 @@ type problemDoc struct {
 	BackendReason string `json:"backend_reason,omitempty"`
 	RetryAfter    int    `json:"retry_after,omitempty"`
 	Line          string `json:"line,omitempty"`
+	Path          string `json:"path,omitempty"`
 }
 
 // Render renders p.
@@ -99,6 +103,7 @@ func (r *Renderer) Render(p Problem) *Answer {
 		BackendReason: p.BackendReason,
 		RetryAfter:    secs,
 		Line:          p.Line,
+		Path:          p.Path,
 	}
 	js, _ := json.Marshal(doc) // plain strings and ints always marshal
 	a := &Answer{status: info.status, json: append(js, '\n')}
