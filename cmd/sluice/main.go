@@ -4,6 +4,7 @@
 //	sluice drain      run only the drain, beside gates that run --no-drain
 //	sluice loadtest   rehearse a drop against a gate and check the outcome
 //	sluice status     every sale of a running gate at a glance
+//	sluice sale       make and change sales over the admin API
 //	sluice dashboards export DIR
 //	                  write the Grafana dashboards, provisioning, Prometheus
 //	                  config and alerts into DIR
@@ -66,6 +67,8 @@ Usage:
   sluice drain [flags]     run only the drain, against the gates' NATS (--nats-url)
   sluice loadtest [flags]  rehearse a drop against a gate and check the outcome
   sluice status [flags]    every sale of a running gate at a glance (--watch)
+  sluice sale list|show|create|update|open|close [NAME] [flags]
+                           make and change sales over the admin API
   sluice draw verify --sale NAME [--gate URL]
                            check a waiting room's draw from public data alone
   sluice dashboards export DIR
@@ -90,6 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLoadtest(ctx, args[1:], stdout, stderr)
 	case "status":
 		return runStatus(ctx, args[1:], stdout, stderr)
+	case "sale":
+		return runSale(ctx, args[1:], stdout, stderr)
 	case "dashboards":
 		return runDashboards(args[1:], stdout, stderr)
 	case "draw":
