@@ -250,7 +250,7 @@ func (g *Gate) writeTicket(rc *fasthttp.RequestCtx, status int, v *ticketView, h
 	if html {
 		h.SetContentType("text/html; charset=utf-8")
 		var buf bytes.Buffer
-		overflow.WaitingPage(&buf, v)
+		g.render.WaitingPage(&buf, v)
 		rc.Response.SetBodyRaw(buf.Bytes())
 		return
 	}
@@ -755,7 +755,7 @@ func (g *Gate) getLine(rc *fasthttp.RequestCtx, saleName string) {
 	if overflow.AcceptsHTML(&rc.Request.Header) {
 		rc.Response.Header.SetContentType("text/html; charset=utf-8")
 		var buf bytes.Buffer
-		overflow.JoinPage(&buf, s.name, g.cfg.BuyerHeader == "")
+		g.render.JoinPage(&buf, s.name, g.cfg.BuyerHeader == "")
 		rc.Response.SetBodyRaw(buf.Bytes())
 		return
 	}

@@ -8,6 +8,8 @@
 //	sluice dashboards export DIR
 //	                  write the Grafana dashboards, provisioning, Prometheus
 //	                  config and alerts into DIR
+//	sluice pages export DIR
+//	                  write the built-in HTML pages, templates for --pages
 //	sluice version    print the build
 //
 // Every flag of a command can also be set by the environment as
@@ -74,6 +76,8 @@ Usage:
   sluice dashboards export DIR
                            write the Grafana dashboards, their provisioning, a
                            Prometheus config and the alerting rules into DIR
+  sluice pages export DIR  write the built-in HTML pages into DIR, the starting
+                           point of your own (sluice serve --pages DIR)
   sluice version           print the build (also: sluice --version)
 
 Every command takes --help.
@@ -97,6 +101,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSale(ctx, args[1:], stdout, stderr)
 	case "dashboards":
 		return runDashboards(args[1:], stdout, stderr)
+	case "pages":
+		return runPages(args[1:], stdout, stderr)
 	case "draw":
 		return runDraw(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version", "-v":
