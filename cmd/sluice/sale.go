@@ -53,7 +53,6 @@ Flags:
 type saleSettings struct {
 	fs     *flag.FlagSet
 	fields map[string]any
-	errs   []string
 }
 
 func (s *saleSettings) intFlag(name, field, help string) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -120,5 +121,30 @@ func TestSaleCommand(t *testing.T) {
 	err := run(context.Background(), []string{"sale", "list", "--ops", "127.0.0.1:1"}, &out2, &out2)
 	if err == nil || !strings.Contains(err.Error(), "cannot reach the gate's ops listener") {
 		t.Errorf("no gate: %v", err)
+	}
+}
+
+// CORS origins come from the repeated flag, or the config file's
+// cors_origins list; a wildcard or a URL with a path is refused at start.
+func TestCORSConfig(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "sluice.yaml")
+	if err := os.WriteFile(file, []byte("cors_origins: [\"https://shop.example\", \"http://localhost:3000\"]\ncors_credentials: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseServe([]string{"--config", file}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.Gate.CORS.Origins, " "); got != "https://shop.example http://localhost:3000" || !cfg.Gate.CORS.Credentials {
+		t.Errorf("from the file: %q credentials %v", got, cfg.Gate.CORS.Credentials)
+	}
+	cfg, err = parseServe([]string{"--config", file, "--cors-origin", "https://other.example"}, io.Discard)
+	if err != nil || strings.Join(cfg.Gate.CORS.Origins, " ") != "https://other.example" {
+		t.Errorf("the flag beats the file: %v %v", cfg.Gate.CORS.Origins, err)
+	}
+	for _, bad := range []string{"*", "https://shop.example/path", "shop.example"} {
+		if _, err := parseServe([]string{"--cors-origin", bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "--cors-origin") {
+			t.Errorf("--cors-origin %s: %v", bad, err)
+		}
 	}
 }
