@@ -140,6 +140,10 @@ type salePatch struct {
 	LineOpens   *ledger.Duration `json:"line_opens"`
 	PassTTL     *ledger.Duration `json:"pass_ttl"`
 	LineLimit   *int64           `json:"line_limit"`
+	// PayloadSchema replaces the sale's payload_schema; null removes it.
+	// Not a pointer: encoding/json sets a pointer to nil for null, which
+	// would read as absent.
+	PayloadSchema json.RawMessage `json:"payload_schema"`
 }
 
 func (g *Gate) adminPatch(w http.ResponseWriter, r *http.Request) {
@@ -179,6 +183,15 @@ func (g *Gate) adminPatch(w http.ResponseWriter, r *http.Request) {
 		if err := json.Unmarshal(*t.raw, t.dst); err != nil {
 			g.render.Write(w, r, overflow.Problem{Reason: overflow.BadRequest, Detail: "starts_at and ends_at are RFC 3339 times or null"})
 			return
+		}
+	}
+	if p.PayloadSchema != nil {
+		cfg.PayloadSchema = nil
+		if string(p.PayloadSchema) != "null" {
+			if err := json.Unmarshal(p.PayloadSchema, &cfg.PayloadSchema); err != nil {
+				g.render.Write(w, r, overflow.Problem{Reason: overflow.BadRequest, Detail: "payload_schema is a JSON Schema object, or null to remove it"})
+				return
+			}
 		}
 	}
 	g.ensure(w, r, cfg, http.StatusOK)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"sluice/admission"
 	"sluice/internal/broker"
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
@@ -103,5 +104,76 @@ func benchAdmit(b *testing.B, mode broker.Sync) {
 	})
 	if f := failed.Load(); f > 0 {
 		b.Fatalf("%d orders not admitted", f)
+	}
+}
+
+// BenchmarkSoldOutCORS is BenchmarkSoldOut with CORS on and the request
+// from an allowed origin: the answer carries the CORS headers.
+func BenchmarkSoldOutCORS(b *testing.B) {
+	cfg := gatetest.Config(b, ledger.Sale{Name: "s1", Stock: 1})
+	cfg.Gate.CORS = admission.CORS{Origins: []string{"https://shop.example"}}
+	srv := gatetest.Start(b, cfg)
+	c := gatetest.Client()
+	gatetest.Order(b, c, "http://"+srv.APIAddr(), "s1", "first", "")
+	h := srv.APIHandler()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := orderCtx("s1", `{"buyer_id":"someone"}`)
+		ctx.Request.Header.Set("Origin", "https://shop.example")
+		for pb.Next() {
+			ctx.Response.Reset()
+			h(ctx)
+			if ctx.Response.StatusCode() != 410 || len(ctx.Response.Header.Peek("Access-Control-Allow-Origin")) == 0 {
+				b.Errorf("status %d, no CORS header", ctx.Response.StatusCode())
+				return
+			}
+		}
+	})
+}
+
+// TestFloodAnswersDoNotAllocate: the answers a drop's flood gets (sold
+// out, busy, unknown sale, a refused body) allocate nothing, with CORS on
+// or off and from an allowed origin or another.
+func TestFloodAnswersDoNotAllocate(t *testing.T) {
+	for _, cors := range []bool{false, true} {
+		cfg := gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 1}, ledger.Sale{Name: "busy", Stock: 100, Rate: 1e-9, Burst: 1})
+		if cors {
+			cfg.Gate.CORS = admission.CORS{Origins: []string{"https://shop.example"}, Credentials: true}
+		}
+		srv := gatetest.Start(t, cfg)
+		c := gatetest.Client()
+		gatetest.Order(t, c, "http://"+srv.APIAddr(), "s1", "first", "")
+		gatetest.Order(t, c, "http://"+srv.APIAddr(), "busy", "first", "")
+		h := srv.APIHandler()
+		for _, tc := range []struct {
+			sale, body, origin string
+			status             int
+		}{
+			{"s1", `{"buyer_id":"someone"}`, "https://shop.example", 410},
+			{"s1", `{"buyer_id":"someone"}`, "https://other.example", 410},
+			{"s1", `{"buyer_id":"someone"}`, "", 410},
+			{"busy", `{"buyer_id":"someone"}`, "https://shop.example", 429},
+			{"nope", `{"buyer_id":"someone"}`, "https://shop.example", 404},
+		} {
+			ctx := orderCtx(tc.sale, tc.body)
+			if tc.origin != "" {
+				ctx.Request.Header.Set("Origin", tc.origin)
+			}
+			serve := func() {
+				ctx.Response.Reset()
+				h(ctx)
+			}
+			serve()
+			if ctx.Response.StatusCode() != tc.status {
+				t.Fatalf("cors=%v %s from %q: status %d, want %d", cors, tc.sale, tc.origin, ctx.Response.StatusCode(), tc.status)
+			}
+			if got := string(ctx.Response.Header.Peek("Access-Control-Allow-Origin")); cors && tc.origin == "https://shop.example" && got != tc.origin {
+				t.Errorf("cors=%v %s from %q: Access-Control-Allow-Origin %q", cors, tc.sale, tc.origin, got)
+			}
+			if n := testing.AllocsPerRun(200, serve); n != 0 {
+				t.Errorf("cors=%v %s from %q: %v allocations per answer, want 0", cors, tc.sale, tc.origin, n)
+			}
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"strings"
 
+	"sluice/internal/payload"
 	"sluice/overflow"
 )
 
@@ -52,30 +53,43 @@ func jsonContentType(ct []byte) bool {
 	return err == nil && mt == "application/json"
 }
 
-// decodeOrder parses an order body. It returns the buyer id, or the reason
-// the body is refused. The body must be exactly one JSON object; fields
-// other than buyer_id are ignored so that clients may send more. A key
-// given twice, or buyer_id spelt in another case, is refused: encoding/json
-// would take the last one, or match case-insensitively, while a proxy in
-// front may have checked another.
-func decodeOrder(body []byte) (string, overflow.Reason) {
+// decodedOrder is what an order body says: the buyer and the shop's
+// payload (compacted; nil without one).
+type decodedOrder struct {
+	buyer   string
+	payload []byte
+	// bad says what is wrong with the payload (bad_payload).
+	bad string
+}
+
+// decodeOrder parses an order body. It returns the buyer id and payload,
+// or the reason the body is refused. The body must be exactly one JSON
+// object; fields other than buyer_id and payload are ignored so that
+// clients may send more. A key given twice, or buyer_id or payload spelt
+// in another case, is refused: encoding/json would take the last one, or
+// match case-insensitively, while a proxy in front may have checked
+// another. With needBuyer false (the buyer comes from a header) buyer_id
+// is not required.
+func decodeOrder(body []byte, needBuyer bool) (decodedOrder, overflow.Reason) {
 	if b, ok := plainOrder(body); ok {
-		return b, ""
+		return decodedOrder{buyer: b}, ""
 	}
-	return decodeObject(body)
+	return decodeObject(body, needBuyer)
 }
 
 // decodeObject is decodeOrder for any body, with a JSON decoder.
-func decodeObject(body []byte) (string, overflow.Reason) {
+func decodeObject(body []byte, needBuyer bool) (decodedOrder, overflow.Reason) {
+	var out decodedOrder
 	if !isJSONObject(body) {
-		return "", overflow.BadJSON
+		return out, overflow.BadJSON
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if _, err := dec.Token(); err != nil { // the '{' isJSONObject saw
-		return "", overflow.BadJSON
+		return out, overflow.BadJSON
 	}
 	var (
 		buyer   *string
+		raw     json.RawMessage
 		seen    = make(map[string]bool, 2)
 		skipped json.RawMessage
 	)
@@ -83,32 +97,47 @@ func decodeObject(body []byte) (string, overflow.Reason) {
 		tok, err := dec.Token()
 		key, ok := tok.(string)
 		if err != nil || !ok || seen[key] {
-			return "", overflow.BadJSON
+			return out, overflow.BadJSON
 		}
 		seen[key] = true
 		switch {
 		case key == "buyer_id":
 			if err := dec.Decode(&buyer); err != nil {
-				return "", overflow.BadJSON
+				return out, overflow.BadJSON
 			}
-		case strings.EqualFold(key, "buyer_id"):
-			return "", overflow.BadJSON
+		case key == "payload":
+			if err := dec.Decode(&raw); err != nil {
+				return out, overflow.BadJSON
+			}
+		case strings.EqualFold(key, "buyer_id"), strings.EqualFold(key, "payload"):
+			return out, overflow.BadJSON
 		default:
 			if err := dec.Decode(&skipped); err != nil {
-				return "", overflow.BadJSON
+				return out, overflow.BadJSON
 			}
 		}
 	}
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return "", overflow.BadJSON
+		return out, overflow.BadJSON
 	}
 	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) != 0 {
-		return "", overflow.BadJSON // trailing data after the object
+		return out, overflow.BadJSON // trailing data after the object
 	}
-	if buyer == nil || !validBuyerID(*buyer) {
-		return "", overflow.BadBuyerID
+	if needBuyer {
+		if buyer == nil || !validBuyerID(*buyer) {
+			return out, overflow.BadBuyerID
+		}
+		out.buyer = *buyer
 	}
-	return *buyer, ""
+	if raw != nil {
+		p, err := payload.Canonical(raw)
+		if err != nil {
+			out.bad = err.Error()
+			return out, overflow.BadPayload
+		}
+		out.payload = p
+	}
+	return out, ""
 }
 
 // plainOrder reads the body clients send, {"buyer_id":"…"} exactly, with

@@ -10,38 +10,53 @@ import (
 
 func TestDecodeOrder(t *testing.T) {
 	cases := []struct {
-		body   string
-		buyer  string
-		reason overflow.Reason
+		body    string
+		buyer   string
+		reason  overflow.Reason
+		payload string
 	}{
-		{`{"buyer_id":"alice"}`, "alice", ""},
-		{` {"buyer_id":"a.b:c@d-e_f"} ` + "\n", "a.b:c@d-e_f", ""},
-		{`{"buyer_id":"alice","quantity":1}`, "alice", ""},
-		{`{"buyer_id":"` + strings.Repeat("x", 128) + `"}`, strings.Repeat("x", 128), ""},
-		{`{"buyer_id":"` + strings.Repeat("x", 129) + `"}`, "", overflow.BadBuyerID},
-		{`{"buyer_id":"al ice"}`, "", overflow.BadBuyerID},
-		{`{"buyer_id":"ålice"}`, "", overflow.BadBuyerID},
-		{`{"buyer_id":null}`, "", overflow.BadBuyerID},
-		{`{}`, "", overflow.BadBuyerID},
-		{`{"buyer_id":1}`, "", overflow.BadJSON},
-		{``, "", overflow.BadJSON},
-		{`null`, "", overflow.BadJSON},
-		{`"alice"`, "", overflow.BadJSON},
-		{`{"buyer_id":"a"}{}`, "", overflow.BadJSON},
-		{`{"buyer_id":"a"}]`, "", overflow.BadJSON},
-		{`{"buyer_id":"a"`, "", overflow.BadJSON},
-		{`{"buyer_id":"a","buyer_id":"b"}`, "", overflow.BadJSON},
-		{`{"buyer_id":"a","buyer\u005fid":"b"}`, "", overflow.BadJSON},
-		{`{"Buyer_ID":"a"}`, "", overflow.BadJSON},
-		{`{"buyer_id":"a","BUYER_ID":"b"}`, "", overflow.BadJSON},
-		{`{"pad":1,"pad":2,"buyer_id":"a"}`, "", overflow.BadJSON},
-		{`{"pad":{"buyer_id":"x"},"buyer_id":"a"}`, "a", ""},
+		{`{"buyer_id":"alice"}`, "alice", "", ""},
+		{` {"buyer_id":"a.b:c@d-e_f"} ` + "\n", "a.b:c@d-e_f", "", ""},
+		{`{"buyer_id":"alice","quantity":1}`, "alice", "", ""},
+		{`{"buyer_id":"` + strings.Repeat("x", 128) + `"}`, strings.Repeat("x", 128), "", ""},
+		{`{"buyer_id":"` + strings.Repeat("x", 129) + `"}`, "", overflow.BadBuyerID, ""},
+		{`{"buyer_id":"al ice"}`, "", overflow.BadBuyerID, ""},
+		{`{"buyer_id":"ålice"}`, "", overflow.BadBuyerID, ""},
+		{`{"buyer_id":null}`, "", overflow.BadBuyerID, ""},
+		{`{}`, "", overflow.BadBuyerID, ""},
+		{`{"buyer_id":1}`, "", overflow.BadJSON, ""},
+		{``, "", overflow.BadJSON, ""},
+		{`null`, "", overflow.BadJSON, ""},
+		{`"alice"`, "", overflow.BadJSON, ""},
+		{`{"buyer_id":"a"}{}`, "", overflow.BadJSON, ""},
+		{`{"buyer_id":"a"}]`, "", overflow.BadJSON, ""},
+		{`{"buyer_id":"a"`, "", overflow.BadJSON, ""},
+		{`{"buyer_id":"a","buyer_id":"b"}`, "", overflow.BadJSON, ""},
+		{`{"buyer_id":"a","buyer\u005fid":"b"}`, "", overflow.BadJSON, ""},
+		{`{"Buyer_ID":"a"}`, "", overflow.BadJSON, ""},
+		{`{"buyer_id":"a","BUYER_ID":"b"}`, "", overflow.BadJSON, ""},
+		{`{"pad":1,"pad":2,"buyer_id":"a"}`, "", overflow.BadJSON, ""},
+		{`{"pad":{"buyer_id":"x"},"buyer_id":"a"}`, "a", "", ""},
+		{`{"buyer_id":"a","payload":{"sku":"TEE-1", "qty": 2}}`, "a", "", `{"sku":"TEE-1","qty":2}`},
+		{`{"payload":{"sku":"TEE-1"},"buyer_id":"a"}`, "a", "", `{"sku":"TEE-1"}`},
+		{`{"buyer_id":"a","payload":{}}`, "a", "", `{}`},
+		{`{"buyer_id":"a","payload":[1]}`, "", overflow.BadPayload, ""},
+		{`{"buyer_id":"a","payload":"x"}`, "", overflow.BadPayload, ""},
+		{`{"buyer_id":"a","payload":null}`, "", overflow.BadPayload, ""},
+		{`{"buyer_id":"a","payload":{"s":"` + strings.Repeat("x", 2100) + `"}}`, "", overflow.BadPayload, ""},
+		{`{"buyer_id":"a","payload":{},"payload":{}}`, "", overflow.BadJSON, ""},
+		{`{"buyer_id":"a","Payload":{}}`, "", overflow.BadJSON, ""},
+		{`{"buyer_id":"a","payload":{"a":}}`, "", overflow.BadJSON, ""},
 	}
 	for _, tc := range cases {
-		buyer, reason := decodeOrder([]byte(tc.body))
-		if buyer != tc.buyer || reason != tc.reason {
-			t.Errorf("decodeOrder(%q) = %q, %q; want %q, %q", tc.body, buyer, reason, tc.buyer, tc.reason)
+		d, reason := decodeOrder([]byte(tc.body), true)
+		if reason != tc.reason || (reason == "" && (d.buyer != tc.buyer || string(d.payload) != tc.payload)) {
+			t.Errorf("decodeOrder(%q) = %q %s, %q; want %q %s, %q", tc.body, d.buyer, d.payload, reason, tc.buyer, tc.payload, tc.reason)
 		}
+	}
+	// Behind a buyer header the body needs no buyer_id.
+	if d, reason := decodeOrder([]byte(`{"payload":{"sku":"A"}}`), false); reason != "" || string(d.payload) != `{"sku":"A"}` {
+		t.Errorf("no buyer needed: %+v %q", d, reason)
 	}
 }
 
@@ -70,9 +85,13 @@ func FuzzDecodeOrder(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		buyer, reason := decodeOrder(body)
+		d, reason := decodeOrder(body, true)
+		buyer := d.buyer
+		if reason != "" {
+			buyer = ""
+		}
 		if fast, ok := plainOrder(body); ok {
-			if slow, r := decodeObject(body); slow != fast || r != "" {
+			if slow, r := decodeObject(body, true); slow.buyer != fast || r != "" {
 				t.Fatalf("plainOrder(%q) = %q, the decoder says %q, %q", body, fast, slow, r)
 			}
 		}

@@ -53,6 +53,15 @@ type Config struct {
 	// at once; past it a request is answered at once, as without the
 	// preference. Zero means DefaultMaxWaiters; negative, no waiting.
 	MaxWaiters int
+	// CORS lets a shop's pages on other origins call the public API;
+	// the zero value is off.
+	CORS CORS
+}
+
+// Validate reports a setting the gate cannot run with (ErrBadConfig).
+func (c Config) Validate() error {
+	_, err := newCORS(c.CORS)
+	return err
 }
 
 // Gate answers the public API. It is safe for concurrent use. It starts no
@@ -110,12 +119,14 @@ type Gate struct {
 	unavailable    *overflow.Answer
 	notFound       *overflow.Answer
 	badKey         *overflow.Answer
+	cors           *cors // nil: CORS off
 	unknownCounter map[overflow.Reason]counter
 }
 
 type counter interface{ Inc() }
 
-// New returns a gate publishing admitted orders to l.
+// New returns a gate publishing admitted orders to l. The caller checks
+// cfg with Validate first.
 func New(cfg Config, l Ledger, m *Metrics) *Gate {
 	if cfg.LimiterKeys <= 0 {
 		cfg.LimiterKeys = 100_000
@@ -149,6 +160,12 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 		now:      cfg.Now,
 		ipLim:    limiter.NewKeyed[netip.Addr](rate.Limit(cfg.IPRate), cfg.IPBurst, cfg.LimiterKeys, cfg.LimiterIdle),
 		buyLim:   limiter.NewKeyed[string](rate.Limit(cfg.BuyerRate), cfg.BuyerBurst, cfg.LimiterKeys, cfg.LimiterIdle),
+	}
+	var err error
+	if g.cors, err = newCORS(cfg.CORS); err != nil {
+		// The owner validated the config; a gate built without doing so
+		// says so and serves without CORS rather than fail every call.
+		g.log.Error("CORS off", "err", err)
 	}
 	empty := map[string]*sale{}
 	g.sales.Store(&empty)
@@ -262,6 +279,7 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	s.read = st.Read
 	cfg := st.Sale
 	s.cfg.Store(&cfg)
+	s.setSchema(&cfg)
 	limiter.SetRate(s.limiter, cfg.Rate, cfg.Burst)
 	prevDrained := s.drained.Load()
 	// After a drain's crash its orders decided but not acked count as

@@ -545,6 +545,9 @@ func TestKeyedRetryOfSoldOutSaleAnsweredFromMemory(t *testing.T) {
 		if a := gatetest.Order(t, c, base, "s1", "c", "another-key"); a.Status != 409 || a.Str("order_id") != ids["c"] {
 			t.Fatalf("%s: c with another key: %d %s", when, a.Status, a.Raw)
 		}
+		if a := orderWith(t, base, "s1", `{"buyer_id":"b","payload":{"size":"M"}}`, "Idempotency-Key", "key-b"); a.Status != 422 || a.Str("order_id") != ids["b"] {
+			t.Fatalf("%s: b's key with another payload: %d %s", when, a.Status, a.Raw)
+		}
 	}
 	check("from the ledger or memory")
 	gatetest.Eventually(t, 10*time.Second, "the gate to hold the sold-out sale's orders", func() bool {

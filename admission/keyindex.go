@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"crypto/sha256"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -24,6 +25,17 @@ type orderIndex struct {
 type indexedOrder struct {
 	key string // Idempotency-Key, empty without one
 	id  ledger.OrderID
+	// payload is the SHA-256 of the order's payload, zero without one:
+	// a retry with another payload is told apart without holding it.
+	payload [sha256.Size]byte
+}
+
+// payloadSum is what indexedOrder.payload holds for p.
+func payloadSum(p []byte) (sum [sha256.Size]byte) {
+	if len(p) == 0 {
+		return sum
+	}
+	return sha256.Sum256(p)
 }
 
 // covers says the index holds every order of the sale: the sale's stream
@@ -77,7 +89,7 @@ func (g *Gate) ExtendIndex(sale string, from, upTo uint64, orders []ledger.Order
 		return
 	}
 	for _, o := range orders {
-		next.byBuyer[o.BuyerID] = append(next.byBuyer[o.BuyerID], indexedOrder{key: o.IdempotencyKey, id: o.ID})
+		next.byBuyer[o.BuyerID] = append(next.byBuyer[o.BuyerID], indexedOrder{key: o.IdempotencyKey, id: o.ID, payload: payloadSum(o.Payload)})
 	}
 	s.index.Store(next)
 	if next.covers(s, s.cfg.Load()) {
@@ -88,13 +100,22 @@ func (g *Gate) ExtendIndex(sale string, from, upTo uint64, orders []ledger.Order
 // answerFromIndex answers a keyed order for a sold-out sale from the
 // sale's complete index: no JetStream round trip.
 func (g *Gate) answerFromIndex(ctx *fasthttp.RequestCtx, s *sale, cfg *ledger.Sale, x *orderIndex, key string, start time.Time) {
-	buyer, reason := g.readBuyer(ctx)
+	d, reason := g.readOrder(ctx)
+	if reason == overflow.BadPayload {
+		g.finishProblem(ctx, s, payloadProblem(s, d, nil), start)
+		return
+	}
 	if reason != "" {
 		g.finishProblem(ctx, s, overflow.Problem{Reason: reason, Sale: s.name}, start)
 		return
 	}
+	buyer := d.buyer
 	held := x.byBuyer[buyer]
 	for _, o := range held {
+		if o.key == key && o.payload != payloadSum(d.payload) {
+			g.finishProblem(ctx, s, keyReused(s, o.id), start)
+			return
+		}
 		if o.key == key {
 			g.writeAccepted(ctx, o.id, buyer, true)
 			g.count(s, overflow.Replayed, start)

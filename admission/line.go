@@ -267,7 +267,7 @@ func (g *Gate) writeTicket(rc *fasthttp.RequestCtx, status int, v *ticketView, h
 	if html {
 		h.SetContentType("text/html; charset=utf-8")
 		var buf bytes.Buffer
-		overflow.WaitingPage(&buf, v)
+		g.render.WaitingPage(&buf, v)
 		rc.Response.SetBodyRaw(buf.Bytes())
 		return
 	}
@@ -480,7 +480,8 @@ func (g *Gate) readJoinBuyer(rc *fasthttp.RequestCtx) (string, overflow.Reason) 
 	if !jsonContentType(ct) {
 		return "", overflow.BadContentType
 	}
-	return decodeOrder(body)
+	d, reason := decodeOrder(body, true)
+	return d.buyer, reason
 }
 
 // sealDraw writes the draw mark and waits until this gate's copy of the
@@ -793,7 +794,7 @@ func (g *Gate) getLine(rc *fasthttp.RequestCtx, saleName string) {
 	if overflow.AcceptsHTML(&rc.Request.Header) {
 		rc.Response.Header.SetContentType("text/html; charset=utf-8")
 		var buf bytes.Buffer
-		overflow.JoinPage(&buf, s.name, g.cfg.BuyerHeader == "")
+		g.render.JoinPage(&buf, s.name, g.cfg.BuyerHeader == "")
 		rc.Response.SetBodyRaw(buf.Bytes())
 		return
 	}

@@ -24,7 +24,8 @@ func OutcomeOf(r overflow.Reason) Outcome {
 	case overflow.Unavailable:
 		return OutcomeFailed
 	case overflow.UnknownSale, overflow.BadJSON, overflow.BadBuyerID,
-		overflow.BadIdempotencyKey, overflow.BodyTooLarge, overflow.BadContentType, overflow.BadPass:
+		overflow.BadIdempotencyKey, overflow.BodyTooLarge, overflow.BadContentType, overflow.BadPass,
+		overflow.BadPayload, overflow.IdempotencyKeyReused:
 		return OutcomeRejected
 	}
 	return OutcomeDiverted

@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 
 	"sluice/internal/ledger"
 	"sluice/internal/line"
+	"sluice/internal/payload"
 	"sluice/overflow"
 )
 
@@ -94,11 +96,20 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		return
 	}
 
-	buyer, reason := g.readBuyer(ctx)
+	d, reason := g.readOrder(ctx)
+	if reason == overflow.BadPayload {
+		g.finishProblem(ctx, s, payloadProblem(s, d, nil), start)
+		return
+	}
 	if reason != "" {
 		g.finishProblem(ctx, s, overflow.Problem{Reason: reason, Sale: s.name}, start)
 		return
 	}
+	if v := s.payloadSchema.Load().Check(d.payload); v != nil {
+		g.finishProblem(ctx, s, payloadProblem(s, d, v), start)
+		return
+	}
+	buyer := d.buyer
 	if g.buyLim != nil && !g.buyLim.AllowAt(start, buyer) {
 		g.finish(ctx, s, overflow.BuyerRateLimited, g.buyerLimited, start)
 		return
@@ -146,7 +157,7 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		}
 		trial = true
 	}
-	o := ledger.Order{Sale: s.name, BuyerID: buyer, Token: ledger.NewToken(), AdmittedAt: start.UTC(), IdempotencyKey: key, Round: round}
+	o := ledger.Order{Sale: s.name, BuyerID: buyer, Token: ledger.NewToken(), AdmittedAt: start.UTC(), IdempotencyKey: key, Round: round, Payload: d.payload}
 	// The wait for the PubAck is not tied to the client's connection: once
 	// the order has left, the gate learns and counts its outcome whether or
 	// not the client is still there.
@@ -170,10 +181,9 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		g.count(s, overflow.Admitted, start)
 		g.answerPlaced(ctx, id, buyer, false, o.AdmittedAt)
 	case err == nil && cfg.WaitingRoom:
-		g.answerPassReplay(ctx, s, id, buyer, key, start)
+		g.answerPassReplay(ctx, s, id, buyer, key, d.payload, start)
 	case err == nil && hasKey:
-		g.count(s, overflow.Replayed, start)
-		g.answerPlaced(ctx, id, buyer, true, time.Time{})
+		g.answerKeyedReplay(ctx, s, id, buyer, d.payload, start)
 	case err == nil: // a duplicate of the derived key: the buyer's earlier order
 		g.finishProblem(ctx, s, overflow.Problem{Reason: overflow.AlreadyOrdered, Sale: s.name, OrderID: id.String()}, start)
 	case errors.As(err, &already):
@@ -209,24 +219,43 @@ type buyerReleaser interface {
 	BuyerReleased(sale, buyer string) int64
 }
 
-// readBuyer reads and validates the body (or the trusted buyer header).
-// The server has already refused a body over MaxBodyBytes.
-func (g *Gate) readBuyer(ctx *fasthttp.RequestCtx) (string, overflow.Reason) {
+// readOrder reads and validates the body, and the buyer from the trusted
+// buyer header when one is set. The server has already refused a body
+// over MaxBodyBytes. Behind a buyer header a body is optional and its
+// buyer_id ignored; one sent as JSON is read for its payload.
+func (g *Gate) readOrder(ctx *fasthttp.RequestCtx) (decodedOrder, overflow.Reason) {
+	body := ctx.Request.Body()
 	if h := g.cfg.BuyerHeader; h != "" {
 		b := ctx.Request.Header.Peek(h)
 		if !validBuyerID(b) {
-			return "", overflow.BadBuyerID
+			return decodedOrder{}, overflow.BadBuyerID
 		}
-		return string(b), ""
+		if len(body) == 0 || !jsonContentType(ctx.Request.Header.ContentType()) {
+			return decodedOrder{buyer: string(b)}, ""
+		}
+		d, reason := decodeOrder(body, false)
+		d.buyer = string(b)
+		return d, reason
 	}
 	if !jsonContentType(ctx.Request.Header.ContentType()) {
-		return "", overflow.BadContentType
+		return decodedOrder{}, overflow.BadContentType
 	}
-	body := ctx.Request.Body()
 	if int64(len(body)) > g.cfg.MaxBodyBytes {
-		return "", overflow.BodyTooLarge
+		return decodedOrder{}, overflow.BodyTooLarge
 	}
-	return decodeOrder(body)
+	return decodeOrder(body, true)
+}
+
+// payloadProblem is the answer to an order whose payload is refused.
+func payloadProblem(s *sale, d decodedOrder, v *payload.Violation) overflow.Problem {
+	p := overflow.Problem{Reason: overflow.BadPayload, Sale: s.name, Detail: d.bad, Path: "/payload"}
+	if v != nil {
+		p.Detail = "The payload does not match the sale's payload_schema: " + v.Message + "."
+		p.Path = v.Path
+	} else {
+		p.Detail = "The " + d.bad + "."
+	}
+	return p
 }
 
 type acceptedBody struct {
@@ -290,17 +319,43 @@ func (g *Gate) count(s *sale, reason overflow.Reason, start time.Time) {
 // answerPassReplay answers an order whose pass was used already: the
 // same order retried with its Idempotency-Key is a replay, anything else
 // a second order the pass does not admit. Nothing was published.
-func (g *Gate) answerPassReplay(ctx *fasthttp.RequestCtx, s *sale, id ledger.OrderID, buyer, key string, start time.Time) {
+func (g *Gate) answerPassReplay(ctx *fasthttp.RequestCtx, s *sale, id ledger.OrderID, buyer, key string, p []byte, start time.Time) {
 	lctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
 	prev, err := g.ledger.Lookup(lctx, id)
 	cancel()
 	switch {
 	case err != nil:
 		g.finish(ctx, s, overflow.Unavailable, g.unavailable, start)
+	case key != "" && prev.IdempotencyKey == key && prev.BuyerID == buyer && !bytes.Equal(prev.Payload, p):
+		g.finishProblem(ctx, s, keyReused(s, id), start)
 	case key != "" && prev.IdempotencyKey == key && prev.BuyerID == buyer:
 		g.count(s, overflow.Replayed, start)
 		g.answerPlaced(ctx, id, buyer, true, time.Time{})
 	default:
 		g.passUsed(ctx, s, id.String(), start)
 	}
+}
+
+// answerKeyedReplay answers an order whose Idempotency-Key the buyer used
+// before: the same request again is a replay of the first answer; one
+// with another payload is the key "reused with a different request"
+// (422), and changes nothing. The ledger is asked for the first order's
+// payload: a retry is rare next to the flood.
+func (g *Gate) answerKeyedReplay(ctx *fasthttp.RequestCtx, s *sale, id ledger.OrderID, buyer string, p []byte, start time.Time) {
+	lctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
+	prev, err := g.ledger.Lookup(lctx, id)
+	cancel()
+	switch {
+	case err != nil:
+		g.finish(ctx, s, overflow.Unavailable, g.unavailable, start)
+	case !bytes.Equal(prev.Payload, p):
+		g.finishProblem(ctx, s, keyReused(s, id), start)
+	default:
+		g.count(s, overflow.Replayed, start)
+		g.answerPlaced(ctx, id, buyer, true, time.Time{})
+	}
+}
+
+func keyReused(s *sale, id ledger.OrderID) overflow.Problem {
+	return overflow.Problem{Reason: overflow.IdempotencyKeyReused, Sale: s.name, OrderID: id.String()}
 }

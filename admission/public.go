@@ -25,35 +25,52 @@ import (
 // sluice_http_requests_total and the in-flight gauge. Paths are matched
 // after fasthttp's normalisation (dot segments and repeated slashes
 // removed, percent-escapes decoded), so no path is answered by a redirect.
+//
+// With CORS on (Config.CORS), a preflight from an allowed origin is
+// answered 204 before routing, and every answer carries the CORS headers
+// its request's origin gets.
 func (g *Gate) Handler() fasthttp.RequestHandler {
+	c := g.cors
+	if c == nil {
+		return g.handle
+	}
 	return func(ctx *fasthttp.RequestCtx) {
-		method := ctx.Method()
-		if string(method) == fasthttp.MethodPost {
-			// The flood's request line needs no normalising: match it
-			// as sent, and parse the URI only for anything else.
-			if sale, ok := plainOrderPath(ctx.Request.Header.RequestURI()); ok {
-				g.placeOrder(ctx, sale)
-				return
-			}
-		}
-		if string(method) == fasthttp.MethodGet {
-			// A waiting room's polls, the other flood: matched as sent,
-			// counted by sluice_line_polls_total alone.
-			if id, ok := plainTicketPath(ctx.Request.Header.RequestURI()); ok {
-				g.getTicket(ctx, id)
-				return
-			}
-		}
-		r := route(ctx.Path())
-		if r.kind == routeOrders && string(method) == fasthttp.MethodPost {
-			g.placeOrder(ctx, r.arg)
+		if c.preflight(ctx) {
+			g.httpCount(ctx.Response.StatusCode(), ctx.Method())
 			return
 		}
-		g.m.inFlight.Inc()
-		g.serveOther(ctx, r, method)
-		g.m.inFlight.Dec()
-		g.httpCount(ctx.Response.StatusCode(), method)
+		g.handle(ctx)
+		c.annotate(ctx)
 	}
+}
+
+func (g *Gate) handle(ctx *fasthttp.RequestCtx) {
+	method := ctx.Method()
+	if string(method) == fasthttp.MethodPost {
+		// The flood's request line needs no normalising: match it
+		// as sent, and parse the URI only for anything else.
+		if sale, ok := plainOrderPath(ctx.Request.Header.RequestURI()); ok {
+			g.placeOrder(ctx, sale)
+			return
+		}
+	}
+	if string(method) == fasthttp.MethodGet {
+		// A waiting room's polls, the other flood: matched as sent,
+		// counted by sluice_line_polls_total alone.
+		if id, ok := plainTicketPath(ctx.Request.Header.RequestURI()); ok {
+			g.getTicket(ctx, id)
+			return
+		}
+	}
+	r := route(ctx.Path())
+	if r.kind == routeOrders && string(method) == fasthttp.MethodPost {
+		g.placeOrder(ctx, r.arg)
+		return
+	}
+	g.m.inFlight.Inc()
+	g.serveOther(ctx, r, method)
+	g.m.inFlight.Dec()
+	g.httpCount(ctx.Response.StatusCode(), method)
 }
 
 // plainOrderPath matches a request target that is exactly
@@ -215,6 +232,9 @@ func (g *Gate) ParseError(ctx *fasthttp.RequestCtx, err error) {
 		g.render.Respond(ctx, overflow.Problem{Reason: overflow.RequestTimeout})
 	default:
 		g.render.Respond(ctx, overflow.Problem{Reason: overflow.BadRequest, Detail: "The request is not valid HTTP/1.1."})
+	}
+	if g.cors != nil {
+		g.cors.annotate(ctx)
 	}
 	g.httpCount(ctx.Response.StatusCode(), ctx.Method())
 }

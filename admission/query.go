@@ -40,6 +40,8 @@ type orderView struct {
 	DecidedAt      time.Time `json:"decided_at,omitzero"`
 	QueuePosition  int64     `json:"queue_position,omitempty"`
 	EstimatedWaitS estimate  `json:"estimated_wait_seconds,omitzero"`
+	// Payload is the shop's object sent with the order, as kept.
+	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
 // getOrder is GET /v1/orders/{id}.
@@ -102,7 +104,7 @@ func (g *Gate) findOrder(ctx context.Context, id ledger.OrderID) (orderView, err
 		})
 		return orderView{}, err
 	}
-	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Status: orderstatus.Queued, AdmittedAt: o.AdmittedAt}
+	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Status: orderstatus.Queued, AdmittedAt: o.AdmittedAt, Payload: o.Payload}
 	return v, g.statusInto(ctx, id, &v)
 }
 
@@ -146,6 +148,9 @@ type saleView struct {
 	EndsAt      time.Time `json:"ends_at,omitzero"`
 	// WaitingRoom is the sale's line, when it has one.
 	WaitingRoom *roomView `json:"waiting_room,omitempty"`
+	// PayloadSchema is the JSON Schema an order's payload must match,
+	// served so that a front end can check before it sends.
+	PayloadSchema map[string]any `json:"payload_schema,omitempty"`
 }
 
 // roomView is a waiting room's settings and state in the sale's view.
@@ -234,6 +239,8 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 		PerBuyer:    cfg.OrdersPerBuyer(),
 		StartsAt:    cfg.StartsAt,
 		EndsAt:      cfg.EndsAt,
+		// cfg is immutable once stored: the map is only read.
+		PayloadSchema: cfg.PayloadSchema,
 	}
 	if cfg.MaxWait > 0 {
 		w := cfg.MaxWait.Seconds()

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"sluice/internal/ledger"
+	"sluice/internal/payload"
 	"sluice/limiter"
 	"sluice/overflow"
 )
@@ -27,6 +28,8 @@ type sale struct {
 	released atomic.Int64
 	draining atomic.Bool // a drain consumer exists
 	index    atomic.Pointer[orderIndex]
+	// payloadSchema is the sale's compiled payload_schema; nil for none.
+	payloadSchema atomic.Pointer[payload.Schema]
 	// replication is the stream's replica group at the last refresh.
 	replication atomic.Pointer[ledger.Replication]
 	// drainRate is orders/s, an EWMA over refreshes, as float64 bits.
@@ -107,10 +110,25 @@ func newSale(cfg ledger.Sale, r *overflow.Renderer, m *Metrics) *sale {
 	s.linePolls = m.linePolls.WithLabelValues(cfg.Name)
 	s.orderURL = "/v1/sales/" + cfg.Name + "/orders"
 	s.cfg.Store(&cfg)
+	s.setSchema(&cfg)
 	s.soldOutAnswer = r.Render(overflow.Problem{Reason: overflow.SoldOut, Sale: cfg.Name})
 	s.closedAnswer = r.Render(overflow.Problem{Reason: overflow.Closed, Sale: cfg.Name})
 	s.passRequired = r.Render(overflow.Problem{Reason: overflow.PassRequired, Sale: cfg.Name, Line: lineURL(cfg.Name)})
 	return s
+}
+
+// setSchema compiles the sale's payload_schema when it changed. The
+// ledger validated it; one that fails here all the same (a newer gate's
+// schema dialect) makes every payload refused rather than unchecked.
+func (s *sale) setSchema(cfg *ledger.Sale) {
+	if s.payloadSchema.Load().Same(cfg.PayloadSchema) {
+		return
+	}
+	sch, err := payload.Compile(cfg.PayloadSchema)
+	if err != nil {
+		sch = payload.RefuseAll(err)
+	}
+	s.payloadSchema.Store(sch)
 }
 
 // minDerivedBound is the queue bound of a sale with max_wait while no

@@ -2,3 +2,6 @@
 wrk.method = "POST"
 wrk.body = '{"buyer_id":"late-buyer"}'
 wrk.headers["Content-Type"] = "application/json"
+-- ORIGIN in the environment sends the request from that origin (CORS).
+local origin = os.getenv("ORIGIN")
+if origin and origin ~= "" then wrk.headers["Origin"] = origin end

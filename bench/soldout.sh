@@ -6,7 +6,10 @@
 #   bash bench/soldout.sh        (needs wrk and nginx: apt-get install wrk nginx)
 # Env: DURATION (default 6s), CONNS (128), THREADS (2), ROUNDS (5),
 # BEFORE=/path/to/an/older/sluice, PIN=1 to pin each server to core 0 and
-# wrk (one thread) to core 1.
+# wrk (one thread) to core 1, CORS=1 to run the same gate a second time
+# with --cors-origin https://shop.example ("cors") and send every request
+# from that origin (Origin header): the CORS answer's cost against the
+# gate without CORS, in the same sitting.
 # The servers take turns, round after round, and the medians are compared:
 # on a 2-core machine shared with wrk one round varies by 10-15%.
 set -euo pipefail
@@ -19,16 +22,26 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tm
 go build -o "$tmp/sluice" ./cmd/sluice
 go build -o "$tmp/barehttp" ./internal/cmd/barehttp
 
-start_gate() { # binary port ops-port
-  "${srv[@]}" "$1" serve --listen "127.0.0.1:$2" --ops-listen "127.0.0.1:$3" \
-    --data-dir "$tmp/data-$2" --sale s1=1 --no-demo --log-level warn &
-  until curl -fs "127.0.0.1:$3/readyz" >/dev/null; do sleep 0.1; done
-  curl -s -o /dev/null -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"first"}' "127.0.0.1:$2/v1/sales/s1/orders"
+start_gate() { # binary port ops-port [more flags]
+  local bin=$1 port=$2 ops=$3
+  shift 3
+  "${srv[@]}" "$bin" serve --listen "127.0.0.1:$port" --ops-listen "127.0.0.1:$ops" \
+    --data-dir "$tmp/data-$port" --sale s1=1 --no-demo --log-level warn "$@" &
+  until curl -fs "127.0.0.1:$ops/readyz" >/dev/null; do sleep 0.1; done
+  curl -s -o /dev/null -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"first"}' "127.0.0.1:$port/v1/sales/s1/orders"
 }
 start_gate "$tmp/sluice" 18080 19464
 curl -s -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"second"}' 127.0.0.1:18080/v1/sales/s1/orders -o "$tmp/answer.json"
 grep -q '"reason":"sold_out"' "$tmp/answer.json"
 names=(gate) ports=(18080)
+if [ "${CORS:-0}" = 1 ]; then
+  start_gate "$tmp/sluice" 18070 19470 --cors-origin https://shop.example
+  names+=(cors) ports+=(18070)
+  # the flood's answer there carries CORS headers, or the figure means nothing
+  curl -s -D - -o /dev/null -XPOST -H 'Origin: https://shop.example' -H 'Content-Type: application/json' \
+    -d '{"buyer_id":"second"}' 127.0.0.1:18070/v1/sales/s1/orders | grep -qi '^access-control-allow-origin: https://shop.example'
+  export ORIGIN=https://shop.example
+fi
 if [ -n "${BEFORE:-}" ]; then
   start_gate "$BEFORE" 18090 19490
   names+=(before) ports+=(18090)
@@ -43,7 +56,7 @@ for p in 18082 18083 18081; do until curl -s -o /dev/null "127.0.0.1:$p/"; do sl
 
 rate() { "${cli[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s bench/post.lua "http://127.0.0.1:$1/v1/sales/s1/orders" | awk '/Requests\/sec/ {print $2}'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-echo "wrk -t$THREADS -c$CONNS -d$DURATION, POST, the same 410 body ($(wc -c <"$tmp/answer.json") bytes), alternating, $ROUNDS rounds${PIN:+, pinned}"
+echo "wrk -t$THREADS${ORIGIN:+ Origin: $ORIGIN} -c$CONNS -d$DURATION, POST, the same 410 body ($(wc -c <"$tmp/answer.json") bytes), alternating, $ROUNDS rounds${PIN:+, pinned}"
 declare -A all
 for i in $(seq "$ROUNDS"); do
   line="round $i:"

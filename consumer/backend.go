@@ -3,6 +3,7 @@ package consumer
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"time"
@@ -15,6 +16,9 @@ type Order struct {
 	BuyerID        string    `json:"buyer_id"`
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
 	AdmittedAt     time.Time `json:"admitted_at"`
+	// Payload is the shop's JSON object sent with the order (item, size,
+	// quantity…), unchanged; absent when the order had none.
+	Payload json.RawMessage `json:"payload,omitempty"`
 	// Seq is the order's position in the sale's ledger.
 	Seq uint64 `json:"-"`
 	// PerBuyer is how many orders of this sale one buyer may hold.

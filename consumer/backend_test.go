@@ -3,8 +3,10 @@ package consumer_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -138,4 +140,29 @@ func decideAlike(t *testing.T, be sqlBackend) {
 	o11 := order("one", "o11", "b2", 1)
 	commit("the buyer of a cancelled order again", []consumer.Order{o11}, "o11=ok")
 	remaining("one", 0)
+
+	// An order's payload is kept in its row as the shop sent it; an order
+	// without one has NULL there.
+	q1 := order("two", "q1", "C", 2)
+	q1.Payload = json.RawMessage(`{"sku":"TEE-1","size":"M","quantity":2,"note":"gift \u00e9"}`)
+	commit("an order with a payload", []consumer.Order{q1, p1}, "q1=ok p1=ok")
+	for id, want := range map[string]string{"q1": string(q1.Payload), "p1": ""} {
+		var got sql.NullString
+		if err := be.DB().QueryRowContext(ctx, `SELECT payload FROM orders WHERE order_id = $1`, id).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if !sameJSON(got.String, want) || got.Valid != (want != "") {
+			t.Errorf("payload of %s: %v %q, want %q", id, got.Valid, got.String, want)
+		}
+	}
+}
+
+// sameJSON compares two JSON texts as values ("" is no value): a jsonb
+// column gives back its own spacing and key order.
+func sameJSON(a, b string) bool {
+	if a == "" || b == "" {
+		return a == b
+	}
+	var x, y any
+	return json.Unmarshal([]byte(a), &x) == nil && json.Unmarshal([]byte(b), &y) == nil && reflect.DeepEqual(x, y)
 }

@@ -378,7 +378,7 @@ func (d *Drainer) process(sd *saleDrain, msgs []jetstream.Msg) time.Duration {
 		}
 		items = append(items, item{msg: msg, meta: meta, id: id, order: Order{
 			ID: id.String(), Sale: sd.name, BuyerID: lo.BuyerID, IdempotencyKey: lo.IdempotencyKey,
-			AdmittedAt: lo.AdmittedAt, Seq: id.Seq, PerBuyer: sd.perBuyer,
+			AdmittedAt: lo.AdmittedAt, Payload: lo.Payload, Seq: id.Seq, PerBuyer: sd.perBuyer,
 		}})
 	}
 	if len(items) == 0 {

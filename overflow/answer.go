@@ -1,9 +1,7 @@
 package overflow
 
 import (
-	"bytes"
 	"encoding/json"
-	"html/template"
 	"net/http"
 	"strconv"
 	"strings"
@@ -28,6 +26,9 @@ type Problem struct {
 	Allow string
 	// Line is the URL of the sale's waiting-room line (pass_required).
 	Line string
+	// Path is a JSON pointer into the request body to the value at
+	// fault (bad_payload).
+	Path string
 }
 
 // Answer is a Problem rendered once, to be written many times. It is
@@ -55,9 +56,12 @@ var (
 // Renderer turns Problems into Answers. The zero value renders the
 // built-in pages.
 type Renderer struct {
-	// SoldOutHTML, when set, is served to browsers in place of the built-in
-	// sold-out page (an operator's own page).
+	// SoldOutHTML, when set, is served to browsers in place of the
+	// sold-out page (an operator's own page, as it is).
 	SoldOutHTML []byte
+	// Pages are the HTML pages' templates (LoadPages); nil means the
+	// built-in ones.
+	Pages *Pages
 }
 
 type problemDoc struct {
@@ -72,6 +76,7 @@ type problemDoc struct {
 	BackendReason string `json:"backend_reason,omitempty"`
 	RetryAfter    int    `json:"retry_after,omitempty"`
 	Line          string `json:"line,omitempty"`
+	Path          string `json:"path,omitempty"`
 }
 
 // Render renders p.
@@ -99,6 +104,7 @@ func (r *Renderer) Render(p Problem) *Answer {
 		BackendReason: p.BackendReason,
 		RetryAfter:    secs,
 		Line:          p.Line,
+		Path:          p.Path,
 	}
 	js, _ := json.Marshal(doc) // plain strings and ints always marshal
 	a := &Answer{status: info.status, json: append(js, '\n')}
@@ -113,9 +119,9 @@ func (r *Renderer) Render(p Problem) *Answer {
 	if p.Reason == SoldOut && r != nil && len(r.SoldOutHTML) > 0 {
 		a.html = r.SoldOutHTML
 	} else {
-		var buf bytes.Buffer
-		_ = page.Execute(&buf, doc) // executes over fixed fields; cannot fail
-		a.html = buf.Bytes()
+		a.html = r.pages().problemHTML(ProblemPage{Title: doc.Title, Detail: doc.Detail, Status: doc.Status,
+			Reason: doc.Reason, Sale: doc.Sale, OrderID: doc.OrderID, RetryAfter: doc.RetryAfter, Line: doc.Line,
+			BackendReason: doc.BackendReason, Path: doc.Path})
 	}
 	return a
 }
@@ -159,16 +165,3 @@ func WantsHTML(r *http.Request) bool {
 func (r *Renderer) Write(w http.ResponseWriter, req *http.Request, p Problem) {
 	r.Render(p).Write(w, WantsHTML(req))
 }
-
-var page = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{{.Title}}</title>
-<style>body{font:18px/1.5 system-ui,sans-serif;max-width:36em;margin:12vh auto;padding:0 1em;color:#222}h1{font-size:1.6em}small{color:#777}</style>
-</head><body>
-<h1>{{.Title}}</h1>
-<p>{{.Detail}}</p>
-{{if .RetryAfter}}<p>Please try again in {{.RetryAfter}} seconds.</p>{{end}}
-{{if .OrderID}}<p>Your order: <code>{{.OrderID}}</code></p>{{end}}
-<p><small>{{.Status}} · {{.Reason}}</small></p>
-</body></html>
-`))

@@ -6,5 +6,7 @@
 //
 // Answers are rendered once into bytes (an Answer) and written many times,
 // so the diverted path costs about what a bare handler writing fixed bytes
-// costs. The package does no I/O beyond writing to the ResponseWriter.
+// costs. The pages browsers get are html/template files: built in, or an
+// operator's own (LoadPages, read from the fs.FS it is given). Beyond
+// that the package does no I/O but writing the answer.
 package overflow

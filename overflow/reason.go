@@ -40,6 +40,12 @@ const (
 	LineFull          Reason = "line_full"           // 410, the waiting room's line holds line_limit tickets
 	NoWaitingRoom     Reason = "no_waiting_room"     // 409, joining a sale that takes orders directly
 	TicketNotFound    Reason = "ticket_not_found"    // 404
+	// BadPayload: the order's payload is not a JSON object of at most
+	// 2 KiB, or does not match the sale's payload_schema (path says where).
+	BadPayload Reason = "bad_payload" // 400
+	// IdempotencyKeyReused: a retry with the Idempotency-Key of an
+	// earlier order and another payload.
+	IdempotencyKeyReused Reason = "idempotency_key_reused" // 422
 )
 
 type reasonInfo struct {
@@ -49,36 +55,38 @@ type reasonInfo struct {
 }
 
 var catalog = map[Reason]reasonInfo{
-	AlreadyOrdered:    {http.StatusConflict, "Already ordered", "You already hold an order in this sale."},
-	SoldOut:           {http.StatusGone, "Sold out", "Every item of this sale is taken. A returned one goes on sale."},
-	RateLimited:       {http.StatusTooManyRequests, "Busy", "Too many orders are arriving at once. Try again shortly."},
-	IPRateLimited:     {http.StatusTooManyRequests, "Busy", "Too many requests from your address. Try again shortly."},
-	BuyerRateLimited:  {http.StatusTooManyRequests, "Busy", "Too many requests for this buyer. Try again shortly."},
-	QueueFull:         {http.StatusTooManyRequests, "Busy", "The queue of orders is full. Try again shortly."},
-	NotStarted:        {http.StatusTooEarly, "Not started", "This sale has not started yet."},
-	Closed:            {http.StatusForbidden, "Closed", "This sale has ended."},
-	UnknownSale:       {http.StatusNotFound, "Unknown sale", "There is no sale by this name."},
-	OrderNotFound:     {http.StatusNotFound, "Order not found", "There is no order with this id."},
-	BadJSON:           {http.StatusBadRequest, "Bad request body", `The body must be a JSON object {"buyer_id": "..."}.`},
-	BadBuyerID:        {http.StatusBadRequest, "Bad buyer id", "buyer_id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -."},
-	BadIdempotencyKey: {http.StatusBadRequest, "Bad Idempotency-Key", "Idempotency-Key must be 1-128 printable ASCII characters."},
-	BodyTooLarge:      {http.StatusRequestEntityTooLarge, "Body too large", "The request body is larger than the gate accepts."},
-	BadContentType:    {http.StatusUnsupportedMediaType, "Unsupported media type", "Send the order as Content-Type: application/json."},
-	Unavailable:       {http.StatusServiceUnavailable, "Unavailable", "The gate could not learn whether the order was stored. Retry with the same Idempotency-Key to learn its fate."},
-	Unauthorized:      {http.StatusUnauthorized, "Unauthorized", "A valid bearer token is required."},
-	BadRequest:        {http.StatusBadRequest, "Bad request", "The request is not valid."},
-	Conflict:          {http.StatusConflict, "Conflict", "The request conflicts with the current state."},
-	NotFound:          {http.StatusNotFound, "Not found", "No such endpoint: see /openapi.yaml."},
-	MethodNotAllowed:  {http.StatusMethodNotAllowed, "Method not allowed", "This endpoint does not take this method: see the Allow header."},
-	HeaderTooLarge:    {http.StatusRequestHeaderFieldsTooLarge, "Header too large", "The request's headers are larger than the gate accepts."},
-	RequestTimeout:    {http.StatusRequestTimeout, "Request timeout", "The request was not received in time."},
-	OrderRejected:     {http.StatusConflict, "Order rejected", "The shop did not take this order."},
-	OrderFailed:       {http.StatusBadGateway, "Order failed", "The order could not be handed to the shop and was set aside."},
-	PassRequired:      {http.StatusPreconditionRequired, "Pass required", "This sale has a waiting room: join its line, and order with the pass you get when your turn comes (Sluice-Pass header)."},
-	BadPass:           {http.StatusForbidden, "Bad pass", "The Sluice-Pass is not valid for this order."},
-	LineFull:          {http.StatusGone, "Sold out", "The line already holds more buyers than this sale can serve: you would not get an item."},
-	NoWaitingRoom:     {http.StatusConflict, "No waiting room", "This sale has no waiting room: order directly."},
-	TicketNotFound:    {http.StatusNotFound, "Ticket not found", "There is no ticket with this id."},
+	AlreadyOrdered:       {http.StatusConflict, "Already ordered", "You already hold an order in this sale."},
+	SoldOut:              {http.StatusGone, "Sold out", "Every item of this sale is taken. A returned one goes on sale."},
+	RateLimited:          {http.StatusTooManyRequests, "Busy", "Too many orders are arriving at once. Try again shortly."},
+	IPRateLimited:        {http.StatusTooManyRequests, "Busy", "Too many requests from your address. Try again shortly."},
+	BuyerRateLimited:     {http.StatusTooManyRequests, "Busy", "Too many requests for this buyer. Try again shortly."},
+	QueueFull:            {http.StatusTooManyRequests, "Busy", "The queue of orders is full. Try again shortly."},
+	NotStarted:           {http.StatusTooEarly, "Not started", "This sale has not started yet."},
+	Closed:               {http.StatusForbidden, "Closed", "This sale has ended."},
+	UnknownSale:          {http.StatusNotFound, "Unknown sale", "There is no sale by this name."},
+	OrderNotFound:        {http.StatusNotFound, "Order not found", "There is no order with this id."},
+	BadJSON:              {http.StatusBadRequest, "Bad request body", `The body must be a JSON object {"buyer_id": "..."}.`},
+	BadBuyerID:           {http.StatusBadRequest, "Bad buyer id", "buyer_id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -."},
+	BadIdempotencyKey:    {http.StatusBadRequest, "Bad Idempotency-Key", "Idempotency-Key must be 1-128 printable ASCII characters."},
+	BodyTooLarge:         {http.StatusRequestEntityTooLarge, "Body too large", "The request body is larger than the gate accepts."},
+	BadContentType:       {http.StatusUnsupportedMediaType, "Unsupported media type", "Send the order as Content-Type: application/json."},
+	Unavailable:          {http.StatusServiceUnavailable, "Unavailable", "The gate could not learn whether the order was stored. Retry with the same Idempotency-Key to learn its fate."},
+	Unauthorized:         {http.StatusUnauthorized, "Unauthorized", "A valid bearer token is required."},
+	BadRequest:           {http.StatusBadRequest, "Bad request", "The request is not valid."},
+	Conflict:             {http.StatusConflict, "Conflict", "The request conflicts with the current state."},
+	NotFound:             {http.StatusNotFound, "Not found", "No such endpoint: see /openapi.yaml."},
+	MethodNotAllowed:     {http.StatusMethodNotAllowed, "Method not allowed", "This endpoint does not take this method: see the Allow header."},
+	HeaderTooLarge:       {http.StatusRequestHeaderFieldsTooLarge, "Header too large", "The request's headers are larger than the gate accepts."},
+	RequestTimeout:       {http.StatusRequestTimeout, "Request timeout", "The request was not received in time."},
+	OrderRejected:        {http.StatusConflict, "Order rejected", "The shop did not take this order."},
+	OrderFailed:          {http.StatusBadGateway, "Order failed", "The order could not be handed to the shop and was set aside."},
+	PassRequired:         {http.StatusPreconditionRequired, "Pass required", "This sale has a waiting room: join its line, and order with the pass you get when your turn comes (Sluice-Pass header)."},
+	BadPass:              {http.StatusForbidden, "Bad pass", "The Sluice-Pass is not valid for this order."},
+	LineFull:             {http.StatusGone, "Sold out", "The line already holds more buyers than this sale can serve: you would not get an item."},
+	BadPayload:           {http.StatusBadRequest, "Bad payload", "The order's payload must be a JSON object of at most 2 KiB, matching the sale's payload_schema."},
+	IdempotencyKeyReused: {http.StatusUnprocessableEntity, "Idempotency-Key reused", "This Idempotency-Key was used for an order with another payload: a retry must send the same request, a new order a new key."},
+	NoWaitingRoom:        {http.StatusConflict, "No waiting room", "This sale has no waiting room: order directly."},
+	TicketNotFound:       {http.StatusNotFound, "Ticket not found", "There is no ticket with this id."},
 }
 
 // Status returns the HTTP status a reason is answered with.
@@ -99,5 +107,6 @@ func Reasons() []Reason {
 	return []Reason{Admitted, Replayed, AlreadyOrdered, SoldOut, RateLimited,
 		IPRateLimited, BuyerRateLimited, QueueFull, NotStarted, Closed,
 		UnknownSale, BadJSON, BadBuyerID, BadIdempotencyKey, BodyTooLarge,
-		BadContentType, Unavailable, PassRequired, BadPass}
+		BadContentType, Unavailable, PassRequired, BadPass, BadPayload,
+		IdempotencyKeyReused}
 }

@@ -4,9 +4,12 @@
 //	sluice drain      run only the drain, beside gates that run --no-drain
 //	sluice loadtest   rehearse a drop against a gate and check the outcome
 //	sluice status     every sale of a running gate at a glance
+//	sluice sale       make and change sales over the admin API
 //	sluice dashboards export DIR
 //	                  write the Grafana dashboards, provisioning, Prometheus
 //	                  config and alerts into DIR
+//	sluice pages export DIR
+//	                  write the built-in HTML pages, templates for --pages
 //	sluice version    print the build
 //
 // Every flag of a command can also be set by the environment as
@@ -66,11 +69,15 @@ Usage:
   sluice drain [flags]     run only the drain, against the gates' NATS (--nats-url)
   sluice loadtest [flags]  rehearse a drop against a gate and check the outcome
   sluice status [flags]    every sale of a running gate at a glance (--watch)
+  sluice sale list|show|create|update|open|close [NAME] [flags]
+                           make and change sales over the admin API
   sluice draw verify --sale NAME [--gate URL]
                            check a waiting room's draw from public data alone
   sluice dashboards export DIR
                            write the Grafana dashboards, their provisioning, a
                            Prometheus config and the alerting rules into DIR
+  sluice pages export DIR  write the built-in HTML pages into DIR, the starting
+                           point of your own (sluice serve --pages DIR)
   sluice version           print the build (also: sluice --version)
 
 Every command takes --help.
@@ -90,8 +97,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLoadtest(ctx, args[1:], stdout, stderr)
 	case "status":
 		return runStatus(ctx, args[1:], stdout, stderr)
+	case "sale":
+		return runSale(ctx, args[1:], stdout, stderr)
 	case "dashboards":
 		return runDashboards(args[1:], stdout, stderr)
+	case "pages":
+		return runPages(args[1:], stdout, stderr)
 	case "draw":
 		return runDraw(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version", "-v":

@@ -121,6 +121,7 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 		configPath     string
 		sales, proxies listFlag
 		routes         listFlag
+		corsOrigins    listFlag
 		sync           string
 		logFormat      string
 		logLevel       string
@@ -161,8 +162,11 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "replicas of each sale stream (3 in a cluster)")
 	gfs.Int64Var(&cfg.MaxStore, "max-store", 0, "bound on JetStream's file store in bytes (0: most of the disk)")
 	gfs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token of the admin API (empty: admin API off)")
-	gfs.StringVar(&cfg.SoldOutPage, "sold-out-page", "", "HTML file shown to browsers when a sale is sold out")
+	gfs.StringVar(&cfg.SoldOutPage, "sold-out-page", "", "HTML file shown to browsers when a sale is sold out, as it is")
+	gfs.StringVar(&cfg.Pages, "pages", "", "`directory` of your own page templates (waiting.html, join.html, problem.html, sold-out.html…); start from sluice pages export DIR")
 	gfs.StringVar(&cfg.Gate.BuyerHeader, "buyer-header", "", "take the buyer id from this header set by a trusted auth proxy")
+	gfs.Var(&corsOrigins, "cors-origin", "let pages from this exact `origin` (https://shop.example) call the public API from a browser (repeatable; config cors_origins)")
+	gfs.BoolVar(&cfg.Gate.CORS.Credentials, "cors-credentials", false, "with --cors-origin: let those pages send cookies (fetch credentials: \"include\"), for a front door that reads the buyer from one")
 	gfs.Var(&proxies, "trusted-proxies", "proxies (IPs or CIDRs) whose X-Forwarded-For is believed")
 	gfs.Float64Var(&cfg.Gate.IPRate, "ip-rate", 0, "orders/s per client address (0: off)")
 	gfs.IntVar(&cfg.Gate.IPBurst, "ip-burst", 5, "burst per client address")
@@ -196,12 +200,13 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("%s: unexpected arguments %q", role, fs.Args())
 	}
-	structured := map[string]any{"sales": nil}
+	structured := map[string]any{"sales": nil, "cors_origins": nil}
 	ignored := map[string]bool{}
 	if role != "serve" {
 		structured = map[string]any{}
 		gfs.VisitAll(func(f *flag.Flag) { ignored[strings.ReplaceAll(f.Name, "-", "_")] = true })
 		ignored["sales"] = true
+		ignored["cors_origins"] = true
 	}
 	if err := layer(fs, configPath, structured, ignored); err != nil {
 		return cfg, err
@@ -218,6 +223,17 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 		return cfg, fmt.Errorf("--sync %q: want always or interval", sync)
 	}
 	cfg.ClusterRoutes = routes
+	// cors_origins, the plural, is the config file's spelling of the
+	// repeated flag; the flag or SLUICE_CORS_ORIGIN beat it.
+	if v := structured["cors_origins"]; v != nil && len(corsOrigins) == 0 {
+		if err := corsOrigins.Set(yamlScalar(v)); err != nil {
+			return cfg, fmt.Errorf("config cors_origins: %w", err)
+		}
+	}
+	cfg.Gate.CORS.Origins = corsOrigins
+	if err := cfg.Gate.Validate(); err != nil {
+		return cfg, fmt.Errorf("--cors-origin: %w", err)
+	}
 	if cfg.Gate.TrustedProxies, err = admission.ParseTrustedProxies(proxies); err != nil {
 		return cfg, fmt.Errorf("--trusted-proxies: %w", err)
 	}

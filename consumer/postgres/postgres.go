@@ -139,13 +139,19 @@ func (b *Backend) decide(ctx context.Context, group []consumer.Order, decided ma
 	buyers := make([]string, len(group))
 	seqs := make([]int64, len(group))
 	admitted := make([]time.Time, len(group))
+	payloads := make([]*string, len(group)) // NULL for an order without one
 	for i, o := range group {
 		ids[i], buyers[i], seqs[i], admitted[i] = o.ID, o.BuyerID, int64(o.Seq), o.AdmittedAt
+		if len(o.Payload) > 0 {
+			p := string(o.Payload)
+			payloads[i] = &p
+		}
 	}
-	got, err := b.call(ctx, group[0], ids, buyers, seqs, admitted, true)
+	a := batchArgs{ids, buyers, seqs, admitted, payloads}
+	got, err := b.call(ctx, group[0], a, true)
 	if isUniqueViolation(err) {
 		// The plain insert met a row after all: again, the careful way.
-		got, err = b.call(ctx, group[0], ids, buyers, seqs, admitted, false)
+		got, err = b.call(ctx, group[0], a, false)
 	}
 	if err != nil {
 		return err
@@ -154,11 +160,20 @@ func (b *Backend) decide(ctx context.Context, group []consumer.Order, decided ma
 	return nil
 }
 
+// batchArgs are a batch's columns, as sluice_decide_batch takes them.
+type batchArgs struct {
+	ids, buyers []string
+	seqs        []int64
+	admitted    []time.Time
+	payloads    []*string
+}
+
 // call runs sluice_decide_batch once; plain lets it try a plain insert
 // first.
-func (b *Backend) call(ctx context.Context, first consumer.Order, ids, buyers []string, seqs []int64, admitted []time.Time, plain bool) (map[string]consumer.Result, error) {
-	rows, err := b.db.QueryContext(ctx, `SELECT out_id, out_status, out_reason FROM sluice_decide_batch($1, $2, $3, $4, $5, $6, $7)`,
-		first.Sale, int32(max(1, first.PerBuyer)), ids, buyers, seqs, admitted, plain)
+func (b *Backend) call(ctx context.Context, first consumer.Order, a batchArgs, plain bool) (map[string]consumer.Result, error) {
+	ids := a.ids
+	rows, err := b.db.QueryContext(ctx, `SELECT out_id, out_status, out_reason FROM sluice_decide_batch($1, $2, $3, $4, $5, $6, $7, $8::text[]::jsonb[])`,
+		first.Sale, int32(max(1, first.PerBuyer)), a.ids, a.buyers, a.seqs, a.admitted, plain, a.payloads)
 	if err != nil {
 		return nil, decideErr(err)
 	}

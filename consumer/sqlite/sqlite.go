@@ -136,8 +136,8 @@ func decideChunk(ctx context.Context, tx *sql.Tx, orders []consumer.Order, decid
 	}
 	stamp := now()
 	var q strings.Builder
-	args := make([]any, 0, 7*len(orders))
-	q.WriteString(`INSERT INTO orders (order_id, sale, buyer_id, buyer_slot, status, seq, admitted_at, decided_at) VALUES `)
+	args := make([]any, 0, 8*len(orders))
+	q.WriteString(`INSERT INTO orders (order_id, sale, buyer_id, buyer_slot, status, seq, admitted_at, decided_at, payload) VALUES `)
 	n := 0
 	for i, o := range orders {
 		if slots[i] >= perBuyer {
@@ -146,8 +146,8 @@ func decideChunk(ctx context.Context, tx *sql.Tx, orders []consumer.Order, decid
 		if n > 0 {
 			q.WriteByte(',')
 		}
-		q.WriteString(`(?,?,?,?,'confirmed',?,?,?)`)
-		args = append(args, o.ID, sale, o.BuyerID, slots[i], int64(o.Seq), o.AdmittedAt.UTC().Format(time.RFC3339Nano), stamp)
+		q.WriteString(`(?,?,?,?,'confirmed',?,?,?,?)`)
+		args = append(args, o.ID, sale, o.BuyerID, slots[i], int64(o.Seq), o.AdmittedAt.UTC().Format(time.RFC3339Nano), stamp, payloadArg(o))
 		n++
 	}
 	inserted, err := insertConfirmed(ctx, tx, q.String(), args, orders, slots, perBuyer, n)
@@ -216,14 +216,23 @@ func decideChunk(ctx context.Context, tx *sql.Tx, orders []consumer.Order, decid
 		if _, ok := decided[o.ID]; ok {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, sale, buyer_id, buyer_slot, status, reason, seq, admitted_at, decided_at)
-			VALUES (?, ?, ?, NULL, 'rejected', ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			o.ID, sale, o.BuyerID, consumer.ReasonAlreadyOrdered, int64(o.Seq), o.AdmittedAt.UTC().Format(time.RFC3339Nano), stamp); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, sale, buyer_id, buyer_slot, status, reason, seq, admitted_at, decided_at, payload)
+			VALUES (?, ?, ?, NULL, 'rejected', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			o.ID, sale, o.BuyerID, consumer.ReasonAlreadyOrdered, int64(o.Seq), o.AdmittedAt.UTC().Format(time.RFC3339Nano), stamp, payloadArg(o)); err != nil {
 			return err
 		}
 		decided[o.ID] = consumer.Result{Outcome: consumer.Rejected, Reason: consumer.ReasonAlreadyOrdered}
 	}
 	return nil
+}
+
+// payloadArg is an order's payload as its column holds it: JSON text, or
+// NULL without one.
+func payloadArg(o consumer.Order) any {
+	if len(o.Payload) == 0 {
+		return nil
+	}
+	return string(o.Payload)
 }
 
 // insertConfirmed runs the batch's insert and returns which orders it

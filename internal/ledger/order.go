@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -22,6 +23,10 @@ type Order struct {
 	// Round counts the buyer's earlier orders in this sale that gave
 	// their slot back (see BuyerRoundSubject); 0 for a first order.
 	Round int `json:"round,omitempty"`
+	// Payload is the shop's own JSON object sent with the order (item,
+	// size, quantity…), compacted; opaque to sluice, handed to the
+	// backend unchanged. Orders with one are decoded by encoding/json.
+	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
 // OrderID names an order: its sale, its sequence in the sale's stream and a

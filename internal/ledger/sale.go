@@ -6,6 +6,8 @@ import (
 	"math"
 	"regexp"
 	"time"
+
+	"sluice/internal/payload"
 )
 
 // Sale is a sale's configuration. It is stored as JSON in the metadata of
@@ -54,6 +56,10 @@ type Sale struct {
 	// LineLimit bounds the tickets in the line; zero means 20 × stock
 	// (at least 1,000).
 	LineLimit int64 `json:"line_limit,omitempty" yaml:"line_limit"`
+	// PayloadSchema is a JSON Schema an order's payload must match
+	// (draft 2020-12 unless it says $schema); nil accepts any payload
+	// object. It may refer only to itself.
+	PayloadSchema map[string]any `json:"payload_schema,omitempty" yaml:"payload_schema"`
 }
 
 // Defaults of the waiting room's settings.
@@ -163,6 +169,9 @@ func (s Sale) Validate() error {
 		return fmt.Errorf("%w: %s: pass_ttl must be at least 5s: a buyer needs time to order", ErrInvalidSale, s.Name)
 	case !s.StartsAt.IsZero() && !s.EndsAt.IsZero() && !s.EndsAt.After(s.StartsAt):
 		return fmt.Errorf("%w: %s: ends_at must be after starts_at", ErrInvalidSale, s.Name)
+	}
+	if _, err := payload.Compile(s.PayloadSchema); err != nil {
+		return fmt.Errorf("%w: %s: payload_schema: %w", ErrInvalidSale, s.Name, err)
 	}
 	return nil
 }

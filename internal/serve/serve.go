@@ -58,6 +58,9 @@ type Config struct {
 
 	AdminToken  string
 	SoldOutPage string // an HTML file served to browsers on sold out
+	// Pages is a directory of the operator's page templates (see
+	// overflow.LoadPages); empty means the built-in pages.
+	Pages string
 
 	// MaxConns bounds the public listener's open connections (default
 	// 262,144); MaxConnsPerIP bounds them per client address (0: none).
@@ -222,12 +225,24 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.opsLn, err = net.Listen("tcp", cfg.OpsListen); err != nil {
 		return nil, fmt.Errorf("%s: ops listen %s: %w", cmd, cfg.OpsListen, err)
 	}
-	if cfg.SoldOutPage != "" {
-		page, err := os.ReadFile(cfg.SoldOutPage)
-		if err != nil {
-			return nil, fmt.Errorf("serve: sold-out page: %w", err)
+	if !cfg.DrainOnly {
+		if err := cfg.Gate.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %w", cmd, err)
 		}
-		s.cfg.Gate.Renderer = &overflow.Renderer{SoldOutHTML: page}
+	}
+	if cfg.SoldOutPage != "" || cfg.Pages != "" {
+		r := &overflow.Renderer{}
+		if cfg.Pages != "" {
+			if r.Pages, err = overflow.LoadPages(os.DirFS(cfg.Pages)); err != nil {
+				return nil, fmt.Errorf("%s: --pages %s: %w", cmd, cfg.Pages, err)
+			}
+		}
+		if cfg.SoldOutPage != "" {
+			if r.SoldOutHTML, err = os.ReadFile(cfg.SoldOutPage); err != nil {
+				return nil, fmt.Errorf("serve: sold-out page: %w", err)
+			}
+		}
+		s.cfg.Gate.Renderer = r
 	}
 	if cfg.NATSURL != "" {
 		s.broker, err = broker.Connect(ctx, cfg.NATSURL, s.log)

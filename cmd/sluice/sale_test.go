@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"sluice/internal/gatetest"
+	"sluice/internal/ledger"
+)
+
+// sluice sale makes and changes sales of a running gate over its admin
+// API, and says what to fix when it cannot.
+func TestSaleCommand(t *testing.T) {
+	cfg := gatetest.Config(t)
+	cfg.AdminToken = "s3cret"
+	s := gatetest.Start(t, cfg)
+	ops := s.OpsAddr()
+	t.Setenv("SLUICE_ADMIN_TOKEN", "s3cret")
+	sale := func(args ...string) (string, error) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		err := run(context.Background(), append([]string{"sale"}, append(args, "--ops", ops)...), &out, &errb)
+		return out.String(), err
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := sale(args...)
+		if err != nil {
+			t.Fatalf("sluice sale %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}
+
+	if out := must("list"); !strings.Contains(out, "no sales") {
+		t.Errorf("empty list:\n%s", out)
+	}
+	schema := filepath.Join(t.TempDir(), "schema.json")
+	if err := os.WriteFile(schema, []byte(`{"type":"object","required":["sku"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := must("create", "drop", "--stock", "50", "--per-buyer", "2", "--starts-at", "+1h", "--waiting-room", "--payload-schema", schema)
+	for _, want := range []string{`sale +drop`, `state +upcoming`, `stock +50 \(50 left`, `per buyer +2`, `window +opens in `, `waiting room +yes`, `payload schema +.*"required":\["sku"\]`} {
+		if !regexp.MustCompile(`(?m)^` + want).MatchString(out) {
+			t.Errorf("create: no %q in\n%s", want, out)
+		}
+	}
+	if _, err := sale("create", "drop", "--stock", "5"); err == nil || !strings.Contains(err.Error(), "sluice sale update drop") {
+		t.Errorf("create over an existing sale: %v", err)
+	}
+	out = must("update", "drop", "--stock", "80", "--waiting-room=false", "--payload-schema", "none")
+	if !strings.Contains(out, "80 (80 left") || strings.Contains(out, "waiting room") || strings.Contains(out, "payload schema") {
+		t.Errorf("update:\n%s", out)
+	}
+	if out := must("open", "drop"); !regexp.MustCompile(`(?m)^state +open$`).MatchString(out) {
+		t.Errorf("open:\n%s", out)
+	}
+	st := gatetest.Get(t, gatetest.Client(), "http://"+s.APIAddr()+"/v1/sales/drop")
+	if st.Str("state") != "open" || st.Body["stock"] != 80.0 {
+		t.Errorf("the public view after open: %s", st.Raw)
+	}
+	if a := gatetest.Order(t, gatetest.Client(), "http://"+s.APIAddr(), "drop", "alice", ""); a.Status != 202 {
+		t.Errorf("an order after open: %d %s", a.Status, a.Raw)
+	}
+	if out := must("close", "drop"); !regexp.MustCompile(`(?m)^state +closed$`).MatchString(out) {
+		t.Errorf("close:\n%s", out)
+	}
+	if a := gatetest.Order(t, gatetest.Client(), "http://"+s.APIAddr(), "drop", "bob", ""); a.Status != 403 || a.Str("reason") != "closed" {
+		t.Errorf("an order after close: %d %s", a.Status, a.Raw)
+	}
+	must("create", "second", "--stock", "3")
+	out = must("list")
+	if !regexp.MustCompile(`(?m)^drop +closed +80 +79 +1 +2 +ended `).MatchString(out) || !regexp.MustCompile(`(?m)^second +open +3 +3 +0 +1 +- +-$`).MatchString(out) {
+		t.Errorf("list:\n%s", out)
+	}
+	raw := must("show", "second", "--json")
+	var r struct {
+		Sale   string      `json:"sale"`
+		Config ledger.Sale `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(raw), &r); err != nil || r.Sale != "second" || r.Config.Stock != 3 {
+		t.Errorf("show --json: %v %s", err, raw)
+	}
+
+	// Errors that say what to fix.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"show", "nope"}, "sluice sale create nope --stock N"},
+		{[]string{"create", "third"}, "--stock N is required"},
+		{[]string{"update", "second"}, "nothing to change"},
+		{[]string{"create", "Bad Name", "--stock", "1"}, "is not a sale name"},
+		{[]string{"create", "x", "--stock", "1", "--starts-at", "tomorrow"}, "RFC 3339"},
+		{[]string{"update", "second", "--starts-at", "+2h", "--ends-at", "+1h"}, "ends_at must be after starts_at"},
+		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"show"}, "which sale?"},
+	} {
+		if _, err := sale(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("sluice sale %s: %v, want an error saying %q", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+	t.Setenv("SLUICE_ADMIN_TOKEN", "wrong")
+	if _, err := sale("list"); err == nil || !strings.Contains(err.Error(), "refused the admin token") {
+		t.Errorf("wrong token: %v", err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sale("list", "--admin-token-file", tokenFile); err != nil {
+		t.Errorf("token from a file: %v", err)
+	}
+	var out2 bytes.Buffer
+	err := run(context.Background(), []string{"sale", "list", "--ops", "127.0.0.1:1"}, &out2, &out2)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the gate's ops listener") {
+		t.Errorf("no gate: %v", err)
+	}
+}
+
+// CORS origins come from the repeated flag, or the config file's
+// cors_origins list; a wildcard or a URL with a path is refused at start.
+func TestCORSConfig(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "sluice.yaml")
+	if err := os.WriteFile(file, []byte("cors_origins: [\"https://shop.example\", \"http://localhost:3000\"]\ncors_credentials: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseServe([]string{"--config", file}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.Gate.CORS.Origins, " "); got != "https://shop.example http://localhost:3000" || !cfg.Gate.CORS.Credentials {
+		t.Errorf("from the file: %q credentials %v", got, cfg.Gate.CORS.Credentials)
+	}
+	cfg, err = parseServe([]string{"--config", file, "--cors-origin", "https://other.example"}, io.Discard)
+	if err != nil || strings.Join(cfg.Gate.CORS.Origins, " ") != "https://other.example" {
+		t.Errorf("the flag beats the file: %v %v", cfg.Gate.CORS.Origins, err)
+	}
+	for _, bad := range []string{"*", "https://shop.example/path", "shop.example"} {
+		if _, err := parseServe([]string{"--cors-origin", bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "--cors-origin") {
+			t.Errorf("--cors-origin %s: %v", bad, err)
+		}
+	}
+}

@@ -1,0 +1,157 @@
+// Package payload checks an order's payload, the shop's own JSON object
+// (item, size, quantity, the price it showed) that sluice keeps with the
+// order and hands to the backend unchanged, against a sale's optional
+// JSON Schema (payload_schema). It does no I/O: a schema's $ref may name
+// only the schema itself, never a file or a URL.
+package payload
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+)
+
+// MaxBytes bounds a payload, compacted.
+const MaxBytes = 2 << 10
+
+// MaxSchemaBytes bounds a sale's payload_schema, as JSON: it is stored in
+// the sale's stream metadata and held by every gate.
+const MaxSchemaBytes = 16 << 10
+
+// ErrBadSchema is returned by Compile for a schema that is not one.
+var ErrBadSchema = errors.New("payload: bad schema")
+
+// Schema is a compiled payload_schema. The zero value is not usable; a nil
+// *Schema accepts every payload. It is safe for concurrent use.
+type Schema struct {
+	sch *jsonschema.Schema
+	src string // the schema as JSON, to tell a changed one apart
+	// broken, when set, refuses every payload (RefuseAll).
+	broken error
+}
+
+// RefuseAll is a schema that refuses every payload, saying err: for a
+// sale whose schema this gate cannot compile, so that its orders are
+// refused rather than taken unchecked.
+func RefuseAll(err error) *Schema { return &Schema{broken: err} }
+
+const schemaURL = "sluice:payload_schema"
+
+// Compile compiles a sale's payload_schema; a nil or empty doc is no
+// schema (nil, nil).
+func Compile(doc map[string]any) (*Schema, error) {
+	if len(doc) == 0 {
+		return nil, nil
+	}
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSchema, err)
+	}
+	if len(raw) > MaxSchemaBytes {
+		return nil, fmt.Errorf("%w: %d bytes; at most %d", ErrBadSchema, len(raw), MaxSchemaBytes)
+	}
+	// Numbers as json.Number, as the library wants them.
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSchema, err)
+	}
+	c := jsonschema.NewCompiler()
+	c.UseLoader(noLoader{})
+	if err := c.AddResource(schemaURL, v); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSchema, err)
+	}
+	sch, err := c.Compile(schemaURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSchema, err)
+	}
+	return &Schema{sch: sch, src: string(raw)}, nil
+}
+
+// Same reports whether s was compiled from doc: a gate recompiles a
+// sale's schema only when it changed.
+func (s *Schema) Same(doc map[string]any) bool {
+	if s == nil || len(doc) == 0 {
+		return s == nil && len(doc) == 0
+	}
+	raw, err := json.Marshal(doc)
+	return err == nil && string(raw) == s.src
+}
+
+// noLoader refuses every $ref outside the schema: a sale's settings never
+// make a gate read a file or call a URL.
+type noLoader struct{}
+
+func (noLoader) Load(url string) (any, error) {
+	return nil, fmt.Errorf("payload_schema may not refer to %s: only to itself (#/...)", url)
+}
+
+// Violation is why a payload does not match its sale's schema.
+type Violation struct {
+	// Path is a JSON pointer into the order body to the failing value,
+	// e.g. /payload/quantity.
+	Path string
+	// Message says what is wrong there.
+	Message string
+}
+
+func (v *Violation) Error() string { return v.Path + ": " + v.Message }
+
+// Check validates a payload (a compacted JSON object, or nil when the
+// order has none) against s. An order without a payload is checked as
+// an empty object, so that a schema's required properties hold.
+func (s *Schema) Check(p []byte) *Violation {
+	if s == nil {
+		return nil
+	}
+	if s.broken != nil {
+		return &Violation{Path: "/payload", Message: "this gate cannot check the sale's payload_schema: " + s.broken.Error()}
+	}
+	if len(p) == 0 {
+		p = []byte("{}")
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(p))
+	if err != nil {
+		return &Violation{Path: "/payload", Message: "not JSON"}
+	}
+	err = s.sch.Validate(v)
+	if err == nil {
+		return nil
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return &Violation{Path: "/payload", Message: err.Error()}
+	}
+	// The deepest first cause names the value at fault.
+	for len(ve.Causes) > 0 {
+		ve = ve.Causes[0]
+	}
+	path := "/payload"
+	for _, tok := range ve.InstanceLocation {
+		path += "/" + strings.ReplaceAll(strings.ReplaceAll(tok, "~", "~0"), "/", "~1")
+	}
+	return &Violation{Path: path, Message: ve.ErrorKind.LocalizedString(message.NewPrinter(language.English))}
+}
+
+// Canonical checks that raw is a JSON object of at most MaxBytes once
+// compacted, and returns it compacted: the form kept in the ledger and
+// compared when an Idempotency-Key comes back.
+func Canonical(raw []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, errors.New("payload must be a JSON object")
+	}
+	b := buf.Bytes()
+	if len(b) == 0 || b[0] != '{' {
+		return nil, errors.New("payload must be a JSON object")
+	}
+	if len(b) > MaxBytes {
+		return nil, fmt.Errorf("payload is %d bytes; at most %d", len(b), MaxBytes)
+	}
+	return b, nil
+}
