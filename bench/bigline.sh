@@ -7,13 +7,14 @@
 # settled are printed.
 #   bash bench/bigline.sh        (needs wrk: apt-get install wrk)
 # Env: JOINERS (1000000), SETTLE (20: seconds before the settled RSS),
-# ARGS (more sluice serve flags, e.g. "--gc-percent 100").
+# ARGS (more sluice serve flags, e.g. "--gc-headroom 0"), BIN (a sluice
+# binary to measure instead of this tree's, e.g. an older build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOINERS=${JOINERS:-1000000} SETTLE=${SETTLE:-20} ARGS=${ARGS:-}
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
-go build -o "$tmp/sluice" ./cmd/sluice
+if [ -n "${BIN:-}" ]; then cp "$BIN" "$tmp/sluice"; else go build -o "$tmp/sluice" ./cmd/sluice; fi
 serve() {
   # shellcheck disable=SC2086
   "$tmp/sluice" serve --listen 127.0.0.1:18080 --ops-listen 127.0.0.1:19464 --admin-token bench-admin-token-0123456789 \
