@@ -67,12 +67,25 @@ func decodeOrder(body []byte) (string, overflow.Reason) {
 
 // decodeObject is decodeOrder for any body, with a JSON decoder.
 func decodeObject(body []byte) (string, overflow.Reason) {
+	buyer, reason := decodeFields(body)
+	if reason != "" {
+		return "", reason
+	}
+	if buyer == nil || !validBuyerID(*buyer) {
+		return "", overflow.BadBuyerID
+	}
+	return *buyer, ""
+}
+
+// decodeFields parses a body that must be exactly one JSON object, with
+// each key once, and returns its buyer_id, nil when it has none.
+func decodeFields(body []byte) (*string, overflow.Reason) {
 	if !isJSONObject(body) {
-		return "", overflow.BadJSON
+		return nil, overflow.BadJSON
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if _, err := dec.Token(); err != nil { // the '{' isJSONObject saw
-		return "", overflow.BadJSON
+		return nil, overflow.BadJSON
 	}
 	var (
 		buyer   *string
@@ -83,32 +96,29 @@ func decodeObject(body []byte) (string, overflow.Reason) {
 		tok, err := dec.Token()
 		key, ok := tok.(string)
 		if err != nil || !ok || seen[key] {
-			return "", overflow.BadJSON
+			return nil, overflow.BadJSON
 		}
 		seen[key] = true
 		switch {
 		case key == "buyer_id":
 			if err := dec.Decode(&buyer); err != nil {
-				return "", overflow.BadJSON
+				return nil, overflow.BadJSON
 			}
 		case strings.EqualFold(key, "buyer_id"):
-			return "", overflow.BadJSON
+			return nil, overflow.BadJSON
 		default:
 			if err := dec.Decode(&skipped); err != nil {
-				return "", overflow.BadJSON
+				return nil, overflow.BadJSON
 			}
 		}
 	}
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return "", overflow.BadJSON
+		return nil, overflow.BadJSON
 	}
 	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) != 0 {
-		return "", overflow.BadJSON // trailing data after the object
+		return nil, overflow.BadJSON // trailing data after the object
 	}
-	if buyer == nil || !validBuyerID(*buyer) {
-		return "", overflow.BadBuyerID
-	}
-	return *buyer, ""
+	return buyer, ""
 }
 
 // plainOrder reads the body clients send, {"buyer_id":"…"} exactly, with

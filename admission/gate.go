@@ -27,10 +27,19 @@ type Ledger interface {
 // Config configures a Gate. Zero values mean the documented defaults.
 type Config struct {
 	// BuyerHeader, when set, names a header an authenticating proxy sets
-	// to the buyer id; the body's buyer_id is then ignored.
+	// to the buyer id. It is believed only on connections from
+	// TrustedProxies; other peers are refused (untrusted_buyer_header).
 	BuyerHeader string
-	// TrustedProxies are peers whose X-Forwarded-For is believed.
+	// TrustedProxies are peers whose X-Forwarded-For (and BuyerHeader) is
+	// believed.
 	TrustedProxies []netip.Prefix
+	// BuyerTokens, when set, verifies the shop's buyer tokens: every
+	// order and join then needs one, and its sub is the buyer. It takes
+	// precedence over BuyerHeader (New refuses both).
+	BuyerTokens BuyerTokens
+	// BuyerTokenCookie names a cookie the token may come in when there
+	// is no Authorization header (a browser's page).
+	BuyerTokenCookie string
 	// IPRate and IPBurst limit orders per client address (IPv6 per /64);
 	// zero IPRate means no limit. BuyerRate and BuyerBurst likewise per
 	// buyer id.
@@ -53,6 +62,17 @@ type Config struct {
 	// at once; past it a request is answered at once, as without the
 	// preference. Zero means DefaultMaxWaiters; negative, no waiting.
 	MaxWaiters int
+}
+
+// Validate reports a config that would not do what it says.
+func (c Config) Validate() error {
+	switch {
+	case c.BuyerHeader != "" && c.BuyerTokens != nil:
+		return ErrTwoIdentities
+	case c.BuyerHeader != "" && len(c.TrustedProxies) == 0:
+		return ErrBuyerHeaderUntrusted
+	}
+	return nil
 }
 
 // Gate answers the public API. It is safe for concurrent use. It starts no

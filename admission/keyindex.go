@@ -88,9 +88,9 @@ func (g *Gate) ExtendIndex(sale string, from, upTo uint64, orders []ledger.Order
 // answerFromIndex answers a keyed order for a sold-out sale from the
 // sale's complete index: no JetStream round trip.
 func (g *Gate) answerFromIndex(ctx *fasthttp.RequestCtx, s *sale, cfg *ledger.Sale, x *orderIndex, key string, start time.Time) {
-	buyer, reason := g.readBuyer(ctx)
-	if reason != "" {
-		g.finishProblem(ctx, s, overflow.Problem{Reason: reason, Sale: s.name}, start)
+	buyer, _, p := g.readBuyer(ctx, false)
+	if p.Reason != "" {
+		g.refuseBuyer(ctx, s, p, start)
 		return
 	}
 	held := x.byBuyer[buyer]

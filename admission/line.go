@@ -6,7 +6,6 @@ import (
 	"errors"
 	"math"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -327,7 +326,8 @@ func (v *ticketView) appendJSON(b []byte) []byte {
 
 // Join outcomes, the outcome label of sluice_line_joins_total.
 var joinOutcomes = [...]string{"joined", "rejoined", "line_full", "sold_out", "not_started", "closed",
-	"bad_request", "no_waiting_room", "unavailable", "rate_limited"}
+	"bad_request", "no_waiting_room", "unavailable", "rate_limited",
+	"unauthorized", "proof_required", "bad_proof", "address_limit"}
 
 // joinLine is POST /v1/sales/{sale}/line.
 func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
@@ -373,9 +373,10 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 		g.ipLimited.Respond(rc, html)
 		return
 	}
-	buyer, reason := g.readJoinBuyer(rc)
-	if reason != "" {
-		fail("bad_request", overflow.Problem{Reason: reason})
+	buyer, _, p := g.readBuyer(rc, true)
+	if p.Reason != "" {
+		challenge(rc, p)
+		fail(joinOutcomeOf(p.Reason), p)
 		return
 	}
 	if snap := s.line.Load(); snap != nil && snap.Tickets >= cfg.LineCap() {
@@ -432,38 +433,6 @@ func (g *Gate) joinCount(s *sale, outcome string) {
 		name = s.name
 	}
 	g.m.lineJoins.WithLabelValues(name, outcome).Inc()
-}
-
-// readJoinBuyer reads the joining buyer: the trusted header, a JSON body
-// {"buyer_id": …}, or a form's buyer_id (the waiting page's form).
-func (g *Gate) readJoinBuyer(rc *fasthttp.RequestCtx) (string, overflow.Reason) {
-	if h := g.cfg.BuyerHeader; h != "" {
-		b := rc.Request.Header.Peek(h)
-		if !validBuyerID(b) {
-			return "", overflow.BadBuyerID
-		}
-		return string(b), ""
-	}
-	body := rc.Request.Body()
-	if int64(len(body)) > g.cfg.MaxBodyBytes {
-		return "", overflow.BodyTooLarge
-	}
-	ct := rc.Request.Header.ContentType()
-	if bytes.HasPrefix(ct, []byte("application/x-www-form-urlencoded")) {
-		vals, err := url.ParseQuery(string(body))
-		if err != nil {
-			return "", overflow.BadJSON
-		}
-		b := vals.Get("buyer_id")
-		if !validBuyerID(b) {
-			return "", overflow.BadBuyerID
-		}
-		return b, ""
-	}
-	if !jsonContentType(ct) {
-		return "", overflow.BadContentType
-	}
-	return decodeOrder(body)
 }
 
 // sealDraw writes the draw mark and waits until this gate's copy of the

@@ -24,7 +24,9 @@ func OutcomeOf(r overflow.Reason) Outcome {
 	case overflow.Unavailable:
 		return OutcomeFailed
 	case overflow.UnknownSale, overflow.BadJSON, overflow.BadBuyerID,
-		overflow.BadIdempotencyKey, overflow.BodyTooLarge, overflow.BadContentType, overflow.BadPass:
+		overflow.BadIdempotencyKey, overflow.BodyTooLarge, overflow.BadContentType, overflow.BadPass,
+		overflow.UntrustedBuyerHeader, overflow.BadBuyerHeader, overflow.BadForm, overflow.BuyerTokenRequired,
+		overflow.BadBuyerToken, overflow.BuyerMismatch, overflow.ProofRequired, overflow.BadProof:
 		return OutcomeRejected
 	}
 	return OutcomeDiverted

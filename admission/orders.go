@@ -89,9 +89,9 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		return
 	}
 
-	buyer, reason := g.readBuyer(ctx)
-	if reason != "" {
-		g.finishProblem(ctx, s, overflow.Problem{Reason: reason, Sale: s.name}, start)
+	buyer, _, p := g.readBuyer(ctx, false)
+	if p.Reason != "" {
+		g.refuseBuyer(ctx, s, p, start)
 		return
 	}
 	if g.buyLim != nil && !g.buyLim.AllowAt(start, buyer) {
@@ -204,26 +204,6 @@ type buyerReleaser interface {
 	BuyerReleased(sale, buyer string) int64
 }
 
-// readBuyer reads and validates the body (or the trusted buyer header).
-// The server has already refused a body over MaxBodyBytes.
-func (g *Gate) readBuyer(ctx *fasthttp.RequestCtx) (string, overflow.Reason) {
-	if h := g.cfg.BuyerHeader; h != "" {
-		b := ctx.Request.Header.Peek(h)
-		if !validBuyerID(b) {
-			return "", overflow.BadBuyerID
-		}
-		return string(b), ""
-	}
-	if !jsonContentType(ctx.Request.Header.ContentType()) {
-		return "", overflow.BadContentType
-	}
-	body := ctx.Request.Body()
-	if int64(len(body)) > g.cfg.MaxBodyBytes {
-		return "", overflow.BodyTooLarge
-	}
-	return decodeOrder(body)
-}
-
 type acceptedBody struct {
 	OrderID string `json:"order_id"`
 	Sale    string `json:"sale"`
@@ -267,6 +247,13 @@ func (g *Gate) writeAccepted(ctx *fasthttp.RequestCtx, id ledger.OrderID, buyer 
 func (g *Gate) finish(ctx *fasthttp.RequestCtx, s *sale, reason overflow.Reason, a *overflow.Answer, start time.Time) {
 	a.Respond(ctx, overflow.AcceptsHTML(&ctx.Request.Header))
 	g.count(s, reason, start)
+}
+
+// refuseBuyer answers an order whose buyer is not known.
+func (g *Gate) refuseBuyer(ctx *fasthttp.RequestCtx, s *sale, p overflow.Problem, start time.Time) {
+	challenge(ctx, p)
+	p.Sale = s.name
+	g.finishProblem(ctx, s, p, start)
 }
 
 func (g *Gate) finishProblem(ctx *fasthttp.RequestCtx, s *sale, p overflow.Problem, start time.Time) {

@@ -205,6 +205,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 	cmd := cfg.command()
+	if !cfg.DrainOnly {
+		if err := cfg.Gate.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %w", cmd, err)
+		}
+	}
 	// The listeners open first: a busy port is reported before anything
 	// else has started.
 	if !cfg.DrainOnly {
