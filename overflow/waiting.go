@@ -102,8 +102,10 @@ $("buy").addEventListener("click", async () => {
   $("buy").disabled = true;
   $("result").textContent = "Ordering…";
   try {
+    // The shop's cookie (its buyer token, with --buyer-token-cookie) goes
+    // with the order: the gate and the shop share the page's origin.
     const r = await fetch(t.order_url, {
-      method: "POST",
+      method: "POST", credentials: "same-origin",
       headers: {"Content-Type": "application/json", Accept: "application/json",
         "Sluice-Pass": t.pass, "Idempotency-Key": "ticket-" + t.ticket_id, Prefer: "wait=10"},
       body: JSON.stringify({buyer_id: t.buyer_id}),
