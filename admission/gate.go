@@ -37,6 +37,9 @@ type Config struct {
 	// order and join then needs one, and its sub is the buyer. It takes
 	// precedence over BuyerHeader (New refuses both).
 	BuyerTokens BuyerTokens
+	// LineMaxTickets bounds the tickets the gate holds in memory over
+	// every waiting room's line; zero means DefaultLineMaxTickets.
+	LineMaxTickets int64
 	// BuyerTokenCookie names a cookie the token may come in when there
 	// is no Authorization header (a browser's page).
 	BuyerTokenCookie string
@@ -155,6 +158,9 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.LineMaxTickets <= 0 {
+		cfg.LineMaxTickets = DefaultLineMaxTickets
+	}
 	if cfg.MaxWaiters == 0 {
 		cfg.MaxWaiters = DefaultMaxWaiters
 	}
@@ -190,6 +196,7 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 	m.limiterCap.WithLabelValues("ip").Set(float64(g.ipLim.Cap()))
 	m.limiterCap.WithLabelValues("buyer").Set(float64(g.buyLim.Cap()))
 	m.waitersMax.Set(float64(cfg.MaxWaiters))
+	m.lineMaxTickets.Set(float64(cfg.LineMaxTickets))
 	return g
 }
 
@@ -248,6 +255,7 @@ func (g *Gate) UpdateSales(read time.Time, states []ledger.SaleState, err error)
 	g.sales.Store(&next)
 	g.m.ledgerUp.Set(1)
 	g.ready.Store(true)
+	g.m.lineHeld.Set(float64(g.heldTickets()))
 	g.m.limiterKeys.WithLabelValues("ip").Set(float64(g.ipLim.Len()))
 	g.m.limiterKeys.WithLabelValues("buyer").Set(float64(g.buyLim.Len()))
 	// Eviction totals live in the limiters; the counters follow them.

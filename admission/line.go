@@ -327,7 +327,7 @@ func (v *ticketView) appendJSON(b []byte) []byte {
 // Join outcomes, the outcome label of sluice_line_joins_total.
 var joinOutcomes = [...]string{"joined", "rejoined", "line_full", "sold_out", "not_started", "closed",
 	"bad_request", "no_waiting_room", "unavailable", "rate_limited",
-	"unauthorized", "proof_required", "bad_proof", "address_limit"}
+	"unauthorized", "proof_required", "bad_proof", "address_limit", "at_capacity"}
 
 // joinLine is POST /v1/sales/{sale}/line.
 func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
@@ -379,8 +379,8 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 		fail(joinOutcomeOf(p.Reason), p)
 		return
 	}
-	if snap := s.line.Load(); snap != nil && snap.Tickets >= cfg.LineCap() {
-		fail("line_full", overflow.Problem{Reason: overflow.LineFull})
+	if p := g.lineRoom(s, cfg, room, start); p.Reason != "" {
+		fail(lineRoomOutcome(p), p)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
@@ -397,7 +397,7 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 	j, created, err := g.lineLedger.Join(ctx, s.name, buyer)
 	switch {
 	case errors.Is(err, ledger.ErrLineFull):
-		fail("line_full", overflow.Problem{Reason: overflow.LineFull})
+		fail("at_capacity", g.atCapacity())
 		return
 	case err != nil:
 		g.log.Warn("join failed", "sale", s.name, "err", err)

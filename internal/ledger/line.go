@@ -79,9 +79,12 @@ func (l *Ledger) lineStreamConfig(s Sale) jetstream.StreamConfig {
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    l.opts.Replicas,
-		// The draw mark takes a place when the line is not full at the
-		// start; a full line is sealed without it (SealDraw).
-		MaxMsgs:              s.LineCap(),
+		// Not line_limit: before the start every joiner is in the draw,
+		// and after it the gates apply line_limit. The stream's bound is
+		// the memory one, MaxLineLimit. The draw mark takes a place when
+		// the line is not full at the start; a full line is sealed
+		// without it (SealDraw).
+		MaxMsgs:              MaxLineLimit,
 		Discard:              jetstream.DiscardNew,
 		MaxMsgsPerSubject:    1,
 		DiscardNewPerSubject: true,
