@@ -140,6 +140,10 @@ type salePatch struct {
 	LineOpens   *ledger.Duration `json:"line_opens"`
 	PassTTL     *ledger.Duration `json:"pass_ttl"`
 	LineLimit   *int64           `json:"line_limit"`
+	// Who may join (Bots and identity).
+	JoinProof      *string `json:"join_proof"`
+	ProofMaxNumber *int64  `json:"proof_max_number"`
+	LinePerAddress *int64  `json:"line_per_address"`
 }
 
 func (g *Gate) adminPatch(w http.ResponseWriter, r *http.Request) {
@@ -165,6 +169,9 @@ func (g *Gate) adminPatch(w http.ResponseWriter, r *http.Request) {
 	setIf(&cfg.LineOpens, p.LineOpens)
 	setIf(&cfg.PassTTL, p.PassTTL)
 	setIf(&cfg.LineLimit, p.LineLimit)
+	setIf(&cfg.JoinProof, p.JoinProof)
+	setIf(&cfg.ProofMaxNumber, p.ProofMaxNumber)
+	setIf(&cfg.LinePerAddress, p.LinePerAddress)
 	for _, t := range []struct {
 		raw *json.RawMessage
 		dst *time.Time

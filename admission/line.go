@@ -32,6 +32,8 @@ type LineLedger interface {
 	LineLastSeq(ctx context.Context, sale string) (uint64, error)
 	AdvanceLine(ctx context.Context, sale string, through int64, after uint64) error
 	UsePass(sale, ticket string)
+	// SpendProof records a proof of work's solution as spent (proof.go).
+	SpendProof(ctx context.Context, sale, challenge, buyer string) error
 }
 
 // SetRooms makes the gate serve waiting rooms: rooms are followed in
@@ -373,7 +375,7 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 		g.ipLimited.Respond(rc, html)
 		return
 	}
-	buyer, _, p := g.readBuyer(rc, true)
+	buyer, fields, p := g.readBuyer(rc, true)
 	if p.Reason != "" {
 		challenge(rc, p)
 		fail(joinOutcomeOf(p.Reason), p)
@@ -381,6 +383,10 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 	}
 	if p := g.lineRoom(s, cfg, room, start); p.Reason != "" {
 		fail(lineRoomOutcome(p), p)
+		return
+	}
+	if p := g.checkProof(rc, s, cfg, room, buyer, fields); p.Reason != "" {
+		fail(joinOutcomeOf(p.Reason), p)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)

@@ -116,6 +116,9 @@ func (l *Ledger) ensureLine(ctx context.Context, s Sale) error {
 	}); err != nil {
 		return fmt.Errorf("ledger: provision %s: %w", PaceStream, err)
 	}
+	if err := l.ensureProofs(ctx); err != nil {
+		return err
+	}
 	kv, err := l.keysBucket(ctx)
 	if err != nil {
 		return err
