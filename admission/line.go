@@ -729,7 +729,7 @@ func (g *Gate) getLine(rc *fasthttp.RequestCtx, saleName string) {
 	if overflow.AcceptsHTML(&rc.Request.Header) {
 		rc.Response.Header.SetContentType("text/html; charset=utf-8")
 		var buf bytes.Buffer
-		overflow.JoinPage(&buf, s.name, g.cfg.BuyerHeader == "" && g.cfg.BuyerTokens == nil)
+		overflow.JoinPage(&buf, s.name, g.cfg.BuyerHeader == "" && g.cfg.BuyerTokens == nil, cfg.JoinProof != "")
 		rc.Response.SetBodyRaw(buf.Bytes())
 		return
 	}

@@ -33,7 +33,7 @@ const Algorithm = "SHA-256"
 // DefaultMaxNumber is the difficulty unless a sale sets its own: a
 // solver tries half of it on average (measured in headless Chromium: see
 // the README's "Bots and identity").
-const DefaultMaxNumber = 100_000
+const DefaultMaxNumber = 50_000
 
 // TTL is how long a challenge may be solved and spent.
 const TTL = 10 * time.Minute
