@@ -34,6 +34,8 @@ type LineLedger interface {
 	UsePass(sale, ticket string)
 	// SpendProof records a proof of work's solution as spent (proof.go).
 	SpendProof(ctx context.Context, sale, challenge, buyer string) error
+	// TakeAddressSlot counts a ticket against its address (address.go).
+	TakeAddressSlot(ctx context.Context, sale, addr, buyer string, limit int64) error
 }
 
 // SetRooms makes the gate serve waiting rooms: rooms are followed in
@@ -385,7 +387,17 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 		fail(lineRoomOutcome(p), p)
 		return
 	}
-	if p := g.checkProof(rc, s, cfg, room, buyer, fields); p.Reason != "" {
+	// Who may join: the proof checked without I/O, then the address
+	// counted and the proof spent, durably (identity.go, proof.go,
+	// address.go).
+	challenge, p := g.verifyProof(rc, s, cfg, room, fields)
+	if p.Reason == "" {
+		p = g.checkAddress(rc, s, cfg, buyer)
+	}
+	if p.Reason == "" {
+		p = g.spendProof(s, challenge, buyer)
+	}
+	if p.Reason != "" {
 		fail(joinOutcomeOf(p.Reason), p)
 		return
 	}

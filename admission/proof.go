@@ -46,34 +46,46 @@ func (g *Gate) getChallenge(rc *fasthttp.RequestCtx, saleName string) {
 	respondJSON(rc, http.StatusOK, c)
 }
 
-// checkProof is a join's proof of work, for a sale that asks one: the
-// solution is verified (one hash, one HMAC, no I/O) and only then spent,
-// durably, so that it buys one ticket on whichever gate. It returns the
-// problem to answer with, if any.
-func (g *Gate) checkProof(rc *fasthttp.RequestCtx, s *sale, cfg *ledger.Sale, room *ledger.Room, buyer string, f bodyFields) overflow.Problem {
+// verifyProof is a join's proof of work, for a sale that asks one: the
+// solution is verified with one hash and one HMAC, no I/O. It returns the
+// solution's challenge, which spendProof records, or the problem to
+// answer with. noProof: the sale asks none.
+func (g *Gate) verifyProof(rc *fasthttp.RequestCtx, s *sale, cfg *ledger.Sale, room *ledger.Room, f bodyFields) (string, overflow.Problem) {
 	if cfg.JoinProof == "" {
-		return overflow.Problem{}
+		return noProof, overflow.Problem{}
 	}
 	payload := f.altcha
 	if vals := rc.Request.Header.PeekAll(hProof); len(vals) > 1 {
-		return g.proofRefused("bad", "The Sluice-Proof header must be given once.")
+		return "", g.proofRefused("bad", "The Sluice-Proof header must be given once.")
 	} else if len(vals) == 1 {
 		if payload != "" {
-			return g.proofRefused("bad", "Send the proof in the Sluice-Proof header or the altcha field, not both.")
+			return "", g.proofRefused("bad", "Send the proof in the Sluice-Proof header or the altcha field, not both.")
 		}
 		payload = string(vals[0])
 	}
 	if payload == "" {
 		g.m.proofs.WithLabelValues("missing").Inc()
-		return overflow.Problem{Reason: overflow.ProofRequired, Line: lineURL(s.name) + "/challenge"}
+		return "", overflow.Problem{Reason: overflow.ProofRequired, Line: lineURL(s.name) + "/challenge"}
 	}
 	p, err := proof.Verify(s.proofKey(room), payload, s.name, g.now())
 	if err != nil {
-		return g.proofRefused("bad", proofDetail(err))
+		return "", g.proofRefused("bad", proofDetail(err))
+	}
+	return p.Challenge, overflow.Problem{}
+}
+
+// noProof is verifyProof's challenge for a sale that asks no proof.
+const noProof = "-"
+
+// spendProof records a verified solution as spent, durably, so that it
+// buys one ticket on whichever gate.
+func (g *Gate) spendProof(s *sale, challenge, buyer string) overflow.Problem {
+	if challenge == noProof {
+		return overflow.Problem{}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
 	defer cancel()
-	switch err := g.lineLedger.SpendProof(ctx, s.name, p.Challenge, buyer); {
+	switch err := g.lineLedger.SpendProof(ctx, s.name, challenge, buyer); {
 	case errors.Is(err, ledger.ErrProofUsed):
 		return g.proofRefused("used", "This solution bought a ticket already: solve a new challenge.")
 	case err != nil:

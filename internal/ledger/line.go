@@ -119,6 +119,9 @@ func (l *Ledger) ensureLine(ctx context.Context, s Sale) error {
 	if err := l.ensureProofs(ctx); err != nil {
 		return err
 	}
+	if err := l.ensureAddresses(ctx); err != nil {
+		return err
+	}
 	kv, err := l.keysBucket(ctx)
 	if err != nil {
 		return err
