@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"sluice/internal/browsertest"
@@ -78,4 +79,50 @@ func waitAcrossNavigation(t testing.TB, b *browsertest.Browser, expr string, tim
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("waiting for %s: %v", expr, last)
+}
+
+// A browser signed in to the shop (its token in an HttpOnly cookie) joins
+// from the join page, which asks no buyer id, waits, and buys: the form
+// and the waiting page's order carry the cookie, and the buyer is the
+// token's sub. Without the cookie the join is refused.
+func TestTokenCookieInChromium(t *testing.T) {
+	b := browsertest.New(t)
+	shop := newShop(t)
+	cfg := gatetest.Config(t, ledger.Sale{Name: "drop", Stock: 1, StartsAt: time.Now().Add(time.Hour),
+		WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour)})
+	cfg.AdminToken = "admin-token-for-tests"
+	cfg.BuyerToken.JWKSURL = shop.jwks.URL
+	cfg.BuyerToken.Cookie = "shop_session"
+	s := gatetest.Start(t, cfg)
+	api, c := "http://"+s.APIAddr(), gatetest.Client()
+	gatetest.Eventually(t, 10*time.Second, "the room to open", func() bool { return s.Rooms().Room("drop") != nil })
+
+	b.Do(t, "open the line", chromedp.Navigate(api+"/v1/sales/drop/line"))
+	if n := browsertest.Eval[int](t, b, `document.querySelectorAll("#buyer_id").length`); n != 0 {
+		t.Fatalf("the join page asks a buyer id where the token names the buyer")
+	}
+	b.Do(t, "join signed out", chromedp.Click("#join"))
+	waitAcrossNavigation(t, b, `document.body.innerText.includes("Sign in")`, 20*time.Second)
+
+	httpOnly := true
+	if _, err := chromedp.Call(b.Ctx, network.SetCookie, network.SetCookieParams{Name: "shop_session",
+		Value: shop.token(t, "signed-in-buyer", true, time.Hour), URL: api, HTTPOnly: &httpOnly}); err != nil {
+		t.Fatal(err)
+	}
+	// The start comes soon after the join: the page polls at the start.
+	gatetest.Admin(t, c, s.OpsAddr(), "PATCH", "/admin/sales/drop", cfg.AdminToken,
+		`{"starts_at":"`+time.Now().Add(3*time.Second).UTC().Format(time.RFC3339Nano)+`"}`)
+	b.Do(t, "open the line", chromedp.Navigate(api+"/v1/sales/drop/line"))
+	b.Do(t, "join signed in", chromedp.Click("#join"))
+	waitAcrossNavigation(t, b, `document.getElementById("position") !== null`, 20*time.Second)
+	b.WaitFor(t, "the turn", `!document.getElementById("turn").hidden`, 30*time.Second)
+	b.Do(t, "buy", chromedp.Click("#buy"))
+	b.WaitFor(t, "the order", `document.getElementById("result").dataset.order !== undefined`, 20*time.Second)
+	order := browsertest.Eval[string](t, b, `document.getElementById("result").dataset.order`)
+	if st := gatetest.Get(t, c, api+"/v1/orders/"+order); st.Str("buyer_id") != "signed-in-buyer" {
+		t.Fatalf("the page's order: %s", st.Raw)
+	}
+	if v := gatetest.Counter(t, s.Registry(), "sluice_line_joins_total", "sale", "drop", "outcome", "unauthorized"); v != 1 {
+		t.Fatalf("signed-out joins counted %v, want 1", v)
+	}
 }
