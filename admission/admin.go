@@ -144,6 +144,10 @@ type salePatch struct {
 	// Not a pointer: encoding/json sets a pointer to nil for null, which
 	// would read as absent.
 	PayloadSchema json.RawMessage `json:"payload_schema"`
+	// Who may join (Bots and identity).
+	JoinProof      *string `json:"join_proof"`
+	ProofMaxNumber *int64  `json:"proof_max_number"`
+	LinePerAddress *int64  `json:"line_per_address"`
 }
 
 func (g *Gate) adminPatch(w http.ResponseWriter, r *http.Request) {
@@ -169,6 +173,9 @@ func (g *Gate) adminPatch(w http.ResponseWriter, r *http.Request) {
 	setIf(&cfg.LineOpens, p.LineOpens)
 	setIf(&cfg.PassTTL, p.PassTTL)
 	setIf(&cfg.LineLimit, p.LineLimit)
+	setIf(&cfg.JoinProof, p.JoinProof)
+	setIf(&cfg.ProofMaxNumber, p.ProofMaxNumber)
+	setIf(&cfg.LinePerAddress, p.LinePerAddress)
 	for _, t := range []struct {
 		raw *json.RawMessage
 		dst *time.Time

@@ -56,10 +56,13 @@ func jsonContentType(ct []byte) bool {
 // decodedOrder is what an order body says: the buyer and the shop's
 // payload (compacted; nil without one).
 type decodedOrder struct {
-	buyer   string
-	payload []byte
+	buyer    string
+	hasBuyer bool // the body named a buyer (buyer is it)
+	payload  []byte
 	// bad says what is wrong with the payload (bad_payload).
 	bad string
+	// altcha is a form's proof of work (the ALTCHA widget's field).
+	altcha string
 }
 
 // decodeOrder parses an order body. It returns the buyer id and payload,
@@ -68,11 +71,11 @@ type decodedOrder struct {
 // clients may send more. A key given twice, or buyer_id or payload spelt
 // in another case, is refused: encoding/json would take the last one, or
 // match case-insensitively, while a proxy in front may have checked
-// another. With needBuyer false (the buyer comes from a header) buyer_id
-// is not required.
+// another. With needBuyer false (the buyer comes from a token or a
+// header) buyer_id is not required; given, it must be valid.
 func decodeOrder(body []byte, needBuyer bool) (decodedOrder, overflow.Reason) {
 	if b, ok := plainOrder(body); ok {
-		return decodedOrder{buyer: b}, ""
+		return decodedOrder{buyer: b, hasBuyer: true}, ""
 	}
 	return decodeObject(body, needBuyer)
 }
@@ -123,11 +126,11 @@ func decodeObject(body []byte, needBuyer bool) (decodedOrder, overflow.Reason) {
 	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) != 0 {
 		return out, overflow.BadJSON // trailing data after the object
 	}
-	if needBuyer {
-		if buyer == nil || !validBuyerID(*buyer) {
-			return out, overflow.BadBuyerID
-		}
-		out.buyer = *buyer
+	switch {
+	case buyer != nil && validBuyerID(*buyer):
+		out.buyer, out.hasBuyer = *buyer, true
+	case buyer != nil || needBuyer:
+		return out, overflow.BadBuyerID
 	}
 	if raw != nil {
 		p, err := payload.Canonical(raw)

@@ -27,10 +27,22 @@ type Ledger interface {
 // Config configures a Gate. Zero values mean the documented defaults.
 type Config struct {
 	// BuyerHeader, when set, names a header an authenticating proxy sets
-	// to the buyer id; the body's buyer_id is then ignored.
+	// to the buyer id. It is believed only on connections from
+	// TrustedProxies; other peers are refused (untrusted_buyer_header).
 	BuyerHeader string
-	// TrustedProxies are peers whose X-Forwarded-For is believed.
+	// TrustedProxies are peers whose X-Forwarded-For (and BuyerHeader) is
+	// believed.
 	TrustedProxies []netip.Prefix
+	// BuyerTokens, when set, verifies the shop's buyer tokens: every
+	// order and join then needs one, and its sub is the buyer. It takes
+	// precedence over BuyerHeader (New refuses both).
+	BuyerTokens BuyerTokens
+	// LineMaxTickets bounds the tickets the gate holds in memory over
+	// every waiting room's line; zero means DefaultLineMaxTickets.
+	LineMaxTickets int64
+	// BuyerTokenCookie names a cookie the token may come in when there
+	// is no Authorization header (a browser's page).
+	BuyerTokenCookie string
 	// IPRate and IPBurst limit orders per client address (IPv6 per /64);
 	// zero IPRate means no limit. BuyerRate and BuyerBurst likewise per
 	// buyer id.
@@ -58,8 +70,15 @@ type Config struct {
 	CORS CORS
 }
 
-// Validate reports a setting the gate cannot run with (ErrBadConfig).
+// Validate reports a config the gate cannot run with, or that would not
+// do what it says (ErrBadConfig, ErrTwoIdentities, ErrBuyerHeaderUntrusted).
 func (c Config) Validate() error {
+	switch {
+	case c.BuyerHeader != "" && c.BuyerTokens != nil:
+		return ErrTwoIdentities
+	case c.BuyerHeader != "" && len(c.TrustedProxies) == 0:
+		return ErrBuyerHeaderUntrusted
+	}
 	_, err := newCORS(c.CORS)
 	return err
 }
@@ -146,6 +165,9 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.LineMaxTickets <= 0 {
+		cfg.LineMaxTickets = DefaultLineMaxTickets
+	}
 	if cfg.MaxWaiters == 0 {
 		cfg.MaxWaiters = DefaultMaxWaiters
 	}
@@ -187,6 +209,7 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 	m.limiterCap.WithLabelValues("ip").Set(float64(g.ipLim.Cap()))
 	m.limiterCap.WithLabelValues("buyer").Set(float64(g.buyLim.Cap()))
 	m.waitersMax.Set(float64(cfg.MaxWaiters))
+	m.lineMaxTickets.Set(float64(cfg.LineMaxTickets))
 	return g
 }
 
@@ -245,6 +268,7 @@ func (g *Gate) UpdateSales(read time.Time, states []ledger.SaleState, err error)
 	g.sales.Store(&next)
 	g.m.ledgerUp.Set(1)
 	g.ready.Store(true)
+	g.m.lineHeld.Set(float64(g.heldTickets()))
 	g.m.limiterKeys.WithLabelValues("ip").Set(float64(g.ipLim.Len()))
 	g.m.limiterKeys.WithLabelValues("buyer").Set(float64(g.buyLim.Len()))
 	// Eviction totals live in the limiters; the counters follow them.

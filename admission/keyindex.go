@@ -100,16 +100,15 @@ func (g *Gate) ExtendIndex(sale string, from, upTo uint64, orders []ledger.Order
 // answerFromIndex answers a keyed order for a sold-out sale from the
 // sale's complete index: no JetStream round trip.
 func (g *Gate) answerFromIndex(ctx *fasthttp.RequestCtx, s *sale, cfg *ledger.Sale, x *orderIndex, key string, start time.Time) {
-	d, reason := g.readOrder(ctx)
-	if reason == overflow.BadPayload {
+	buyer, d, p := g.readBuyer(ctx, false)
+	switch {
+	case p.Reason == overflow.BadPayload:
 		g.finishProblem(ctx, s, payloadProblem(s, d, nil), start)
 		return
-	}
-	if reason != "" {
-		g.finishProblem(ctx, s, overflow.Problem{Reason: reason, Sale: s.name}, start)
+	case p.Reason != "":
+		g.refuseBuyer(ctx, s, p, start)
 		return
 	}
-	buyer := d.buyer
 	held := x.byBuyer[buyer]
 	for _, o := range held {
 		if o.key == key && o.payload != payloadSum(d.payload) {

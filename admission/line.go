@@ -6,7 +6,6 @@ import (
 	"errors"
 	"math"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -36,6 +35,10 @@ type LineLedger interface {
 	// StockLeft is the orders the sale's stream still takes, read at
 	// the call.
 	StockLeft(ctx context.Context, sale string) (int64, error)
+	// SpendProof records a proof of work's solution as spent (proof.go).
+	SpendProof(ctx context.Context, sale, challenge, buyer string) error
+	// TakeAddressSlot counts a ticket against its address (address.go).
+	TakeAddressSlot(ctx context.Context, sale, addr, buyer string, limit int64) error
 }
 
 // SetRooms makes the gate serve waiting rooms: rooms are followed in
@@ -344,7 +347,8 @@ func (v *ticketView) appendJSON(b []byte) []byte {
 
 // Join outcomes, the outcome label of sluice_line_joins_total.
 var joinOutcomes = [...]string{"joined", "rejoined", "line_full", "sold_out", "not_started", "closed",
-	"bad_request", "no_waiting_room", "unavailable", "rate_limited"}
+	"bad_request", "no_waiting_room", "unavailable", "rate_limited",
+	"unauthorized", "proof_required", "bad_proof", "address_limit", "at_capacity"}
 
 // joinLine is POST /v1/sales/{sale}/line.
 func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
@@ -390,13 +394,28 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 		g.ipLimited.Respond(rc, html)
 		return
 	}
-	buyer, reason := g.readJoinBuyer(rc)
-	if reason != "" {
-		fail("bad_request", overflow.Problem{Reason: reason})
+	buyer, fields, p := g.readBuyer(rc, true)
+	if p.Reason != "" {
+		challenge(rc, p)
+		fail(joinOutcomeOf(p.Reason), p)
 		return
 	}
-	if snap := s.line.Load(); snap != nil && snap.Tickets >= cfg.LineCap() {
-		fail("line_full", overflow.Problem{Reason: overflow.LineFull})
+	if p := g.lineRoom(s, cfg, room, start); p.Reason != "" {
+		fail(lineRoomOutcome(p), p)
+		return
+	}
+	// Who may join: the proof checked without I/O, then the address
+	// counted and the proof spent, durably (identity.go, proof.go,
+	// address.go).
+	challenge, p := g.verifyProof(rc, s, cfg, room, fields)
+	if p.Reason == "" {
+		p = g.checkAddress(rc, s, cfg, buyer)
+	}
+	if p.Reason == "" {
+		p = g.spendProof(s, challenge, buyer)
+	}
+	if p.Reason != "" {
+		fail(joinOutcomeOf(p.Reason), p)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
@@ -413,7 +432,7 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 	j, created, err := g.lineLedger.Join(ctx, s.name, buyer)
 	switch {
 	case errors.Is(err, ledger.ErrLineFull):
-		fail("line_full", overflow.Problem{Reason: overflow.LineFull})
+		fail("at_capacity", g.atCapacity())
 		return
 	case err != nil:
 		g.log.Warn("join failed", "sale", s.name, "err", err)
@@ -449,39 +468,6 @@ func (g *Gate) joinCount(s *sale, outcome string) {
 		name = s.name
 	}
 	g.m.lineJoins.WithLabelValues(name, outcome).Inc()
-}
-
-// readJoinBuyer reads the joining buyer: the trusted header, a JSON body
-// {"buyer_id": …}, or a form's buyer_id (the waiting page's form).
-func (g *Gate) readJoinBuyer(rc *fasthttp.RequestCtx) (string, overflow.Reason) {
-	if h := g.cfg.BuyerHeader; h != "" {
-		b := rc.Request.Header.Peek(h)
-		if !validBuyerID(b) {
-			return "", overflow.BadBuyerID
-		}
-		return string(b), ""
-	}
-	body := rc.Request.Body()
-	if int64(len(body)) > g.cfg.MaxBodyBytes {
-		return "", overflow.BodyTooLarge
-	}
-	ct := rc.Request.Header.ContentType()
-	if bytes.HasPrefix(ct, []byte("application/x-www-form-urlencoded")) {
-		vals, err := url.ParseQuery(string(body))
-		if err != nil {
-			return "", overflow.BadJSON
-		}
-		b := vals.Get("buyer_id")
-		if !validBuyerID(b) {
-			return "", overflow.BadBuyerID
-		}
-		return b, ""
-	}
-	if !jsonContentType(ct) {
-		return "", overflow.BadContentType
-	}
-	d, reason := decodeOrder(body, true)
-	return d.buyer, reason
 }
 
 // sealDraw writes the draw mark and waits until this gate's copy of the
@@ -794,7 +780,7 @@ func (g *Gate) getLine(rc *fasthttp.RequestCtx, saleName string) {
 	if overflow.AcceptsHTML(&rc.Request.Header) {
 		rc.Response.Header.SetContentType("text/html; charset=utf-8")
 		var buf bytes.Buffer
-		g.render.JoinPage(&buf, s.name, g.cfg.BuyerHeader == "")
+		g.render.JoinPage(&buf, s.name, g.cfg.BuyerHeader == "" && g.cfg.BuyerTokens == nil, cfg.JoinProof != "")
 		rc.Response.SetBodyRaw(buf.Bytes())
 		return
 	}

@@ -25,7 +25,9 @@ func OutcomeOf(r overflow.Reason) Outcome {
 		return OutcomeFailed
 	case overflow.UnknownSale, overflow.BadJSON, overflow.BadBuyerID,
 		overflow.BadIdempotencyKey, overflow.BodyTooLarge, overflow.BadContentType, overflow.BadPass,
-		overflow.BadPayload, overflow.IdempotencyKeyReused:
+		overflow.BadPayload, overflow.IdempotencyKeyReused,
+		overflow.UntrustedBuyerHeader, overflow.BadBuyerHeader, overflow.BadForm, overflow.BuyerTokenRequired,
+		overflow.BadBuyerToken, overflow.BuyerMismatch, overflow.ProofRequired, overflow.BadProof:
 		return OutcomeRejected
 	}
 	return OutcomeDiverted
@@ -71,6 +73,11 @@ type Metrics struct {
 	lineTickets, lineDrawn, lineLetIn, lineOutstanding, lineRate *prometheus.GaugeVec
 	lineIssued, lineExpired, linePolls                           *prometheus.CounterVec
 	lineJoins                                                    *prometheus.CounterVec
+
+	// Who may join: the tickets this process holds against its cap,
+	// and the proofs of work checked.
+	lineHeld, lineMaxTickets prometheus.Gauge
+	proofs                   *prometheus.CounterVec
 }
 
 // NewMetrics makes the gate's metrics and registers them with reg.
@@ -155,9 +162,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.linePolls = saleCounter("sluice_line_polls_total", "Ticket polls (GET /v1/tickets/{id}) this gate answered, by sale (_unknown: no such ticket).")
 	m.lineJoins = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_line_joins_total",
-		Help: "Requests to join a waiting-room line, by sale and outcome (joined, rejoined, line_full, sold_out, not_started, closed, bad_request, no_waiting_room, unavailable, rate_limited).",
+		Help: "Requests to join a waiting-room line, by sale and outcome (joined, rejoined, line_full, sold_out, not_started, closed, bad_request, no_waiting_room, unavailable, rate_limited, unauthorized, proof_required, bad_proof, address_limit, at_capacity).",
 	}, []string{"sale", "outcome"})
 	m.linePolls.WithLabelValues(unknownSaleLabel)
+	m.lineHeld = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_line_held_tickets",
+		Help: "Tickets this gate holds in memory, over every waiting room's line (see sluice_line_max_tickets)."})
+	m.lineMaxTickets = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_line_max_tickets",
+		Help: "The most tickets this gate holds over every line (--line-max-tickets): past it joins are answered 503."})
+	m.proofs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_line_proofs_total",
+		Help: "Proofs of work checked on joins, by outcome: ok, missing, bad (wrong, expired, another sale's), used (spent on another ticket)."},
+		[]string{"outcome"})
+	for _, o := range proofOutcomes {
+		m.proofs.WithLabelValues(o)
+	}
 	m.durationOf = make(map[Outcome]prometheus.Observer)
 	for _, o := range []Outcome{OutcomeAdmitted, OutcomeDiverted, OutcomeRejected, OutcomeFailed} {
 		m.durationOf[o] = m.duration.WithLabelValues(string(o))
@@ -178,7 +195,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.saleRate, m.inFlight, m.httpRequests, m.limiterKeys, m.limiterCap, m.limiterEvict,
 		m.ledgerUp, m.confirmed, m.wait, m.backendRate, m.maxWait, m.waiters, m.waitersMax, m.waits, m.released,
 		m.lineTickets, m.lineDrawn, m.lineLetIn, m.lineOutstanding, m.lineRate, m.lineIssued, m.lineExpired,
-		m.linePolls, m.lineJoins)
+		m.linePolls, m.lineJoins, m.lineHeld, m.lineMaxTickets, m.proofs)
 	for _, o := range []string{waitDecided, waitTimedOut, waitRefused, waitShutdown} {
 		m.waits.WithLabelValues(o)
 	}

@@ -96,20 +96,19 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		return
 	}
 
-	d, reason := g.readOrder(ctx)
-	if reason == overflow.BadPayload {
+	buyer, d, p := g.readBuyer(ctx, false)
+	switch {
+	case p.Reason == overflow.BadPayload:
 		g.finishProblem(ctx, s, payloadProblem(s, d, nil), start)
 		return
-	}
-	if reason != "" {
-		g.finishProblem(ctx, s, overflow.Problem{Reason: reason, Sale: s.name}, start)
+	case p.Reason != "":
+		g.refuseBuyer(ctx, s, p, start)
 		return
 	}
 	if v := s.payloadSchema.Load().Check(d.payload); v != nil {
 		g.finishProblem(ctx, s, payloadProblem(s, d, v), start)
 		return
 	}
-	buyer := d.buyer
 	if g.buyLim != nil && !g.buyLim.AllowAt(start, buyer) {
 		g.finish(ctx, s, overflow.BuyerRateLimited, g.buyerLimited, start)
 		return
@@ -219,33 +218,6 @@ type buyerReleaser interface {
 	BuyerReleased(sale, buyer string) int64
 }
 
-// readOrder reads and validates the body, and the buyer from the trusted
-// buyer header when one is set. The server has already refused a body
-// over MaxBodyBytes. Behind a buyer header a body is optional and its
-// buyer_id ignored; one sent as JSON is read for its payload.
-func (g *Gate) readOrder(ctx *fasthttp.RequestCtx) (decodedOrder, overflow.Reason) {
-	body := ctx.Request.Body()
-	if h := g.cfg.BuyerHeader; h != "" {
-		b := ctx.Request.Header.Peek(h)
-		if !validBuyerID(b) {
-			return decodedOrder{}, overflow.BadBuyerID
-		}
-		if len(body) == 0 || !jsonContentType(ctx.Request.Header.ContentType()) {
-			return decodedOrder{buyer: string(b)}, ""
-		}
-		d, reason := decodeOrder(body, false)
-		d.buyer = string(b)
-		return d, reason
-	}
-	if !jsonContentType(ctx.Request.Header.ContentType()) {
-		return decodedOrder{}, overflow.BadContentType
-	}
-	if int64(len(body)) > g.cfg.MaxBodyBytes {
-		return decodedOrder{}, overflow.BodyTooLarge
-	}
-	return decodeOrder(body, true)
-}
-
 // payloadProblem is the answer to an order whose payload is refused.
 func payloadProblem(s *sale, d decodedOrder, v *payload.Violation) overflow.Problem {
 	p := overflow.Problem{Reason: overflow.BadPayload, Sale: s.name, Detail: d.bad, Path: "/payload"}
@@ -301,6 +273,13 @@ func (g *Gate) writeAccepted(ctx *fasthttp.RequestCtx, id ledger.OrderID, buyer 
 func (g *Gate) finish(ctx *fasthttp.RequestCtx, s *sale, reason overflow.Reason, a *overflow.Answer, start time.Time) {
 	a.Respond(ctx, overflow.AcceptsHTML(&ctx.Request.Header))
 	g.count(s, reason, start)
+}
+
+// refuseBuyer answers an order whose buyer is not known.
+func (g *Gate) refuseBuyer(ctx *fasthttp.RequestCtx, s *sale, p overflow.Problem, start time.Time) {
+	challenge(ctx, p)
+	p.Sale = s.name
+	g.finishProblem(ctx, s, p, start)
 }
 
 func (g *Gate) finishProblem(ctx *fasthttp.RequestCtx, s *sale, p overflow.Problem, start time.Time) {

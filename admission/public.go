@@ -121,6 +121,7 @@ const (
 	routeDraw
 	routeDrawTickets
 	routeTicket
+	routeChallenge
 )
 
 // allow is each route's Allow header; HEAD goes with every GET.
@@ -134,6 +135,7 @@ var allow = [...]string{
 	routeDraw:        "GET, HEAD",
 	routeDrawTickets: "GET, HEAD",
 	routeTicket:      "GET, HEAD",
+	routeChallenge:   "GET, HEAD",
 }
 
 type matched struct {
@@ -159,6 +161,8 @@ func route(p []byte) matched {
 			return matched{routeOrders, rest[:i]}
 		case i > 0 && string(rest[i:]) == "/line":
 			return matched{routeLine, rest[:i]}
+		case i > 0 && string(rest[i:]) == "/line/challenge":
+			return matched{routeChallenge, rest[:i]}
 		case i > 0 && string(rest[i:]) == "/draw":
 			return matched{routeDraw, rest[:i]}
 		case i > 0 && string(rest[i:]) == "/draw/tickets":
@@ -204,6 +208,8 @@ func (g *Gate) serveOther(ctx *fasthttp.RequestCtx, r matched, method []byte) {
 		g.getDraw(ctx, string(r.arg))
 	case routeDrawTickets:
 		g.getDrawTickets(ctx, string(r.arg))
+	case routeChallenge:
+		g.getChallenge(ctx, string(r.arg))
 	case routeOpenAPI:
 		ctx.Response.Header.SetContentType("application/yaml")
 		ctx.Response.SetBodyRaw(openAPI)

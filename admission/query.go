@@ -158,13 +158,19 @@ type roomView struct {
 	LineOpensAt time.Time `json:"line_opens_at,omitzero"`
 	PassTTL     float64   `json:"pass_ttl_seconds"`
 	LineLimit   int64     `json:"line_limit"`
-	Tickets     int64     `json:"line_length"`
-	Sealed      bool      `json:"drawn"`
-	Drawn       int64     `json:"drawn_tickets"`
-	LetIn       int64     `json:"let_in"`
-	Outstanding int64     `json:"passes_outstanding"`
-	LineURL     string    `json:"line_url"`
-	DrawURL     string    `json:"draw_url"`
+	// JoinProof is "altcha" when each join pays a proof of work, solved
+	// from ChallengeURL; LinePerAddress bounds the tickets of an address.
+	JoinProof      string `json:"join_proof,omitempty"`
+	ProofMaxNumber int64  `json:"proof_max_number,omitempty"`
+	ChallengeURL   string `json:"challenge_url,omitempty"`
+	LinePerAddress int64  `json:"line_per_address,omitempty"`
+	Tickets        int64  `json:"line_length"`
+	Sealed         bool   `json:"drawn"`
+	Drawn          int64  `json:"drawn_tickets"`
+	LetIn          int64  `json:"let_in"`
+	Outstanding    int64  `json:"passes_outstanding"`
+	LineURL        string `json:"line_url"`
+	DrawURL        string `json:"draw_url"`
 }
 
 // estimate is a figure the gate may not know: it is written as null then
@@ -253,7 +259,10 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 	}
 	if cfg.WaitingRoom {
 		r := &roomView{LineOpensAt: cfg.LineOpensAt(), PassTTL: cfg.PassLifetime().Seconds(), LineLimit: cfg.LineCap(),
-			LineURL: lineURL(s.name), DrawURL: "/v1/sales/" + s.name + "/draw"}
+			LineURL: lineURL(s.name), DrawURL: "/v1/sales/" + s.name + "/draw", LinePerAddress: cfg.LinePerAddress}
+		if cfg.JoinProof != "" {
+			r.JoinProof, r.ProofMaxNumber, r.ChallengeURL = cfg.JoinProof, proofMaxNumber(cfg), lineURL(s.name)+"/challenge"
+		}
 		if snap := s.line.Load(); snap != nil {
 			r.Tickets, r.Sealed, r.Drawn, r.LetIn, r.Outstanding = snap.Tickets, snap.Sealed, snap.Drawn, snap.LetIn, snap.Outstanding
 		}

@@ -17,12 +17,13 @@ import (
 // sale is a gate's cached view of one sale. The request path reads it
 // without locks; UpdateSales and the request path's own outcomes write it.
 type sale struct {
-	name     string
-	cfg      atomic.Pointer[ledger.Sale]
-	soldOut  atomic.Bool
-	admitted atomic.Int64 // orders in the ledger: last refresh plus local admits since
-	pending  atomic.Int64 // queue depth: last refresh plus local admits since
-	drained  atomic.Int64
+	name         string
+	proofKeyMemo atomic.Pointer[[]byte] // proofKey's, derived once
+	cfg          atomic.Pointer[ledger.Sale]
+	soldOut      atomic.Bool
+	admitted     atomic.Int64 // orders in the ledger: last refresh plus local admits since
+	pending      atomic.Int64 // queue depth: last refresh plus local admits since
+	drained      atomic.Int64
 	// released: orders that gave their slot back (rejected, failed), as
 	// the stream's limit says at the last refresh.
 	released atomic.Int64

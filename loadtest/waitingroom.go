@@ -40,6 +40,10 @@ type RoomOptions struct {
 	Seed          uint64
 	// Progress, if set, gets a line a second.
 	Progress io.Writer
+	// Sybil is an attacker: one client joining this many ids from the
+	// line's opening (the window's start) until the start, SybilWorkers
+	// at once (default 1: one core), solving proofs when the sale asks.
+	Sybil, SybilWorkers int
 }
 
 // RoomReport is what a waiting-room rehearsal measured and checked.
@@ -75,6 +79,8 @@ type RoomReport struct {
 	Passed    bool     `json:"passed"`
 	Duration  float64  `json:"duration_seconds"`
 	Problems  []string `json:"problems,omitempty"`
+	// Sybil is the attacker's take, with --sybil.
+	Sybil *SybilReport `json:"sybil,omitempty"`
 }
 
 // ETAError summarises estimates against what happened.
@@ -101,6 +107,8 @@ type Check struct {
 
 type roomBuyer struct {
 	id       string
+	sybil    bool
+	proofCPU time.Duration // the proof of work its join took
 	late     bool
 	joinAt   time.Time
 	ticket   string
@@ -139,6 +147,8 @@ type roomSale struct {
 		LetIn       int64     `json:"let_in"`
 		Drawn       int64     `json:"drawn_tickets"`
 		Outstanding int64     `json:"passes_outstanding"`
+		JoinProof   string    `json:"join_proof"`
+		Challenge   string    `json:"challenge_url"`
 	} `json:"waiting_room"`
 }
 
@@ -193,7 +203,7 @@ func RehearseRoom(ctx context.Context, o RoomOptions) (RoomReport, error) {
 
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x5eed))
 	run := fmt.Sprintf("%x", rand.Uint32())
-	buyers := make([]*roomBuyer, o.Buyers+o.Late)
+	buyers := make([]*roomBuyer, o.Buyers+o.Late, o.Buyers+o.Late+o.Sybil)
 	span := winEnd.Sub(winStart)
 	for i := range buyers {
 		b := &roomBuyer{id: fmt.Sprintf("wr-%s-%d", run, i)}
@@ -205,6 +215,14 @@ func RehearseRoom(ctx context.Context, o RoomOptions) (RoomReport, error) {
 		}
 		buyers[i] = b
 	}
+	// The attacker's ids all wait at the window's start, and join as fast
+	// as its workers solve their proofs, until the start.
+	for i := range o.Sybil {
+		buyers = append(buyers, &roomBuyer{id: fmt.Sprintf("sybil-%s-%d", run, i), sybil: true, joinAt: winStart})
+	}
+	o.SybilWorkers = max(1, o.SybilWorkers)
+	sybilSem := make(chan struct{}, o.SybilWorkers)
+	proof := sale.Room.JoinProof != ""
 	sem := make(chan struct{}, o.Connections)
 	var mu sync.Mutex
 	polls := 0
@@ -299,11 +317,43 @@ func RehearseRoom(ctx context.Context, o RoomOptions) (RoomReport, error) {
 				b.outcome = "not_joined"
 				return
 			}
+			if b.sybil {
+				select {
+				case sybilSem <- struct{}{}:
+				case <-ctx.Done():
+					b.outcome = "not_joined"
+					return
+				}
+				if time.Now().After(winEnd) {
+					<-sybilSem
+					b.outcome = "not_joined" // too late for the draw: the attacker stops
+					return
+				}
+			}
 			var t ticketAnswer
 			req, _ := http.NewRequest("POST", base+"/v1/sales/"+url.PathEscape(o.Sale)+"/line", strings.NewReader(`{"buyer_id":"`+b.id+`"}`))
 			req.Header.Set("Content-Type", "application/json")
+			if proof {
+				payload, cpu, err := proofFor(ctx, c, base+sale.Room.Challenge)
+				if err != nil {
+					if b.sybil {
+						<-sybilSem
+					}
+					mu.Lock()
+					b.outcome = "proof_error"
+					mu.Unlock()
+					return
+				}
+				req.Header.Set("Sluice-Proof", payload)
+				mu.Lock()
+				b.proofCPU = cpu
+				mu.Unlock()
+			}
 			at := time.Now()
 			status, err := do(req, &t)
+			if b.sybil {
+				<-sybilSem
+			}
 			if err != nil || status != http.StatusCreated {
 				mu.Lock()
 				b.outcome = fmt.Sprintf("join_%d", status)
@@ -377,6 +427,9 @@ func RehearseRoom(ctx context.Context, o RoomOptions) (RoomReport, error) {
 	rep := RoomReport{Target: o.Target, Sale: o.Sale, StartsAt: sale.StartsAt, Stock: sale.Stock, Polls: polls,
 		Outcomes: map[string]int{}, Duration: time.Since(started).Seconds()}
 	rep.summarise(buyers)
+	if o.Sybil > 0 {
+		rep.Sybil = sybilReport(buyers, o.Sybil, o.SybilWorkers, proof, sale.Stock, rep.Joined)
+	}
 	rep.check(ctx, c, base, buyers, o.VerifyTimeout)
 	return rep, nil
 }
@@ -600,6 +653,9 @@ func (r RoomReport) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  ETA accuracy %s: median relative error %.0f%% (p90 %.0f%%), median %.1fs off, over %d estimates\n",
 			e.name, 100*e.e.MedianRelative, 100*e.e.P90Relative, e.e.MedianAbsolute, e.e.N)
+	}
+	if r.Sybil != nil {
+		r.Sybil.writeText(w)
 	}
 	fmt.Fprintln(w, "  fairness among the drawn, by decile of join time:")
 	fmt.Fprintln(w, "    decile  joined  served  share")

@@ -46,6 +46,16 @@ const (
 	// IdempotencyKeyReused: a retry with the Idempotency-Key of an
 	// earlier order and another payload.
 	IdempotencyKeyReused Reason = "idempotency_key_reused" // 422
+
+	UntrustedBuyerHeader Reason = "untrusted_buyer_header" // 403, the buyer header from a peer not in --trusted-proxies
+	BadBuyerHeader       Reason = "bad_buyer_header"       // 400, the buyer header given twice
+	BadForm              Reason = "bad_form"               // 400, a form body with a field twice or unparsable
+	BuyerTokenRequired   Reason = "buyer_token_required"   // 401, no buyer token where the gate verifies them
+	BadBuyerToken        Reason = "bad_buyer_token"        // 401, a token refused (signature, expiry, issuer, audience, algorithm)
+	BuyerMismatch        Reason = "buyer_mismatch"         // 400, the body's buyer_id is not the token's or header's buyer
+	ProofRequired        Reason = "proof_required"         // 428, a join without the proof of work its sale asks
+	BadProof             Reason = "bad_proof"              // 403, a proof wrong, expired, for another sale or used
+	AddressLimit         Reason = "address_limit"          // 429, the client address holds line_per_address tickets
 )
 
 type reasonInfo struct {
@@ -87,6 +97,15 @@ var catalog = map[Reason]reasonInfo{
 	IdempotencyKeyReused: {http.StatusUnprocessableEntity, "Idempotency-Key reused", "This Idempotency-Key was used for an order with another payload: a retry must send the same request, a new order a new key."},
 	NoWaitingRoom:        {http.StatusConflict, "No waiting room", "This sale has no waiting room: order directly."},
 	TicketNotFound:       {http.StatusNotFound, "Ticket not found", "There is no ticket with this id."},
+	UntrustedBuyerHeader: {http.StatusForbidden, "Untrusted buyer header", "This gate takes the buyer from its authenticating proxy: connect through it."},
+	BadBuyerHeader:       {http.StatusBadRequest, "Bad buyer header", "The buyer header must be given once."},
+	BadForm:              {http.StatusBadRequest, "Bad form", "The form must be URL-encoded, each field once."},
+	BuyerTokenRequired:   {http.StatusUnauthorized, "Sign in", "Sign in to the shop first: this sale takes buyers by the shop's token (Authorization: Bearer, or its cookie)."},
+	BadBuyerToken:        {http.StatusUnauthorized, "Sign in again", "The buyer token is not valid: sign in to the shop again."},
+	BuyerMismatch:        {http.StatusBadRequest, "Buyer mismatch", "The body's buyer_id is not the signed-in buyer."},
+	ProofRequired:        {http.StatusPreconditionRequired, "Proof of work required", "This line asks a proof of work per ticket: solve GET /v1/sales/{sale}/line/challenge and send it in the Sluice-Proof header (or the altcha form field)."},
+	BadProof:             {http.StatusForbidden, "Bad proof", "The proof of work is wrong, expired, for another sale or used already: solve a new challenge."},
+	AddressLimit:         {http.StatusTooManyRequests, "Too many tickets from your address", "Your network address holds as many tickets as this sale allows one address."},
 }
 
 // Status returns the HTTP status a reason is answered with.
@@ -108,5 +127,6 @@ func Reasons() []Reason {
 		IPRateLimited, BuyerRateLimited, QueueFull, NotStarted, Closed,
 		UnknownSale, BadJSON, BadBuyerID, BadIdempotencyKey, BodyTooLarge,
 		BadContentType, Unavailable, PassRequired, BadPass, BadPayload,
-		IdempotencyKeyReused}
+		IdempotencyKeyReused, UntrustedBuyerHeader, BadBuyerHeader, BuyerTokenRequired,
+		BadBuyerToken, BuyerMismatch}
 }

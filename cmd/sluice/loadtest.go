@@ -24,17 +24,17 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("sluice loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		o                             loadtest.Options
-		profile, steps                string
-		rate, from, to, trickle       float64
-		duration, before, hold, decay time.Duration
-		waitingRoom                   bool
-		lateBuyers                    int
-		stepEvery, metricsLinger      time.Duration
-		jsonOut, noVerify, noProgress bool
-		htmlFile, metricsListen       string
-		compareFile                   string
-		thresholds                    []loadtest.Threshold
+		o                               loadtest.Options
+		profile, steps                  string
+		rate, from, to, trickle         float64
+		duration, before, hold, decay   time.Duration
+		waitingRoom                     bool
+		lateBuyers, sybil, sybilWorkers int
+		stepEvery, metricsLinger        time.Duration
+		jsonOut, noVerify, noProgress   bool
+		htmlFile, metricsListen         string
+		compareFile                     string
+		thresholds                      []loadtest.Threshold
 	)
 	fs.StringVar(&o.Target, "target", "http://127.0.0.1:8080", "the gate's public API")
 	fs.StringVar(&o.Sale, "sale", "demo", "the sale to buy from")
@@ -81,6 +81,8 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.BoolVar(&o.AllowRemote, "allow-remote", false, "allow a target outside loopback and private networks")
 	fs.BoolVar(&waitingRoom, "waiting-room", false, "rehearse a waiting-room sale: --buyers join during --before (up to the sale's start), poll their tickets and order with their pass (see README)")
 	fs.IntVar(&lateBuyers, "late-buyers", 0, "--waiting-room: buyers who join just after the start")
+	fs.IntVar(&sybil, "sybil", 0, "--waiting-room: an attacker, one client joining this many ids from the window's start until the start, solving the line's proofs of work when it asks; the report gives its share of the line and the stock and the CPU it paid")
+	fs.IntVar(&sybilWorkers, "sybil-workers", 1, "--sybil: joins (and proofs) the attacker works on at once (1: one core)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -96,7 +98,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.Visit(func(f *flag.Flag) { beforeSet = beforeSet || f.Name == "before" })
 		ro := loadtest.RoomOptions{Target: o.Target, Sale: o.Sale, Buyers: o.Mix.Buyers, Late: lateBuyers,
 			Connections: o.Connections, MaxDuration: o.MaxDuration, VerifyTimeout: o.VerifyTimeout,
-			AllowRemote: o.AllowRemote, Seed: o.Mix.Seed}
+			AllowRemote: o.AllowRemote, Seed: o.Mix.Seed, Sybil: sybil, SybilWorkers: sybilWorkers}
 		if beforeSet {
 			ro.Before = before
 		}

@@ -239,12 +239,15 @@ sales:
     max_wait: 1m30s
     starts_at: 2026-12-01T10:00:00Z
 backend_rate: 120
+buyer_token_issuer: "https://shop.example"
+buyer-token-cookie: shop_session
 `), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("SLUICE_OPS_LISTEN", "127.0.0.1:7101")
 	t.Setenv("SLUICE_BUYER_RATE", "2")
+	t.Setenv("SLUICE_BUYER_TOKEN_JWKS", "https://shop.example/.well-known/jwks.json")
 	cfg, err := parseServe([]string{"--config", file, "--ip-rate", "9", "--sale", "spring=600", "--sale", "other=5"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -257,6 +260,9 @@ backend_rate: 120
 	}
 	if cfg.Gate.IPRate != 9 || cfg.Gate.BuyerRate != 2 {
 		t.Errorf("flag beats file (ip %v), env sets buyer rate (%v)", cfg.Gate.IPRate, cfg.Gate.BuyerRate)
+	}
+	if bt := cfg.BuyerToken; bt.JWKSURL != "https://shop.example/.well-known/jwks.json" || bt.Issuer != "https://shop.example" || bt.Cookie != "shop_session" {
+		t.Errorf("buyer token from env and file: %+v", bt)
 	}
 	if len(cfg.Gate.TrustedProxies) != 2 {
 		t.Errorf("trusted proxies %v", cfg.Gate.TrustedProxies)

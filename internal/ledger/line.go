@@ -125,9 +125,12 @@ func (l *Ledger) lineStreamConfig(s Sale) jetstream.StreamConfig {
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    l.opts.Replicas,
-		// The draw mark takes a place when the line is not full at the
-		// start; a full line is sealed without it (SealDraw).
-		MaxMsgs:              s.LineCap(),
+		// Not line_limit: before the start every joiner is in the draw,
+		// and after it the gates apply line_limit. The stream's bound is
+		// the memory one, MaxLineLimit. The draw mark takes a place when
+		// the line is not full at the start; a full line is sealed
+		// without it (SealDraw).
+		MaxMsgs:              MaxLineLimit,
 		Discard:              jetstream.DiscardNew,
 		MaxMsgsPerSubject:    1,
 		DiscardNewPerSubject: true,
@@ -158,6 +161,12 @@ func (l *Ledger) ensureLine(ctx context.Context, s Sale) error {
 		DenyPurge:   true,
 	}); err != nil {
 		return fmt.Errorf("ledger: provision %s: %w", PaceStream, err)
+	}
+	if err := l.ensureProofs(ctx); err != nil {
+		return err
+	}
+	if err := l.ensureAddresses(ctx); err != nil {
+		return err
 	}
 	kv, err := l.keysBucket(ctx)
 	if err != nil {

@@ -60,7 +60,23 @@ type Sale struct {
 	// (draft 2020-12 unless it says $schema); nil accepts any payload
 	// object. It may refer only to itself.
 	PayloadSchema map[string]any `json:"payload_schema,omitempty" yaml:"payload_schema"`
+	// JoinProof, "altcha", makes each join of the line pay a proof of
+	// work (package proof); empty asks none.
+	JoinProof string `json:"join_proof,omitempty" yaml:"join_proof"`
+	// ProofMaxNumber is the proof's difficulty: a solver tries half of it
+	// on average. Zero means proof.DefaultMaxNumber.
+	ProofMaxNumber int64 `json:"proof_max_number,omitempty" yaml:"proof_max_number"`
+	// LinePerAddress bounds the tickets one client address (IPv4 /32,
+	// IPv6 /56) takes in the line; zero means no bound.
+	LinePerAddress int64 `json:"line_per_address,omitempty" yaml:"line_per_address"`
 }
+
+// JoinProofAltcha is JoinProof's one value: ALTCHA's proof of work.
+const JoinProofAltcha = "altcha"
+
+// MaxProofMaxNumber bounds proof_max_number: past it a phone would take
+// minutes.
+const MaxProofMaxNumber = 100_000_000
 
 // Defaults of the waiting room's settings.
 const (
@@ -165,6 +181,10 @@ func (s Sale) Validate() error {
 		return fmt.Errorf("%w: %s: rate, burst, queue_bound, backend_rate and max_wait must be finite and not negative", ErrInvalidSale, s.Name)
 	case s.LineOpens < 0 || s.PassTTL < 0 || s.LineLimit < 0 || s.LineLimit > MaxLineLimit:
 		return fmt.Errorf("%w: %s: line_opens and pass_ttl must not be negative, line_limit between 0 and %d", ErrInvalidSale, s.Name, MaxLineLimit)
+	case s.JoinProof != "" && s.JoinProof != JoinProofAltcha:
+		return fmt.Errorf("%w: %s: join_proof is %q or empty", ErrInvalidSale, s.Name, JoinProofAltcha)
+	case s.ProofMaxNumber < 0 || s.ProofMaxNumber > MaxProofMaxNumber || s.LinePerAddress < 0:
+		return fmt.Errorf("%w: %s: proof_max_number between 0 and %d, line_per_address not negative", ErrInvalidSale, s.Name, MaxProofMaxNumber)
 	case s.WaitingRoom && s.PassTTL != 0 && s.PassTTL < Duration(5*time.Second):
 		return fmt.Errorf("%w: %s: pass_ttl must be at least 5s: a buyer needs time to order", ErrInvalidSale, s.Name)
 	case !s.StartsAt.IsZero() && !s.EndsAt.IsZero() && !s.EndsAt.After(s.StartsAt):

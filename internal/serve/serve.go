@@ -5,6 +5,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"sluice/admission"
 	"sluice/consumer"
 	"sluice/internal/broker"
+	"sluice/internal/buyertoken"
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
 	"sluice/overflow"
@@ -80,6 +82,8 @@ type Config struct {
 	Drain   consumer.Config
 
 	Gate admission.Config
+	// BuyerToken verifies the shop's buyer tokens (--buyer-token-*).
+	BuyerToken BuyerTokenConfig
 
 	// GCPercent is applied by cmd/sluice (see its setGC); serve itself
 	// leaves the process's GC alone.
@@ -97,6 +101,32 @@ type Config struct {
 	ShutdownTimeout time.Duration // default 30 s
 	Logger          *slog.Logger
 	Registry        *prometheus.Registry // nil: a new one
+}
+
+// BuyerTokenConfig names the key of the shop's buyer tokens: a file
+// holding an HS256 secret, or the URL of the shop's JWKS; neither leaves
+// buyers to the body or --buyer-header.
+type BuyerTokenConfig struct {
+	SecretFile string
+	JWKSURL    string
+	// Cookie names the cookie a browser's token comes in.
+	Cookie           string
+	Issuer, Audience string
+}
+
+func (c BuyerTokenConfig) set() bool { return c.SecretFile != "" || c.JWKSURL != "" }
+
+// buyerTokens starts the verifier c names.
+func buyerTokens(ctx context.Context, c BuyerTokenConfig, log *slog.Logger) (*buyertoken.Verifier, error) {
+	o := buyertoken.Options{JWKSURL: c.JWKSURL, Issuer: c.Issuer, Audience: c.Audience, Logger: log}
+	if c.SecretFile != "" {
+		b, err := os.ReadFile(c.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("buyer token secret: %w", err)
+		}
+		o.Secret = bytes.TrimRight(b, "\r\n")
+	}
+	return buyertoken.New(ctx, o)
 }
 
 // SaleSpec is a sale to provision and whether it was fully specified.
@@ -118,6 +148,7 @@ type Server struct {
 	prober  *loop // the store, while the ledger refuses writes
 	pacer   *loop // the waiting rooms' draw and pace
 	rooms   *ledger.Rooms
+	tokens  *buyertoken.Verifier // the shop's buyer tokens, when set
 	// probeFails counts the probes in a row that failed other than by a
 	// full store, jsRestarted is when JetStream was last restarted in
 	// process to clear a write error; the prober's goroutine owns both.
@@ -212,6 +243,20 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 	cmd := cfg.command()
+	if !cfg.DrainOnly {
+		if cfg.BuyerToken.Cookie != "" && !cfg.BuyerToken.set() {
+			return nil, fmt.Errorf("%s: --buyer-token-cookie needs --buyer-token-jwks or --buyer-token-secret-file", cmd)
+		}
+		if cfg.BuyerToken.set() {
+			if s.tokens, err = buyerTokens(ctx, cfg.BuyerToken, s.log); err != nil {
+				return nil, fmt.Errorf("%s: %w", cmd, err)
+			}
+			s.cfg.Gate.BuyerTokens, s.cfg.Gate.BuyerTokenCookie = s.tokens, cfg.BuyerToken.Cookie
+		}
+		if err := s.cfg.Gate.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %w", cmd, err)
+		}
+	}
 	// The listeners open first: a busy port is reported before anything
 	// else has started.
 	if !cfg.DrainOnly {
@@ -649,6 +694,9 @@ func (s *Server) closeBackground(ctx context.Context) error {
 	}
 	if s.tracker != nil {
 		s.tracker.Stop()
+	}
+	if s.tokens != nil {
+		s.tokens.Stop()
 	}
 	if s.broker != nil {
 		s.broker.Close(ctx)

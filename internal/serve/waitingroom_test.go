@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"sluice/admission"
 	"sluice/internal/browsertest"
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
@@ -65,22 +67,96 @@ func wantProblem(t testing.TB, what string, a gatetest.Answer, status int, reaso
 	}
 }
 
-// Behind an authenticating proxy (--buyer-header) the line takes the
-// buyer from the header, as orders do, and refuses a request without it.
+// Behind an authenticating proxy (--buyer-header) the line and the orders
+// take the buyer from the header, and only on a connection from a trusted
+// proxy: a peer that bypasses the proxy is refused, with or without the
+// header, and never falls back to its body; the header twice, or a body
+// naming another buyer, is refused; nothing is stored by a refusal.
 func TestWaitingRoomBuyerHeader(t *testing.T) {
-	cfg := gatetest.Config(t, ledger.Sale{Name: "drop", Stock: 5, StartsAt: time.Now().Add(time.Hour), WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour)})
+	sale := ledger.Sale{Name: "drop", Stock: 5, StartsAt: time.Now().Add(time.Hour), WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour)}
+	plain := ledger.Sale{Name: "plain", Stock: 5}
+
+	// Without a trusted proxy, --buyer-header is a mistake: refused at start.
+	cfg := gatetest.Config(t, sale)
 	cfg.Gate.BuyerHeader = "X-User-Id"
+	if _, err := serve.Start(context.Background(), cfg); !errors.Is(err, admission.ErrBuyerHeaderUntrusted) {
+		t.Fatalf("start with --buyer-header and no trusted proxy: %v, want ErrBuyerHeaderUntrusted", err)
+	}
+
+	// The proxy is elsewhere: this test's loopback connections bypass it.
+	cfg = gatetest.Config(t, sale, plain)
+	cfg.Gate.BuyerHeader = "X-User-Id"
+	cfg.Gate.TrustedProxies, _ = admission.ParseTrustedProxies([]string{"10.1.2.3"})
 	g := gatetest.Start(t, cfg)
 	base, c := "http://"+g.APIAddr(), gatetest.Client()
-	req, _ := http.NewRequest("POST", base+"/v1/sales/drop/line", strings.NewReader(`{"buyer_id":"mallory"}`))
-	req.Header.Set("X-User-Id", "alice")
-	a := gatetest.Do(t, c, req)
-	if a.Status != 201 || a.Str("buyer_id") != "alice" {
+	post := func(path, body, ct string, users ...string) gatetest.Answer {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		for _, u := range users {
+			req.Header.Add("X-User-Id", u)
+		}
+		return gatetest.Do(t, c, req)
+	}
+	wantProblem(t, "the header from an untrusted peer", post("/v1/sales/drop/line", "", "", "victim"), 403, "untrusted_buyer_header")
+	wantProblem(t, "no header from an untrusted peer", post("/v1/sales/drop/line", `{"buyer_id":"mallory"}`, "application/json"), 403, "untrusted_buyer_header")
+	wantProblem(t, "an order with the header from an untrusted peer", post("/v1/sales/plain/orders", `{"buyer_id":"victim"}`, "application/json", "victim"), 403, "untrusted_buyer_header")
+	if n := lineMsgs(t, g.Ledger(), "drop"); n != 0 {
+		t.Fatalf("refused joins stored %d tickets", n)
+	}
+	if n := gatetest.StreamMsgs(t, g.Ledger(), "plain"); n != 0 {
+		t.Fatalf("refused orders stored %d orders", n)
+	}
+
+	// The proxy is this loopback address.
+	cfg = gatetest.Config(t, sale, plain)
+	cfg.Gate.BuyerHeader = "X-User-Id"
+	cfg.Gate.TrustedProxies, _ = admission.ParseTrustedProxies([]string{"127.0.0.0/8"})
+	g = gatetest.Start(t, cfg)
+	base = "http://" + g.APIAddr()
+	if a := post("/v1/sales/drop/line", "", "", "alice"); a.Status != 201 || a.Str("buyer_id") != "alice" {
 		t.Fatalf("join behind the proxy: %d %s", a.Status, a.Raw)
 	}
-	req, _ = http.NewRequest("POST", base+"/v1/sales/drop/line", strings.NewReader(`{"buyer_id":"mallory"}`))
-	req.Header.Set("Content-Type", "application/json")
-	wantProblem(t, "no buyer header", gatetest.Do(t, c, req), 400, "bad_buyer_id")
+	if a := post("/v1/sales/drop/line", `{"buyer_id":"bob"}`, "application/json", "bob"); a.Status != 201 || a.Str("buyer_id") != "bob" {
+		t.Fatalf("join behind the proxy with the same buyer in the body: %d %s", a.Status, a.Raw)
+	}
+	wantProblem(t, "no header", post("/v1/sales/drop/line", `{"buyer_id":"mallory"}`, "application/json"), 400, "bad_buyer_id")
+	wantProblem(t, "two headers", post("/v1/sales/drop/line", "", "", "carol", "victim"), 400, "bad_buyer_header")
+	wantProblem(t, "a body naming another buyer", post("/v1/sales/drop/line", `{"buyer_id":"victim"}`, "application/json", "mallory"), 400, "buyer_mismatch")
+	wantProblem(t, "a form naming another buyer", post("/v1/sales/drop/line", `buyer_id=victim`, "application/x-www-form-urlencoded", "mallory"), 400, "buyer_mismatch")
+	wantProblem(t, "an order naming another buyer", post("/v1/sales/plain/orders", `{"buyer_id":"victim"}`, "application/json", "mallory"), 400, "buyer_mismatch")
+	wantProblem(t, "an order with two headers", post("/v1/sales/plain/orders", `{}`, "application/json", "mallory", "victim"), 400, "bad_buyer_header")
+	if n := lineMsgs(t, g.Ledger(), "drop"); n != 2 {
+		t.Fatalf("the line holds %d records, want alice's and bob's", n)
+	}
+	if a := post("/v1/sales/plain/orders", `{}`, "application/json", "alice"); a.Status != 202 || a.Str("buyer_id") != "alice" {
+		t.Fatalf("order behind the proxy: %d %s", a.Status, a.Raw)
+	}
+	if n := gatetest.StreamMsgs(t, g.Ledger(), "plain"); n != 1 {
+		t.Fatalf("the sale holds %d orders, want alice's", n)
+	}
+}
+
+// A form body gives each field once, as a JSON body does: the first of
+// two buyer_ids is not taken.
+func TestJoinFormRefusesDuplicates(t *testing.T) {
+	cfg := gatetest.Config(t, ledger.Sale{Name: "drop", Stock: 5, StartsAt: time.Now().Add(time.Hour), WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour)})
+	g := gatetest.Start(t, cfg)
+	base, c := "http://"+g.APIAddr(), gatetest.Client()
+	const form = "application/x-www-form-urlencoded"
+	wantProblem(t, "buyer_id twice", join(t, c, base, "drop", "buyer_id=f1&buyer_id=f2", form), 400, "bad_form")
+	wantProblem(t, "buyer_id twice, same value", join(t, c, base, "drop", "buyer_id=f1&buyer_id=f1", form), 400, "bad_form")
+	wantProblem(t, "Buyer_Id beside buyer_id", join(t, c, base, "drop", "buyer_id=f1&Buyer_Id=f2", form), 400, "bad_form")
+	wantProblem(t, "a bad escape", join(t, c, base, "drop", "buyer_id=%zz", form), 400, "bad_form")
+	wantProblem(t, "no buyer", join(t, c, base, "drop", "x=1", form), 400, "bad_buyer_id")
+	if n := lineMsgs(t, g.Ledger(), "drop"); n != 0 {
+		t.Fatalf("refused joins stored %d tickets", n)
+	}
+	if a := join(t, c, base, "drop", "buyer_id=f1", form); a.Status != 201 || a.Str("buyer_id") != "f1" {
+		t.Fatalf("a good form: %d %s", a.Status, a.Raw)
+	}
 }
 
 // A waiting-room sale refuses every order without a good pass, and every

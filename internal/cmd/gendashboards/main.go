@@ -174,6 +174,15 @@ func overview() *builder {
 			{`sum by (outcome) (rate(sluice_line_joins_total` + sel("") + ri + `))`, "join {{outcome}}"},
 			{`sum(rate(sluice_line_polls_total` + sel("") + ri + `))`, "polls"},
 		}, minZero))
+	// Who may join: the proofs of work the gates checked, and each gate's
+	// tickets in memory against its --line-max-tickets.
+	b.add(12, 8, seriesPanel("Proofs of work", "Proofs checked on joins per second: ok, missing (428), bad or used (403). Many used or bad: someone replays or forges solutions.", "reqps",
+		[]q{{`sum by (outcome) (rate(sluice_line_proofs_total{` + inst + `}` + ri + `))`, "{{outcome}}"}}, minZero))
+	b.add(12, 8, seriesPanel("Tickets held in memory", "Tickets each gate holds over every line, against its --line-max-tickets: past it joins are answered 503.", "short",
+		[]q{
+			{`sluice_line_held_tickets{` + inst + `}`, "{{instance}} held"},
+			{`sluice_line_max_tickets{` + inst + `}`, "{{instance}} cap"},
+		}, dashed(".* cap"), minZero))
 	return b
 }
 

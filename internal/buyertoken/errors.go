@@ -1,0 +1,26 @@
+package buyertoken
+
+import "errors"
+
+// Why a token is refused. Verifier.Buyer's errors match one of these with
+// errors.Is; their text is what the gate tells the client.
+var (
+	ErrMalformed  = errors.New("it is not a signed JWT")
+	ErrAlgorithm  = errors.New("its algorithm is not one the key allows")
+	ErrSignature  = errors.New("its signature does not verify")
+	ErrUnknownKey = errors.New("it names a key the shop's JWKS does not hold")
+	ErrExpired    = errors.New("it has expired")
+	ErrNotYet     = errors.New("it is not valid yet")
+	ErrNoExpiry   = errors.New("it has no expiry (exp)")
+	ErrIssuer     = errors.New("its issuer is not the shop's")
+	ErrAudience   = errors.New("its audience is not this gate")
+	ErrSubject    = errors.New("it names no buyer (sub)")
+)
+
+// Errors of New.
+var (
+	// ErrConfig: the options name no key, or two.
+	ErrConfig = errors.New("buyertoken: set exactly one of a secret and a JWKS URL")
+	// ErrSecret: an HS256 secret shorter than 32 bytes.
+	ErrSecret = errors.New("buyertoken: the secret must be at least 32 bytes")
+)

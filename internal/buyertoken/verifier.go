@@ -1,0 +1,277 @@
+// Package buyertoken verifies the shop's buyer tokens: JWTs signed with a
+// secret shared with the shop (HS256) or with a key from the shop's JWKS
+// (RS256, ES256, EdDSA). The buyer is the token's sub.
+//
+// A Verifier holding a JWKS runs one goroutine, which refreshes the keys;
+// Stop ends it. Verification itself does no I/O, except that a token
+// naming a key the Verifier does not hold fetches the JWKS at once (at
+// most once per UnknownKeyEvery), so that a key the shop just rotated in
+// is taken without waiting for the next refresh.
+package buyertoken
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Defaults of Options.
+const (
+	DefaultLeeway          = 30 * time.Second
+	DefaultRefresh         = 5 * time.Minute
+	DefaultUnknownKeyEvery = 10 * time.Second
+	DefaultFetchTimeout    = 5 * time.Second
+	// maxJWKS bounds a JWKS document.
+	maxJWKS = 1 << 20
+)
+
+// Options configure a Verifier. Exactly one of Secret and JWKSURL is set.
+type Options struct {
+	// Secret is the HS256 key shared with the shop, 32 bytes or more.
+	Secret []byte
+	// JWKSURL is where the shop publishes its public keys.
+	JWKSURL string
+	// Issuer and Audience, when set, must be the token's iss and one of
+	// its aud.
+	Issuer, Audience string
+	// Leeway is the clock skew tolerated on exp and nbf; zero means
+	// DefaultLeeway, negative none.
+	Leeway time.Duration
+	// Refresh is how often the JWKS is fetched again; zero means
+	// DefaultRefresh.
+	Refresh time.Duration
+	// UnknownKeyEvery bounds the fetches a token naming an unknown key
+	// causes; zero means DefaultUnknownKeyEvery.
+	UnknownKeyEvery time.Duration
+	// Client fetches the JWKS; nil means one with DefaultFetchTimeout.
+	Client *http.Client
+	Logger *slog.Logger
+	// now is the clock; nil means time.Now (tests set it).
+	now func() time.Time
+}
+
+// Verifier verifies buyer tokens. It is safe for concurrent use.
+type Verifier struct {
+	opts   Options
+	parser *jwt.Parser
+	secret []byte
+	keys   atomic.Pointer[keyfunc.Keyfunc]
+	// fetchMu serialises fetches; lastUnknown is when a token naming an
+	// unknown key last caused one.
+	fetchMu     sync.Mutex
+	lastUnknown time.Time
+	fetched     atomic.Int64 // fetches that succeeded, for tests and logs
+	stop        context.CancelFunc
+	done        chan struct{}
+}
+
+// New returns a Verifier. With a JWKS URL it fetches the keys once
+// before returning (a gate that cannot read them fails to start rather
+// than refusing every buyer) and refreshes them until Stop.
+func New(ctx context.Context, o Options) (*Verifier, error) {
+	if (len(o.Secret) == 0) == (o.JWKSURL == "") {
+		return nil, ErrConfig
+	}
+	if o.Secret != nil && len(o.Secret) < 32 {
+		return nil, ErrSecret
+	}
+	if o.Leeway == 0 {
+		o.Leeway = DefaultLeeway
+	}
+	o.Leeway = max(0, o.Leeway)
+	if o.Refresh <= 0 {
+		o.Refresh = DefaultRefresh
+	}
+	if o.UnknownKeyEvery <= 0 {
+		o.UnknownKeyEvery = DefaultUnknownKeyEvery
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: DefaultFetchTimeout}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	methods := []string{"HS256"}
+	if o.JWKSURL != "" {
+		methods = []string{"RS256", "ES256", "EdDSA"}
+	}
+	popts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithLeeway(o.Leeway),
+		jwt.WithExpirationRequired(), jwt.WithTimeFunc(o.now)}
+	if o.Issuer != "" {
+		popts = append(popts, jwt.WithIssuer(o.Issuer))
+	}
+	if o.Audience != "" {
+		popts = append(popts, jwt.WithAudience(o.Audience))
+	}
+	v := &Verifier{opts: o, parser: jwt.NewParser(popts...), secret: o.Secret, done: make(chan struct{})}
+	if o.JWKSURL == "" {
+		close(v.done)
+		v.stop = func() {}
+		return v, nil
+	}
+	if err := v.fetch(ctx); err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	v.stop = cancel
+	go v.refresh(rctx)
+	return v, nil
+}
+
+// Stop ends the refresh and returns when it has. Calling it twice is safe.
+func (v *Verifier) Stop() {
+	v.stop()
+	<-v.done
+}
+
+func (v *Verifier) refresh(ctx context.Context) {
+	defer close(v.done)
+	t := time.NewTicker(v.opts.Refresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := v.fetch(ctx); err != nil && ctx.Err() == nil {
+				v.opts.Logger.Warn("cannot refresh the shop's JWKS: keeping the keys held", "url", v.opts.JWKSURL, "err", err)
+			}
+		}
+	}
+}
+
+// fetch reads the JWKS and replaces the keys held.
+func (v *Verifier) fetch(ctx context.Context) error {
+	v.fetchMu.Lock()
+	defer v.fetchMu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.opts.JWKSURL, nil)
+	if err != nil {
+		return fmt.Errorf("buyertoken: JWKS %s: %w", v.opts.JWKSURL, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := v.opts.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("buyertoken: fetch the JWKS: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("buyertoken: fetch the JWKS %s: %s", v.opts.JWKSURL, resp.Status)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKS+1))
+	if err != nil {
+		return fmt.Errorf("buyertoken: read the JWKS: %w", err)
+	}
+	if len(raw) > maxJWKS {
+		return fmt.Errorf("buyertoken: the JWKS %s is over %d bytes", v.opts.JWKSURL, maxJWKS)
+	}
+	kf, err := keyfunc.NewJWKSetJSON(raw)
+	if err != nil {
+		return fmt.Errorf("buyertoken: the JWKS %s: %w", v.opts.JWKSURL, err)
+	}
+	if all, err := kf.Storage().KeyReadAll(ctx); err != nil || len(all) == 0 {
+		return fmt.Errorf("buyertoken: the JWKS %s holds no key it can use", v.opts.JWKSURL)
+	}
+	v.keys.Store(&kf)
+	v.fetched.Add(1)
+	return nil
+}
+
+// key is the jwt.Keyfunc: the secret, or the JWKS key the token names,
+// fetching the JWKS again when it names one not held.
+func (v *Verifier) key(t *jwt.Token) (any, error) {
+	if v.secret != nil {
+		return v.secret, nil
+	}
+	kf := *v.keys.Load()
+	k, err := kf.Keyfunc(t)
+	if err == nil || !errors.Is(err, jwkset.ErrKeyNotFound) {
+		return k, err
+	}
+	if !v.mayFetch() {
+		return nil, ErrUnknownKey
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), v.opts.Client.Timeout+time.Second)
+	defer cancel()
+	if err := v.fetch(ctx); err != nil {
+		v.opts.Logger.Warn("a token names an unknown key and the JWKS cannot be read", "url", v.opts.JWKSURL, "err", err)
+		return nil, ErrUnknownKey
+	}
+	kf = *v.keys.Load()
+	if k, err = kf.Keyfunc(t); errors.Is(err, jwkset.ErrKeyNotFound) {
+		return nil, ErrUnknownKey
+	}
+	return k, err
+}
+
+// mayFetch reports whether a token naming an unknown key may fetch the
+// JWKS now: tokens with made-up key ids must not make the gate fetch per
+// request.
+func (v *Verifier) mayFetch() bool {
+	v.fetchMu.Lock()
+	defer v.fetchMu.Unlock()
+	now := v.opts.now()
+	if now.Sub(v.lastUnknown) < v.opts.UnknownKeyEvery {
+		return false
+	}
+	v.lastUnknown = now
+	return true
+}
+
+// Buyer returns the buyer a token was issued to: its sub, once its
+// signature, algorithm, expiry (exp required), nbf, issuer and audience
+// are checked. The error matches one of the Err* reasons.
+func (v *Verifier) Buyer(token string) (string, error) {
+	var claims jwt.RegisteredClaims
+	_, err := v.parser.ParseWithClaims(token, &claims, v.key)
+	if err != nil {
+		return "", reason(err)
+	}
+	if claims.Subject == "" {
+		return "", ErrSubject
+	}
+	return claims.Subject, nil
+}
+
+// reason maps the library's error to the one reason told the client.
+func reason(err error) error {
+	for _, r := range []error{ErrUnknownKey, ErrAlgorithm} {
+		if errors.Is(err, r) {
+			return r
+		}
+	}
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return ErrMalformed
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrInvalidKeyType), errors.Is(err, jwt.ErrInvalidKey):
+		return ErrSignature
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return ErrNoExpiry
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ErrExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return ErrNotYet
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return ErrIssuer
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return ErrAudience
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		// The parser refuses an algorithm outside WithValidMethods (alg
+		// none included) and a key the token's algorithm cannot use
+		// before any signature check.
+		return ErrAlgorithm
+	}
+	return fmt.Errorf("%w: %w", ErrMalformed, err)
+}

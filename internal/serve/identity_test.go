@@ -1,0 +1,122 @@
+package serve_test
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"sluice/internal/gatetest"
+	"sluice/internal/ledger"
+)
+
+// shopKeys is a shop's signing keys and the JWKS it serves on loopback.
+type shopKeys struct {
+	rsa  *rsa.PrivateKey
+	ed   ed25519.PrivateKey
+	jwks *httptest.Server
+}
+
+func newShop(t *testing.T) *shopKeys {
+	t.Helper()
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edPub, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	b64 := base64.RawURLEncoding.EncodeToString
+	doc, _ := json.Marshal(map[string]any{"keys": []map[string]string{
+		{"kty": "RSA", "kid": "rsa-1", "alg": "RS256", "use": "sig", "n": b64(rk.N.Bytes()), "e": b64(big.NewInt(int64(rk.E)).Bytes())},
+		{"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "alg": "EdDSA", "use": "sig", "x": b64(edPub)},
+	}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(doc)
+	}))
+	t.Cleanup(srv.Close)
+	return &shopKeys{rsa: rk, ed: edKey, jwks: srv}
+}
+
+// token signs a token for sub, with the RSA key or (ed) the Ed25519 one.
+func (k *shopKeys) token(t *testing.T, sub string, ed bool, exp time.Duration) string {
+	t.Helper()
+	c := jwt.MapClaims{"sub": sub, "exp": time.Now().Add(exp).Unix(), "iss": "https://shop.example", "aud": "sluice"}
+	m, kid, key := jwt.SigningMethod(jwt.SigningMethodRS256), "rsa-1", any(k.rsa)
+	if ed {
+		m, kid, key = jwt.SigningMethodEdDSA, "ed-1", k.ed
+	}
+	tok := jwt.NewWithClaims(m, c)
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// With --buyer-token-jwks, every join and order needs the shop's token:
+// its sub is the buyer; no token, or a refused one, is 401 with
+// WWW-Authenticate: Bearer; a body naming another buyer 400; nothing is
+// stored by a refusal. The cookie carries it as well as the header.
+func TestBuyerTokenGate(t *testing.T) {
+	shop := newShop(t)
+	cfg := gatetest.Config(t,
+		ledger.Sale{Name: "drop", Stock: 5, StartsAt: time.Now().Add(time.Hour), WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour)},
+		ledger.Sale{Name: "plain", Stock: 5})
+	cfg.BuyerToken.JWKSURL = shop.jwks.URL
+	cfg.BuyerToken.Cookie = "shop_session"
+	cfg.BuyerToken.Issuer = "https://shop.example"
+	cfg.BuyerToken.Audience = "sluice"
+	g := gatetest.Start(t, cfg)
+	base, c := "http://"+g.APIAddr(), gatetest.Client()
+	do := func(path, body, auth, cookie string) gatetest.Answer {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		if cookie != "" {
+			req.AddCookie(&http.Cookie{Name: "shop_session", Value: cookie})
+		}
+		return gatetest.Do(t, c, req)
+	}
+	want401 := func(what string, a gatetest.Answer, reason string) {
+		t.Helper()
+		wantProblem(t, what, a, 401, reason)
+		if !strings.HasPrefix(a.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%s: WWW-Authenticate %q", what, a.Header.Get("WWW-Authenticate"))
+		}
+	}
+	for _, path := range []string{"/v1/sales/drop/line", "/v1/sales/plain/orders"} {
+		want401(path+" without a token", do(path, `{"buyer_id":"alice"}`, "", ""), "buyer_token_required")
+		want401(path+" with an expired token", do(path, `{}`, "Bearer "+shop.token(t, "alice", false, -5*time.Minute), ""), "bad_buyer_token")
+		want401(path+" with garbage", do(path, `{}`, "Bearer abc.def.ghi", ""), "bad_buyer_token")
+		want401(path+" with Basic", do(path, `{}`, "Basic YWxpY2U6eA==", ""), "bad_buyer_token")
+		wantProblem(t, path+" naming another buyer", do(path, `{"buyer_id":"victim"}`, "Bearer "+shop.token(t, "mallory", true, time.Minute), ""), 400, "buyer_mismatch")
+	}
+	if n := lineMsgs(t, g.Ledger(), "drop"); n != 0 {
+		t.Fatalf("refused joins stored %d tickets", n)
+	}
+	if n := gatetest.StreamMsgs(t, g.Ledger(), "plain"); n != 0 {
+		t.Fatalf("refused orders stored %d orders", n)
+	}
+	if a := do("/v1/sales/drop/line", ``, "Bearer "+shop.token(t, "alice", false, time.Minute), ""); a.Status != 201 || a.Str("buyer_id") != "alice" {
+		t.Fatalf("join with an RS256 token: %d %s", a.Status, a.Raw)
+	}
+	if a := do("/v1/sales/drop/line", `{"buyer_id":"bob"}`, "", shop.token(t, "bob", true, time.Minute)); a.Status != 201 || a.Str("buyer_id") != "bob" {
+		t.Fatalf("join with an EdDSA token in the cookie: %d %s", a.Status, a.Raw)
+	}
+	if a := do("/v1/sales/plain/orders", `{}`, "Bearer "+shop.token(t, "carol", true, time.Minute), ""); a.Status != 202 || a.Str("buyer_id") != "carol" {
+		t.Fatalf("order with a token: %d %s", a.Status, a.Raw)
+	}
+}
