@@ -167,6 +167,20 @@ func ValidSaleName(name string) bool { return saleName.MatchString(name) }
 
 // Validate checks the sale and returns an error wrapping ErrInvalidSale.
 func (s Sale) Validate() error {
+	if err := s.validateFields(); err != nil {
+		return err
+	}
+	if _, err := payload.Compile(s.PayloadSchema); err != nil {
+		return fmt.Errorf("%w: %s: payload_schema: %w", ErrInvalidSale, s.Name, err)
+	}
+	return nil
+}
+
+// validateFields is Validate without compiling the payload schema: what a
+// read of the sale's metadata checks, every refresh (the schema was
+// compiled when the sale was written, and the gate compiles its own once
+// per change).
+func (s Sale) validateFields() error {
 	switch {
 	case !ValidSaleName(s.Name):
 		return fmt.Errorf("%w: name %q must be 1-64 of [a-z0-9_-]", ErrInvalidSale, s.Name)
@@ -189,9 +203,6 @@ func (s Sale) Validate() error {
 		return fmt.Errorf("%w: %s: pass_ttl must be at least 5s: a buyer needs time to order", ErrInvalidSale, s.Name)
 	case !s.StartsAt.IsZero() && !s.EndsAt.IsZero() && !s.EndsAt.After(s.StartsAt):
 		return fmt.Errorf("%w: %s: ends_at must be after starts_at", ErrInvalidSale, s.Name)
-	}
-	if _, err := payload.Compile(s.PayloadSchema); err != nil {
-		return fmt.Errorf("%w: %s: payload_schema: %w", ErrInvalidSale, s.Name, err)
 	}
 	return nil
 }
@@ -240,7 +251,7 @@ func saleFromMetadata(md map[string]string) (Sale, bool) {
 		return Sale{}, false
 	}
 	var s Sale
-	if err := json.Unmarshal([]byte(raw), &s); err != nil || s.Validate() != nil {
+	if err := json.Unmarshal([]byte(raw), &s); err != nil || s.validateFields() != nil {
 		return Sale{}, false
 	}
 	return s, true
