@@ -96,13 +96,8 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		return
 	}
 
-	buyer, d, p := g.readBuyer(ctx, false)
-	switch {
-	case p.Reason == overflow.BadPayload:
-		g.finishProblem(ctx, s, payloadProblem(s, d, nil), start)
-		return
-	case p.Reason != "":
-		g.refuseBuyer(ctx, s, p, start)
+	buyer, d, ok := g.readOrderBody(ctx, s, start)
+	if !ok {
 		return
 	}
 	if v := s.payloadSchema.Load().Check(d.payload); v != nil {
@@ -216,6 +211,21 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 // (orderstatus.Tracker).
 type buyerReleaser interface {
 	BuyerReleased(sale, buyer string) int64
+}
+
+// readOrderBody reads an order's buyer and body (readBuyer), and answers
+// and returns false when they are refused.
+func (g *Gate) readOrderBody(ctx *fasthttp.RequestCtx, s *sale, start time.Time) (string, decodedOrder, bool) {
+	buyer, d, p := g.readBuyer(ctx, false)
+	switch {
+	case p.Reason == overflow.BadPayload:
+		g.finishProblem(ctx, s, payloadProblem(s, d, nil), start)
+		return "", d, false
+	case p.Reason != "":
+		g.refuseBuyer(ctx, s, p, start)
+		return "", d, false
+	}
+	return buyer, d, true
 }
 
 // payloadProblem is the answer to an order whose payload is refused.
