@@ -124,17 +124,48 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 		return nil, fmt.Errorf("%w: follow the pace of %s: %w", ErrUnavailable, sale, err)
 	}
 	r.ccs = append(r.ccs, cc)
-	if err := r.WaitApplied(ctx, lineLast); err != nil {
+	// A replay that stops moving (a consumer on a stream still without a
+	// leader, as in a cluster that is starting) is given up after
+	// replayStall, not after ctx's minutes: the next refresh tries again.
+	if err := r.replayLine(ctx, lineLast); err != nil {
 		r.Close()
-		return nil, fmt.Errorf("ledger: replay the line of %s: %w", sale, err)
+		return nil, fmt.Errorf("%w: replay the line of %s: %w", ErrUnavailable, sale, err)
 	}
 	select {
 	case <-paceCaught:
+	case <-time.After(replayStall):
+		r.Close()
+		return nil, fmt.Errorf("%w: replay the pace of %s: nothing for %v", ErrUnavailable, sale, replayStall)
 	case <-ctx.Done():
 		r.Close()
 		return nil, fmt.Errorf("ledger: replay the pace of %s: %w", sale, ctx.Err())
 	}
 	return r, nil
+}
+
+// replayStall is how long a room's replay may go without applying a
+// record before it is given up.
+const replayStall = 10 * time.Second
+
+// replayLine waits until the book has applied the line through seq,
+// failing when nothing more is applied for replayStall.
+func (r *Room) replayLine(ctx context.Context, seq uint64) error {
+	stall := time.NewTimer(replayStall)
+	defer stall.Stop()
+	for {
+		applied, more := r.Book.Applied()
+		if applied >= seq {
+			return nil
+		}
+		select {
+		case <-more:
+			stall.Reset(replayStall)
+		case <-stall.C:
+			return fmt.Errorf("stalled at %d of %d", applied, seq)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // WaitApplied returns once the book has applied the line stream through
