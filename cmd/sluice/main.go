@@ -25,8 +25,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
+
+	"sluice/internal/version"
 )
 
 func main() {
@@ -106,11 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "draw":
 		return runDraw(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version", "-v":
-		version := "devel"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			version = bi.Main.Version + " " + bi.GoVersion
-		}
-		fmt.Fprintln(stdout, "sluice", version)
+		fmt.Fprintln(stdout, version.Get())
 		return nil
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
