@@ -135,6 +135,8 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 	}
 	fs.StringVar(&configPath, "config", "", "YAML config file (flags and SLUICE_* env beat it)")
 	gfs.StringVar(&cfg.Listen, "listen", ":8080", "public API `address`")
+	gfs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate `file` (the leaf, then its chain) for HTTPS on the public API, with --tls-key; read again on SIGHUP")
+	gfs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	opsDefault, opsHelp := "127.0.0.1:9464", "metrics, health, pprof and admin `address`"
 	if role == "drain" {
 		opsDefault, opsHelp = "127.0.0.1:9465", "metrics, health and pprof `address` (9465: beside a gate's 9464)"
