@@ -60,10 +60,14 @@ type Config struct {
 	ClusterName   string
 	ClusterListen string
 	ClusterRoutes []string
-	Replicas      int
-	Sync          broker.Sync
-	SyncEvery     time.Duration
-	MaxStore      int64
+	// Route security (broker.Config): credentials every route presents,
+	// and TLS verified both ways against ClusterTLSCA.
+	ClusterUser, ClusterPassword                string
+	ClusterTLSCert, ClusterTLSKey, ClusterTLSCA string
+	Replicas                                    int
+	Sync                                        broker.Sync
+	SyncEvery                                   time.Duration
+	MaxStore                                    int64
 
 	AdminToken  string
 	SoldOutPage string // an HTML file served to browsers on sold out
@@ -307,16 +311,21 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.broker, err = broker.Connect(ctx, cfg.NATSURL, s.log)
 	} else {
 		s.broker, err = broker.Start(ctx, broker.Config{
-			StoreDir:      cfg.DataDir, // nats-server adds "jetstream/"
-			Listen:        cfg.NATSListen,
-			ServerName:    cfg.ServerName,
-			ClusterName:   cfg.ClusterName,
-			ClusterListen: cfg.ClusterListen,
-			Routes:        cfg.ClusterRoutes,
-			Sync:          cfg.Sync,
-			SyncEvery:     cfg.SyncEvery,
-			MaxStore:      cfg.MaxStore,
-			Logger:        s.log,
+			StoreDir:        cfg.DataDir, // nats-server adds "jetstream/"
+			Listen:          cfg.NATSListen,
+			ServerName:      cfg.ServerName,
+			ClusterName:     cfg.ClusterName,
+			ClusterListen:   cfg.ClusterListen,
+			Routes:          cfg.ClusterRoutes,
+			ClusterUser:     cfg.ClusterUser,
+			ClusterPassword: cfg.ClusterPassword,
+			ClusterTLSCert:  cfg.ClusterTLSCert,
+			ClusterTLSKey:   cfg.ClusterTLSKey,
+			ClusterTLSCA:    cfg.ClusterTLSCA,
+			Sync:            cfg.Sync,
+			SyncEvery:       cfg.SyncEvery,
+			MaxStore:        cfg.MaxStore,
+			Logger:          s.log,
 		})
 	}
 	if err != nil {
