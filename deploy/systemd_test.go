@@ -34,18 +34,14 @@ func TestSystemdUnitVerifies(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "sluice")
-	if out, err := exec.Command("go", "build", "-o", bin, "sluice/cmd/sluice").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	unit = strings.ReplaceAll(unit, "/usr/local/bin/sluice", bin)
+	unit = strings.ReplaceAll(unit, "/usr/local/bin/sluice", sluiceBinary(t))
 	path := filepath.Join(dir, "sluice.service")
 	if err := os.WriteFile(path, []byte(unit), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
 	// verify exits 0 on an unknown key: what it says about the unit counts.
-	about := regexp.MustCompile(`(?m)^.*` + regexp.QuoteMeta(path) + `.*$|(?m)^.*sluice\.service.*$`).FindAllString(string(out), -1)
+	about := regexp.MustCompile(`(?m)^.*`+regexp.QuoteMeta(path)+`.*$|(?m)^.*sluice\.service.*$`).FindAllString(string(out), -1)
 	if err != nil || len(about) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
