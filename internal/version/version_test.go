@@ -44,12 +44,19 @@ func TestLinkerStamp(t *testing.T) {
 		t.Skip("builds a binary")
 	}
 	// The program lives inside the module so that it may import an
-	// internal package: a temporary folder of this one.
-	pkg, err := os.MkdirTemp(".", "stamp-")
+	// internal package: a temporary folder under testdata, which ./...
+	// never lists.
+	if err := os.MkdirAll("testdata", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := os.MkdirTemp("testdata", "stamp-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(pkg) })
+	t.Cleanup(func() {
+		os.RemoveAll(pkg)
+		os.Remove("testdata") // only if empty
+	})
 	src := "package main\n\nimport (\n\t\"fmt\"\n\n\t\"sluice/internal/version\"\n)\n\nfunc main() { fmt.Print(version.Get().Version) }\n"
 	if err := os.WriteFile(filepath.Join(pkg, "main.go"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
