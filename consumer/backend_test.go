@@ -166,3 +166,28 @@ func sameJSON(a, b string) bool {
 	var x, y any
 	return json.Unmarshal([]byte(a), &x) == nil && json.Unmarshal([]byte(b), &y) == nil && reflect.DeepEqual(x, y)
 }
+
+// Gates that drain into one PostgreSQL start together (the cluster
+// recipe): their migrations run at once on a fresh database and all of
+// them succeed.
+func TestPostgresMigratesConcurrently(t *testing.T) {
+	url := pgtest.Start(t).NewDatabase("together")
+	const n = 6
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			be, err := postgres.Open(ctx, url, 2)
+			if err == nil {
+				be.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent open: %v", err)
+		}
+	}
+}

@@ -10,6 +10,8 @@
 //	                  config and alerts into DIR
 //	sluice pages export DIR
 //	                  write the built-in HTML pages, templates for --pages
+//	sluice healthcheck
+//	                  exit 0 if the gate's ops listener says it is ready
 //	sluice version    print the build
 //
 // Every flag of a command can also be set by the environment as
@@ -25,8 +27,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
+
+	"sluice/internal/version"
 )
 
 func main() {
@@ -78,6 +81,8 @@ Usage:
                            Prometheus config and the alerting rules into DIR
   sluice pages export DIR  write the built-in HTML pages into DIR, the starting
                            point of your own (sluice serve --pages DIR)
+  sluice healthcheck       exit 0 if the gate on --ops-listen is ready (for
+                           an image's HEALTHCHECK, or a probe)
   sluice version           print the build (also: sluice --version)
 
 Every command takes --help.
@@ -105,12 +110,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runPages(args[1:], stdout, stderr)
 	case "draw":
 		return runDraw(ctx, args[1:], stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version", "-v":
-		version := "devel"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			version = bi.Main.Version + " " + bi.GoVersion
-		}
-		fmt.Fprintln(stdout, "sluice", version)
+		fmt.Fprintln(stdout, version.Get())
 		return nil
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)

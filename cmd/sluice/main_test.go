@@ -309,7 +309,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 	t.Chdir(t.TempDir())
 	for _, args := range [][]string{
 		{"--help"}, {"serve", "--help"}, {"drain", "--help"}, {"loadtest", "--help"},
-		{"dashboards", "--help"}, {"dashboards", "export", "--help"}, {"serve", "-h"}, {"status", "--help"},
+		{"dashboards", "--help"}, {"dashboards", "export", "--help"}, {"serve", "-h"}, {"status", "--help"}, {"healthcheck", "--help"},
 		{"draw", "--help"}, {"draw", "verify", "--help"},
 	} {
 		var out, errOut bytes.Buffer

@@ -135,6 +135,8 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 	}
 	fs.StringVar(&configPath, "config", "", "YAML config file (flags and SLUICE_* env beat it)")
 	gfs.StringVar(&cfg.Listen, "listen", ":8080", "public API `address`")
+	gfs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate `file` (the leaf, then its chain) for HTTPS on the public API, with --tls-key; read again on SIGHUP")
+	gfs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	opsDefault, opsHelp := "127.0.0.1:9464", "metrics, health, pprof and admin `address`"
 	if role == "drain" {
 		opsDefault, opsHelp = "127.0.0.1:9465", "metrics, health and pprof `address` (9465: beside a gate's 9464)"
@@ -159,6 +161,11 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 	gfs.StringVar(&cfg.ClusterName, "cluster-name", "sluice", "NATS cluster name")
 	gfs.StringVar(&cfg.ClusterListen, "cluster-listen", "", "route `address` for a cluster of embedded servers")
 	gfs.Var(&routes, "cluster-routes", "peer routes, nats://host:port (repeatable or comma-separated)")
+	gfs.StringVar(&cfg.ClusterUser, "cluster-user", "", "user every route must present, with --cluster-password (the same on every gate)")
+	gfs.StringVar(&cfg.ClusterPassword, "cluster-password", "", "password of --cluster-user; prefer SLUICE_CLUSTER_PASSWORD or the config file to the command line, which ps shows")
+	gfs.StringVar(&cfg.ClusterTLSCert, "cluster-tls-cert", "", "PEM certificate `file` this gate presents on routes (TLS both ways, with --cluster-tls-key and --cluster-tls-ca)")
+	gfs.StringVar(&cfg.ClusterTLSKey, "cluster-tls-key", "", "PEM private key `file` of --cluster-tls-cert")
+	gfs.StringVar(&cfg.ClusterTLSCA, "cluster-tls-ca", "", "PEM CA `file` that signs every gate's route certificate; peers are verified against it")
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "replicas of each sale stream (3 in a cluster)")
 	gfs.Int64Var(&cfg.MaxStore, "max-store", 0, "bound on JetStream's file store in bytes (0: most of the disk)")
 	gfs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token of the admin API (empty: admin API off)")

@@ -4,10 +4,12 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -45,8 +47,17 @@ type Config struct {
 	ClusterName   string
 	ClusterListen string
 	Routes        []string
-	Sync          Sync
-	SyncEvery     time.Duration
+	// ClusterUser and ClusterPassword, set together, are the credentials
+	// every route must present (nats-server's cluster authorization);
+	// this server presents them to its peers, whose route URLs need not
+	// carry them.
+	ClusterUser, ClusterPassword string
+	// ClusterTLSCert, ClusterTLSKey and ClusterTLSCA, set together, make
+	// routes TLS with verification both ways: each peer's certificate
+	// must be signed by the CA, as nats-server requires for routes.
+	ClusterTLSCert, ClusterTLSKey, ClusterTLSCA string
+	Sync                                        Sync
+	SyncEvery                                   time.Duration
 	// MaxStore bounds JetStream's file store in bytes; zero means
 	// JetStream's default (most of the free disk).
 	MaxStore int64
@@ -152,7 +163,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 			opts.Cluster.Name = "sluice"
 		}
 		opts.Cluster.Host, opts.Cluster.Port = host, port
-		opts.Routes = server.RoutesFromStr(strings.Join(cfg.Routes, ","))
+		if err := clusterSecurity(cfg, opts); err != nil {
+			return nil, err
+		}
 		if opts.ServerName == "" {
 			return nil, errors.New("broker: a clustered server needs a server name")
 		}
@@ -234,6 +247,52 @@ func (b *Broker) Close(ctx context.Context) {
 	}
 }
 
+// clusterSecurity sets the routes, their credentials and their TLS.
+func clusterSecurity(cfg Config, opts *server.Options) error {
+	if (cfg.ClusterUser == "") != (cfg.ClusterPassword == "") {
+		return ErrClusterAuth
+	}
+	opts.Cluster.Username, opts.Cluster.Password = cfg.ClusterUser, cfg.ClusterPassword
+	opts.Routes = server.RoutesFromStr(strings.Join(cfg.Routes, ","))
+	if cfg.ClusterUser != "" {
+		// A route URL without credentials gets this server's own, which
+		// every peer requires: the password is given once, not in each
+		// of --cluster-routes.
+		for _, u := range opts.Routes {
+			if u.User == nil {
+				u.User = url.UserPassword(cfg.ClusterUser, cfg.ClusterPassword)
+			}
+		}
+	}
+	n := 0
+	for _, f := range []string{cfg.ClusterTLSCert, cfg.ClusterTLSKey, cfg.ClusterTLSCA} {
+		if f != "" {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return nil
+	case 3:
+	default:
+		return ErrClusterTLS
+	}
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
+		CertFile: cfg.ClusterTLSCert, KeyFile: cfg.ClusterTLSKey, CaFile: cfg.ClusterTLSCA, Verify: true,
+	})
+	if err != nil {
+		return fmt.Errorf("broker: cluster TLS: %w", err)
+	}
+	// A route is both a client and a server: as nats-server does for a
+	// cluster's tls block, its peers are verified against the same CA in
+	// both directions.
+	tc.ClientAuth = tls.RequireAndVerifyClientCert
+	tc.RootCAs = tc.ClientCAs
+	opts.Cluster.TLSConfig = tc
+	opts.Cluster.TLSTimeout = 5
+	return nil
+}
+
 func splitHostPort(hp string) (string, int, error) {
 	host, ps, err := net.SplitHostPort(hp)
 	if err != nil {
@@ -253,14 +312,47 @@ func splitHostPort(hp string) (string, int, error) {
 }
 
 // natsLogger sends the embedded server's log through slog.
-type natsLogger struct{ log *slog.Logger }
+type natsLogger struct {
+	log *slog.Logger
+	// routeErrs counts route-connect errors, to log the first at info.
+	routeErrs atomic.Int64
+}
 
 func (l *natsLogger) Noticef(f string, v ...any) { l.log.Info(fmt.Sprintf(f, v...)) }
 func (l *natsLogger) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
 func (l *natsLogger) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...), "fatal", true) }
-func (l *natsLogger) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
-func (l *natsLogger) Debugf(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...)) }
-func (l *natsLogger) Tracef(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...), "trace", true) }
+func (l *natsLogger) Errorf(f string, v ...any) {
+	if f == routeConnErrFmt && len(v) == 2 {
+		l.routeConnError(v[0], v[1])
+		return
+	}
+	l.log.Error(fmt.Sprintf(f, v...))
+}
+
+// routeConnErrFmt is nats-server's message for a route it could not reach
+// (server/route.go), reported at error level on the first attempt and
+// then every ConnectErrorReports attempts (each attempt is a second).
+const routeConnErrFmt = "Error trying to connect to route (attempt %v): %v"
+
+// routeConnError: while the gates of a cluster start, each one fails to
+// reach the peers not yet up, which is expected and not an error. The
+// first such failure is logged once, at info; later first attempts
+// (a peer restarting) at debug; a peer still unreachable is a warning
+// once a minute of attempts (nats-server reports a lost route's every
+// attempt, a never-reached one's every hour).
+func (l *natsLogger) routeConnError(attempt, err any) {
+	n, _ := attempt.(int)
+	switch {
+	case n >= 60 && n%60 == 0:
+		l.log.Warn("cluster peer still unreachable", "attempts", n, "err", fmt.Sprint(err))
+	case l.routeErrs.Add(1) == 1:
+		l.log.Info("cluster peer not reachable yet; retrying every second while the peers start (logged once)", "err", fmt.Sprint(err))
+	default:
+		l.log.Debug("cluster peer not reachable yet", "attempt", attempt, "err", fmt.Sprint(err))
+	}
+}
+func (l *natsLogger) Debugf(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Tracef(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...), "trace", true) }
 
 // ErrCannotRestart: Restart does nothing for an external or a clustered
 // server.

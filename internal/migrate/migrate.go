@@ -18,11 +18,8 @@ import (
 // runs first in the same transaction as each migration (PostgreSQL takes
 // an advisory lock there so that concurrent starts do not race).
 func Up(ctx context.Context, db *sql.DB, fsys fs.FS, dir, lockSQL string) error {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY,
-		name TEXT NOT NULL
-	)`); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	if err := ensureTable(ctx, db, lockSQL); err != nil {
+		return err
 	}
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
@@ -52,6 +49,33 @@ func Up(ctx context.Context, db *sql.DB, fsys fs.FS, dir, lockSQL string) error 
 		if err := apply(ctx, db, m.version, m.name, string(body), lockSQL); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// ensureTable creates schema_migrations under the lock too: PostgreSQL's
+// CREATE TABLE IF NOT EXISTS is not safe against itself, and two gates
+// starting at once on one database both failed with a duplicate key in
+// pg_type before any migration ran.
+func ensureTable(ctx context.Context, db *sql.DB, lockSQL string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if lockSQL != "" {
+		if _, err := tx.ExecContext(ctx, lockSQL); err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY,
+		name TEXT NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
 }

@@ -1,9 +1,9 @@
 package serve
 
 import (
-	"runtime/debug"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	sluiceversion "sluice/internal/version"
 )
 
 // buildInfo is sluice_build_info, registered by every role (gate, drain)
@@ -18,15 +18,9 @@ func buildInfo(role string) prometheus.Collector {
 	return g
 }
 
-// buildVersion is the module version and Go version this binary was
-// built from ("devel" when built from a checkout).
+// buildVersion is the version this binary was stamped with or built
+// from (internal/version) and its Go version.
 func buildVersion() (version, goversion string) {
-	version, goversion = "devel", "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		goversion = bi.GoVersion
-		if bi.Main.Version != "" {
-			version = bi.Main.Version
-		}
-	}
-	return version, goversion
+	in := sluiceversion.Get()
+	return in.Version, in.GoVersion
 }

@@ -7,6 +7,7 @@ package serve
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,8 +15,10 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,6 +43,10 @@ type Config struct {
 	OpsListen string // metrics, health, pprof, admin; default "127.0.0.1:9464"
 	DataDir   string // JetStream store, default "./sluice-data"
 
+	// TLSCert and TLSKey are PEM files: with both, the public API speaks
+	// HTTPS only, and Reload (SIGHUP under Run) reads them again.
+	TLSCert, TLSKey string
+
 	// Sales to provision at start. A sale with only Name and Stock set
 	// (from --sale NAME=STOCK) keeps its other settings if it exists.
 	Sales []SaleSpec
@@ -53,10 +60,14 @@ type Config struct {
 	ClusterName   string
 	ClusterListen string
 	ClusterRoutes []string
-	Replicas      int
-	Sync          broker.Sync
-	SyncEvery     time.Duration
-	MaxStore      int64
+	// Route security (broker.Config): credentials every route presents,
+	// and TLS verified both ways against ClusterTLSCA.
+	ClusterUser, ClusterPassword                string
+	ClusterTLSCert, ClusterTLSKey, ClusterTLSCA string
+	Replicas                                    int
+	Sync                                        broker.Sync
+	SyncEvery                                   time.Duration
+	MaxStore                                    int64
 
 	AdminToken  string
 	SoldOutPage string // an HTML file served to browsers on sold out
@@ -168,7 +179,8 @@ type Server struct {
 	api         *fasthttp.Server
 	ops         *http.Server
 	apiLn       net.Listener
-	apiConns    *trackingListener // apiLn, which knows its connections
+	apiConns    *trackingListener // under apiLn, knows its connections
+	cert        *certificate      // the public listener's, when TLS
 	opsLn       net.Listener
 	reg         *prometheus.Registry
 	errc        chan error
@@ -266,6 +278,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		s.apiConns = track(ln)
 		s.apiLn = s.apiConns
+		if cfg.TLSCert != "" || cfg.TLSKey != "" {
+			if s.cert, err = newCertificate(cfg.TLSCert, cfg.TLSKey, s.reg, s.log); err != nil {
+				return nil, fmt.Errorf("%s: %w", cmd, err)
+			}
+			s.apiLn = tls.NewListener(s.apiConns, s.cert.config())
+		}
 	}
 	if s.opsLn, err = net.Listen("tcp", cfg.OpsListen); err != nil {
 		return nil, fmt.Errorf("%s: ops listen %s: %w", cmd, cfg.OpsListen, err)
@@ -293,16 +311,21 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.broker, err = broker.Connect(ctx, cfg.NATSURL, s.log)
 	} else {
 		s.broker, err = broker.Start(ctx, broker.Config{
-			StoreDir:      cfg.DataDir, // nats-server adds "jetstream/"
-			Listen:        cfg.NATSListen,
-			ServerName:    cfg.ServerName,
-			ClusterName:   cfg.ClusterName,
-			ClusterListen: cfg.ClusterListen,
-			Routes:        cfg.ClusterRoutes,
-			Sync:          cfg.Sync,
-			SyncEvery:     cfg.SyncEvery,
-			MaxStore:      cfg.MaxStore,
-			Logger:        s.log,
+			StoreDir:        cfg.DataDir, // nats-server adds "jetstream/"
+			Listen:          cfg.NATSListen,
+			ServerName:      cfg.ServerName,
+			ClusterName:     cfg.ClusterName,
+			ClusterListen:   cfg.ClusterListen,
+			Routes:          cfg.ClusterRoutes,
+			ClusterUser:     cfg.ClusterUser,
+			ClusterPassword: cfg.ClusterPassword,
+			ClusterTLSCert:  cfg.ClusterTLSCert,
+			ClusterTLSKey:   cfg.ClusterTLSKey,
+			ClusterTLSCA:    cfg.ClusterTLSCA,
+			Sync:            cfg.Sync,
+			SyncEvery:       cfg.SyncEvery,
+			MaxStore:        cfg.MaxStore,
+			Logger:          s.log,
 		})
 	}
 	if err != nil {
@@ -388,7 +411,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.errc <- err
 		}
 	}()
-	s.log.Info("sluice gate up", "api", s.APIAddr(), "ops", s.OpsAddr(),
+	s.log.Info("sluice gate up", "api", s.APIAddr(), "tls", s.cert != nil, "ops", s.OpsAddr(),
 		"nats", s.broker.ClientURL(), "external_nats", cfg.NATSURL != "", "sync", cfg.Sync,
 		"drain", !cfg.NoDrain, "backend", s.cfg.Backend)
 	if cfg.AdminToken == "" {
@@ -709,19 +732,44 @@ func (s *Server) closeBackground(ctx context.Context) error {
 	return err
 }
 
+// Reload reads again what can change under a running gate without a
+// restart: the public listener's TLS certificate. Open connections are
+// not touched. Without TLS there is nothing to read and it returns nil.
+// On error the gate goes on with what it had.
+func (s *Server) Reload() error {
+	if s.cert == nil {
+		s.log.Info("reload: nothing to reload (no --tls-cert)")
+		return nil
+	}
+	return s.cert.reload()
+}
+
 // Run starts a gate, serves until ctx is done or a listener fails, and
-// shuts down with a fresh timeout.
+// shuts down with a fresh timeout. SIGHUP reloads (Reload) instead of
+// ending the process, as systemd's ExecReload and kill -HUP expect.
 func Run(ctx context.Context, cfg Config) error {
+	// Caught before Start, so that a SIGHUP while starting neither kills
+	// the process nor is lost.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	s, err := Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	var runErr error
-	select {
-	case <-ctx.Done():
-		s.log.Info("shutting down", "cause", context.Cause(ctx))
-	case runErr = <-s.errc:
-		s.log.Error("listener failed", "err", runErr)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			s.log.Info("shutting down", "cause", context.Cause(ctx))
+			break wait
+		case runErr = <-s.errc:
+			s.log.Error("listener failed", "err", runErr)
+			break wait
+		case <-hup:
+			_ = s.Reload() // logged; the old certificate stays on error
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sluice/internal/gatetest"
+	"sluice/internal/pgtest"
+	"sluice/internal/serve"
+	"sluice/internal/testcert"
+	"sluice/internal/testenv"
+)
+
+// The three-gate cluster recipe (deploy/cluster/g1.yaml, g2.yaml,
+// g3.yaml), run as written on loopback: its addresses are rewritten to
+// free 127.0.0.1 ports, its files under /etc/sluice and /var/lib/sluice
+// to temporary ones (route certificates signed by a test CA), its
+// PostgreSQL to a real one; the secrets come from the environment, as the
+// recipe says. The three gates form a cluster over authenticated TLS
+// routes, a sale made on one sells through each, and no gate logs an
+// error while its peers start.
+func TestClusterRecipeOnLoopback(t *testing.T) {
+	testenv.Exclusive(t) // three replicated JetStream servers need the cores to settle
+	pg := pgtest.Start(t)
+	backend := pg.NewDatabase("shop")
+	t.Setenv("SLUICE_CLUSTER_PASSWORD", "a-route-password-for-tests")
+	t.Setenv("SLUICE_ADMIN_TOKEN", "admin-token-for-tests")
+	ca := testcert.NewCA(t)
+	t.Logf("%v: PostgreSQL up", time.Now().Format(time.StampMilli))
+
+	addrs := map[string]string{} // 10.0.0.N:PORT → 127.0.0.1:free
+	addr := regexp.MustCompile(`10\.0\.0\.\d:\d+`)
+	free := func(string) string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	var cfgs [3]serve.Config
+	var logs [3]*gatetest.Lines
+	for i := range cfgs {
+		raw, err := os.ReadFile(fmt.Sprintf("../../deploy/cluster/g%d.yaml", i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		etc := t.TempDir()
+		ca.Issue(t, fmt.Sprint("g", i+1), []string{"127.0.0.1"}, filepath.Join(etc, "route.pem"), filepath.Join(etc, "route-key.pem"))
+		caPEM, _ := os.ReadFile(ca.File)
+		if err := os.WriteFile(filepath.Join(etc, "route-ca.pem"), caPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		text := addr.ReplaceAllStringFunc(string(raw), func(a string) string {
+			if addrs[a] == "" {
+				addrs[a] = free(a)
+			}
+			return addrs[a]
+		})
+		text = strings.ReplaceAll(text, "/etc/sluice/", etc+"/")
+		text = strings.ReplaceAll(text, "/var/lib/sluice", t.TempDir())
+		text = regexp.MustCompile(`(?m)^backend: .*$`).ReplaceAllString(text, "backend: "+backend)
+		if strings.Contains(text, "10.0.0.") {
+			t.Fatalf("g%d.yaml: an address left unrewritten:\n%s", i+1, text)
+		}
+		path := filepath.Join(etc, "sluice.yaml")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		logs[i] = &gatetest.Lines{}
+		cfg, err := parseConfig("serve", []string{"--config", path}, logs[i])
+		if err != nil {
+			t.Fatalf("g%d.yaml: %v", i+1, err)
+		}
+		if cfg.ClusterTLSCert == "" || cfg.ClusterUser == "" || cfg.ClusterPassword == "" || cfg.AdminToken == "" || cfg.Replicas != 3 {
+			t.Fatalf("g%d.yaml: route TLS %q, user %q, password set %v, admin token set %v, replicas %d",
+				i+1, cfg.ClusterTLSCert, cfg.ClusterUser, cfg.ClusterPassword != "", cfg.AdminToken != "", cfg.Replicas)
+		}
+		cfg.Refresh = 50 * time.Millisecond
+		cfgs[i] = cfg
+	}
+	// The three start together, as the recipe says: JetStream waits for
+	// a quorum.
+	var gates [3]*serve.Server
+	var errs [3]error
+	var wg sync.WaitGroup
+	for i := range cfgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			gates[i], errs[i] = serve.Start(ctx, cfgs[i])
+		}()
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, g := range gates {
+			if g != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				_ = g.Shutdown(ctx)
+				cancel()
+			}
+		}
+		t.Logf("%v: the three gates are down", time.Now().Format(time.StampMilli))
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("g%d: %v\n%s", i+1, err, logs[i])
+		}
+	}
+
+	t.Logf("%v: the three gates are up", time.Now().Format(time.StampMilli))
+	// What they logged while they started: the probes below are refused
+	// at error level, as they should be.
+	var started [3]string
+	for i, l := range logs {
+		started[i] = l.String()
+	}
+	// The route port wants TLS with a certificate the CA signed, and then
+	// credentials: a plain connection, or a TLS one without a certificate,
+	// gets no route; a signed one is asked to authenticate.
+	peer := ca.Issue(t, "peer", []string{"127.0.0.1"}, "", "")
+	pair, err := tls.LoadX509KeyPair(peer.CertFile, peer.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, cfg := range cfgs {
+		if v, err := gates[i].Broker().Server().Varz(nil); err != nil || !v.Cluster.TLSRequired || !v.Cluster.TLSVerify {
+			t.Fatalf("g%d's routes: TLS required and verified? %+v (%v)", i+1, v.Cluster, err)
+		}
+		if info, err := routeInfo(cfg.ClusterListen, &tls.Config{RootCAs: ca.Pool()}); err == nil {
+			t.Fatalf("g%d's route port let a TLS client without a certificate in: %s", i+1, info)
+		}
+		info, err := routeInfo(cfg.ClusterListen, &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{pair}})
+		if err != nil || !strings.Contains(info, `"auth_required":true`) {
+			t.Fatalf("g%d's route port, to a signed peer: %q (%v); want auth_required", i+1, info, err)
+		}
+	}
+
+	t.Logf("%v: the route ports checked", time.Now().Format(time.StampMilli))
+	c := gatetest.Client()
+	if a := gatetest.Admin(t, c, gates[0].OpsAddr(), "PUT", "/admin/sales/recipe", "admin-token-for-tests", `{"stock":3}`); a.Status != http.StatusCreated {
+		t.Fatalf("create the sale on g1: %d %s", a.Status, a.Raw)
+	}
+	for _, g := range gates {
+		gatetest.Eventually(t, 20*time.Second, "every gate to know the sale", func() bool {
+			return gatetest.Get(t, c, "http://"+g.APIAddr()+"/v1/sales/recipe").Status == http.StatusOK
+		})
+	}
+	var ids []string
+	for i, g := range gates {
+		a := gatetest.Order(t, c, "http://"+g.APIAddr(), "recipe", fmt.Sprint("buyer-", i+1), "")
+		if a.Status != http.StatusAccepted {
+			t.Fatalf("order through g%d: %d %s", i+1, a.Status, a.Raw)
+		}
+		ids = append(ids, a.Str("order_id"))
+	}
+	for i, g := range gates {
+		if a := gatetest.Order(t, c, "http://"+g.APIAddr(), "recipe", fmt.Sprint("late-", i+1), ""); a.Status != http.StatusGone {
+			t.Fatalf("order past the stock through g%d: %d %s", i+1, a.Status, a.Raw)
+		}
+	}
+	// Every order reaches the one PostgreSQL, confirmed, and every gate
+	// says so.
+	for _, id := range ids {
+		for i, g := range gates {
+			gatetest.Eventually(t, 30*time.Second, fmt.Sprintf("order %s confirmed on g%d", id, i+1), func() bool {
+				return gatetest.Get(t, c, "http://"+g.APIAddr()+"/v1/orders/"+id).Str("status") == "confirmed"
+			})
+		}
+	}
+	t.Logf("%v: every order confirmed on every gate", time.Now().Format(time.StampMilli))
+	for i, l := range started {
+		if n := strings.Count(l, "level=ERROR"); n > 0 {
+			t.Errorf("g%d logged %d errors while its peers started:\n%s", i+1, n, l)
+		}
+		if n := strings.Count(l, "cluster peer not reachable yet"); n > 1 {
+			t.Errorf("g%d logged the unreachable peer %d times at info; want once at most", i+1, n)
+		}
+	}
+}
+
+// routeInfo reads the INFO line a NATS route port sends first, over TLS
+// (with tc) from the first byte: nats-server's routes with TLS handshake
+// first.
+func routeInfo(addr string, tc *tls.Config) (string, error) {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", addr, tc)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	return bufio.NewReader(conn).ReadString('\n')
+}

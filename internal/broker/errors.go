@@ -1,0 +1,9 @@
+package broker
+
+import "errors"
+
+// ErrClusterAuth: a cluster user and password go together.
+var ErrClusterAuth = errors.New("broker: --cluster-user and --cluster-password must be given together")
+
+// ErrClusterTLS: route TLS needs a certificate, its key and the CA.
+var ErrClusterTLS = errors.New("broker: route TLS needs --cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca together")

@@ -1,0 +1,6 @@
+package serve
+
+import "errors"
+
+// ErrTLSConfig: --tls-cert and --tls-key go together.
+var ErrTLSConfig = errors.New("serve: --tls-cert and --tls-key must be given together")
