@@ -422,7 +422,7 @@ func (s *Server) startDrain(ctx context.Context) error {
 		return err
 	}
 	if s.gate != nil {
-		s.gate.SetOrderCanceller(func(ctx context.Context, id ledger.OrderID, buyer string) error {
+		s.gate.SetOrderCanceller(func(ctx context.Context, id ledger.OrderID, buyer string) (time.Time, error) {
 			return cancelOrder(ctx, b, rec, id, buyer)
 		})
 	}
@@ -615,15 +615,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // decisions stream, once whatever is retried: the order reads cancelled
 // and its slot goes back to the sale. The backend first, so that the slot
 // is never sold again while the backend still counts the order.
-func cancelOrder(ctx context.Context, b consumer.Backend, rec *orderstatus.Recorder, id ledger.OrderID, buyer string) error {
+func cancelOrder(ctx context.Context, b consumer.Backend, rec *orderstatus.Recorder, id ledger.OrderID, buyer string) (time.Time, error) {
 	if c, ok := b.(consumer.Canceller); ok {
 		if _, err := c.Cancel(ctx, consumer.Order{ID: id.String(), Sale: id.Sale, BuyerID: buyer, Seq: id.Seq}); err != nil {
-			return err
+			return time.Time{}, err
 		}
 	}
 	d := orderstatus.Decision{Sale: id.Sale, At: time.Now().UTC(),
 		Cancelled: []orderstatus.Outcome{{Seq: id.Seq, Reason: "cancelled", Buyer: buyer}}}
-	return rec.RecordOnce(ctx, d, "cancel-"+id.String())
+	stored, err := rec.RecordOnce(ctx, d, "cancel-"+id.String())
+	return stored.At, err
 }
 
 // refreshed takes each refresh of the sale states: the gate follows them,
