@@ -30,6 +30,11 @@ A sale with a waiting room has a line under the table: tickets in line of
 line_limit, how many were drawn, the position let in through, the passes
 out.
 
+Examples:
+  sluice status
+  sluice status --watch --interval 1s
+  sluice status --ops http://10.0.0.2:9464 --json
+
 Flags:
 `
 
@@ -45,11 +50,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprint(fs.Output(), statusUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-		}
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if err := layer(fs, "", map[string]any{}, nil); err != nil {
