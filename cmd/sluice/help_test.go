@@ -80,3 +80,11 @@ func TestFlagHelpNamesOnlyValues(t *testing.T) {
 		}
 	}
 }
+
+func TestPlural(t *testing.T) {
+	for n, want := range map[int]string{0: "0 passes", 1: "1 pass", 2: "2 passes"} {
+		if got := plural(n, "pass", "passes"); got != want {
+			t.Errorf("plural(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -213,8 +213,8 @@ func writeStatus(w io.Writer, st serve.Status, base string) {
 		if r.Sealed {
 			draw = fmt.Sprintf("%d drawn", r.Drawn)
 		}
-		fmt.Fprintf(w, "%s: waiting room, %d of %d in line (%s), let in through %d, %d passes out (pass_ttl %s)\n",
-			s.Sale, r.Tickets, r.LineLimit, draw, r.LetIn, r.Outstanding, shortDur(r.PassTTL))
+		fmt.Fprintf(w, "%s: waiting room, %d of %d in line (%s), let in through %d, %s out (pass_ttl %s)\n",
+			s.Sale, r.Tickets, r.LineLimit, draw, r.LetIn, plural(r.Outstanding, "pass", "passes"), shortDur(r.PassTTL))
 	}
 }
 
@@ -305,4 +305,12 @@ func bytesText(b uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}
+
+// plural is "1 pass", "0 passes", "2 passes".
+func plural[N int | int64 | uint64](n N, one, many string) string {
+	if n == 1 {
+		return fmt.Sprint(n, " ", one)
+	}
+	return fmt.Sprint(n, " ", many)
 }

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -388,7 +389,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.errc <- err
 		}
 	}()
-	s.log.Info("sluice gate up", "api", s.APIAddr(), "ops", s.OpsAddr(),
+	s.log.Info("sluice gate up", "api", s.APIAddr(), "ops", s.OpsAddr(), "nats_server", server.VERSION,
 		"nats", s.broker.ClientURL(), "external_nats", cfg.NATSURL != "", "sync", cfg.Sync,
 		"drain", !cfg.NoDrain, "backend", s.cfg.Backend)
 	if cfg.AdminToken == "" {
