@@ -490,6 +490,16 @@ func (s *Server) provision(ctx context.Context) error {
 				return fmt.Errorf("serve: sale %s: %w", sale.Name, err)
 			}
 		}
+		prev, err := retry(ctx, func(ctx context.Context) (ledger.SaleState, error) {
+			st, err := s.ledger.State(ctx, sale.Name)
+			if errors.Is(err, ledger.ErrNoSale) {
+				return ledger.SaleState{}, nil
+			}
+			return st, err
+		})
+		if err != nil {
+			return fmt.Errorf("serve: sale %s: %w", sale.Name, err)
+		}
 		st, err := retry(ctx, func(ctx context.Context) (ledger.SaleState, error) { return s.ledger.EnsureSale(ctx, sale) })
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
@@ -497,6 +507,16 @@ func (s *Server) provision(ctx context.Context) error {
 		if int64(st.Admitted) > sale.Capacity() {
 			s.log.Warn("stock is below the orders already admitted: they stay, the sale is sold out",
 				"sale", sale.Name, "stock", sale.Stock, "admitted", st.Admitted)
+		}
+		// A start that changes what a sale sells says so: a --sale s1=N
+		// reused from an earlier walk-through must not reopen a sold-out
+		// sale without a word, nor a config's past window close one.
+		if prev.Limit > 0 && int64(prev.Admitted) >= prev.Limit && st.Limit > int64(st.Admitted) {
+			s.log.Warn("the sale was sold out: its new stock opens it again",
+				"sale", sale.Name, "stock_before", prev.Sale.Stock, "stock", sale.Stock, "admitted", st.Admitted)
+		}
+		if sale.PhaseAt(time.Now()) == ledger.Closed {
+			s.log.Warn("the sale is closed: its ends_at is past, and it takes no order", "sale", sale.Name, "ends_at", sale.EndsAt)
 		}
 		s.log.Info("sale provisioned", "sale", sale.Name, "stock", sale.Stock, "admitted", st.Admitted)
 	}
