@@ -111,7 +111,7 @@ func (g *Gate) answerFromIndex(ctx *fasthttp.RequestCtx, s *sale, cfg *ledger.Sa
 			return
 		}
 		if o.key == key {
-			g.writeAccepted(ctx, o.id, buyer, true)
+			g.answerPlaced(ctx, o.id, buyer, true, time.Time{})
 			g.count(s, overflow.Replayed, start)
 			return
 		}

@@ -331,3 +331,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 //go:embed openapi.yaml
 var openAPI []byte
+
+// OpenAPI returns the OpenAPI 3 document the public listener serves at
+// GET /openapi.yaml: for tests that check answers against it, and for
+// tools that generate clients.
+func OpenAPI() []byte { return append([]byte(nil), openAPI...) }

@@ -147,6 +147,8 @@ type roomSale struct {
 		LetIn       int64     `json:"let_in"`
 		Drawn       int64     `json:"drawn_tickets"`
 		Outstanding int64     `json:"passes_outstanding"`
+		LineLimit   int64     `json:"line_limit"`
+		LineLength  int64     `json:"line_length"`
 		JoinProof   string    `json:"join_proof"`
 		Challenge   string    `json:"challenge_url"`
 	} `json:"waiting_room"`
@@ -508,6 +510,38 @@ func (r *RoomReport) summarise(buyers []*roomBuyer) {
 	}
 }
 
+// lateJoinCheck says whether the late buyers rehearsed anything: when the
+// line held its line_limit at the start, every one of them is refused
+// 410 line_full, and "no late ticket was served" holds for want of late
+// tickets. The run then rehearsed something other than what was asked,
+// and says so, with what to change.
+func lateJoinCheck(buyers []*roomBuyer, lineLimit, lineLength int64) Check {
+	late, joined, full := 0, 0, 0
+	for _, b := range buyers {
+		if !b.late {
+			continue
+		}
+		late++
+		if b.ticket != "" {
+			joined++
+		}
+		if b.outcome == "join_410" {
+			full++
+		}
+	}
+	c := Check{Name: "late buyers joined", Passed: late == 0 || joined > 0}
+	switch {
+	case late == 0:
+		c.Detail = "no --late-buyers"
+	case joined == 0:
+		c.Detail = fmt.Sprintf("none of the %d late buyers joined (%d refused 410 line_full): the line held %d tickets, its line_limit is %d; raise the sale's line_limit above --buyers or lower --buyers",
+			late, full, lineLength, lineLimit)
+	default:
+		c.Detail = fmt.Sprintf("%d of %d late buyers joined behind the drawn (%d refused 410 line_full)", joined, late, full)
+	}
+	return c
+}
+
 func quantile(xs []float64, q float64) float64 {
 	if len(xs) == 0 {
 		return math.NaN()
@@ -584,6 +618,9 @@ func (r *RoomReport) check(ctx context.Context, c *http.Client, base string, buy
 		letIn = st.Room.LetIn
 	}
 	add("late after drawn", lateServed == 0 || letIn >= drawn, "%d late tickets served; the line let in %d of %d drawn", lateServed, letIn, drawn)
+	if st.Room != nil {
+		r.Checks = append(r.Checks, lateJoinCheck(buyers, st.Room.LineLimit, st.Room.LineLength))
+	}
 	r.Passed = true
 	for _, ch := range r.Checks {
 		r.Passed = r.Passed && ch.Passed
@@ -731,7 +768,7 @@ var roomPage = template.Must(template.New("room").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>sluice loadtest — waiting room {{.R.Sale}}</title>
 <style>body{font:14px/1.4 system-ui,sans-serif;margin:1.5em auto;max-width:900px;padding:0 1em;color:#222}
-pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}.pass{color:#070}.fail{color:#b00}
+pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}.pass{color:#070}.fail{color:#b00}
 svg text{font-size:11px}</style></head><body>
 <h1>sluice loadtest — waiting room of <code>{{.R.Sale}}</code></h1>
 <p>Outcome check: {{if .R.Passed}}<b class="pass">passed</b>{{else}}<b class="fail">FAILED</b>{{end}} —

@@ -289,8 +289,10 @@ function secs(s) {
 }
 function render() {
   const pos = t.position;
-  $("position").textContent = pos === null || pos === 0 ? "drawn at the start" : pos;
-  $("of").textContent = t.line_length ? "of " + t.line_length + (t.let_in ? " · " + t.let_in + " let in" : "") : "";
+  // Before the draw there is no position: say so, not "Position … of 3".
+  $("position-label").hidden = !pos;
+  $("position").textContent = pos ? pos : "Your place is drawn at the start";
+  $("of").textContent = !t.line_length ? "" : pos ? "of " + t.line_length + (t.let_in ? " · " + t.let_in + " let in" : "") : "(" + t.line_length + " in line)";
   let pct = 0;
   if (pos) pct = t.let_in >= pos ? 100 : Math.max(2, Math.round(100 * t.let_in / pos));
   $("progress").style.width = pct + "%";

@@ -23,6 +23,10 @@ start and that the tickets are in the order HMAC-SHA256(seed, ticket_id)
 puts them. --ticket also checks that your ticket is in the draw and
 prints its position. Exit 0 when the draw verifies, 1 when it does not.
 
+Examples:
+  sluice draw verify --sale drop
+  sluice draw verify --gate https://shop.example --sale drop --ticket z3uaocb5ozbaiv27ll6fnc5bmy
+
 Flags:
 `
 
@@ -47,11 +51,7 @@ func runDraw(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprint(fs.Output(), drawUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-		}
+	if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
 		return err
 	}
 	if *sale == "" || fs.NArg() > 0 {

@@ -49,12 +49,13 @@ import (
 //
 // SLUICE_FAULT_SEEDS picks the seeds ("7,8", or "random:20" for twenty
 // fresh ones) and SLUICE_FAULT_STEPS the faults per seed; a failure
-// names the seed and the step. CI runs two fixed seeds.
+// names the seed and the step. CI runs one fixed seed (SLUICE_FAULT_SEEDS=1,2
+// runs the two it ran before issue 23 cut the test run's time).
 func TestLinePromisesUnderFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three clustered gates under faults: not in -short")
 	}
-	seeds := []uint64{1, 2}
+	seeds := []uint64{1}
 	if v := os.Getenv("SLUICE_FAULT_SEEDS"); v != "" {
 		seeds = nil
 		if n, ok := strings.CutPrefix(v, "random:"); ok {

@@ -45,6 +45,13 @@ Settings (create and update):
 
 The admin token is read from SLUICE_ADMIN_TOKEN or --admin-token-file.
 
+Examples:
+  export SLUICE_ADMIN_TOKEN=change-me
+  sluice sale create s1 --stock 2
+  sluice sale create drop --stock 300 --waiting-room --starts-at +2m --pass-ttl 2m
+  sluice sale update s1 --stock 5
+  sluice sale show s1 --json
+
 Flags:
 `
 
@@ -256,16 +263,12 @@ func runSale(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		name, rest = rest[0], rest[1:]
 	}
-	if err := fs.Parse(rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-		}
+	if err := parseFlags(fs, rest, stdout, stderr); err != nil {
 		return err
 	}
 	if name == "" && fs.NArg() > 0 {
 		name = fs.Arg(0)
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
+		if err := parseFlags(fs, fs.Args()[1:], stdout, stderr); err != nil {
 			return err
 		}
 	}
