@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -79,7 +80,7 @@ func TestClusterRecipeOnLoopback(t *testing.T) {
 			t.Fatal(err)
 		}
 		logs[i] = &gatetest.Lines{}
-		cfg, err := parseConfig("serve", []string{"--config", path}, logs[i])
+		cfg, err := parseConfig("serve", []string{"--config", path}, io.Discard, logs[i])
 		if err != nil {
 			t.Fatalf("g%d.yaml: %v", i+1, err)
 		}
