@@ -651,7 +651,10 @@ func (g *Gate) saleRoom(rc *fasthttp.RequestCtx, saleName string) (*sale, *ledge
 	}
 	room := g.room(s)
 	if room == nil {
-		g.unavailable.Respond(rc, html)
+		// Not the order's "could not learn whether it was stored": the
+		// line is being read (a gate that started or lost JetStream).
+		g.render.Render(overflow.Problem{Reason: overflow.Unavailable, Sale: s.name, RetryAfter: time.Second,
+			Detail: "The line is being read; try again shortly."}).Respond(rc, html)
 		return nil, nil, false
 	}
 	return s, room, true
