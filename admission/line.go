@@ -3,6 +3,7 @@ package admission
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"math"
 	"net/http"
@@ -703,14 +704,17 @@ type drawTicketsView struct {
 	Sale   string `json:"sale"`
 	Total  int    `json:"total"`
 	Offset int    `json:"offset"`
-	// Tickets are ticket ids in position order: Tickets[i] holds
-	// position Offset+i+1.
-	Tickets []string `json:"tickets"`
-	Next    string   `json:"next,omitempty"`
+	// Hashes are the drawn tickets' public identities, SHA-256 of their
+	// ids, in position order: Hashes[i] holds position Offset+i+1. Never
+	// the ids: an id is its holder's secret, which reads the ticket and
+	// its pass.
+	Hashes []string `json:"ticket_hashes"`
+	Next   string   `json:"next,omitempty"`
 }
 
 // getDrawTickets is GET /v1/sales/{sale}/draw/tickets?offset=&limit=:
-// the drawn tickets' ids in position order, no buyer ids, paged.
+// the drawn tickets' hashes in position order, no ids, no buyer ids,
+// paged.
 func (g *Gate) getDrawTickets(rc *fasthttp.RequestCtx, saleName string) {
 	s, room, ok := g.saleRoom(rc, saleName)
 	if !ok {
@@ -741,9 +745,10 @@ func (g *Gate) getDrawTickets(rc *fasthttp.RequestCtx, saleName string) {
 			Detail:     "The draw is made at the start of the sale."})
 		return
 	}
-	v := drawTicketsView{Sale: s.name, Total: total, Offset: offset, Tickets: make([]string, len(keys))}
+	v := drawTicketsView{Sale: s.name, Total: total, Offset: offset, Hashes: make([]string, len(keys))}
 	for i, k := range keys {
-		v.Tickets[i] = k.String()
+		h := k.Hash()
+		v.Hashes[i] = hex.EncodeToString(h[:])
 	}
 	if end := offset + len(keys); end < total {
 		v.Next = "/v1/sales/" + s.name + "/draw/tickets?offset=" + strconv.Itoa(end) + "&limit=" + strconv.Itoa(limit)

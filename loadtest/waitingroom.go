@@ -534,9 +534,9 @@ func (r *RoomReport) check(ctx context.Context, c *http.Client, base string, buy
 		add("draw verifies", false, "cannot read the draw: %v", err)
 	} else {
 		verr := d.Verify()
-		add("draw verifies", verr == nil, "%d tickets, SHA-256(seed) = commitment, HMAC order: %v", len(d.Tickets), errOrOK(verr))
-		pos := make(map[string]int, len(d.Tickets))
-		for i, id := range d.Tickets {
+		add("draw verifies", verr == nil, "%d tickets, SHA-256(seed) = commitment, HMAC order: %v", len(d.Hashes), errOrOK(verr))
+		pos := make(map[string]int, len(d.Hashes))
+		for i, id := range d.Hashes {
 			pos[id] = i + 1
 		}
 		bad, ours := 0, 0
@@ -545,12 +545,12 @@ func (r *RoomReport) check(ctx context.Context, c *http.Client, base string, buy
 				continue
 			}
 			ours++
-			if p, ok := pos[b.ticket]; !ok || (b.position != 0 && int64(p) != b.position) {
+			if p, ok := pos[line.TicketHash(b.ticket)]; !ok || (b.position != 0 && int64(p) != b.position) {
 				bad++
 			}
 		}
-		add("positions", bad == 0 && len(pos) == len(d.Tickets), "%d of our %d drawn tickets hold the position the draw gives them (positions 1..%d, %d distinct)",
-			ours-bad, ours, len(d.Tickets), len(pos))
+		add("positions", bad == 0 && len(pos) == len(d.Hashes), "%d of our %d drawn tickets hold the position the draw gives them (positions 1..%d, %d distinct)",
+			ours-bad, ours, len(d.Hashes), len(pos))
 	}
 	// The orders served, as any drop's are checked.
 	var served []Admission
@@ -579,7 +579,7 @@ func (r *RoomReport) check(ctx context.Context, c *http.Client, base string, buy
 	add("passes", st.Admitted == int64(len(served)) && withoutTurn == 0 && r.Outcomes["order_pass_required"] == 0 && r.Outcomes["order_bad_pass"] == 0,
 		"the sale holds %d orders, the %d the generator placed each with the pass its buyer got at its turn (%d without a turn)",
 		st.Admitted, len(served), withoutTurn)
-	letIn, drawn := int64(0), int64(len(d.Tickets))
+	letIn, drawn := int64(0), int64(len(d.Hashes))
 	if st.Room != nil {
 		letIn = st.Room.LetIn
 	}

@@ -789,7 +789,7 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := line.VerifyDraw(d.Seed, d.Commitment, d.Tickets); err != nil {
+	if err := line.VerifyDraw(d.Seed, d.Commitment, d.Hashes); err != nil {
 		t.Errorf("seed %d: the draw does not verify: %v", seed, err)
 	}
 	// Those who came were served in draw order: nobody who came waits

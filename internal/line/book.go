@@ -72,6 +72,13 @@ func KeyOf(id string) (TicketKey, bool) {
 // String is the ticket id.
 func (k TicketKey) String() string { return ticketEncoding.EncodeToString(k[:]) }
 
+// Hash is the ticket's public identity, SHA-256 of its id (TicketHash).
+func (k TicketKey) Hash() [32]byte {
+	var b [TicketIDLen]byte
+	ticketEncoding.Encode(b[:], k[:])
+	return sha256.Sum256(b[:])
+}
+
 // AppendID appends the ticket id to dst.
 func (k TicketKey) AppendID(dst []byte) []byte {
 	var b [TicketIDLen]byte
@@ -187,11 +194,11 @@ func (b *Book) maybeSeal() {
 	}
 	ks := make([]keyed, n)
 	m := hmac.New(sha256.New, b.seed[:])
-	var idb [TicketIDLen]byte
+	hs := make([][32]byte, n)
 	for i := range n {
+		hs[i] = b.tickets[i].id.Hash()
 		m.Reset()
-		ticketEncoding.Encode(idb[:], b.tickets[i].id[:])
-		m.Write(idb[:])
+		m.Write(hs[i][:])
 		m.Sum(ks[i].key[:0])
 		ks[i].idx = int32(i)
 	}
@@ -199,8 +206,8 @@ func (b *Book) maybeSeal() {
 		if c := bytes.Compare(x.key[:], y.key[:]); c != 0 {
 			return c
 		}
-		// Equal keys (a SHA-256 collision) go by ticket id.
-		return bytes.Compare([]byte(b.tickets[x.idx].id.String()), []byte(b.tickets[y.idx].id.String()))
+		// Equal keys (a SHA-256 collision) go by hash, as Draw does.
+		return bytes.Compare(hs[x.idx][:], hs[y.idx][:])
 	})
 	b.byPos = make([]int32, n)
 	for p, k := range ks {

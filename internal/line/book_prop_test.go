@@ -68,7 +68,7 @@ func (m model) positions() (byPos []TicketKey, drawn int, sealed bool) {
 	if mark < 0 {
 		return nil, 0, false
 	}
-	for _, id := range Draw(m.seed, ids) {
+	for _, id := range drawIDs(m.seed, ids) {
 		k, _ := KeyOf(id)
 		byPos = append(byPos, k)
 	}

@@ -28,11 +28,15 @@ func TestDrawKnownValues(t *testing.T) {
 	if got := s.Commitment(); got != "630dcd2966c4336691125448bbb25b4ff412a49c732db2c8abc1b8581bd710dd" {
 		t.Fatalf("commitment %s", got)
 	}
-	for id, want := range map[string]string{
-		"a":        "5167dd15d18166a9dd6caa3522f7026f13d2f82c052bb245c9f3366588205222",
-		"ticket-1": "b741934858b181379956c50fc892763de6eb36e6d3a76995999b0c58ad91587f",
+	for id, want := range map[string][2]string{
+		"a":        {"ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb", "a7cb833d71ff16358e264100eabe28e57eee38a55d3df471bd778738cd1159c8"},
+		"ticket-1": {"737ce60fccf9da889f4605c0a20479b502eb8ed97e7bf3b5db1295ccd350b1bb", "4d4396d94dc9ece57591500d9f10c0222acb62edd0a02267f31d2d8f0ec84c89"},
 	} {
-		if got := s.Key(id); got != want {
+		h := TicketHash(id)
+		if h != want[0] {
+			t.Fatalf("hash of %s: %s", id, h)
+		}
+		if got := s.Key(h); got != want[1] {
 			t.Fatalf("key of %s: %s", id, got)
 		}
 	}
@@ -40,12 +44,12 @@ func TestDrawKnownValues(t *testing.T) {
 	for i := range ids {
 		ids[i] = fmt.Sprint("t", i)
 	}
-	want := []string{"t6", "t1", "t7", "t5", "t2", "t4", "t3", "t8", "t9", "t0"}
-	if got := Draw(s, ids); !slices.Equal(got, want) {
+	want := []string{"t9", "t6", "t8", "t3", "t2", "t5", "t1", "t4", "t0", "t7"}
+	if got := drawIDs(s, ids); !slices.Equal(got, want) {
 		t.Fatalf("draw %v, want %v", got, want)
 	}
 	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-	if got := Draw(s, ids); !slices.Equal(got, want) {
+	if got := drawIDs(s, ids); !slices.Equal(got, want) {
 		t.Fatalf("the draw depends on the order tickets came in: %v", got)
 	}
 	back, err := ParseSeed(strings.ToUpper(s.Hex()))
@@ -57,6 +61,30 @@ func TestDrawKnownValues(t *testing.T) {
 			t.Errorf("seed %q accepted", bad)
 		}
 	}
+}
+
+// drawIDs draws ticket ids by their hashes, as the book does, and gives
+// the ids back in position order.
+func drawIDs(s Seed, ids []string) []string {
+	byHash := make(map[string]string, len(ids))
+	hs := make([]string, len(ids))
+	for i, id := range ids {
+		hs[i] = TicketHash(id)
+		byHash[hs[i]] = id
+	}
+	out := Draw(s, hs)
+	for i, h := range out {
+		out[i] = byHash[h]
+	}
+	return out
+}
+
+func hashes(ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = TicketHash(id)
+	}
+	return out
 }
 
 func tickets(t *testing.T, n int) []string {
@@ -84,7 +112,7 @@ func TestVerifyDraw(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drawn := Draw(s, tickets(t, 1000))
+	drawn := Draw(s, hashes(tickets(t, 1000)))
 	if err := VerifyDraw(s.Hex(), s.Commitment(), drawn); err != nil {
 		t.Fatal(err)
 	}
@@ -100,13 +128,14 @@ func TestVerifyDraw(t *testing.T) {
 	if err := VerifyDraw(s.Hex(), s.Commitment(), swapped); !errors.Is(err, ErrDrawOrder) || !strings.Contains(err.Error(), "position 11") {
 		t.Fatalf("two tickets swapped: %v", err)
 	}
-	// A ticket id changed (one that would move: the first whose new key
+	// A ticket changed (one that would move: the first whose new key
 	// does not fall between its neighbours' keys).
 	changed := slices.Clone(drawn)
 	for i := 1; i < len(changed)-1; i++ {
-		k := s.Key(changed[i] + "x")
+		h := TicketHash(changed[i])
+		k := s.Key(h)
 		if k < s.Key(changed[i-1]) || k > s.Key(changed[i+1]) {
-			changed[i] += "x"
+			changed[i] = h
 			break
 		}
 	}
@@ -135,7 +164,7 @@ func TestDrawIsUniformOverJoinTime(t *testing.T) {
 	}
 	s := testSeed()
 	var deciles [10]int
-	for _, id := range Draw(s, ids)[:served] {
+	for _, id := range drawIDs(s, ids)[:served] {
 		deciles[joined[id]*10/n]++
 	}
 	chi := 0.0

@@ -364,7 +364,7 @@ func TestWaitingRoomThreeGatesTwentyThousand(t *testing.T) {
 		`{"starts_at":"`+time.Now().Add(300*time.Millisecond).UTC().Format(time.RFC3339Nano)+`"}`)
 	byTicket := make(map[string]joinedT, joiners+lateJoiners)
 	for _, j := range tickets {
-		byTicket[j.ticket] = j
+		byTicket[line.TicketHash(j.ticket)] = j
 	}
 	gatetest.Eventually(t, 10*time.Second, "the draw", func() bool {
 		return gatetest.Get(t, c, base(0)+"/v1/sales/drop/draw").Body["seed"] != nil
@@ -504,7 +504,7 @@ func drawTickets(t testing.TB, c *http.Client, base, sale string) []string {
 		if a.Status != 200 {
 			t.Fatalf("draw tickets: %d %s", a.Status, a.Raw)
 		}
-		for _, id := range a.Body["tickets"].([]any) {
+		for _, id := range a.Body["ticket_hashes"].([]any) {
 			ids = append(ids, id.(string))
 		}
 		url = ""
