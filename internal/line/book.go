@@ -33,9 +33,13 @@ type Book struct {
 	sealed  bool
 	drawn   int32
 	byPos   []int32
-	// advances of the pace, in order; Through and Expires never
+	// advances of the pace, in order; Through and Offered never
 	// decrease.
 	advances []Advance
+	// claims of each position, as recorded: which of them counts is
+	// asked when the position is read (turnAt), so that the answer does
+	// not depend on what was applied before them.
+	claims map[int64][]claim
 	used     int64 // tickets whose pass was used
 	// usedPos are the positions of the used tickets, ascending, once the
 	// draw is sealed: State counts the used among a range of positions
@@ -95,20 +99,37 @@ type entry struct {
 	buyer  string
 }
 
-// Advance is one step of the pace: positions 1..Through are let in, and
-// the positions this step let in got their pass At (the pace record's
-// time in JetStream, which every gate reads alike), living TTL (the
-// sale's pass_ttl when the step was recorded, kept in the record so that
-// a later change of the setting changes no pass already given).
+// Advance is one step of the pace: positions 1..Through are let in
+// (granted: a claimed turn among them gets its pass), and positions
+// 1..Offered are offered (their holders may claim their turn). A step
+// is dated At (the pace record's time in JetStream, which every gate
+// reads alike). The positions it offered have Window to be claimed;
+// those it let in got passes living TTL from their grant or their
+// claim, whichever is later (the sale's settings when the step was
+// recorded, kept in the record so that a later change of a setting
+// changes no turn already given).
 type Advance struct {
 	Through int64
+	// Offered is at least Through; 0 is read as Through (a record
+	// written before turns were offered ahead).
+	Offered int64
 	At      time.Time
 	TTL     time.Duration
-	Seq     uint64 // the record's sequence in the pace stream
-	// Expires is when the passes of this step expire: At+TTL, or the
-	// previous step's expiry when that is later (a shortened pass_ttl),
-	// so that expiries follow positions. Book.Advance sets it.
-	Expires time.Time
+	// Window is the claim window of the turns this step offered; 0 (a
+	// record written before turns were claimed) means the turn needs no
+	// claim: it is claimed when it is offered.
+	Window time.Duration
+	Seq    uint64 // the pace's last record when applied, for the next compare-and-set
+	// seq is this record's own sequence in the pace stream: a claim
+	// counts only if recorded after the step that offered its turn.
+	seq uint64
+}
+
+// claim is a claim record of a position.
+type claim struct {
+	id  TicketKey
+	at  int64  // unix ns, as JetStream stored the claim
+	seq uint64 // its sequence in the pace stream
 }
 
 // NewBook returns an empty book whose draw uses seed.
@@ -238,19 +259,53 @@ func insertSorted(s []int64, v int64) []int64 {
 func (b *Book) Advance(a Advance) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if n := len(b.advances); n > 0 && (a.Seq <= b.advances[n-1].Seq || a.Through <= b.advances[n-1].Through) {
-		if a.Seq > b.advances[n-1].Seq {
-			b.advances[n-1].Seq = a.Seq // the pace's last record, for the next compare-and-set
+	a.Offered = max(a.Offered, a.Through)
+	a.seq = a.Seq
+	if n := len(b.advances); n > 0 {
+		last := &b.advances[n-1]
+		if a.Seq <= last.Seq || (a.Through <= last.Through && a.Offered <= last.Offered) {
+			if a.Seq > last.Seq {
+				last.Seq = a.Seq // the pace's last record, for the next compare-and-set
+			}
+			return
 		}
-		return
-	}
-	a.Expires = a.At.Add(a.TTL)
-	if n := len(b.advances); n > 0 && a.Expires.Before(b.advances[n-1].Expires) {
-		a.Expires = b.advances[n-1].Expires
+		// Each mark moves on alone: a step that offers more but lets in
+		// less than the last lets in what the last did.
+		a.Through, a.Offered = max(a.Through, last.Through), max(a.Offered, last.Offered)
 	}
 	b.advances = append(b.advances, a)
 	b.wake()
 }
+
+// Claim applies a claim record at pace stream sequence seq: the holder
+// of ticket id asked for it while its position pos was offered, at (as
+// JetStream stored the claim). The claim that counts for the ticket at
+// pos is the first that names it, recorded after the step that offered
+// pos and stored before its window closed; which one that is is asked
+// when the position is read, since the line stream may not have brought
+// the ticket yet, and a record may be applied twice.
+func (b *Book) Claim(id TicketKey, pos int64, at time.Time, seq uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if pos < 1 || pos > MaxPosition {
+		return
+	}
+	if b.claims == nil {
+		b.claims = make(map[int64][]claim)
+	}
+	cs := b.claims[pos]
+	for _, c := range cs {
+		if c.seq == seq {
+			return
+		}
+	}
+	b.claims[pos] = append(cs, claim{id: id, at: at.UnixNano(), seq: seq})
+	b.wake()
+}
+
+// MaxPosition bounds the positions a claim may name: a line holds no more
+// tickets than a line stream (ledger.MaxLineLimit) plus its rejoins.
+const MaxPosition = 1 << 26
 
 // Use marks a ticket's pass as used for an order. A use of a ticket not
 // applied yet is kept until it is.
@@ -299,12 +354,37 @@ type Ticket struct {
 	// Position is 0 until the draw is sealed.
 	Position int64
 	Used     bool
-	// LetIn: its turn came, at LetInAt; the pass it got expires at
-	// PassExpires.
+	Turn
+}
+
+// Turn is a position's turn as the records give it. Whether an
+// unclaimed turn has lapsed depends on the moment asked (Lapsed).
+type Turn struct {
+	// Offered: the holder may claim the turn, from OfferedAt until
+	// ClaimBy.
+	Offered   bool
+	OfferedAt time.Time
+	ClaimBy   time.Time
+	// Claimed: the holder claimed the turn, at ClaimedAt.
+	Claimed   bool
+	ClaimedAt time.Time
+	// LetIn: the line let the position in, at LetInAt; a claimed turn
+	// let in has a pass expiring at PassExpires (its grant or its claim,
+	// whichever is later, plus the pass_ttl of the step that let it in).
 	LetIn       bool
 	LetInAt     time.Time
 	PassExpires time.Time
 }
+
+// Lapsed says the turn was offered and not claimed within its window,
+// with grace for a claim on its way (the pace gives its room away only
+// then).
+func (t Turn) Lapsed(now time.Time, grace time.Duration) bool {
+	return t.Offered && !t.Claimed && !now.Before(t.ClaimBy.Add(grace))
+}
+
+// HasPass says the turn carries a pass: claimed and let in.
+func (t Turn) HasPass() bool { return t.Claimed && t.LetIn }
 
 // Lookup finds a ticket.
 func (b *Book) Lookup(id TicketKey) (Ticket, bool) {
@@ -333,19 +413,70 @@ func (b *Book) ticketAt(i int32) Ticket {
 	e := &b.tickets[i]
 	t := Ticket{ID: e.id, Buyer: e.buyer, Seq: e.seq, Joined: time.Unix(0, e.joined),
 		Drawn: !b.sealed || i < b.drawn, Position: int64(e.pos), Used: e.used}
-	if t.Position > 0 {
-		if a, ok := b.letInBy(t.Position); ok {
-			t.LetIn, t.LetInAt, t.PassExpires = true, a.At, a.Expires
+	if t.Position > 0 && b.sealed {
+		t.Turn = b.turnAt(t.Position, e.id, b.offerIdx(t.Position), b.grantIdx(t.Position))
+	}
+	return t
+}
+
+// turnAt is the turn of position pos held by ticket id, offered by
+// advance oi and let in by advance gi (-1: not yet); b.mu is held.
+func (b *Book) turnAt(pos int64, id TicketKey, oi, gi int) Turn {
+	var t Turn
+	if oi < 0 {
+		return t
+	}
+	o := &b.advances[oi]
+	t.Offered, t.OfferedAt, t.ClaimBy = true, o.At, o.At.Add(o.Window)
+	if o.Window <= 0 {
+		t.Claimed, t.ClaimedAt = true, o.At
+	} else {
+		var first *claim
+		by := t.ClaimBy.UnixNano()
+		for i, c := range b.claims[pos] {
+			if c.id == id && c.seq > o.seq && c.at < by && (first == nil || c.seq < first.seq) {
+				first = &b.claims[pos][i]
+			}
+		}
+		if first != nil {
+			t.Claimed, t.ClaimedAt = true, time.Unix(0, first.at)
+		}
+	}
+	if gi >= 0 {
+		g := &b.advances[gi]
+		t.LetIn, t.LetInAt = true, g.At
+		if t.Claimed {
+			from := g.At
+			if t.ClaimedAt.After(from) {
+				from = t.ClaimedAt
+			}
+			t.PassExpires = from.Add(g.TTL)
 		}
 	}
 	return t
 }
 
-// letInBy is the step that let position pos in; b.mu is held.
-func (b *Book) letInBy(pos int64) (Advance, bool) {
+// offerIdx is the advance that offered position pos, -1 if none has;
+// grantIdx the one that let it in. Both marks never decrease, so they
+// are binary searches. b.mu is held.
+func (b *Book) offerIdx(pos int64) int {
+	n := len(b.advances)
+	if n == 0 || b.advances[n-1].Offered < pos {
+		return -1
+	}
+	i, _ := slices.BinarySearchFunc(b.advances, pos, func(a Advance, pos int64) int {
+		if a.Offered < pos {
+			return -1
+		}
+		return 1
+	})
+	return i
+}
+
+func (b *Book) grantIdx(pos int64) int {
 	n := len(b.advances)
 	if n == 0 || b.advances[n-1].Through < pos {
-		return Advance{}, false
+		return -1
 	}
 	i, _ := slices.BinarySearchFunc(b.advances, pos, func(a Advance, pos int64) int {
 		if a.Through < pos {
@@ -353,7 +484,7 @@ func (b *Book) letInBy(pos int64) (Advance, bool) {
 		}
 		return 1
 	})
-	return b.advances[i], true
+	return i
 }
 
 // State is the line as a whole at one moment.
@@ -367,15 +498,27 @@ type State struct {
 	// pace record that says so (0: none yet), for a compare-and-set.
 	LetIn       int64
 	LastAdvance uint64
+	// Offered: positions 1..Offered have been offered their turn.
+	Offered int64
 	// Used passes, of all issued.
 	Used int64
-	// Outstanding passes at the moment asked: issued, unused, unexpired.
+	// Outstanding passes at the moment asked: claimed, let in, unused,
+	// unexpired.
 	Outstanding int64
-	// Expired passes, issued and unused, at that moment.
+	// Expired passes, claimed, let in and unused, at that moment.
 	Expired int64
+	// Claimed turns, offered and claimed; Waiting those of them not let
+	// in yet (and unused). Lapsed turns were offered and not claimed in
+	// their window (plus the grace asked for); Undecided turns are
+	// offered, unclaimed, unused and may still be claimed.
+	Claimed, Waiting, Lapsed, Undecided int64
+	// Pending: the undecided turns let in (they hold an item until they
+	// are claimed or lapse).
+	Pending int64
 	// Held is what the pace counts against the stock: Outstanding, plus
 	// the passes expired within the grace asked for, whose order may
-	// still be on its way to the ledger.
+	// still be on its way to the ledger, plus the turns let in that may
+	// still be claimed (Undecided among the let in).
 	Held int64
 	// Rate is how many positions a second the line let in over the last
 	// RateWindow (0 before its first step); Moving is how long since the
@@ -390,14 +533,17 @@ const RateWindow = 30 * time.Second
 // State is the line at now: a function of the records applied and of
 // now alone, which changes nothing (every gate, every restart and every
 // replay that has applied the same records answers the same). A pass
-// counts as held until grace after its expiry. It costs a few binary
-// searches, not a walk of the line.
+// counts as held until grace after its expiry, an unclaimed turn until
+// grace after its window closed. It walks the offered positions (the
+// sold, the lapsed and those offered ahead), never the rest of the line.
 //
 // The invariants it reports, with Book's records applied in any order:
-//   - LetIn = Used of the let-in + Outstanding + Expired;
-//   - positions are let in in order: LetIn is a prefix;
+//   - LetIn = the used let in + Outstanding + Expired + the unclaimed
+//     let in (lapsed or undecided);
+//   - positions are let in in order: LetIn is a prefix, and Offered >=
+//     LetIn;
 //   - Expired never counts a pass before its expiry, Outstanding never
-//     one after it;
+//     one after it, Lapsed never a turn before its window closed;
 //   - Held >= Outstanding.
 func (b *Book) State(now time.Time, grace time.Duration) State {
 	b.mu.RLock()
@@ -408,13 +554,50 @@ func (b *Book) State(now time.Time, grace time.Duration) State {
 		return st
 	}
 	last := b.advances[n-1]
-	st.LetIn, st.LastAdvance = min(last.Through, st.Tickets), last.Seq
-	exp := b.expiredThrough(now)
-	held := b.expiredThrough(now.Add(-grace))
-	usedIn := func(lo, hi int64) int64 { return b.usedThrough(hi) - b.usedThrough(lo) }
-	st.Expired = exp - usedIn(0, exp)
-	st.Outstanding = st.LetIn - exp - usedIn(exp, st.LetIn)
-	st.Held = st.LetIn - held - usedIn(held, st.LetIn)
+	st.LetIn, st.Offered, st.LastAdvance = min(last.Through, st.Tickets), min(last.Offered, st.Tickets), last.Seq
+	oi, gi := 0, 0
+	for p := int64(1); p <= st.Offered; p++ {
+		for b.advances[oi].Offered < p {
+			oi++
+		}
+		g := -1
+		if p <= st.LetIn {
+			for b.advances[gi].Through < p {
+				gi++
+			}
+			g = gi
+		}
+		e := &b.tickets[b.indexAt(p)]
+		t := b.turnAt(p, e.id, oi, g)
+		switch {
+		case t.Claimed:
+			st.Claimed++
+		case e.used:
+		case t.Lapsed(now, grace):
+			st.Lapsed++
+		default:
+			st.Undecided++
+			if t.LetIn {
+				st.Pending++
+				st.Held++
+			}
+		}
+		if e.used || !t.Claimed {
+			continue
+		}
+		switch {
+		case !t.LetIn:
+			st.Waiting++
+		case now.Before(t.PassExpires):
+			st.Outstanding++
+			st.Held++
+		default:
+			st.Expired++
+			if now.Before(t.PassExpires.Add(grace)) {
+				st.Held++
+			}
+		}
+	}
 	// The rate: positions let in within the window, over the window (or
 	// the time since the first step, when shorter).
 	from := now.Add(-RateWindow)
@@ -436,21 +619,49 @@ func (b *Book) State(now time.Time, grace time.Duration) State {
 	return st
 }
 
-// expiredThrough is the last position whose pass expired at or before
-// now (0: none); b.mu is held. Expiries follow positions (Advance), so
-// it is a binary search.
-func (b *Book) expiredThrough(now time.Time) int64 {
-	k, _ := slices.BinarySearchFunc(b.advances, now, func(a Advance, t time.Time) int {
-		if a.Expires.After(t) {
-			return 1
-		}
-		return -1
-	})
-	if k == 0 {
-		return 0
+// Ahead appends the fates of the turns offered and not let in yet
+// (positions LetIn+1..Offered, in order) at now, for the pace
+// (Pace.Ahead): what letting each in would cost.
+func (b *Book) Ahead(now time.Time, grace time.Duration, dst []Fate) []Fate {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	n := len(b.advances)
+	if n == 0 || !b.sealed {
+		return dst
 	}
-	return min(b.advances[k-1].Through, int64(len(b.tickets)))
+	last := b.advances[n-1]
+	tickets := int64(len(b.tickets))
+	oi := 0
+	for p := min(last.Through, tickets) + 1; p <= min(last.Offered, tickets); p++ {
+		for b.advances[oi].Offered < p {
+			oi++
+		}
+		e := &b.tickets[b.indexAt(p)]
+		t := b.turnAt(p, e.id, oi, -1)
+		switch {
+		case e.used || t.Lapsed(now, grace):
+			dst = append(dst, FateSettled)
+		case t.Claimed:
+			dst = append(dst, FateClaimed)
+		default:
+			dst = append(dst, FateUndecided)
+		}
+	}
+	return dst
 }
+
+// Fate is what an offered turn is to the pace.
+type Fate uint8
+
+// The fates of an offered turn.
+const (
+	// FateUndecided: offered, not claimed yet, the window open.
+	FateUndecided Fate = iota
+	// FateClaimed: claimed; its holder is there.
+	FateClaimed
+	// FateSettled: lapsed (or used): letting it in costs nothing.
+	FateSettled
+)
 
 // usedThrough is how many used tickets hold positions 1..pos; b.mu is
 // held.

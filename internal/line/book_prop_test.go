@@ -10,7 +10,8 @@ import (
 )
 
 // The book's state is a function of the records alone: the line stream's
-// (tickets and the draw mark) and the pace stream's (advances and uses)
+// (tickets and the draw mark) and the pace stream's (advances, claims
+// and uses)
 // applied in any interleaving of the two, replayed any number of times
 // (a restart, a room turned off and on), and read at any moment any
 // number of times. A reference model computed naively from the same
@@ -24,11 +25,14 @@ type lineRec struct {
 }
 
 type paceRec struct {
-	use     bool
-	key     TicketKey // use
-	through int64     // advance
-	at      time.Time
-	ttl     time.Duration
+	use, claim bool
+	key        TicketKey // use, claim
+	pos        int64     // claim
+	through    int64     // advance
+	offered    int64     // advance; 0: a record before offers
+	window     time.Duration
+	at         time.Time
+	ttl        time.Duration
 }
 
 // model computes the line naively from the prefixes of both streams.
@@ -39,10 +43,17 @@ type model struct {
 }
 
 type modelAdvance struct {
-	through      int64
-	at, expires  time.Time
-	seq          uint64
-	lastSeqOfAll uint64
+	through, offered int64
+	at               time.Time
+	ttl, window      time.Duration
+	seq              int
+}
+
+type modelClaim struct {
+	key TicketKey
+	pos int64
+	at  time.Time
+	seq int
 }
 
 func (m model) positions() (byPos []TicketKey, drawn int, sealed bool) {
@@ -75,23 +86,65 @@ func (m model) positions() (byPos []TicketKey, drawn int, sealed bool) {
 	return append(byPos, keys[len(ids):]...), len(ids), true
 }
 
-func (m model) advances() (out []modelAdvance, lastSeq uint64) {
+// paceOf replays the pace stream: the steps that moved a mark, the last
+// advance record's sequence, and the claims.
+func (m model) paceOf() (out []modelAdvance, lastSeq uint64, claims []modelClaim) {
 	for i, r := range m.pace {
-		if r.use {
-			continue
+		switch {
+		case r.use:
+		case r.claim:
+			claims = append(claims, modelClaim{r.key, r.pos, r.at, i + 1})
+		default:
+			lastSeq = uint64(i + 1)
+			a := modelAdvance{through: r.through, offered: max(r.offered, r.through), at: r.at, ttl: r.ttl, window: r.window, seq: i + 1}
+			if n := len(out); n > 0 {
+				if a.through <= out[n-1].through && a.offered <= out[n-1].offered {
+					continue
+				}
+				a.through, a.offered = max(a.through, out[n-1].through), max(a.offered, out[n-1].offered)
+			}
+			out = append(out, a)
 		}
-		seq := uint64(i + 1)
-		lastSeq = seq
-		if n := len(out); n > 0 && r.through <= out[n-1].through {
-			continue
-		}
-		exp := r.at.Add(r.ttl)
-		if n := len(out); n > 0 && exp.Before(out[n-1].expires) {
-			exp = out[n-1].expires
-		}
-		out = append(out, modelAdvance{through: r.through, at: r.at, expires: exp, seq: seq})
 	}
-	return out, lastSeq
+	return out, lastSeq, claims
+}
+
+// turn is position p's turn, held by key, computed from scratch.
+func (m model) turn(p int64, key TicketKey) Turn {
+	adv, _, claims := m.paceOf()
+	var t Turn
+	for _, a := range adv {
+		if a.offered >= p {
+			t.Offered, t.OfferedAt, t.ClaimBy = true, a.at, a.at.Add(a.window)
+			if a.window == 0 {
+				t.Claimed, t.ClaimedAt = true, a.at
+				break
+			}
+			// The first claim of p naming key, after the offer, stored
+			// before the window closed (claims are in stream order).
+			for _, c := range claims {
+				if c.pos == p && c.key == key && c.seq > a.seq && c.at.Before(t.ClaimBy) {
+					t.Claimed, t.ClaimedAt = true, c.at
+					break
+				}
+			}
+			break
+		}
+	}
+	for _, a := range adv {
+		if a.through >= p {
+			t.LetIn, t.LetInAt = true, a.at
+			if t.Claimed {
+				from := a.at
+				if t.ClaimedAt.After(from) {
+					from = t.ClaimedAt
+				}
+				t.PassExpires = from.Add(a.ttl)
+			}
+			break
+		}
+	}
+	return t
 }
 
 func (m model) used() map[TicketKey]bool {
@@ -125,29 +178,41 @@ func (m model) state(now time.Time, grace time.Duration) State {
 	if sealed {
 		st.Drawn = int64(drawn)
 	}
-	adv, lastSeq := m.advances()
+	adv, lastSeq, _ := m.paceOf()
 	if len(adv) == 0 || !sealed {
 		return st
 	}
 	st.LastAdvance = lastSeq
 	st.LetIn = min(adv[len(adv)-1].through, int64(tickets))
-	for p := int64(1); p <= st.LetIn; p++ {
-		var exp time.Time
-		for _, a := range adv {
-			if a.through >= p {
-				exp = a.expires
-				break
+	st.Offered = min(adv[len(adv)-1].offered, int64(tickets))
+	for p := int64(1); p <= st.Offered; p++ {
+		k := byPos[p-1]
+		t := m.turn(p, k)
+		lapsed := !t.Claimed && !now.Before(t.ClaimBy.Add(grace))
+		if t.Claimed {
+			st.Claimed++
+		} else if !used[k] && lapsed {
+			st.Lapsed++
+		} else if !used[k] {
+			st.Undecided++
+			if p <= st.LetIn {
+				st.Pending++
+				st.Held++
 			}
 		}
-		if used[byPos[p-1]] {
+		if used[k] || !t.Claimed {
 			continue
 		}
-		if !exp.After(now) {
+		if p > st.LetIn {
+			st.Waiting++
+			continue
+		}
+		if !t.PassExpires.After(now) {
 			st.Expired++
 		} else {
 			st.Outstanding++
 		}
-		if exp.Add(grace).After(now) {
+		if t.PassExpires.Add(grace).After(now) {
 			st.Held++
 		}
 	}
@@ -171,10 +236,13 @@ func applyInterleaved(t *rapid.T, b *Book, m model, li, pi, lEnd, pEnd int) {
 			continue
 		}
 		r := m.pace[pi]
-		if r.use {
+		switch {
+		case r.use:
 			b.Use(r.key)
-		} else {
-			b.Advance(Advance{Through: r.through, At: r.at, TTL: r.ttl, Seq: uint64(pi + 1)})
+		case r.claim:
+			b.Claim(r.key, r.pos, r.at, uint64(pi+1))
+		default:
+			b.Advance(Advance{Through: r.through, Offered: r.offered, At: r.at, TTL: r.ttl, Window: r.window, Seq: uint64(pi + 1)})
 		}
 		pi++
 	}
@@ -191,7 +259,7 @@ func TestBookIsAFunctionOfItsRecords(t *testing.T) {
 		n := rapid.IntRange(1, 60).Draw(t, "records")
 		for range n {
 			clock = clock.Add(time.Duration(rapid.IntRange(0, 20).Draw(t, "dt")) * time.Second)
-			switch rapid.IntRange(0, 9).Draw(t, "kind") {
+			switch rapid.IntRange(0, 11).Draw(t, "kind") {
 			case 0, 1, 2, 3: // a ticket (sometimes the same one again)
 				var k TicketKey
 				if len(keys) > 0 && rapid.IntRange(0, 9).Draw(t, "again") == 0 {
@@ -203,9 +271,26 @@ func TestBookIsAFunctionOfItsRecords(t *testing.T) {
 				m.line = append(m.line, lineRec{key: k, buyer: fmt.Sprint("b", len(m.line)), joined: clock})
 			case 4: // the draw mark (a second one changes nothing)
 				m.line = append(m.line, lineRec{mark: true})
-			case 5, 6: // an advance, sometimes stale
+			case 5, 6: // an advance, sometimes stale, sometimes without offers or windows (an old record)
 				ttl := time.Duration(rapid.SampledFrom([]int{5, 30, 120}).Draw(t, "ttl")) * time.Second
-				m.pace = append(m.pace, paceRec{through: int64(rapid.IntRange(1, 40).Draw(t, "through")), at: clock, ttl: ttl})
+				window := time.Duration(rapid.SampledFrom([]int{0, 5, 15}).Draw(t, "window")) * time.Second
+				through := int64(rapid.IntRange(1, 40).Draw(t, "through"))
+				offered := int64(0)
+				if window > 0 {
+					offered = through + int64(rapid.IntRange(-5, 10).Draw(t, "ahead"))
+				}
+				m.pace = append(m.pace, paceRec{through: through, offered: offered, window: window, at: clock, ttl: ttl})
+			case 10, 11: // a claim: mostly of the ticket's own position, sometimes stale or wrong
+				if len(keys) == 0 {
+					continue
+				}
+				k := rapid.SampledFrom(keys).Draw(t, "claimed")
+				byPos, _, _ := m.positions()
+				pos := int64(slices.Index(byPos, k) + 1)
+				if pos == 0 || rapid.IntRange(0, 4).Draw(t, "wrong position") == 0 {
+					pos = int64(rapid.IntRange(1, 40).Draw(t, "pos"))
+				}
+				m.pace = append(m.pace, paceRec{claim: true, key: k, pos: pos, at: clock})
 			default: // a use, maybe of a ticket not yet in the line
 				if len(keys) == 0 {
 					continue
@@ -236,8 +321,12 @@ func TestBookIsAFunctionOfItsRecords(t *testing.T) {
 				if !sealed {
 					continue
 				}
-				if pos := int64(slices.Index(byPos, k) + 1); tk.Position != pos {
+				pos := int64(slices.Index(byPos, k) + 1)
+				if tk.Position != pos {
 					t.Fatalf("%s: ticket %s at %d, model %d", when, k, tk.Position, pos)
+				}
+				if want := mm.turn(pos, k); !turnsEqual(tk.Turn, want) {
+					t.Fatalf("%s: ticket %s at %d: turn %+v, model %+v", when, k, pos, tk.Turn, want)
 				}
 			}
 		}
@@ -262,4 +351,10 @@ func TestBookIsAFunctionOfItsRecords(t *testing.T) {
 		applyInterleaved(t, b2, m, 0, 0, len(m.line), len(m.pace))
 		check(b2, m, now, "records applied twice")
 	})
+}
+
+func turnsEqual(a, b Turn) bool {
+	return a.Offered == b.Offered && a.OfferedAt.Equal(b.OfferedAt) && a.ClaimBy.Equal(b.ClaimBy) &&
+		a.Claimed == b.Claimed && a.ClaimedAt.Equal(b.ClaimedAt) && a.LetIn == b.LetIn &&
+		a.LetInAt.Equal(b.LetInAt) && a.PassExpires.Equal(b.PassExpires)
 }

@@ -124,7 +124,7 @@ func TestBookPassesOutstandingAndExpired(t *testing.T) {
 		t.Fatalf("ticket at position 1: %+v", tick)
 	}
 	p := Pace{LetIn: st.LetIn, Tickets: st.Tickets, Outstanding: st.Outstanding, Budget: 4, StockLeft: 100}
-	if n := p.Next(); n != 7 {
+	if n, _ := p.Next(); n != 7 {
 		t.Fatalf("Next = %d, want 7 (budget 4, 2 outstanding)", n)
 	}
 }

@@ -234,20 +234,44 @@ func TestPass(t *testing.T) {
 }
 
 func TestPaceNext(t *testing.T) {
+	U, C, S := FateUndecided, FateClaimed, FateSettled
 	for name, c := range map[string]struct {
-		p    Pace
-		want int64
+		p             Pace
+		through, offr int64
 	}{
-		"within the budget":             {Pace{LetIn: 0, Tickets: 1000, Budget: 50, StockLeft: 500}, 50},
-		"outstanding and queued use it": {Pace{LetIn: 50, Tickets: 1000, Outstanding: 30, Queued: 15, Budget: 50, StockLeft: 500}, 55},
-		"never more passes than stock":  {Pace{LetIn: 90, Tickets: 1000, Outstanding: 8, Budget: 500, StockLeft: 10}, 92},
-		"not past the last ticket":      {Pace{LetIn: 10, Tickets: 12, Budget: 500, StockLeft: 500}, 12},
-		"full: stays":                   {Pace{LetIn: 70, Tickets: 1000, Outstanding: 40, Queued: 20, Budget: 50, StockLeft: 500}, 70},
-		"sold out: stays":               {Pace{LetIn: 70, Tickets: 1000, Budget: 50, StockLeft: 0}, 70},
-		"an expired pass frees room":    {Pace{LetIn: 70, Tickets: 1000, Outstanding: 49, Budget: 50, StockLeft: 500}, 71},
+		"within the budget":             {Pace{LetIn: 0, Tickets: 1000, Budget: 50, StockLeft: 500}, 50, 50},
+		"outstanding and queued use it": {Pace{LetIn: 50, Offered: 50, Tickets: 1000, Outstanding: 30, Queued: 15, Budget: 50, StockLeft: 500}, 55, 55},
+		"never more passes than stock":  {Pace{LetIn: 90, Offered: 90, Tickets: 1000, Outstanding: 8, Budget: 500, StockLeft: 10}, 92, 92},
+		"not past the last ticket":      {Pace{LetIn: 10, Offered: 10, Tickets: 12, Budget: 500, StockLeft: 500}, 12, 12},
+		"full: stays":                   {Pace{LetIn: 70, Offered: 70, Tickets: 1000, Outstanding: 40, Queued: 20, Budget: 50, StockLeft: 500}, 70, 70},
+		"sold out: stays":               {Pace{LetIn: 70, Offered: 80, Tickets: 1000, Budget: 50, StockLeft: 0, MaxAhead: 100}, 70, 80},
+		"an expired pass frees room":    {Pace{LetIn: 70, Offered: 70, Tickets: 1000, Outstanding: 49, Budget: 50, StockLeft: 500}, 71, 71},
+		// Offers ahead: nobody has lapsed yet, so every holder is
+		// expected: no offer beyond what the stock covers.
+		"first step offers the stock": {Pace{Tickets: 1000, Budget: 500, StockLeft: 10, MaxAhead: 100}, 10, 10},
+		// Half came (c = 0.5): of 20 items left, the 10 turns pending
+		// are expected to take 5, the 10 let in now 5, and 20 more
+		// offered the other 10.
+		"offers follow the share who came": {Pace{LetIn: 20, Offered: 20, Tickets: 1000, Outstanding: 10, Pending: 10, Budget: 500, StockLeft: 20,
+			Claimed: 99, Lapsed: 100, MaxAhead: 1000}, 30, 50},
+		// Lapsed turns are passed over free; the claimed behind them get
+		// in while the stock covers the undecided ahead of them.
+		"lapsed turns cost nothing": {Pace{LetIn: 10, Offered: 16, Tickets: 1000, Outstanding: 0, Budget: 500, StockLeft: 3,
+			Ahead: []Fate{S, S, C, U, S, C}, Claimed: 10, Lapsed: 10, MaxAhead: 100}, 16, 17},
+		"stops before what the stock does not cover": {Pace{LetIn: 10, Offered: 16, Tickets: 1000, Outstanding: 0, Budget: 500, StockLeft: 2,
+			Ahead: []Fate{S, C, U, C, S, C}, Claimed: 10, Lapsed: 10, MaxAhead: 100}, 13, 16},
+		// Almost nobody came: offers run MaxAhead past the let-in, no
+		// further.
+		"bounded ahead": {Pace{LetIn: 0, Tickets: 100_000, Budget: 500, StockLeft: 100, Claimed: 1, Lapsed: 1000, MaxAhead: 1000}, 100, 1100},
+		"bounded by the line": {Pace{LetIn: 10, Offered: 10, Tickets: 15, Outstanding: 10, Budget: 500, StockLeft: 20,
+			Claimed: 1, Lapsed: 10, MaxAhead: 1000}, 15, 15},
 	} {
-		if got := c.p.Next(); got != c.want {
-			t.Errorf("%s: next %d, want %d", name, got, c.want)
+		g, o := c.p.Next()
+		if g != c.through || o != c.offr {
+			t.Errorf("%s: next %d offered %d, want %d offered %d", name, g, o, c.through, c.offr)
+		}
+		if o < g || g < c.p.LetIn || o < c.p.Offered {
+			t.Errorf("%s: a mark went back or offers fell behind: %d %d", name, g, o)
 		}
 	}
 	if !(Pace{StockLeft: 0}).SoldOut() || (Pace{StockLeft: 1}).SoldOut() {
