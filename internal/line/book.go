@@ -40,7 +40,7 @@ type Book struct {
 	// asked when the position is read (turnAt), so that the answer does
 	// not depend on what was applied before them.
 	claims map[int64][]claim
-	used     int64 // tickets whose pass was used
+	used   int64 // tickets whose pass was used
 	// usedPos are the positions of the used tickets, ascending, once the
 	// draw is sealed: State counts the used among a range of positions
 	// with two binary searches.
