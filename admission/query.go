@@ -157,6 +157,7 @@ type saleView struct {
 type roomView struct {
 	LineOpensAt time.Time `json:"line_opens_at,omitzero"`
 	PassTTL     float64   `json:"pass_ttl_seconds"`
+	ClaimWindow float64   `json:"claim_window_seconds"`
 	LineLimit   int64     `json:"line_limit"`
 	// JoinProof is "altcha" when each join pays a proof of work, solved
 	// from ChallengeURL; LinePerAddress bounds the tickets of an address.
@@ -258,7 +259,7 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 		}
 	}
 	if cfg.WaitingRoom {
-		r := &roomView{LineOpensAt: cfg.LineOpensAt(), PassTTL: cfg.PassLifetime().Seconds(), LineLimit: cfg.LineCap(),
+		r := &roomView{LineOpensAt: cfg.LineOpensAt(), PassTTL: cfg.PassLifetime().Seconds(), ClaimWindow: cfg.ClaimLifetime().Seconds(), LineLimit: cfg.LineCap(),
 			LineURL: lineURL(s.name), DrawURL: "/v1/sales/" + s.name + "/draw", LinePerAddress: cfg.LinePerAddress}
 		if cfg.JoinProof != "" {
 			r.JoinProof, r.ProofMaxNumber, r.ChallengeURL = cfg.JoinProof, proofMaxNumber(cfg), lineURL(s.name)+"/challenge"

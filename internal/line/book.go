@@ -548,6 +548,19 @@ const RateWindow = 30 * time.Second
 func (b *Book) State(now time.Time, grace time.Duration) State {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
+	return b.state(now, grace)
+}
+
+// StateAhead is State and Ahead read at once, for the pace: no record
+// applied between the two.
+func (b *Book) StateAhead(now time.Time, grace time.Duration, dst []Fate) (State, []Fate) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.state(now, grace), b.ahead(now, grace, dst)
+}
+
+// state is State; b.mu is held.
+func (b *Book) state(now time.Time, grace time.Duration) State {
 	st := State{Sealed: b.sealed, Drawn: int64(b.drawn), Tickets: int64(len(b.tickets)), Used: b.used}
 	n := len(b.advances)
 	if n == 0 || !b.sealed {
@@ -625,6 +638,11 @@ func (b *Book) State(now time.Time, grace time.Duration) State {
 func (b *Book) Ahead(now time.Time, grace time.Duration, dst []Fate) []Fate {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
+	return b.ahead(now, grace, dst)
+}
+
+// ahead is Ahead; b.mu is held.
+func (b *Book) ahead(now time.Time, grace time.Duration, dst []Fate) []Fate {
 	n := len(b.advances)
 	if n == 0 || !b.sealed {
 		return dst

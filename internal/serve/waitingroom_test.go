@@ -186,7 +186,7 @@ func TestWaitingRoomRefusals(t *testing.T) {
 	if p.Status != 200 {
 		t.Fatalf("PATCH the waiting room on: %d %s", p.Status, p.Raw)
 	}
-	if a := gatetest.Get(t, c, base+"/v1/sales/late"); !strings.Contains(a.Raw, `"pass_ttl_seconds":45,"line_limit":50`) {
+	if a := gatetest.Get(t, c, base+"/v1/sales/late"); !strings.Contains(a.Raw, `"pass_ttl_seconds":45,"claim_window_seconds":15,"line_limit":50`) {
 		t.Fatalf("the sale does not show its waiting room: %s", a.Raw)
 	}
 	if a := joinBuyer(t, c, base, "late", "zoe"); a.Status != 201 {
