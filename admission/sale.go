@@ -50,11 +50,11 @@ type sale struct {
 	lineClaims, lineLapsed, lineRejoins atomic.Int64
 	// claiming holds the turns this gate is writing a claim for: a poll
 	// of a turn whose claim is in flight writes none (claimTurn).
-	claiming sync.Map // claimKey → struct{}
-	lineSeries              atomic.Bool // the line's series are made
-	orderURL                string      // the path orders are placed at
-	limiter                 *rate.Limiter
-	counters                map[overflow.Reason]prometheus.Counter
+	claiming   sync.Map    // claimKey → struct{}
+	lineSeries atomic.Bool // the line's series are made
+	orderURL   string      // the path orders are placed at
+	limiter    *rate.Limiter
+	counters   map[overflow.Reason]prometheus.Counter
 
 	soldOutAnswer *overflow.Answer
 	closedAnswer  *overflow.Answer
