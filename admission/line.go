@@ -172,6 +172,9 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.T
 		StartsAt: cfg.StartsAt, OrderURL: s.orderURL}
 	ttl := cfg.PassLifetime()
 	v.Position = t.Position // 0: not drawn yet, written null
+	if t.LetIn && t.Position > v.LetIn {
+		v.LetIn = t.Position // the book is ahead of the pace's last look
+	}
 	switch {
 	case t.Used:
 		v.State = TicketOrdered
@@ -202,9 +205,12 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.T
 	}
 	// Never so rare that a turn could come and go between two polls:
 	// every state that can still change is asked again within a third
-	// of the pass's life, and of the claim window (the waiting page
-	// holds a long poll instead).
-	soon := max(line.MinPoll, min(ttl, cfg.ClaimLifetime())/3)
+	// of the pass's life, and a ticket the next offers may reach within
+	// a third of the claim window (the waiting page holds a long poll
+	// instead). Further back, where no one step of the pace reaches, the
+	// estimate spreads the polls.
+	soon := max(line.MinPoll, ttl/3)
+	claimSoon := max(line.MinPoll, min(ttl, cfg.ClaimLifetime())/3)
 	switch v.State {
 	case TicketWaiting:
 		if t.Position == 0 {
@@ -225,6 +231,9 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.T
 		// Never so rare that a turn could come and go between two polls,
 		// whatever the estimate says.
 		poll := min(line.PollAfter(t.Position, snap.LetIn, snap.rate), soon)
+		if t.Claimed || t.Position <= max(snap.Offered, snap.LetIn)+maxOffersAhead*cfg.Capacity() {
+			poll = min(poll, claimSoon)
+		}
 		v.PollAfterS = int(poll / time.Second)
 	case TicketOffered:
 		// Claim it now: asking is claiming.
@@ -678,7 +687,7 @@ func (g *Gate) paceLine(ctx context.Context, s *sale, cfg *ledger.Sale, room *le
 	// no longer holds (used, or expired more than passGrace ago) was in
 	// the ledger before the stock is read, so the two never count one
 	// item twice as free (an order counted neither as held nor as sold).
-	st, ahead := room.Book.StateAhead(now, g.passGrace(), nil)
+	st, ahead := room.Book.StateAhead(now, g.passGrace(), claimGrace, nil)
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	stockLeft, err := g.lineLedger.StockLeft(rctx, s.name)
 	cancel()
@@ -748,6 +757,12 @@ const maxOffersAhead = 10
 // clockSkew is how far apart the gates' clocks may be: a pass checked on
 // one gate's clock, its expiry dated by JetStream's.
 const clockSkew = 2 * time.Second
+
+// claimGrace is how long after its window closed an unclaimed turn still
+// holds its item for the pace: a claim JetStream stored in time (its
+// timestamp decides) may reach this gate's book that much later, and
+// the clocks may differ by clockSkew.
+const claimGrace = clockSkew + time.Second
 
 // passGrace is how long after its expiry a pass still holds its item for
 // the pace: an order checked just before the expiry may take the publish
@@ -852,12 +867,12 @@ func (g *Gate) lineState(s *sale, room *ledger.Room, cfg *ledger.Sale, now time.
 			// The seal is the one figure read live: the seed is revealed
 			// the moment this gate holds the draw.
 			if _, sealing := room.Book.Sealing(); sealing {
-				return room.Book.State(now, g.passGrace())
+				return room.Book.StateWith(now, g.passGrace(), claimGrace)
 			}
 		}
 		return st
 	}
-	return room.Book.State(now, g.passGrace())
+	return room.Book.StateWith(now, g.passGrace(), claimGrace)
 }
 
 // drawTicketsPage bounds one page of GET /v1/sales/{sale}/draw/tickets.
@@ -933,6 +948,7 @@ type lineView struct {
 	Offered     int64     `json:"offered"`
 	Outstanding int64     `json:"passes_outstanding"`
 	Lapsed      int64     `json:"lapsed"`
+	Claimed     int64     `json:"claimed"`
 	Rate        estimate  `json:"let_in_rate"`
 	PassTTL     float64   `json:"pass_ttl_seconds"`
 	ClaimWindow float64   `json:"claim_window_seconds"`
@@ -948,7 +964,7 @@ func (g *Gate) getLine(rc *fasthttp.RequestCtx, saleName string) {
 	v := lineView{Sale: s.name, LineOpensAt: cfg.LineOpensAt(), StartsAt: cfg.StartsAt, Tickets: st.Tickets,
 		LineLimit: cfg.LineCap(), Sealed: st.Sealed, Drawn: st.Drawn, LetIn: st.LetIn, Outstanding: st.Outstanding,
 		Rate: estimateOf(st.Rate, st.LetIn > 0), PassTTL: cfg.PassLifetime().Seconds(),
-		Offered: st.Offered, Lapsed: st.Lapsed, ClaimWindow: cfg.ClaimLifetime().Seconds()}
+		Offered: st.Offered, Lapsed: st.Lapsed, Claimed: st.Claimed, ClaimWindow: cfg.ClaimLifetime().Seconds()}
 	if overflow.AcceptsHTML(&rc.Request.Header) {
 		rc.Response.Header.SetContentType("text/html; charset=utf-8")
 		var buf bytes.Buffer

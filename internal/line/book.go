@@ -546,21 +546,30 @@ const RateWindow = 30 * time.Second
 //     one after it, Lapsed never a turn before its window closed;
 //   - Held >= Outstanding.
 func (b *Book) State(now time.Time, grace time.Duration) State {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.state(now, grace)
+	return b.StateWith(now, grace, grace)
 }
 
-// StateAhead is State and Ahead read at once, for the pace: no record
-// applied between the two.
-func (b *Book) StateAhead(now time.Time, grace time.Duration, dst []Fate) (State, []Fate) {
+// StateWith is State with a grace of its own for the claims: an
+// unclaimed turn is held until claimGrace after its window closed (a
+// claim stored in time may still be on its way to this book), a pass
+// until grace after its expiry (an order checked in time may still be
+// on its way to the ledger).
+func (b *Book) StateWith(now time.Time, grace, claimGrace time.Duration) State {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return b.state(now, grace), b.ahead(now, grace, dst)
+	return b.state(now, grace, claimGrace)
 }
 
-// state is State; b.mu is held.
-func (b *Book) state(now time.Time, grace time.Duration) State {
+// StateAhead is StateWith and Ahead read at once, for the pace: no
+// record applied between the two.
+func (b *Book) StateAhead(now time.Time, grace, claimGrace time.Duration, dst []Fate) (State, []Fate) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.state(now, grace, claimGrace), b.ahead(now, claimGrace, dst)
+}
+
+// state is StateWith; b.mu is held.
+func (b *Book) state(now time.Time, grace, claimGrace time.Duration) State {
 	st := State{Sealed: b.sealed, Drawn: int64(b.drawn), Tickets: int64(len(b.tickets)), Used: b.used}
 	n := len(b.advances)
 	if n == 0 || !b.sealed {
@@ -586,7 +595,7 @@ func (b *Book) state(now time.Time, grace time.Duration) State {
 		case t.Claimed:
 			st.Claimed++
 		case e.used:
-		case t.Lapsed(now, grace):
+		case t.Lapsed(now, claimGrace):
 			st.Lapsed++
 		default:
 			st.Undecided++
@@ -634,15 +643,16 @@ func (b *Book) state(now time.Time, grace time.Duration) State {
 
 // Ahead appends the fates of the turns offered and not let in yet
 // (positions LetIn+1..Offered, in order) at now, for the pace
-// (Pace.Ahead): what letting each in would cost.
-func (b *Book) Ahead(now time.Time, grace time.Duration, dst []Fate) []Fate {
+// (Pace.Ahead): what letting each in would cost. A turn lapses
+// claimGrace after its window closed.
+func (b *Book) Ahead(now time.Time, claimGrace time.Duration, dst []Fate) []Fate {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return b.ahead(now, grace, dst)
+	return b.ahead(now, claimGrace, dst)
 }
 
 // ahead is Ahead; b.mu is held.
-func (b *Book) ahead(now time.Time, grace time.Duration, dst []Fate) []Fate {
+func (b *Book) ahead(now time.Time, claimGrace time.Duration, dst []Fate) []Fate {
 	n := len(b.advances)
 	if n == 0 || !b.sealed {
 		return dst
@@ -657,7 +667,7 @@ func (b *Book) ahead(now time.Time, grace time.Duration, dst []Fate) []Fate {
 		e := &b.tickets[b.indexAt(p)]
 		t := b.turnAt(p, e.id, oi, -1)
 		switch {
-		case e.used || t.Lapsed(now, grace):
+		case e.used || t.Lapsed(now, claimGrace):
 			dst = append(dst, FateSettled)
 		case t.Claimed:
 			dst = append(dst, FateClaimed)

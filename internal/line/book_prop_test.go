@@ -163,7 +163,7 @@ func (m model) used() map[TicketKey]bool {
 	return u
 }
 
-func (m model) state(now time.Time, grace time.Duration) State {
+func (m model) state(now time.Time, grace, claimGrace time.Duration) State {
 	byPos, drawn, sealed := m.positions()
 	used := m.used()
 	tickets := 0
@@ -188,7 +188,7 @@ func (m model) state(now time.Time, grace time.Duration) State {
 	for p := int64(1); p <= st.Offered; p++ {
 		k := byPos[p-1]
 		t := m.turn(p, k)
-		lapsed := !t.Claimed && !now.Before(t.ClaimBy.Add(grace))
+		lapsed := !t.Claimed && !now.Before(t.ClaimBy.Add(claimGrace))
 		if t.Claimed {
 			st.Claimed++
 		} else if !used[k] && lapsed {
@@ -299,14 +299,20 @@ func TestBookIsAFunctionOfItsRecords(t *testing.T) {
 			}
 		}
 		grace := time.Duration(rapid.IntRange(0, 10).Draw(t, "grace")) * time.Second
+		claimGrace := time.Duration(rapid.IntRange(0, 10).Draw(t, "claim grace")) * time.Second
 		check := func(b *Book, mm model, now time.Time, when string) {
-			want := mm.state(now, grace)
+			want := mm.state(now, grace, grace)
 			for range 2 { // a read changes nothing
 				got := b.State(now, grace)
 				got.Rate, got.Moving = 0, 0
 				if got != want {
 					t.Fatalf("%s at +%v: book %+v, model %+v", when, now.Sub(t0), got, want)
 				}
+			}
+			want = mm.state(now, grace, claimGrace)
+			got, _ := b.StateAhead(now, grace, claimGrace, nil)
+			if got.Rate, got.Moving = 0, 0; got != want {
+				t.Fatalf("%s at +%v, claim grace %v: book %+v, model %+v", when, now.Sub(t0), claimGrace, got, want)
 			}
 			byPos, _, sealed := mm.positions()
 			used := mm.used()

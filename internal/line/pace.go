@@ -53,7 +53,8 @@ type Pace struct {
 // claimed: with c = (Claimed+1)/(Claimed+Lapsed+1) the share of holders
 // who came so far, the turns offered and not let in are sized so that
 // the claimed + c x the undecided (let in or not) cover the stock left
-// beyond the passes held, within MaxAhead and the line. So those there claim early and get
+// beyond the passes held, with a margin of two standard deviations,
+// within MaxAhead and the line. So those there claim early and get
 // their pass the moment the stock covers everyone ahead of them (nobody
 // there is overtaken by someone behind), and the absent lapse together,
 // within one window, instead of one window per halving of the stock.
@@ -97,7 +98,12 @@ func (p Pace) Next() (through, offered int64) {
 		return g, o
 	}
 	if need := float64(p.StockLeft) - expected; need > 0 {
-		o += int64(math.Ceil(need / c))
+		// Enough turns that the claimers cover need but for a shortfall
+		// of two standard deviations (of n turns each claimed with
+		// chance c): offering just the expected number falls short half
+		// the time, and a shortfall costs everyone behind a window.
+		n := (need + 2*math.Sqrt(need*(1-c)) + 1) / c
+		o += int64(math.Ceil(n))
 	}
 	return g, max(p.Offered, g, min(o, p.Tickets, g+p.MaxAhead))
 }

@@ -615,3 +615,81 @@ func TestWaitingPageInChromium(t *testing.T) {
 	b.WaitFor(t, "the line on the sale's card",
 		`((document.querySelector('[data-sale="drop"] [data-field="line"]') || {}).textContent || "").startsWith("4 in line, let in 4")`, 10*time.Second)
 }
+
+// The waiting page in a background tab keeps its place: the page is
+// hidden (document.visibilityState "hidden") and its timers throttled to
+// one a minute, as Chrome does to a tab hidden for five minutes, while
+// the turns of three absent holders ahead of it lapse one after another
+// (a claim window of 3 s). Its held long poll claims the turn the moment
+// it is offered, the title says so and a notification is shown, and the
+// order goes through.
+func TestWaitingPageHiddenStillClaims(t *testing.T) {
+	b := browsertest.New(t)
+	cfg := gatetest.Config(t, ledger.Sale{Name: "drop", Stock: 1, StartsAt: time.Now().Add(time.Hour),
+		WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour), ClaimWindow: ledger.Duration(3 * time.Second)})
+	cfg.AdminToken = "admin-token-for-tests"
+	s := gatetest.Start(t, cfg)
+	c := gatetest.Client()
+	api := "http://" + s.APIAddr()
+	for i := range 3 { // joined, and never came back
+		if a := joinBuyer(t, c, api, "drop", fmt.Sprint("absent-", i)); a.Status != 201 {
+			t.Fatalf("join: %d %s", a.Status, a.Raw)
+		}
+	}
+	gatetest.Admin(t, c, s.OpsAddr(), "PATCH", "/admin/sales/drop", cfg.AdminToken,
+		`{"starts_at":"`+time.Now().Add(200*time.Millisecond).UTC().Format(time.RFC3339Nano)+`"}`)
+	gatetest.Eventually(t, 10*time.Second, "the draw", func() bool {
+		return gatetest.Get(t, c, api+"/v1/sales/drop/draw").Body["seed"] != nil
+	})
+	b.Do(t, "open the line", chromedp.Navigate(api+"/v1/sales/drop/line"))
+	b.Do(t, "join", chromedp.SendKeys("#buyer_id", "web-buyer"), chromedp.Click("#join"), chromedp.WaitVisible("#position"))
+	b.WaitFor(t, "the waiting page", `document.getElementById("position") && document.getElementById("position").textContent === "4"`, 10*time.Second)
+	key, ok := line.KeyOf(browsertest.Eval[string](t, b, `t.ticket_id`))
+	if !ok {
+		t.Fatal("the page holds no ticket id")
+	}
+	// Hidden, timers throttled; notifications allowed (and recorded).
+	browsertest.Eval[bool](t, b, `(() => {
+		Object.defineProperty(document, "visibilityState", {get: () => "hidden"});
+		Object.defineProperty(document, "hidden", {get: () => true});
+		const st = window.setTimeout.bind(window), si = window.setInterval.bind(window);
+		window.setTimeout = (f, d, ...a) => st(f, Math.max(d || 0, 60000), ...a);
+		window.setInterval = (f, d, ...a) => si(f, Math.max(d || 0, 60000), ...a);
+		window.__notified = [];
+		window.Notification = function (title) { window.__notified.push(title); };
+		window.Notification.permission = "granted";
+		document.dispatchEvent(new Event("visibilitychange"));
+		return document.hidden;
+	})()`)
+	room := s.Rooms().Room("drop")
+	// Polled from here, not by the page's own timers (which are throttled
+	// now); nothing here asks the gate for the ticket, which would claim it.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		tk, _ := room.Book.Lookup(key)
+		if tk.Claimed {
+			t.Logf("claimed %v after its offer, %d turns lapsed before it", tk.ClaimedAt.Sub(tk.OfferedAt), room.Book.State(time.Now(), 0).Lapsed)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hidden page did not claim its turn: %+v", tk)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitEval := func(what, expr string) {
+		t.Helper()
+		for end := time.Now().Add(10 * time.Second); !browsertest.Eval[bool](t, b, expr); {
+			if time.Now().After(end) {
+				t.Fatalf("waiting for %s (%s)", what, expr)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitEval("the title", `document.title.startsWith("Your turn")`)
+	waitEval("the notification", `window.__notified.length === 1 && window.__notified[0].startsWith("Your turn")`)
+	b.Do(t, "buy", chromedp.Click("#buy"))
+	waitEval("the confirmation", `document.getElementById("result").dataset.status === "confirmed"`)
+	if errs := b.Errors(); len(errs) > 0 {
+		t.Fatalf("the page logged errors: %v", errs)
+	}
+}
