@@ -38,6 +38,9 @@ type LineLedger interface {
 	// ClaimTurn records a claim of the turn of position pos, returning
 	// once it is stored.
 	ClaimTurn(ctx context.Context, sale, ticket string, pos int64) error
+	// RejoinLine puts a ticket whose turn lapsed at the back of the
+	// line, once, returning the record's line sequence.
+	RejoinLine(ctx context.Context, sale, buyer, ticket string) (uint64, error)
 	UsePass(sale, ticket string)
 	// StockLeft is the orders the sale's stream still takes, read at
 	// the call.
@@ -131,6 +134,9 @@ type ticketView struct {
 	Claimed bool `json:"claimed"`
 	// ClaimBy is when an offered turn lapses unless claimed.
 	ClaimBy time.Time `json:"claim_by,omitzero"`
+	// Rejoined: the turn lapsed and the ticket was put at the back, at
+	// Position (once).
+	Rejoined bool `json:"rejoined"`
 	// Drawn: taken before the start, so in the draw.
 	Drawn bool `json:"drawn"`
 	// Position in the line, null (0 here) until the draw is made at the start.
@@ -167,7 +173,7 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.T
 	if snap == nil {
 		snap = &lineSnap{}
 	}
-	v := ticketView{TicketID: id, Sale: s.name, BuyerID: t.Buyer, Drawn: t.Drawn, Claimed: t.Claimed,
+	v := ticketView{TicketID: id, Sale: s.name, BuyerID: t.Buyer, Drawn: t.Drawn, Claimed: t.Claimed, Rejoined: t.Rejoined,
 		LetIn: snap.LetIn, Tickets: max(snap.Tickets, int64(t.Position)), JoinedAt: t.Joined.UTC(),
 		StartsAt: cfg.StartsAt, OrderURL: s.orderURL}
 	ttl := cfg.PassLifetime()
@@ -244,6 +250,14 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.T
 		// soon: an order placed elsewhere turns it to ordered.
 		v.EstimatedWaitS = estimateOf(0, true)
 		v.PollAfterS = int(min(soon, max(line.MinPoll, v.PassExpiresAt.Sub(now).Round(time.Second))) / time.Second)
+	case TicketLapsed:
+		// Asked again once the lapse is final, the ticket goes to the
+		// back of the line (once, while stock remains: rejoinLine).
+		v.EstimatedWaitS = estimateOf(0, false)
+		v.PollAfterS = int(line.MaxPoll / time.Second)
+		if !t.Rejoined {
+			v.PollAfterS = int(max(line.MinPoll, t.ClaimBy.Add(claimGrace).Sub(now).Round(time.Second)) / time.Second)
+		}
 	case TicketSoldOut:
 		// Stock given back (a cancel, a rejected order) reopens the line
 		// until the sale closes: the next in line must see its turn.
@@ -270,14 +284,18 @@ func (g *Gate) getTicket(rc *fasthttp.RequestCtx, rawID string) {
 		return
 	}
 	s.linePolls.Inc()
-	// Asking for the ticket claims its turn when it is offered.
+	// Asking for the ticket claims its turn when it is offered, and puts
+	// it at the back when its turn lapsed.
 	t, err := g.claimTurn(s, room, t, rawID, g.now())
+	if err == nil {
+		t, err = g.rejoinLine(s, room, t, rawID, g.now())
+	}
 	if err != nil {
 		g.lineWarn.note(g.now(), func(n int) {
 			g.log.Warn("cannot record a claim", "sale", s.name, "tries", n, "err", err)
 		})
 		g.render.Render(overflow.Problem{Reason: overflow.Unavailable, Sale: s.name, RetryAfter: time.Second,
-			Detail: "Your turn is offered, and the claim could not be recorded: ask again at once."}).Respond(rc, html)
+			Detail: "The line could not record your claim or your return: ask again at once."}).Respond(rc, html)
 		return
 	}
 	v := g.viewTicket(s, s.cfg.Load(), room, t, rawID, g.now())
@@ -345,6 +363,31 @@ func (g *Gate) claimTurn(s *sale, room *ledger.Room, t line.Ticket, id string, n
 	}
 }
 
+// rejoinLine is the poll's other write: a holder whose turn lapsed (its
+// window closed, and the claim grace passed, unclaimed and unused) who
+// asks for the ticket while the sale is open and not sold out is put at
+// the back of the line, once (the broker keeps one rejoin per buyer): no
+// better off than anyone who stayed, and not lost.
+func (g *Gate) rejoinLine(s *sale, room *ledger.Room, t line.Ticket, id string, now time.Time) (line.Ticket, error) {
+	if t.Used || t.Rejoined || !t.Lapsed(now, claimGrace) || s.soldOut.Load() || s.cfg.Load().PhaseAt(now) != ledger.Open {
+		return t, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
+	defer cancel()
+	seq, err := g.lineLedger.RejoinLine(ctx, s.name, t.Buyer, id)
+	if errors.Is(err, ledger.ErrLineFull) {
+		return t, nil // no room at the back: it stays lapsed
+	}
+	if err != nil {
+		return t, err
+	}
+	if err := room.WaitApplied(ctx, seq); err != nil {
+		return t, err
+	}
+	nt, _ := room.Book.Lookup(t.ID)
+	return nt, nil
+}
+
 // holdTicket holds a poll (Prefer: wait) until the ticket's state
 // changes or d passes, and claims its turn the moment it is offered: a
 // page in a background tab, whose timers the browser throttles, keeps
@@ -383,6 +426,9 @@ func (g *Gate) holdTicket(s *sale, room *ledger.Room, key line.TicketKey, id str
 			return v, nil
 		}
 		t, err := g.claimTurn(s, room, t, id, g.now())
+		if err == nil {
+			t, err = g.rejoinLine(s, room, t, id, g.now())
+		}
 		if err != nil {
 			return v, err
 		}
@@ -474,6 +520,8 @@ func (v *ticketView) appendJSON(b []byte) []byte {
 	b = str(b, "state", v.State)
 	b = append(b, `,"claimed":`...)
 	b = strconv.AppendBool(b, v.Claimed)
+	b = append(b, `,"rejoined":`...)
+	b = strconv.AppendBool(b, v.Rejoined)
 	if !v.ClaimBy.IsZero() {
 		b = tm(b, "claim_by", v.ClaimBy)
 	}
@@ -721,7 +769,7 @@ func (g *Gate) paceLine(ctx context.Context, s *sale, cfg *ledger.Sale, room *le
 	p := line.Pace{
 		LetIn:       st.LetIn,
 		Offered:     st.Offered,
-		Tickets:     st.Tickets,
+		Tickets:     st.Positions,
 		Outstanding: st.Held,
 		Pending:     st.Pending,
 		Queued:      s.pending.Load(),
@@ -1017,4 +1065,5 @@ func (g *Gate) lineMetrics(s *sale, snap *lineSnap) {
 	follow(m.lineExpired, &s.lineExpired, snap.Expired)
 	follow(m.lineClaims, &s.lineClaims, snap.Claimed)
 	follow(m.lineLapsed, &s.lineLapsed, snap.Lapsed)
+	follow(m.lineRejoins, &s.lineRejoins, snap.Rejoined)
 }

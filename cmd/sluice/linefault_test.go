@@ -235,7 +235,10 @@ func do(c *http.Client, method, url, token, body string, hdr map[string]string) 
 // buyer is one holder of a ticket.
 type buyer struct {
 	id, ticket string
-	absent     bool // never comes back after joining
+	absent     bool // not there at the start
+	// returns is when an absent buyer comes back after the start (0:
+	// never): their turn may have lapsed, and they go to the back.
+	returns time.Duration
 	// What happened to them: the order they got, and whether a valid
 	// pass of theirs was refused for stock (a broken promise).
 	order      string
@@ -348,6 +351,7 @@ type lineAudit struct {
 	// claimRecords are the claim records in the pace stream: at most one
 	// per claimed turn, however many gates and polls asked.
 	claimRecords, claimedTurns int64
+	rejoinRecords              int64
 }
 
 // audit reads the line, pace and order streams through a live gate's
@@ -377,6 +381,17 @@ func (fc *faultCluster) audit(ctx context.Context, now time.Time) (lineAudit, er
 	err = readStream(ctx, js, ledger.LineStreamName("drop"), nil, func(m jetstream.Msg, seq uint64, at time.Time) {
 		if m.Subject() == ledger.LineDrawSubject("drop") {
 			book.SealBefore(seq)
+			book.Skip(seq)
+			return
+		}
+		if strings.HasPrefix(m.Subject(), "sluice.line.drop.r.") {
+			var r struct{ Rejoin string }
+			_ = json.Unmarshal(m.Data(), &r)
+			if k, ok := line.KeyOf(r.Rejoin); ok {
+				book.Rejoin(k, seq)
+				a.rejoinRecords++
+				return
+			}
 			book.Skip(seq)
 			return
 		}
@@ -662,6 +677,9 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 	buyers := make([]*buyer, faultBuyers)
 	for i := range buyers {
 		b := &buyer{id: fmt.Sprint("buyer-", i), absent: rng.IntN(5) == 0}
+		if b.absent && rng.IntN(2) == 0 {
+			b.returns = time.Duration(10+rng.IntN(30)) * time.Second
+		}
 		g := fc.gates[i%3]
 		status, v, _ := do(fc.c, "POST", "http://"+g.api+"/v1/sales/drop/line", "", `{"buyer_id":"`+b.id+`"}`, nil)
 		if status != 201 {
@@ -675,12 +693,19 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 	var bw sync.WaitGroup
 	defer func() { cancel(); bw.Wait() }()
 	for _, b := range buyers {
-		if b.absent {
+		if b.absent && b.returns == 0 {
 			continue
 		}
 		bw.Add(1)
 		go func() {
 			defer bw.Done()
+			if b.absent {
+				select { // away at the start, back later
+				case <-time.After(b.returns):
+				case <-ctx.Done():
+					return
+				}
+			}
 			b.follow(ctx, fc, rng, &rngMu)
 		}()
 	}
@@ -828,12 +853,24 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 	}
 	// Those who came were served in draw order: nobody who came waits
 	// unserved ahead of someone served.
+	// One who came back after their turn lapsed was put at the back
+	// (once, if stock remained): they count at that place, and one who
+	// stayed lapsed was not there for their turn.
 	var came []*buyer
+	back := 0
 	for _, b := range buyers {
-		if !b.absent {
-			b.position = a2.tickets[b.ticket].Position
-			came = append(came, b)
+		tk := a2.tickets[b.ticket]
+		if tk.Rejoined {
+			back++
 		}
+		if b.absent && (b.returns == 0 || (tk.Offered && !tk.Claimed && !time.Now().Before(tk.ClaimBy))) {
+			continue
+		}
+		b.position = tk.Position
+		came = append(came, b)
+	}
+	if int64(back) != a2.st.Rejoined || a2.rejoinRecords != a2.st.Rejoined {
+		t.Errorf("seed %d: %d tickets read rejoined, the line counts %d, %d rejoin records", seed, back, a2.st.Rejoined, a2.rejoinRecords)
 	}
 	slices.SortFunc(came, func(x, y *buyer) int { return int(x.position - y.position) })
 	lastServed := -1
@@ -849,6 +886,6 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 		}
 	}
 	served := len(confirmed())
-	t.Logf("seed %d: %d came, %d served (%d cancelled), let in %d, %d passes expired, %d turns claimed (%d claim records), %d lapsed, %d tickets; every promise held",
-		seed, len(came), served, len(cancelled), a2.st.LetIn, a2.st.Expired, a2.st.Claimed, a2.claimRecords, a2.st.Lapsed, a2.st.Tickets)
+	t.Logf("seed %d: %d came, %d served (%d cancelled), let in %d, %d passes expired, %d turns claimed (%d claim records), %d lapsed, %d back at the end of the line, %d tickets; every promise held",
+		seed, len(came), served, len(cancelled), a2.st.LetIn, a2.st.Expired, a2.st.Claimed, a2.claimRecords, a2.st.Lapsed, a2.st.Rejoined, a2.st.Tickets)
 }

@@ -39,6 +39,12 @@ func LineBuyerSubject(sale, buyer string) string {
 	return lineSubjectPrefix(sale) + "b." + base64.RawURLEncoding.EncodeToString([]byte(buyer))
 }
 
+// LineRejoinSubject is the subject of a buyer's return to the back of
+// the line after their turn lapsed: at most one message, so once.
+func LineRejoinSubject(sale, buyer string) string {
+	return lineSubjectPrefix(sale) + "r." + base64.RawURLEncoding.EncodeToString([]byte(buyer))
+}
+
 // LineDrawSubject is the subject of the draw mark.
 func LineDrawSubject(sale string) string { return lineSubjectPrefix(sale) + "draw" }
 
@@ -297,6 +303,43 @@ func (l *Ledger) lineMsg(ctx context.Context, sale, subj string) (Joined, error)
 		return Joined{}, fmt.Errorf("ledger: ticket record: %w", err)
 	}
 	return Joined{Ticket: r.Ticket, Buyer: r.Buyer, Seq: raw.Sequence, At: raw.Time}, nil
+}
+
+// rejoinRecord puts a ticket whose turn lapsed at the back of the line.
+type rejoinRecord struct {
+	Rejoin string `json:"rejoin"`
+}
+
+// RejoinLine puts the buyer's ticket, whose turn lapsed, at the back of
+// the sale's line, once: the record's subject is the buyer's and holds
+// one message. It returns the record's line sequence, or that of the one
+// stored already.
+func (l *Ledger) RejoinLine(ctx context.Context, sale, buyer, ticket string) (uint64, error) {
+	data, _ := json.Marshal(rejoinRecord{Rejoin: ticket})
+	subj := LineRejoinSubject(sale, buyer)
+	ack, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data}, jetstream.WithExpectStream(LineStreamName(sale)))
+	switch refusalOf(err) {
+	case refusedSubjectFull:
+		j, err := l.lineMsg(ctx, sale, subj)
+		return j.Seq, err
+	case refusedFull:
+		return 0, ErrLineFull
+	case refusedNoRoom:
+		return 0, fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrStoreFull, err)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: rejoin: %w", ErrUnavailable, err)
+	}
+	return ack.Sequence, nil
+}
+
+// rejoinOf reads a rejoin record.
+func rejoinOf(data []byte) (line.TicketKey, bool) {
+	var r rejoinRecord
+	if json.Unmarshal(data, &r) != nil {
+		return line.TicketKey{}, false
+	}
+	return line.KeyOf(r.Rejoin)
 }
 
 // SealDraw writes the draw mark, once: the tickets before it are drawn.

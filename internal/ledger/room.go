@@ -63,6 +63,7 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 		paceOnce.Do(func() { close(paceCaught) })
 	}
 	drawSubj := LineDrawSubject(sale)
+	rejoinPrefix := lineSubjectPrefix(sale) + "r."
 	lineCons, err := l.js.OrderedConsumer(ctx, LineStreamName(sale), jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return nil, fmt.Errorf("%w: follow the line of %s: %w", ErrUnavailable, sale, err)
@@ -77,6 +78,14 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 		if msg.Subject() == drawSubj {
 			r.Book.SealBefore(seq)
 			r.Book.Skip(seq)
+			return
+		}
+		if strings.HasPrefix(msg.Subject(), rejoinPrefix) {
+			if key, ok := rejoinOf(msg.Data()); ok {
+				r.Book.Rejoin(key, seq)
+			} else {
+				r.Book.Skip(seq)
+			}
 			return
 		}
 		t, ok := ticketOf(msg.Data())

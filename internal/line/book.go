@@ -41,10 +41,13 @@ type Book struct {
 	// not depend on what was applied before them.
 	claims map[int64][]claim
 	used   int64 // tickets whose pass was used
-	// usedPos are the positions of the used tickets, ascending, once the
-	// draw is sealed: State counts the used among a range of positions
-	// with two binary searches.
-	usedPos []int64
+	// slots are the positions after the drawn ones, in line stream
+	// order: slots[i] holds position drawn+i+1 (a ticket joined after
+	// the seal, or one put at the back after its turn lapsed).
+	slots []int32
+	// rejoined maps a ticket put at the back to the position it left
+	// (its turn there lapsed): a ticket goes to the back once.
+	rejoined map[int32]int32
 	// early holds the uses recorded for tickets not applied yet: the
 	// line and the pace are two streams, and a use may be applied before
 	// its ticket. Applied with the ticket, the result does not depend on
@@ -160,15 +163,13 @@ func (b *Book) Add(id TicketKey, buyer string, seq uint64, joined time.Time) {
 	if _, ok := b.byID[id]; !ok {
 		e := entry{id: id, seq: seq, joined: joined.UnixNano(), buyer: buyer}
 		if b.sealed {
-			e.pos = int32(len(b.tickets)) + 1 // after the drawn, in arrival order
+			e.pos = b.drawn + int32(len(b.slots)) + 1 // after the drawn, in arrival order
+			b.slots = append(b.slots, int32(len(b.tickets)))
 		}
 		if _, ok := b.early[id]; ok {
 			delete(b.early, id)
 			e.used = true
 			b.used++
-			if e.pos > 0 {
-				b.usedPos = insertSorted(b.usedPos, int64(e.pos))
-			}
 		}
 		b.byID[id] = int32(len(b.tickets))
 		b.tickets = append(b.tickets, e)
@@ -237,21 +238,10 @@ func (b *Book) maybeSeal() {
 	}
 	for i := n; i < len(b.tickets); i++ {
 		b.tickets[i].pos = int32(i) + 1
+		b.slots = append(b.slots, int32(i))
 	}
-	for i := range b.tickets {
-		if b.tickets[i].used {
-			b.usedPos = append(b.usedPos, int64(b.tickets[i].pos))
-		}
-	}
-	slices.Sort(b.usedPos)
 	b.drawn = int32(n)
 	b.sealed = true
-}
-
-// insertSorted inserts v into the ascending s.
-func insertSorted(s []int64, v int64) []int64 {
-	i, _ := slices.BinarySearch(s, v)
-	return slices.Insert(s, i, v)
 }
 
 // Advance applies a pace record. One that does not move the line on
@@ -325,9 +315,6 @@ func (b *Book) Use(id TicketKey) {
 	}
 	b.tickets[i].used = true
 	b.used++
-	if p := b.tickets[i].pos; p > 0 {
-		b.usedPos = insertSorted(b.usedPos, int64(p))
-	}
 	b.wake()
 }
 
@@ -354,6 +341,10 @@ type Ticket struct {
 	// Position is 0 until the draw is sealed.
 	Position int64
 	Used     bool
+	// Rejoined: its turn at LeftPosition lapsed and it was put at the
+	// back, at Position.
+	Rejoined     bool
+	LeftPosition int64
 	Turn
 }
 
@@ -415,6 +406,13 @@ func (b *Book) ticketAt(i int32) Ticket {
 		Drawn: !b.sealed || i < b.drawn, Position: int64(e.pos), Used: e.used}
 	if t.Position > 0 && b.sealed {
 		t.Turn = b.turnAt(t.Position, e.id, b.offerIdx(t.Position), b.grantIdx(t.Position))
+	}
+	if old, back := b.rejoined[i]; back {
+		t.Rejoined, t.LeftPosition = true, int64(old)
+		if first := b.turnAt(int64(old), e.id, b.offerIdx(int64(old)), b.grantIdx(int64(old))); first.Claimed {
+			// Claimed after all: the ticket keeps its first turn.
+			t.Position, t.Turn = int64(old), first
+		}
 	}
 	return t
 }
@@ -492,8 +490,9 @@ type State struct {
 	// Sealed: the draw is made; Drawn tickets were in it.
 	Sealed bool
 	Drawn  int64
-	// Tickets in the line, drawn and after.
-	Tickets int64
+	// Tickets in the line, drawn and after; Positions the places they
+	// hold, a ticket put at the back holding two (Rejoined of them).
+	Tickets, Positions, Rejoined int64
 	// LetIn: positions 1..LetIn have had their turn; LastAdvance is the
 	// pace record that says so (0: none yet), for a compare-and-set.
 	LetIn       int64
@@ -570,13 +569,18 @@ func (b *Book) StateAhead(now time.Time, grace, claimGrace time.Duration, dst []
 
 // state is StateWith; b.mu is held.
 func (b *Book) state(now time.Time, grace, claimGrace time.Duration) State {
-	st := State{Sealed: b.sealed, Drawn: int64(b.drawn), Tickets: int64(len(b.tickets)), Used: b.used}
+	st := State{Sealed: b.sealed, Drawn: int64(b.drawn), Tickets: int64(len(b.tickets)), Used: b.used,
+		Rejoined: int64(len(b.rejoined))}
+	st.Positions = st.Tickets
+	if b.sealed {
+		st.Positions = b.positions()
+	}
 	n := len(b.advances)
 	if n == 0 || !b.sealed {
 		return st
 	}
 	last := b.advances[n-1]
-	st.LetIn, st.Offered, st.LastAdvance = min(last.Through, st.Tickets), min(last.Offered, st.Tickets), last.Seq
+	st.LetIn, st.Offered, st.LastAdvance = min(last.Through, st.Positions), min(last.Offered, st.Positions), last.Seq
 	oi, gi := 0, 0
 	for p := int64(1); p <= st.Offered; p++ {
 		for b.advances[oi].Offered < p {
@@ -589,12 +593,13 @@ func (b *Book) state(now time.Time, grace, claimGrace time.Duration) State {
 			}
 			g = gi
 		}
-		e := &b.tickets[b.indexAt(p)]
-		t := b.turnAt(p, e.id, oi, g)
+		t, used, void := b.slotTurn(p, b.indexAt(p), oi, g)
 		switch {
+		case void:
+			continue
 		case t.Claimed:
 			st.Claimed++
-		case e.used:
+		case used:
 		case t.Lapsed(now, claimGrace):
 			st.Lapsed++
 		default:
@@ -604,7 +609,7 @@ func (b *Book) state(now time.Time, grace, claimGrace time.Duration) State {
 				st.Held++
 			}
 		}
-		if e.used || !t.Claimed {
+		if used || !t.Claimed {
 			continue
 		}
 		switch {
@@ -658,16 +663,15 @@ func (b *Book) ahead(now time.Time, claimGrace time.Duration, dst []Fate) []Fate
 		return dst
 	}
 	last := b.advances[n-1]
-	tickets := int64(len(b.tickets))
+	positions := b.positions()
 	oi := 0
-	for p := min(last.Through, tickets) + 1; p <= min(last.Offered, tickets); p++ {
+	for p := min(last.Through, positions) + 1; p <= min(last.Offered, positions); p++ {
 		for b.advances[oi].Offered < p {
 			oi++
 		}
-		e := &b.tickets[b.indexAt(p)]
-		t := b.turnAt(p, e.id, oi, -1)
+		t, used, void := b.slotTurn(p, b.indexAt(p), oi, -1)
 		switch {
-		case e.used || t.Lapsed(now, claimGrace):
+		case void || used || t.Lapsed(now, claimGrace):
 			dst = append(dst, FateSettled)
 		case t.Claimed:
 			dst = append(dst, FateClaimed)
@@ -691,20 +695,66 @@ const (
 	FateSettled
 )
 
-// usedThrough is how many used tickets hold positions 1..pos; b.mu is
-// held.
-func (b *Book) usedThrough(pos int64) int64 {
-	i, _ := slices.BinarySearch(b.usedPos, pos+1)
-	return int64(i)
-}
-
 // indexAt is the index of the ticket at position pos; b.mu is held and
 // the draw is sealed.
 func (b *Book) indexAt(pos int64) int32 {
 	if pos <= int64(b.drawn) {
 		return b.byPos[pos-1]
 	}
-	return int32(pos - 1)
+	return b.slots[pos-int64(b.drawn)-1]
+}
+
+// positions is how many positions the line holds: the drawn, the joined
+// after them and the tickets put at the back; b.mu is held.
+func (b *Book) positions() int64 { return int64(b.drawn) + int64(len(b.slots)) }
+
+// Rejoin applies a rejoin record at line stream sequence seq: the ticket
+// whose turn lapsed goes to the back of the line, to the next position,
+// once. A rejoin before the seal, of a ticket not in the line, or of one
+// put at the back already changes nothing. Whether the turn it left had
+// in fact been claimed (a claim on its way when the rejoin was written)
+// is asked when the ticket is read: then the new place holds nothing
+// (slotTurn).
+func (b *Book) Rejoin(id TicketKey, seq uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if seq <= b.applied {
+		return
+	}
+	b.applied = seq
+	i, ok := b.byID[id]
+	if _, again := b.rejoined[i]; ok && b.sealed && seq > b.sealSeq && !again && b.tickets[i].pos > 0 {
+		if b.rejoined == nil {
+			b.rejoined = make(map[int32]int32)
+		}
+		e := &b.tickets[i]
+		b.rejoined[i] = e.pos
+		e.pos = b.drawn + int32(len(b.slots)) + 1
+		b.slots = append(b.slots, i)
+	}
+	b.maybeSeal()
+	b.wake()
+}
+
+// slotTurn is the turn of position pos, held by ticket i, offered by
+// advance oi and let in by advance gi (-1: not yet), and whether the
+// ticket's pass was used for it. void: the position holds nothing (a
+// ticket put at the back whose turn at its first place was claimed
+// after all keeps that turn). b.mu is held.
+func (b *Book) slotTurn(pos int64, i int32, oi, gi int) (t Turn, used, void bool) {
+	e := &b.tickets[i]
+	t = b.turnAt(pos, e.id, oi, gi)
+	old, back := b.rejoined[i]
+	switch {
+	case !back:
+		return t, e.used, false
+	case int64(old) == pos: // the place it left: a use was this turn's only if claimed
+		return t, e.used && t.Claimed, false
+	}
+	if b.turnAt(int64(old), e.id, b.offerIdx(int64(old)), b.grantIdx(int64(old))).Claimed {
+		return t, false, true
+	}
+	return t, e.used, false
 }
 
 // Drawn appends the ids of the drawn tickets from position from+1 on, at
@@ -725,7 +775,7 @@ func (b *Book) Drawn(from, n int, dst []TicketKey) ([]TicketKey, int, bool) {
 func (b *Book) BuyerAt(pos int64) (string, TicketKey, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if !b.sealed || pos < 1 || pos > int64(len(b.tickets)) {
+	if !b.sealed || pos < 1 || pos > b.positions() {
 		return "", TicketKey{}, false
 	}
 	e := &b.tickets[b.indexAt(pos)]

@@ -19,6 +19,7 @@ import (
 
 type lineRec struct {
 	mark   bool
+	rejoin bool // the ticket key goes to the back
 	key    TicketKey
 	buyer  string
 	joined time.Time
@@ -58,7 +59,7 @@ type modelClaim struct {
 
 func (m model) positions() (byPos []TicketKey, drawn int, sealed bool) {
 	var ids []string
-	var keys []TicketKey
+	var keys, rejoined []TicketKey
 	mark := -1
 	for i, r := range m.line {
 		if r.mark && mark < 0 {
@@ -66,6 +67,15 @@ func (m model) positions() (byPos []TicketKey, drawn int, sealed bool) {
 			continue
 		}
 		if r.mark {
+			continue
+		}
+		if r.rejoin {
+			// After the seal, of a ticket in the line, once: a second
+			// place at the back.
+			if mark >= 0 && slices.Contains(keys, r.key) && !slices.Contains(rejoined, r.key) {
+				rejoined = append(rejoined, r.key)
+				keys = append(keys, r.key)
+			}
 			continue
 		}
 		if slices.Contains(keys, r.key) {
@@ -150,7 +160,7 @@ func (m model) turn(p int64, key TicketKey) Turn {
 func (m model) used() map[TicketKey]bool {
 	known := map[TicketKey]bool{}
 	for _, r := range m.line {
-		if !r.mark {
+		if !r.mark && !r.rejoin {
 			known[r.key] = true
 		}
 	}
@@ -169,38 +179,51 @@ func (m model) state(now time.Time, grace, claimGrace time.Duration) State {
 	tickets := 0
 	seen := map[TicketKey]bool{}
 	for _, r := range m.line {
-		if !r.mark && !seen[r.key] {
+		if !r.mark && !r.rejoin && !seen[r.key] {
 			seen[r.key] = true
 			tickets++
 		}
 	}
-	st := State{Sealed: sealed, Tickets: int64(tickets), Used: int64(len(used))}
+	st := State{Sealed: sealed, Tickets: int64(tickets), Positions: int64(tickets), Used: int64(len(used))}
 	if sealed {
 		st.Drawn = int64(drawn)
+		st.Positions = int64(len(byPos))
+		st.Rejoined = st.Positions - st.Tickets
 	}
 	adv, lastSeq, _ := m.paceOf()
 	if len(adv) == 0 || !sealed {
 		return st
 	}
 	st.LastAdvance = lastSeq
-	st.LetIn = min(adv[len(adv)-1].through, int64(tickets))
-	st.Offered = min(adv[len(adv)-1].offered, int64(tickets))
+	st.LetIn = min(adv[len(adv)-1].through, st.Positions)
+	st.Offered = min(adv[len(adv)-1].offered, st.Positions)
 	for p := int64(1); p <= st.Offered; p++ {
 		k := byPos[p-1]
 		t := m.turn(p, k)
+		u := used[k]
+		first, second := int64(slices.Index(byPos, k)+1), int64(0)
+		if i := slices.Index(byPos[first:], k); i >= 0 {
+			second = first + int64(i) + 1
+		}
+		switch {
+		case second > 0 && p == first: // the place it left
+			u = u && t.Claimed
+		case second > 0 && m.turn(first, k).Claimed:
+			continue // its place at the back: its first turn was claimed after all, this one holds nothing
+		}
 		lapsed := !t.Claimed && !now.Before(t.ClaimBy.Add(claimGrace))
 		if t.Claimed {
 			st.Claimed++
-		} else if !used[k] && lapsed {
+		} else if !u && lapsed {
 			st.Lapsed++
-		} else if !used[k] {
+		} else if !u {
 			st.Undecided++
 			if p <= st.LetIn {
 				st.Pending++
 				st.Held++
 			}
 		}
-		if used[k] || !t.Claimed {
+		if u || !t.Claimed {
 			continue
 		}
 		if p > st.LetIn {
@@ -226,10 +249,13 @@ func applyInterleaved(t *rapid.T, b *Book, m model, li, pi, lEnd, pEnd int) {
 		if li < lEnd && (pi >= pEnd || rapid.Bool().Draw(t, "line first")) {
 			r := m.line[li]
 			seq := uint64(li + 1)
-			if r.mark {
+			switch {
+			case r.mark:
 				b.SealBefore(seq)
 				b.Skip(seq)
-			} else {
+			case r.rejoin:
+				b.Rejoin(r.key, seq)
+			default:
 				b.Add(r.key, r.buyer, seq, r.joined)
 			}
 			li++
@@ -259,7 +285,7 @@ func TestBookIsAFunctionOfItsRecords(t *testing.T) {
 		n := rapid.IntRange(1, 60).Draw(t, "records")
 		for range n {
 			clock = clock.Add(time.Duration(rapid.IntRange(0, 20).Draw(t, "dt")) * time.Second)
-			switch rapid.IntRange(0, 11).Draw(t, "kind") {
+			switch rapid.IntRange(0, 12).Draw(t, "kind") {
 			case 0, 1, 2, 3: // a ticket (sometimes the same one again)
 				var k TicketKey
 				if len(keys) > 0 && rapid.IntRange(0, 9).Draw(t, "again") == 0 {
@@ -271,6 +297,11 @@ func TestBookIsAFunctionOfItsRecords(t *testing.T) {
 				m.line = append(m.line, lineRec{key: k, buyer: fmt.Sprint("b", len(m.line)), joined: clock})
 			case 4: // the draw mark (a second one changes nothing)
 				m.line = append(m.line, lineRec{mark: true})
+			case 12: // a ticket put at the back (before the mark, twice or unknown: nothing)
+				if len(keys) == 0 {
+					continue
+				}
+				m.line = append(m.line, lineRec{rejoin: true, key: rapid.SampledFrom(keys).Draw(t, "rejoined")})
 			case 5, 6: // an advance, sometimes stale, sometimes without offers or windows (an old record)
 				ttl := time.Duration(rapid.SampledFrom([]int{5, 30, 120}).Draw(t, "ttl")) * time.Second
 				window := time.Duration(rapid.SampledFrom([]int{0, 5, 15}).Draw(t, "window")) * time.Second
@@ -328,6 +359,9 @@ func TestBookIsAFunctionOfItsRecords(t *testing.T) {
 					continue
 				}
 				pos := int64(slices.Index(byPos, k) + 1)
+				if i := slices.Index(byPos[pos:], k); i >= 0 && !mm.turn(pos, k).Claimed {
+					pos += int64(i) + 1 // at the back, its first turn lapsed
+				}
 				if tk.Position != pos {
 					t.Fatalf("%s: ticket %s at %d, model %d", when, k, tk.Position, pos)
 				}

@@ -12,7 +12,8 @@ type Pace struct {
 	// LetIn: positions 1..LetIn have been let in; Offered: 1..Offered
 	// have been offered their turn.
 	LetIn, Offered int64
-	// Tickets in the line, drawn and joined after the start.
+	// Tickets is how many positions the line holds (State.Positions):
+	// the drawn, the joined after the start and those put at the back.
 	Tickets int64
 	// Outstanding is what the turns let in hold against the stock
 	// (State.Held): passes unused and unexpired, and turns let in that

@@ -693,3 +693,63 @@ func TestWaitingPageHiddenStillClaims(t *testing.T) {
 		t.Fatalf("the page logged errors: %v", errs)
 	}
 }
+
+// A holder whose turn lapsed and who comes back while stock remains is
+// put at the back of the line, once: after everyone who stayed, and
+// served after them.
+func TestLapsedHolderGoesToTheBack(t *testing.T) {
+	const stock = 4
+	cfg := gatetest.Config(t, ledger.Sale{Name: "drop", Stock: stock, StartsAt: time.Now().Add(time.Hour),
+		WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour), ClaimWindow: ledger.Duration(3 * time.Second)})
+	cfg.AdminToken = "admin-token-for-tests"
+	s := gatetest.Start(t, cfg)
+	c := gatetest.Client()
+	api := "http://" + s.APIAddr()
+	secret := map[string]string{} // buyer → ticket id
+	for i := range stock {
+		buyer := fmt.Sprint("buyer-", i)
+		a := joinBuyer(t, c, api, "drop", buyer)
+		if a.Status != 201 {
+			t.Fatalf("join: %d %s", a.Status, a.Raw)
+		}
+		secret[buyer] = a.Str("ticket_id")
+	}
+	gatetest.Admin(t, c, s.OpsAddr(), "PATCH", "/admin/sales/drop", cfg.AdminToken,
+		`{"starts_at":"`+time.Now().Add(200*time.Millisecond).UTC().Format(time.RFC3339Nano)+`"}`)
+	room := s.Rooms().Room("drop")
+	gatetest.Eventually(t, 10*time.Second, "the first turns", func() bool { return room.Book.State(time.Now(), 0).Offered == stock })
+	away, awayKey, _ := room.Book.BuyerAt(1) // the holder at position 1 is away
+	var order []string                       // buyers in the order they were served
+	for p := int64(2); p <= stock; p++ {
+		buyer, _, _ := room.Book.BuyerAt(p)
+		tk := ticketOf(t, c, api, secret[buyer], buyer)
+		if tk.Str("state") != "your_turn" {
+			t.Fatalf("position %d, there: %s", p, tk.Raw)
+		}
+		if a := orderWithPass(t, c, api, "drop", buyer, tk.Str("pass"), ""); a.Status != 202 {
+			t.Fatalf("order at position %d: %d %s", p, a.Status, a.Raw)
+		}
+		order = append(order, buyer)
+	}
+	gatetest.Eventually(t, 20*time.Second, "the turn at position 1 to lapse", func() bool {
+		tk, _ := room.Book.Lookup(awayKey)
+		return tk.Lapsed(time.Now(), 3*time.Second)
+	})
+	// Back: at the back of the line, after the three who stayed.
+	tk := ticketOf(t, c, api, secret[away], away)
+	if tk.Body["rejoined"] != true || tk.Body["position"].(float64) != stock+1 {
+		t.Fatalf("the holder back after the lapse: %s", tk.Raw)
+	}
+	gatetest.Eventually(t, 20*time.Second, "the turn at the back", func() bool {
+		tk = ticketOf(t, c, api, secret[away], away)
+		return tk.Str("state") == "your_turn"
+	})
+	if a := orderWithPass(t, c, api, "drop", away, tk.Str("pass"), ""); a.Status != 202 {
+		t.Fatalf("order from the back: %d %s", a.Status, a.Raw)
+	}
+	order = append(order, away)
+	t.Logf("served in order: %v", order)
+	if st := room.Book.State(time.Now(), 0); st.Rejoined != 1 || st.Lapsed != 1 || st.Positions != stock+1 {
+		t.Fatalf("the line: %+v; want one rejoin, one lapse, %d positions", st, stock+1)
+	}
+}
