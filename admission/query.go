@@ -170,8 +170,13 @@ type roomView struct {
 	Drawn          int64  `json:"drawn_tickets"`
 	LetIn          int64  `json:"let_in"`
 	Outstanding    int64  `json:"passes_outstanding"`
-	LineURL        string `json:"line_url"`
-	DrawURL        string `json:"draw_url"`
+	// Offered: positions offered their turn; Lapsed turns nobody claimed
+	// in time; Rejoined holders put at the back after a lapse.
+	Offered  int64  `json:"offered"`
+	Lapsed   int64  `json:"lapsed"`
+	Rejoined int64  `json:"rejoined"`
+	LineURL  string `json:"line_url"`
+	DrawURL  string `json:"draw_url"`
 }
 
 // estimate is a figure the gate may not know: it is written as null then
@@ -266,6 +271,7 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 		}
 		if snap := s.line.Load(); snap != nil {
 			r.Tickets, r.Sealed, r.Drawn, r.LetIn, r.Outstanding = snap.Tickets, snap.Sealed, snap.Drawn, snap.LetIn, snap.Outstanding
+			r.Offered, r.Lapsed, r.Rejoined = snap.Offered, snap.Lapsed, snap.Rejoined
 		}
 		v.WaitingRoom = r
 	}
