@@ -58,6 +58,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		duration, before, hold, decay   time.Duration
 		waitingRoom                     bool
 		lateBuyers, sybil, sybilWorkers int
+		abandon                         float64
 		stepEvery, metricsLinger        time.Duration
 		jsonOut, noVerify, noProgress   bool
 		htmlFile, metricsListen         string
@@ -110,6 +111,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.BoolVar(&waitingRoom, "waiting-room", false, "rehearse a waiting-room sale: --buyers join during --before (up to the sale's start), poll their tickets and order with their pass (see README)")
 	fs.IntVar(&lateBuyers, "late-buyers", 0, "--waiting-room: buyers who join just after the start")
 	fs.IntVar(&sybil, "sybil", 0, "--waiting-room: an attacker, one client joining this many ids from the window's start until the start, solving the line's proofs of work when it asks; the report gives its share of the line and the stock and the CPU it paid")
+	fs.Float64Var(&abandon, "abandon", 0, "--waiting-room: the share of joiners (0 to 1) who never come back after the start (their turns lapse); the report gives the lapsed turns, the time to sold out and how long those who stayed waited")
 	fs.IntVar(&sybilWorkers, "sybil-workers", 1, "--sybil: joins (and proofs) the attacker works on at once (1: one core)")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
@@ -126,7 +128,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.Visit(func(f *flag.Flag) { beforeSet = beforeSet || f.Name == "before" })
 		ro := loadtest.RoomOptions{Target: o.Target, Sale: o.Sale, Buyers: o.Mix.Buyers, Late: lateBuyers,
 			Connections: o.Connections, MaxDuration: o.MaxDuration, VerifyTimeout: o.VerifyTimeout,
-			AllowRemote: o.AllowRemote, Seed: o.Mix.Seed, Sybil: sybil, SybilWorkers: sybilWorkers}
+			AllowRemote: o.AllowRemote, Seed: o.Mix.Seed, Sybil: sybil, SybilWorkers: sybilWorkers, Abandon: abandon}
 		if beforeSet {
 			ro.Before = before
 		}

@@ -148,6 +148,7 @@ func newSaleSettings(fs *flag.FlagSet, now func() time.Time) *saleSettings {
 	})
 	s.durationFlag("line-opens", "line_opens", "how long before starts_at the line takes buyers (default 15m)")
 	s.durationFlag("pass-ttl", "pass_ttl", "how long a buyer whose turn came may take to order (default 2m)")
+	s.durationFlag("claim-window", "claim_window", "how long a buyer whose turn is offered has to claim it (ask for the ticket) before it lapses (default 15s)")
 	s.intFlag("line-limit", "line_limit", "most tickets in the line (default 20 x stock)")
 	s.floatFlag("rate", "rate", "admissions per second of this sale, per gate (0: no limit)")
 	s.intFlag("burst", "burst", "the rate's burst")

@@ -234,7 +234,7 @@ func parseConfig(role string, args []string, stdout, stderr io.Writer) (serve.Co
 	gfs.IntVar(&cfg.Gate.BuyerBurst, "buyer-burst", 3, "burst per buyer")
 	gfs.IntVar(&cfg.Gate.LimiterKeys, "limiter-keys", 100_000, "most keys each keyed limiter holds")
 	gfs.DurationVar(&cfg.Gate.PublishTimeout, "publish-timeout", 5*time.Second, "longest wait for JetStream to store an order")
-	gfs.IntVar(&cfg.Gate.MaxWaiters, "max-waiters", admission.DefaultMaxWaiters, "most requests held at once for their order's decision (Prefer: wait=N); past it they are answered 202 at once (negative: never hold)")
+	gfs.IntVar(&cfg.Gate.MaxWaiters, "max-waiters", admission.DefaultMaxWaiters, "most requests held at once (Prefer: wait=N): orders waiting for their decision and ticket polls waiting for a change of state; past it they are answered at once, an order 202 (negative: never hold)")
 	gfs.Int64Var(&cfg.Gate.LineMaxTickets, "line-max-tickets", admission.DefaultLineMaxTickets, "most tickets this gate holds in memory over every waiting room's line (about 130 bytes each); past it joins are answered 503")
 	gfs.IntVar(&cfg.MaxConns, "max-conns", 262_144, "most open connections on the public listener")
 	gfs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most open public connections per client address (0: no bound; keep it 0 behind a proxy)")

@@ -53,6 +53,10 @@ type Sale struct {
 	// PassTTL is how long a buyer whose turn came may take to order; zero
 	// means DefaultPassTTL.
 	PassTTL Duration `json:"pass_ttl,omitempty" yaml:"pass_ttl"`
+	// ClaimWindow is how long a buyer whose turn is offered has to claim
+	// it (by asking for the ticket) before it lapses and its room goes
+	// on; zero means DefaultClaimWindow.
+	ClaimWindow Duration `json:"claim_window,omitempty" yaml:"claim_window"`
 	// LineLimit bounds the tickets in the line; zero means 20 × stock
 	// (at least 1,000).
 	LineLimit int64 `json:"line_limit,omitempty" yaml:"line_limit"`
@@ -82,6 +86,14 @@ const MaxProofMaxNumber = 100_000_000
 const (
 	DefaultLineOpens = 15 * time.Minute
 	DefaultPassTTL   = 2 * time.Minute
+	// DefaultClaimWindow: a page holding a long poll claims at once;
+	// one polling every few seconds has several tries.
+	DefaultClaimWindow = 15 * time.Second
+	// MinClaimWindow and MaxClaimWindow bound claim_window: a turn
+	// needs a poll's time to be claimed, and an absent holder should not
+	// hold the line up for long.
+	MinClaimWindow = 3 * time.Second
+	MaxClaimWindow = 10 * time.Minute
 	// MaxLineLimit bounds line_limit: every gate holds the line in memory.
 	MaxLineLimit = 10_000_000
 )
@@ -105,6 +117,14 @@ func (s Sale) PassLifetime() time.Duration {
 		return DefaultPassTTL
 	}
 	return time.Duration(s.PassTTL)
+}
+
+// ClaimLifetime is ClaimWindow with its default applied.
+func (s Sale) ClaimLifetime() time.Duration {
+	if s.ClaimWindow <= 0 {
+		return DefaultClaimWindow
+	}
+	return time.Duration(s.ClaimWindow)
 }
 
 // LineCap is LineLimit with its default applied.
@@ -199,6 +219,8 @@ func (s Sale) validateFields() error {
 		return fmt.Errorf("%w: %s: join_proof is %q or empty", ErrInvalidSale, s.Name, JoinProofAltcha)
 	case s.ProofMaxNumber < 0 || s.ProofMaxNumber > MaxProofMaxNumber || s.LinePerAddress < 0:
 		return fmt.Errorf("%w: %s: proof_max_number between 0 and %d, line_per_address not negative", ErrInvalidSale, s.Name, MaxProofMaxNumber)
+	case s.ClaimWindow < 0 || (s.ClaimWindow != 0 && (s.ClaimWindow < Duration(MinClaimWindow) || s.ClaimWindow > Duration(MaxClaimWindow))):
+		return fmt.Errorf("%w: %s: claim_window must be between %v and %v", ErrInvalidSale, s.Name, MinClaimWindow, MaxClaimWindow)
 	case s.WaitingRoom && s.PassTTL != 0 && s.PassTTL < Duration(5*time.Second):
 		return fmt.Errorf("%w: %s: pass_ttl must be at least 5s: a buyer needs time to order", ErrInvalidSale, s.Name)
 	case !s.StartsAt.IsZero() && !s.EndsAt.IsZero() && !s.EndsAt.After(s.StartsAt):
