@@ -1034,9 +1034,7 @@ func (g *Gate) lineMetrics(s *sale, snap *lineSnap) {
 			m.lineJoins.WithLabelValues(name, o)
 		}
 		m.lineIssued.WithLabelValues(name)
-		m.lineExpired.WithLabelValues(name)
 		m.lineClaims.WithLabelValues(name)
-		m.lineLapsed.WithLabelValues(name)
 		m.lineRejoins.WithLabelValues(name)
 		m.lineClaimWrites.WithLabelValues(name)
 	}
@@ -1046,13 +1044,14 @@ func (g *Gate) lineMetrics(s *sale, snap *lineSnap) {
 	m.lineLetIn.WithLabelValues(name).Set(float64(snap.LetIn))
 	m.lineOutstanding.WithLabelValues(name).Set(float64(snap.Outstanding))
 	m.lineRate.WithLabelValues(name).Set(snap.rate)
+	m.lineExpired.WithLabelValues(name).Set(float64(snap.Expired))
+	m.lineLapsed.WithLabelValues(name).Set(float64(snap.Lapsed))
 	// The counters follow the durable line: every gate reports the same.
 	if d := snap.LetIn - s.lineIssued.Swap(snap.LetIn); d > 0 {
 		m.lineIssued.WithLabelValues(name).Add(float64(d))
 	}
-	// Expired may step back (a use recorded after its pass's expiry),
-	// and so may lapsed (a claim stored in time and applied late); the
-	// counters follow their highest value.
+	// Claims and rejoins only grow with the records applied; the
+	// counters follow them.
 	follow := func(c *prometheus.CounterVec, seen *atomic.Int64, v int64) {
 		for {
 			was := seen.Load()
@@ -1065,8 +1064,6 @@ func (g *Gate) lineMetrics(s *sale, snap *lineSnap) {
 			}
 		}
 	}
-	follow(m.lineExpired, &s.lineExpired, snap.Expired)
 	follow(m.lineClaims, &s.lineClaims, snap.Claimed)
-	follow(m.lineLapsed, &s.lineLapsed, snap.Lapsed)
 	follow(m.lineRejoins, &s.lineRejoins, snap.Rejoined)
 }

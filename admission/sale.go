@@ -43,11 +43,9 @@ type sale struct {
 	// line is the waiting room as the pace saw it last; nil without one.
 	line      atomic.Pointer[lineSnap]
 	linePolls prometheus.Counter
-	// lineIssued and lineExpired are the counts the counters last followed.
-	lineIssued, lineExpired atomic.Int64
-	// lineClaims, lineLapsed and lineRejoins are the counts the counters
-	// last followed.
-	lineClaims, lineLapsed, lineRejoins atomic.Int64
+	// lineIssued, lineClaims and lineRejoins are the counts the
+	// counters last followed.
+	lineIssued, lineClaims, lineRejoins atomic.Int64
 	// claiming holds the turns this gate is writing a claim for: a poll
 	// of a turn whose claim is in flight writes none (claimTurn).
 	claiming   sync.Map    // claimKey → struct{}

@@ -163,10 +163,10 @@ func overview() *builder {
 			{`max by (sale) (sluice_line_drawn_tickets` + sel("") + `)`, "{{sale}} drawn"},
 			{`max by (sale) (sluice_line_let_in` + sel("") + `)`, "{{sale}} let in"},
 		}, minZero))
-	b.add(8, 8, seriesPanel("Passes", "Passes issued and expired unused per second, and those outstanding.", "short",
+	b.add(8, 8, seriesPanel("Passes", "Passes issued per second, those outstanding, and those expired unused so far.", "short",
 		[]q{
 			{`max by (sale) (rate(sluice_line_passes_issued_total` + sel("") + ri + `))`, "{{sale}} issued/s"},
-			{`max by (sale) (rate(sluice_line_passes_expired_total` + sel("") + ri + `))`, "{{sale}} expired/s"},
+			{`max by (sale) (sluice_line_passes_expired` + sel("") + `)`, "{{sale}} expired"},
 			{`max by (sale) (sluice_line_passes_outstanding` + sel("") + `)`, "{{sale}} outstanding"},
 		}, minZero))
 	b.add(8, 8, seriesPanel("Joins and polls", "Requests to join the line per second by outcome, and ticket polls per second.", "reqps",
@@ -177,10 +177,10 @@ func overview() *builder {
 	// Turns: offered ahead of the stock, claimed by those there, lapsed
 	// when nobody came (their room goes on at once), and the holders put
 	// at the back when they came back too late.
-	b.add(24, 8, seriesPanel("Turns: claimed, lapsed, back in line", "Turns claimed and lapsed per second (following the durable records: the same on every gate), holders put at the back after a lapse, and the position offered through against let in: offers run ahead by the share of holders who come.", "short",
+	b.add(24, 8, seriesPanel("Turns: claimed, lapsed, back in line", "Turns claimed per second and lapsed so far (following the durable records: the same on every gate), holders put at the back after a lapse, and the position offered through against let in: offers run ahead by the share of holders who come.", "short",
 		[]q{
 			{`max by (sale) (rate(sluice_line_claims_total` + sel("") + ri + `))`, "{{sale}} claimed/s"},
-			{`max by (sale) (rate(sluice_line_lapsed_total` + sel("") + ri + `))`, "{{sale}} lapsed/s"},
+			{`max by (sale) (sluice_line_lapsed_turns` + sel("") + `)`, "{{sale}} lapsed"},
 			{`max by (sale) (rate(sluice_line_rejoins_total` + sel("") + ri + `))`, "{{sale}} back in line/s"},
 			{`max by (sale) (sluice_line_offered` + sel("") + `) - max by (sale) (sluice_line_let_in` + sel("") + `)`, "{{sale}} offered ahead"},
 		}, minZero))
