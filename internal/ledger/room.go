@@ -32,23 +32,29 @@ type Room struct {
 // OpenRoom reads a sale's keys, replays its line and pace and follows
 // them. It returns once the records stored so far are applied.
 func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*Room, error) {
-	keys, err := l.LineKeys(ctx, sale)
+	// Each JetStream call is bounded on its own: in a cluster that is
+	// starting, a request can go unanswered, and waiting out ctx (minutes,
+	// for a long replay) kept the room closed that long.
+	call := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, roomCallTimeout) }
+	cctx, cancel := call()
+	defer cancel()
+	keys, err := l.LineKeys(cctx, sale)
 	if err != nil {
 		return nil, err
 	}
 	r := &Room{Sale: sale, Keys: keys, Book: line.NewBook(keys.Seed)}
-	lineStr, err := l.js.Stream(ctx, LineStreamName(sale))
+	lineStr, err := l.js.Stream(cctx, LineStreamName(sale))
 	if err != nil {
 		return nil, fmt.Errorf("%w: line of %s: %w", ErrUnavailable, sale, err)
 	}
-	paceStr, err := l.js.Stream(ctx, PaceStream)
+	paceStr, err := l.js.Stream(cctx, PaceStream)
 	if err != nil {
 		return nil, fmt.Errorf("%w: pace stream: %w", ErrUnavailable, err)
 	}
 	lineLast := lineStr.CachedInfo().State.LastSeq
 	var paceLast uint64
 	for _, subj := range []string{PaceLetInSubject(sale), PaceClaimSubject(sale), PaceUsedSubject(sale)} {
-		m, err := paceStr.GetLastMsgForSubject(ctx, subj)
+		m, err := paceStr.GetLastMsgForSubject(cctx, subj)
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 		case err != nil:
@@ -64,7 +70,10 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 	}
 	drawSubj := LineDrawSubject(sale)
 	rejoinPrefix := lineSubjectPrefix(sale) + "r."
-	lineCons, err := l.js.OrderedConsumer(ctx, LineStreamName(sale), jetstream.OrderedConsumerConfig{})
+	cancel()
+	cctx, cancel = call()
+	defer cancel()
+	lineCons, err := l.js.OrderedConsumer(cctx, LineStreamName(sale), jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return nil, fmt.Errorf("%w: follow the line of %s: %w", ErrUnavailable, sale, err)
 	}
@@ -105,7 +114,10 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 	}
 	r.ccs = append(r.ccs, cc)
 	letIn, claimed, used := PaceLetInSubject(sale), PaceClaimSubject(sale), PaceUsedSubject(sale)
-	paceCons, err := l.js.OrderedConsumer(ctx, PaceStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{letIn, claimed, used}})
+	cancel()
+	cctx, cancel = call()
+	defer cancel()
+	paceCons, err := l.js.OrderedConsumer(cctx, PaceStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{letIn, claimed, used}})
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("%w: follow the pace of %s: %w", ErrUnavailable, sale, err)
@@ -161,8 +173,12 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 }
 
 // replayStall is how long a room's replay may go without applying a
-// record before it is given up.
-const replayStall = 10 * time.Second
+// record before it is given up; roomCallTimeout bounds each JetStream
+// call of the opening.
+const (
+	replayStall     = 10 * time.Second
+	roomCallTimeout = 5 * time.Second
+)
 
 // replayLine waits until the book has applied the line through seq,
 // failing when nothing more is applied for replayStall.
