@@ -139,6 +139,7 @@ type salePatch struct {
 	WaitingRoom *bool            `json:"waiting_room"`
 	LineOpens   *ledger.Duration `json:"line_opens"`
 	PassTTL     *ledger.Duration `json:"pass_ttl"`
+	ClaimWindow *ledger.Duration `json:"claim_window"`
 	LineLimit   *int64           `json:"line_limit"`
 	// PayloadSchema replaces the sale's payload_schema; null removes it.
 	// Not a pointer: encoding/json sets a pointer to nil for null, which
@@ -172,6 +173,7 @@ func (g *Gate) adminPatch(w http.ResponseWriter, r *http.Request) {
 	setIf(&cfg.WaitingRoom, p.WaitingRoom)
 	setIf(&cfg.LineOpens, p.LineOpens)
 	setIf(&cfg.PassTTL, p.PassTTL)
+	setIf(&cfg.ClaimWindow, p.ClaimWindow)
 	setIf(&cfg.LineLimit, p.LineLimit)
 	setIf(&cfg.JoinProof, p.JoinProof)
 	setIf(&cfg.ProofMaxNumber, p.ProofMaxNumber)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
@@ -14,8 +15,9 @@ import (
 // OrderCanceller cancels a confirmed order: in the backend when the
 // backend can (the SQL backends give the item back in the same
 // transaction), then in the decisions stream, which gives the order's slot
-// back to the sale. It must be idempotent.
-type OrderCanceller func(ctx context.Context, id ledger.OrderID, buyer string) error
+// back to the sale. It must be idempotent, and return the time the
+// decisions stream records: a repeated cancel answers the first one's.
+type OrderCanceller func(ctx context.Context, id ledger.OrderID, buyer string) (time.Time, error)
 
 // SetOrderCanceller enables POST /admin/orders/{id}/cancel; a gate
 // without one (it does not drain into the backend) refuses cancels.
@@ -61,11 +63,12 @@ func (g *Gate) adminCancel(w http.ResponseWriter, r *http.Request) {
 		conflict("This gate does not drain into the backend: send the cancel to the sluice serve that does.")
 		return
 	}
-	if err := g.canceller(ctx, id, v.BuyerID); err != nil {
+	at, err := g.canceller(ctx, id, v.BuyerID)
+	if err != nil {
 		g.log.Warn("cancel failed", "order", id.String(), "err", err)
 		g.unavailable.Write(w, false)
 		return
 	}
-	v.Status, v.Reason, v.DecidedAt = orderstatus.Cancelled, "cancelled", g.now().UTC()
+	v.Status, v.Reason, v.DecidedAt = orderstatus.Cancelled, "cancelled", at.UTC()
 	writeJSON(w, http.StatusOK, v)
 }

@@ -100,13 +100,8 @@ func (g *Gate) ExtendIndex(sale string, from, upTo uint64, orders []ledger.Order
 // answerFromIndex answers a keyed order for a sold-out sale from the
 // sale's complete index: no JetStream round trip.
 func (g *Gate) answerFromIndex(ctx *fasthttp.RequestCtx, s *sale, cfg *ledger.Sale, x *orderIndex, key string, start time.Time) {
-	buyer, d, p := g.readBuyer(ctx, false)
-	switch {
-	case p.Reason == overflow.BadPayload:
-		g.finishProblem(ctx, s, payloadProblem(s, d, nil), start)
-		return
-	case p.Reason != "":
-		g.refuseBuyer(ctx, s, p, start)
+	buyer, d, ok := g.readOrderBody(ctx, s, start)
+	if !ok {
 		return
 	}
 	held := x.byBuyer[buyer]
@@ -116,7 +111,7 @@ func (g *Gate) answerFromIndex(ctx *fasthttp.RequestCtx, s *sale, cfg *ledger.Sa
 			return
 		}
 		if o.key == key {
-			g.writeAccepted(ctx, o.id, buyer, true)
+			g.answerPlaced(ctx, o.id, buyer, true, time.Time{})
 			g.count(s, overflow.Replayed, start)
 			return
 		}

@@ -3,12 +3,16 @@ package admission
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"math"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/valyala/fasthttp"
 
@@ -30,7 +34,13 @@ type LineLedger interface {
 	Join(ctx context.Context, sale, buyer string) (ledger.Joined, bool, error)
 	SealDraw(ctx context.Context, sale string) (bool, error)
 	LineLastSeq(ctx context.Context, sale string) (uint64, error)
-	AdvanceLine(ctx context.Context, sale string, through int64, ttl time.Duration, after uint64) error
+	AdvanceLine(ctx context.Context, sale string, step ledger.Step, after uint64) error
+	// ClaimTurn records a claim of the turn of position pos, returning
+	// once it is stored.
+	ClaimTurn(ctx context.Context, sale, ticket string, pos int64) error
+	// RejoinLine puts a ticket whose turn lapsed at the back of the
+	// line, once, returning the record's line sequence.
+	RejoinLine(ctx context.Context, sale, buyer, ticket string) (uint64, error)
 	UsePass(sale, ticket string)
 	// StockLeft is the orders the sale's stream still takes, read at
 	// the call.
@@ -115,8 +125,18 @@ type ticketView struct {
 	TicketID string `json:"ticket_id"`
 	Sale     string `json:"sale"`
 	BuyerID  string `json:"buyer_id"`
-	// State: waiting, your_turn, ordered, expired, sold_out, closed.
+	// State: waiting, offered, your_turn, ordered, expired, lapsed,
+	// sold_out, closed.
 	State string `json:"state"`
+	// Claimed: the holder claimed the turn (asked for the ticket while
+	// it was offered); the pass comes once the stock covers everyone
+	// ahead.
+	Claimed bool `json:"claimed"`
+	// ClaimBy is when an offered turn lapses unless claimed.
+	ClaimBy time.Time `json:"claim_by,omitzero"`
+	// Rejoined: the turn lapsed and the ticket was put at the back, at
+	// Position (once).
+	Rejoined bool `json:"rejoined"`
 	// Drawn: taken before the start, so in the draw.
 	Drawn bool `json:"drawn"`
 	// Position in the line, null (0 here) until the draw is made at the start.
@@ -137,9 +157,11 @@ type ticketView struct {
 // Ticket states.
 const (
 	TicketWaiting  = "waiting"
+	TicketOffered  = "offered" // the turn is offered: claim it (a GET does)
 	TicketYourTurn = "your_turn"
 	TicketOrdered  = "ordered"
 	TicketExpired  = "expired"
+	TicketLapsed   = "lapsed" // the turn was not claimed in time
 	TicketSoldOut  = "sold_out"
 	TicketClosed   = "closed"
 )
@@ -151,17 +173,20 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.T
 	if snap == nil {
 		snap = &lineSnap{}
 	}
-	v := ticketView{TicketID: id, Sale: s.name, BuyerID: t.Buyer, Drawn: t.Drawn,
+	v := ticketView{TicketID: id, Sale: s.name, BuyerID: t.Buyer, Drawn: t.Drawn, Claimed: t.Claimed, Rejoined: t.Rejoined,
 		LetIn: snap.LetIn, Tickets: max(snap.Tickets, int64(t.Position)), JoinedAt: t.Joined.UTC(),
 		StartsAt: cfg.StartsAt, OrderURL: s.orderURL}
 	ttl := cfg.PassLifetime()
 	v.Position = t.Position // 0: not drawn yet, written null
+	if t.LetIn && t.Position > v.LetIn {
+		v.LetIn = t.Position // the book is ahead of the pace's last look
+	}
 	switch {
 	case t.Used:
 		v.State = TicketOrdered
 	case cfg.PhaseAt(now) == ledger.Closed:
 		v.State = TicketClosed
-	case t.LetIn && now.Before(t.PassExpires):
+	case t.HasPass() && now.Before(t.PassExpires):
 		// Before sold_out: a pass is given only while the stock covers
 		// it, so its holder is served whatever this gate's sold-out
 		// flag says (it may be a refresh behind returned stock).
@@ -171,8 +196,14 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.T
 		if err == nil {
 			v.Pass, v.PassExpiresAt = tok, time.UnixMilli(exp.UnixMilli()).UTC()
 		}
-	case t.LetIn:
+	case t.HasPass():
 		v.State = TicketExpired
+	case t.Offered && !t.Claimed && !now.Before(t.ClaimBy):
+		v.State = TicketLapsed
+	case t.Offered && !t.Claimed:
+		// Before sold_out too: the turn is offered only while the stock
+		// may still cover it.
+		v.State, v.ClaimBy = TicketOffered, time.UnixMilli(t.ClaimBy.UnixMilli()).UTC()
 	case s.soldOut.Load():
 		v.State = TicketSoldOut
 	default:
@@ -180,8 +211,12 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.T
 	}
 	// Never so rare that a turn could come and go between two polls:
 	// every state that can still change is asked again within a third
-	// of the pass's life.
+	// of the pass's life, and a ticket the next offers may reach within
+	// a third of the claim window (the waiting page holds a long poll
+	// instead). Further back, where no one step of the pace reaches, the
+	// estimate spreads the polls.
 	soon := max(line.MinPoll, ttl/3)
+	claimSoon := max(line.MinPoll, min(ttl, cfg.ClaimLifetime())/3)
 	switch v.State {
 	case TicketWaiting:
 		if t.Position == 0 {
@@ -202,12 +237,27 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *ledger.Room, t line.T
 		// Never so rare that a turn could come and go between two polls,
 		// whatever the estimate says.
 		poll := min(line.PollAfter(t.Position, snap.LetIn, snap.rate), soon)
+		if t.Claimed || t.Position <= max(snap.Offered, snap.LetIn)+maxOffersAhead*cfg.Capacity() {
+			poll = min(poll, claimSoon)
+		}
 		v.PollAfterS = int(poll / time.Second)
+	case TicketOffered:
+		// Claim it now: asking is claiming.
+		v.EstimatedWaitS = estimateOf(0, true)
+		v.PollAfterS = int(line.MinPoll / time.Second)
 	case TicketYourTurn:
 		// Until the pass expires (the holder orders meanwhile), and within
 		// soon: an order placed elsewhere turns it to ordered.
 		v.EstimatedWaitS = estimateOf(0, true)
 		v.PollAfterS = int(min(soon, max(line.MinPoll, v.PassExpiresAt.Sub(now).Round(time.Second))) / time.Second)
+	case TicketLapsed:
+		// Asked again once the lapse is final, the ticket goes to the
+		// back of the line (once, while stock remains: rejoinLine).
+		v.EstimatedWaitS = estimateOf(0, false)
+		v.PollAfterS = int(line.MaxPoll / time.Second)
+		if !t.Rejoined {
+			v.PollAfterS = int(max(line.MinPoll, t.ClaimBy.Add(claimGrace).Sub(now).Round(time.Second)) / time.Second)
+		}
 	case TicketSoldOut:
 		// Stock given back (a cancel, a rejected order) reopens the line
 		// until the sale closes: the next in line must see its turn.
@@ -234,8 +284,159 @@ func (g *Gate) getTicket(rc *fasthttp.RequestCtx, rawID string) {
 		return
 	}
 	s.linePolls.Inc()
+	// Asking for the ticket claims its turn when it is offered, and puts
+	// it at the back when its turn lapsed.
+	t, err := g.claimTurn(s, room, t, rawID, g.now())
+	if err == nil {
+		t, err = g.rejoinLine(s, room, t, rawID, g.now())
+	}
+	if err != nil {
+		g.lineWarn.note(g.now(), func(n int) {
+			g.log.Warn("cannot record a claim", "sale", s.name, "tries", n, "err", err)
+		})
+		g.render.Render(overflow.Problem{Reason: overflow.Unavailable, Sale: s.name, RetryAfter: time.Second,
+			Detail: "The line could not record your claim or your return: ask again at once."}).Respond(rc, html)
+		return
+	}
 	v := g.viewTicket(s, s.cfg.Load(), room, t, rawID, g.now())
+	if wait := preferWait(&rc.Request.Header); wait > 0 && isPending(v.State) {
+		v, err = g.holdTicket(s, room, key, rawID, v, wait)
+		setPreferenceApplied(rc, wait)
+		if err != nil {
+			g.render.Render(overflow.Problem{Reason: overflow.Unavailable, Sale: s.name, RetryAfter: time.Second,
+				Detail: "Your turn is offered, and the claim could not be recorded: ask again at once."}).Respond(rc, html)
+			return
+		}
+	}
 	g.writeTicket(rc, http.StatusOK, &v, html)
+}
+
+// isPending says a ticket in this state waits for something to happen:
+// a long poll holds it until its state changes.
+func isPending(state string) bool {
+	return state == TicketWaiting || state == TicketSoldOut
+}
+
+// claimKey is a turn being claimed: a ticket and its position.
+type claimKey struct {
+	ticket line.TicketKey
+	pos    int64
+}
+
+// claimTurn is the poll's one write: when the ticket's turn is offered,
+// unclaimed and its window open, it records the claim and returns the
+// ticket as the book then shows it. It writes nothing once the book
+// shows the claim, nor while this gate's own write of it is in flight,
+// so a claimed turn costs one write per gate at most, never one per
+// poll; the record's message id makes the gates' writes one record.
+func (g *Gate) claimTurn(s *sale, room *ledger.Room, t line.Ticket, id string, now time.Time) (line.Ticket, error) {
+	if t.Used || !t.Offered || t.Claimed || !now.Before(t.ClaimBy) {
+		return t, nil
+	}
+	k := claimKey{t.ID, t.Position}
+	if _, busy := s.claiming.LoadOrStore(k, struct{}{}); busy {
+		return t, nil
+	}
+	defer s.claiming.Delete(k)
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
+	defer cancel()
+	if err := g.lineLedger.ClaimTurn(ctx, s.name, id, t.Position); err != nil {
+		return t, err
+	}
+	g.m.lineClaimWrites.WithLabelValues(s.name).Inc()
+	// The claim counts once the book applies it (it may come too late
+	// to count: then the turn reads lapsed): wait for it a moment, so
+	// that this answer shows it.
+	ctx, cancel2 := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel2()
+	for {
+		_, more := room.Book.Applied()
+		if nt, ok := room.Book.Lookup(t.ID); ok && (nt.Claimed || nt.Position != t.Position) {
+			return nt, nil
+		}
+		select {
+		case <-more:
+		case <-ctx.Done():
+			nt, _ := room.Book.Lookup(t.ID)
+			return nt, nil
+		}
+	}
+}
+
+// rejoinLine is the poll's other write: a holder whose turn lapsed (its
+// window closed, and the claim grace passed, unclaimed and unused) who
+// asks for the ticket while the sale is open and not sold out is put at
+// the back of the line, once (the broker keeps one rejoin per buyer): no
+// better off than anyone who stayed, and not lost.
+func (g *Gate) rejoinLine(s *sale, room *ledger.Room, t line.Ticket, id string, now time.Time) (line.Ticket, error) {
+	if t.Used || t.Rejoined || !t.Lapsed(now, claimGrace) || s.soldOut.Load() || s.cfg.Load().PhaseAt(now) != ledger.Open {
+		return t, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
+	defer cancel()
+	seq, err := g.lineLedger.RejoinLine(ctx, s.name, t.Buyer, id)
+	if errors.Is(err, ledger.ErrLineFull) {
+		return t, nil // no room at the back: it stays lapsed
+	}
+	if err != nil {
+		return t, err
+	}
+	if err := room.WaitApplied(ctx, seq); err != nil {
+		return t, err
+	}
+	nt, _ := room.Book.Lookup(t.ID)
+	return nt, nil
+}
+
+// holdTicket holds a poll (Prefer: wait) until the ticket's state
+// changes or d passes, and claims its turn the moment it is offered: a
+// page in a background tab, whose timers the browser throttles, keeps
+// its place. A held poll counts against MaxWaiters with the held orders,
+// and costs a channel and a timer: the book's records wake it, no
+// JetStream call. With MaxWaiters held, it answers at once.
+func (g *Gate) holdTicket(s *sale, room *ledger.Room, key line.TicketKey, id string, v ticketView, d time.Duration) (ticketView, error) {
+	if !g.takeWaiter() {
+		return v, nil
+	}
+	g.m.waiters.Inc()
+	defer func() {
+		g.waiting.Add(-1)
+		g.m.waiters.Dec()
+	}()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	// Times at which the state changes with no record: the claim window
+	// closing (nothing to do then but the holder should know), so a
+	// timer tick of a second at most re-reads it.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	state, pos, claimed := v.State, v.Position, v.Claimed
+	for {
+		_, more := room.Book.Applied()
+		select {
+		case <-more:
+		case <-tick.C:
+		case <-timer.C:
+			return v, nil
+		case <-g.stopping:
+			return v, nil
+		}
+		t, ok := room.Book.Lookup(key)
+		if !ok {
+			return v, nil
+		}
+		t, err := g.claimTurn(s, room, t, id, g.now())
+		if err == nil {
+			t, err = g.rejoinLine(s, room, t, id, g.now())
+		}
+		if err != nil {
+			return v, err
+		}
+		v = g.viewTicket(s, s.cfg.Load(), room, t, id, g.now())
+		if v.State != state || v.Position != pos || v.Claimed != claimed {
+			return v, nil
+		}
+	}
 }
 
 // findTicket looks a ticket up in every open waiting room: ticket ids are
@@ -317,6 +518,13 @@ func (v *ticketView) appendJSON(b []byte) []byte {
 	b = str(b, "sale", v.Sale)
 	b = str(b, "buyer_id", v.BuyerID)
 	b = str(b, "state", v.State)
+	b = append(b, `,"claimed":`...)
+	b = strconv.AppendBool(b, v.Claimed)
+	b = append(b, `,"rejoined":`...)
+	b = strconv.AppendBool(b, v.Rejoined)
+	if !v.ClaimBy.IsZero() {
+		b = tm(b, "claim_by", v.ClaimBy)
+	}
 	b = append(b, `,"drawn":`...)
 	b = strconv.AppendBool(b, v.Drawn)
 	if v.Position > 0 {
@@ -527,7 +735,7 @@ func (g *Gate) paceLine(ctx context.Context, s *sale, cfg *ledger.Sale, room *le
 	// no longer holds (used, or expired more than passGrace ago) was in
 	// the ledger before the stock is read, so the two never count one
 	// item twice as free (an order counted neither as held nor as sold).
-	st := room.Book.State(now, g.passGrace())
+	st, ahead := room.Book.StateAhead(now, g.passGrace(), claimGrace, nil)
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	stockLeft, err := g.lineLedger.StockLeft(rctx, s.name)
 	cancel()
@@ -554,23 +762,31 @@ func (g *Gate) paceLine(ctx context.Context, s *sale, cfg *ledger.Sale, room *le
 		return
 	}
 	// The invariant the pace keeps, on every gate at once (each step a
-	// compare-and-set on the last): orders in the ledger plus passes
-	// held never exceed what the sale's stream takes, so whoever holds
-	// a valid pass finds an item.
+	// compare-and-set on the last): orders in the ledger plus what the
+	// turns let in hold never exceed what the sale's stream takes, so
+	// whoever holds a valid pass finds an item. Offers run ahead by as
+	// many turns as are expected to be claimed (line.Pace.Next).
 	p := line.Pace{
 		LetIn:       st.LetIn,
-		Tickets:     st.Tickets,
+		Offered:     st.Offered,
+		Tickets:     st.Positions,
 		Outstanding: st.Held,
+		Pending:     st.Pending,
 		Queued:      s.pending.Load(),
 		Budget:      lineBudget(s, cfg),
 		StockLeft:   stockLeft,
+		Ahead:       ahead,
+		Claimed:     st.Claimed,
+		Lapsed:      st.Lapsed,
+		MaxAhead:    maxOffersAhead * cfg.Capacity(),
 	}
-	next := p.Next()
-	if next <= st.LetIn {
+	through, offered := p.Next()
+	if through <= st.LetIn && offered <= st.Offered {
 		return
 	}
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err = g.lineLedger.AdvanceLine(actx, s.name, next, cfg.PassLifetime(), st.LastAdvance)
+	err = g.lineLedger.AdvanceLine(actx, s.name, ledger.Step{Through: through, Offered: offered,
+		TTL: cfg.PassLifetime(), Window: cfg.ClaimLifetime()}, st.LastAdvance)
 	cancel()
 	switch {
 	case err == nil, errors.Is(err, ledger.ErrPaceMoved):
@@ -581,9 +797,20 @@ func (g *Gate) paceLine(ctx context.Context, s *sale, cfg *ledger.Sale, room *le
 	}
 }
 
+// maxOffersAhead bounds the turns offered beyond the let-in, in stocks:
+// a line whose holders almost all left is offered ten stocks at once, no
+// more.
+const maxOffersAhead = 10
+
 // clockSkew is how far apart the gates' clocks may be: a pass checked on
 // one gate's clock, its expiry dated by JetStream's.
 const clockSkew = 2 * time.Second
+
+// claimGrace is how long after its window closed an unclaimed turn still
+// holds its item for the pace: a claim JetStream stored in time (its
+// timestamp decides) may reach this gate's book that much later, and
+// the clocks may differ by clockSkew.
+const claimGrace = clockSkew + time.Second
 
 // passGrace is how long after its expiry a pass still holds its item for
 // the pace: an order checked just before the expiry may take the publish
@@ -651,7 +878,10 @@ func (g *Gate) saleRoom(rc *fasthttp.RequestCtx, saleName string) (*sale, *ledge
 	}
 	room := g.room(s)
 	if room == nil {
-		g.unavailable.Respond(rc, html)
+		// Not the order's "could not learn whether it was stored": the
+		// line is being read (a gate that started or lost JetStream).
+		g.render.Render(overflow.Problem{Reason: overflow.Unavailable, Sale: s.name, RetryAfter: time.Second,
+			Detail: "The line is being read; try again shortly."}).Respond(rc, html)
 		return nil, nil, false
 	}
 	return s, room, true
@@ -688,12 +918,12 @@ func (g *Gate) lineState(s *sale, room *ledger.Room, cfg *ledger.Sale, now time.
 			// The seal is the one figure read live: the seed is revealed
 			// the moment this gate holds the draw.
 			if _, sealing := room.Book.Sealing(); sealing {
-				return room.Book.State(now, g.passGrace())
+				return room.Book.StateWith(now, g.passGrace(), claimGrace)
 			}
 		}
 		return st
 	}
-	return room.Book.State(now, g.passGrace())
+	return room.Book.StateWith(now, g.passGrace(), claimGrace)
 }
 
 // drawTicketsPage bounds one page of GET /v1/sales/{sale}/draw/tickets.
@@ -703,14 +933,17 @@ type drawTicketsView struct {
 	Sale   string `json:"sale"`
 	Total  int    `json:"total"`
 	Offset int    `json:"offset"`
-	// Tickets are ticket ids in position order: Tickets[i] holds
-	// position Offset+i+1.
-	Tickets []string `json:"tickets"`
-	Next    string   `json:"next,omitempty"`
+	// Hashes are the drawn tickets' public identities, SHA-256 of their
+	// ids, in position order: Hashes[i] holds position Offset+i+1. Never
+	// the ids: an id is its holder's secret, which reads the ticket and
+	// its pass.
+	Hashes []string `json:"ticket_hashes"`
+	Next   string   `json:"next,omitempty"`
 }
 
 // getDrawTickets is GET /v1/sales/{sale}/draw/tickets?offset=&limit=:
-// the drawn tickets' ids in position order, no buyer ids, paged.
+// the drawn tickets' hashes in position order, no ids, no buyer ids,
+// paged.
 func (g *Gate) getDrawTickets(rc *fasthttp.RequestCtx, saleName string) {
 	s, room, ok := g.saleRoom(rc, saleName)
 	if !ok {
@@ -741,9 +974,10 @@ func (g *Gate) getDrawTickets(rc *fasthttp.RequestCtx, saleName string) {
 			Detail:     "The draw is made at the start of the sale."})
 		return
 	}
-	v := drawTicketsView{Sale: s.name, Total: total, Offset: offset, Tickets: make([]string, len(keys))}
+	v := drawTicketsView{Sale: s.name, Total: total, Offset: offset, Hashes: make([]string, len(keys))}
 	for i, k := range keys {
-		v.Tickets[i] = k.String()
+		h := k.Hash()
+		v.Hashes[i] = hex.EncodeToString(h[:])
 	}
 	if end := offset + len(keys); end < total {
 		v.Next = "/v1/sales/" + s.name + "/draw/tickets?offset=" + strconv.Itoa(end) + "&limit=" + strconv.Itoa(limit)
@@ -762,9 +996,13 @@ type lineView struct {
 	Sealed      bool      `json:"drawn"`
 	Drawn       int64     `json:"drawn_tickets"`
 	LetIn       int64     `json:"let_in"`
+	Offered     int64     `json:"offered"`
 	Outstanding int64     `json:"passes_outstanding"`
+	Lapsed      int64     `json:"lapsed"`
+	Claimed     int64     `json:"claimed"`
 	Rate        estimate  `json:"let_in_rate"`
 	PassTTL     float64   `json:"pass_ttl_seconds"`
+	ClaimWindow float64   `json:"claim_window_seconds"`
 }
 
 func (g *Gate) getLine(rc *fasthttp.RequestCtx, saleName string) {
@@ -776,7 +1014,8 @@ func (g *Gate) getLine(rc *fasthttp.RequestCtx, saleName string) {
 	st := g.lineState(s, room, cfg, g.now())
 	v := lineView{Sale: s.name, LineOpensAt: cfg.LineOpensAt(), StartsAt: cfg.StartsAt, Tickets: st.Tickets,
 		LineLimit: cfg.LineCap(), Sealed: st.Sealed, Drawn: st.Drawn, LetIn: st.LetIn, Outstanding: st.Outstanding,
-		Rate: estimateOf(st.Rate, st.LetIn > 0), PassTTL: cfg.PassLifetime().Seconds()}
+		Rate: estimateOf(st.Rate, st.LetIn > 0), PassTTL: cfg.PassLifetime().Seconds(),
+		Offered: st.Offered, Lapsed: st.Lapsed, Claimed: st.Claimed, ClaimWindow: cfg.ClaimLifetime().Seconds()}
 	if overflow.AcceptsHTML(&rc.Request.Header) {
 		rc.Response.Header.SetContentType("text/html; charset=utf-8")
 		var buf bytes.Buffer
@@ -796,7 +1035,12 @@ func (g *Gate) lineMetrics(s *sale, snap *lineSnap) {
 		}
 		m.lineIssued.WithLabelValues(name)
 		m.lineExpired.WithLabelValues(name)
+		m.lineClaims.WithLabelValues(name)
+		m.lineLapsed.WithLabelValues(name)
+		m.lineRejoins.WithLabelValues(name)
+		m.lineClaimWrites.WithLabelValues(name)
 	}
+	m.lineOffered.WithLabelValues(name).Set(float64(snap.Offered))
 	m.lineTickets.WithLabelValues(name).Set(float64(snap.Tickets))
 	m.lineDrawn.WithLabelValues(name).Set(float64(snap.Drawn))
 	m.lineLetIn.WithLabelValues(name).Set(float64(snap.LetIn))
@@ -806,16 +1050,23 @@ func (g *Gate) lineMetrics(s *sale, snap *lineSnap) {
 	if d := snap.LetIn - s.lineIssued.Swap(snap.LetIn); d > 0 {
 		m.lineIssued.WithLabelValues(name).Add(float64(d))
 	}
-	// Expired may step back (a use recorded after its pass's expiry);
-	// the counter follows its highest value.
-	for {
-		seen := s.lineExpired.Load()
-		if snap.Expired <= seen {
-			break
-		}
-		if s.lineExpired.CompareAndSwap(seen, snap.Expired) {
-			m.lineExpired.WithLabelValues(name).Add(float64(snap.Expired - seen))
-			break
+	// Expired may step back (a use recorded after its pass's expiry),
+	// and so may lapsed (a claim stored in time and applied late); the
+	// counters follow their highest value.
+	follow := func(c *prometheus.CounterVec, seen *atomic.Int64, v int64) {
+		for {
+			was := seen.Load()
+			if v <= was {
+				return
+			}
+			if seen.CompareAndSwap(was, v) {
+				c.WithLabelValues(name).Add(float64(v - was))
+				return
+			}
 		}
 	}
+	follow(m.lineExpired, &s.lineExpired, snap.Expired)
+	follow(m.lineClaims, &s.lineClaims, snap.Claimed)
+	follow(m.lineLapsed, &s.lineLapsed, snap.Lapsed)
+	follow(m.lineRejoins, &s.lineRejoins, snap.Rejoined)
 }

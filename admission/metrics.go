@@ -72,6 +72,8 @@ type Metrics struct {
 	// The waiting rooms.
 	lineTickets, lineDrawn, lineLetIn, lineOutstanding, lineRate *prometheus.GaugeVec
 	lineIssued, lineExpired, linePolls                           *prometheus.CounterVec
+	lineOffered                                                  *prometheus.GaugeVec
+	lineClaims, lineLapsed, lineRejoins, lineClaimWrites         *prometheus.CounterVec
 	lineJoins                                                    *prometheus.CounterVec
 
 	// Who may join: the tickets this process holds against its cap,
@@ -159,6 +161,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.lineRate = saleGauge("sluice_line_let_in_rate", "Positions per second the line's estimates assume: what it let in over the last 30 s, else the drain rate.")
 	m.lineIssued = saleCounter("sluice_line_passes_issued_total", "Passes the line issued, as its durable pace records say (every gate reports the same count: take the max across gates).")
 	m.lineExpired = saleCounter("sluice_line_passes_expired_total", "Passes that expired unused: their places went to the next in line (the same on every gate).")
+	m.lineOffered = saleGauge("sluice_line_offered", "Positions of the line offered their turn: 1..this may claim it (at least sluice_line_let_in).")
+	m.lineClaims = saleCounter("sluice_line_claims_total", "Turns claimed by their holders (asked for the ticket within the claim window), as the durable claim records say (the same on every gate).")
+	m.lineLapsed = saleCounter("sluice_line_lapsed_total", "Turns offered and not claimed within the claim window: their room went on at once (the same on every gate).")
+	m.lineRejoins = saleCounter("sluice_line_rejoins_total", "Holders whose turn lapsed who came back and were put at the back of the line, as the durable rejoin records say.")
+	m.lineClaimWrites = saleCounter("sluice_line_claim_writes_total", "Claim records this gate wrote (at most one per claimed turn and gate; the stream keeps one per turn).")
 	m.linePolls = saleCounter("sluice_line_polls_total", "Ticket polls (GET /v1/tickets/{id}) this gate answered, by sale (_unknown: no such ticket).")
 	m.lineJoins = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_line_joins_total",
@@ -195,7 +202,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.saleRate, m.inFlight, m.httpRequests, m.limiterKeys, m.limiterCap, m.limiterEvict,
 		m.ledgerUp, m.confirmed, m.wait, m.backendRate, m.maxWait, m.waiters, m.waitersMax, m.waits, m.released,
 		m.lineTickets, m.lineDrawn, m.lineLetIn, m.lineOutstanding, m.lineRate, m.lineIssued, m.lineExpired,
-		m.linePolls, m.lineJoins, m.lineHeld, m.lineMaxTickets, m.proofs)
+		m.linePolls, m.lineJoins, m.lineHeld, m.lineMaxTickets, m.proofs,
+		m.lineOffered, m.lineClaims, m.lineLapsed, m.lineRejoins, m.lineClaimWrites)
 	for _, o := range []string{waitDecided, waitTimedOut, waitRefused, waitShutdown} {
 		m.waits.WithLabelValues(o)
 	}
@@ -227,11 +235,11 @@ func (m *Metrics) forgetSale(sale string) {
 	m.requests.DeletePartialMatch(l)
 	m.state.DeletePartialMatch(l)
 	m.lineJoins.DeletePartialMatch(l)
-	for _, c := range []*prometheus.CounterVec{m.lineIssued, m.lineExpired, m.linePolls} {
+	for _, c := range []*prometheus.CounterVec{m.lineIssued, m.lineExpired, m.linePolls, m.lineClaims, m.lineLapsed, m.lineRejoins, m.lineClaimWrites} {
 		c.DeleteLabelValues(sale)
 	}
 	for _, g := range []*prometheus.GaugeVec{m.stock, m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.drainRate, m.saleRate, m.confirmed, m.wait, m.backendRate, m.maxWait, m.released,
-		m.lineTickets, m.lineDrawn, m.lineLetIn, m.lineOutstanding, m.lineRate} {
+		m.lineTickets, m.lineDrawn, m.lineLetIn, m.lineOutstanding, m.lineRate, m.lineOffered} {
 		g.DeleteLabelValues(sale)
 	}
 }

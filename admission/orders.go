@@ -96,13 +96,8 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		return
 	}
 
-	buyer, d, p := g.readBuyer(ctx, false)
-	switch {
-	case p.Reason == overflow.BadPayload:
-		g.finishProblem(ctx, s, payloadProblem(s, d, nil), start)
-		return
-	case p.Reason != "":
-		g.refuseBuyer(ctx, s, p, start)
+	buyer, d, ok := g.readOrderBody(ctx, s, start)
+	if !ok {
 		return
 	}
 	if v := s.payloadSchema.Load().Check(d.payload); v != nil {
@@ -218,6 +213,21 @@ type buyerReleaser interface {
 	BuyerReleased(sale, buyer string) int64
 }
 
+// readOrderBody reads an order's buyer and body (readBuyer), and answers
+// and returns false when they are refused.
+func (g *Gate) readOrderBody(ctx *fasthttp.RequestCtx, s *sale, start time.Time) (string, decodedOrder, bool) {
+	buyer, d, p := g.readBuyer(ctx, false)
+	switch {
+	case p.Reason == overflow.BadPayload:
+		g.finishProblem(ctx, s, payloadProblem(s, d, nil), start)
+		return "", d, false
+	case p.Reason != "":
+		g.refuseBuyer(ctx, s, p, start)
+		return "", d, false
+	}
+	return buyer, d, true
+}
+
 // payloadProblem is the answer to an order whose payload is refused.
 func payloadProblem(s *sale, d decodedOrder, v *payload.Violation) overflow.Problem {
 	p := overflow.Problem{Reason: overflow.BadPayload, Sale: s.name, Detail: d.bad, Path: "/payload"}
@@ -239,8 +249,15 @@ type acceptedBody struct {
 
 // answerPlaced answers an order the ledger holds: 202, or with Prefer:
 // wait=N the decision if the drain makes it within N seconds (see hold).
+// A replay of an order the drain has decided answers the decision (201
+// with the confirmed order, or its refusal), as a wait would have: a
+// retry must not read "queued" for an order long confirmed.
 // The admission itself is counted before: the wait is not its latency.
 func (g *Gate) answerPlaced(ctx *fasthttp.RequestCtx, id ledger.OrderID, buyer string, replayed bool, admittedAt time.Time) {
+	if replayed && g.status != nil && g.answerDecided(ctx, id, buyer, admittedAt) {
+		ctx.Response.Header.SetCanonical(hReplayed, vTrue)
+		return
+	}
 	if d := preferWait(&ctx.Request.Header); d > 0 {
 		applied, decided := g.hold(id, d)
 		if applied {
@@ -309,7 +326,7 @@ func (g *Gate) answerPassReplay(ctx *fasthttp.RequestCtx, s *sale, id ledger.Ord
 		g.finishProblem(ctx, s, keyReused(s, id), start)
 	case key != "" && prev.IdempotencyKey == key && prev.BuyerID == buyer:
 		g.count(s, overflow.Replayed, start)
-		g.answerPlaced(ctx, id, buyer, true, time.Time{})
+		g.answerPlaced(ctx, id, buyer, true, prev.AdmittedAt)
 	default:
 		g.passUsed(ctx, s, id.String(), start)
 	}
@@ -331,7 +348,7 @@ func (g *Gate) answerKeyedReplay(ctx *fasthttp.RequestCtx, s *sale, id ledger.Or
 		g.finishProblem(ctx, s, keyReused(s, id), start)
 	default:
 		g.count(s, overflow.Replayed, start)
-		g.answerPlaced(ctx, id, buyer, true, time.Time{})
+		g.answerPlaced(ctx, id, buyer, true, prev.AdmittedAt)
 	}
 }
 

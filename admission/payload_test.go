@@ -76,9 +76,10 @@ func TestOrderPayload(t *testing.T) {
 		t.Errorf("GET order: %d %s; want payload %s", got.Status, got.Raw, p)
 	}
 
-	// The same request again, spaced otherwise: a replay.
+	// The same request again, spaced otherwise: a replay, of an order
+	// now confirmed.
 	again := orderWith(t, base, "tee", `{"payload": {"sku": "TEE-1", "size": "M", "quantity": 2, "price_shown": "19.90 EUR"}, "buyer_id": "alice"}`, "Idempotency-Key", "k1")
-	if again.Status != 202 || again.Str("order_id") != id || again.Header.Get("Idempotent-Replayed") != "true" {
+	if again.Status != 201 || again.Str("status") != "confirmed" || again.Str("order_id") != id || again.Header.Get("Idempotent-Replayed") != "true" {
 		t.Errorf("replay: %d %s", again.Status, again.Raw)
 	}
 	msgs := gatetest.StreamMsgs(t, srv.Ledger(), "tee")

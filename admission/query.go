@@ -157,6 +157,7 @@ type saleView struct {
 type roomView struct {
 	LineOpensAt time.Time `json:"line_opens_at,omitzero"`
 	PassTTL     float64   `json:"pass_ttl_seconds"`
+	ClaimWindow float64   `json:"claim_window_seconds"`
 	LineLimit   int64     `json:"line_limit"`
 	// JoinProof is "altcha" when each join pays a proof of work, solved
 	// from ChallengeURL; LinePerAddress bounds the tickets of an address.
@@ -169,8 +170,13 @@ type roomView struct {
 	Drawn          int64  `json:"drawn_tickets"`
 	LetIn          int64  `json:"let_in"`
 	Outstanding    int64  `json:"passes_outstanding"`
-	LineURL        string `json:"line_url"`
-	DrawURL        string `json:"draw_url"`
+	// Offered: positions offered their turn; Lapsed turns nobody claimed
+	// in time; Rejoined holders put at the back after a lapse.
+	Offered  int64  `json:"offered"`
+	Lapsed   int64  `json:"lapsed"`
+	Rejoined int64  `json:"rejoined"`
+	LineURL  string `json:"line_url"`
+	DrawURL  string `json:"draw_url"`
 }
 
 // estimate is a figure the gate may not know: it is written as null then
@@ -258,13 +264,14 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 		}
 	}
 	if cfg.WaitingRoom {
-		r := &roomView{LineOpensAt: cfg.LineOpensAt(), PassTTL: cfg.PassLifetime().Seconds(), LineLimit: cfg.LineCap(),
+		r := &roomView{LineOpensAt: cfg.LineOpensAt(), PassTTL: cfg.PassLifetime().Seconds(), ClaimWindow: cfg.ClaimLifetime().Seconds(), LineLimit: cfg.LineCap(),
 			LineURL: lineURL(s.name), DrawURL: "/v1/sales/" + s.name + "/draw", LinePerAddress: cfg.LinePerAddress}
 		if cfg.JoinProof != "" {
 			r.JoinProof, r.ProofMaxNumber, r.ChallengeURL = cfg.JoinProof, proofMaxNumber(cfg), lineURL(s.name)+"/challenge"
 		}
 		if snap := s.line.Load(); snap != nil {
 			r.Tickets, r.Sealed, r.Drawn, r.LetIn, r.Outstanding = snap.Tickets, snap.Sealed, snap.Drawn, snap.LetIn, snap.Outstanding
+			r.Offered, r.Lapsed, r.Rejoined = snap.Offered, snap.Lapsed, snap.Rejoined
 		}
 		v.WaitingRoom = r
 	}
@@ -331,3 +338,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 //go:embed openapi.yaml
 var openAPI []byte
+
+// OpenAPI returns the OpenAPI 3 document the public listener serves at
+// GET /openapi.yaml: for tests that check answers against it, and for
+// tools that generate clients.
+func OpenAPI() []byte { return append([]byte(nil), openAPI...) }

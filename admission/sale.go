@@ -2,6 +2,7 @@ package admission
 
 import (
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,10 +45,16 @@ type sale struct {
 	linePolls prometheus.Counter
 	// lineIssued and lineExpired are the counts the counters last followed.
 	lineIssued, lineExpired atomic.Int64
-	lineSeries              atomic.Bool // the line's series are made
-	orderURL                string      // the path orders are placed at
-	limiter                 *rate.Limiter
-	counters                map[overflow.Reason]prometheus.Counter
+	// lineClaims, lineLapsed and lineRejoins are the counts the counters
+	// last followed.
+	lineClaims, lineLapsed, lineRejoins atomic.Int64
+	// claiming holds the turns this gate is writing a claim for: a poll
+	// of a turn whose claim is in flight writes none (claimTurn).
+	claiming   sync.Map    // claimKey → struct{}
+	lineSeries atomic.Bool // the line's series are made
+	orderURL   string      // the path orders are placed at
+	limiter    *rate.Limiter
+	counters   map[overflow.Reason]prometheus.Counter
 
 	soldOutAnswer *overflow.Answer
 	closedAnswer  *overflow.Answer

@@ -44,6 +44,10 @@ type RoomOptions struct {
 	// line's opening (the window's start) until the start, SybilWorkers
 	// at once (default 1: one core), solving proofs when the sale asks.
 	Sybil, SybilWorkers int
+	// Abandon is the share of joiners (0 to 1) who never come back
+	// after the start: they close the tab once they have a ticket, and
+	// their turns lapse.
+	Abandon float64
 }
 
 // RoomReport is what a waiting-room rehearsal measured and checked.
@@ -81,6 +85,18 @@ type RoomReport struct {
 	Problems  []string `json:"problems,omitempty"`
 	// Sybil is the attacker's take, with --sybil.
 	Sybil *SybilReport `json:"sybil,omitempty"`
+	// With --abandon: the share asked, the joiners who left, the turns
+	// that lapsed and were claimed (the line's count), the time from the
+	// start to sold out, and how long those who stayed waited for their
+	// turn (p50, p99, max; seconds from the start, or their join).
+	Abandon       float64 `json:"abandon"`
+	Absent        int     `json:"absent"`
+	Lapsed        int64   `json:"lapsed_turns"`
+	Claimed       int64   `json:"claimed_turns"`
+	SoldOutAfter  float64 `json:"sold_out_after_seconds"`
+	StayedWaitP50 float64 `json:"stayed_wait_p50_seconds"`
+	StayedWaitP99 float64 `json:"stayed_wait_p99_seconds"`
+	StayedWaitMax float64 `json:"stayed_wait_max_seconds"`
 }
 
 // ETAError summarises estimates against what happened.
@@ -110,6 +126,7 @@ type roomBuyer struct {
 	sybil    bool
 	proofCPU time.Duration // the proof of work its join took
 	late     bool
+	absent   bool // leaves after joining: never polls after the start
 	joinAt   time.Time
 	ticket   string
 	drawn    bool
@@ -147,6 +164,8 @@ type roomSale struct {
 		LetIn       int64     `json:"let_in"`
 		Drawn       int64     `json:"drawn_tickets"`
 		Outstanding int64     `json:"passes_outstanding"`
+		LineLimit   int64     `json:"line_limit"`
+		LineLength  int64     `json:"line_length"`
 		JoinProof   string    `json:"join_proof"`
 		Challenge   string    `json:"challenge_url"`
 	} `json:"waiting_room"`
@@ -160,6 +179,9 @@ func RehearseRoom(ctx context.Context, o RoomOptions) (RoomReport, error) {
 	}
 	if o.Buyers <= 0 {
 		return RoomReport{}, errors.New("loadtest: --waiting-room needs --buyers > 0")
+	}
+	if o.Abandon < 0 || o.Abandon >= 1 || math.IsNaN(o.Abandon) {
+		return RoomReport{}, errors.New("loadtest: --abandon is a share from 0 to below 1")
 	}
 	if o.Connections <= 0 {
 		o.Connections = 256
@@ -213,6 +235,7 @@ func RehearseRoom(ctx context.Context, o RoomOptions) (RoomReport, error) {
 			b.late = true
 			b.joinAt = sale.StartsAt.Add(200*time.Millisecond + time.Duration(rng.Int64N(int64(time.Second))))
 		}
+		b.absent = o.Abandon > 0 && rng.Float64() < o.Abandon
 		buyers[i] = b
 	}
 	// The attacker's ids all wait at the window's start, and join as fast
@@ -230,6 +253,7 @@ func RehearseRoom(ctx context.Context, o RoomOptions) (RoomReport, error) {
 	// and no pass is out (a real buyer learns it at its next poll).
 	soldOut := make(chan struct{})
 	var soldOnce sync.Once
+	var soldAt time.Time // when the sale first read sold_out
 	go func() {
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
@@ -240,8 +264,15 @@ func RehearseRoom(ctx context.Context, o RoomOptions) (RoomReport, error) {
 			case <-t.C:
 			}
 			var st roomSale
-			if getJSON(ctx, c, base+"/v1/sales/"+url.PathEscape(o.Sale), &st) == nil && st.State == "sold_out" &&
-				st.Room != nil && st.Room.Outstanding == 0 {
+			ok := getJSON(ctx, c, base+"/v1/sales/"+url.PathEscape(o.Sale), &st) == nil
+			if ok && st.State == "sold_out" {
+				mu.Lock()
+				if soldAt.IsZero() {
+					soldAt = time.Now()
+				}
+				mu.Unlock()
+			}
+			if ok && st.State == "sold_out" && st.Room != nil && st.Room.Outstanding == 0 {
 				soldOnce.Do(func() { close(soldOut) })
 				return
 			}
@@ -372,6 +403,12 @@ func RehearseRoom(ctx context.Context, o RoomOptions) (RoomReport, error) {
 					b.ests = append(b.ests, estimateAt{at: at, turn: at.Add(time.Duration(*t.Estimate * float64(time.Second))), join: at.Equal(b.joinAt)})
 				}
 				mu.Unlock()
+				if b.absent && !time.Now().Before(sale.StartsAt) {
+					mu.Lock()
+					b.outcome = "absent"
+					mu.Unlock()
+					return
+				}
 				switch t.State {
 				case "your_turn":
 					exp, _ := time.Parse(time.RFC3339Nano, t.PassExp)
@@ -396,14 +433,27 @@ func RehearseRoom(ctx context.Context, o RoomOptions) (RoomReport, error) {
 					}
 					mu.Unlock()
 					return
-				case "waiting":
+				case "waiting", "offered":
+					// offered: the claim could not be recorded; asking
+					// again claims it.
 				default:
 					mu.Lock()
 					b.outcome = t.State
 					mu.Unlock()
 					return
 				}
-				if !sleep(time.Duration(max(1, t.PollAfter)) * time.Second) {
+				wait := time.Duration(max(1, t.PollAfter)) * time.Second
+				if b.absent && time.Now().Add(wait).After(sale.StartsAt) {
+					// Gone at the start: the tab is closed then.
+					if !sleep(time.Until(sale.StartsAt)) {
+						return
+					}
+					mu.Lock()
+					b.outcome = "absent"
+					mu.Unlock()
+					return
+				}
+				if !sleep(wait) {
 					mu.Lock()
 					b.outcome = "sold_out"
 					mu.Unlock()
@@ -427,6 +477,19 @@ func RehearseRoom(ctx context.Context, o RoomOptions) (RoomReport, error) {
 	rep := RoomReport{Target: o.Target, Sale: o.Sale, StartsAt: sale.StartsAt, Stock: sale.Stock, Polls: polls,
 		Outcomes: map[string]int{}, Duration: time.Since(started).Seconds()}
 	rep.summarise(buyers)
+	rep.Abandon = o.Abandon
+	mu.Lock()
+	if !soldAt.IsZero() {
+		rep.SoldOutAfter = soldAt.Sub(sale.StartsAt).Seconds()
+	}
+	mu.Unlock()
+	var ln struct {
+		Lapsed  int64 `json:"lapsed"`
+		Claimed int64 `json:"claimed"`
+	}
+	if getJSON(ctx, c, base+"/v1/sales/"+url.PathEscape(o.Sale)+"/line", &ln) == nil {
+		rep.Lapsed, rep.Claimed = ln.Lapsed, ln.Claimed
+	}
 	if o.Sybil > 0 {
 		rep.Sybil = sybilReport(buyers, o.Sybil, o.SybilWorkers, proof, sale.Stock, rep.Joined)
 	}
@@ -439,8 +502,12 @@ func (r *RoomReport) summarise(buyers []*roomBuyer) {
 	var inLine []float64
 	var joinErr, pollErr, joinAbs, pollAbs []float64
 	var drawn []*roomBuyer
+	var stayed []float64
 	for _, b := range buyers {
 		r.Outcomes[b.outcome]++
+		if b.absent && b.ticket != "" {
+			r.Absent++
+		}
 		switch {
 		case b.ticket == "":
 			r.JoinErrs++
@@ -462,6 +529,9 @@ func (r *RoomReport) summarise(buyers []*roomBuyer) {
 			from = b.joinAt
 		}
 		inLine = append(inLine, b.turnAt.Sub(from).Seconds())
+		if !b.absent {
+			stayed = append(stayed, b.turnAt.Sub(from).Seconds())
+		}
 		for _, e := range b.ests {
 			actual := b.turnAt.Sub(e.at).Seconds()
 			est := e.turn.Sub(e.at).Seconds()
@@ -475,6 +545,7 @@ func (r *RoomReport) summarise(buyers []*roomBuyer) {
 		}
 	}
 	r.TimeInLineP50, r.TimeInLineP99 = quantile(inLine, 0.5), quantile(inLine, 0.99)
+	r.StayedWaitP50, r.StayedWaitP99, r.StayedWaitMax = quantile(stayed, 0.5), quantile(stayed, 0.99), quantile(stayed, 1)
 	r.ETAJoin = ETAError{N: len(joinErr), MedianRelative: quantile(joinErr, 0.5), P90Relative: quantile(joinErr, 0.9), MedianAbsolute: quantile(joinAbs, 0.5)}
 	r.ETAPoll = ETAError{N: len(pollErr), MedianRelative: quantile(pollErr, 0.5), P90Relative: quantile(pollErr, 0.9), MedianAbsolute: quantile(pollAbs, 0.5)}
 	sort.Slice(drawn, func(i, j int) bool { return drawn[i].joinAt.Before(drawn[j].joinAt) })
@@ -508,6 +579,38 @@ func (r *RoomReport) summarise(buyers []*roomBuyer) {
 	}
 }
 
+// lateJoinCheck says whether the late buyers rehearsed anything: when the
+// line held its line_limit at the start, every one of them is refused
+// 410 line_full, and "no late ticket was served" holds for want of late
+// tickets. The run then rehearsed something other than what was asked,
+// and says so, with what to change.
+func lateJoinCheck(buyers []*roomBuyer, lineLimit, lineLength int64) Check {
+	late, joined, full := 0, 0, 0
+	for _, b := range buyers {
+		if !b.late {
+			continue
+		}
+		late++
+		if b.ticket != "" {
+			joined++
+		}
+		if b.outcome == "join_410" {
+			full++
+		}
+	}
+	c := Check{Name: "late buyers joined", Passed: late == 0 || joined > 0}
+	switch {
+	case late == 0:
+		c.Detail = "no --late-buyers"
+	case joined == 0:
+		c.Detail = fmt.Sprintf("none of the %d late buyers joined (%d refused 410 line_full): the line held %d tickets, its line_limit is %d; raise the sale's line_limit above --buyers or lower --buyers",
+			late, full, lineLength, lineLimit)
+	default:
+		c.Detail = fmt.Sprintf("%d of %d late buyers joined behind the drawn (%d refused 410 line_full)", joined, late, full)
+	}
+	return c
+}
+
 func quantile(xs []float64, q float64) float64 {
 	if len(xs) == 0 {
 		return math.NaN()
@@ -534,9 +637,9 @@ func (r *RoomReport) check(ctx context.Context, c *http.Client, base string, buy
 		add("draw verifies", false, "cannot read the draw: %v", err)
 	} else {
 		verr := d.Verify()
-		add("draw verifies", verr == nil, "%d tickets, SHA-256(seed) = commitment, HMAC order: %v", len(d.Tickets), errOrOK(verr))
-		pos := make(map[string]int, len(d.Tickets))
-		for i, id := range d.Tickets {
+		add("draw verifies", verr == nil, "%d tickets, SHA-256(seed) = commitment, HMAC order: %v", len(d.Hashes), errOrOK(verr))
+		pos := make(map[string]int, len(d.Hashes))
+		for i, id := range d.Hashes {
 			pos[id] = i + 1
 		}
 		bad, ours := 0, 0
@@ -545,12 +648,12 @@ func (r *RoomReport) check(ctx context.Context, c *http.Client, base string, buy
 				continue
 			}
 			ours++
-			if p, ok := pos[b.ticket]; !ok || (b.position != 0 && int64(p) != b.position) {
+			if p, ok := pos[line.TicketHash(b.ticket)]; !ok || (b.position != 0 && int64(p) != b.position) {
 				bad++
 			}
 		}
-		add("positions", bad == 0 && len(pos) == len(d.Tickets), "%d of our %d drawn tickets hold the position the draw gives them (positions 1..%d, %d distinct)",
-			ours-bad, ours, len(d.Tickets), len(pos))
+		add("positions", bad == 0 && len(pos) == len(d.Hashes), "%d of our %d drawn tickets hold the position the draw gives them (positions 1..%d, %d distinct)",
+			ours-bad, ours, len(d.Hashes), len(pos))
 	}
 	// The orders served, as any drop's are checked.
 	var served []Admission
@@ -579,11 +682,36 @@ func (r *RoomReport) check(ctx context.Context, c *http.Client, base string, buy
 	add("passes", st.Admitted == int64(len(served)) && withoutTurn == 0 && r.Outcomes["order_pass_required"] == 0 && r.Outcomes["order_bad_pass"] == 0,
 		"the sale holds %d orders, the %d the generator placed each with the pass its buyer got at its turn (%d without a turn)",
 		st.Admitted, len(served), withoutTurn)
-	letIn, drawn := int64(0), int64(len(d.Tickets))
+	letIn, drawn := int64(0), int64(len(d.Hashes))
 	if st.Room != nil {
 		letIn = st.Room.LetIn
 	}
 	add("late after drawn", lateServed == 0 || letIn >= drawn, "%d late tickets served; the line let in %d of %d drawn", lateServed, letIn, drawn)
+	if st.Room != nil {
+		r.Checks = append(r.Checks, lateJoinCheck(buyers, st.Room.LineLimit, st.Room.LineLength))
+	}
+	// Nobody who stayed is overtaken by someone behind: among the drawn
+	// who kept polling, those served are the first in draw order.
+	var stayed []*roomBuyer
+	for _, b := range buyers {
+		if b.drawn && !b.absent && !b.sybil && b.position > 0 {
+			stayed = append(stayed, b)
+		}
+	}
+	sort.Slice(stayed, func(i, j int) bool { return stayed[i].position < stayed[j].position })
+	lastServed, skipped := -1, 0
+	for i, b := range stayed {
+		if b.orderID != "" {
+			lastServed = i
+		}
+	}
+	for _, b := range stayed[:lastServed+1] {
+		if b.orderID == "" {
+			skipped++
+		}
+	}
+	add("draw order among those who stayed", skipped == 0, "%d of the %d who stayed were served, the first in draw order; %d passed over by someone behind",
+		lastServed+1-skipped, len(stayed), skipped)
 	r.Passed = true
 	for _, ch := range r.Checks {
 		r.Passed = r.Passed && ch.Passed
@@ -630,7 +758,8 @@ func roomJSON(r RoomReport) RoomReport {
 		}
 	}
 	for _, f := range []*float64{&r.TimeInLineP50, &r.TimeInLineP99, &r.ETAJoin.MedianRelative, &r.ETAJoin.P90Relative,
-		&r.ETAJoin.MedianAbsolute, &r.ETAPoll.MedianRelative, &r.ETAPoll.P90Relative, &r.ETAPoll.MedianAbsolute} {
+		&r.ETAJoin.MedianAbsolute, &r.ETAPoll.MedianRelative, &r.ETAPoll.P90Relative, &r.ETAPoll.MedianAbsolute,
+		&r.StayedWaitP50, &r.StayedWaitP99, &r.StayedWaitMax} {
 		fix(f)
 	}
 	return r
@@ -643,6 +772,14 @@ func (r RoomReport) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "  served %d with their pass; %d confirmed\n", r.Served, r.Confirmed)
 	fmt.Fprintf(w, "  tickets at the end: %s\n", outcomeText(r.Outcomes))
 	fmt.Fprintf(w, "  time in line (start or join to turn): p50 %s  p99 %s\n", secsText(r.TimeInLineP50), secsText(r.TimeInLineP99))
+	if r.SoldOutAfter > 0 {
+		fmt.Fprintf(w, "  sold out %.1fs after the start\n", r.SoldOutAfter)
+	}
+	fmt.Fprintf(w, "  turns: %d claimed, %d lapsed (their holders never came for them)\n", r.Claimed, r.Lapsed)
+	if r.Abandon > 0 {
+		fmt.Fprintf(w, "  abandon %.0f%%: %d joiners left after joining; those who stayed waited p50 %s  p99 %s  max %s for their turn\n",
+			100*r.Abandon, r.Absent, secsText(r.StayedWaitP50), secsText(r.StayedWaitP99), secsText(r.StayedWaitMax))
+	}
 	for _, e := range []struct {
 		name string
 		e    ETAError
@@ -731,7 +868,7 @@ var roomPage = template.Must(template.New("room").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>sluice loadtest — waiting room {{.R.Sale}}</title>
 <style>body{font:14px/1.4 system-ui,sans-serif;margin:1.5em auto;max-width:900px;padding:0 1em;color:#222}
-pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}.pass{color:#070}.fail{color:#b00}
+pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}.pass{color:#070}.fail{color:#b00}
 svg text{font-size:11px}</style></head><body>
 <h1>sluice loadtest — waiting room of <code>{{.R.Sale}}</code></h1>
 <p>Outcome check: {{if .R.Passed}}<b class="pass">passed</b>{{else}}<b class="fail">FAILED</b>{{end}} —

@@ -289,16 +289,21 @@ function secs(s) {
 }
 function render() {
   const pos = t.position;
-  $("position").textContent = pos === null || pos === 0 ? "drawn at the start" : pos;
-  $("of").textContent = t.line_length ? "of " + t.line_length + (t.let_in ? " · " + t.let_in + " let in" : "") : "";
+  // Before the draw there is no position: say so, not "Position … of 3".
+  $("position-label").hidden = !pos;
+  $("position").textContent = pos ? pos : "Your place is drawn at the start";
+  $("of").textContent = !t.line_length ? "" : pos ? "of " + t.line_length + (t.let_in ? " · " + t.let_in + " let in" : "") : "(" + t.line_length + " in line)";
   let pct = 0;
   if (pos) pct = t.let_in >= pos ? 100 : Math.max(2, Math.round(100 * t.let_in / pos));
   $("progress").style.width = pct + "%";
   const words = {
-    waiting: "Estimated wait: " + secs(t.estimated_wait_seconds) + ". Keep this page open.",
+    waiting: t.claimed ? "You claimed your turn: your pass comes the moment the stock covers everyone ahead. Keep this page open."
+      : "Estimated wait: " + secs(t.estimated_wait_seconds) + ". Keep this page open, even in the background.",
+    offered: "Your turn is offered: claiming it…",
     your_turn: "It is your turn.",
     ordered: "You ordered with your pass.",
     expired: "Your turn came and went: the pass expired unused.",
+    lapsed: "Your turn lapsed: nobody claimed it in time.",
     sold_out: "Sold out: every item is taken.",
     closed: "The sale has ended.",
   };
@@ -307,19 +312,51 @@ function render() {
   $("turn").hidden = t.state !== "your_turn";
   if (t.pass_expires_at) $("expires").textContent = "until " + new Date(t.pass_expires_at).toLocaleTimeString();
   document.documentElement.dataset.state = t.state;
+  // The tab's title tells a person in another tab; a notification too,
+  // where they allowed it.
+  document.title = t.state === "your_turn" ? "Your turn — buy now · " + t.sale
+    : (pos ? "#" + pos + " in line · " : "") + "Waiting room · " + t.sale;
+  if (t.state === "your_turn" && !told) {
+    told = true;
+    try {
+      if (window.Notification && Notification.permission === "granted")
+        new Notification("Your turn — buy now", {body: t.sale + ": your pass is ready until " +
+          new Date(t.pass_expires_at).toLocaleTimeString() + ".", tag: "sluice-" + t.ticket_id});
+    } catch (e) { /* a browser without notifications */ }
+  }
 }
-function schedule() {
+let told = false;
+// A state that waits for the line is followed by a long poll (Prefer:
+// wait): the gate answers the moment it changes, and claims the turn the
+// moment it is offered, so a background tab, whose timers the browser
+// throttles to a minute, still claims within the window. Timers pace only
+// the rest (a turn's pass, a failed request).
+const held = (s) => s === "waiting" || s === "sold_out" || s === "offered";
+function schedule(after) {
   clearTimeout(timer);
-  if (t.state !== "waiting" && t.state !== "your_turn") return;
-  timer = setTimeout(poll, 1000 * Math.max(1, t.poll_after_seconds || 5));
+  if (!held(t.state) && t.state !== "your_turn") return;
+  if (held(t.state) && after === undefined) { poll(); return; }
+  timer = setTimeout(poll, 1000 * Math.max(1, after || t.poll_after_seconds || 5));
 }
 async function poll() {
+  let again;
   try {
-    const r = await fetch("/v1/tickets/" + t.ticket_id, {headers: {Accept: "application/json"}, cache: "no-store"});
-    if (r.ok) { t = await r.json(); render(); }
-  } catch (e) { /* the next poll tries again */ }
-  schedule();
+    const r = await fetch("/v1/tickets/" + t.ticket_id, {cache: "no-store",
+      headers: held(t.state) ? {Accept: "application/json", Prefer: "wait=25"} : {Accept: "application/json"}});
+    if (r.ok) {
+      t = await r.json(); render();
+      // A gate that held no request (its waiters are full) is asked
+      // again when it says.
+      if (held(t.state) && !r.headers.get("Preference-Applied")) again = t.poll_after_seconds;
+    } else again = Number(r.headers.get("Retry-After")) || 2;
+  } catch (e) { again = 2; /* the next poll tries again */ }
+  schedule(again);
 }
+$("notify").addEventListener("click", async () => {
+  try { await Notification.requestPermission(); } catch (e) { /* not offered */ }
+  $("notify").hidden = true;
+});
+if (!window.Notification || Notification.permission !== "default") $("notify").hidden = true;
 $("buy").addEventListener("click", async () => {
   $("buy").disabled = true;
   $("result").textContent = "Ordering…";

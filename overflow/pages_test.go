@@ -94,3 +94,18 @@ type recorder struct{ body *bytes.Buffer }
 func (r recorder) Header() http.Header         { return http.Header{} }
 func (r recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 func (r recorder) WriteHeader(int)             {}
+
+// Before the draw the waiting page says the place is drawn at the start,
+// not "Position drawn at the start of 3"; after it, "Position 2".
+func TestWaitingPageBeforeAndAfterTheDraw(t *testing.T) {
+	r := &overflow.Renderer{}
+	var before, after bytes.Buffer
+	r.WaitingPage(&before, map[string]any{"sale": "s", "ticket_id": "x", "state": "waiting", "position": nil, "line_length": 3})
+	r.WaitingPage(&after, map[string]any{"sale": "s", "ticket_id": "x", "state": "waiting", "position": 2, "line_length": 3})
+	if b := before.String(); !strings.Contains(b, `<span id="position-label" hidden>Position </span><span class="big" id="position">Your place is drawn at the start</span>`) {
+		t.Errorf("before the draw:\n%s", b)
+	}
+	if a := after.String(); !strings.Contains(a, `<span id="position-label">Position </span><span class="big" id="position">2</span>`) {
+		t.Errorf("after the draw:\n%s", a)
+	}
+}

@@ -14,7 +14,11 @@ const dashboardsUsage = `Usage: sluice dashboards export DIR
 Writes the Grafana dashboards (*.json), Grafana provisioning files
 (provisioning/), a Prometheus scrape config (prometheus.yml) and the
 alerting rules with their tests (alerts.yml, alerts_test.yml) into DIR,
-creating it if needed. See README, "Watch it in Grafana".
+creating it if needed. Guide: docs/operations.md, "Watch it in Grafana".
+
+Examples:
+  sluice dashboards export /tmp/sluice-dashboards
+  cd /tmp/sluice-dashboards && promtool test rules alerts_test.yml
 `
 
 func runDashboards(args []string, stdout, stderr io.Writer) error {
@@ -27,10 +31,7 @@ func runDashboards(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sluice dashboards export", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), dashboardsUsage) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, dashboardsUsage)
-		}
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 || fs.Arg(0) == "" {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"sluice/internal/line"
 	"sluice/loadtest"
 )
 
@@ -17,11 +18,18 @@ const drawUsage = `Usage: sluice draw verify --gate URL --sale NAME [--ticket ID
 
 Checks a waiting room's draw from public data alone, as anyone can:
 it reads the commitment and the revealed seed (GET /v1/sales/{sale}/draw)
-and every drawn ticket in position order (GET /v1/sales/{sale}/draw/tickets),
-then checks that SHA-256(seed) is the commitment published before the
-start and that the tickets are in the order HMAC-SHA256(seed, ticket_id)
-puts them. --ticket also checks that your ticket is in the draw and
-prints its position. Exit 0 when the draw verifies, 1 when it does not.
+and every drawn ticket's hash in position order (GET
+/v1/sales/{sale}/draw/tickets: SHA-256 of each ticket id, never the id,
+which is its holder's secret), then checks that SHA-256(seed) is the
+commitment published before the start and that the hashes are in the
+order HMAC-SHA256(seed, hash) puts them. --ticket ID (your own ticket's
+id, which stays on your machine) also checks that its hash is in the
+draw and prints its position. Exit 0 when the draw verifies, 1 when it
+does not.
+
+Examples:
+  sluice draw verify --sale drop
+  sluice draw verify --gate https://shop.example --sale drop --ticket z3uaocb5ozbaiv27ll6fnc5bmy
 
 Flags:
 `
@@ -41,17 +49,13 @@ func runDraw(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	gate := fs.String("gate", "http://127.0.0.1:8080", "a gate's public API")
 	sale := fs.String("sale", "", "the sale whose draw to check")
 	var tickets stringList
-	fs.Var(&tickets, "ticket", "a ticket id to find in the draw (repeatable)")
+	fs.Var(&tickets, "ticket", "your ticket id, to find (by its hash) in the draw (repeatable)")
 	timeout := fs.Duration("timeout", time.Minute, "how long the whole check may take")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), drawUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-		}
+	if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
 		return err
 	}
 	if *sale == "" || fs.NArg() > 0 {
@@ -68,19 +72,13 @@ func runDraw(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("draw verify: %s: the draw does NOT verify: %w", *sale, err)
 	}
 	fmt.Fprintf(stdout, "draw of %s verifies: %d tickets drawn\n  commitment %s = SHA-256(seed)\n  seed       %s\n",
-		*sale, len(d.Tickets), d.Commitment, d.Seed)
+		*sale, len(d.Hashes), d.Commitment, d.Seed)
 	for _, id := range tickets {
-		pos := -1
-		for i, t := range d.Tickets {
-			if t == id {
-				pos = i + 1
-				break
-			}
+		pos := d.Position(id)
+		if pos == 0 {
+			return fmt.Errorf("draw verify: ticket %s (hash %s) is not in the draw of %s", id, line.TicketHash(id), *sale)
 		}
-		if pos < 0 {
-			return fmt.Errorf("draw verify: ticket %s is not in the draw of %s", id, *sale)
-		}
-		fmt.Fprintf(stdout, "  ticket %s holds position %d of %d\n", id, pos, len(d.Tickets))
+		fmt.Fprintf(stdout, "  ticket %s (hash %s) holds position %d of %d\n", id, line.TicketHash(id)[:12]+"…", pos, len(d.Hashes))
 	}
 	return nil
 }

@@ -76,7 +76,7 @@ func TestDrawSurvivesKill9AndVerifies(t *testing.T) {
 		return gatetest.Get(t, c, "http://"+gateC.api+"/v1/sales/drop/line").Status == 200
 	})
 	after := drawOf(t, "http://"+gateC.api)
-	if after.Seed != before.Seed || after.Commitment != before.Commitment || strings.Join(after.Tickets, ",") != strings.Join(before.Tickets, ",") {
+	if after.Seed != before.Seed || after.Commitment != before.Commitment || strings.Join(after.Hashes, ",") != strings.Join(before.Hashes, ",") {
 		t.Fatal("the draw changed with the gate that made it")
 	}
 	if l2, _ := gatetest.Get(t, c, "http://"+gateC.api+"/v1/sales/drop/line").Body["let_in"].(float64); l2 < letIn {
@@ -92,21 +92,22 @@ func TestDrawSurvivesKill9AndVerifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := ""
-	for other == "" || seed.Key(other) > seed.Key(before.Tickets[0]) {
-		other, _ = line.NewTicketID()
+	for other == "" || seed.Key(other) > seed.Key(before.Hashes[0]) {
+		id, _ := line.NewTicketID()
+		other = line.TicketHash(id)
 	}
 	for name, tamper := range map[string]func(path string, body []byte) []byte{
 		"one ticket changed": func(path string, body []byte) []byte {
 			if !strings.HasSuffix(path, "/draw/tickets") {
 				return body
 			}
-			return bytes.Replace(body, []byte(before.Tickets[7]), []byte(other), 1)
+			return bytes.Replace(body, []byte(before.Hashes[7]), []byte(other), 1)
 		},
 		"two tickets swapped": func(path string, body []byte) []byte {
 			if !strings.HasSuffix(path, "/draw/tickets") {
 				return body
 			}
-			x, y := []byte(before.Tickets[3]), []byte(before.Tickets[4])
+			x, y := []byte(before.Hashes[3]), []byte(before.Hashes[4])
 			body = bytes.Replace(body, x, []byte("@@"), 1)
 			body = bytes.Replace(body, y, x, 1)
 			return bytes.Replace(body, []byte("@@"), y, 1)

@@ -49,12 +49,13 @@ import (
 //
 // SLUICE_FAULT_SEEDS picks the seeds ("7,8", or "random:20" for twenty
 // fresh ones) and SLUICE_FAULT_STEPS the faults per seed; a failure
-// names the seed and the step. CI runs two fixed seeds.
+// names the seed and the step. CI runs one fixed seed (SLUICE_FAULT_SEEDS=1,2
+// runs the two it ran before issue 23 cut the test run's time).
 func TestLinePromisesUnderFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three clustered gates under faults: not in -short")
 	}
-	seeds := []uint64{1, 2}
+	seeds := []uint64{1}
 	if v := os.Getenv("SLUICE_FAULT_SEEDS"); v != "" {
 		seeds = nil
 		if n, ok := strings.CutPrefix(v, "random:"); ok {
@@ -235,7 +236,10 @@ func do(c *http.Client, method, url, token, body string, hdr map[string]string) 
 // buyer is one holder of a ticket.
 type buyer struct {
 	id, ticket string
-	absent     bool // never comes back after joining
+	absent     bool // not there at the start
+	// returns is when an absent buyer comes back after the start (0:
+	// never): their turn may have lapsed, and they go to the back.
+	returns time.Duration
 	// What happened to them: the order they got, and whether a valid
 	// pass of theirs was refused for stock (a broken promise).
 	order      string
@@ -342,8 +346,13 @@ type lineAudit struct {
 	admitted    int64
 	limit       int64
 	ordered     map[string]bool // buyers with an order in the ledger
-	outstanding int64           // let in, unexpired, its buyer without an order
+	outstanding int64           // claimed, let in, unexpired, its buyer without an order
+	pending     int64           // let in, unclaimed, its window open, its buyer without an order
 	lateUses    int64           // uses recorded after their pass expired
+	// claimRecords are the claim records in the pace stream: at most one
+	// per claimed turn, however many gates and polls asked.
+	claimRecords, claimedTurns int64
+	rejoinRecords              int64
 }
 
 // audit reads the line, pace and order streams through a live gate's
@@ -376,6 +385,17 @@ func (fc *faultCluster) audit(ctx context.Context, now time.Time) (lineAudit, er
 			book.Skip(seq)
 			return
 		}
+		if strings.HasPrefix(m.Subject(), "sluice.line.drop.r.") {
+			var r struct{ Rejoin string }
+			_ = json.Unmarshal(m.Data(), &r)
+			if k, ok := line.KeyOf(r.Rejoin); ok {
+				book.Rejoin(k, seq)
+				a.rejoinRecords++
+				return
+			}
+			book.Skip(seq)
+			return
+		}
 		var r struct{ Ticket, Buyer string }
 		_ = json.Unmarshal(m.Data(), &r)
 		k, ok := line.KeyOf(r.Ticket)
@@ -394,21 +414,39 @@ func (fc *faultCluster) audit(ctx context.Context, now time.Time) (lineAudit, er
 		at  time.Time
 	}
 	var uses []use
-	err = readStream(ctx, js, ledger.PaceStream, []string{ledger.PaceLetInSubject("drop"), ledger.PaceUsedSubject("drop")},
+	turns := map[string]bool{}
+	err = readStream(ctx, js, ledger.PaceStream, []string{ledger.PaceLetInSubject("drop"), ledger.PaceClaimSubject("drop"), ledger.PaceUsedSubject("drop")},
 		func(m jetstream.Msg, seq uint64, at time.Time) {
-			if m.Subject() == ledger.PaceUsedSubject("drop") {
+			switch m.Subject() {
+			case ledger.PaceUsedSubject("drop"):
 				if k, ok := line.KeyOf(string(m.Data())); ok {
 					book.Use(k)
 					uses = append(uses, use{k, at})
 				}
 				return
+			case ledger.PaceClaimSubject("drop"):
+				var c struct {
+					Ticket   string `json:"ticket"`
+					Position int64  `json:"position"`
+				}
+				if json.Unmarshal(m.Data(), &c) == nil {
+					if k, ok := line.KeyOf(c.Ticket); ok {
+						book.Claim(k, c.Position, at, seq)
+						a.claimRecords++
+						turns[fmt.Sprint(c.Ticket, c.Position)] = true
+					}
+				}
+				return
 			}
 			var r struct {
 				Through int64 `json:"through"`
+				Offered int64 `json:"offered"`
 				TTL     int64 `json:"ttl_ms"`
+				Window  int64 `json:"window_ms"`
 			}
 			if json.Unmarshal(m.Data(), &r) == nil && r.Through > 0 {
-				book.Advance(line.Advance{Through: r.Through, At: at, TTL: time.Duration(r.TTL) * time.Millisecond, Seq: seq})
+				book.Advance(line.Advance{Through: r.Through, Offered: r.Offered, At: at, TTL: time.Duration(r.TTL) * time.Millisecond,
+					Window: time.Duration(r.Window) * time.Millisecond, Seq: seq})
 			}
 		})
 	if err != nil {
@@ -431,15 +469,20 @@ func (fc *faultCluster) audit(ctx context.Context, now time.Time) (lineAudit, er
 	}
 	a.limit = str.CachedInfo().Config.MaxMsgs
 	a.st = book.State(now, 0)
+	a.claimedTurns = int64(len(turns))
 	for _, k := range ids {
 		tk, _ := book.Lookup(k)
 		a.tickets[k.String()] = tk
-		if tk.LetIn && now.Before(tk.PassExpires) && !a.ordered[tk.Buyer] {
+		switch {
+		case a.ordered[tk.Buyer]:
+		case tk.HasPass() && now.Before(tk.PassExpires):
 			a.outstanding++
+		case tk.LetIn && !tk.Claimed && now.Before(tk.ClaimBy):
+			a.pending++
 		}
 	}
 	for _, u := range uses {
-		if tk, ok := book.Lookup(u.key); ok && tk.LetIn && !u.at.Before(tk.PassExpires) {
+		if tk, ok := book.Lookup(u.key); ok && tk.HasPass() && !u.at.Before(tk.PassExpires) {
 			a.lateUses++
 		}
 	}
@@ -514,9 +557,9 @@ func (fc *faultCluster) checkPromises(t *testing.T, when string) lineAudit {
 			time.Sleep(250 * time.Millisecond)
 			continue
 		}
-		if a.admitted+a.outstanding > a.limit {
-			t.Fatalf("%s: %d orders and %d valid passes of buyers without an order, for %d items: a holder of a valid pass can be refused",
-				when, a.admitted, a.outstanding, a.limit)
+		if a.admitted+a.outstanding+a.pending > a.limit {
+			t.Fatalf("%s: %d orders, %d valid passes and %d turns let in that may still be claimed, of buyers without an order, for %d items: a holder of a valid pass can be refused",
+				when, a.admitted, a.outstanding, a.pending, a.limit)
 		}
 		mismatch = fc.figuresDiffer(a)
 		if mismatch == "" {
@@ -545,9 +588,15 @@ func (fc *faultCluster) figuresDiffer(a lineAudit) string {
 			return fmt.Sprintf("gate %d says let in %d, %d outstanding, %d tickets; the records %d, %d, %d",
 				g.n, n("let_in"), n("passes_outstanding"), n("line_length"), a.st.LetIn, a.st.Outstanding, a.st.Tickets)
 		}
-		issued, expired, err := lineCounters("http://" + g.ops + "/metrics")
+		issued, expired, claims, err := lineCounters("http://" + g.ops + "/metrics")
 		if err != nil {
 			continue
+		}
+		// Claims count from their durable records: every gate the same,
+		// one record per claimed turn.
+		if claims != a.st.Claimed || a.claimRecords != a.claimedTurns || a.claimRecords < a.st.Claimed {
+			return fmt.Sprintf("gate %d counts %d claims; the records %d claimed turns in %d claim records of %d turns",
+				g.n, claims, a.st.Claimed, a.claimRecords, a.claimedTurns)
 		}
 		if issued != a.st.LetIn || expired < a.st.Expired || expired > a.st.Expired+a.lateUses {
 			return fmt.Sprintf("gate %d counts %d issued, %d expired; the records %d let in, %d expired (%d uses after expiry)",
@@ -559,20 +608,21 @@ func (fc *faultCluster) figuresDiffer(a lineAudit) string {
 
 // lineCounters reads sluice_line_passes_issued_total and
 // sluice_line_passes_expired_total of sale drop from /metrics.
-func lineCounters(url string) (issued, expired int64, err error) {
+func lineCounters(url string) (issued, expired, claims int64, err error) {
 	resp, err := http.Get(url)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	for _, ln := range strings.Split(string(b), "\n") {
 		for name, dst := range map[string]*int64{
 			`sluice_line_passes_issued_total{sale="drop"}`:  &issued,
 			`sluice_line_passes_expired_total{sale="drop"}`: &expired,
+			`sluice_line_claims_total{sale="drop"}`:         &claims,
 		} {
 			if v, ok := strings.CutPrefix(ln, name+" "); ok {
 				f, _ := strconv.ParseFloat(v, 64)
@@ -580,7 +630,7 @@ func lineCounters(url string) (issued, expired int64, err error) {
 			}
 		}
 	}
-	return issued, expired, nil
+	return issued, expired, claims, nil
 }
 
 func runLineFaults(t *testing.T, seed uint64, steps int) {
@@ -628,6 +678,9 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 	buyers := make([]*buyer, faultBuyers)
 	for i := range buyers {
 		b := &buyer{id: fmt.Sprint("buyer-", i), absent: rng.IntN(5) == 0}
+		if b.absent && rng.IntN(2) == 0 {
+			b.returns = time.Duration(10+rng.IntN(30)) * time.Second
+		}
 		g := fc.gates[i%3]
 		status, v, _ := do(fc.c, "POST", "http://"+g.api+"/v1/sales/drop/line", "", `{"buyer_id":"`+b.id+`"}`, nil)
 		if status != 201 {
@@ -641,12 +694,19 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 	var bw sync.WaitGroup
 	defer func() { cancel(); bw.Wait() }()
 	for _, b := range buyers {
-		if b.absent {
+		if b.absent && b.returns == 0 {
 			continue
 		}
 		bw.Add(1)
 		go func() {
 			defer bw.Done()
+			if b.absent {
+				select { // away at the start, back later
+				case <-time.After(b.returns):
+				case <-ctx.Done():
+					return
+				}
+			}
 			b.follow(ctx, fc, rng, &rngMu)
 		}()
 	}
@@ -789,17 +849,29 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := line.VerifyDraw(d.Seed, d.Commitment, d.Tickets); err != nil {
+	if err := line.VerifyDraw(d.Seed, d.Commitment, d.Hashes); err != nil {
 		t.Errorf("seed %d: the draw does not verify: %v", seed, err)
 	}
 	// Those who came were served in draw order: nobody who came waits
 	// unserved ahead of someone served.
+	// One who came back after their turn lapsed was put at the back
+	// (once, if stock remained): they count at that place, and one who
+	// stayed lapsed was not there for their turn.
 	var came []*buyer
+	back := 0
 	for _, b := range buyers {
-		if !b.absent {
-			b.position = a2.tickets[b.ticket].Position
-			came = append(came, b)
+		tk := a2.tickets[b.ticket]
+		if tk.Rejoined {
+			back++
 		}
+		if b.absent && (b.returns == 0 || (tk.Offered && !tk.Claimed && !time.Now().Before(tk.ClaimBy))) {
+			continue
+		}
+		b.position = tk.Position
+		came = append(came, b)
+	}
+	if int64(back) != a2.st.Rejoined || a2.rejoinRecords != a2.st.Rejoined {
+		t.Errorf("seed %d: %d tickets read rejoined, the line counts %d, %d rejoin records", seed, back, a2.st.Rejoined, a2.rejoinRecords)
 	}
 	slices.SortFunc(came, func(x, y *buyer) int { return int(x.position - y.position) })
 	lastServed := -1
@@ -815,6 +887,6 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 		}
 	}
 	served := len(confirmed())
-	t.Logf("seed %d: %d came, %d served (%d cancelled), let in %d, %d passes expired, %d tickets; every promise held",
-		seed, len(came), served, len(cancelled), a2.st.LetIn, a2.st.Expired, a2.st.Tickets)
+	t.Logf("seed %d: %d came, %d served (%d cancelled), let in %d, %d passes expired, %d turns claimed (%d claim records), %d lapsed, %d back at the end of the line, %d tickets; every promise held",
+		seed, len(came), served, len(cancelled), a2.st.LetIn, a2.st.Expired, a2.st.Claimed, a2.claimRecords, a2.st.Lapsed, a2.st.Rejoined, a2.st.Tickets)
 }

@@ -20,9 +20,37 @@ import (
 // A failed outcome check (oversold, lost, doubled) exits 1 and wins.
 const exitThresholds = 99
 
+const loadtestUsage = `Usage: sluice loadtest [flags]
+
+Rehearses a drop against a running gate: sends orders on a schedule
+(--profile: constant, ramp, spike or steps), measures every answer from its
+intended send time, prints a report (text, --json, --html FILE), then
+checks the outcome: nothing oversold, lost or doubled. With --waiting-room
+it rehearses a waiting-room sale instead: --buyers join the line during
+--before (the join window, up to the sale's start), poll their tickets and
+order with their passes; --late-buyers join after the start. Exit 1 when
+the outcome check fails, 99 when a --threshold is missed.
+
+Examples:
+  sluice loadtest --sale rehearsal --profile spike --rate 5000 --html /tmp/report.html
+  sluice loadtest --sale n1 --profile constant --rate 500 --duration 4s --prefer-wait 10s
+  sluice loadtest --sale s1 --threshold 'p99<50ms' --json > /tmp/before.json
+  sluice sale create drop --stock 300 --waiting-room --starts-at +30s
+  sluice loadtest --waiting-room --sale drop --buyers 2000 --late-buyers 200 --html /tmp/room.html
+
+Every flag is also SLUICE_<FLAG> in the environment. Guide:
+docs/rehearse-a-drop.md.
+
+Flags:
+`
+
 func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sluice loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), loadtestUsage)
+		fs.PrintDefaults()
+	}
 	var (
 		o                               loadtest.Options
 		profile, steps                  string
@@ -30,6 +58,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		duration, before, hold, decay   time.Duration
 		waitingRoom                     bool
 		lateBuyers, sybil, sybilWorkers int
+		abandon                         float64
 		stepEvery, metricsLinger        time.Duration
 		jsonOut, noVerify, noProgress   bool
 		htmlFile, metricsListen         string
@@ -44,7 +73,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Float64Var(&from, "from", 100, "ramp: starting rate")
 	fs.Float64Var(&to, "to", 5000, "ramp: final rate")
 	fs.Float64Var(&trickle, "trickle", 50, "spike: rate before T0 and after the decay")
-	fs.DurationVar(&before, "before", time.Second, "spike: trickle before T0")
+	fs.DurationVar(&before, "before", time.Second, "spike: how long the trickle runs before T0; --waiting-room: the join window before the sale's start (0: from now until the start)")
 	fs.DurationVar(&hold, "hold", 2*time.Second, "spike: how long the peak holds")
 	fs.DurationVar(&decay, "decay", 2*time.Second, "spike: decay from the peak to the trickle")
 	fs.StringVar(&steps, "steps", "500,1000,2000,4000", "steps: comma-separated rates")
@@ -82,8 +111,9 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.BoolVar(&waitingRoom, "waiting-room", false, "rehearse a waiting-room sale: --buyers join during --before (up to the sale's start), poll their tickets and order with their pass (see README)")
 	fs.IntVar(&lateBuyers, "late-buyers", 0, "--waiting-room: buyers who join just after the start")
 	fs.IntVar(&sybil, "sybil", 0, "--waiting-room: an attacker, one client joining this many ids from the window's start until the start, solving the line's proofs of work when it asks; the report gives its share of the line and the stock and the CPU it paid")
+	fs.Float64Var(&abandon, "abandon", 0, "--waiting-room: the share of joiners (0 to 1) who never come back after the start (their turns lapse); the report gives the lapsed turns, the time to sold out and how long those who stayed waited")
 	fs.IntVar(&sybilWorkers, "sybil-workers", 1, "--sybil: joins (and proofs) the attacker works on at once (1: one core)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -98,7 +128,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.Visit(func(f *flag.Flag) { beforeSet = beforeSet || f.Name == "before" })
 		ro := loadtest.RoomOptions{Target: o.Target, Sale: o.Sale, Buyers: o.Mix.Buyers, Late: lateBuyers,
 			Connections: o.Connections, MaxDuration: o.MaxDuration, VerifyTimeout: o.VerifyTimeout,
-			AllowRemote: o.AllowRemote, Seed: o.Mix.Seed, Sybil: sybil, SybilWorkers: sybilWorkers}
+			AllowRemote: o.AllowRemote, Seed: o.Mix.Seed, Sybil: sybil, SybilWorkers: sybilWorkers, Abandon: abandon}
 		if beforeSet {
 			ro.Before = before
 		}

@@ -88,6 +88,33 @@ Usage:
 Every command takes --help.
 `
 
+// parseFlags parses a command's flags. -h and --help print the command's
+// usage (fs.Usage) once, to stdout, so that `sluice serve --help | less`
+// shows it, and return flag.ErrHelp; a bad flag prints the usage once, to
+// stderr, where main prints the error.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	usage := fs.Usage
+	if usage == nil {
+		usage = fs.PrintDefaults
+	}
+	// The flag package prints the usage itself on any error; print it
+	// here instead, once, where it belongs.
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.Usage = usage
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		usage()
+	case err != nil:
+		fs.SetOutput(stderr)
+		usage()
+	}
+	fs.SetOutput(stderr)
+	return err
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)

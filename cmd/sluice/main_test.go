@@ -18,33 +18,13 @@ import (
 	"time"
 
 	"sluice/internal/gatetest"
+	"sluice/internal/testbin"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds cmd/sluice once per test run.
+// binary is the sluice binary, built once for every package of the run.
 func binary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sluice-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "sluice")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return testbin.Path(t)
 }
 
 // proc is a sluice serve subprocess.
@@ -345,12 +325,12 @@ func TestDrainHasItsOwnFlags(t *testing.T) {
 	if !strings.Contains(usage.String(), `"127.0.0.1:9465"`) {
 		t.Errorf("drain --help does not say its ops default is 9465:\n%s", usage.String())
 	}
-	if _, err := parseConfig("drain", []string{"--nats-url", "nats://127.0.0.1:4222", "--sale", "s1=5"}, io.Discard); err == nil {
+	if _, err := parseConfig("drain", []string{"--nats-url", "nats://127.0.0.1:4222", "--sale", "s1=5"}, io.Discard, io.Discard); err == nil {
 		t.Error("drain accepted --sale")
 	}
 	shared := filepath.Join(t.TempDir(), "sluice.yaml")
 	_ = os.WriteFile(shared, []byte("listen: \":8081\"\nadmin_token: x\nworkers: 7\nsales:\n  - name: s1\n    stock: 5\n"), 0o600)
-	cfg, err := parseConfig("drain", []string{"--nats-url", "nats://127.0.0.1:4222", "--config", shared}, io.Discard)
+	cfg, err := parseConfig("drain", []string{"--nats-url", "nats://127.0.0.1:4222", "--config", shared}, io.Discard, io.Discard)
 	if err != nil || cfg.Drain.Workers != 7 || len(cfg.Sales) != 0 || cfg.OpsListen != "127.0.0.1:9465" {
 		t.Fatalf("drain with a shared config: %v, workers %d, sales %v, ops %s", err, cfg.Drain.Workers, cfg.Sales, cfg.OpsListen)
 	}

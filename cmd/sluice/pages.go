@@ -27,6 +27,10 @@ Add <reason>.html for one answer's own page (sold-out.html,
 not-started.html, closed.html, …: the reason with dashes). Then run the
 gate with --pages DIR: a page not there is the built-in one, and a page
 that does not parse is refused at start with its line.
+
+Examples:
+  sluice pages export ./pages
+  sluice serve --pages ./pages
 `
 
 func runPages(args []string, stdout, stderr io.Writer) error {
@@ -39,10 +43,7 @@ func runPages(args []string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("sluice pages export", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	fset.Usage = func() { fmt.Fprint(fset.Output(), pagesUsage) }
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, pagesUsage)
-		}
+	if err := parseFlags(fset, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fset.NArg() != 1 || fset.Arg(0) == "" {

@@ -45,6 +45,13 @@ Settings (create and update):
 
 The admin token is read from SLUICE_ADMIN_TOKEN or --admin-token-file.
 
+Examples:
+  export SLUICE_ADMIN_TOKEN=change-me
+  sluice sale create s1 --stock 2
+  sluice sale create drop --stock 300 --waiting-room --starts-at +2m --pass-ttl 2m
+  sluice sale update s1 --stock 5
+  sluice sale show s1 --json
+
 Flags:
 `
 
@@ -141,6 +148,7 @@ func newSaleSettings(fs *flag.FlagSet, now func() time.Time) *saleSettings {
 	})
 	s.durationFlag("line-opens", "line_opens", "how long before starts_at the line takes buyers (default 15m)")
 	s.durationFlag("pass-ttl", "pass_ttl", "how long a buyer whose turn came may take to order (default 2m)")
+	s.durationFlag("claim-window", "claim_window", "how long a buyer whose turn is offered has to claim it (ask for the ticket) before it lapses (default 15s)")
 	s.intFlag("line-limit", "line_limit", "most tickets in the line (default 20 x stock)")
 	s.floatFlag("rate", "rate", "admissions per second of this sale, per gate (0: no limit)")
 	s.intFlag("burst", "burst", "the rate's burst")
@@ -256,16 +264,12 @@ func runSale(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		name, rest = rest[0], rest[1:]
 	}
-	if err := fs.Parse(rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-		}
+	if err := parseFlags(fs, rest, stdout, stderr); err != nil {
 		return err
 	}
 	if name == "" && fs.NArg() > 0 {
 		name = fs.Arg(0)
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
+		if err := parseFlags(fs, fs.Args()[1:], stdout, stderr); err != nil {
 			return err
 		}
 	}

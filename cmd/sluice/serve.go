@@ -19,7 +19,7 @@ import (
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseServe(args, stderr)
+	cfg, err := parseConfig("serve", args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -28,7 +28,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig("drain", args, stderr)
+	cfg, err := parseConfig("drain", args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -108,14 +108,62 @@ func (b bytesFlag) Set(v string) error {
 }
 
 func parseServe(args []string, stderr io.Writer) (serve.Config, error) {
-	return parseConfig("serve", args, stderr)
+	return parseConfig("serve", args, io.Discard, stderr)
 }
+
+const serveUsage = `Usage: sluice serve [flags]
+
+Runs a gate: the public API (--listen), the ops listener with the console,
+metrics, health and the admin API (--ops-listen), an embedded JetStream
+server with its store in --data-dir (or --nats-url for an existing one),
+and the drain that moves admitted orders into --backend (SQLite in
+<data-dir>/orders.db by default) unless --no-drain. The first start with
+no sale creates "demo" with a stock of 1000 (--no-demo: none).
+
+Examples:
+  sluice serve
+  sluice serve --sale s1=5000 --admin-token-file /etc/sluice/token
+  sluice serve --config sluice.yaml --backend postgres://sluice@db/shop
+  sluice serve --nats-listen 127.0.0.1:4222 --no-drain   # a gate; a sluice drain drains
+
+Every flag is also SLUICE_<FLAG> in the environment (SLUICE_OPS_LISTEN) and
+a key of the --config file (ops_listen:); a flag beats the environment,
+which beats the file. Guide: docs/configuration.md.
+
+Flags:
+`
+
+const drainUsage = `Usage: sluice drain --nats-url URL [flags]
+
+Runs only the drain: it follows the sales of the gates sharing the NATS
+server at --nats-url and moves their admitted orders into --backend,
+beside gates run with --no-drain, so that gates and drains scale apart.
+Run one drain per backend (several against one PostgreSQL share the work).
+
+Examples:
+  sluice drain --nats-url nats://127.0.0.1:4222
+  sluice drain --nats-url nats://127.0.0.1:4222 --backend postgres://sluice@db/shop
+  sluice drain --nats-url nats://127.0.0.1:4222 --backend https://shop.example/internal/orders --backend-rate 200
+
+Every flag is also SLUICE_<FLAG> in the environment and a key of the
+--config file. Guide: docs/orders-and-the-drain.md.
+
+Flags:
+`
 
 // parseConfig parses the flags of `sluice serve` or `sluice drain`; drain
 // takes the NATS, backend, drain, ops and log flags.
-func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, error) {
+func parseConfig(role string, args []string, stdout, stderr io.Writer) (serve.Config, error) {
 	fs := flag.NewFlagSet("sluice "+role, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		if role == "drain" {
+			fmt.Fprint(fs.Output(), drainUsage)
+		} else {
+			fmt.Fprint(fs.Output(), serveUsage)
+		}
+		fs.PrintDefaults()
+	}
 	var (
 		cfg            serve.Config
 		configPath     string
@@ -149,7 +197,7 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 	fs.StringVar(&cfg.DataDir, "data-dir", "./sluice-data", dataHelp)
 	gfs.Var(&sales, "sale", "provision a sale `NAME=STOCK` (repeatable); richer settings (window, rates, queue bound, waiting_room) in the config file or the admin API")
 	gfs.BoolVar(&cfg.NoDemo, "no-demo", false, "do not create the demo sale when no sale exists")
-	gfs.StringVar(&sync, "sync", "interval", "JetStream fsync: `always` (each order, survives power loss) or interval")
+	gfs.StringVar(&sync, "sync", "interval", "JetStream fsync: \"always\" (each order before its 202, survives power loss) or \"interval\" (see --sync-interval)")
 	gfs.DurationVar(&cfg.SyncEvery, "sync-interval", 0, "fsync period with --sync interval (0: JetStream's default, 2m)")
 	natsHelp := "connect to this NATS server or cluster instead of embedding one"
 	if role == "drain" {
@@ -186,13 +234,13 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 	gfs.IntVar(&cfg.Gate.BuyerBurst, "buyer-burst", 3, "burst per buyer")
 	gfs.IntVar(&cfg.Gate.LimiterKeys, "limiter-keys", 100_000, "most keys each keyed limiter holds")
 	gfs.DurationVar(&cfg.Gate.PublishTimeout, "publish-timeout", 5*time.Second, "longest wait for JetStream to store an order")
-	gfs.IntVar(&cfg.Gate.MaxWaiters, "max-waiters", admission.DefaultMaxWaiters, "most requests held at once for their order's decision (Prefer: wait=N); past it they are answered 202 at once (negative: never hold)")
+	gfs.IntVar(&cfg.Gate.MaxWaiters, "max-waiters", admission.DefaultMaxWaiters, "most requests held at once (Prefer: wait=N): orders waiting for their decision and ticket polls waiting for a change of state; past it they are answered at once, an order 202 (negative: never hold)")
 	gfs.Int64Var(&cfg.Gate.LineMaxTickets, "line-max-tickets", admission.DefaultLineMaxTickets, "most tickets this gate holds in memory over every waiting room's line (about 130 bytes each); past it joins are answered 503")
 	gfs.IntVar(&cfg.MaxConns, "max-conns", 262_144, "most open connections on the public listener")
 	gfs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most open public connections per client address (0: no bound; keep it 0 behind a proxy)")
 	gfs.BoolVar(&cfg.ReduceMemory, "reduce-memory", false, "release a public connection's buffers between requests: about half the memory per idle connection, one more read per request")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest graceful shutdown")
-	gfs.BoolVar(&cfg.NoDrain, "no-drain", false, "do not drain orders in this process (a `sluice drain` does)")
+	gfs.BoolVar(&cfg.NoDrain, "no-drain", false, "do not drain orders in this process (a sluice drain does)")
 	fs.StringVar(&cfg.Backend, "backend", "", "where orders drain to: a SQLite path, postgres://… or http(s)://… (default <data-dir>/orders.db)")
 	fs.IntVar(&cfg.Drain.Workers, "workers", 4, "most backend calls at once")
 	fs.IntVar(&cfg.Drain.Batch, "batch", 100, "most orders per backend call")
@@ -207,7 +255,7 @@ func parseConfig(role string, args []string, stderr io.Writer) (serve.Config, er
 	fs.Var(bytesFlag{&cfg.MemoryLimit}, "memory-limit", "soft memory limit of the process, e.g. 2GiB: the GC collects as often as it must to stay under it (0: none; GOMEMLIMIT wins if set)")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {

@@ -30,6 +30,11 @@ A sale with a waiting room has a line under the table: tickets in line of
 line_limit, how many were drawn, the position let in through, the passes
 out.
 
+Examples:
+  sluice status
+  sluice status --watch --interval 1s
+  sluice status --ops http://10.0.0.2:9464 --json
+
 Flags:
 `
 
@@ -45,11 +50,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprint(fs.Output(), statusUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-		}
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if err := layer(fs, "", map[string]any{}, nil); err != nil {
@@ -212,8 +213,8 @@ func writeStatus(w io.Writer, st serve.Status, base string) {
 		if r.Sealed {
 			draw = fmt.Sprintf("%d drawn", r.Drawn)
 		}
-		fmt.Fprintf(w, "%s: waiting room, %d of %d in line (%s), let in through %d, %d passes out (pass_ttl %s)\n",
-			s.Sale, r.Tickets, r.LineLimit, draw, r.LetIn, r.Outstanding, shortDur(r.PassTTL))
+		fmt.Fprintf(w, "%s: waiting room, %d of %d in line (%s), let in through %d, %s out (pass_ttl %s)\n",
+			s.Sale, r.Tickets, r.LineLimit, draw, r.LetIn, plural(r.Outstanding, "pass", "passes"), shortDur(r.PassTTL))
 	}
 }
 
@@ -304,4 +305,12 @@ func bytesText(b uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}
+
+// plural is "1 pass", "0 passes", "2 passes".
+func plural[N int | int64 | uint64](n N, one, many string) string {
+	if n == 1 {
+		return fmt.Sprint(n, " ", one)
+	}
+	return fmt.Sprint(n, " ", many)
 }

@@ -318,7 +318,11 @@ type natsLogger struct {
 	routeErrs atomic.Int64
 }
 
-func (l *natsLogger) Noticef(f string, v ...any) { l.log.Info(fmt.Sprintf(f, v...)) }
+// Noticef logs at debug: nats-server's notices are its start banner
+// (~20 lines on every start), its shutdown and its housekeeping, which
+// the gate's own "sluice gate up" and shutdown lines already say.
+// --log-level debug shows them.
+func (l *natsLogger) Noticef(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
 func (l *natsLogger) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
 func (l *natsLogger) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...), "fatal", true) }
 func (l *natsLogger) Errorf(f string, v ...any) {

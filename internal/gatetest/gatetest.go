@@ -101,7 +101,8 @@ type Answer struct {
 // Str returns a string field of the body.
 func (a Answer) Str(k string) string { s, _ := a.Body[k].(string); return s }
 
-// Do sends a request and decodes the answer.
+// Do sends a request and decodes the answer, and fails the test when an
+// answer of the public API does not match its OpenAPI document.
 func Do(t testing.TB, c *http.Client, req *http.Request) Answer {
 	t.Helper()
 	resp, err := c.Do(req)
@@ -113,6 +114,9 @@ func Do(t testing.TB, c *http.Client, req *http.Request) Answer {
 	raw, _ := io.ReadAll(resp.Body)
 	a := Answer{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
 	_ = json.Unmarshal(raw, &a.Body)
+	if err := CheckAnswer(req, resp.StatusCode, resp.Header, raw); err != nil {
+		t.Error(err)
+	}
 	return a
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,12 +39,19 @@ func LineBuyerSubject(sale, buyer string) string {
 	return lineSubjectPrefix(sale) + "b." + base64.RawURLEncoding.EncodeToString([]byte(buyer))
 }
 
+// LineRejoinSubject is the subject of a buyer's return to the back of
+// the line after their turn lapsed: at most one message, so once.
+func LineRejoinSubject(sale, buyer string) string {
+	return lineSubjectPrefix(sale) + "r." + base64.RawURLEncoding.EncodeToString([]byte(buyer))
+}
+
 // LineDrawSubject is the subject of the draw mark.
 func LineDrawSubject(sale string) string { return lineSubjectPrefix(sale) + "draw" }
 
-// PaceLetInSubject and PaceUsedSubject are a sale's subjects in the pace
-// stream.
+// PaceLetInSubject, PaceClaimSubject and PaceUsedSubject are a sale's
+// subjects in the pace stream.
 func PaceLetInSubject(sale string) string { return "sluice.pace." + sale + ".letin" }
+func PaceClaimSubject(sale string) string { return "sluice.pace." + sale + ".claim" }
 func PaceUsedSubject(sale string) string  { return "sluice.pace." + sale + ".used" }
 
 // ErrLineFull: the line holds line_limit tickets.
@@ -94,27 +102,40 @@ func plainJSON(b []byte) bool {
 	return true
 }
 
-// advanceRecord is a step of the pace. TTLMillis is the pass lifetime
-// the step's passes were given: kept in the record so that every gate,
-// and every replay after a change of pass_ttl, dates them alike. A
-// record without it (written before it was kept) is read with
-// DefaultPassTTL.
+// advanceRecord is a step of the pace: let in through Through, offer
+// through Offered. TTLMillis is the pass lifetime the step's passes were
+// given and WindowMillis the claim window of the turns it offered: kept
+// in the record so that every gate, and every replay after a change of
+// a setting, dates them alike. A record without TTLMillis (written
+// before it was kept) is read with DefaultPassTTL; one without Offered
+// offers what it lets in, and one without WindowMillis needs no claim
+// (written before turns were claimed).
 type advanceRecord struct {
-	Through   int64 `json:"through"`
-	TTLMillis int64 `json:"ttl_ms,omitempty"`
+	Through      int64 `json:"through"`
+	Offered      int64 `json:"offered,omitempty"`
+	TTLMillis    int64 `json:"ttl_ms,omitempty"`
+	WindowMillis int64 `json:"window_ms,omitempty"`
 }
 
 // advanceOf reads a pace record; false when it is not one.
 func advanceOf(data []byte, at time.Time, seq uint64) (line.Advance, bool) {
 	var a advanceRecord
-	if json.Unmarshal(data, &a) != nil || a.Through <= 0 || a.TTLMillis < 0 {
+	if json.Unmarshal(data, &a) != nil || a.Through <= 0 || a.TTLMillis < 0 || a.WindowMillis < 0 || a.Offered < 0 {
 		return line.Advance{}, false
 	}
 	ttl := time.Duration(a.TTLMillis) * time.Millisecond
 	if ttl == 0 {
 		ttl = DefaultPassTTL
 	}
-	return line.Advance{Through: a.Through, At: at, TTL: ttl, Seq: seq}, true
+	return line.Advance{Through: a.Through, Offered: a.Offered, At: at, TTL: ttl,
+		Window: time.Duration(a.WindowMillis) * time.Millisecond, Seq: seq}, true
+}
+
+// claimRecord is a claim of a turn: the holder of Ticket asked for it
+// while Position was offered.
+type claimRecord struct {
+	Ticket   string `json:"ticket"`
+	Position int64  `json:"position"`
 }
 
 func (l *Ledger) lineStreamConfig(s Sale) jetstream.StreamConfig {
@@ -284,6 +305,43 @@ func (l *Ledger) lineMsg(ctx context.Context, sale, subj string) (Joined, error)
 	return Joined{Ticket: r.Ticket, Buyer: r.Buyer, Seq: raw.Sequence, At: raw.Time}, nil
 }
 
+// rejoinRecord puts a ticket whose turn lapsed at the back of the line.
+type rejoinRecord struct {
+	Rejoin string `json:"rejoin"`
+}
+
+// RejoinLine puts the buyer's ticket, whose turn lapsed, at the back of
+// the sale's line, once: the record's subject is the buyer's and holds
+// one message. It returns the record's line sequence, or that of the one
+// stored already.
+func (l *Ledger) RejoinLine(ctx context.Context, sale, buyer, ticket string) (uint64, error) {
+	data, _ := json.Marshal(rejoinRecord{Rejoin: ticket})
+	subj := LineRejoinSubject(sale, buyer)
+	ack, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data}, jetstream.WithExpectStream(LineStreamName(sale)))
+	switch refusalOf(err) {
+	case refusedSubjectFull:
+		j, err := l.lineMsg(ctx, sale, subj)
+		return j.Seq, err
+	case refusedFull:
+		return 0, ErrLineFull
+	case refusedNoRoom:
+		return 0, fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrStoreFull, err)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: rejoin: %w", ErrUnavailable, err)
+	}
+	return ack.Sequence, nil
+}
+
+// rejoinOf reads a rejoin record.
+func rejoinOf(data []byte) (line.TicketKey, bool) {
+	var r rejoinRecord
+	if json.Unmarshal(data, &r) != nil {
+		return line.TicketKey{}, false
+	}
+	return line.KeyOf(r.Rejoin)
+}
+
 // SealDraw writes the draw mark, once: the tickets before it are drawn.
 // full is true when the line is full and the mark has no room: then no
 // ticket can join any more, and every ticket is drawn.
@@ -334,11 +392,19 @@ func (l *Ledger) StockLeft(ctx context.Context, sale string) (int64, error) {
 // ErrPaceMoved: another gate advanced the pace first.
 var ErrPaceMoved = errors.New("ledger: the pace moved on")
 
-// AdvanceLine records "let in through position through", the passes
-// living ttl, if the pace's last record is still after (0: none yet);
-// ErrPaceMoved otherwise.
-func (l *Ledger) AdvanceLine(ctx context.Context, sale string, through int64, ttl time.Duration, after uint64) error {
-	data, _ := json.Marshal(advanceRecord{Through: through, TTLMillis: max(1, ttl.Milliseconds())})
+// Step is one step of a sale's pace: let in through Through (the passes
+// living TTL), offer through Offered (the turns to be claimed within
+// Window).
+type Step struct {
+	Through, Offered int64
+	TTL, Window      time.Duration
+}
+
+// AdvanceLine records a step of the pace if the pace's last record is
+// still after (0: none yet); ErrPaceMoved otherwise.
+func (l *Ledger) AdvanceLine(ctx context.Context, sale string, s Step, after uint64) error {
+	data, _ := json.Marshal(advanceRecord{Through: s.Through, Offered: max(s.Offered, s.Through),
+		TTLMillis: max(1, s.TTL.Milliseconds()), WindowMillis: max(0, s.Window.Milliseconds())})
 	_, err := l.js.Publish(ctx, PaceLetInSubject(sale), data,
 		jetstream.WithExpectLastSequencePerSubject(after), jetstream.WithExpectStream(PaceStream))
 	var apiErr *jetstream.APIError
@@ -347,6 +413,19 @@ func (l *Ledger) AdvanceLine(ctx context.Context, sale string, through int64, tt
 	}
 	if err != nil {
 		return fmt.Errorf("%w: advance the line of %s: %w", ErrUnavailable, sale, err)
+	}
+	return nil
+}
+
+// ClaimTurn records that the holder of ticket claimed the turn of
+// position pos, and returns once it is stored. Its message id makes the
+// claims of one turn at several gates (or a retry) one record.
+func (l *Ledger) ClaimTurn(ctx context.Context, sale, ticket string, pos int64) error {
+	data, _ := json.Marshal(claimRecord{Ticket: ticket, Position: pos})
+	_, err := l.js.Publish(ctx, PaceClaimSubject(sale), data,
+		jetstream.WithMsgID("c|"+sale+"|"+ticket+"|"+strconv.FormatInt(pos, 10)), jetstream.WithExpectStream(PaceStream))
+	if err != nil {
+		return fmt.Errorf("%w: claim a turn of %s: %w", ErrUnavailable, sale, err)
 	}
 	return nil
 }

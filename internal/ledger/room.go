@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,7 +47,7 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 	}
 	lineLast := lineStr.CachedInfo().State.LastSeq
 	var paceLast uint64
-	for _, subj := range []string{PaceLetInSubject(sale), PaceUsedSubject(sale)} {
+	for _, subj := range []string{PaceLetInSubject(sale), PaceClaimSubject(sale), PaceUsedSubject(sale)} {
 		m, err := paceStr.GetLastMsgForSubject(ctx, subj)
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
@@ -62,6 +63,7 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 		paceOnce.Do(func() { close(paceCaught) })
 	}
 	drawSubj := LineDrawSubject(sale)
+	rejoinPrefix := lineSubjectPrefix(sale) + "r."
 	lineCons, err := l.js.OrderedConsumer(ctx, LineStreamName(sale), jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return nil, fmt.Errorf("%w: follow the line of %s: %w", ErrUnavailable, sale, err)
@@ -76,6 +78,14 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 		if msg.Subject() == drawSubj {
 			r.Book.SealBefore(seq)
 			r.Book.Skip(seq)
+			return
+		}
+		if strings.HasPrefix(msg.Subject(), rejoinPrefix) {
+			if key, ok := rejoinOf(msg.Data()); ok {
+				r.Book.Rejoin(key, seq)
+			} else {
+				r.Book.Skip(seq)
+			}
 			return
 		}
 		t, ok := ticketOf(msg.Data())
@@ -94,8 +104,8 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 		return nil, fmt.Errorf("%w: follow the line of %s: %w", ErrUnavailable, sale, err)
 	}
 	r.ccs = append(r.ccs, cc)
-	letIn, used := PaceLetInSubject(sale), PaceUsedSubject(sale)
-	paceCons, err := l.js.OrderedConsumer(ctx, PaceStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{letIn, used}})
+	letIn, claimed, used := PaceLetInSubject(sale), PaceClaimSubject(sale), PaceUsedSubject(sale)
+	paceCons, err := l.js.OrderedConsumer(ctx, PaceStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{letIn, claimed, used}})
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("%w: follow the pace of %s: %w", ErrUnavailable, sale, err)
@@ -109,6 +119,13 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 		case letIn:
 			if a, ok := advanceOf(msg.Data(), meta.Timestamp, meta.Sequence.Stream); ok {
 				r.Book.Advance(a)
+			}
+		case claimed:
+			var c claimRecord
+			if json.Unmarshal(msg.Data(), &c) == nil {
+				if key, ok := line.KeyOf(c.Ticket); ok {
+					r.Book.Claim(key, c.Position, meta.Timestamp, meta.Sequence.Stream)
+				}
 			}
 		case used:
 			if key, ok := line.KeyOf(strings.TrimSpace(string(msg.Data()))); ok {
@@ -124,17 +141,48 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 		return nil, fmt.Errorf("%w: follow the pace of %s: %w", ErrUnavailable, sale, err)
 	}
 	r.ccs = append(r.ccs, cc)
-	if err := r.WaitApplied(ctx, lineLast); err != nil {
+	// A replay that stops moving (a consumer on a stream still without a
+	// leader, as in a cluster that is starting) is given up after
+	// replayStall, not after ctx's minutes: the next refresh tries again.
+	if err := r.replayLine(ctx, lineLast); err != nil {
 		r.Close()
-		return nil, fmt.Errorf("ledger: replay the line of %s: %w", sale, err)
+		return nil, fmt.Errorf("%w: replay the line of %s: %w", ErrUnavailable, sale, err)
 	}
 	select {
 	case <-paceCaught:
+	case <-time.After(replayStall):
+		r.Close()
+		return nil, fmt.Errorf("%w: replay the pace of %s: nothing for %v", ErrUnavailable, sale, replayStall)
 	case <-ctx.Done():
 		r.Close()
 		return nil, fmt.Errorf("ledger: replay the pace of %s: %w", sale, ctx.Err())
 	}
 	return r, nil
+}
+
+// replayStall is how long a room's replay may go without applying a
+// record before it is given up.
+const replayStall = 10 * time.Second
+
+// replayLine waits until the book has applied the line through seq,
+// failing when nothing more is applied for replayStall.
+func (r *Room) replayLine(ctx context.Context, seq uint64) error {
+	stall := time.NewTimer(replayStall)
+	defer stall.Stop()
+	for {
+		applied, more := r.Book.Applied()
+		if applied >= seq {
+			return nil
+		}
+		select {
+		case <-more:
+			stall.Reset(replayStall)
+		case <-stall.C:
+			return fmt.Errorf("stalled at %d of %d", applied, seq)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // WaitApplied returns once the book has applied the line stream through

@@ -53,6 +53,10 @@ type Sale struct {
 	// PassTTL is how long a buyer whose turn came may take to order; zero
 	// means DefaultPassTTL.
 	PassTTL Duration `json:"pass_ttl,omitempty" yaml:"pass_ttl"`
+	// ClaimWindow is how long a buyer whose turn is offered has to claim
+	// it (by asking for the ticket) before it lapses and its room goes
+	// on; zero means DefaultClaimWindow.
+	ClaimWindow Duration `json:"claim_window,omitempty" yaml:"claim_window"`
 	// LineLimit bounds the tickets in the line; zero means 20 × stock
 	// (at least 1,000).
 	LineLimit int64 `json:"line_limit,omitempty" yaml:"line_limit"`
@@ -82,6 +86,14 @@ const MaxProofMaxNumber = 100_000_000
 const (
 	DefaultLineOpens = 15 * time.Minute
 	DefaultPassTTL   = 2 * time.Minute
+	// DefaultClaimWindow: a page holding a long poll claims at once;
+	// one polling every few seconds has several tries.
+	DefaultClaimWindow = 15 * time.Second
+	// MinClaimWindow and MaxClaimWindow bound claim_window: a turn
+	// needs a poll's time to be claimed, and an absent holder should not
+	// hold the line up for long.
+	MinClaimWindow = 3 * time.Second
+	MaxClaimWindow = 10 * time.Minute
 	// MaxLineLimit bounds line_limit: every gate holds the line in memory.
 	MaxLineLimit = 10_000_000
 )
@@ -105,6 +117,14 @@ func (s Sale) PassLifetime() time.Duration {
 		return DefaultPassTTL
 	}
 	return time.Duration(s.PassTTL)
+}
+
+// ClaimLifetime is ClaimWindow with its default applied.
+func (s Sale) ClaimLifetime() time.Duration {
+	if s.ClaimWindow <= 0 {
+		return DefaultClaimWindow
+	}
+	return time.Duration(s.ClaimWindow)
 }
 
 // LineCap is LineLimit with its default applied.
@@ -167,6 +187,20 @@ func ValidSaleName(name string) bool { return saleName.MatchString(name) }
 
 // Validate checks the sale and returns an error wrapping ErrInvalidSale.
 func (s Sale) Validate() error {
+	if err := s.validateFields(); err != nil {
+		return err
+	}
+	if _, err := payload.Compile(s.PayloadSchema); err != nil {
+		return fmt.Errorf("%w: %s: payload_schema: %w", ErrInvalidSale, s.Name, err)
+	}
+	return nil
+}
+
+// validateFields is Validate without compiling the payload schema: what a
+// read of the sale's metadata checks, every refresh (the schema was
+// compiled when the sale was written, and the gate compiles its own once
+// per change).
+func (s Sale) validateFields() error {
 	switch {
 	case !ValidSaleName(s.Name):
 		return fmt.Errorf("%w: name %q must be 1-64 of [a-z0-9_-]", ErrInvalidSale, s.Name)
@@ -185,13 +219,12 @@ func (s Sale) Validate() error {
 		return fmt.Errorf("%w: %s: join_proof is %q or empty", ErrInvalidSale, s.Name, JoinProofAltcha)
 	case s.ProofMaxNumber < 0 || s.ProofMaxNumber > MaxProofMaxNumber || s.LinePerAddress < 0:
 		return fmt.Errorf("%w: %s: proof_max_number between 0 and %d, line_per_address not negative", ErrInvalidSale, s.Name, MaxProofMaxNumber)
+	case s.ClaimWindow < 0 || (s.ClaimWindow != 0 && (s.ClaimWindow < Duration(MinClaimWindow) || s.ClaimWindow > Duration(MaxClaimWindow))):
+		return fmt.Errorf("%w: %s: claim_window must be between %v and %v", ErrInvalidSale, s.Name, MinClaimWindow, MaxClaimWindow)
 	case s.WaitingRoom && s.PassTTL != 0 && s.PassTTL < Duration(5*time.Second):
 		return fmt.Errorf("%w: %s: pass_ttl must be at least 5s: a buyer needs time to order", ErrInvalidSale, s.Name)
 	case !s.StartsAt.IsZero() && !s.EndsAt.IsZero() && !s.EndsAt.After(s.StartsAt):
 		return fmt.Errorf("%w: %s: ends_at must be after starts_at", ErrInvalidSale, s.Name)
-	}
-	if _, err := payload.Compile(s.PayloadSchema); err != nil {
-		return fmt.Errorf("%w: %s: payload_schema: %w", ErrInvalidSale, s.Name, err)
 	}
 	return nil
 }
@@ -240,7 +273,7 @@ func saleFromMetadata(md map[string]string) (Sale, bool) {
 		return Sale{}, false
 	}
 	var s Sale
-	if err := json.Unmarshal([]byte(raw), &s); err != nil || s.Validate() != nil {
+	if err := json.Unmarshal([]byte(raw), &s); err != nil || s.validateFields() != nil {
 		return Sale{}, false
 	}
 	return s, true

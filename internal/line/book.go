@@ -33,14 +33,21 @@ type Book struct {
 	sealed  bool
 	drawn   int32
 	byPos   []int32
-	// advances of the pace, in order; Through and Expires never
+	// advances of the pace, in order; Through and Offered never
 	// decrease.
 	advances []Advance
-	used     int64 // tickets whose pass was used
-	// usedPos are the positions of the used tickets, ascending, once the
-	// draw is sealed: State counts the used among a range of positions
-	// with two binary searches.
-	usedPos []int64
+	// claims of each position, as recorded: which of them counts is
+	// asked when the position is read (turnAt), so that the answer does
+	// not depend on what was applied before them.
+	claims map[int64][]claim
+	used   int64 // tickets whose pass was used
+	// slots are the positions after the drawn ones, in line stream
+	// order: slots[i] holds position drawn+i+1 (a ticket joined after
+	// the seal, or one put at the back after its turn lapsed).
+	slots []int32
+	// rejoined maps a ticket put at the back to the position it left
+	// (its turn there lapsed): a ticket goes to the back once.
+	rejoined map[int32]int32
 	// early holds the uses recorded for tickets not applied yet: the
 	// line and the pace are two streams, and a use may be applied before
 	// its ticket. Applied with the ticket, the result does not depend on
@@ -72,6 +79,13 @@ func KeyOf(id string) (TicketKey, bool) {
 // String is the ticket id.
 func (k TicketKey) String() string { return ticketEncoding.EncodeToString(k[:]) }
 
+// Hash is the ticket's public identity, SHA-256 of its id (TicketHash).
+func (k TicketKey) Hash() [32]byte {
+	var b [TicketIDLen]byte
+	ticketEncoding.Encode(b[:], k[:])
+	return sha256.Sum256(b[:])
+}
+
 // AppendID appends the ticket id to dst.
 func (k TicketKey) AppendID(dst []byte) []byte {
 	var b [TicketIDLen]byte
@@ -88,20 +102,37 @@ type entry struct {
 	buyer  string
 }
 
-// Advance is one step of the pace: positions 1..Through are let in, and
-// the positions this step let in got their pass At (the pace record's
-// time in JetStream, which every gate reads alike), living TTL (the
-// sale's pass_ttl when the step was recorded, kept in the record so that
-// a later change of the setting changes no pass already given).
+// Advance is one step of the pace: positions 1..Through are let in
+// (granted: a claimed turn among them gets its pass), and positions
+// 1..Offered are offered (their holders may claim their turn). A step
+// is dated At (the pace record's time in JetStream, which every gate
+// reads alike). The positions it offered have Window to be claimed;
+// those it let in got passes living TTL from their grant or their
+// claim, whichever is later (the sale's settings when the step was
+// recorded, kept in the record so that a later change of a setting
+// changes no turn already given).
 type Advance struct {
 	Through int64
+	// Offered is at least Through; 0 is read as Through (a record
+	// written before turns were offered ahead).
+	Offered int64
 	At      time.Time
 	TTL     time.Duration
-	Seq     uint64 // the record's sequence in the pace stream
-	// Expires is when the passes of this step expire: At+TTL, or the
-	// previous step's expiry when that is later (a shortened pass_ttl),
-	// so that expiries follow positions. Book.Advance sets it.
-	Expires time.Time
+	// Window is the claim window of the turns this step offered; 0 (a
+	// record written before turns were claimed) means the turn needs no
+	// claim: it is claimed when it is offered.
+	Window time.Duration
+	Seq    uint64 // the pace's last record when applied, for the next compare-and-set
+	// seq is this record's own sequence in the pace stream: a claim
+	// counts only if recorded after the step that offered its turn.
+	seq uint64
+}
+
+// claim is a claim record of a position.
+type claim struct {
+	id  TicketKey
+	at  int64  // unix ns, as JetStream stored the claim
+	seq uint64 // its sequence in the pace stream
 }
 
 // NewBook returns an empty book whose draw uses seed.
@@ -132,15 +163,13 @@ func (b *Book) Add(id TicketKey, buyer string, seq uint64, joined time.Time) {
 	if _, ok := b.byID[id]; !ok {
 		e := entry{id: id, seq: seq, joined: joined.UnixNano(), buyer: buyer}
 		if b.sealed {
-			e.pos = int32(len(b.tickets)) + 1 // after the drawn, in arrival order
+			e.pos = b.drawn + int32(len(b.slots)) + 1 // after the drawn, in arrival order
+			b.slots = append(b.slots, int32(len(b.tickets)))
 		}
 		if _, ok := b.early[id]; ok {
 			delete(b.early, id)
 			e.used = true
 			b.used++
-			if e.pos > 0 {
-				b.usedPos = insertSorted(b.usedPos, int64(e.pos))
-			}
 		}
 		b.byID[id] = int32(len(b.tickets))
 		b.tickets = append(b.tickets, e)
@@ -187,11 +216,11 @@ func (b *Book) maybeSeal() {
 	}
 	ks := make([]keyed, n)
 	m := hmac.New(sha256.New, b.seed[:])
-	var idb [TicketIDLen]byte
+	hs := make([][32]byte, n)
 	for i := range n {
+		hs[i] = b.tickets[i].id.Hash()
 		m.Reset()
-		ticketEncoding.Encode(idb[:], b.tickets[i].id[:])
-		m.Write(idb[:])
+		m.Write(hs[i][:])
 		m.Sum(ks[i].key[:0])
 		ks[i].idx = int32(i)
 	}
@@ -199,8 +228,8 @@ func (b *Book) maybeSeal() {
 		if c := bytes.Compare(x.key[:], y.key[:]); c != 0 {
 			return c
 		}
-		// Equal keys (a SHA-256 collision) go by ticket id.
-		return bytes.Compare([]byte(b.tickets[x.idx].id.String()), []byte(b.tickets[y.idx].id.String()))
+		// Equal keys (a SHA-256 collision) go by hash, as Draw does.
+		return bytes.Compare(hs[x.idx][:], hs[y.idx][:])
 	})
 	b.byPos = make([]int32, n)
 	for p, k := range ks {
@@ -209,21 +238,10 @@ func (b *Book) maybeSeal() {
 	}
 	for i := n; i < len(b.tickets); i++ {
 		b.tickets[i].pos = int32(i) + 1
+		b.slots = append(b.slots, int32(i))
 	}
-	for i := range b.tickets {
-		if b.tickets[i].used {
-			b.usedPos = append(b.usedPos, int64(b.tickets[i].pos))
-		}
-	}
-	slices.Sort(b.usedPos)
 	b.drawn = int32(n)
 	b.sealed = true
-}
-
-// insertSorted inserts v into the ascending s.
-func insertSorted(s []int64, v int64) []int64 {
-	i, _ := slices.BinarySearch(s, v)
-	return slices.Insert(s, i, v)
 }
 
 // Advance applies a pace record. One that does not move the line on
@@ -231,19 +249,53 @@ func insertSorted(s []int64, v int64) []int64 {
 func (b *Book) Advance(a Advance) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if n := len(b.advances); n > 0 && (a.Seq <= b.advances[n-1].Seq || a.Through <= b.advances[n-1].Through) {
-		if a.Seq > b.advances[n-1].Seq {
-			b.advances[n-1].Seq = a.Seq // the pace's last record, for the next compare-and-set
+	a.Offered = max(a.Offered, a.Through)
+	a.seq = a.Seq
+	if n := len(b.advances); n > 0 {
+		last := &b.advances[n-1]
+		if a.Seq <= last.Seq || (a.Through <= last.Through && a.Offered <= last.Offered) {
+			if a.Seq > last.Seq {
+				last.Seq = a.Seq // the pace's last record, for the next compare-and-set
+			}
+			return
 		}
-		return
-	}
-	a.Expires = a.At.Add(a.TTL)
-	if n := len(b.advances); n > 0 && a.Expires.Before(b.advances[n-1].Expires) {
-		a.Expires = b.advances[n-1].Expires
+		// Each mark moves on alone: a step that offers more but lets in
+		// less than the last lets in what the last did.
+		a.Through, a.Offered = max(a.Through, last.Through), max(a.Offered, last.Offered)
 	}
 	b.advances = append(b.advances, a)
 	b.wake()
 }
+
+// Claim applies a claim record at pace stream sequence seq: the holder
+// of ticket id asked for it while its position pos was offered, at (as
+// JetStream stored the claim). The claim that counts for the ticket at
+// pos is the first that names it, recorded after the step that offered
+// pos and stored before its window closed; which one that is is asked
+// when the position is read, since the line stream may not have brought
+// the ticket yet, and a record may be applied twice.
+func (b *Book) Claim(id TicketKey, pos int64, at time.Time, seq uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if pos < 1 || pos > MaxPosition {
+		return
+	}
+	if b.claims == nil {
+		b.claims = make(map[int64][]claim)
+	}
+	cs := b.claims[pos]
+	for _, c := range cs {
+		if c.seq == seq {
+			return
+		}
+	}
+	b.claims[pos] = append(cs, claim{id: id, at: at.UnixNano(), seq: seq})
+	b.wake()
+}
+
+// MaxPosition bounds the positions a claim may name: a line holds no more
+// tickets than a line stream (ledger.MaxLineLimit) plus its rejoins.
+const MaxPosition = 1 << 26
 
 // Use marks a ticket's pass as used for an order. A use of a ticket not
 // applied yet is kept until it is.
@@ -263,9 +315,6 @@ func (b *Book) Use(id TicketKey) {
 	}
 	b.tickets[i].used = true
 	b.used++
-	if p := b.tickets[i].pos; p > 0 {
-		b.usedPos = insertSorted(b.usedPos, int64(p))
-	}
 	b.wake()
 }
 
@@ -292,12 +341,41 @@ type Ticket struct {
 	// Position is 0 until the draw is sealed.
 	Position int64
 	Used     bool
-	// LetIn: its turn came, at LetInAt; the pass it got expires at
-	// PassExpires.
+	// Rejoined: its turn at LeftPosition lapsed and it was put at the
+	// back, at Position.
+	Rejoined     bool
+	LeftPosition int64
+	Turn
+}
+
+// Turn is a position's turn as the records give it. Whether an
+// unclaimed turn has lapsed depends on the moment asked (Lapsed).
+type Turn struct {
+	// Offered: the holder may claim the turn, from OfferedAt until
+	// ClaimBy.
+	Offered   bool
+	OfferedAt time.Time
+	ClaimBy   time.Time
+	// Claimed: the holder claimed the turn, at ClaimedAt.
+	Claimed   bool
+	ClaimedAt time.Time
+	// LetIn: the line let the position in, at LetInAt; a claimed turn
+	// let in has a pass expiring at PassExpires (its grant or its claim,
+	// whichever is later, plus the pass_ttl of the step that let it in).
 	LetIn       bool
 	LetInAt     time.Time
 	PassExpires time.Time
 }
+
+// Lapsed says the turn was offered and not claimed within its window,
+// with grace for a claim on its way (the pace gives its room away only
+// then).
+func (t Turn) Lapsed(now time.Time, grace time.Duration) bool {
+	return t.Offered && !t.Claimed && !now.Before(t.ClaimBy.Add(grace))
+}
+
+// HasPass says the turn carries a pass: claimed and let in.
+func (t Turn) HasPass() bool { return t.Claimed && t.LetIn }
 
 // Lookup finds a ticket.
 func (b *Book) Lookup(id TicketKey) (Ticket, bool) {
@@ -326,19 +404,77 @@ func (b *Book) ticketAt(i int32) Ticket {
 	e := &b.tickets[i]
 	t := Ticket{ID: e.id, Buyer: e.buyer, Seq: e.seq, Joined: time.Unix(0, e.joined),
 		Drawn: !b.sealed || i < b.drawn, Position: int64(e.pos), Used: e.used}
-	if t.Position > 0 {
-		if a, ok := b.letInBy(t.Position); ok {
-			t.LetIn, t.LetInAt, t.PassExpires = true, a.At, a.Expires
+	if t.Position > 0 && b.sealed {
+		t.Turn = b.turnAt(t.Position, e.id, b.offerIdx(t.Position), b.grantIdx(t.Position))
+	}
+	if old, back := b.rejoined[i]; back {
+		t.Rejoined, t.LeftPosition = true, int64(old)
+		if first := b.turnAt(int64(old), e.id, b.offerIdx(int64(old)), b.grantIdx(int64(old))); first.Claimed {
+			// Claimed after all: the ticket keeps its first turn.
+			t.Position, t.Turn = int64(old), first
 		}
 	}
 	return t
 }
 
-// letInBy is the step that let position pos in; b.mu is held.
-func (b *Book) letInBy(pos int64) (Advance, bool) {
+// turnAt is the turn of position pos held by ticket id, offered by
+// advance oi and let in by advance gi (-1: not yet); b.mu is held.
+func (b *Book) turnAt(pos int64, id TicketKey, oi, gi int) Turn {
+	var t Turn
+	if oi < 0 {
+		return t
+	}
+	o := &b.advances[oi]
+	t.Offered, t.OfferedAt, t.ClaimBy = true, o.At, o.At.Add(o.Window)
+	if o.Window <= 0 {
+		t.Claimed, t.ClaimedAt = true, o.At
+	} else {
+		var first *claim
+		by := t.ClaimBy.UnixNano()
+		for i, c := range b.claims[pos] {
+			if c.id == id && c.seq > o.seq && c.at < by && (first == nil || c.seq < first.seq) {
+				first = &b.claims[pos][i]
+			}
+		}
+		if first != nil {
+			t.Claimed, t.ClaimedAt = true, time.Unix(0, first.at)
+		}
+	}
+	if gi >= 0 {
+		g := &b.advances[gi]
+		t.LetIn, t.LetInAt = true, g.At
+		if t.Claimed {
+			from := g.At
+			if t.ClaimedAt.After(from) {
+				from = t.ClaimedAt
+			}
+			t.PassExpires = from.Add(g.TTL)
+		}
+	}
+	return t
+}
+
+// offerIdx is the advance that offered position pos, -1 if none has;
+// grantIdx the one that let it in. Both marks never decrease, so they
+// are binary searches. b.mu is held.
+func (b *Book) offerIdx(pos int64) int {
+	n := len(b.advances)
+	if n == 0 || b.advances[n-1].Offered < pos {
+		return -1
+	}
+	i, _ := slices.BinarySearchFunc(b.advances, pos, func(a Advance, pos int64) int {
+		if a.Offered < pos {
+			return -1
+		}
+		return 1
+	})
+	return i
+}
+
+func (b *Book) grantIdx(pos int64) int {
 	n := len(b.advances)
 	if n == 0 || b.advances[n-1].Through < pos {
-		return Advance{}, false
+		return -1
 	}
 	i, _ := slices.BinarySearchFunc(b.advances, pos, func(a Advance, pos int64) int {
 		if a.Through < pos {
@@ -346,7 +482,7 @@ func (b *Book) letInBy(pos int64) (Advance, bool) {
 		}
 		return 1
 	})
-	return b.advances[i], true
+	return i
 }
 
 // State is the line as a whole at one moment.
@@ -354,21 +490,34 @@ type State struct {
 	// Sealed: the draw is made; Drawn tickets were in it.
 	Sealed bool
 	Drawn  int64
-	// Tickets in the line, drawn and after.
-	Tickets int64
+	// Tickets in the line, drawn and after; Positions the places they
+	// hold, a ticket put at the back holding two (Rejoined of them).
+	Tickets, Positions, Rejoined int64
 	// LetIn: positions 1..LetIn have had their turn; LastAdvance is the
 	// pace record that says so (0: none yet), for a compare-and-set.
 	LetIn       int64
 	LastAdvance uint64
+	// Offered: positions 1..Offered have been offered their turn.
+	Offered int64
 	// Used passes, of all issued.
 	Used int64
-	// Outstanding passes at the moment asked: issued, unused, unexpired.
+	// Outstanding passes at the moment asked: claimed, let in, unused,
+	// unexpired.
 	Outstanding int64
-	// Expired passes, issued and unused, at that moment.
+	// Expired passes, claimed, let in and unused, at that moment.
 	Expired int64
+	// Claimed turns, offered and claimed; Waiting those of them not let
+	// in yet (and unused). Lapsed turns were offered and not claimed in
+	// their window (plus the grace asked for); Undecided turns are
+	// offered, unclaimed, unused and may still be claimed.
+	Claimed, Waiting, Lapsed, Undecided int64
+	// Pending: the undecided turns let in (they hold an item until they
+	// are claimed or lapse).
+	Pending int64
 	// Held is what the pace counts against the stock: Outstanding, plus
 	// the passes expired within the grace asked for, whose order may
-	// still be on its way to the ledger.
+	// still be on its way to the ledger, plus the turns let in that may
+	// still be claimed (Undecided among the let in).
 	Held int64
 	// Rate is how many positions a second the line let in over the last
 	// RateWindow (0 before its first step); Moving is how long since the
@@ -383,31 +532,99 @@ const RateWindow = 30 * time.Second
 // State is the line at now: a function of the records applied and of
 // now alone, which changes nothing (every gate, every restart and every
 // replay that has applied the same records answers the same). A pass
-// counts as held until grace after its expiry. It costs a few binary
-// searches, not a walk of the line.
+// counts as held until grace after its expiry, an unclaimed turn until
+// grace after its window closed. It walks the offered positions (the
+// sold, the lapsed and those offered ahead), never the rest of the line.
 //
 // The invariants it reports, with Book's records applied in any order:
-//   - LetIn = Used of the let-in + Outstanding + Expired;
-//   - positions are let in in order: LetIn is a prefix;
+//   - LetIn = the used let in + Outstanding + Expired + the unclaimed
+//     let in (lapsed or undecided);
+//   - positions are let in in order: LetIn is a prefix, and Offered >=
+//     LetIn;
 //   - Expired never counts a pass before its expiry, Outstanding never
-//     one after it;
+//     one after it, Lapsed never a turn before its window closed;
 //   - Held >= Outstanding.
 func (b *Book) State(now time.Time, grace time.Duration) State {
+	return b.StateWith(now, grace, grace)
+}
+
+// StateWith is State with a grace of its own for the claims: an
+// unclaimed turn is held until claimGrace after its window closed (a
+// claim stored in time may still be on its way to this book), a pass
+// until grace after its expiry (an order checked in time may still be
+// on its way to the ledger).
+func (b *Book) StateWith(now time.Time, grace, claimGrace time.Duration) State {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	st := State{Sealed: b.sealed, Drawn: int64(b.drawn), Tickets: int64(len(b.tickets)), Used: b.used}
+	return b.state(now, grace, claimGrace)
+}
+
+// StateAhead is StateWith and Ahead read at once, for the pace: no
+// record applied between the two.
+func (b *Book) StateAhead(now time.Time, grace, claimGrace time.Duration, dst []Fate) (State, []Fate) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.state(now, grace, claimGrace), b.ahead(now, claimGrace, dst)
+}
+
+// state is StateWith; b.mu is held.
+func (b *Book) state(now time.Time, grace, claimGrace time.Duration) State {
+	st := State{Sealed: b.sealed, Drawn: int64(b.drawn), Tickets: int64(len(b.tickets)), Used: b.used,
+		Rejoined: int64(len(b.rejoined))}
+	st.Positions = st.Tickets
+	if b.sealed {
+		st.Positions = b.positions()
+	}
 	n := len(b.advances)
 	if n == 0 || !b.sealed {
 		return st
 	}
 	last := b.advances[n-1]
-	st.LetIn, st.LastAdvance = min(last.Through, st.Tickets), last.Seq
-	exp := b.expiredThrough(now)
-	held := b.expiredThrough(now.Add(-grace))
-	usedIn := func(lo, hi int64) int64 { return b.usedThrough(hi) - b.usedThrough(lo) }
-	st.Expired = exp - usedIn(0, exp)
-	st.Outstanding = st.LetIn - exp - usedIn(exp, st.LetIn)
-	st.Held = st.LetIn - held - usedIn(held, st.LetIn)
+	st.LetIn, st.Offered, st.LastAdvance = min(last.Through, st.Positions), min(last.Offered, st.Positions), last.Seq
+	oi, gi := 0, 0
+	for p := int64(1); p <= st.Offered; p++ {
+		for b.advances[oi].Offered < p {
+			oi++
+		}
+		g := -1
+		if p <= st.LetIn {
+			for b.advances[gi].Through < p {
+				gi++
+			}
+			g = gi
+		}
+		t, used, void := b.slotTurn(p, b.indexAt(p), oi, g)
+		switch {
+		case void:
+			continue
+		case t.Claimed:
+			st.Claimed++
+		case used:
+		case t.Lapsed(now, claimGrace):
+			st.Lapsed++
+		default:
+			st.Undecided++
+			if t.LetIn {
+				st.Pending++
+				st.Held++
+			}
+		}
+		if used || !t.Claimed {
+			continue
+		}
+		switch {
+		case !t.LetIn:
+			st.Waiting++
+		case now.Before(t.PassExpires):
+			st.Outstanding++
+			st.Held++
+		default:
+			st.Expired++
+			if now.Before(t.PassExpires.Add(grace)) {
+				st.Held++
+			}
+		}
+	}
 	// The rate: positions let in within the window, over the window (or
 	// the time since the first step, when shorter).
 	from := now.Add(-RateWindow)
@@ -429,28 +646,54 @@ func (b *Book) State(now time.Time, grace time.Duration) State {
 	return st
 }
 
-// expiredThrough is the last position whose pass expired at or before
-// now (0: none); b.mu is held. Expiries follow positions (Advance), so
-// it is a binary search.
-func (b *Book) expiredThrough(now time.Time) int64 {
-	k, _ := slices.BinarySearchFunc(b.advances, now, func(a Advance, t time.Time) int {
-		if a.Expires.After(t) {
-			return 1
-		}
-		return -1
-	})
-	if k == 0 {
-		return 0
-	}
-	return min(b.advances[k-1].Through, int64(len(b.tickets)))
+// Ahead appends the fates of the turns offered and not let in yet
+// (positions LetIn+1..Offered, in order) at now, for the pace
+// (Pace.Ahead): what letting each in would cost. A turn lapses
+// claimGrace after its window closed.
+func (b *Book) Ahead(now time.Time, claimGrace time.Duration, dst []Fate) []Fate {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.ahead(now, claimGrace, dst)
 }
 
-// usedThrough is how many used tickets hold positions 1..pos; b.mu is
-// held.
-func (b *Book) usedThrough(pos int64) int64 {
-	i, _ := slices.BinarySearch(b.usedPos, pos+1)
-	return int64(i)
+// ahead is Ahead; b.mu is held.
+func (b *Book) ahead(now time.Time, claimGrace time.Duration, dst []Fate) []Fate {
+	n := len(b.advances)
+	if n == 0 || !b.sealed {
+		return dst
+	}
+	last := b.advances[n-1]
+	positions := b.positions()
+	oi := 0
+	for p := min(last.Through, positions) + 1; p <= min(last.Offered, positions); p++ {
+		for b.advances[oi].Offered < p {
+			oi++
+		}
+		t, used, void := b.slotTurn(p, b.indexAt(p), oi, -1)
+		switch {
+		case void || used || t.Lapsed(now, claimGrace):
+			dst = append(dst, FateSettled)
+		case t.Claimed:
+			dst = append(dst, FateClaimed)
+		default:
+			dst = append(dst, FateUndecided)
+		}
+	}
+	return dst
 }
+
+// Fate is what an offered turn is to the pace.
+type Fate uint8
+
+// The fates of an offered turn.
+const (
+	// FateUndecided: offered, not claimed yet, the window open.
+	FateUndecided Fate = iota
+	// FateClaimed: claimed; its holder is there.
+	FateClaimed
+	// FateSettled: lapsed (or used): letting it in costs nothing.
+	FateSettled
+)
 
 // indexAt is the index of the ticket at position pos; b.mu is held and
 // the draw is sealed.
@@ -458,7 +701,60 @@ func (b *Book) indexAt(pos int64) int32 {
 	if pos <= int64(b.drawn) {
 		return b.byPos[pos-1]
 	}
-	return int32(pos - 1)
+	return b.slots[pos-int64(b.drawn)-1]
+}
+
+// positions is how many positions the line holds: the drawn, the joined
+// after them and the tickets put at the back; b.mu is held.
+func (b *Book) positions() int64 { return int64(b.drawn) + int64(len(b.slots)) }
+
+// Rejoin applies a rejoin record at line stream sequence seq: the ticket
+// whose turn lapsed goes to the back of the line, to the next position,
+// once. A rejoin before the seal, of a ticket not in the line, or of one
+// put at the back already changes nothing. Whether the turn it left had
+// in fact been claimed (a claim on its way when the rejoin was written)
+// is asked when the ticket is read: then the new place holds nothing
+// (slotTurn).
+func (b *Book) Rejoin(id TicketKey, seq uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if seq <= b.applied {
+		return
+	}
+	b.applied = seq
+	i, ok := b.byID[id]
+	if _, again := b.rejoined[i]; ok && b.sealed && seq > b.sealSeq && !again && b.tickets[i].pos > 0 {
+		if b.rejoined == nil {
+			b.rejoined = make(map[int32]int32)
+		}
+		e := &b.tickets[i]
+		b.rejoined[i] = e.pos
+		e.pos = b.drawn + int32(len(b.slots)) + 1
+		b.slots = append(b.slots, i)
+	}
+	b.maybeSeal()
+	b.wake()
+}
+
+// slotTurn is the turn of position pos, held by ticket i, offered by
+// advance oi and let in by advance gi (-1: not yet), and whether the
+// ticket's pass was used for it. void: the position holds nothing (a
+// ticket put at the back whose turn at its first place was claimed
+// after all keeps that turn). b.mu is held.
+func (b *Book) slotTurn(pos int64, i int32, oi, gi int) (t Turn, used, void bool) {
+	e := &b.tickets[i]
+	t = b.turnAt(pos, e.id, oi, gi)
+	old, back := b.rejoined[i]
+	switch {
+	case !back:
+		return t, e.used, false
+	case int64(old) == pos: // the place it left: a use was this turn's only if claimed
+		return t, e.used && t.Claimed, false
+	}
+	if b.turnAt(int64(old), e.id, b.offerIdx(int64(old)), b.grantIdx(int64(old))).Claimed {
+		return t, false, true
+	}
+	return t, e.used, false
 }
 
 // Drawn appends the ids of the drawn tickets from position from+1 on, at
@@ -479,7 +775,7 @@ func (b *Book) Drawn(from, n int, dst []TicketKey) ([]TicketKey, int, bool) {
 func (b *Book) BuyerAt(pos int64) (string, TicketKey, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if !b.sealed || pos < 1 || pos > int64(len(b.tickets)) {
+	if !b.sealed || pos < 1 || pos > b.positions() {
 		return "", TicketKey{}, false
 	}
 	e := &b.tickets[b.indexAt(pos)]

@@ -48,7 +48,7 @@ func TestBookPositionsAreTheDraw(t *testing.T) {
 		b.Add(k, fmt.Sprintf("late-%d", i), seq, t0.Add(time.Minute))
 		late = append(late, id)
 	}
-	want := Draw(seed, early)
+	want := drawIDs(seed, early)
 	got, total, ok := b.Drawn(0, 1000, nil)
 	if !ok || total != len(early) {
 		t.Fatalf("Drawn: sealed %v, total %d; want %d", ok, total, len(early))
@@ -62,7 +62,7 @@ func TestBookPositionsAreTheDraw(t *testing.T) {
 			t.Fatalf("Lookup(%s) = position %d drawn %v, want %d drawn", want[i], tick.Position, tick.Drawn, i+1)
 		}
 	}
-	if err := VerifyDraw(seed.Hex(), seed.Commitment(), want); err != nil {
+	if err := VerifyDraw(seed.Hex(), seed.Commitment(), hashes(want)); err != nil {
 		t.Fatal(err)
 	}
 	for i, id := range late {
@@ -124,7 +124,7 @@ func TestBookPassesOutstandingAndExpired(t *testing.T) {
 		t.Fatalf("ticket at position 1: %+v", tick)
 	}
 	p := Pace{LetIn: st.LetIn, Tickets: st.Tickets, Outstanding: st.Outstanding, Budget: 4, StockLeft: 100}
-	if n := p.Next(); n != 7 {
+	if n, _ := p.Next(); n != 7 {
 		t.Fatalf("Next = %d, want 7 (budget 4, 2 outstanding)", n)
 	}
 }

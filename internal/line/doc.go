@@ -13,32 +13,42 @@
 //
 //  1. The line is a function of its durable records. Book applies the
 //     line stream's records (tickets, the draw mark) and the pace
-//     stream's (advances, uses) in whatever interleaving the two streams
-//     are read in, and any record twice; Book.State(now, grace) and
-//     Book.Lookup then depend on those records and now alone. Every gate,
-//     every restart, every replay and a room turned off and on compute
-//     the same positions, let-in, used, outstanding and expired passes.
-//     (Book; TestBookIsAFunctionOfItsRecords compares it with a naive
-//     model over random interleavings, replays and reads.)
-//  2. A read never writes. No query moves a mark: expiry is a function
-//     of now, not a state advanced by whoever looked last. (Book.State)
+//     stream's (advances, claims, uses) in whatever interleaving the two
+//     streams are read in, and any record twice; Book.State(now, grace)
+//     and Book.Lookup then depend on those records and now alone. Every
+//     gate, every restart, every replay and a room turned off and on
+//     compute the same positions, offers, claims, lapses, let-in, used,
+//     outstanding and expired passes. (Book; TestBookIsAFunctionOfItsRecords
+//     compares it with a naive model over random interleavings, replays
+//     and reads.)
+//  2. A read never writes. No query moves a mark: expiry and lapse are
+//     functions of now, not a state advanced by whoever looked last.
+//     (Book.State, Book.Ahead) Claims are written by a named action of
+//     the poll, one stored record per claimed turn. (admission's
+//     claimTurn)
 //  3. Positions are let in in order: let-in is a prefix 1..N that never
-//     shrinks. (Book.Advance, Pace.Next)
-//  4. A pass's expiry is fixed when it is given: its advance's JetStream
-//     timestamp plus the pass_ttl written in that record (never
-//     earlier than the previous step's), so a later change of pass_ttl
-//     changes no pass already given. (Advance.Expires)
-//  5. Orders in the ledger plus passes held never exceed what the sale
-//     takes (stock + overbook + released), so whoever holds a valid pass
-//     finds an item: nobody holding a valid pass is refused for stock
-//     while someone behind them buys. A pass is held until its expiry
-//     plus a grace (the publish timeout and clock skew: an order checked
-//     just before the expiry may still be on its way); the pace reads the
-//     line first and the stock after, so that no order is counted
+//     shrinks, and so is the offered prefix 1..M, M >= N. A claim
+//     counts when it is recorded after its turn's offer and stored
+//     before its window closed. (Book.Advance, Book.Claim, Pace.Next)
+//  4. A pass's expiry is fixed by records: the later of its grant (the
+//     step that let it in) and its claim, plus the pass_ttl written in
+//     that step, so a later change of pass_ttl or claim_window changes
+//     no turn already given. (Turn.PassExpires)
+//  5. Orders in the ledger plus what the turns let in hold never exceed
+//     what the sale takes (stock + overbook + released), so whoever holds
+//     a valid pass finds an item: nobody holding a valid pass is refused
+//     for stock while someone behind them buys. A pass is held until its
+//     expiry plus a grace (the publish timeout and clock skew: an order
+//     checked just before the expiry may still be on its way), a turn let
+//     in and unclaimed until its window closes plus that grace (a claim
+//     may be on its way); a lapsed turn holds nothing. The pace reads
+//     the line first and the stock after, so that no order is counted
 //     neither as held nor as sold. (Pace.Next, admission's paceLine;
 //     TestLinePromisesUnderFaults checks it against the records after
 //     every fault.)
 //  6. Every state that can still change is polled within a third of
-//     pass_ttl, so a turn, and stock given back, reaches its holder
-//     before the pass expires. (admission's viewTicket)
+//     pass_ttl, and a turn that may be offered within a third of the
+//     claim window (the waiting page holds a long poll instead), so a
+//     turn, and stock given back, reaches its holder in time. (admission's
+//     viewTicket)
 package line

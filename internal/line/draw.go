@@ -49,34 +49,47 @@ func (s Seed) Commitment() string {
 	return hex.EncodeToString(sum[:])
 }
 
+// TicketHash is a ticket's public identity: SHA-256 of its id, in hex.
+// The draw list publishes it; the id itself stays its holder's secret
+// (it reads the ticket and its pass), and the hash reads neither.
+func TicketHash(ticketID string) string {
+	sum := sha256.Sum256([]byte(ticketID))
+	return hex.EncodeToString(sum[:])
+}
+
 // Key is a ticket's place in the draw: HMAC-SHA256 with the seed as key
-// and the ticket id as message, in hex. The draw orders tickets by their
-// keys, ascending.
-func (s Seed) Key(ticketID string) string {
+// and the 32 bytes of the ticket's hash (TicketHash, decoded) as message,
+// in hex. The draw orders tickets by their keys, ascending. A hash that
+// is not 64 hex digits is keyed by its text, and never matches a ticket.
+func (s Seed) Key(ticketHash string) string {
 	m := hmac.New(sha256.New, s[:])
-	m.Write([]byte(ticketID))
+	if b, err := hex.DecodeString(ticketHash); err == nil && len(b) == sha256.Size {
+		m.Write(b)
+	} else {
+		m.Write([]byte(ticketHash))
+	}
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// Draw orders the tickets taken before the start: by Key, ascending (as
-// hex strings; two equal keys, which HMAC makes as likely as a collision
-// of SHA-256, would be ordered by ticket id). The result's first ticket
-// holds position 1.
-func Draw(s Seed, ticketIDs []string) []string {
-	type keyed struct{ key, id string }
-	ks := make([]keyed, len(ticketIDs))
-	for i, id := range ticketIDs {
-		ks[i] = keyed{s.Key(id), id}
+// Draw orders the hashes (TicketHash) of the tickets taken before the
+// start: by Key, ascending (as hex strings; two equal keys, which HMAC
+// makes as likely as a collision of SHA-256, would be ordered by hash).
+// The result's first hash holds position 1.
+func Draw(s Seed, ticketHashes []string) []string {
+	type keyed struct{ key, h string }
+	ks := make([]keyed, len(ticketHashes))
+	for i, h := range ticketHashes {
+		ks[i] = keyed{s.Key(h), h}
 	}
 	slices.SortFunc(ks, func(a, b keyed) int {
 		if c := strings.Compare(a.key, b.key); c != 0 {
 			return c
 		}
-		return strings.Compare(a.id, b.id)
+		return strings.Compare(a.h, b.h)
 	})
 	out := make([]string, len(ks))
 	for i, k := range ks {
-		out[i] = k.id
+		out[i] = k.h
 	}
 	return out
 }
@@ -88,8 +101,8 @@ var (
 )
 
 // VerifyDraw checks a published draw from public data alone: that the
-// seed is the one committed to, and that the tickets, in the order given
-// (position 1 first), are in the order the seed draws them.
+// seed is the one committed to, and that the tickets' hashes, in the
+// order given (position 1 first), are in the order the seed draws them.
 func VerifyDraw(seedHex, commitment string, ordered []string) error {
 	s, err := ParseSeed(seedHex)
 	if err != nil {

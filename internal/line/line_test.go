@@ -28,11 +28,15 @@ func TestDrawKnownValues(t *testing.T) {
 	if got := s.Commitment(); got != "630dcd2966c4336691125448bbb25b4ff412a49c732db2c8abc1b8581bd710dd" {
 		t.Fatalf("commitment %s", got)
 	}
-	for id, want := range map[string]string{
-		"a":        "5167dd15d18166a9dd6caa3522f7026f13d2f82c052bb245c9f3366588205222",
-		"ticket-1": "b741934858b181379956c50fc892763de6eb36e6d3a76995999b0c58ad91587f",
+	for id, want := range map[string][2]string{
+		"a":        {"ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb", "a7cb833d71ff16358e264100eabe28e57eee38a55d3df471bd778738cd1159c8"},
+		"ticket-1": {"737ce60fccf9da889f4605c0a20479b502eb8ed97e7bf3b5db1295ccd350b1bb", "4d4396d94dc9ece57591500d9f10c0222acb62edd0a02267f31d2d8f0ec84c89"},
 	} {
-		if got := s.Key(id); got != want {
+		h := TicketHash(id)
+		if h != want[0] {
+			t.Fatalf("hash of %s: %s", id, h)
+		}
+		if got := s.Key(h); got != want[1] {
 			t.Fatalf("key of %s: %s", id, got)
 		}
 	}
@@ -40,12 +44,12 @@ func TestDrawKnownValues(t *testing.T) {
 	for i := range ids {
 		ids[i] = fmt.Sprint("t", i)
 	}
-	want := []string{"t6", "t1", "t7", "t5", "t2", "t4", "t3", "t8", "t9", "t0"}
-	if got := Draw(s, ids); !slices.Equal(got, want) {
+	want := []string{"t9", "t6", "t8", "t3", "t2", "t5", "t1", "t4", "t0", "t7"}
+	if got := drawIDs(s, ids); !slices.Equal(got, want) {
 		t.Fatalf("draw %v, want %v", got, want)
 	}
 	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-	if got := Draw(s, ids); !slices.Equal(got, want) {
+	if got := drawIDs(s, ids); !slices.Equal(got, want) {
 		t.Fatalf("the draw depends on the order tickets came in: %v", got)
 	}
 	back, err := ParseSeed(strings.ToUpper(s.Hex()))
@@ -57,6 +61,30 @@ func TestDrawKnownValues(t *testing.T) {
 			t.Errorf("seed %q accepted", bad)
 		}
 	}
+}
+
+// drawIDs draws ticket ids by their hashes, as the book does, and gives
+// the ids back in position order.
+func drawIDs(s Seed, ids []string) []string {
+	byHash := make(map[string]string, len(ids))
+	hs := make([]string, len(ids))
+	for i, id := range ids {
+		hs[i] = TicketHash(id)
+		byHash[hs[i]] = id
+	}
+	out := Draw(s, hs)
+	for i, h := range out {
+		out[i] = byHash[h]
+	}
+	return out
+}
+
+func hashes(ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = TicketHash(id)
+	}
+	return out
 }
 
 func tickets(t *testing.T, n int) []string {
@@ -84,7 +112,7 @@ func TestVerifyDraw(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drawn := Draw(s, tickets(t, 1000))
+	drawn := Draw(s, hashes(tickets(t, 1000)))
 	if err := VerifyDraw(s.Hex(), s.Commitment(), drawn); err != nil {
 		t.Fatal(err)
 	}
@@ -100,13 +128,14 @@ func TestVerifyDraw(t *testing.T) {
 	if err := VerifyDraw(s.Hex(), s.Commitment(), swapped); !errors.Is(err, ErrDrawOrder) || !strings.Contains(err.Error(), "position 11") {
 		t.Fatalf("two tickets swapped: %v", err)
 	}
-	// A ticket id changed (one that would move: the first whose new key
+	// A ticket changed (one that would move: the first whose new key
 	// does not fall between its neighbours' keys).
 	changed := slices.Clone(drawn)
 	for i := 1; i < len(changed)-1; i++ {
-		k := s.Key(changed[i] + "x")
+		h := TicketHash(changed[i])
+		k := s.Key(h)
 		if k < s.Key(changed[i-1]) || k > s.Key(changed[i+1]) {
-			changed[i] += "x"
+			changed[i] = h
 			break
 		}
 	}
@@ -135,7 +164,7 @@ func TestDrawIsUniformOverJoinTime(t *testing.T) {
 	}
 	s := testSeed()
 	var deciles [10]int
-	for _, id := range Draw(s, ids)[:served] {
+	for _, id := range drawIDs(s, ids)[:served] {
 		deciles[joined[id]*10/n]++
 	}
 	chi := 0.0
@@ -205,20 +234,44 @@ func TestPass(t *testing.T) {
 }
 
 func TestPaceNext(t *testing.T) {
+	U, C, S := FateUndecided, FateClaimed, FateSettled
 	for name, c := range map[string]struct {
-		p    Pace
-		want int64
+		p             Pace
+		through, offr int64
 	}{
-		"within the budget":             {Pace{LetIn: 0, Tickets: 1000, Budget: 50, StockLeft: 500}, 50},
-		"outstanding and queued use it": {Pace{LetIn: 50, Tickets: 1000, Outstanding: 30, Queued: 15, Budget: 50, StockLeft: 500}, 55},
-		"never more passes than stock":  {Pace{LetIn: 90, Tickets: 1000, Outstanding: 8, Budget: 500, StockLeft: 10}, 92},
-		"not past the last ticket":      {Pace{LetIn: 10, Tickets: 12, Budget: 500, StockLeft: 500}, 12},
-		"full: stays":                   {Pace{LetIn: 70, Tickets: 1000, Outstanding: 40, Queued: 20, Budget: 50, StockLeft: 500}, 70},
-		"sold out: stays":               {Pace{LetIn: 70, Tickets: 1000, Budget: 50, StockLeft: 0}, 70},
-		"an expired pass frees room":    {Pace{LetIn: 70, Tickets: 1000, Outstanding: 49, Budget: 50, StockLeft: 500}, 71},
+		"within the budget":             {Pace{LetIn: 0, Tickets: 1000, Budget: 50, StockLeft: 500}, 50, 50},
+		"outstanding and queued use it": {Pace{LetIn: 50, Offered: 50, Tickets: 1000, Outstanding: 30, Queued: 15, Budget: 50, StockLeft: 500}, 55, 55},
+		"never more passes than stock":  {Pace{LetIn: 90, Offered: 90, Tickets: 1000, Outstanding: 8, Budget: 500, StockLeft: 10}, 92, 92},
+		"not past the last ticket":      {Pace{LetIn: 10, Offered: 10, Tickets: 12, Budget: 500, StockLeft: 500}, 12, 12},
+		"full: stays":                   {Pace{LetIn: 70, Offered: 70, Tickets: 1000, Outstanding: 40, Queued: 20, Budget: 50, StockLeft: 500}, 70, 70},
+		"sold out: stays":               {Pace{LetIn: 70, Offered: 80, Tickets: 1000, Budget: 50, StockLeft: 0, MaxAhead: 100}, 70, 80},
+		"an expired pass frees room":    {Pace{LetIn: 70, Offered: 70, Tickets: 1000, Outstanding: 49, Budget: 50, StockLeft: 500}, 71, 71},
+		// Offers ahead: nobody has lapsed yet, so every holder is
+		// expected: no offer beyond what the stock covers.
+		"first step offers the stock": {Pace{Tickets: 1000, Budget: 500, StockLeft: 10, MaxAhead: 100}, 10, 10},
+		// Half came (c = 0.5): of 20 items left, the 10 turns pending
+		// are expected to take 5, the 10 let in now 5; the other 10 need
+		// 20 more turns offered, 31 with the margin (10 + 2 sd + 1, over c).
+		"offers follow the share who came": {Pace{LetIn: 20, Offered: 20, Tickets: 1000, Outstanding: 10, Pending: 10, Budget: 500, StockLeft: 20,
+			Claimed: 99, Lapsed: 100, MaxAhead: 1000}, 30, 61},
+		// Lapsed turns are passed over free; the claimed behind them get
+		// in while the stock covers the undecided ahead of them.
+		"lapsed turns cost nothing": {Pace{LetIn: 10, Offered: 16, Tickets: 1000, Outstanding: 0, Budget: 500, StockLeft: 3,
+			Ahead: []Fate{S, S, C, U, S, C}, Claimed: 10, Lapsed: 10, MaxAhead: 100}, 16, 21},
+		"stops before what the stock does not cover": {Pace{LetIn: 10, Offered: 16, Tickets: 1000, Outstanding: 0, Budget: 500, StockLeft: 2,
+			Ahead: []Fate{S, C, U, C, S, C}, Claimed: 10, Lapsed: 10, MaxAhead: 100}, 13, 16},
+		// Almost nobody came: offers run MaxAhead past the let-in, no
+		// further.
+		"bounded ahead": {Pace{LetIn: 0, Tickets: 100_000, Budget: 500, StockLeft: 100, Claimed: 1, Lapsed: 1000, MaxAhead: 1000}, 100, 1100},
+		"bounded by the line": {Pace{LetIn: 10, Offered: 10, Tickets: 15, Outstanding: 10, Budget: 500, StockLeft: 20,
+			Claimed: 1, Lapsed: 10, MaxAhead: 1000}, 15, 15},
 	} {
-		if got := c.p.Next(); got != c.want {
-			t.Errorf("%s: next %d, want %d", name, got, c.want)
+		g, o := c.p.Next()
+		if g != c.through || o != c.offr {
+			t.Errorf("%s: next %d offered %d, want %d offered %d", name, g, o, c.through, c.offr)
+		}
+		if o < g || g < c.p.LetIn || o < c.p.Offered {
+			t.Errorf("%s: a mark went back or offers fell behind: %d %d", name, g, o)
 		}
 	}
 	if !(Pace{StockLeft: 0}).SoldOut() || (Pace{StockLeft: 1}).SoldOut() {

@@ -115,18 +115,37 @@ func OpenRecorder(ctx context.Context, js jetstream.JetStream, replicas int) (*R
 }
 
 // RecordOnce stores a decision under a message id: JetStream keeps one
-// record per id however often it is sent within its duplicate window.
-func (r *Recorder) RecordOnce(ctx context.Context, d Decision, msgID string) error {
+// record per id however often it is sent within its duplicate window. It
+// returns the decision stored, which is the first one sent: a later send
+// (a repeated cancel) answers with the first one's time, not its own.
+func (r *Recorder) RecordOnce(ctx context.Context, d Decision, msgID string) (Decision, error) {
 	b, err := json.Marshal(d)
 	if err != nil {
-		return fmt.Errorf("orderstatus: encode: %w", err)
+		return Decision{}, fmt.Errorf("orderstatus: encode: %w", err)
 	}
 	// Concurrent records of one decision (cancels of one order at two
 	// gates) wait for the first: one is stored, all are answered.
-	if _, err := ledger.PublishDeduplicated(ctx, r.js, &nats.Msg{Subject: Subject(d.Sale), Data: b}, jetstream.WithMsgID(msgID)); err != nil {
-		return fmt.Errorf("orderstatus: record: %w", err)
+	ack, err := ledger.PublishDeduplicated(ctx, r.js, &nats.Msg{Subject: Subject(d.Sale), Data: b}, jetstream.WithMsgID(msgID))
+	if err != nil {
+		return Decision{}, fmt.Errorf("orderstatus: record: %w", err)
 	}
-	return nil
+	if !ack.Duplicate {
+		return d, nil
+	}
+	// A duplicate's ack names the stored record's sequence.
+	s, err := r.js.Stream(ctx, Stream)
+	if err != nil {
+		return Decision{}, fmt.Errorf("orderstatus: read the record of %s: %w", msgID, err)
+	}
+	m, err := s.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		return Decision{}, fmt.Errorf("orderstatus: read the record of %s: %w", msgID, err)
+	}
+	var stored Decision
+	if err := json.Unmarshal(m.Data, &stored); err != nil {
+		return Decision{}, fmt.Errorf("orderstatus: decode the record of %s: %w", msgID, err)
+	}
+	return stored, nil
 }
 
 // Record stores a decision and returns once JetStream has it.

@@ -90,6 +90,12 @@ type JetStreamState struct {
 	MaxStoreB int64  `json:"max_store_bytes,omitempty"`
 	APITotal  uint64 `json:"api_requests"`
 	APIErrors uint64 `json:"api_errors"`
+	// The same since the gate's first reading, once it had started: a
+	// start looks up streams it has not made yet, and JetStream counts
+	// each such "not found" as an API error, so a fresh gate's totals
+	// show a dozen errors that are not one. The console shows these.
+	APITotalSinceStart  uint64 `json:"api_requests_since_start"`
+	APIErrorsSinceStart uint64 `json:"api_errors_since_start"`
 	// Cluster is the meta group when JetStream is clustered: its leader and
 	// the other servers, with how far behind each is.
 	Cluster *ledger.Replication `json:"cluster,omitempty"`
@@ -130,6 +136,7 @@ type console struct {
 	mu      sync.Mutex
 	samples map[string][]consoleSample // per sale, oldest first, at most consoleWindow+1
 	js      JetStreamState
+	apiBase *JetStreamState // the first reading, for the counts since the start
 	mem     runtime.MemStats
 	rss     uint64
 }
@@ -153,6 +160,14 @@ func (c *console) sample(ctx context.Context) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if js.Error == "" && js.Connected {
+		if c.apiBase == nil || js.APITotal < c.apiBase.APITotal { // a restarted server counts from 0
+			base := js
+			c.apiBase = &base
+		}
+		js.APITotalSinceStart = js.APITotal - c.apiBase.APITotal
+		js.APIErrorsSinceStart = js.APIErrors - c.apiBase.APIErrors
+	}
 	c.js, c.mem, c.rss = js, mem, rss
 	seen := make(map[string]bool, len(reports))
 	for _, r := range reports {

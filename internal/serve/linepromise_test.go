@@ -85,8 +85,12 @@ func TestReopeningARoomHandsOutNoSecondStock(t *testing.T) {
 		l, _ := lineFigures(t, c, base, "drop")
 		return l == stock
 	})
-	// Five orders with their passes, so that used passes are in the
-	// records too.
+	// Every holder claims their turn (asking for the ticket claims it),
+	// and five order with their passes, so that claims and used passes
+	// are in the records too.
+	if n := ticketsYourTurn(t, c, base, tickets); n != stock {
+		t.Fatalf("%d tickets read your_turn once claimed, want %d", n, stock)
+	}
 	ordered := 0
 	for _, id := range tickets {
 		tk := gatetest.Get(t, c, base+"/v1/tickets/"+id)

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -411,7 +412,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.errc <- err
 		}
 	}()
-	s.log.Info("sluice gate up", "api", s.APIAddr(), "tls", s.cert != nil, "ops", s.OpsAddr(),
+	s.log.Info("sluice gate up", "api", s.APIAddr(), "tls", s.cert != nil, "ops", s.OpsAddr(), "nats_server", server.VERSION,
 		"nats", s.broker.ClientURL(), "external_nats", cfg.NATSURL != "", "sync", cfg.Sync,
 		"drain", !cfg.NoDrain, "backend", s.cfg.Backend)
 	if cfg.AdminToken == "" {
@@ -445,7 +446,7 @@ func (s *Server) startDrain(ctx context.Context) error {
 		return err
 	}
 	if s.gate != nil {
-		s.gate.SetOrderCanceller(func(ctx context.Context, id ledger.OrderID, buyer string) error {
+		s.gate.SetOrderCanceller(func(ctx context.Context, id ledger.OrderID, buyer string) (time.Time, error) {
 			return cancelOrder(ctx, b, rec, id, buyer)
 		})
 	}
@@ -512,6 +513,16 @@ func (s *Server) provision(ctx context.Context) error {
 				return fmt.Errorf("serve: sale %s: %w", sale.Name, err)
 			}
 		}
+		prev, err := retry(ctx, func(ctx context.Context) (ledger.SaleState, error) {
+			st, err := s.ledger.State(ctx, sale.Name)
+			if errors.Is(err, ledger.ErrNoSale) {
+				return ledger.SaleState{}, nil
+			}
+			return st, err
+		})
+		if err != nil {
+			return fmt.Errorf("serve: sale %s: %w", sale.Name, err)
+		}
 		st, err := retry(ctx, func(ctx context.Context) (ledger.SaleState, error) { return s.ledger.EnsureSale(ctx, sale) })
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
@@ -519,6 +530,16 @@ func (s *Server) provision(ctx context.Context) error {
 		if int64(st.Admitted) > sale.Capacity() {
 			s.log.Warn("stock is below the orders already admitted: they stay, the sale is sold out",
 				"sale", sale.Name, "stock", sale.Stock, "admitted", st.Admitted)
+		}
+		// A start that changes what a sale sells says so: a --sale s1=N
+		// reused from an earlier walk-through must not reopen a sold-out
+		// sale without a word, nor a config's past window close one.
+		if prev.Limit > 0 && int64(prev.Admitted) >= prev.Limit && st.Limit > int64(st.Admitted) {
+			s.log.Warn("the sale was sold out: its new stock opens it again",
+				"sale", sale.Name, "stock_before", prev.Sale.Stock, "stock", sale.Stock, "admitted", st.Admitted)
+		}
+		if sale.PhaseAt(time.Now()) == ledger.Closed {
+			s.log.Warn("the sale is closed: its ends_at is past, and it takes no order", "sale", sale.Name, "ends_at", sale.EndsAt)
 		}
 		s.log.Info("sale provisioned", "sale", sale.Name, "stock", sale.Stock, "admitted", st.Admitted)
 	}
@@ -638,15 +659,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // decisions stream, once whatever is retried: the order reads cancelled
 // and its slot goes back to the sale. The backend first, so that the slot
 // is never sold again while the backend still counts the order.
-func cancelOrder(ctx context.Context, b consumer.Backend, rec *orderstatus.Recorder, id ledger.OrderID, buyer string) error {
+func cancelOrder(ctx context.Context, b consumer.Backend, rec *orderstatus.Recorder, id ledger.OrderID, buyer string) (time.Time, error) {
 	if c, ok := b.(consumer.Canceller); ok {
 		if _, err := c.Cancel(ctx, consumer.Order{ID: id.String(), Sale: id.Sale, BuyerID: buyer, Seq: id.Seq}); err != nil {
-			return err
+			return time.Time{}, err
 		}
 	}
 	d := orderstatus.Decision{Sale: id.Sale, At: time.Now().UTC(),
 		Cancelled: []orderstatus.Outcome{{Seq: id.Seq, Reason: "cancelled", Buyer: buyer}}}
-	return rec.RecordOnce(ctx, d, "cancel-"+id.String())
+	stored, err := rec.RecordOnce(ctx, d, "cancel-"+id.String())
+	return stored.At, err
 }
 
 // refreshed takes each refresh of the sale states: the gate follows them,

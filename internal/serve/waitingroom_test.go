@@ -186,7 +186,7 @@ func TestWaitingRoomRefusals(t *testing.T) {
 	if p.Status != 200 {
 		t.Fatalf("PATCH the waiting room on: %d %s", p.Status, p.Raw)
 	}
-	if a := gatetest.Get(t, c, base+"/v1/sales/late"); !strings.Contains(a.Raw, `"pass_ttl_seconds":45,"line_limit":50`) {
+	if a := gatetest.Get(t, c, base+"/v1/sales/late"); !strings.Contains(a.Raw, `"pass_ttl_seconds":45,"claim_window_seconds":15,"line_limit":50`) {
 		t.Fatalf("the sale does not show its waiting room: %s", a.Raw)
 	}
 	if a := joinBuyer(t, c, base, "late", "zoe"); a.Status != 201 {
@@ -364,7 +364,7 @@ func TestWaitingRoomThreeGatesTwentyThousand(t *testing.T) {
 		`{"starts_at":"`+time.Now().Add(300*time.Millisecond).UTC().Format(time.RFC3339Nano)+`"}`)
 	byTicket := make(map[string]joinedT, joiners+lateJoiners)
 	for _, j := range tickets {
-		byTicket[j.ticket] = j
+		byTicket[line.TicketHash(j.ticket)] = j
 	}
 	gatetest.Eventually(t, 10*time.Second, "the draw", func() bool {
 		return gatetest.Get(t, c, base(0)+"/v1/sales/drop/draw").Body["seed"] != nil
@@ -504,7 +504,7 @@ func drawTickets(t testing.TB, c *http.Client, base, sale string) []string {
 		if a.Status != 200 {
 			t.Fatalf("draw tickets: %d %s", a.Status, a.Raw)
 		}
-		for _, id := range a.Body["tickets"].([]any) {
+		for _, id := range a.Body["ticket_hashes"].([]any) {
 			ids = append(ids, id.(string))
 		}
 		url = ""
@@ -614,4 +614,142 @@ func TestWaitingPageInChromium(t *testing.T) {
 	b.Do(t, "open the console", chromedp.Navigate("http://"+s.OpsAddr()+"/"))
 	b.WaitFor(t, "the line on the sale's card",
 		`((document.querySelector('[data-sale="drop"] [data-field="line"]') || {}).textContent || "").startsWith("4 in line, let in 4")`, 10*time.Second)
+}
+
+// The waiting page in a background tab keeps its place: the page is
+// hidden (document.visibilityState "hidden") and its timers throttled to
+// one a minute, as Chrome does to a tab hidden for five minutes, while
+// the turns of three absent holders ahead of it lapse one after another
+// (a claim window of 3 s). Its held long poll claims the turn the moment
+// it is offered, the title says so and a notification is shown, and the
+// order goes through.
+func TestWaitingPageHiddenStillClaims(t *testing.T) {
+	b := browsertest.New(t)
+	cfg := gatetest.Config(t, ledger.Sale{Name: "drop", Stock: 1, StartsAt: time.Now().Add(time.Hour),
+		WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour), ClaimWindow: ledger.Duration(3 * time.Second)})
+	cfg.AdminToken = "admin-token-for-tests"
+	s := gatetest.Start(t, cfg)
+	c := gatetest.Client()
+	api := "http://" + s.APIAddr()
+	for i := range 3 { // joined, and never came back
+		if a := joinBuyer(t, c, api, "drop", fmt.Sprint("absent-", i)); a.Status != 201 {
+			t.Fatalf("join: %d %s", a.Status, a.Raw)
+		}
+	}
+	gatetest.Admin(t, c, s.OpsAddr(), "PATCH", "/admin/sales/drop", cfg.AdminToken,
+		`{"starts_at":"`+time.Now().Add(200*time.Millisecond).UTC().Format(time.RFC3339Nano)+`"}`)
+	gatetest.Eventually(t, 10*time.Second, "the draw", func() bool {
+		return gatetest.Get(t, c, api+"/v1/sales/drop/draw").Body["seed"] != nil
+	})
+	b.Do(t, "open the line", chromedp.Navigate(api+"/v1/sales/drop/line"))
+	b.Do(t, "join", chromedp.SendKeys("#buyer_id", "web-buyer"), chromedp.Click("#join"), chromedp.WaitVisible("#position"))
+	b.WaitFor(t, "the waiting page", `document.getElementById("position") && document.getElementById("position").textContent === "4"`, 10*time.Second)
+	key, ok := line.KeyOf(browsertest.Eval[string](t, b, `t.ticket_id`))
+	if !ok {
+		t.Fatal("the page holds no ticket id")
+	}
+	// Hidden, timers throttled; notifications allowed (and recorded).
+	browsertest.Eval[bool](t, b, `(() => {
+		Object.defineProperty(document, "visibilityState", {get: () => "hidden"});
+		Object.defineProperty(document, "hidden", {get: () => true});
+		const st = window.setTimeout.bind(window), si = window.setInterval.bind(window);
+		window.setTimeout = (f, d, ...a) => st(f, Math.max(d || 0, 60000), ...a);
+		window.setInterval = (f, d, ...a) => si(f, Math.max(d || 0, 60000), ...a);
+		window.__notified = [];
+		window.Notification = function (title) { window.__notified.push(title); };
+		window.Notification.permission = "granted";
+		document.dispatchEvent(new Event("visibilitychange"));
+		return document.hidden;
+	})()`)
+	room := s.Rooms().Room("drop")
+	// Polled from here, not by the page's own timers (which are throttled
+	// now); nothing here asks the gate for the ticket, which would claim it.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		tk, _ := room.Book.Lookup(key)
+		if tk.Claimed {
+			t.Logf("claimed %v after its offer, %d turns lapsed before it", tk.ClaimedAt.Sub(tk.OfferedAt), room.Book.State(time.Now(), 0).Lapsed)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hidden page did not claim its turn: %+v", tk)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitEval := func(what, expr string) {
+		t.Helper()
+		for end := time.Now().Add(10 * time.Second); !browsertest.Eval[bool](t, b, expr); {
+			if time.Now().After(end) {
+				t.Fatalf("waiting for %s (%s)", what, expr)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitEval("the title", `document.title.startsWith("Your turn")`)
+	waitEval("the notification", `window.__notified.length === 1 && window.__notified[0].startsWith("Your turn")`)
+	b.Do(t, "buy", chromedp.Click("#buy"))
+	waitEval("the confirmation", `document.getElementById("result").dataset.status === "confirmed"`)
+	if errs := b.Errors(); len(errs) > 0 {
+		t.Fatalf("the page logged errors: %v", errs)
+	}
+}
+
+// A holder whose turn lapsed and who comes back while stock remains is
+// put at the back of the line, once: after everyone who stayed, and
+// served after them.
+func TestLapsedHolderGoesToTheBack(t *testing.T) {
+	const stock = 4
+	cfg := gatetest.Config(t, ledger.Sale{Name: "drop", Stock: stock, StartsAt: time.Now().Add(time.Hour),
+		WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour), ClaimWindow: ledger.Duration(3 * time.Second)})
+	cfg.AdminToken = "admin-token-for-tests"
+	s := gatetest.Start(t, cfg)
+	c := gatetest.Client()
+	api := "http://" + s.APIAddr()
+	secret := map[string]string{} // buyer → ticket id
+	for i := range stock {
+		buyer := fmt.Sprint("buyer-", i)
+		a := joinBuyer(t, c, api, "drop", buyer)
+		if a.Status != 201 {
+			t.Fatalf("join: %d %s", a.Status, a.Raw)
+		}
+		secret[buyer] = a.Str("ticket_id")
+	}
+	gatetest.Admin(t, c, s.OpsAddr(), "PATCH", "/admin/sales/drop", cfg.AdminToken,
+		`{"starts_at":"`+time.Now().Add(200*time.Millisecond).UTC().Format(time.RFC3339Nano)+`"}`)
+	room := s.Rooms().Room("drop")
+	gatetest.Eventually(t, 10*time.Second, "the first turns", func() bool { return room.Book.State(time.Now(), 0).Offered == stock })
+	away, awayKey, _ := room.Book.BuyerAt(1) // the holder at position 1 is away
+	var order []string                       // buyers in the order they were served
+	for p := int64(2); p <= stock; p++ {
+		buyer, _, _ := room.Book.BuyerAt(p)
+		tk := ticketOf(t, c, api, secret[buyer], buyer)
+		if tk.Str("state") != "your_turn" {
+			t.Fatalf("position %d, there: %s", p, tk.Raw)
+		}
+		if a := orderWithPass(t, c, api, "drop", buyer, tk.Str("pass"), ""); a.Status != 202 {
+			t.Fatalf("order at position %d: %d %s", p, a.Status, a.Raw)
+		}
+		order = append(order, buyer)
+	}
+	gatetest.Eventually(t, 20*time.Second, "the turn at position 1 to lapse", func() bool {
+		tk, _ := room.Book.Lookup(awayKey)
+		return tk.Lapsed(time.Now(), 3*time.Second)
+	})
+	// Back: at the back of the line, after the three who stayed.
+	tk := ticketOf(t, c, api, secret[away], away)
+	if tk.Body["rejoined"] != true || tk.Body["position"].(float64) != stock+1 {
+		t.Fatalf("the holder back after the lapse: %s", tk.Raw)
+	}
+	gatetest.Eventually(t, 20*time.Second, "the turn at the back", func() bool {
+		tk = ticketOf(t, c, api, secret[away], away)
+		return tk.Str("state") == "your_turn"
+	})
+	if a := orderWithPass(t, c, api, "drop", away, tk.Str("pass"), ""); a.Status != 202 {
+		t.Fatalf("order from the back: %d %s", a.Status, a.Raw)
+	}
+	order = append(order, away)
+	t.Logf("served in order: %v", order)
+	if st := room.Book.State(time.Now(), 0); st.Rejoined != 1 || st.Lapsed != 1 || st.Positions != stock+1 {
+		t.Fatalf("the line: %+v; want one rejoin, one lapse, %d positions", st, stock+1)
+	}
 }

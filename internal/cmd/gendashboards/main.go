@@ -174,6 +174,16 @@ func overview() *builder {
 			{`sum by (outcome) (rate(sluice_line_joins_total` + sel("") + ri + `))`, "join {{outcome}}"},
 			{`sum(rate(sluice_line_polls_total` + sel("") + ri + `))`, "polls"},
 		}, minZero))
+	// Turns: offered ahead of the stock, claimed by those there, lapsed
+	// when nobody came (their room goes on at once), and the holders put
+	// at the back when they came back too late.
+	b.add(24, 8, seriesPanel("Turns: claimed, lapsed, back in line", "Turns claimed and lapsed per second (following the durable records: the same on every gate), holders put at the back after a lapse, and the position offered through against let in: offers run ahead by the share of holders who come.", "short",
+		[]q{
+			{`max by (sale) (rate(sluice_line_claims_total` + sel("") + ri + `))`, "{{sale}} claimed/s"},
+			{`max by (sale) (rate(sluice_line_lapsed_total` + sel("") + ri + `))`, "{{sale}} lapsed/s"},
+			{`max by (sale) (rate(sluice_line_rejoins_total` + sel("") + ri + `))`, "{{sale}} back in line/s"},
+			{`max by (sale) (sluice_line_offered` + sel("") + `) - max by (sale) (sluice_line_let_in` + sel("") + `)`, "{{sale}} offered ahead"},
+		}, minZero))
 	// Who may join: the proofs of work the gates checked, and each gate's
 	// tickets in memory against its --line-max-tickets.
 	b.add(12, 8, seriesPanel("Proofs of work", "Proofs checked on joins per second: ok, missing (428), bad or used (403). Many used or bad: someone replays or forges solutions.", "reqps",
