@@ -31,8 +31,7 @@ Flags:
 
 func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sluice healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	fs.Usage = func() { fmt.Fprint(stdout, healthcheckUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), healthcheckUsage); fs.PrintDefaults() }
 	var (
 		configPath, ops string
 		live            bool
@@ -42,7 +41,7 @@ func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.StringVar(&ops, "ops-listen", "127.0.0.1:9464", "the gate's ops `address`")
 	fs.BoolVar(&live, "live", false, "ask only whether the process is up (/healthz), not whether it is ready")
 	fs.DurationVar(&timeout, "timeout", 3*time.Second, "longest wait for the answer")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -15,6 +15,7 @@ func TestEveryCommandsHelpGoesToStdoutOnce(t *testing.T) {
 		{"serve", "--help"}, {"drain", "--help"}, {"loadtest", "--help"}, {"status", "--help"},
 		{"sale", "--help"}, {"sale", "create", "--help"}, {"draw", "verify", "--help"}, {"draw", "--help"},
 		{"dashboards", "export", "--help"}, {"dashboards", "--help"}, {"pages", "export", "-h"}, {"pages", "--help"},
+		{"healthcheck", "--help"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var out, errb bytes.Buffer
@@ -61,7 +62,7 @@ func TestFlagHelpNamesOnlyValues(t *testing.T) {
 		"string": true, "int": true, "uint": true, "int64": true, "uint64": true, "float": true, "duration": true, "value": true}
 	upper := regexp.MustCompile(`^[A-Z][A-Z0-9_=]*$`)
 	flagLine := regexp.MustCompile(`^  -([a-z][a-z0-9-]*)(?: (.+))?$`)
-	for _, args := range [][]string{{"serve", "-h"}, {"drain", "-h"}, {"loadtest", "-h"}, {"status", "-h"}, {"sale", "list", "-h"}, {"draw", "verify", "-h"}} {
+	for _, args := range [][]string{{"serve", "-h"}, {"drain", "-h"}, {"loadtest", "-h"}, {"status", "-h"}, {"sale", "list", "-h"}, {"draw", "verify", "-h"}, {"healthcheck", "-h"}} {
 		var out bytes.Buffer
 		_ = run(context.Background(), args, &out, &bytes.Buffer{})
 		n := 0

@@ -1,30 +1,29 @@
-package main
+package deploy
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"sluice/internal/gatetest"
 	"sluice/internal/pgtest"
-	"sluice/internal/serve"
 	"sluice/internal/testcert"
 	"sluice/internal/testenv"
 )
 
 // The three-gate cluster recipe (deploy/cluster/g1.yaml, g2.yaml,
-// g3.yaml), run as written on loopback: its addresses are rewritten to
+// g3.yaml), run as written on loopback by three sluice processes
+// (sluice serve --config FILE): its addresses are rewritten to
 // free 127.0.0.1 ports, its files under /etc/sluice and /var/lib/sluice
 // to temporary ones (route certificates signed by a test CA), its
 // PostgreSQL to a real one; the secrets come from the environment, as the
@@ -35,8 +34,6 @@ func TestClusterRecipeOnLoopback(t *testing.T) {
 	testenv.Exclusive(t) // three replicated JetStream servers need the cores to settle
 	pg := pgtest.Start(t)
 	backend := pg.NewDatabase("shop")
-	t.Setenv("SLUICE_CLUSTER_PASSWORD", "a-route-password-for-tests")
-	t.Setenv("SLUICE_ADMIN_TOKEN", "admin-token-for-tests")
 	ca := testcert.NewCA(t)
 	t.Logf("%v: PostgreSQL up", time.Now().Format(time.StampMilli))
 
@@ -50,10 +47,11 @@ func TestClusterRecipeOnLoopback(t *testing.T) {
 		defer l.Close()
 		return l.Addr().String()
 	}
-	var cfgs [3]serve.Config
+	var confs [3]string
 	var logs [3]*gatetest.Lines
-	for i := range cfgs {
-		raw, err := os.ReadFile(fmt.Sprintf("../../deploy/cluster/g%d.yaml", i+1))
+	var api, ops, routes [3]string
+	for i := range confs {
+		raw, err := os.ReadFile(fmt.Sprintf("cluster/g%d.yaml", i+1))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,54 +73,51 @@ func TestClusterRecipeOnLoopback(t *testing.T) {
 		if strings.Contains(text, "10.0.0.") {
 			t.Fatalf("g%d.yaml: an address left unrewritten:\n%s", i+1, text)
 		}
-		path := filepath.Join(etc, "sluice.yaml")
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		n := fmt.Sprint(i + 1)
+		api[i], ops[i], routes[i] = addrs["10.0.0."+n+":8080"], addrs["10.0.0."+n+":9464"], addrs["10.0.0."+n+":6222"]
+		if api[i] == "" || ops[i] == "" || routes[i] == "" {
+			t.Fatalf("g%d.yaml: want its listeners on 10.0.0.%s:8080, :9464 and :6222", i+1, n)
+		}
+		confs[i] = filepath.Join(etc, "sluice.yaml")
+		if err := os.WriteFile(confs[i], []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		logs[i] = &gatetest.Lines{}
-		cfg, err := parseConfig("serve", []string{"--config", path}, io.Discard, logs[i])
-		if err != nil {
-			t.Fatalf("g%d.yaml: %v", i+1, err)
-		}
-		if cfg.ClusterTLSCert == "" || cfg.ClusterUser == "" || cfg.ClusterPassword == "" || cfg.AdminToken == "" || cfg.Replicas != 3 {
-			t.Fatalf("g%d.yaml: route TLS %q, user %q, password set %v, admin token set %v, replicas %d",
-				i+1, cfg.ClusterTLSCert, cfg.ClusterUser, cfg.ClusterPassword != "", cfg.AdminToken != "", cfg.Replicas)
-		}
-		cfg.Refresh = 50 * time.Millisecond
-		cfgs[i] = cfg
 	}
 	// The three start together, as the recipe says: JetStream waits for
-	// a quorum.
-	var gates [3]*serve.Server
-	var errs [3]error
-	var wg sync.WaitGroup
-	for i := range cfgs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			gates[i], errs[i] = serve.Start(ctx, cfgs[i])
-		}()
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, g := range gates {
-			if g != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				_ = g.Shutdown(ctx)
-				cancel()
+	// a quorum. The secrets come from the environment.
+	bin := sluiceBinary(t)
+	for i := range confs {
+		cmd := exec.Command(bin, "serve", "--config", confs[i])
+		cmd.Env = append(os.Environ(), "SLUICE_CLUSTER_PASSWORD=a-route-password-for-tests", "SLUICE_ADMIN_TOKEN=admin-token-for-tests")
+		cmd.Stdout, cmd.Stderr = logs[i], logs[i]
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(40 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
 			}
-		}
-		t.Logf("%v: the three gates are down", time.Now().Format(time.StampMilli))
-	})
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("g%d: %v\n%s", i+1, err, logs[i])
-		}
+		})
 	}
-
-	t.Logf("%v: the three gates are up", time.Now().Format(time.StampMilli))
+	c := gatetest.Client()
+	for i := range confs {
+		gatetest.Eventually(t, 90*time.Second, fmt.Sprintf("g%d to be ready", i+1), func() bool {
+			resp, err := c.Get("http://" + ops[i] + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+	}
+	t.Logf("%v: the three gates are ready", time.Now().Format(time.StampMilli))
 	// What they logged while they started: the probes below are refused
 	// at error level, as they should be.
 	var started [3]string
@@ -137,48 +132,44 @@ func TestClusterRecipeOnLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, cfg := range cfgs {
-		if v, err := gates[i].Broker().Server().Varz(nil); err != nil || !v.Cluster.TLSRequired || !v.Cluster.TLSVerify {
-			t.Fatalf("g%d's routes: TLS required and verified? %+v (%v)", i+1, v.Cluster, err)
-		}
-		if info, err := routeInfo(cfg.ClusterListen, &tls.Config{RootCAs: ca.Pool()}); err == nil {
+	for i := range routes {
+		if info, err := routeInfo(routes[i], &tls.Config{RootCAs: ca.Pool()}); err == nil {
 			t.Fatalf("g%d's route port let a TLS client without a certificate in: %s", i+1, info)
 		}
-		info, err := routeInfo(cfg.ClusterListen, &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{pair}})
+		info, err := routeInfo(routes[i], &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{pair}})
 		if err != nil || !strings.Contains(info, `"auth_required":true`) {
 			t.Fatalf("g%d's route port, to a signed peer: %q (%v); want auth_required", i+1, info, err)
 		}
 	}
 
 	t.Logf("%v: the route ports checked", time.Now().Format(time.StampMilli))
-	c := gatetest.Client()
-	if a := gatetest.Admin(t, c, gates[0].OpsAddr(), "PUT", "/admin/sales/recipe", "admin-token-for-tests", `{"stock":3}`); a.Status != http.StatusCreated {
+	if a := gatetest.Admin(t, c, ops[0], "PUT", "/admin/sales/recipe", "admin-token-for-tests", `{"stock":3}`); a.Status != http.StatusCreated {
 		t.Fatalf("create the sale on g1: %d %s", a.Status, a.Raw)
 	}
-	for _, g := range gates {
+	for _, a := range api {
 		gatetest.Eventually(t, 20*time.Second, "every gate to know the sale", func() bool {
-			return gatetest.Get(t, c, "http://"+g.APIAddr()+"/v1/sales/recipe").Status == http.StatusOK
+			return gatetest.Get(t, c, "http://"+a+"/v1/sales/recipe").Status == http.StatusOK
 		})
 	}
 	var ids []string
-	for i, g := range gates {
-		a := gatetest.Order(t, c, "http://"+g.APIAddr(), "recipe", fmt.Sprint("buyer-", i+1), "")
+	for i, g := range api {
+		a := gatetest.Order(t, c, "http://"+g, "recipe", fmt.Sprint("buyer-", i+1), "")
 		if a.Status != http.StatusAccepted {
 			t.Fatalf("order through g%d: %d %s", i+1, a.Status, a.Raw)
 		}
 		ids = append(ids, a.Str("order_id"))
 	}
-	for i, g := range gates {
-		if a := gatetest.Order(t, c, "http://"+g.APIAddr(), "recipe", fmt.Sprint("late-", i+1), ""); a.Status != http.StatusGone {
+	for i, g := range api {
+		if a := gatetest.Order(t, c, "http://"+g, "recipe", fmt.Sprint("late-", i+1), ""); a.Status != http.StatusGone {
 			t.Fatalf("order past the stock through g%d: %d %s", i+1, a.Status, a.Raw)
 		}
 	}
 	// Every order reaches the one PostgreSQL, confirmed, and every gate
 	// says so.
 	for _, id := range ids {
-		for i, g := range gates {
+		for i, g := range api {
 			gatetest.Eventually(t, 30*time.Second, fmt.Sprintf("order %s confirmed on g%d", id, i+1), func() bool {
-				return gatetest.Get(t, c, "http://"+g.APIAddr()+"/v1/orders/"+id).Str("status") == "confirmed"
+				return gatetest.Get(t, c, "http://"+g+"/v1/orders/"+id).Str("status") == "confirmed"
 			})
 		}
 	}
