@@ -262,8 +262,8 @@ func summarise(ss []series) shown {
 // panel's query (and every variable's) through Prometheus's HTTP API as
 // Grafana would, and requires each to show data.
 func TestPrometheusEndToEnd(t *testing.T) {
-	testenv.Exclusive(t) // a gate, Prometheus and two rehearsals: both cores
-	bin := needBinary(t, "prometheus")
+	bin := needBinary(t, "prometheus") // before the lock: a skip need not wait minutes for it
+	testenv.Exclusive(t)               // a gate, Prometheus and two rehearsals: both cores
 	gate := startGate(t)
 
 	// The generator's metrics served as `sluice loadtest --metrics-listen` serves them.

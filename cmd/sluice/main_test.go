@@ -316,7 +316,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 // says its own ops port, and accepts a config file shared with the gates.
 func TestDrainHasItsOwnFlags(t *testing.T) {
 	var usage bytes.Buffer
-	_ = run(context.Background(), []string{"drain", "--help"}, io.Discard, &usage)
+	_ = run(context.Background(), []string{"drain", "--help"}, &usage, io.Discard) // help goes to stdout
 	for _, gateOnly := range []string{"-listen", "-sale", "-sold-out-page", "-no-drain", "-admin-token"} {
 		if strings.Contains(usage.String(), "\n  "+gateOnly+" ") || strings.Contains(usage.String(), "\n  "+gateOnly+"\n") {
 			t.Errorf("drain --help lists %s", gateOnly)
