@@ -212,8 +212,12 @@ func writeStatus(w io.Writer, st serve.Status, base string) {
 		if r.Sealed {
 			draw = fmt.Sprintf("%d drawn", r.Drawn)
 		}
-		fmt.Fprintf(w, "%s: waiting room, %d of %d in line (%s), let in through %d, %d passes out (pass_ttl %s)\n",
-			s.Sale, r.Tickets, r.LineLimit, draw, r.LetIn, r.Outstanding, shortDur(r.PassTTL))
+		lapsed := ""
+		if r.Lapsed > 0 {
+			lapsed = fmt.Sprintf(", %d turns lapsed (%d back in line)", r.Lapsed, r.Rejoined)
+		}
+		fmt.Fprintf(w, "%s: waiting room, %d of %d in line (%s), let in through %d, %d passes out%s (pass_ttl %s)\n",
+			s.Sale, r.Tickets, r.LineLimit, draw, r.LetIn, r.Outstanding, lapsed, shortDur(r.PassTTL))
 	}
 }
 
