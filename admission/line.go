@@ -300,8 +300,11 @@ func (g *Gate) getTicket(rc *fasthttp.RequestCtx, rawID string) {
 	}
 	v := g.viewTicket(s, s.cfg.Load(), room, t, rawID, g.now())
 	if wait := preferWait(&rc.Request.Header); wait > 0 && isPending(v.State) {
-		v, err = g.holdTicket(s, room, key, rawID, v, wait)
-		setPreferenceApplied(rc, wait)
+		var held bool
+		v, held, err = g.holdTicket(s, room, key, rawID, v, wait)
+		if held {
+			setPreferenceApplied(rc, wait)
+		}
 		if err != nil {
 			g.render.Render(overflow.Problem{Reason: overflow.Unavailable, Sale: s.name, RetryAfter: time.Second,
 				Detail: "Your turn is offered, and the claim could not be recorded: ask again at once."}).Respond(rc, html)
@@ -393,10 +396,10 @@ func (g *Gate) rejoinLine(s *sale, room *ledger.Room, t line.Ticket, id string, 
 // page in a background tab, whose timers the browser throttles, keeps
 // its place. A held poll counts against MaxWaiters with the held orders,
 // and costs a channel and a timer: the book's records wake it, no
-// JetStream call. With MaxWaiters held, it answers at once.
-func (g *Gate) holdTicket(s *sale, room *ledger.Room, key line.TicketKey, id string, v ticketView, d time.Duration) (ticketView, error) {
+// JetStream call. With MaxWaiters held, it answers at once (held false).
+func (g *Gate) holdTicket(s *sale, room *ledger.Room, key line.TicketKey, id string, v ticketView, d time.Duration) (_ ticketView, held bool, _ error) {
 	if !g.takeWaiter() {
-		return v, nil
+		return v, false, nil
 	}
 	g.m.waiters.Inc()
 	defer func() {
@@ -417,24 +420,24 @@ func (g *Gate) holdTicket(s *sale, room *ledger.Room, key line.TicketKey, id str
 		case <-more:
 		case <-tick.C:
 		case <-timer.C:
-			return v, nil
+			return v, true, nil
 		case <-g.stopping:
-			return v, nil
+			return v, true, nil
 		}
 		t, ok := room.Book.Lookup(key)
 		if !ok {
-			return v, nil
+			return v, true, nil
 		}
 		t, err := g.claimTurn(s, room, t, id, g.now())
 		if err == nil {
 			t, err = g.rejoinLine(s, room, t, id, g.now())
 		}
 		if err != nil {
-			return v, err
+			return v, true, err
 		}
 		v = g.viewTicket(s, s.cfg.Load(), room, t, id, g.now())
 		if v.State != state || v.Position != pos || v.Claimed != claimed {
-			return v, nil
+			return v, true, nil
 		}
 	}
 }

@@ -213,8 +213,12 @@ func writeStatus(w io.Writer, st serve.Status, base string) {
 		if r.Sealed {
 			draw = fmt.Sprintf("%d drawn", r.Drawn)
 		}
-		fmt.Fprintf(w, "%s: waiting room, %d of %d in line (%s), let in through %d, %s out (pass_ttl %s)\n",
-			s.Sale, r.Tickets, r.LineLimit, draw, r.LetIn, plural(r.Outstanding, "pass", "passes"), shortDur(r.PassTTL))
+		lapsed := ""
+		if r.Lapsed > 0 {
+			lapsed = fmt.Sprintf(", %d turns lapsed (%d back in line)", r.Lapsed, r.Rejoined)
+		}
+		fmt.Fprintf(w, "%s: waiting room, %d of %d in line (%s), let in through %d, %s out%s (pass_ttl %s)\n",
+			s.Sale, r.Tickets, r.LineLimit, draw, r.LetIn, plural(r.Outstanding, "pass", "passes"), lapsed, shortDur(r.PassTTL))
 	}
 }
 

@@ -251,13 +251,14 @@ func TestPaceNext(t *testing.T) {
 		"first step offers the stock": {Pace{Tickets: 1000, Budget: 500, StockLeft: 10, MaxAhead: 100}, 10, 10},
 		// Half came (c = 0.5): of 20 items left, the 10 turns pending
 		// are expected to take 5, the 10 let in now 5; the other 10 need
-		// 20 more turns offered, 31 with the margin (10 + 2 sd + 1, over c).
+		// 20 more turns offered, 35 with the margin (10 + 2 sd of the 40
+		// undecided + 1, over c).
 		"offers follow the share who came": {Pace{LetIn: 20, Offered: 20, Tickets: 1000, Outstanding: 10, Pending: 10, Budget: 500, StockLeft: 20,
-			Claimed: 99, Lapsed: 100, MaxAhead: 1000}, 30, 61},
+			Claimed: 99, Lapsed: 100, MaxAhead: 1000}, 30, 65},
 		// Lapsed turns are passed over free; the claimed behind them get
 		// in while the stock covers the undecided ahead of them.
 		"lapsed turns cost nothing": {Pace{LetIn: 10, Offered: 16, Tickets: 1000, Outstanding: 0, Budget: 500, StockLeft: 3,
-			Ahead: []Fate{S, S, C, U, S, C}, Claimed: 10, Lapsed: 10, MaxAhead: 100}, 16, 21},
+			Ahead: []Fate{S, S, C, U, S, C}, Claimed: 10, Lapsed: 10, MaxAhead: 100}, 16, 22},
 		"stops before what the stock does not cover": {Pace{LetIn: 10, Offered: 16, Tickets: 1000, Outstanding: 0, Budget: 500, StockLeft: 2,
 			Ahead: []Fate{S, C, U, C, S, C}, Claimed: 10, Lapsed: 10, MaxAhead: 100}, 13, 16},
 		// Almost nobody came: offers run MaxAhead past the let-in, no

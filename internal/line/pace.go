@@ -65,6 +65,7 @@ func (p Pace) Next() (through, offered int64) {
 	// expected: the items the turns let in and offered are expected to
 	// take, those undecided at the share c.
 	expected := float64(p.Outstanding-p.Pending) + c*float64(p.Pending)
+	undecided := float64(p.Pending) // turns each claimed with chance c
 	g := p.LetIn
 	i := 0 // p.Ahead[i] is position g+1 while g < Offered
 	for g < p.Tickets {
@@ -82,6 +83,7 @@ func (p Pace) Next() (through, offered int64) {
 		case FateUndecided:
 			room--
 			expected += c
+			undecided++
 		}
 		g++
 		i++
@@ -92,6 +94,7 @@ func (p Pace) Next() (through, offered int64) {
 			expected++
 		case FateUndecided:
 			expected += c
+			undecided++
 		}
 	}
 	o := max(p.Offered, g)
@@ -100,10 +103,11 @@ func (p Pace) Next() (through, offered int64) {
 	}
 	if need := float64(p.StockLeft) - expected; need > 0 {
 		// Enough turns that the claimers cover need but for a shortfall
-		// of two standard deviations (of n turns each claimed with
-		// chance c): offering just the expected number falls short half
-		// the time, and a shortfall costs everyone behind a window.
-		n := (need + 2*math.Sqrt(need*(1-c)) + 1) / c
+		// of two standard deviations (of every undecided turn, each
+		// claimed with chance c): offering just the expected number
+		// falls short half the time, and a shortfall costs everyone
+		// behind a window.
+		n := (need + 2*math.Sqrt((undecided+need/c)*c*(1-c)) + 1) / c
 		o += int64(math.Ceil(n))
 	}
 	return g, max(p.Offered, g, min(o, p.Tickets, g+p.MaxAhead))

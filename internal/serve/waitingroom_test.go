@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -753,5 +754,67 @@ func TestLapsedHolderGoesToTheBack(t *testing.T) {
 	t.Logf("served in order: %v", order)
 	if st := room.Book.State(time.Now(), 0); st.Rejoined != 1 || st.Lapsed != 1 || st.Positions != stock+1 {
 		t.Fatalf("the line: %+v; want one rejoin, one lapse, %d positions", st, stock+1)
+	}
+}
+
+// A ticket's long poll (Prefer: wait=N) is held until its state changes:
+// the ticket behind the last item waits, and hears sold_out the moment
+// the holder ahead buys it; one whose state does not change is answered
+// after N seconds. Both say Preference-Applied.
+func TestTicketLongPoll(t *testing.T) {
+	cfg := gatetest.Config(t, ledger.Sale{Name: "drop", Stock: 1, StartsAt: time.Now().Add(time.Hour),
+		WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour)})
+	cfg.AdminToken = "admin-token-for-tests"
+	s := gatetest.Start(t, cfg)
+	c := gatetest.Client()
+	api := "http://" + s.APIAddr()
+	ids := map[string]string{}
+	for _, b := range []string{"ann", "bob", "cid"} {
+		ids[b] = joinBuyer(t, c, api, "drop", b).Str("ticket_id")
+	}
+	gatetest.Admin(t, c, s.OpsAddr(), "PATCH", "/admin/sales/drop", cfg.AdminToken,
+		`{"starts_at":"`+time.Now().Add(200*time.Millisecond).UTC().Format(time.RFC3339Nano)+`"}`)
+	room := s.Rooms().Room("drop")
+	gatetest.Eventually(t, 10*time.Second, "the first turn", func() bool { return room.Book.State(time.Now(), 0).Offered >= 1 })
+	first, _, _ := room.Book.BuyerAt(1)
+	var behind []string
+	for b := range ids {
+		if b != first {
+			behind = append(behind, b)
+		}
+	}
+	held := func(buyer string, wait int) (state, applied string) {
+		req, _ := http.NewRequest("GET", api+"/v1/tickets/"+ids[buyer], nil)
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("Prefer", fmt.Sprintf("wait=%d", wait))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v struct{ State string }
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v.State, resp.Header.Get("Preference-Applied")
+	}
+	// Nothing changes for the one behind: answered after the wait.
+	start := time.Now()
+	if state, applied := held(behind[0], 1); applied != "wait=1" || time.Since(start) < time.Second || state != "waiting" {
+		t.Fatalf("an unchanged ticket's long poll: %s %q after %v", state, applied, time.Since(start))
+	}
+	// The holder ahead buys the last item while the one behind waits: it
+	// hears sold_out then, not before.
+	bought := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		tk := gatetest.Get(t, c, api+"/v1/tickets/"+ids[first])
+		bought <- time.Now() // the order is sent now
+		orderWithPass(t, c, api, "drop", first, tk.Str("pass"), "")
+	}()
+	state, applied := held(behind[1], 20)
+	answered := time.Now()
+	if at := <-bought; applied != "wait=20" || state != "sold_out" || answered.Before(at) {
+		t.Fatalf("the long poll behind the last item: %s %q, answered %v after the order was sent", state, applied, answered.Sub(at))
 	}
 }
