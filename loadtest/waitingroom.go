@@ -150,6 +150,7 @@ type ticketAnswer struct {
 	Estimate  *float64 `json:"estimated_wait_seconds"`
 	PollAfter int      `json:"poll_after_seconds"`
 	Pass      string   `json:"pass"`
+	Rejoined  bool     `json:"rejoined"`
 	PassExp   string   `json:"pass_expires_at"`
 	OrderURL  string   `json:"order_url"`
 }
@@ -436,6 +437,15 @@ func RehearseRoom(ctx context.Context, o RoomOptions) (RoomReport, error) {
 				case "waiting", "offered":
 					// offered: the claim could not be recorded; asking
 					// again claims it.
+				case "lapsed":
+					// Too late for the turn (the polls came too rarely):
+					// asking again puts the ticket at the back, once.
+					if t.Rejoined {
+						mu.Lock()
+						b.outcome = "lapsed"
+						mu.Unlock()
+						return
+					}
 				default:
 					mu.Lock()
 					b.outcome = t.State

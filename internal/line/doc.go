@@ -12,12 +12,13 @@
 // is kept where the comment says and checked by a test.
 //
 //  1. The line is a function of its durable records. Book applies the
-//     line stream's records (tickets, the draw mark) and the pace
+//     line stream's records (tickets, the draw mark, returns to the
+//     back after a lapse) and the pace
 //     stream's (advances, claims, uses) in whatever interleaving the two
 //     streams are read in, and any record twice; Book.State(now, grace)
 //     and Book.Lookup then depend on those records and now alone. Every
 //     gate, every restart, every replay and a room turned off and on
-//     compute the same positions, offers, claims, lapses, let-in, used,
+//     compute the same positions, offers, claims, lapses, returns, let-in, used,
 //     outstanding and expired passes. (Book; TestBookIsAFunctionOfItsRecords
 //     compares it with a naive model over random interleavings, replays
 //     and reads.)

@@ -818,3 +818,58 @@ func TestTicketLongPoll(t *testing.T) {
 		t.Fatalf("the long poll behind the last item: %s %q, answered %v after the order was sent", state, applied, answered.Sub(at))
 	}
 }
+
+// A turn claimed on one gate and its pass used on another: the claim is
+// one durable record every gate reads, a poll at the other gate writes
+// no second one, and the other gate takes the order with the pass.
+func TestClaimOnOneGateOrderOnAnother(t *testing.T) {
+	cfgA := gatetest.Config(t, ledger.Sale{Name: "drop", Stock: 2, StartsAt: time.Now().Add(time.Hour),
+		WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour)})
+	cfgA.NATSListen = "127.0.0.1:0"
+	cfgA.AdminToken = "admin-token-for-tests"
+	a := gatetest.Start(t, cfgA)
+	cfgB := gatetest.Config(t)
+	cfgB.NATSURL = a.NATSURL()
+	cfgB.NoDrain = true
+	b := gatetest.Start(t, cfgB)
+	for _, g := range []*serve.Server{a, b} {
+		gatetest.Eventually(t, 10*time.Second, "the room to open", func() bool { return g.Rooms().Room("drop") != nil })
+	}
+	c := gatetest.Client()
+	apiA, apiB := "http://"+a.APIAddr(), "http://"+b.APIAddr()
+	ids := map[string]string{}
+	for _, buyer := range []string{"ann", "bob"} {
+		ids[buyer] = joinBuyer(t, c, apiA, "drop", buyer).Str("ticket_id")
+	}
+	gatetest.Admin(t, c, a.OpsAddr(), "PATCH", "/admin/sales/drop", cfgA.AdminToken,
+		`{"starts_at":"`+time.Now().Add(200*time.Millisecond).UTC().Format(time.RFC3339Nano)+`"}`)
+	gatetest.Eventually(t, 10*time.Second, "the turns", func() bool {
+		return b.Rooms().Room("drop").Book.State(time.Now(), 0).Offered == 2
+	})
+	for buyer, id := range ids {
+		tk := ticketOf(t, c, apiA, id, buyer) // claimed at gate A
+		if tk.Str("state") != "your_turn" || tk.Body["claimed"] != true {
+			t.Fatalf("%s at gate A: %s", buyer, tk.Raw)
+		}
+		key, _ := line.KeyOf(id)
+		gatetest.Eventually(t, 5*time.Second, "gate B to read the claim", func() bool {
+			tk, _ := b.Rooms().Room("drop").Book.Lookup(key)
+			return tk.Claimed
+		})
+		again := ticketOf(t, c, apiB, id, buyer) // polled at gate B: no second claim
+		if again.Str("pass") != tk.Str("pass") {
+			t.Fatalf("%s: gate B gives another pass: %s", buyer, again.Raw)
+		}
+		if o := orderWithPass(t, c, apiB, "drop", buyer, tk.Str("pass"), ""); o.Status != 202 {
+			t.Fatalf("%s's order at gate B with the pass from gate A: %d %s", buyer, o.Status, o.Raw)
+		}
+	}
+	gatetest.Eventually(t, 5*time.Second, "the uses to be recorded", func() bool {
+		return a.Rooms().Room("drop").Book.State(time.Now(), 0).Used == 2
+	})
+	writesA := gatetest.Counter(t, a.Registry(), "sluice_line_claim_writes_total", "sale", "drop")
+	writesB := gatetest.Counter(t, b.Registry(), "sluice_line_claim_writes_total", "sale", "drop")
+	if st := a.Rooms().Room("drop").Book.State(time.Now(), 0); writesA != 2 || writesB != 0 || st.Claimed != 2 || st.Used != 2 {
+		t.Fatalf("claim writes: gate A %v, gate B %v; the line %+v", writesA, writesB, st)
+	}
+}
