@@ -171,7 +171,15 @@ func TestFloodAnswersDoNotAllocate(t *testing.T) {
 			if got := string(ctx.Response.Header.Peek("Access-Control-Allow-Origin")); cors && tc.origin == "https://shop.example" && got != tc.origin {
 				t.Errorf("cors=%v %s from %q: Access-Control-Allow-Origin %q", cors, tc.sale, tc.origin, got)
 			}
-			if n := testing.AllocsPerRun(200, serve); n != 0 {
+			// AllocsPerRun counts the whole process's allocations, the
+			// gate's refresh and pace goroutines' too: on a busy machine
+			// one of their ticks can land in a run. The fewest of a few
+			// runs is the answer's own (background work cannot make it 0).
+			n := testing.AllocsPerRun(200, serve)
+			for try := 0; try < 4 && n != 0; try++ {
+				n = min(n, testing.AllocsPerRun(200, serve))
+			}
+			if n != 0 {
 				t.Errorf("cors=%v %s from %q: %v allocations per answer, want 0", cors, tc.sale, tc.origin, n)
 			}
 		}
