@@ -48,7 +48,12 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 	lineLast := lineStr.CachedInfo().State.LastSeq
 	var paceLast uint64
 	for _, subj := range []string{PaceLetInSubject(sale), PaceClaimSubject(sale), PaceUsedSubject(sale)} {
-		m, err := paceStr.GetLastMsgForSubject(ctx, subj)
+		// Each look bounded on its own: a stream still electing its
+		// leader fails this opening, which the next refresh tries again,
+		// instead of holding it for the whole opening's time.
+		gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		m, err := paceStr.GetLastMsgForSubject(gctx, subj)
+		cancel()
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 		case err != nil:
