@@ -458,26 +458,22 @@ func (b *Book) turnAt(pos int64, id TicketKey, oi, gi int) Turn {
 // grantIdx the one that let it in. Both marks never decrease, so they
 // are binary searches. b.mu is held.
 func (b *Book) offerIdx(pos int64) int {
-	n := len(b.advances)
-	if n == 0 || b.advances[n-1].Offered < pos {
-		return -1
-	}
-	i, _ := slices.BinarySearchFunc(b.advances, pos, func(a Advance, pos int64) int {
-		if a.Offered < pos {
-			return -1
-		}
-		return 1
-	})
-	return i
+	return b.firstAdvance(pos, func(a Advance) int64 { return a.Offered })
 }
 
 func (b *Book) grantIdx(pos int64) int {
+	return b.firstAdvance(pos, func(a Advance) int64 { return a.Through })
+}
+
+// firstAdvance is the first advance whose mark reaches pos, -1 if none
+// does; mark never decreases along the advances. b.mu is held.
+func (b *Book) firstAdvance(pos int64, mark func(Advance) int64) int {
 	n := len(b.advances)
-	if n == 0 || b.advances[n-1].Through < pos {
+	if n == 0 || mark(b.advances[n-1]) < pos {
 		return -1
 	}
 	i, _ := slices.BinarySearchFunc(b.advances, pos, func(a Advance, pos int64) int {
-		if a.Through < pos {
+		if mark(a) < pos {
 			return -1
 		}
 		return 1
