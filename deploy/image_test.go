@@ -119,20 +119,7 @@ func TestImageServesAnOrderInAChroot(t *testing.T) {
 	gate.Env = append(gate.Env, "SLUICE_LISTEN="+api, "SLUICE_OPS_LISTEN="+ops)
 	var logs bytes.Buffer
 	gate.Stdout, gate.Stderr = &logs, &logs
-	if err := gate.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- gate.Wait() }()
-	t.Cleanup(func() {
-		_ = gate.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = gate.Process.Kill()
-			<-done
-		}
-	})
+	startUntilCleanup(t, gate, 30*time.Second)
 	// Ready, by the image's own healthcheck command.
 	hc := append(append([]string{}, inspect[0].Healthcheck.Test[1:]...), "--ops-listen", ops)
 	deadline := time.Now().Add(30 * time.Second)
@@ -161,6 +148,26 @@ func TestImageServesAnOrderInAChroot(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "data", "jetstream")); err != nil {
 		t.Fatalf("no JetStream store under the image's /data: %v", err)
 	}
+}
+
+// startUntilCleanup starts cmd and, when the test ends, stops it with
+// SIGTERM, killing it if it has not exited after grace.
+func startUntilCleanup(t *testing.T, cmd *exec.Cmd, grace time.Duration) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(grace):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
 }
 
 func freeAddr(t *testing.T) string {

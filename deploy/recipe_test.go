@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -91,20 +90,7 @@ func TestClusterRecipeOnLoopback(t *testing.T) {
 		cmd := exec.Command(bin, "serve", "--config", confs[i])
 		cmd.Env = append(os.Environ(), "SLUICE_CLUSTER_PASSWORD=a-route-password-for-tests", "SLUICE_ADMIN_TOKEN=admin-token-for-tests")
 		cmd.Stdout, cmd.Stderr = logs[i], logs[i]
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(40 * time.Second):
-				_ = cmd.Process.Kill()
-				<-done
-			}
-		})
+		startUntilCleanup(t, cmd, 40*time.Second)
 	}
 	c := gatetest.Client()
 	for i := range confs {
