@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
@@ -83,7 +82,6 @@ func TestOpenRoomReplaysTheLine(t *testing.T) {
 	if got := r.Book.Len(); got != 3000 {
 		t.Fatalf("replayed %d tickets of 3000", got)
 	}
-	_ = fmt.Sprint()
 }
 
 // ticketOf reads what json.Marshal writes, on its fast path or not.
