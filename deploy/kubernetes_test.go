@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
+
+	"sluice/internal/testbin"
 )
 
 // manifests decodes every document of deploy/kubernetes/*.yaml strictly
@@ -173,29 +174,10 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildOut  []byte
-)
-
-// sluiceBinary builds sluice once for this test binary.
+// sluiceBinary is the sluice binary every package's tests share.
 func sluiceBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sluice-deploy-test-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "sluice")
-		buildOut, buildErr = exec.Command("go", "build", "-o", binPath, "sluice/cmd/sluice").CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v\n%s", buildErr, buildOut)
-	}
-	return binPath
+	return testbin.Path(t)
 }
 
 func serveHelp(t *testing.T) string {
@@ -209,12 +191,4 @@ func serveHelp(t *testing.T) string {
 
 func metav1LabelSelector(s *metav1.LabelSelector) (labels.Selector, error) {
 	return metav1.LabelSelectorAsSelector(s)
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
 }
