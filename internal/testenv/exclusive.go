@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Exclusive keeps the test from running at the same time as any other
@@ -20,12 +21,20 @@ func Exclusive(t testing.TB) {
 	if err != nil {
 		t.Fatalf("exclusive test lock: %v", err)
 	}
+	asked := time.Now()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
 		t.Fatalf("exclusive test lock: %v", err)
 	}
+	// The wait is part of the test's elapsed time in go test's output:
+	// said here, the time the test itself took can be told from it.
+	if waited := time.Since(asked); waited >= time.Second {
+		t.Logf("waited %v for the exclusive test lock", waited.Round(100*time.Millisecond))
+	}
+	held := time.Now()
 	t.Cleanup(func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
+		t.Logf("held the exclusive test lock for %v", time.Since(held).Round(100*time.Millisecond))
 	})
 }
