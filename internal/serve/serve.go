@@ -705,7 +705,15 @@ func (s *Server) refreshed(read time.Time, states []ledger.SaleState, err error)
 // once rather than when their read times out.
 func (s *Server) shutdownAPI(ctx context.Context) error {
 	done := make(chan error, 1)
-	go func() { done <- s.api.ShutdownWithContext(ctx) }()
+	go func() {
+		err := s.api.ShutdownWithContext(ctx)
+		// fasthttp closes only the listeners its Serve has registered: a
+		// Serve goroutine that had not run yet (a Shutdown right after
+		// Start) would register ours afterwards and accept for ever.
+		// Closed here, its Accept fails at once and Serve returns.
+		_ = s.apiLn.Close()
+		done <- err
+	}()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {

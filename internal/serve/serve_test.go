@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -67,6 +68,27 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	}
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatalf("second Shutdown: %v", err)
+	}
+}
+
+// A gate stopped at once after it started stops: fasthttp learns of its
+// listener only when its Serve goroutine runs, and a Shutdown before that
+// found nothing to close, returned, and left Serve to run for ever, so
+// that Shutdown then waited for it for ever. With one P the goroutine
+// that Start left runnable has not run when Shutdown is called.
+func TestShutdownRightAfterStart(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	for i := range 3 {
+		s, err := serve.Start(context.Background(), gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 5}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = s.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: Shutdown right after Start: %v", i, err)
+		}
 	}
 }
 
