@@ -246,6 +246,37 @@ type buyer struct {
 	position   int64
 	refused    string
 	gaveUpWith string // the last answer, when their pass expired while every try failed
+	// trace is what this buyer saw, the last traceLen answers, printed
+	// when a check about them fails: which gate said what, and when.
+	trace []string
+}
+
+const traceLen = 40
+
+// clock is a time of day for the failure messages, to set beside the
+// buyers' traces and the steps' log lines.
+func clock(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format("15:04:05.000")
+}
+
+// note records one answer in the buyer's trace (under fc.res).
+func (b *buyer) note(fc *faultCluster, format string, args ...any) {
+	fc.res.Lock()
+	defer fc.res.Unlock()
+	if len(b.trace) == traceLen {
+		b.trace = b.trace[1:]
+	}
+	b.trace = append(b.trace, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
+}
+
+// traceText is the buyer's trace, one answer a line.
+func (b *buyer) traceText(fc *faultCluster) string {
+	fc.res.Lock()
+	defer fc.res.Unlock()
+	return "\n\t\t" + strings.Join(b.trace, "\n\t\t")
 }
 
 // follow is the buyer's page: poll when told, order at the turn, retry
@@ -277,6 +308,7 @@ func (b *buyer) follow(ctx context.Context, fc *faultCluster, rng *rand.Rand, mu
 			continue
 		}
 		status, tk, ok := get(fc.c, base+"/v1/tickets/"+b.ticket)
+		b.note(fc, "GET ticket at %s: %d %v position %v pass_expires_at %v poll_after %v reason %v", base, status, tk["state"], tk["position"], tk["pass_expires_at"], tk["poll_after_seconds"], tk["reason"])
 		if !ok || status != 200 {
 			// Gone, restarting, the room off or being read: another gate,
 			// or the same one shortly, answers.
@@ -324,6 +356,7 @@ func (b *buyer) buy(ctx context.Context, fc *faultCluster, pick func() string, p
 		status, a, ok := do(fc.c, "POST", base+"/v1/sales/drop/orders", "", `{"buyer_id":"`+b.id+`"}`,
 			map[string]string{"Sluice-Pass": pass, "Idempotency-Key": b.ticket})
 		last = fmt.Sprint(status, " ", a["reason"])
+		b.note(fc, "order at %s: %s (pass expires %s)", base, last, exp.Format("15:04:05.000"))
 		switch {
 		case ok && status == 202:
 			return fmt.Sprint(a["order_id"]), "", ""
@@ -670,7 +703,7 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 	}
 	g1 := fc.gates[0]
 	startsAt := time.Now().Add(6 * time.Second).UTC()
-	body := fmt.Sprintf(`{"stock":%d,"starts_at":%q,"waiting_room":true,"line_opens":"1h","pass_ttl":"9s"}`,
+	body := fmt.Sprintf(`{"stock":%d,"starts_at":%q,"waiting_room":true,"line_opens":"1h","pass_ttl":"20s"}`,
 		faultStock, startsAt.Format(time.RFC3339Nano))
 	// A new cluster may still be electing the leaders of its streams:
 	// the admin API answers 503 until then, and the sale is made again.
@@ -793,8 +826,14 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 				time.Sleep(300 * time.Millisecond)
 			}
 			did = "the room turned off and on"
-		case 3: // pass_ttl changed (9 s to 18 s: a poll every third of 9 s reaches any turn)
-			ttl := 9 + pick%10
+		case 3: // pass_ttl changed, 20 s to 29 s
+			// Never under 20 s: a pass lives pass_ttl from its claim, and
+			// a claim stored just before its stream's leader dies is read
+			// only once JetStream has elected another, up to 10 s later
+			// (nats-server's election timeout is 4 to 9 s). With 9 s
+			// passes, a holder polling all along saw their whole pass go
+			// by unread (docs/waiting-room.md, "What survives what").
+			ttl := 20 + pick%10
 			if status, v, _ := do(fc.c, "PATCH", "http://"+g1.ops+"/admin/sales/drop", faultToken, fmt.Sprintf(`{"pass_ttl":"%ds"}`, ttl), nil); status != 200 {
 				t.Fatalf("seed %d step %d: PATCH pass_ttl: %d %v", seed, step, status, v)
 			}
@@ -818,7 +857,7 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 			did = "nothing"
 		}
 		time.Sleep(pause)
-		t.Logf("step %d: %s", step, did)
+		t.Logf("step %d (%s): %s", step, time.Now().Format("15:04:05.000"), did)
 		fc.checkPromises(t, fmt.Sprintf("seed %d after step %d (%s)", seed, step, did))
 	}
 
@@ -840,10 +879,10 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 	a2 := fc.checkPromises(t, fmt.Sprintf("seed %d at the end", seed))
 	for _, b := range buyers {
 		if b.refused != "" {
-			t.Errorf("seed %d: %s: %s", seed, b.id, b.refused)
+			t.Errorf("seed %d: %s: %s; what they saw:%s", seed, b.id, b.refused, b.traceText(fc))
 		}
 		if b.gaveUpWith != "" {
-			t.Errorf("seed %d: %s's pass expired while every order failed (last: %s)", seed, b.id, b.gaveUpWith)
+			t.Errorf("seed %d: %s's pass expired while every order failed (last: %s); what they saw:%s", seed, b.id, b.gaveUpWith, b.traceText(fc))
 		}
 	}
 	// The stock exact in the database, each order there once.
@@ -881,7 +920,8 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 		}
 		// A turn whose claim reached no record within its window lapsed:
 		// for the line its holder was away (every poll of theirs may have
-		// met a gate going down), and they go to the back if they ask
+		// met a gate going down, or the line's stream electing a leader
+		// for most of the window), and they go to the back if they ask
 		// again while stock remains. Their place is not a promise broken;
 		// a valid pass refused is (checked above).
 		if !tk.Rejoined && tk.Offered && !tk.Claimed && !time.Now().Before(tk.ClaimBy) && b.order == "" {
@@ -904,9 +944,10 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 	for _, b := range came[:lastServed+1] {
 		if b.order == "" {
 			tk := a2.tickets[b.ticket]
-			t.Errorf("seed %d: %s at position %d came and was not served; %s at %d was (absent at the start %v, back after %v; ticket: offered %v claimed %v rejoined %v used %v let in %v; refused %q, last %q)",
+			t.Errorf("seed %d: %s at position %d came and was not served; %s at %d was (absent at the start %v, back after %v; ticket: offered %v at %s claimed %v at %s rejoined %v used %v let in %v at %s, pass expiring %s; refused %q, last %q); what they saw:%s",
 				seed, b.id, b.position, came[lastServed].id, came[lastServed].position,
-				b.absent, b.returns, tk.Offered, tk.Claimed, tk.Rejoined, tk.Used, tk.LetIn, b.refused, b.gaveUpWith)
+				b.absent, b.returns, tk.Offered, clock(tk.OfferedAt), tk.Claimed, clock(tk.ClaimedAt), tk.Rejoined, tk.Used, tk.LetIn, clock(tk.LetInAt), clock(tk.PassExpires),
+				b.refused, b.gaveUpWith, b.traceText(fc))
 		}
 	}
 	served := len(confirmed())
