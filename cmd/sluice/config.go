@@ -51,7 +51,10 @@ func layer(fs *flag.FlagSet, configPath string, structured map[string]any, ignor
 		if set[f.Name] {
 			return
 		}
-		if v, ok := os.LookupEnv("SLUICE_" + strings.ToUpper(key)); ok {
+		// An empty variable counts as unset, as in most tools: a
+		// deployment that passes SLUICE_ADMIN_TOKEN from a secret that
+		// is missing must not silently blank the file's token.
+		if v := os.Getenv("SLUICE_" + strings.ToUpper(key)); v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Sprintf("SLUICE_%s: %v", strings.ToUpper(key), err))
 			}

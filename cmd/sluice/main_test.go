@@ -228,12 +228,13 @@ buyer-token-cookie: shop_session
 	t.Setenv("SLUICE_OPS_LISTEN", "127.0.0.1:7101")
 	t.Setenv("SLUICE_BUYER_RATE", "2")
 	t.Setenv("SLUICE_BUYER_TOKEN_JWKS", "https://shop.example/.well-known/jwks.json")
+	t.Setenv("SLUICE_LISTEN", "") // empty: unset, the file's stands
 	cfg, err := parseServe([]string{"--config", file, "--ip-rate", "9", "--sale", "spring=600", "--sale", "other=5"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Listen != "127.0.0.1:7000" {
-		t.Errorf("listen from file: %q", cfg.Listen)
+		t.Errorf("listen from file, beside an empty SLUICE_LISTEN: %q", cfg.Listen)
 	}
 	if cfg.OpsListen != "127.0.0.1:7101" {
 		t.Errorf("env beats file: %q", cfg.OpsListen)
