@@ -317,6 +317,21 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 			admitted = max(admitted, uint64(n))
 		}
 	}
+	// Orders this gate stored after the read are not in it: with the
+	// counts overwritten they were forgotten until the next refresh, and
+	// a queue bound let that many more in (TestRefreshKeepsLaterAdmits).
+	// A sale removed and made again has a new stream, numbered from 1.
+	if !st.Created.IsZero() && !st.Created.Equal(s.streamCreated) {
+		if !s.streamCreated.IsZero() {
+			s.lastSeq.Store(0)
+		}
+		s.streamCreated = st.Created
+	}
+	if last := s.lastSeq.Load(); st.LastSeq > 0 && last > st.LastSeq {
+		st.Admitted += last - st.LastSeq
+		st.Pending += last - st.LastSeq
+		admitted = max(admitted, st.Admitted)
+	}
 	s.admitted.Store(int64(st.Admitted))
 	s.pending.Store(int64(st.Pending))
 	s.drained.Store(int64(st.Drained))

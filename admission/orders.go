@@ -169,6 +169,7 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	case err == nil && !dup:
 		s.admitted.Add(1)
 		s.pending.Add(1)
+		s.storedSeq(id.Seq)
 		if cfg.WaitingRoom {
 			g.lineLedger.UsePass(s.name, pass.Ticket)
 		}

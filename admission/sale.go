@@ -24,7 +24,14 @@ type sale struct {
 	soldOut      atomic.Bool
 	admitted     atomic.Int64 // orders in the ledger: last refresh plus local admits since
 	pending      atomic.Int64 // queue depth: last refresh plus local admits since
-	drained      atomic.Int64
+	// lastSeq is the highest stream sequence of an order this gate
+	// stored: a refresh that read the stream before it counts the orders
+	// after its read on top of what it read (see UpdateSales).
+	lastSeq atomic.Uint64
+	// streamCreated is when the sale's stream was made (guarded by the
+	// gate's updates lock).
+	streamCreated time.Time
+	drained       atomic.Int64
 	// released: orders that gave their slot back (rejected, failed), as
 	// the stream's limit says at the last refresh.
 	released atomic.Int64
@@ -165,4 +172,14 @@ func (s *sale) queueBound(cfg *ledger.Sale) int64 {
 		b = min(b, cfg.QueueBound)
 	}
 	return b
+}
+
+// storedSeq notes the stream sequence of an order this gate stored.
+func (s *sale) storedSeq(seq uint64) {
+	for {
+		cur := s.lastSeq.Load()
+		if seq <= cur || s.lastSeq.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
 }

@@ -84,6 +84,39 @@ func TestQueueHoldsNoDecidedOrder(t *testing.T) {
 	}
 }
 
+// TestRefreshKeepsLaterAdmits: a refresh that read the stream before this
+// gate stored more orders keeps those orders in the queue. Applied as
+// read, it set the depth back and a queue bound let as many more in until
+// the next refresh (TestQueueBoundAnswersBusy saw 12 admitted of 10).
+func TestRefreshKeepsLaterAdmits(t *testing.T) {
+	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
+	created := time.Now().Add(-time.Minute)
+	state := func(msgs uint64, created time.Time) []ledger.SaleState {
+		return []ledger.SaleState{{Sale: ledger.Sale{Name: "s1", Stock: 100, QueueBound: 10}, Admitted: msgs, Pending: msgs,
+			LastSeq: msgs, Created: created, Read: time.Now()}}
+	}
+	g.UpdateSales(time.Now(), state(5, created), nil)
+	s := g.lookupSale("s1")
+	for seq := uint64(6); seq <= 7; seq++ { // stored while the next refresh was reading
+		s.admitted.Add(1)
+		s.pending.Add(1)
+		s.storedSeq(seq)
+	}
+	g.UpdateSales(time.Now(), state(5, created), nil)
+	if p, a := s.pending.Load(), s.admitted.Load(); p != 7 || a != 7 {
+		t.Fatalf("after a refresh read before orders 6 and 7: pending %d, admitted %d; want 7, 7", p, a)
+	}
+	g.UpdateSales(time.Now(), state(7, created), nil)
+	if p := s.pending.Load(); p != 7 {
+		t.Fatalf("after a refresh that read them: pending %d, want 7", p)
+	}
+	// The sale made again: a new stream, numbered from 1.
+	g.UpdateSales(time.Now(), state(1, created.Add(time.Second)), nil)
+	if p := s.pending.Load(); p != 1 {
+		t.Fatalf("a new stream: pending %d, want 1", p)
+	}
+}
+
 // TestStaleRefreshDoesNotDropANewSale: a sale an admin made after a
 // refresh began reading is not in that refresh's list; applied after the
 // change, the list must not take the sale away (a PATCH right after the

@@ -20,6 +20,10 @@ type SaleState struct {
 	Pending uint64
 	// Drained is Admitted - Pending.
 	Drained uint64
+	// LastSeq is the stream's last sequence when it was read: an order
+	// a gate stored with a higher one was admitted after the read, and
+	// counts in the queue on top of Pending.
+	LastSeq uint64
 	// Limit is how many orders the stream takes: stock + overbook +
 	// Released, the orders that gave their slot back.
 	Limit    int64
@@ -134,6 +138,7 @@ func (l *Ledger) stateOf(ctx context.Context, info *jetstream.StreamInfo, read t
 		Sale:        sale,
 		Admitted:    info.State.Msgs,
 		Pending:     info.State.Msgs,
+		LastSeq:     info.State.LastSeq,
 		Created:     info.Created,
 		Read:        read,
 		Replication: replicationOf(info.Cluster),
