@@ -57,14 +57,19 @@ func checkPace(t *testing.T, c *callClock, rate float64) {
 	avg := float64(n-1) / elapsed.Seconds()
 	peak1 := c.maxPerWindow(time.Second)
 	t.Logf("%d calls in %v: %.0f/s on average, at most %d in any second", n, elapsed.Round(time.Millisecond), avg, peak1)
-	if avg < 0.9*rate || avg > 1.1*rate {
-		t.Fatalf("%.0f calls/s on average, want %.0f ± 10%%", avg, rate)
+	// The pace is a cap the backend is promised: never above it, on
+	// average or in any second.
+	if avg > 1.1*rate {
+		t.Fatalf("%.0f calls/s on average; the pace is %.0f/s", avg, rate)
 	}
 	if float64(peak1) > 1.1*rate {
 		t.Fatalf("the endpoint saw %d calls in one second; the pace is %.0f/s", peak1, rate)
 	}
-	if float64(peak1) < 0.9*rate {
-		t.Fatalf("at most %d calls in a second with a backlog: the pace is not used", peak1)
+	// And with a backlog the drain goes at it. How close it comes is
+	// the machine's speed (a starved drain runs below it), so this checks
+	// only that the pace, not something far slower, held the drain back.
+	if float64(peak1) < 0.5*rate {
+		t.Fatalf("at most %d calls in a second with a backlog: the pace of %.0f/s is not used", peak1, rate)
 	}
 }
 
