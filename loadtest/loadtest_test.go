@@ -342,8 +342,11 @@ func TestInterruptedRunReportsWhatWasSent(t *testing.T) {
 	if !rep.Interrupted || rep.Verification != nil {
 		t.Fatalf("interrupted %v, verification %+v", rep.Interrupted, rep.Verification)
 	}
-	if rep.AchievedRate < 400 || rep.AchievedRate > 600 {
-		t.Fatalf("achieved rate %.0f/s for a 500/s run stopped early", rep.AchievedRate)
+	// Over the time it ran, not the 10 s it was to run (which would give
+	// about 75/s). How near 500/s it came is the machine's speed: a
+	// generator sharing its cores with other tests sends late.
+	if rep.AchievedRate < 250 || rep.AchievedRate > 600 {
+		t.Fatalf("achieved rate %.0f/s for a 500/s run stopped early after 1.5 s", rep.AchievedRate)
 	}
 	var text bytes.Buffer
 	rep.WriteText(&text)
