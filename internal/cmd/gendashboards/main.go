@@ -341,6 +341,9 @@ func drain() *builder {
 	b.add(8, 7, seriesPanel("Decision record errors", "Failures to record a batch's outcomes (its orders are redelivered), per second.", "ops",
 		[]q{{`sum(rate(sluice_drain_record_errors_total{` + inst + `}` + ri + `))`, "record errors"}},
 		colors(".*", "red"), minZero))
+	b.add(8, 5, statPanel("Earlier orders in another backend", "Whether the running drain of the sale started into another backend than the one its earlier orders were drained into: those orders stay there (the drain's log says which, and what to do).", "none",
+		[]q{{`max by (sale) (sluice_drain_backend_changed` + sel("") + `)`, "{{sale}}"}},
+		mapped(valueText(0, "no", "green", 1, "yes", "orange"))))
 	return b
 }
 
