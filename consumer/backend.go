@@ -55,6 +55,12 @@ type Backend interface {
 	// it, never below zero.
 	EnsureSale(ctx context.Context, sale string, stock int64) error
 	Commit(ctx context.Context, orders []Order) ([]Result, error)
+	// Describe says which backend this is and where its orders go,
+	// without secrets: "sqlite:/abs/path.db", "postgres://host:port/db",
+	// "https://host/path". Two backends that hold the same orders
+	// describe themselves alike. The drain records it on each sale's
+	// consumer, which remembers what was drained but not where.
+	Describe() string
 	Close() error
 }
 

@@ -287,9 +287,14 @@ func (d *Drainer) startSale(ctx context.Context, st ledger.SaleState) error {
 	if err := d.backend.EnsureSale(ctx, st.Sale.Name, st.Sale.Stock); err != nil {
 		return fmt.Errorf("backend: %w", err)
 	}
+	where := d.backend.Describe()
+	if err := d.checkBackend(ctx, st.Sale.Name, where); err != nil {
+		return err
+	}
 	cons, err := d.js.CreateOrUpdateConsumer(ctx, ledger.StreamName(st.Sale.Name), jetstream.ConsumerConfig{
 		Durable:       ledger.DrainConsumer,
 		Description:   "sluice drain: moves admitted orders into the backend",
+		Metadata:      map[string]string{backendMetadata: where},
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       d.cfg.AckWait,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -313,6 +318,47 @@ func (d *Drainer) startSale(ctx context.Context, st ledger.SaleState) error {
 		go d.work(sd)
 	}
 	d.log.Info("drain: sale started", "sale", sd.name, "stock", sd.stock, "workers", d.cfg.Workers, "batch", d.cfg.Batch)
+	return nil
+}
+
+// backendMetadata is the key of the drain consumer's metadata that names
+// the backend it drains into (Backend.Describe).
+const backendMetadata = "sluice.backend"
+
+// checkBackend warns when a sale's consumer has already drained orders
+// into another backend than where: JetStream remembers which orders were
+// handed out, not where they went, so this drain goes on from the next
+// order and the earlier ones stay in the other backend. A sale drained for
+// the first time, or by a version that did not record its backend, is
+// not a change. The caller then records where.
+func (d *Drainer) checkBackend(ctx context.Context, sale, where string) error {
+	cons, err := d.js.Consumer(ctx, ledger.StreamName(sale), ledger.DrainConsumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	info := cons.CachedInfo()
+	before := info.Config.Metadata[backendMetadata]
+	if before == "" || before == where {
+		return nil
+	}
+	upTo := info.AckFloor.Stream
+	if upTo == 0 {
+		// Handed out, not all acknowledged: some may be in the other
+		// backend all the same.
+		upTo = info.Delivered.Stream
+	}
+	if upTo == 0 {
+		return nil
+	}
+	d.m.backendChanged.WithLabelValues(sale).Set(1)
+	d.log.Warn(fmt.Sprintf("drain: sale %s: orders up to #%d were drained into %s and stay there; this drain sends only the later ones to %s. "+
+		"To keep the sale's orders in one backend, stop this drain and run it with the earlier --backend, or copy the sale's orders from %s into %s. "+
+		"A sale's orders are never drained twice: to drain into a new backend from the first order, use a new store (--data-dir) or a new sale.",
+		sale, upTo, before, where, before, where),
+		"sale", sale, "drained_into", before, "draining_into", where, "up_to", upTo)
 	return nil
 }
 

@@ -16,6 +16,8 @@ type Metrics struct {
 	statusErrors prometheus.Counter
 	paceLimit    prometheus.Gauge
 	paceWait     prometheus.Counter
+	// backendChanged: see Drainer.checkBackend.
+	backendChanged *prometheus.GaugeVec
 }
 
 // Drain outcomes of sluice_drain_orders_total.
@@ -79,12 +81,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_drain_pace_wait_seconds_total",
 			Help: "Time batches waited for the backend's pace (--backend-rate, a sale's backend_rate) before their call.",
 		}),
+		// A gauge, not a counter: the change is found as the drain starts,
+		// before any scrape, and a counter born at 1 shows no increase.
+		backendChanged: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_drain_backend_changed",
+			Help: "1 when this process's drain of the sale started into another backend than the one the sale's earlier orders were drained into (logged as a warning): those orders stay there.",
+		}, []string{"sale"}),
 	}
 	for _, r := range []string{"ok", "error"} {
 		m.backend.WithLabelValues(r)
 	}
 	reg.MustRegister(m.drained, m.backend, m.batchSize, m.inFlight, m.bound, m.redelivered,
-		m.deadLetters, m.pending, m.ackPending, m.statusErrors, m.paceLimit, m.paceWait)
+		m.deadLetters, m.pending, m.ackPending, m.statusErrors, m.paceLimit, m.paceWait, m.backendChanged)
 	return m
 }
 
@@ -93,6 +101,7 @@ func (m *Metrics) initSale(sale string) {
 		m.drained.WithLabelValues(sale, o)
 	}
 	m.deadLetters.WithLabelValues(sale)
+	m.backendChanged.WithLabelValues(sale)
 	m.pending.WithLabelValues(sale)
 	m.ackPending.WithLabelValues(sale)
 }

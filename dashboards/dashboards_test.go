@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/promql/parser"
 
@@ -261,12 +260,12 @@ func insideRate(path []parser.Node) bool {
 	return false
 }
 
-// TestMetricsLint: the gate's and the generator's metrics follow
+// TestMetricsLint: the gates' and the generator's metrics follow
 // Prometheus's naming conventions.
 func TestMetricsLint(t *testing.T) {
 	gate := startGate(t)
-	_, lt := realMetrics(t, gate)
-	for what, g := range map[string]prometheus.Gatherer{"gate": gate.Registry(), "loadtest": lt} {
+	_, gs := realMetrics(t, gate)
+	for what, g := range gs {
 		problems, err := testutil.GatherAndLint(g)
 		if err != nil {
 			t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
+	"sluice/internal/testcert"
 	"sluice/loadtest"
 )
 
@@ -83,14 +84,29 @@ func (m metricTypes) counter(name string) bool {
 		(strings.HasSuffix(name, "_total") && m[name] == dto.MetricType_UNTYPED)
 }
 
-// realMetrics gathers the metric names of a running gate (with its drain
-// and SQLite backend) and of the load generator, from their own code.
-func realMetrics(t *testing.T, gate *serve.Server) (metricTypes, prometheus.Gatherer) {
+// startTLSGate starts a second, small gate serving its public API over
+// TLS with a real certificate: only such a gate registers the TLS
+// metrics. The main test gate stays plain HTTP for the tests that load it.
+func startTLSGate(t *testing.T) *serve.Server {
 	t.Helper()
+	ca := testcert.NewCA(t)
+	leaf := ca.Issue(t, "gate", []string{"127.0.0.1", "localhost"}, "", "")
+	cfg := gatetest.Config(t, ledger.Sale{Name: "tls", Stock: 1})
+	cfg.TLSCert, cfg.TLSKey = leaf.CertFile, leaf.KeyFile
+	return gatetest.Start(t, cfg)
+}
+
+// realMetrics gathers the metric names of a running gate (with its drain
+// and SQLite backend), of a gate serving TLS and of the load generator,
+// from their own code; and those registries, by what they belong to.
+func realMetrics(t *testing.T, gate *serve.Server) (metricTypes, map[string]prometheus.Gatherer) {
+	t.Helper()
+	lt := prometheus.NewRegistry()
+	loadtest.NewMetrics(lt)
+	gs := map[string]prometheus.Gatherer{"gate": gate.Registry(), "tls gate": startTLSGate(t).Registry(), "loadtest": lt}
 	m := metricTypes{}
-	m.add(t, gate.Registry())
-	reg := prometheus.NewRegistry()
-	loadtest.NewMetrics(reg)
-	m.add(t, reg)
-	return m, reg
+	for _, g := range gs {
+		m.add(t, g)
+	}
+	return m, gs
 }

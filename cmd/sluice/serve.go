@@ -241,7 +241,7 @@ func parseConfig(role string, args []string, stdout, stderr io.Writer) (serve.Co
 	gfs.BoolVar(&cfg.ReduceMemory, "reduce-memory", false, "release a public connection's buffers between requests: about half the memory per idle connection, one more read per request")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest graceful shutdown")
 	gfs.BoolVar(&cfg.NoDrain, "no-drain", false, "do not drain orders in this process (a sluice drain does)")
-	fs.StringVar(&cfg.Backend, "backend", "", "where orders drain to: a SQLite path, postgres://… or http(s)://… (default <data-dir>/orders.db)")
+	fs.StringVar(&cfg.Backend, "backend", "", "where orders drain to: a SQLite path, postgres://… or http(s)://… (default <data-dir>/orders.db); a sale keeps the orders drained before in the backend they went to, and the drain warns when it changes")
 	fs.IntVar(&cfg.Drain.Workers, "workers", 4, "most backend calls at once")
 	fs.IntVar(&cfg.Drain.Batch, "batch", 100, "most orders per backend call")
 	fs.Float64Var(&cfg.Drain.BackendRate, "backend-rate", 0, "most orders per second sent to the backend by this process, over all sales (0: no cap); a sale's backend_rate applies too")

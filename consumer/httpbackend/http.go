@@ -39,6 +39,7 @@ type Config struct {
 // Backend calls the purchase endpoint. It is safe for concurrent use.
 type Backend struct {
 	url    string
+	where  string
 	client *http.Client
 	sem    chan struct{}
 	to     time.Duration
@@ -66,8 +67,16 @@ func New(cfg Config) (*Backend, error) {
 			IdleConnTimeout:     90 * time.Second,
 		}}
 	}
-	return &Backend{url: cfg.URL, client: cfg.Client, sem: make(chan struct{}, cfg.Concurrency), to: cfg.Timeout}, nil
+	// What the endpoint is, without what may be secret in its URL: a
+	// password, or a token in the query.
+	where := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	return &Backend{url: cfg.URL, where: where.String(), client: cfg.Client,
+		sem: make(chan struct{}, cfg.Concurrency), to: cfg.Timeout}, nil
 }
+
+// Describe is the endpoint's URL without its user information, query
+// and fragment.
+func (b *Backend) Describe() string { return b.where }
 
 // EnsureSale does nothing: the endpoint keeps its own stock.
 func (b *Backend) EnsureSale(context.Context, string, int64) error { return nil }

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,7 +33,8 @@ const migrationLock = `SELECT pg_advisory_xact_lock(7355608)`
 
 // Backend writes orders to PostgreSQL. It is safe for concurrent use.
 type Backend struct {
-	db *sql.DB
+	db    *sql.DB
+	where string
 }
 
 var _ consumer.Backend = (*Backend)(nil)
@@ -49,8 +52,21 @@ func Open(ctx context.Context, dsn string, poolSize int) (*Backend, error) {
 		db.Close()
 		return nil, fmt.Errorf("postgres: %w", classify(err))
 	}
-	return &Backend{db: db}, nil
+	return &Backend{db: db, where: describe(cfg)}, nil
 }
+
+// describe names the server and database a connection goes to, and
+// nothing that grants access to it: no user, password or parameters.
+func describe(cfg *pgx.ConnConfig) string {
+	if strings.HasPrefix(cfg.Host, "/") { // a Unix socket's directory
+		return fmt.Sprintf("postgres:///%s?host=%s&port=%d", cfg.Database, cfg.Host, cfg.Port)
+	}
+	return fmt.Sprintf("postgres://%s/%s", net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), cfg.Database)
+}
+
+// Describe is "postgres://host:port/database", without the user,
+// password or parameters of the connection string.
+func (b *Backend) Describe() string { return b.where }
 
 // DB is the pool, for metrics and tests.
 func (b *Backend) DB() *sql.DB { return b.db }

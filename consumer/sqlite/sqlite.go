@@ -9,6 +9,7 @@ import (
 	"embed"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,9 @@ var migrations embed.FS
 // SQLite serialises the writers.
 type Backend struct {
 	db *sql.DB
+	// where is the file's absolute path: the same file named two ways
+	// is the same backend.
+	where string
 	// writer serialises this process's write transactions: SQLite has one
 	// writer at a time, and its busy handler waits by sleeping in steps of
 	// milliseconds, which would be the drain's pace. busy_timeout still
@@ -60,8 +64,15 @@ func Open(ctx context.Context, path string) (*Backend, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	return &Backend{db: db}, nil
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	return &Backend{db: db, where: abs}, nil
 }
+
+// Describe is "sqlite:" and the file's absolute path.
+func (b *Backend) Describe() string { return "sqlite:" + b.where }
 
 // DB is the database handle, for pool metrics and tests.
 func (b *Backend) DB() *sql.DB { return b.db }

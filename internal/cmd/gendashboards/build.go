@@ -205,6 +205,20 @@ func warnAbove(orange, red float64) statOpt {
 	}
 }
 
+// warnBelow colours a stat red below one threshold, orange below a
+// second, higher one, and green above: time left, where less is worse.
+func warnBelow(red, orange float64) statOpt {
+	return func(p *stat.PanelBuilder) {
+		p.Thresholds(thresholds(dashboard.Threshold{Color: "red"},
+			dashboard.Threshold{Color: "orange", Value: &red}, dashboard.Threshold{Color: "green", Value: &orange}))
+	}
+}
+
+// noValue is what a stat says when its query has no series.
+func noValue(text string) statOpt {
+	return func(p *stat.PanelBuilder) { p.NoValue(text) }
+}
+
 // valueText maps numbers to words and colours (states, up/down).
 func valueText(pairs ...any) []dashboard.ValueMapping {
 	m := dashboard.NewValueMap()

@@ -254,8 +254,19 @@ func admission() *builder {
 		}, minZero))
 	b.add(6, 7, seriesPanel("Goroutines", "Goroutines per process: bounded whatever the load.", "short",
 		[]q{{`go_goroutines{` + inst + `}`, "{{instance}}"}}, minZero))
+	// Only gates started with --tls-cert/--tls-key have these series; a
+	// gate behind a TLS-terminating proxy shows "no TLS" instead of a
+	// misleading zero.
+	b.add(12, 5, statPanel("TLS certificate expires in", "Time left until each gate's public TLS certificate expires (its NotAfter). Orange under 14 days, red under 7: renew the files and send SIGHUP (docs/deploying.md).", "dtdurations",
+		[]q{{`min by (instance) (sluice_tls_certificate_expiry_timestamp_seconds{` + inst + `}) - time()`, "{{instance}}"}},
+		warnBelow(7*day, 14*day), noValue("no TLS")))
+	b.add(12, 5, statPanel("TLS reloads failed", "Certificate reloads (SIGHUP) refused in the dashboard's time range: the files did not make a valid pair and the previous certificate is still served.", "short",
+		[]q{{`sum by (instance) (increase(sluice_tls_reloads_total{` + inst + `, outcome="error"}[$__range]))`, "{{instance}}"}},
+		warnAbove(1, 1), noValue("no TLS")))
 	return b
 }
+
+const day = 24 * 60 * 60
 
 func drain() *builder {
 	b := newDashboard("sluice-drain", "sluice — queue and drain",
@@ -330,6 +341,9 @@ func drain() *builder {
 	b.add(8, 7, seriesPanel("Decision record errors", "Failures to record a batch's outcomes (its orders are redelivered), per second.", "ops",
 		[]q{{`sum(rate(sluice_drain_record_errors_total{` + inst + `}` + ri + `))`, "record errors"}},
 		colors(".*", "red"), minZero))
+	b.add(8, 5, statPanel("Earlier orders in another backend", "Whether the running drain of the sale started into another backend than the one its earlier orders were drained into: those orders stay there (the drain's log says which, and what to do).", "none",
+		[]q{{`max by (sale) (sluice_drain_backend_changed` + sel("") + `)`, "{{sale}}"}},
+		mapped(valueText(0, "no", "green", 1, "yes", "orange"))))
 	return b
 }
 
