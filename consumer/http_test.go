@@ -220,8 +220,15 @@ func TestPoisonOrderIsDeadLettered(t *testing.T) {
 	// The 99 other orders are confirmed meanwhile, so the backend is seen
 	// healthy and the poison order's failures count towards MaxDeliver.
 	waitDrained(t, srv.Ledger(), "s1", 60*time.Second)
-	a := gatetest.Get(t, c, base+"/v1/orders/"+poison)
-	if a.Str("status") != "failed" || !strings.Contains(a.Str("reason"), "500") {
+	// The drain records the decision before it acks; the gate reads it
+	// from the decisions stream a moment later (a run saw "queued" just
+	// after the queue emptied).
+	var a gatetest.Answer
+	gatetest.Eventually(t, 5*time.Second, "the poison order to read failed", func() bool {
+		a = gatetest.Get(t, c, base+"/v1/orders/"+poison)
+		return a.Str("status") == "failed"
+	})
+	if !strings.Contains(a.Str("reason"), "500") {
 		t.Fatalf("poison order status: %s", a.Raw)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
