@@ -91,9 +91,9 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startPrometheus runs Prometheus with the shipped prometheus.yml, its
-// targets pointed at the given addresses, and the shipped alerts.
-func startPrometheus(t *testing.T, bin string, targets map[string]string) *prom {
+// startPrometheus runs Prometheus with the shipped prometheus.yml, each
+// job's targets pointed at the given addresses, and the shipped alerts.
+func startPrometheus(t *testing.T, bin string, targets map[string][]string) *prom {
 	t.Helper()
 	raw, err := os.ReadFile("prometheus.yml")
 	if err != nil {
@@ -109,12 +109,12 @@ func startPrometheus(t *testing.T, bin string, targets map[string]string) *prom 
 	for _, sc := range cfg["scrape_configs"].([]any) {
 		sc := sc.(map[string]any)
 		job := sc["job_name"].(string)
-		addr, ok := targets[job]
+		addrs, ok := targets[job]
 		if !ok {
 			t.Fatalf("prometheus.yml: unexpected job %q", job)
 		}
 		seen[job] = true
-		sc["static_configs"] = []any{map[string]any{"targets": []string{addr}}}
+		sc["static_configs"] = []any{map[string]any{"targets": addrs}}
 	}
 	for job := range targets {
 		if !seen[job] {
@@ -274,9 +274,12 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	m, lt := loadtest.ServeMetrics(ltLn)
 	t.Cleanup(func() { lt.Close() })
 
-	p := startPrometheus(t, bin, map[string]string{"sluice": gate.OpsAddr(), "sluice-loadtest": ltLn.Addr().String()})
-	gatetest.Eventually(t, 30*time.Second, "both targets scraped", func() bool {
-		return len(p.instant(t, `up == 1`)) == 2
+	// A second gate serves TLS: only such a gate has the TLS panels'
+	// series.
+	tlsGate := startTLSGate(t)
+	p := startPrometheus(t, bin, map[string][]string{"sluice": {gate.OpsAddr(), tlsGate.OpsAddr()}, "sluice-loadtest": {ltLn.Addr().String()}})
+	gatetest.Eventually(t, 30*time.Second, "the three targets scraped", func() bool {
+		return len(p.instant(t, `up == 1`)) == 3
 	})
 
 	start := time.Now()
