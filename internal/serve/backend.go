@@ -23,7 +23,9 @@ import (
 //	http://… https://…          an existing purchase endpoint
 //
 // callTimeout bounds one call to a purchase endpoint. It returns the
-// database handle too when there is one, for pool metrics.
+// database handle too when there is one, for pool metrics, and the
+// backend's description without secrets (Backend.Describe), for the
+// start log, the console and sluice status.
 func openBackend(ctx context.Context, spec, dataDir string, workers int, callTimeout time.Duration) (consumer.Backend, *sql.DB, string, error) {
 	switch {
 	case spec == "":
@@ -37,7 +39,7 @@ func openBackend(ctx context.Context, spec, dataDir string, workers int, callTim
 		if err != nil {
 			return nil, nil, "", err
 		}
-		return b, b.DB(), "sqlite:" + path, nil
+		return b, b.DB(), b.Describe(), nil
 	case strings.HasPrefix(spec, "sqlite:"), strings.HasSuffix(spec, ".db"), strings.HasSuffix(spec, ".sqlite"):
 		path := strings.TrimPrefix(strings.TrimPrefix(spec, "sqlite:"), "//")
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -47,19 +49,19 @@ func openBackend(ctx context.Context, spec, dataDir string, workers int, callTim
 		if err != nil {
 			return nil, nil, "", err
 		}
-		return b, b.DB(), "sqlite:" + path, nil
+		return b, b.DB(), b.Describe(), nil
 	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
 		b, err := postgres.Open(ctx, spec, workers)
 		if err != nil {
 			return nil, nil, "", err
 		}
-		return b, b.DB(), "postgres", nil
+		return b, b.DB(), b.Describe(), nil
 	case strings.HasPrefix(spec, "http://"), strings.HasPrefix(spec, "https://"):
 		b, err := httpbackend.New(httpbackend.Config{URL: spec, Concurrency: workers, Timeout: callTimeout})
 		if err != nil {
 			return nil, nil, "", err
 		}
-		return b, nil, "http", nil
+		return b, nil, b.Describe(), nil
 	}
 	return nil, nil, "", fmt.Errorf("--backend %q: want a SQLite path, postgres://… or http(s)://…", spec)
 }
