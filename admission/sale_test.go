@@ -87,7 +87,8 @@ func TestQueueHoldsNoDecidedOrder(t *testing.T) {
 // TestRefreshKeepsLaterAdmits: a refresh that read the stream before this
 // gate stored more orders keeps those orders in the queue. Applied as
 // read, it set the depth back and a queue bound let as many more in until
-// the next refresh (TestQueueBoundAnswersBusy saw 12 admitted of 10).
+// the next refresh (how the flaky TestQueueBoundAnswersBusy could admit
+// more than its bound of 10).
 func TestRefreshKeepsLaterAdmits(t *testing.T) {
 	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
 	created := time.Now().Add(-time.Minute)
