@@ -430,12 +430,14 @@ func (s *Server) startDrain(ctx context.Context) error {
 	if workers <= 0 {
 		workers = 4
 	}
-	b, db, name, err := openBackend(ctx, s.cfg.Backend, s.cfg.DataDir, workers, dc.BackendTimeout)
+	b, db, err := openBackend(ctx, s.cfg.Backend, s.cfg.DataDir, workers, dc.BackendTimeout)
 	if err != nil {
 		return err
 	}
 	s.backend = b
-	s.cfg.Backend = name
+	// From here on, the backend as the drain records it, without
+	// secrets: for the start log, the console and sluice status.
+	s.cfg.Backend = b.Describe()
 	if db != nil {
 		s.reg.MustRegister(collectors.NewDBStatsCollector(db, "orders"))
 	}
