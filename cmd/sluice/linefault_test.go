@@ -269,7 +269,7 @@ func (b *buyer) note(fc *faultCluster, format string, args ...any) {
 	if len(b.trace) == traceLen {
 		b.trace = b.trace[1:]
 	}
-	b.trace = append(b.trace, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
+	b.trace = append(b.trace, clock(time.Now())+" "+fmt.Sprintf(format, args...))
 }
 
 // traceText is the buyer's trace, one answer a line.
@@ -356,7 +356,7 @@ func (b *buyer) buy(ctx context.Context, fc *faultCluster, pick func() string, p
 		status, a, ok := do(fc.c, "POST", base+"/v1/sales/drop/orders", "", `{"buyer_id":"`+b.id+`"}`,
 			map[string]string{"Sluice-Pass": pass, "Idempotency-Key": b.ticket})
 		last = fmt.Sprint(status, " ", a["reason"])
-		b.note(fc, "order at %s: %s (pass expires %s)", base, last, exp.Format("15:04:05.000"))
+		b.note(fc, "order at %s: %s (pass expires %s)", base, last, clock(exp))
 		switch {
 		case ok && status == 202:
 			return fmt.Sprint(a["order_id"]), "", ""
@@ -857,7 +857,7 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 			did = "nothing"
 		}
 		time.Sleep(pause)
-		t.Logf("step %d (%s): %s", step, time.Now().Format("15:04:05.000"), did)
+		t.Logf("step %d (%s): %s", step, clock(time.Now()), did)
 		fc.checkPromises(t, fmt.Sprintf("seed %d after step %d (%s)", seed, step, did))
 	}
 
