@@ -240,9 +240,9 @@ func (g *Gate) ensure(w http.ResponseWriter, r *http.Request, cfg ledger.Sale, s
 		return
 	}
 	g.UpdateSale(st)
-	if cfg.WaitingRoom && g.rooms != nil {
+	if st.Line && g.rooms != nil {
 		// Its line answers as soon as this answer is out.
-		g.rooms.Open(ctx, []ledger.Sale{cfg})
+		g.rooms.Open(ctx, []string{cfg.Name})
 	}
 	g.log.Info("admin: sale provisioned", "sale", cfg.Name, "stock", cfg.Stock, "admitted", st.Admitted)
 	v := g.report(g.lookupSale(cfg.Name), g.now())

@@ -339,6 +339,7 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	s.soldOut.Store(st.SoldOut())
 	s.draining.Store(st.Draining)
 	s.replication.Store(st.Replication)
+	s.hasLine.Store(st.Line || cfg.WaitingRoom)
 	switch {
 	case st.Draining:
 		s.warnedNoDrain = false

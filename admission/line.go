@@ -22,11 +22,12 @@ import (
 )
 
 // Rooms gives the waiting room a gate follows for a sale (ledger.Rooms),
-// nil while it is not open.
+// nil while it is not open. A sale's room is followed while the sale has
+// a line, the room on or off.
 type Rooms interface {
 	Room(sale string) *ledger.Room
-	// Open opens the rooms of these sales that have a waiting room now.
-	Open(ctx context.Context, sales []ledger.Sale)
+	// Open opens the rooms of these sales, the sales with a line.
+	Open(ctx context.Context, sales []string)
 }
 
 // LineLedger is what the waiting room writes to JetStream (ledger.Ledger).
@@ -45,6 +46,9 @@ type LineLedger interface {
 	// StockLeft is the orders the sale's stream still takes, read at
 	// the call.
 	StockLeft(ctx context.Context, sale string) (int64, error)
+	// PlaceBeyond places an order that takes only the stock beyond
+	// what held says the line holds (ledger.PlaceBeyond).
+	PlaceBeyond(ctx context.Context, o ledger.Order, msgID string, held func() int64) (ledger.OrderID, bool, error)
 	// SpendProof records a proof of work's solution as spent (proof.go).
 	SpendProof(ctx context.Context, sale, challenge, buyer string) error
 	// TakeAddressSlot counts a ticket against its address (address.go).
@@ -449,7 +453,7 @@ func (g *Gate) findTicket(key line.TicketKey) (*sale, *ledger.Room, line.Ticket,
 		return nil, nil, line.Ticket{}, false
 	}
 	for name, s := range *g.sales.Load() {
-		if !s.cfg.Load().WaitingRoom {
+		if !s.hasLine.Load() {
 			continue
 		}
 		room := g.rooms.Room(name)
@@ -722,7 +726,7 @@ func (g *Gate) PaceLines(ctx context.Context) {
 	now := g.now()
 	for _, s := range *g.sales.Load() {
 		cfg := s.cfg.Load()
-		if !cfg.WaitingRoom {
+		if !s.hasLine.Load() {
 			continue
 		}
 		room := g.rooms.Room(s.name)
@@ -749,6 +753,12 @@ func (g *Gate) paceLine(ctx context.Context, s *sale, cfg *ledger.Sale, room *le
 	snap := &lineSnap{State: st, rate: g.lineRate(s, cfg, st), spare: stockLeft - st.Outstanding}
 	s.line.Store(snap)
 	g.lineMetrics(s, snap)
+	if !cfg.WaitingRoom || st.Closed {
+		// The room is off (or its mark says so while this gate's sale is
+		// a refresh behind): the line is followed and answers, and moves
+		// nobody on until a mark turns it on (line.Book.Mark).
+		return
+	}
 	if !st.Sealed {
 		if cfg.StartsAt.IsZero() || !now.Before(cfg.StartsAt) {
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -875,7 +885,7 @@ func (g *Gate) saleRoom(rc *fasthttp.RequestCtx, saleName string) (*sale, *ledge
 		g.unknownSale.Respond(rc, html)
 		return nil, nil, false
 	}
-	if !s.cfg.Load().WaitingRoom {
+	if !s.hasLine.Load() {
 		g.render.Render(overflow.Problem{Reason: overflow.NoWaitingRoom, Sale: s.name}).Respond(rc, html)
 		return nil, nil, false
 	}

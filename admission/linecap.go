@@ -55,7 +55,7 @@ func (g *Gate) heldTickets() int64 {
 	}
 	var n int64
 	for name, s := range *g.sales.Load() {
-		if !s.cfg.Load().WaitingRoom {
+		if !s.hasLine.Load() {
 			continue
 		}
 		if r := g.rooms.Room(name); r != nil {

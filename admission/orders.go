@@ -48,12 +48,16 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		return
 	}
 	req := &ctx.Request.Header
+	hasPass := len(req.Peek(hPass)) > 0
 	// A waiting-room sale takes orders with a pass only: without one the
 	// answer is at once, and names the line.
-	if cfg.WaitingRoom && len(req.Peek(hPass)) == 0 {
+	if cfg.WaitingRoom && !hasPass {
 		g.finish(ctx, s, overflow.PassRequired, s.passRequired, start)
 		return
 	}
+	// A pass admits its holder whatever the room's state: a room turned
+	// off keeps what its passes hold (line.Book.Mark).
+	withPass := hasPass && (cfg.WaitingRoom || s.hasLine.Load())
 	keys := req.PeekAll(hIdemKey)
 	hasKey := len(keys) > 0
 	// A retry carrying its key goes on to the ledger even when sold out, so
@@ -62,7 +66,7 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	// stock covers it, and this gate's flag may be a refresh behind stock
 	// given back; JetStream's limit is the judge (a forged pass is
 	// refused below without I/O).
-	soldOut := s.soldOut.Load() && !cfg.WaitingRoom
+	soldOut := s.soldOut.Load() && !withPass
 	if soldOut && !hasKey {
 		g.finish(ctx, s, overflow.SoldOut, s.soldOutAnswer, start)
 		return
@@ -109,7 +113,7 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		return
 	}
 	var pass line.Pass
-	if cfg.WaitingRoom {
+	if withPass {
 		var ok bool
 		if pass, ok = g.checkPass(ctx, s, buyer, start); !ok {
 			return
@@ -124,7 +128,7 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	}
 	var msgID string
 	switch {
-	case cfg.WaitingRoom:
+	case withPass:
 		// A pass admits one order: a second one with it is a duplicate,
 		// told apart from a retry by its Idempotency-Key.
 		msgID = "t|" + pass.Ticket
@@ -157,7 +161,16 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	// not the client is still there.
 	pctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
 	pubStart := time.Now()
-	id, dup, err := g.ledger.Place(pctx, o, msgID)
+	var (
+		id  ledger.OrderID
+		dup bool
+		err error
+	)
+	if !withPass && s.hasLine.Load() {
+		id, dup, err = g.placeBeside(pctx, s, o, msgID)
+	} else {
+		id, dup, err = g.ledger.Place(pctx, o, msgID)
+	}
 	cancel()
 	if trial {
 		g.endTrial(start, err)
@@ -170,12 +183,12 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		s.admitted.Add(1)
 		s.pending.Add(1)
 		s.storedSeq(id.Seq)
-		if cfg.WaitingRoom {
+		if withPass {
 			g.lineLedger.UsePass(s.name, pass.Ticket)
 		}
 		g.count(s, overflow.Admitted, start)
 		g.answerPlaced(ctx, id, buyer, false, o.AdmittedAt)
-	case err == nil && cfg.WaitingRoom:
+	case err == nil && withPass:
 		g.answerPassReplay(ctx, s, id, buyer, key, d.payload, start)
 	case err == nil && hasKey:
 		g.answerKeyedReplay(ctx, s, id, buyer, d.payload, start)
@@ -183,6 +196,16 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		g.finishProblem(ctx, s, overflow.Problem{Reason: overflow.AlreadyOrdered, Sale: s.name, OrderID: id.String()}, start)
 	case errors.As(err, &already):
 		g.finishProblem(ctx, s, overflow.Problem{Reason: overflow.AlreadyOrdered, Sale: s.name, OrderID: already.Existing.String()}, start)
+	case errors.Is(err, ledger.ErrStockHeld):
+		g.finishProblem(ctx, s, g.stockHeld(s), start)
+	case errors.Is(err, errRoomTurning), errors.Is(err, errLineUnread):
+		// Nothing was sent: not the "could not learn whether it was
+		// stored" of a publish that failed.
+		detail := "The sale's waiting room is being turned on or off; the order was not sent. Try again in a second."
+		if errors.Is(err, errLineUnread) {
+			detail = "The sale's line is being read; the order was not sent. Try again in a second."
+		}
+		g.finishProblem(ctx, s, overflow.Problem{Reason: overflow.Unavailable, Sale: s.name, RetryAfter: time.Second, Detail: detail}, start)
 	case errors.Is(err, ledger.ErrSoldOut):
 		if !s.soldOut.Swap(true) {
 			g.log.Info("sale sold out", "sale", s.name)

@@ -48,7 +48,11 @@ type sale struct {
 	warnedNoDrain bool
 	read          time.Time // when the state applied last was read; under Gate.updates
 	// line is the waiting room as the pace saw it last; nil without one.
-	line      atomic.Pointer[lineSnap]
+	line atomic.Pointer[lineSnap]
+	// hasLine: the sale has a line (its room is on, or was): the gate
+	// follows it whatever the room's state, and an order without a pass
+	// takes only the stock its turns and passes do not hold.
+	hasLine   atomic.Bool
 	linePolls prometheus.Counter
 	// lineIssued, lineClaims and lineRejoins are the counts the
 	// counters last followed.

@@ -56,6 +56,7 @@ const (
 	ProofRequired        Reason = "proof_required"         // 428, a join without the proof of work its sale asks
 	BadProof             Reason = "bad_proof"              // 403, a proof wrong, expired, for another sale or used
 	AddressLimit         Reason = "address_limit"          // 429, the client address holds line_per_address tickets
+	StockHeld            Reason = "stock_held"             // 409, an order without a pass while the stock left is held by the line's passes (the room off)
 )
 
 type reasonInfo struct {
@@ -106,6 +107,7 @@ var catalog = map[Reason]reasonInfo{
 	ProofRequired:        {http.StatusPreconditionRequired, "Proof of work required", "This line asks a proof of work per ticket: solve GET /v1/sales/{sale}/line/challenge and send it in the Sluice-Proof header (or the altcha form field)."},
 	BadProof:             {http.StatusForbidden, "Bad proof", "The proof of work is wrong, expired, for another sale or used already: solve a new challenge."},
 	AddressLimit:         {http.StatusTooManyRequests, "Too many tickets from your address", "Your network address holds as many tickets as this sale allows one address."},
+	StockHeld:            {http.StatusConflict, "Held for the line", "Every item left is held for buyers of the waiting room who were given their turn; one may come free if its pass expires unused. Try again later."},
 }
 
 // Status returns the HTTP status a reason is answered with.
@@ -128,5 +130,5 @@ func Reasons() []Reason {
 		UnknownSale, BadJSON, BadBuyerID, BadIdempotencyKey, BodyTooLarge,
 		BadContentType, Unavailable, PassRequired, BadPass, BadPayload,
 		IdempotencyKeyReused, UntrustedBuyerHeader, BadBuyerHeader, BuyerTokenRequired,
-		BadBuyerToken, BuyerMismatch}
+		BadBuyerToken, BuyerMismatch, StockHeld}
 }

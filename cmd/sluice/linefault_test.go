@@ -372,6 +372,59 @@ func (b *buyer) buy(ctx context.Context, fc *faultCluster, pick func() string, p
 	return "", "", last
 }
 
+// walkIns are n buyers without a pass or a ticket who order for d while
+// the room is off, at gates picked at random, until they are answered
+// 202 or sold out (stock_held, a gate down or a gate a refresh behind
+// the room's change: they try again). It returns the orders answered
+// 202 and a count of the answers.
+func (fc *faultCluster) walkIns(t *testing.T, prefix string, n int, d time.Duration, rng *rand.Rand, mu *sync.Mutex) ([]string, map[string]int) {
+	var (
+		wg      sync.WaitGroup
+		res     sync.Mutex
+		orders  []string
+		answers = map[string]int{}
+	)
+	until := time.Now().Add(d)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprint(prefix, "-", i)
+			for time.Now().Before(until) {
+				live := fc.live()
+				if len(live) == 0 {
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+				mu.Lock()
+				g := live[rng.IntN(len(live))]
+				mu.Unlock()
+				status, a, ok := do(fc.c, "POST", "http://"+g.api+"/v1/sales/drop/orders", "", `{"buyer_id":"`+id+`"}`,
+					map[string]string{"Idempotency-Key": id})
+				what := fmt.Sprint(status, " ", a["reason"])
+				res.Lock()
+				answers[what]++
+				res.Unlock()
+				switch {
+				case !ok, status == 503, status == 428, status == 409 && a["reason"] == "stock_held":
+					time.Sleep(200 * time.Millisecond)
+					continue
+				case status == 202:
+					res.Lock()
+					orders = append(orders, fmt.Sprint(a["order_id"]))
+					res.Unlock()
+				case status == 410:
+				default:
+					t.Errorf("%s: an order without a pass, the room off: %s %v", id, what, a)
+				}
+				return
+			}
+		}()
+	}
+	wg.Wait()
+	return orders, answers
+}
+
 // lineAudit is the line recomputed from its durable records.
 type lineAudit struct {
 	st          line.State
@@ -448,38 +501,25 @@ func (fc *faultCluster) audit(ctx context.Context, now time.Time) (lineAudit, er
 	}
 	var uses []use
 	turns := map[string]bool{}
-	err = readStream(ctx, js, ledger.PaceStream, []string{ledger.PaceLetInSubject("drop"), ledger.PaceClaimSubject("drop"), ledger.PaceUsedSubject("drop")},
+	err = readStream(ctx, js, ledger.PaceStream, ledger.PaceSubjects("drop"),
 		func(m jetstream.Msg, seq uint64, at time.Time) {
+			ledger.ApplyPace(book, "drop", m.Subject(), m.Data(), at, seq)
 			switch m.Subject() {
 			case ledger.PaceUsedSubject("drop"):
 				if k, ok := line.KeyOf(string(m.Data())); ok {
-					book.Use(k)
 					uses = append(uses, use{k, at})
 				}
-				return
 			case ledger.PaceClaimSubject("drop"):
 				var c struct {
 					Ticket   string `json:"ticket"`
 					Position int64  `json:"position"`
 				}
 				if json.Unmarshal(m.Data(), &c) == nil {
-					if k, ok := line.KeyOf(c.Ticket); ok {
-						book.Claim(k, c.Position, at, seq)
+					if _, ok := line.KeyOf(c.Ticket); ok {
 						a.claimRecords++
 						turns[fmt.Sprint(c.Ticket, c.Position)] = true
 					}
 				}
-				return
-			}
-			var r struct {
-				Through int64 `json:"through"`
-				Offered int64 `json:"offered"`
-				TTL     int64 `json:"ttl_ms"`
-				Window  int64 `json:"window_ms"`
-			}
-			if json.Unmarshal(m.Data(), &r) == nil && r.Through > 0 {
-				book.Advance(line.Advance{Through: r.Through, Offered: r.Offered, At: at, TTL: time.Duration(r.TTL) * time.Millisecond,
-					Window: time.Duration(r.Window) * time.Millisecond, Seq: seq})
 			}
 		})
 	if err != nil {
@@ -769,6 +809,7 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 		return out
 	}
 	cancelled := map[string]bool{}
+	var walkedIn []string // orders without a pass answered 202 while the room was off
 	cancelOne := func(id string, times int) string {
 		if !fc.up(1) {
 			return "gate 1 (the drain) is down: no cancel"
@@ -799,7 +840,7 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 	}
 	for step := 1; step <= steps; step++ {
 		rngMu.Lock()
-		kind := rng.IntN(7)
+		kind := rng.IntN(8)
 		n := 1 + rng.IntN(3)
 		pause := time.Duration(1500+rng.IntN(2500)) * time.Millisecond
 		pick := rng.IntN(1 << 20)
@@ -853,6 +894,17 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 				times = 50
 			}
 			did += cancelOne(id, times)
+		case 6: // the room off while orders without a pass arrive, and on again
+			if status, v, _ := do(fc.c, "PATCH", "http://"+g1.ops+"/admin/sales/drop", faultToken, `{"waiting_room":false}`, nil); status != 200 {
+				t.Fatalf("seed %d step %d: PATCH waiting_room false: %d %v", seed, step, status, v)
+			}
+			got, answers := fc.walkIns(t, fmt.Sprint("walkin-", step), 6, pause, pickRng, &rngMu)
+			walkedIn = append(walkedIn, got...)
+			fc.checkPromises(t, fmt.Sprintf("seed %d step %d, the room off after %d orders without a pass", seed, step, len(got)))
+			if status, v, _ := do(fc.c, "PATCH", "http://"+g1.ops+"/admin/sales/drop", faultToken, `{"waiting_room":true}`, nil); status != 200 {
+				t.Fatalf("seed %d step %d: PATCH waiting_room true: %d %v", seed, step, status, v)
+			}
+			did = fmt.Sprintf("the room off for %v while six buyers without a pass ordered: %v", pause, answers)
 		default:
 			did = "nothing"
 		}
@@ -890,7 +942,7 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 	if n := countRows(db, `SELECT COUNT(*) FROM orders WHERE sale = 'drop' AND status = 'confirmed'`); n != faultStock {
 		t.Errorf("seed %d: %d orders confirmed and not cancelled, want the stock, %d", seed, n, faultStock)
 	}
-	for _, id := range confirmed() {
+	for _, id := range append(confirmed(), walkedIn...) {
 		if n := countRows(db, `SELECT COUNT(*) FROM orders WHERE order_id = ?`, id); n != 1 {
 			t.Errorf("seed %d: order %s answered 202 is in the database %d times", seed, id, n)
 		}
@@ -951,6 +1003,6 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 		}
 	}
 	served := len(confirmed())
-	t.Logf("seed %d: %d came, %d served (%d cancelled), let in %d, %d passes expired, %d turns claimed (%d claim records), %d lapsed, %d back at the end of the line, %d tickets; every promise held",
-		seed, len(came), served, len(cancelled), a2.st.LetIn, a2.st.Expired, a2.st.Claimed, a2.claimRecords, a2.st.Lapsed, a2.st.Rejoined, a2.st.Tickets)
+	t.Logf("seed %d: %d came, %d served, %d without a pass while the room was off (%d cancelled), let in %d, %d passes expired, %d turns claimed (%d claim records), %d lapsed, %d back at the end of the line, %d tickets; every promise held",
+		seed, len(came), served, len(walkedIn), len(cancelled), a2.st.LetIn, a2.st.Expired, a2.st.Claimed, a2.claimRecords, a2.st.Lapsed, a2.st.Rejoined, a2.st.Tickets)
 }

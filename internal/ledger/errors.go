@@ -6,6 +6,10 @@ var (
 	// ErrSoldOut is returned by Place when the stream refused the order
 	// because it holds as many orders as the sale has stock.
 	ErrSoldOut = errors.New("ledger: sold out")
+	// ErrStockHeld is returned by PlaceBeyond when every order the
+	// sale's stream still takes is held by its waiting room's turns and
+	// passes (a room turned off; line.Book.Mark).
+	ErrStockHeld = errors.New("ledger: the stock left is held by the line")
 	// ErrAlreadyOrdered is returned (wrapped in *AlreadyOrderedError) when
 	// the buyer holds the sale's per-buyer number of orders already.
 	ErrAlreadyOrdered = errors.New("ledger: buyer already ordered")

@@ -111,7 +111,7 @@ func (l *Ledger) JetStream() jetstream.JetStream { return l.js }
 // (Options.Released); call it before the ledger is shared.
 func (l *Ledger) CountReleasedWith(f func(sale string) int64) { l.opts.Released = f }
 
-func (l *Ledger) streamConfig(s Sale, released int64) jetstream.StreamConfig {
+func (l *Ledger) streamConfig(s Sale, released int64, line bool) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:                 StreamName(s.Name),
 		Description:          "sluice sale " + s.Name + ": admitted orders",
@@ -128,7 +128,7 @@ func (l *Ledger) streamConfig(s Sale, released int64) jetstream.StreamConfig {
 		AllowDirect:          true,
 		DenyDelete:           true,
 		DenyPurge:            true,
-		Metadata:             s.metadata(),
+		Metadata:             s.metadata(line),
 	}
 }
 
@@ -147,21 +147,30 @@ func (l *Ledger) EnsureSale(ctx context.Context, s Sale) (SaleState, error) {
 	// stream's own limit remembers them, in case this process has not
 	// read the decisions yet.
 	released := l.released(s.Name)
+	line := s.WaitingRoom
 	if old, err := l.js.Stream(ctx, StreamName(s.Name)); err == nil {
-		if _, had, ok := saleOf(old.CachedInfo().Config); ok {
+		cfg := old.CachedInfo().Config
+		if _, had, ok := saleOf(cfg); ok {
 			released = max(released, had)
 		}
+		line = line || hasLine(cfg.Metadata)
 	}
-	str, err := l.js.CreateOrUpdateStream(ctx, l.streamConfig(s, released))
+	if line {
+		// The line, and the room's mark, before the sale says the room
+		// is on or off (line.Book.Mark): a room turned off keeps what its
+		// turns and passes hold, for every gate alike.
+		if err := l.ensureLine(ctx, s); err != nil {
+			return SaleState{}, err
+		}
+		if err := l.markRoom(ctx, s.Name, s.WaitingRoom); err != nil {
+			return SaleState{}, err
+		}
+	}
+	str, err := l.js.CreateOrUpdateStream(ctx, l.streamConfig(s, released, line))
 	if err != nil {
 		return SaleState{}, fmt.Errorf("ledger: provision sale %s: %w", s.Name, err)
 	}
 	l.remember(s.Name, str)
-	if s.WaitingRoom {
-		if err := l.ensureLine(ctx, s); err != nil {
-			return SaleState{}, err
-		}
-	}
 	return l.stateOf(ctx, str.CachedInfo(), time.Now())
 }
 
@@ -215,6 +224,92 @@ func (l *Ledger) Place(ctx context.Context, o Order, msgID string) (id OrderID, 
 		return OrderID{}, false, fmt.Errorf("%w: read back duplicate order: %w", ErrUnavailable, err)
 	}
 	return prev.ID, true, nil
+}
+
+// PlaceBeyond is Place for an order that may take only the stock beyond
+// what held says the sale's waiting room holds (a room turned off while
+// its turns and passes hold items: line.Book.Mark). It reads held, then
+// the stream, and publishes only if the stream is as read (an expected
+// last sequence), so that the orders in the stream, what held says and
+// this order stay within the stream's limit however many gates place
+// orders at once; a stream that moved meanwhile is read again. held is
+// read first so that an order placed with a pass meanwhile is counted
+// as held or as placed, never as neither (a pass's use is recorded
+// after its order is stored). It fails as Place does, or with
+// ErrStockHeld.
+func (l *Ledger) PlaceBeyond(ctx context.Context, o Order, msgID string, held func() int64) (OrderID, bool, error) {
+	data, err := json.Marshal(o)
+	if err != nil {
+		return OrderID{}, false, fmt.Errorf("ledger: encode order: %w", err)
+	}
+	str, err := l.stream(ctx, o.Sale)
+	if err != nil {
+		return OrderID{}, false, err
+	}
+	for {
+		h := held()
+		info, err := str.Info(ctx)
+		if err != nil {
+			return OrderID{}, false, fmt.Errorf("%w: read the sale's stream: %w", ErrUnavailable, err)
+		}
+		s, _, ok := saleOf(info.Config)
+		if !ok {
+			return OrderID{}, false, fmt.Errorf("%w: %s", ErrNoSale, o.Sale)
+		}
+		left := max(info.Config.MaxMsgs, s.Capacity()) - int64(info.State.Msgs)
+		if left-h < 1 {
+			// A retry of an order stored before gets its answer, as it
+			// would from Place.
+			switch prev, dup, already := l.placedBefore(ctx, o, s); {
+			case dup:
+				return prev.ID, true, nil
+			case already:
+				return OrderID{}, false, &AlreadyOrderedError{Existing: prev.ID}
+			}
+			if left < 1 {
+				return OrderID{}, false, ErrSoldOut
+			}
+			return OrderID{}, false, ErrStockHeld
+		}
+		msg := &nats.Msg{Subject: BuyerRoundSubject(o.Sale, o.BuyerID, o.Round), Data: data}
+		ack, err := PublishDeduplicated(ctx, l.js, msg, jetstream.WithMsgID(msgID),
+			jetstream.WithExpectStream(StreamName(o.Sale)), jetstream.WithExpectLastSequence(info.State.LastSeq))
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			if ctx.Err() != nil {
+				return OrderID{}, false, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+			}
+			continue // another order came first: read again
+		}
+		if err != nil {
+			return OrderID{}, false, l.placeError(ctx, o, err)
+		}
+		if !ack.Duplicate {
+			return OrderID{Sale: o.Sale, Seq: ack.Sequence, Token: o.Token}, false, nil
+		}
+		prev, err := l.lookupSeq(ctx, o.Sale, ack.Sequence)
+		if err != nil {
+			return OrderID{}, false, fmt.Errorf("%w: read back duplicate order: %w", ErrUnavailable, err)
+		}
+		return prev.ID, true, nil
+	}
+}
+
+// placedBefore is what Place would answer o from the buyer's subject
+// alone: dup when it holds the order a retry of o stands for (the same
+// Idempotency-Key, or, one order per buyer and no key, any order of
+// theirs in o's round), already when it holds the one order the buyer
+// may have.
+func (l *Ledger) placedBefore(ctx context.Context, o Order, s Sale) (prev Order, dup, already bool) {
+	prev, err := l.lastForBuyer(ctx, o.Sale, o.BuyerID, o.Round)
+	if err != nil || prev.BuyerID != o.BuyerID {
+		return Order{}, false, false
+	}
+	if o.IdempotencyKey != "" && prev.IdempotencyKey == o.IdempotencyKey {
+		return prev, true, false
+	}
+	one := s.OrdersPerBuyer() == 1
+	return prev, one && o.IdempotencyKey == "", one
 }
 
 func (l *Ledger) placeError(ctx context.Context, o Order, err error) error {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -48,11 +49,101 @@ func LineRejoinSubject(sale, buyer string) string {
 // LineDrawSubject is the subject of the draw mark.
 func LineDrawSubject(sale string) string { return lineSubjectPrefix(sale) + "draw" }
 
-// PaceLetInSubject, PaceClaimSubject and PaceUsedSubject are a sale's
-// subjects in the pace stream.
+// PaceLetInSubject, PaceClaimSubject, PaceUsedSubject and
+// PaceRoomSubject are a sale's subjects in the pace stream: its steps,
+// claims, passes used and the marks that turn its room off and on.
 func PaceLetInSubject(sale string) string { return "sluice.pace." + sale + ".letin" }
 func PaceClaimSubject(sale string) string { return "sluice.pace." + sale + ".claim" }
 func PaceUsedSubject(sale string) string  { return "sluice.pace." + sale + ".used" }
+func PaceRoomSubject(sale string) string  { return "sluice.pace." + sale + ".room" }
+
+// PaceSubjects are a sale's subjects in the pace stream.
+func PaceSubjects(sale string) []string {
+	return []string{PaceLetInSubject(sale), PaceClaimSubject(sale), PaceUsedSubject(sale), PaceRoomSubject(sale)}
+}
+
+// ApplyPace applies a record of the sale's pace (a message of the pace
+// stream on subject, stored at at with sequence seq) to its book: what
+// every gate's room does with each, and what a recomputation of the
+// line from its records does. A record it cannot read changes nothing.
+func ApplyPace(b *line.Book, sale, subject string, data []byte, at time.Time, seq uint64) {
+	switch subject {
+	case PaceLetInSubject(sale):
+		if a, ok := advanceOf(data, at, seq); ok {
+			b.Advance(a)
+		}
+	case PaceClaimSubject(sale):
+		var c claimRecord
+		if json.Unmarshal(data, &c) == nil {
+			if key, ok := line.KeyOf(c.Ticket); ok {
+				b.Claim(key, c.Position, at, seq)
+			}
+		}
+	case PaceUsedSubject(sale):
+		if key, ok := line.KeyOf(strings.TrimSpace(string(data))); ok {
+			b.Use(key)
+		}
+	case PaceRoomSubject(sale):
+		if open, ok := RoomMarkOf(data); ok {
+			b.Mark(open, seq)
+		}
+	}
+}
+
+// roomRecord turns a sale's room off (Open false) or on (line.Book.Mark).
+type roomRecord struct {
+	Open bool `json:"open"`
+}
+
+// RoomMarkOf reads a room mark.
+func RoomMarkOf(data []byte) (open, ok bool) {
+	var r struct {
+		Open *bool `json:"open"`
+	}
+	if json.Unmarshal(data, &r) != nil || r.Open == nil {
+		return false, false
+	}
+	return *r.Open, true
+}
+
+// markRoom makes the sale's last room mark say open, recording a mark
+// when it says otherwise (or, for a room turned off, when there is none
+// yet). The mark is a compare-and-set on the last one, so that two
+// admins' changes are recorded in the order they were made.
+func (l *Ledger) markRoom(ctx context.Context, sale string, open bool) error {
+	str, err := l.js.Stream(ctx, PaceStream)
+	if err != nil {
+		return fmt.Errorf("%w: pace stream: %w", ErrUnavailable, err)
+	}
+	subj := PaceRoomSubject(sale)
+	for {
+		last, err := str.GetLastMsgForSubject(ctx, subj)
+		var after uint64
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			if open {
+				return nil // never turned off
+			}
+		case err != nil:
+			return fmt.Errorf("%w: the room mark of %s: %w", ErrUnavailable, sale, err)
+		default:
+			if was, ok := RoomMarkOf(last.Data); ok && was == open {
+				return nil
+			}
+			after = last.Sequence
+		}
+		data, _ := json.Marshal(roomRecord{Open: open})
+		_, err = l.js.Publish(ctx, subj, data, jetstream.WithExpectLastSequencePerSubject(after), jetstream.WithExpectStream(PaceStream))
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			continue // another change came first: read it
+		}
+		if err != nil {
+			return fmt.Errorf("%w: mark the room of %s: %w", ErrUnavailable, sale, err)
+		}
+		return nil
+	}
+}
 
 // ErrLineFull: the line holds line_limit tickets.
 var ErrLineFull = errors.New("ledger: the line is full")

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,7 +52,7 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 	}
 	lineLast := lineStr.CachedInfo().State.LastSeq
 	var paceLast uint64
-	for _, subj := range []string{PaceLetInSubject(sale), PaceClaimSubject(sale), PaceUsedSubject(sale)} {
+	for _, subj := range PaceSubjects(sale) {
 		m, err := paceStr.GetLastMsgForSubject(cctx, subj)
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
@@ -113,11 +112,10 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 		return nil, fmt.Errorf("%w: follow the line of %s: %w", ErrUnavailable, sale, err)
 	}
 	r.ccs = append(r.ccs, cc)
-	letIn, claimed, used := PaceLetInSubject(sale), PaceClaimSubject(sale), PaceUsedSubject(sale)
 	cancel()
 	cctx, cancel = call()
 	defer cancel()
-	paceCons, err := l.js.OrderedConsumer(cctx, PaceStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{letIn, claimed, used}})
+	paceCons, err := l.js.OrderedConsumer(cctx, PaceStream, jetstream.OrderedConsumerConfig{FilterSubjects: PaceSubjects(sale)})
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("%w: follow the pace of %s: %w", ErrUnavailable, sale, err)
@@ -127,23 +125,7 @@ func (l *Ledger) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 		if err != nil {
 			return
 		}
-		switch msg.Subject() {
-		case letIn:
-			if a, ok := advanceOf(msg.Data(), meta.Timestamp, meta.Sequence.Stream); ok {
-				r.Book.Advance(a)
-			}
-		case claimed:
-			var c claimRecord
-			if json.Unmarshal(msg.Data(), &c) == nil {
-				if key, ok := line.KeyOf(c.Ticket); ok {
-					r.Book.Claim(key, c.Position, meta.Timestamp, meta.Sequence.Stream)
-				}
-			}
-		case used:
-			if key, ok := line.KeyOf(strings.TrimSpace(string(msg.Data()))); ok {
-				r.Book.Use(key)
-			}
-		}
+		ApplyPace(r.Book, sale, msg.Subject(), msg.Data(), meta.Timestamp, meta.Sequence.Stream)
 		if meta.Sequence.Stream >= paceLast {
 			paceOnce.Do(func() { close(paceCaught) })
 		}
@@ -261,27 +243,25 @@ func NewRooms(l *Ledger, log *slog.Logger) *Rooms {
 // or its records are still being read).
 func (rs *Rooms) Room(sale string) *Room { return (*rs.all.Load())[sale] }
 
-// Sync opens a room for each waiting-room sale that has none (in the
-// background: a long line takes a while to read) and closes the rooms of
-// the sales gone or without a waiting room now.
-func (rs *Rooms) Sync(sales []Sale) {
+// Sync opens a room for each of these sales, the sales with a line (in
+// the background: a long line takes a while to read), and closes the
+// rooms of the others. A room turned off is still followed: its tickets
+// answer and its turns and passes hold their items (line.Book.Mark).
+func (rs *Rooms) Sync(sales []string) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.closed {
 		return
 	}
 	want := make(map[string]bool, len(sales))
-	for _, s := range sales {
-		if !s.WaitingRoom {
+	for _, name := range sales {
+		want[name] = true
+		if _, busy := rs.opening[name]; busy || rs.rooms[name] != nil {
 			continue
 		}
-		want[s.Name] = true
-		if _, busy := rs.opening[s.Name]; busy || rs.rooms[s.Name] != nil {
-			continue
-		}
-		rs.opening[s.Name] = make(chan struct{})
+		rs.opening[name] = make(chan struct{})
 		rs.wg.Add(1)
-		go rs.open(s.Name)
+		go rs.open(name)
 	}
 	changed := false
 	for name, r := range rs.rooms {
@@ -296,26 +276,34 @@ func (rs *Rooms) Sync(sales []Sale) {
 	}
 }
 
-// Open opens the rooms of the waiting-room sales now, before the gate
+// Lines are the names of the sales with a line among states.
+func Lines(states []SaleState) []string {
+	var out []string
+	for _, st := range states {
+		if st.Line || st.Sale.WaitingRoom {
+			out = append(out, st.Sale.Name)
+		}
+	}
+	return out
+}
+
+// Open opens the rooms of these sales (with a line) now, before the gate
 // serves (or an admin change answers), so that the next answers know the
 // lines: a room Sync is opening meanwhile is waited for. A room that
 // cannot be opened yet is left to Sync.
-func (rs *Rooms) Open(ctx context.Context, sales []Sale) {
-	for _, s := range sales {
-		if !s.WaitingRoom {
-			continue
-		}
+func (rs *Rooms) Open(ctx context.Context, sales []string) {
+	for _, name := range sales {
 		rs.mu.Lock()
-		done, opening := rs.opening[s.Name]
-		mine := !opening && rs.rooms[s.Name] == nil && !rs.closed
+		done, opening := rs.opening[name]
+		mine := !opening && rs.rooms[name] == nil && !rs.closed
 		if mine {
-			rs.opening[s.Name] = make(chan struct{})
+			rs.opening[name] = make(chan struct{})
 			rs.wg.Add(1)
 		}
 		rs.mu.Unlock()
 		switch {
 		case mine:
-			rs.openWith(ctx, s.Name)
+			rs.openWith(ctx, name)
 		case opening:
 			select {
 			case <-done:

@@ -260,11 +260,31 @@ func (s Sale) PhaseAt(t time.Time) Phase {
 	return Open
 }
 
-const metaKey = "sluice.sale"
+// metaKey holds the sale's settings; lineKey is set once the sale has
+// had a waiting room, and never cleared: its line, and what the line
+// promised, outlive the room being turned off.
+const (
+	metaKey = "sluice.sale"
+	lineKey = "sluice.line"
+)
 
-func (s Sale) metadata() map[string]string {
+func (s Sale) metadata(line bool) map[string]string {
 	b, _ := json.Marshal(s) // a Sale always marshals
-	return map[string]string{metaKey: string(b)}
+	md := map[string]string{metaKey: string(b)}
+	if line || s.WaitingRoom {
+		md[lineKey] = "1"
+	}
+	return md
+}
+
+// hasLine says a sale stream's metadata marks a line: the sale has had
+// a waiting room.
+func hasLine(md map[string]string) bool {
+	if md[lineKey] != "" {
+		return true
+	}
+	s, ok := saleFromMetadata(md)
+	return ok && s.WaitingRoom
 }
 
 func saleFromMetadata(md map[string]string) (Sale, bool) {

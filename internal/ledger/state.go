@@ -43,6 +43,10 @@ type SaleState struct {
 	// Replication is the stream's replica group, when JetStream is
 	// clustered: who leads, and how far each follower is behind.
 	Replication *Replication
+	// Line says the sale has a waiting room's line: its room is on, or
+	// was and is off now. Its gates follow the line either way, and what
+	// its turns and passes hold stays held (line.Book.Mark).
+	Line bool
 }
 
 // Replication is a sale stream's replica group.
@@ -144,6 +148,7 @@ func (l *Ledger) stateOf(ctx context.Context, info *jetstream.StreamInfo, read t
 		Replication: replicationOf(info.Cluster),
 		Limit:       info.Config.MaxMsgs,
 		Released:    released,
+		Line:        hasLine(info.Config.Metadata),
 	}
 	cons, err := l.js.Consumer(ctx, info.Config.Name, DrainConsumer)
 	switch {

@@ -36,6 +36,12 @@ type Book struct {
 	// advances of the pace, in order; Through and Offered never
 	// decrease.
 	advances []Advance
+	// paceSeq is the last advance record applied (moving or not), for
+	// the next compare-and-set. closed says the last room mark, at
+	// markSeq, turned the room off: the advances recorded while it is
+	// off move nothing (Mark).
+	paceSeq, markSeq uint64
+	closed           bool
 	// claims of each position, as recorded: which of them counts is
 	// asked when the position is read (turnAt), so that the answer does
 	// not depend on what was applied before them.
@@ -245,18 +251,23 @@ func (b *Book) maybeSeal() {
 }
 
 // Advance applies a pace record. One that does not move the line on
-// (another gate's step applied twice, or older) changes nothing.
+// (another gate's step applied twice, or older) changes nothing, and
+// neither does one recorded while the room is off (Mark).
 func (b *Book) Advance(a Advance) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if a.Seq <= b.paceSeq {
+		return // applied already
+	}
+	b.paceSeq = a.Seq
+	if b.closed {
+		return
+	}
 	a.Offered = max(a.Offered, a.Through)
 	a.seq = a.Seq
 	if n := len(b.advances); n > 0 {
 		last := &b.advances[n-1]
-		if a.Seq <= last.Seq || (a.Through <= last.Through && a.Offered <= last.Offered) {
-			if a.Seq > last.Seq {
-				last.Seq = a.Seq // the pace's last record, for the next compare-and-set
-			}
+		if a.Through <= last.Through && a.Offered <= last.Offered {
 			return
 		}
 		// Each mark moves on alone: a step that offers more but lets in
@@ -264,6 +275,27 @@ func (b *Book) Advance(a Advance) {
 		a.Through, a.Offered = max(a.Through, last.Through), max(a.Offered, last.Offered)
 	}
 	b.advances = append(b.advances, a)
+	b.wake()
+}
+
+// Mark applies a room mark recorded at pace sequence seq: open false
+// turns the room off, and the advances recorded after it (in the pace
+// stream's order, which every book applies) move nothing until a mark
+// turns it on again. While it is off, the turns and passes given before
+// the mark keep their items (State.Held only falls, as passes are used
+// or expire and turns lapse), so that orders without a pass can be
+// admitted beside them without taking what the line promised. Whoever
+// turns a room off records the mark before the sale says so: a gate
+// that has not seen the change yet may still record a step, and the
+// mark decides for every book alike that it moves nothing.
+func (b *Book) Mark(open bool, seq uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if seq <= b.markSeq {
+		return // applied already
+	}
+	b.markSeq = seq
+	b.closed = !open
 	b.wake()
 }
 
@@ -490,9 +522,13 @@ type State struct {
 	// hold, a ticket put at the back holding two (Rejoined of them).
 	Tickets, Positions, Rejoined int64
 	// LetIn: positions 1..LetIn have had their turn; LastAdvance is the
-	// pace record that says so (0: none yet), for a compare-and-set.
+	// last record of the pace's let-in subject (0: none yet), for a
+	// compare-and-set.
 	LetIn       int64
 	LastAdvance uint64
+	// Closed: the room is off by its last mark (Book.Mark): the pace
+	// lets nobody in until a mark turns it on.
+	Closed bool
 	// Offered: positions 1..Offered have been offered their turn.
 	Offered int64
 	// Used passes, of all issued.
@@ -566,7 +602,7 @@ func (b *Book) StateAhead(now time.Time, grace, claimGrace time.Duration, dst []
 // state is StateWith; b.mu is held.
 func (b *Book) state(now time.Time, grace, claimGrace time.Duration) State {
 	st := State{Sealed: b.sealed, Drawn: int64(b.drawn), Tickets: int64(len(b.tickets)), Used: b.used,
-		Rejoined: int64(len(b.rejoined))}
+		Rejoined: int64(len(b.rejoined)), LastAdvance: b.paceSeq, Closed: b.closed}
 	st.Positions = st.Tickets
 	if b.sealed {
 		st.Positions = b.positions()
@@ -576,7 +612,7 @@ func (b *Book) state(now time.Time, grace, claimGrace time.Duration) State {
 		return st
 	}
 	last := b.advances[n-1]
-	st.LetIn, st.Offered, st.LastAdvance = min(last.Through, st.Positions), min(last.Offered, st.Positions), last.Seq
+	st.LetIn, st.Offered = min(last.Through, st.Positions), min(last.Offered, st.Positions)
 	oi, gi := 0, 0
 	for p := int64(1); p <= st.Offered; p++ {
 		for b.advances[oi].Offered < p {

@@ -10,8 +10,8 @@ import (
 )
 
 // The book's state is a function of the records alone: the line stream's
-// (tickets and the draw mark) and the pace stream's (advances, claims
-// and uses)
+// (tickets and the draw mark) and the pace stream's (advances, claims,
+// uses and room marks)
 // applied in any interleaving of the two, replayed any number of times
 // (a restart, a room turned off and on), and read at any moment any
 // number of times. A reference model computed naively from the same
@@ -27,6 +27,8 @@ type lineRec struct {
 
 type paceRec struct {
 	use, claim bool
+	// room is a room mark: roomOff or roomOn (0: not a mark).
+	room       int
 	key        TicketKey // use, claim
 	pos        int64     // claim
 	through    int64     // advance
@@ -35,6 +37,11 @@ type paceRec struct {
 	at         time.Time
 	ttl        time.Duration
 }
+
+const (
+	roomOff = 1
+	roomOn  = 2
+)
 
 // model computes the line naively from the prefixes of both streams.
 type model struct {
@@ -97,13 +104,19 @@ func (m model) positions() (byPos []TicketKey, drawn int, sealed bool) {
 }
 
 // paceOf replays the pace stream: the steps that moved a mark, the last
-// advance record's sequence, and the claims.
-func (m model) paceOf() (out []modelAdvance, lastSeq uint64, claims []modelClaim) {
+// advance record's sequence, the claims, and
+// whether the room is off. A step recorded while the room is off moves
+// nothing.
+func (m model) paceOf() (out []modelAdvance, lastSeq uint64, claims []modelClaim, closed bool) {
 	for i, r := range m.pace {
 		switch {
 		case r.use:
 		case r.claim:
 			claims = append(claims, modelClaim{r.key, r.pos, r.at, i + 1})
+		case r.room != 0:
+			closed = r.room == roomOff
+		case closed:
+			lastSeq = uint64(i + 1)
 		default:
 			lastSeq = uint64(i + 1)
 			a := modelAdvance{through: r.through, offered: max(r.offered, r.through), at: r.at, ttl: r.ttl, window: r.window, seq: i + 1}
@@ -116,12 +129,12 @@ func (m model) paceOf() (out []modelAdvance, lastSeq uint64, claims []modelClaim
 			out = append(out, a)
 		}
 	}
-	return out, lastSeq, claims
+	return out, lastSeq, claims, closed
 }
 
 // turn is position p's turn, held by key, computed from scratch.
 func (m model) turn(p int64, key TicketKey) Turn {
-	adv, _, claims := m.paceOf()
+	adv, _, claims, _ := m.paceOf()
 	var t Turn
 	for _, a := range adv {
 		if a.offered >= p {
@@ -190,11 +203,11 @@ func (m model) state(now time.Time, grace, claimGrace time.Duration) State {
 		st.Positions = int64(len(byPos))
 		st.Rejoined = st.Positions - st.Tickets
 	}
-	adv, lastSeq, _ := m.paceOf()
+	adv, lastSeq, _, closed := m.paceOf()
+	st.LastAdvance, st.Closed = lastSeq, closed
 	if len(adv) == 0 || !sealed {
 		return st
 	}
-	st.LastAdvance = lastSeq
 	st.LetIn = min(adv[len(adv)-1].through, st.Positions)
 	st.Offered = min(adv[len(adv)-1].offered, st.Positions)
 	for p := int64(1); p <= st.Offered; p++ {
@@ -267,6 +280,8 @@ func applyInterleaved(t *rapid.T, b *Book, m model, li, pi, lEnd, pEnd int) {
 			b.Use(r.key)
 		case r.claim:
 			b.Claim(r.key, r.pos, r.at, uint64(pi+1))
+		case r.room != 0:
+			b.Mark(r.room == roomOn, uint64(pi+1))
 		default:
 			b.Advance(Advance{Through: r.through, Offered: r.offered, At: r.at, TTL: r.ttl, Window: r.window, Seq: uint64(pi + 1)})
 		}
@@ -285,7 +300,7 @@ func TestBookIsAFunctionOfItsRecords(t *testing.T) {
 		n := rapid.IntRange(1, 60).Draw(t, "records")
 		for range n {
 			clock = clock.Add(time.Duration(rapid.IntRange(0, 20).Draw(t, "dt")) * time.Second)
-			switch rapid.IntRange(0, 12).Draw(t, "kind") {
+			switch rapid.IntRange(0, 13).Draw(t, "kind") {
 			case 0, 1, 2, 3: // a ticket (sometimes the same one again)
 				var k TicketKey
 				if len(keys) > 0 && rapid.IntRange(0, 9).Draw(t, "again") == 0 {
@@ -311,6 +326,8 @@ func TestBookIsAFunctionOfItsRecords(t *testing.T) {
 					offered = through + int64(rapid.IntRange(-5, 10).Draw(t, "ahead"))
 				}
 				m.pace = append(m.pace, paceRec{through: through, offered: offered, window: window, at: clock, ttl: ttl})
+			case 13: // the room turned off or on (sometimes twice the same way)
+				m.pace = append(m.pace, paceRec{room: rapid.SampledFrom([]int{roomOff, roomOn}).Draw(t, "room")})
 			case 10, 11: // a claim: mostly of the ticket's own position, sometimes stale or wrong
 				if len(keys) == 0 {
 					continue

@@ -232,3 +232,47 @@ func TestBookUseBeforeItsTicket(t *testing.T) {
 		t.Fatalf("state %+v: want 1 used, none outstanding", st)
 	}
 }
+
+// A room turned off keeps what its turns and passes hold: the steps
+// recorded while it is off (a gate that had not seen the change) move
+// nothing, so Held only falls until a mark turns it on again.
+func TestBookRoomOffKeepsItsHolds(t *testing.T) {
+	seed, _ := NewSeed()
+	b := NewBook(seed)
+	t0 := time.Unix(1_800_000_000, 0)
+	for i := range 10 {
+		k, _ := mustKey(t)
+		b.Add(k, fmt.Sprint(i), uint64(i+1), t0)
+	}
+	b.SealBefore(11)
+	b.Skip(11)
+	ttl := time.Minute
+	b.Advance(Advance{Through: 3, At: t0, TTL: ttl, Seq: 1})
+	b.Mark(false, 2)
+	b.Advance(Advance{Through: 8, At: t0.Add(time.Second), TTL: ttl, Seq: 3}) // a stale gate's step
+	st := b.State(t0.Add(2*time.Second), 0)
+	if !st.Closed || st.LetIn != 3 || st.Held != 3 || st.LastAdvance != 3 {
+		t.Fatalf("off: %+v, want closed, let in 3, 3 held, last advance 3", st)
+	}
+	_, k1, _ := b.BuyerAt(1)
+	b.Use(k1)
+	if st := b.State(t0.Add(2*time.Second), 0); st.Held != 2 {
+		t.Fatalf("after a use: %+v, want 2 held", st)
+	}
+	if st := b.State(t0.Add(ttl+time.Second), 0); st.Held != 0 || st.Expired != 2 {
+		t.Fatalf("after the expiry: %+v, want nothing held, 2 expired", st)
+	}
+	b.Mark(false, 4) // off again: nothing changes
+	b.Mark(true, 5)
+	b.Advance(Advance{Through: 6, At: t0.Add(ttl + 2*time.Second), TTL: ttl, Seq: 6})
+	st = b.State(t0.Add(ttl+3*time.Second), 0)
+	if st.Closed || st.LetIn != 6 || st.Held != 3 || st.LastAdvance != 6 {
+		t.Fatalf("on again: %+v, want open, let in 6, 3 held, last advance 6", st)
+	}
+	// The same records replayed, a mark applied twice: the same state.
+	b.Mark(false, 2)
+	b.Advance(Advance{Through: 8, At: t0.Add(time.Second), TTL: ttl, Seq: 3})
+	if again := b.State(t0.Add(ttl+3*time.Second), 0); again != st {
+		t.Fatalf("replayed: %+v, want %+v", again, st)
+	}
+}

@@ -52,4 +52,16 @@
 //     claim window (the waiting page holds a long poll instead), so a
 //     turn, and stock given back, reaches its holder in time. (admission's
 //     viewTicket)
+//  7. Stock the line holds stays held whatever the room's state. A room
+//     turned off is a mark in the pace stream, recorded before the sale
+//     says so (ledger's EnsureSale): the steps recorded after it move
+//     nothing until a mark turns it on (Book.Mark), so the turns and
+//     passes given before it are all the line holds, and what they hold
+//     (State.Held) only falls as passes are used or expire and turns
+//     lapse. An order without a pass then takes only stock beyond Held,
+//     by a compare-and-set on the sale's stream (ledger's PlaceBeyond,
+//     admission's placeBeside); a pass still admits its holder, and a
+//     ticket still answers its state. (TestBookRoomOffKeepsItsHolds;
+//     the fault test turns the room off while orders without a pass
+//     arrive.)
 package line

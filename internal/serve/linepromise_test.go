@@ -342,3 +342,137 @@ func TestReturnedStockGoesToTheNextInLine(t *testing.T) {
 		t.Fatalf("served %d, want %d: %v", len(served), stock+cancelled, served)
 	}
 }
+
+// Break (issue 27, 1): a room turned off gave promised stock away. Stock
+// 5, 10 in line, 5 turns claimed: with the room off, 7 orders without a
+// pass took the 5 items, and with the room on again every holder of a
+// valid pass was refused sold_out; meanwhile every ticket answered 404.
+// The stock the line promised stays promised whatever the room's state:
+// orders without a pass take only what no pass holds, each ticket keeps
+// answering, and a pass admits its holder with the room off or on.
+func TestRoomOffKeepsPromisedStock(t *testing.T) {
+	const stock, buyers = 5, 10
+	cfg := gatetest.Config(t, ledger.Sale{Name: "oo", Stock: stock, StartsAt: time.Now().Add(2 * time.Second),
+		WaitingRoom: true, LineOpens: ledger.Duration(time.Hour), PassTTL: ledger.Duration(6 * time.Second)})
+	cfg.AdminToken = "admin-token-for-tests"
+	g := startAt(t, cfg)
+	defer func() { stop(t, g) }()
+	base, c := "http://"+g.APIAddr(), gatetest.Client()
+	gatetest.Eventually(t, 10*time.Second, "the room to open", func() bool { return g.Rooms().Room("oo") != nil })
+	var tickets []string
+	for i := range buyers {
+		a := joinBuyer(t, c, base, "oo", fmt.Sprint("buyer-", i))
+		if a.Status != 201 {
+			t.Fatalf("join %d: %d %s", i, a.Status, a.Raw)
+		}
+		tickets = append(tickets, a.Str("ticket_id"))
+	}
+	gatetest.Eventually(t, 15*time.Second, "the line to let the stock in", func() bool {
+		l, _ := lineFigures(t, c, base, "oo")
+		return l == stock
+	})
+	// Every holder asks for their ticket: the five let in claim their
+	// turn and hold a pass.
+	passes := map[string]string{} // buyer → pass
+	gatetest.Eventually(t, 10*time.Second, "five passes", func() bool {
+		for _, id := range tickets {
+			if tk := gatetest.Get(t, c, base+"/v1/tickets/"+id); tk.Str("state") == "your_turn" {
+				passes[tk.Str("buyer_id")] = tk.Str("pass")
+			}
+		}
+		return len(passes) == stock
+	})
+	patch := func(on string) {
+		t.Helper()
+		if a := gatetest.Admin(t, c, g.OpsAddr(), "PATCH", "/admin/sales/oo", cfg.AdminToken, `{"waiting_room":`+on+`}`); a.Status != 200 {
+			t.Fatalf("PATCH waiting_room %s: %d %s", on, a.Status, a.Raw)
+		}
+	}
+	patch("false")
+	// Seven orders without a pass: the stock left is the passes'.
+	for i := range 7 {
+		a := gatetest.Order(t, c, base, "oo", fmt.Sprint("walk-in-", i), "")
+		wantProblem(t, fmt.Sprintf("order %d without a pass, the room off", i), a, 409, "stock_held")
+	}
+	// Every ticket still answers its state.
+	for _, id := range tickets {
+		if tk := gatetest.Get(t, c, base+"/v1/tickets/"+id); tk.Status != 200 {
+			t.Fatalf("ticket %s with the room off: %d %s", id, tk.Status, tk.Raw)
+		}
+	}
+	// Two holders order with the room off, with their passes.
+	n := 0
+	for b, p := range passes {
+		if a := orderWithPass(t, c, base, "oo", b, p, ""); a.Status != 202 {
+			t.Fatalf("%s's order with a valid pass, the room off: %d %s", b, a.Status, a.Raw)
+		}
+		delete(passes, b)
+		if n++; n == 2 {
+			break
+		}
+	}
+	patch("true")
+	// The other three with the room on again.
+	for b, p := range passes {
+		if a := orderWithPass(t, c, base, "oo", b, p, ""); a.Status != 202 {
+			t.Fatalf("%s's order with a valid pass, the room on again: %d %s", b, a.Status, a.Raw)
+		}
+	}
+	if a := gatetest.Get(t, c, base+"/v1/sales/oo"); a.Body["admitted"] != float64(stock) {
+		t.Fatalf("admitted %v, want %d", a.Body["admitted"], stock)
+	}
+}
+
+// With the room off, an item comes free for orders without a pass when
+// its pass expires unused, and not before; a pass used meanwhile keeps
+// its item.
+func TestRoomOffFreesExpiredPasses(t *testing.T) {
+	const stock = 3
+	cfg := gatetest.Config(t, ledger.Sale{Name: "ex", Stock: stock, StartsAt: time.Now().Add(2 * time.Second),
+		WaitingRoom: true, LineOpens: ledger.Duration(time.Hour), PassTTL: ledger.Duration(5 * time.Second)})
+	cfg.AdminToken = "admin-token-for-tests"
+	cfg.Gate.PublishTimeout = time.Second // the pass's grace after its expiry: the publish timeout and clock skew
+	g := startAt(t, cfg)
+	defer func() { stop(t, g) }()
+	base, c := "http://"+g.APIAddr(), gatetest.Client()
+	gatetest.Eventually(t, 10*time.Second, "the room to open", func() bool { return g.Rooms().Room("ex") != nil })
+	var tickets []string
+	for i := range stock {
+		a := joinBuyer(t, c, base, "ex", fmt.Sprint("buyer-", i))
+		if a.Status != 201 {
+			t.Fatalf("join %d: %d %s", i, a.Status, a.Raw)
+		}
+		tickets = append(tickets, a.Str("ticket_id"))
+	}
+	passes := map[string]string{}
+	var expires time.Time
+	gatetest.Eventually(t, 15*time.Second, "every turn claimed", func() bool {
+		for _, id := range tickets {
+			if tk := gatetest.Get(t, c, base+"/v1/tickets/"+id); tk.Str("state") == "your_turn" {
+				passes[tk.Str("buyer_id")] = tk.Str("pass")
+				exp, _ := time.Parse(time.RFC3339Nano, tk.Str("pass_expires_at"))
+				if exp.After(expires) {
+					expires = exp
+				}
+			}
+		}
+		return len(passes) == stock
+	})
+	if a := gatetest.Admin(t, c, g.OpsAddr(), "PATCH", "/admin/sales/ex", cfg.AdminToken, `{"waiting_room":false}`); a.Status != 200 {
+		t.Fatalf("PATCH: %d %s", a.Status, a.Raw)
+	}
+	if a := orderWithPass(t, c, base, "ex", "buyer-0", passes["buyer-0"], ""); a.Status != 202 {
+		t.Fatalf("buyer-0's order with a valid pass, the room off: %d %s", a.Status, a.Raw)
+	}
+	wantProblem(t, "an order without a pass while the passes hold the stock",
+		gatetest.Order(t, c, base, "ex", "walk-in-0", ""), 409, "stock_held")
+	// The two other passes expire unused; after their grace (publish
+	// timeout 1 s + clock skew 2 s) their items are free.
+	time.Sleep(time.Until(expires.Add(3*time.Second + 500*time.Millisecond)))
+	for i := 1; i <= 2; i++ {
+		if a := gatetest.Order(t, c, base, "ex", fmt.Sprint("walk-in-", i), ""); a.Status != 202 {
+			t.Fatalf("walk-in-%d after the passes expired: %d %s", i, a.Status, a.Raw)
+		}
+	}
+	wantProblem(t, "a fourth order", gatetest.Order(t, c, base, "ex", "walk-in-3", ""), 410, "sold_out")
+}

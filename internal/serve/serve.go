@@ -369,11 +369,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		// The waiting rooms are read before the gate serves, as the
 		// decisions are: its first answers know the lines.
 		if states, err := retry(ctx, s.ledger.States); err == nil {
-			sales := make([]ledger.Sale, len(states))
-			for i, st := range states {
-				sales[i] = st.Sale
-			}
-			s.rooms.Open(ctx, sales)
+			s.rooms.Open(ctx, ledger.Lines(states))
 		}
 		s.watcher = s.ledger.Watch(context.WithoutCancel(ctx), cfg.Refresh, s.refreshed)
 		if _, err := retry(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.ledger.EnsureProbe(ctx) }); err != nil {
@@ -681,11 +677,7 @@ func cancelOrder(ctx context.Context, b consumer.Backend, rec *orderstatus.Recor
 func (s *Server) refreshed(read time.Time, states []ledger.SaleState, err error) {
 	s.gate.UpdateSales(read, states, err)
 	if err == nil {
-		sales := make([]ledger.Sale, len(states))
-		for i, st := range states {
-			sales[i] = st.Sale
-		}
-		s.rooms.Sync(sales)
+		s.rooms.Sync(ledger.Lines(states))
 	}
 	for _, st := range states {
 		if s.tracker.Released(st.Sale.Name) <= st.Released {
