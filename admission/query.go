@@ -155,6 +155,9 @@ type saleView struct {
 
 // roomView is a waiting room's settings and state in the sale's view.
 type roomView struct {
+	// Off: the room is turned off, its line kept: tickets answer, passes
+	// admit their holders, and Held items stay theirs.
+	Off         bool      `json:"off,omitempty"`
 	LineOpensAt time.Time `json:"line_opens_at,omitzero"`
 	PassTTL     float64   `json:"pass_ttl_seconds"`
 	ClaimWindow float64   `json:"claim_window_seconds"`
@@ -175,7 +178,9 @@ type roomView struct {
 	Offered  int64  `json:"offered"`
 	Lapsed   int64  `json:"lapsed"`
 	Rejoined int64  `json:"rejoined"`
-	LineURL  string `json:"line_url"`
+	// Held: the items the turns and passes hold against the stock.
+	Held    int64  `json:"held"`
+	LineURL string `json:"line_url"`
 	DrawURL  string `json:"draw_url"`
 }
 
@@ -263,15 +268,15 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 			v.Confirmed = &n
 		}
 	}
-	if cfg.WaitingRoom {
-		r := &roomView{LineOpensAt: cfg.LineOpensAt(), PassTTL: cfg.PassLifetime().Seconds(), ClaimWindow: cfg.ClaimLifetime().Seconds(), LineLimit: cfg.LineCap(),
+	if s.hasLine.Load() {
+		r := &roomView{Off: !cfg.WaitingRoom, LineOpensAt: cfg.LineOpensAt(), PassTTL: cfg.PassLifetime().Seconds(), ClaimWindow: cfg.ClaimLifetime().Seconds(), LineLimit: cfg.LineCap(),
 			LineURL: lineURL(s.name), DrawURL: "/v1/sales/" + s.name + "/draw", LinePerAddress: cfg.LinePerAddress}
 		if cfg.JoinProof != "" {
 			r.JoinProof, r.ProofMaxNumber, r.ChallengeURL = cfg.JoinProof, proofMaxNumber(cfg), lineURL(s.name)+"/challenge"
 		}
 		if snap := s.line.Load(); snap != nil {
 			r.Tickets, r.Sealed, r.Drawn, r.LetIn, r.Outstanding = snap.Tickets, snap.Sealed, snap.Drawn, snap.LetIn, snap.Outstanding
-			r.Offered, r.Lapsed, r.Rejoined = snap.Offered, snap.Lapsed, snap.Rejoined
+			r.Offered, r.Lapsed, r.Rejoined, r.Held = snap.Offered, snap.Lapsed, snap.Rejoined, snap.Held
 		}
 		v.WaitingRoom = r
 	}

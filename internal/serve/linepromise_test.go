@@ -394,6 +394,9 @@ func TestRoomOffKeepsPromisedStock(t *testing.T) {
 		a := gatetest.Order(t, c, base, "oo", fmt.Sprint("walk-in-", i), "")
 		wantProblem(t, fmt.Sprintf("order %d without a pass, the room off", i), a, 409, "stock_held")
 	}
+	if room, _ := gatetest.Get(t, c, base+"/v1/sales/oo").Body["waiting_room"].(map[string]any); room["off"] != true || room["held"] != float64(stock) {
+		t.Fatalf("the sale's room with the room off: %v, want off and %d held", room, stock)
+	}
 	// Every ticket still answers its state.
 	for _, id := range tickets {
 		if tk := gatetest.Get(t, c, base+"/v1/tickets/"+id); tk.Status != 200 {
