@@ -416,6 +416,10 @@ func TestWaitingRoomThreeGatesTwentyThousand(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 			continue
 		}
+		// On a loaded machine the turns of buyers asked too late lapse,
+		// and the line lets in past the drawn, to the late joiners (who
+		// never order here).
+		letIn = min(letIn, len(drawn))
 		var owg sync.WaitGroup
 		for p := pos; p < letIn; p++ {
 			owg.Add(1)
