@@ -12,9 +12,16 @@ var (
 	ErrExpired    = errors.New("it has expired")
 	ErrNotYet     = errors.New("it is not valid yet")
 	ErrNoExpiry   = errors.New("it has no expiry (exp)")
+	ErrNoIssuer   = errors.New("it names no issuer (iss)")
+	ErrNoAudience = errors.New("it names no audience (aud)")
 	ErrIssuer     = errors.New("its issuer is not the shop's")
 	ErrAudience   = errors.New("its audience is not this gate")
 	ErrSubject    = errors.New("it names no buyer (sub)")
+	// ErrIssuedLater: its iat is later than now (beyond the leeway).
+	ErrIssuedLater = errors.New("it was issued in the future (iat)")
+	// ErrClaimType: a registered claim of the wrong JSON type, e.g. a
+	// date as a string; the error's text names the claim.
+	ErrClaimType = errors.New("a registered claim has the wrong type")
 )
 
 // Errors of New.

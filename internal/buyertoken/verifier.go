@@ -108,8 +108,10 @@ func New(ctx context.Context, o Options) (*Verifier, error) {
 	if o.JWKSURL != "" {
 		methods = []string{"RS256", "ES256", "EdDSA"}
 	}
+	// WithIssuedAt checks iat too: that it is a NumericDate, and not
+	// later than now beyond the leeway.
 	popts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithLeeway(o.Leeway),
-		jwt.WithExpirationRequired(), jwt.WithTimeFunc(o.now)}
+		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithTimeFunc(o.now)}
 	if o.Issuer != "" {
 		popts = append(popts, jwt.WithIssuer(o.Issuer))
 	}
@@ -231,22 +233,34 @@ func (v *Verifier) mayFetch() bool {
 }
 
 // Buyer returns the buyer a token was issued to: its sub, once its
-// signature, algorithm, expiry (exp required), nbf, issuer and audience
-// are checked. The error matches one of the Err* reasons.
+// signature, algorithm, expiry (exp required), nbf, iat, issuer and
+// audience are checked. The error matches one of the Err* reasons, and
+// its text names the claim at fault.
+//
+// The claims are decoded into jwt.MapClaims, not RegisteredClaims: the
+// latter reads a date through json.Number, which takes a string that
+// spells a number ("exp":"1999999999"), where RFC 7519's NumericDate is
+// a JSON number. MapClaims' accessors refuse a string date.
 func (v *Verifier) Buyer(token string) (string, error) {
-	var claims jwt.RegisteredClaims
-	_, err := v.parser.ParseWithClaims(token, &claims, v.key)
-	if err != nil {
-		return "", reason(err)
+	claims := jwt.MapClaims{}
+	if _, err := v.parser.ParseWithClaims(token, claims, v.key); err != nil {
+		return "", v.reason(err, claims)
 	}
-	if claims.Subject == "" {
+	sub, err := claims.GetSubject()
+	switch {
+	case err != nil:
+		return "", claimType("sub", "a string")
+	case sub == "":
 		return "", ErrSubject
 	}
-	return claims.Subject, nil
+	return sub, nil
 }
 
 // reason maps the library's error to the one reason told the client.
-func reason(err error) error {
+// Claims are looked at only when the signature verified (the library
+// checks them last): what they hold is then the shop's, and the reason
+// names the claim at fault, the first in a fixed order when several are.
+func (v *Verifier) reason(err error, claims jwt.MapClaims) error {
 	for _, r := range []error{ErrUnknownKey, ErrAlgorithm} {
 		if errors.Is(err, r) {
 			return r
@@ -257,21 +271,68 @@ func reason(err error) error {
 		return ErrMalformed
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrInvalidKeyType), errors.Is(err, jwt.ErrInvalidKey):
 		return ErrSignature
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return ErrNoExpiry
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return ErrExpired
-	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return ErrNotYet
-	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return ErrIssuer
-	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return ErrAudience
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
 		// The parser refuses an algorithm outside WithValidMethods (alg
 		// none included) and a key the token's algorithm cannot use
 		// before any signature check.
 		return ErrAlgorithm
+	case !errors.Is(err, jwt.ErrTokenInvalidClaims):
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	// The library tells which claim only in its error's text: ask its
+	// own accessors which one it could not read, or found missing.
+	if errors.Is(err, jwt.ErrInvalidType) {
+		for _, d := range []struct {
+			name string
+			get  func() (*jwt.NumericDate, error)
+		}{{"exp", claims.GetExpirationTime}, {"nbf", claims.GetNotBefore}, {"iat", claims.GetIssuedAt}} {
+			if _, err := d.get(); err != nil {
+				return claimType(d.name, "a NumericDate (a JSON number of seconds since 1970)")
+			}
+		}
+		if _, err := claims.GetIssuer(); err != nil {
+			return claimType("iss", "a string")
+		}
+		if _, err := claims.GetAudience(); err != nil {
+			return claimType("aud", "a string or an array of strings")
+		}
+	}
+	if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
+		if exp, _ := claims.GetExpirationTime(); exp == nil {
+			return ErrNoExpiry
+		}
+		if iss, _ := claims.GetIssuer(); iss == "" && v.opts.Issuer != "" {
+			return ErrNoIssuer
+		}
+		if aud, _ := claims.GetAudience(); len(aud) == 0 && v.opts.Audience != "" {
+			if _, given := claims["aud"]; given {
+				// A number or an object: the accessor reads it as none.
+				return claimType("aud", "a string or an array of strings")
+			}
+			return ErrNoAudience
+		}
+	}
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ErrExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return ErrNotYet
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return ErrIssuedLater
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return ErrIssuer
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return ErrAudience
 	}
 	return fmt.Errorf("%w: %w", ErrMalformed, err)
 }
+
+// claimTypeError is a registered claim of the wrong JSON type.
+type claimTypeError struct{ claim, want string }
+
+func claimType(claim, want string) error { return &claimTypeError{claim, want} }
+
+func (e *claimTypeError) Error() string { return "its " + e.claim + " is not " + e.want }
+
+// Is makes errors.Is(err, ErrClaimType) true.
+func (e *claimTypeError) Is(target error) bool { return target == ErrClaimType }

@@ -11,6 +11,8 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -221,5 +223,53 @@ func TestJWKSUnreachable(t *testing.T) {
 	defer srv.Close()
 	if _, err := New(context.Background(), Options{JWKSURL: srv.URL}); err == nil {
 		t.Fatal("New with a JWKS answering 404 succeeded")
+	}
+}
+
+// Each claim a token gets wrong is refused for that reason, and the
+// error's text (the detail the gate answers) names the claim: a missing
+// iss is not "no expiry", and a date written as a string is not a date
+// (RFC 7519 NumericDate is a JSON number), whatever number it spells.
+func TestClaimsRefusedForTheirOwnReason(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	v, err := New(context.Background(), Options{Secret: secret, Issuer: "https://shop.example", Audience: "sluice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Stop()
+	soon := time.Now().Add(time.Hour).Unix()
+	cases := []struct {
+		name  string
+		extra []any
+		want  error
+		names string // what the error's text must name
+	}{
+		{"no iss", []any{"iss", nil}, ErrNoIssuer, "(iss)"},
+		{"empty iss", []any{"iss", ""}, ErrNoIssuer, "(iss)"},
+		{"no aud", []any{"aud", nil}, ErrNoAudience, "(aud)"},
+		{"no exp", []any{"exp", nil}, ErrNoExpiry, "(exp)"},
+		{"exp as a string", []any{"exp", strconv.FormatInt(soon, 10)}, ErrClaimType, "exp"},
+		{"nbf as a string", []any{"nbf", "0"}, ErrClaimType, "nbf"},
+		{"iat as a string", []any{"iat", "0"}, ErrClaimType, "iat"},
+		{"iss a number", []any{"iss", 7}, ErrClaimType, "iss"},
+		{"aud a number", []any{"aud", 7}, ErrClaimType, "aud"},
+		{"sub a number", []any{"sub", 7}, ErrClaimType, "sub"},
+		{"iat in the future", []any{"iat", time.Now().Add(10 * time.Minute).Unix()}, ErrIssuedLater, "(iat)"},
+		{"expired and no iss: the first in a fixed order", []any{"exp", time.Now().Add(-time.Hour).Unix(), "iss", nil}, ErrNoIssuer, "(iss)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			buyer, err := v.Buyer(sign(t, jwt.SigningMethodHS256, "", secret, claims("alice", time.Hour, tc.extra...)))
+			if buyer != "" || !errors.Is(err, tc.want) {
+				t.Fatalf("Buyer = %q, %v; want %v", buyer, err, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.names) {
+				t.Fatalf("the error %q does not name %s", err, tc.names)
+			}
+		})
+	}
+	// A numeric date with a fraction is a NumericDate.
+	if b, err := v.Buyer(sign(t, jwt.SigningMethodHS256, "", secret, claims("alice", time.Hour, "exp", float64(soon)+0.5))); b != "alice" {
+		t.Fatalf("a fractional exp: %v", err)
 	}
 }
