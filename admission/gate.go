@@ -40,8 +40,9 @@ type Config struct {
 	// LineMaxTickets bounds the tickets the gate holds in memory over
 	// every waiting room's line; zero means DefaultLineMaxTickets.
 	LineMaxTickets int64
-	// BuyerTokenCookie names a cookie the token may come in when there
-	// is no Authorization header (a browser's page).
+	// BuyerTokenCookie names a cookie the token may come in (a
+	// browser's page). A request whose cookie and Authorization header
+	// hold two different tokens is refused (bad_buyer_token).
 	BuyerTokenCookie string
 	// IPRate and IPBurst limit orders per client address (IPv6 per /64);
 	// zero IPRate means no limit. BuyerRate and BuyerBurst likewise per

@@ -92,9 +92,12 @@ func (g *Gate) headerBuyer(rc *fasthttp.RequestCtx) (string, overflow.Problem) {
 }
 
 // tokenBuyer reads the buyer from the shop's token: the Authorization
-// header's bearer token, else the cookie. Two Authorization headers, or
-// a token and a cookie that disagree, are refused rather than chosen
-// from.
+// header's bearer token, or the cookie. Two Authorization headers, or a
+// header and a cookie holding different tokens, are refused rather than
+// chosen from: whichever the gate took, a proxy or a page in front may
+// have acted on the other (RFC 6750 section 2: one method per request).
+// The same token in both is one credential, as a page that copies its
+// cookie into the header sends it.
 func (g *Gate) tokenBuyer(rc *fasthttp.RequestCtx) (string, overflow.Problem) {
 	var tok []byte
 	auths := rc.Request.Header.PeekAll(string(hAuthorization))
@@ -106,8 +109,24 @@ func (g *Gate) tokenBuyer(rc *fasthttp.RequestCtx) (string, overflow.Problem) {
 			return "", overflow.Problem{Reason: overflow.BadBuyerToken, Detail: "The Authorization header must be Bearer <token>."}
 		}
 		tok = bytes.TrimSpace(auths[0][len(bearerPrefix):])
-	case g.cfg.BuyerTokenCookie != "":
-		tok = rc.Request.Header.Cookie(g.cfg.BuyerTokenCookie)
+	}
+	if name := g.cfg.BuyerTokenCookie; name != "" {
+		fromHeader := len(tok) > 0
+		// A browser sends a name twice when two cookies of it match
+		// (another path or domain): they too must agree.
+		for k, c := range rc.Request.Header.Cookies() {
+			switch {
+			case string(k) != name || len(c) == 0 || bytes.Equal(c, tok):
+			case len(tok) == 0:
+				tok = c
+			case fromHeader:
+				return "", overflow.Problem{Reason: overflow.BadBuyerToken,
+					Detail: "The request carries a buyer token in the Authorization header and another in the cookie " + name + ": send one."}
+			default:
+				return "", overflow.Problem{Reason: overflow.BadBuyerToken,
+					Detail: "The request carries the cookie " + name + " twice, with two different buyer tokens: send one."}
+			}
+		}
 	}
 	if len(tok) == 0 {
 		return "", overflow.Problem{Reason: overflow.BuyerTokenRequired}
