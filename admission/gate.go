@@ -139,8 +139,11 @@ type Gate struct {
 	unavailable    *overflow.Answer
 	notFound       *overflow.Answer
 	badKey         *overflow.Answer
-	cors           *cors // nil: CORS off
-	unknownCounter map[overflow.Reason]counter
+	// keysUnavailable: the shop's keys were never read (every buyer
+	// with a token gets it while they are not).
+	keysUnavailable *overflow.Answer
+	cors            *cors // nil: CORS off
+	unknownCounter  map[overflow.Reason]counter
 }
 
 type counter interface{ Inc() }
@@ -203,6 +206,7 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 		Detail: "The order store is refusing writes (full, or not answering); the order was not sent to it. Try again later."})
 	g.notFound = r.Render(overflow.Problem{Reason: overflow.OrderNotFound})
 	g.badKey = r.Render(overflow.Problem{Reason: overflow.BadIdempotencyKey})
+	g.keysUnavailable = r.Render(overflow.Problem{Reason: overflow.BuyerKeysUnavailable, RetryAfter: keysRetryAfter})
 	g.unknownCounter = make(map[overflow.Reason]counter)
 	for r, c := range m.initSale(unknownSaleLabel) {
 		g.unknownCounter[r] = c

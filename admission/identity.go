@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -26,7 +27,15 @@ import (
 type BuyerTokens interface {
 	// Buyer returns the buyer a token was issued to, or why it is refused.
 	Buyer(token string) (string, error)
+	// Ready reports whether tokens can be checked: false while the
+	// shop's keys have never been read. Once true it stays true.
+	Ready() bool
 }
+
+// keysRetryAfter is the Retry-After of buyer_keys_unavailable: the
+// verifier reads the keys again at most 30 s apart, and a buyer's retry
+// costs a prerendered answer.
+const keysRetryAfter = 5 * time.Second
 
 var (
 	hAuthorization   = []byte("Authorization")
@@ -131,6 +140,10 @@ func (g *Gate) tokenBuyer(rc *fasthttp.RequestCtx) (string, overflow.Problem) {
 	if len(tok) == 0 {
 		return "", overflow.Problem{Reason: overflow.BuyerTokenRequired}
 	}
+	if !g.cfg.BuyerTokens.Ready() {
+		// Not the buyer's fault: 503, and sign-in stays as it is.
+		return "", overflow.Problem{Reason: overflow.BuyerKeysUnavailable}
+	}
 	buyer, err := g.cfg.BuyerTokens.Buyer(string(tok))
 	if err != nil {
 		return "", overflow.Problem{Reason: overflow.BadBuyerToken, Detail: "The buyer token is refused: " + err.Error() + "."}
@@ -217,6 +230,8 @@ func joinOutcomeOf(r overflow.Reason) string {
 		return "bad_proof"
 	case overflow.AddressLimit:
 		return "address_limit"
+	case overflow.BuyerKeysUnavailable:
+		return "unavailable"
 	}
 	return "bad_request"
 }

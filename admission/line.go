@@ -606,6 +606,11 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 		return
 	}
 	buyer, fields, p := g.readBuyer(rc, true)
+	if p.Reason == overflow.BuyerKeysUnavailable {
+		g.joinCount(s, joinOutcomeOf(p.Reason))
+		g.keysUnavailable.Respond(rc, html)
+		return
+	}
 	if p.Reason != "" {
 		challenge(rc, p)
 		fail(joinOutcomeOf(p.Reason), p)

@@ -295,6 +295,10 @@ func (g *Gate) finish(ctx *fasthttp.RequestCtx, s *sale, reason overflow.Reason,
 
 // refuseBuyer answers an order whose buyer is not known.
 func (g *Gate) refuseBuyer(ctx *fasthttp.RequestCtx, s *sale, p overflow.Problem, start time.Time) {
+	if p.Reason == overflow.BuyerKeysUnavailable {
+		g.finish(ctx, s, p.Reason, g.keysUnavailable, start) // every buyer's answer: prerendered
+		return
+	}
 	challenge(ctx, p)
 	p.Sale = s.name
 	g.finishProblem(ctx, s, p, start)

@@ -9,6 +9,9 @@ var (
 	ErrAlgorithm  = errors.New("its algorithm is not one the key allows")
 	ErrSignature  = errors.New("its signature does not verify")
 	ErrUnknownKey = errors.New("it names a key the shop's JWKS does not hold")
+	// ErrNoKeys: no key set of the shop's JWKS has been read yet, so no
+	// token can be checked (Verifier.Ready is false).
+	ErrNoKeys     = errors.New("the shop's keys (JWKS) have not been read yet")
 	ErrExpired    = errors.New("it has expired")
 	ErrNotYet     = errors.New("it is not valid yet")
 	ErrNoExpiry   = errors.New("it has no expiry (exp)")
@@ -30,4 +33,6 @@ var (
 	ErrConfig = errors.New("buyertoken: set exactly one of a secret and a JWKS URL")
 	// ErrSecret: an HS256 secret shorter than 32 bytes.
 	ErrSecret = errors.New("buyertoken: the secret must be at least 32 bytes")
+	// ErrJWKSURL: a JWKS URL that is not http(s)://host/...
+	ErrJWKSURL = errors.New("buyertoken: the JWKS URL must be http:// or https:// with a host")
 )

@@ -2,11 +2,14 @@
 // secret shared with the shop (HS256) or with a key from the shop's JWKS
 // (RS256, ES256, EdDSA). The buyer is the token's sub.
 //
-// A Verifier holding a JWKS runs one goroutine, which refreshes the keys;
-// Stop ends it. Verification itself does no I/O, except that a token
-// naming a key the Verifier does not hold fetches the JWKS at once (at
-// most once per UnknownKeyEvery), so that a key the shop just rotated in
-// is taken without waiting for the next refresh.
+// A Verifier holding a JWKS runs one goroutine, which reads the keys
+// until it has them (retrying with backoff: a shop down when the gate
+// starts does not stop the gate) and then refreshes them; Stop ends it.
+// Until a key set has been read, Ready is false and Buyer refuses every
+// token with ErrNoKeys. Verification itself does no I/O, except that a
+// token naming a key the Verifier does not hold fetches the JWKS at once
+// (at most once per UnknownKeyEvery), so that a key the shop just
+// rotated in is taken without waiting for the next refresh.
 package buyertoken
 
 import (
@@ -16,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +35,9 @@ const (
 	DefaultRefresh         = 5 * time.Minute
 	DefaultUnknownKeyEvery = 10 * time.Second
 	DefaultFetchTimeout    = 5 * time.Second
+	DefaultRetry           = time.Second
+	// RetryMax bounds the backoff between reads of a JWKS never read.
+	RetryMax = 30 * time.Second
 	// maxJWKS bounds a JWKS document.
 	maxJWKS = 1 << 20
 )
@@ -53,6 +60,10 @@ type Options struct {
 	// UnknownKeyEvery bounds the fetches a token naming an unknown key
 	// causes; zero means DefaultUnknownKeyEvery.
 	UnknownKeyEvery time.Duration
+	// Retry is the first wait before reading again a JWKS that could not
+	// be read and was never read; it doubles up to RetryMax. Zero means
+	// DefaultRetry.
+	Retry time.Duration
 	// Client fetches the JWKS; nil means one with DefaultFetchTimeout.
 	Client *http.Client
 	Logger *slog.Logger
@@ -70,20 +81,35 @@ type Verifier struct {
 	// unknown key last caused one.
 	fetchMu     sync.Mutex
 	lastUnknown time.Time
-	fetched     atomic.Int64 // fetches that succeeded, for tests and logs
-	stop        context.CancelFunc
-	done        chan struct{}
+	// The reads of the JWKS that succeeded and failed, and when the last
+	// one succeeded (Unix ns; zero before the first).
+	fetched, failed atomic.Int64
+	fetchedAt       atomic.Int64
+	stop            context.CancelFunc
+	done            chan struct{}
 }
 
-// New returns a Verifier. With a JWKS URL it fetches the keys once
-// before returning (a gate that cannot read them fails to start rather
-// than refusing every buyer) and refreshes them until Stop.
+// New returns a Verifier. With a JWKS URL it reads the keys once before
+// returning, within ctx; if they cannot be read it logs why and returns
+// all the same, not Ready, and reads them again in the background with
+// backoff: a gate whose shop is down at its start comes up and answers
+// 503 until the keys arrive, rather than stopping (a crash loop under a
+// supervisor). It refreshes them until Stop. Only a bad configuration is
+// an error.
 func New(ctx context.Context, o Options) (*Verifier, error) {
 	if (len(o.Secret) == 0) == (o.JWKSURL == "") {
 		return nil, ErrConfig
 	}
 	if o.Secret != nil && len(o.Secret) < 32 {
 		return nil, ErrSecret
+	}
+	if o.JWKSURL != "" {
+		if u, err := url.Parse(o.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("%w: %q", ErrJWKSURL, o.JWKSURL)
+		}
+	}
+	if o.Retry <= 0 {
+		o.Retry = DefaultRetry
 	}
 	if o.Leeway == 0 {
 		o.Leeway = DefaultLeeway
@@ -125,12 +151,28 @@ func New(ctx context.Context, o Options) (*Verifier, error) {
 		return v, nil
 	}
 	if err := v.fetch(ctx); err != nil {
-		return nil, err
+		o.Logger.Warn("cannot read the shop's JWKS: every order and join that needs a buyer token is answered 503 until it is read; reading it again in the background",
+			"url", o.JWKSURL, "err", err, "retry_in", o.Retry)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	v.stop = cancel
 	go v.refresh(rctx)
 	return v, nil
+}
+
+// Ready reports whether tokens can be verified: a key set of the shop's
+// JWKS has been read (once read, keys are only ever replaced), or the
+// key is a secret.
+func (v *Verifier) Ready() bool { return v.secret != nil || v.keys.Load() != nil }
+
+// Fetches tells the reads of the JWKS that succeeded and failed, and
+// when the last one succeeded (zero before the first; always zero with a
+// secret).
+func (v *Verifier) Fetches() (ok, failed int64, last time.Time) {
+	if ns := v.fetchedAt.Load(); ns != 0 {
+		last = time.Unix(0, ns)
+	}
+	return v.fetched.Load(), v.failed.Load(), last
 }
 
 // Stop ends the refresh and returns when it has. Calling it twice is safe.
@@ -141,6 +183,30 @@ func (v *Verifier) Stop() {
 
 func (v *Verifier) refresh(ctx context.Context) {
 	defer close(v.done)
+	// Until a key set is read: again and again, with backoff.
+	for wait := v.opts.Retry; v.keys.Load() == nil; {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if v.keys.Load() != nil {
+			break // a token naming a key fetched it meanwhile
+		}
+		err := v.fetch(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			wait = min(2*wait, max(RetryMax, v.opts.Retry))
+			v.opts.Logger.Warn("cannot read the shop's JWKS: still answering 503 to every order and join that needs a buyer token",
+				"url", v.opts.JWKSURL, "err", err, "retry_in", wait)
+		default:
+			v.opts.Logger.Info("the shop's JWKS is read: buyer tokens are verified", "url", v.opts.JWKSURL)
+		}
+	}
 	t := time.NewTicker(v.opts.Refresh)
 	defer t.Stop()
 	for {
@@ -159,6 +225,17 @@ func (v *Verifier) refresh(ctx context.Context) {
 func (v *Verifier) fetch(ctx context.Context) error {
 	v.fetchMu.Lock()
 	defer v.fetchMu.Unlock()
+	err := v.fetchLocked(ctx)
+	if err != nil {
+		v.failed.Add(1)
+		return err
+	}
+	v.fetched.Add(1)
+	v.fetchedAt.Store(time.Now().UnixNano())
+	return nil
+}
+
+func (v *Verifier) fetchLocked(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.opts.JWKSURL, nil)
 	if err != nil {
 		return fmt.Errorf("buyertoken: JWKS %s: %w", v.opts.JWKSURL, err)
@@ -187,7 +264,6 @@ func (v *Verifier) fetch(ctx context.Context) error {
 		return fmt.Errorf("buyertoken: the JWKS %s holds no key it can use", v.opts.JWKSURL)
 	}
 	v.keys.Store(&kf)
-	v.fetched.Add(1)
 	return nil
 }
 
@@ -197,7 +273,11 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 	if v.secret != nil {
 		return v.secret, nil
 	}
-	kf := *v.keys.Load()
+	held := v.keys.Load()
+	if held == nil {
+		return nil, ErrNoKeys
+	}
+	kf := *held
 	k, err := kf.Keyfunc(t)
 	if err == nil || !errors.Is(err, jwkset.ErrKeyNotFound) {
 		return k, err
@@ -261,7 +341,7 @@ func (v *Verifier) Buyer(token string) (string, error) {
 // checks them last): what they hold is then the shop's, and the reason
 // names the claim at fault, the first in a fixed order when several are.
 func (v *Verifier) reason(err error, claims jwt.MapClaims) error {
-	for _, r := range []error{ErrUnknownKey, ErrAlgorithm} {
+	for _, r := range []error{ErrNoKeys, ErrUnknownKey, ErrAlgorithm} {
 		if errors.Is(err, r) {
 			return r
 		}

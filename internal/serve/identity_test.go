@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,5 +243,82 @@ func TestBuyerTokenHeaderAndCookie(t *testing.T) {
 	}
 	if a := order("", bob); a.Status != 202 || a.Str("buyer_id") != "bob" {
 		t.Fatalf("the cookie alone: %d %s", a.Status, a.Raw)
+	}
+}
+
+// While the shop's JWKS has never been read, a join and an order with a
+// token are answered 503 buyer_keys_unavailable with Retry-After (one
+// without a token still 401: signing in is asked for either way), and
+// nothing is stored; the gate is not ready, and sluice_buyer_token_keys_up
+// is 0. Once the JWKS answers, both go through.
+func TestBuyerTokenKeysNotReadYet(t *testing.T) {
+	shop := newShop(t)
+	var up atomic.Bool
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			http.Error(w, "the shop is down", http.StatusBadGateway)
+			return
+		}
+		shop.jwks.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(jwks.Close)
+	cfg := gatetest.Config(t,
+		ledger.Sale{Name: "drop", Stock: 5, StartsAt: time.Now().Add(time.Hour), WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour)},
+		ledger.Sale{Name: "plain", Stock: 5})
+	cfg.BuyerToken.JWKSURL = jwks.URL
+	g := gatetest.Start(t, cfg)
+	base, c := "http://"+g.APIAddr(), gatetest.Client()
+	post := func(path, auth string) gatetest.Answer {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		return gatetest.Do(t, c, req)
+	}
+	ready := func() int {
+		resp, err := http.Get("http://" + g.OpsAddr() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	tok := shop.token(t, "alice", false, time.Hour)
+	for _, path := range []string{"/v1/sales/drop/line", "/v1/sales/plain/orders"} {
+		a := post(path, tok)
+		wantProblem(t, path+" before the keys", a, 503, "buyer_keys_unavailable")
+		if a.Header.Get("Retry-After") == "" {
+			t.Errorf("%s before the keys: no Retry-After", path)
+		}
+		wantProblem(t, path+" without a token", post(path, ""), 401, "buyer_token_required")
+	}
+	if n := gatetest.StreamMsgs(t, g.Ledger(), "plain"); n != 0 {
+		t.Fatalf("refused orders stored %d orders", n)
+	}
+	if n := lineMsgs(t, g.Ledger(), "drop"); n != 0 {
+		t.Fatalf("refused joins stored %d tickets", n)
+	}
+	if code := ready(); code != 503 {
+		t.Fatalf("/readyz before the keys: %d", code)
+	}
+	if v := gatetest.Counter(t, g.Registry(), "sluice_buyer_token_keys_up"); v != 0 {
+		t.Fatalf("sluice_buyer_token_keys_up = %v before the keys", v)
+	}
+	if v := gatetest.Counter(t, g.Registry(), "sluice_admission_requests_total", "sale", "plain", "reason", "buyer_keys_unavailable"); v != 1 {
+		t.Fatalf("sluice_admission_requests_total{reason=buyer_keys_unavailable} = %v", v)
+	}
+
+	up.Store(true)
+	gatetest.Eventually(t, 20*time.Second, "the gate ready once the JWKS answers", func() bool { return ready() == 200 })
+	if a := post("/v1/sales/drop/line", tok); a.Status != 201 {
+		t.Fatalf("join once the keys are read: %d %s", a.Status, a.Raw)
+	}
+	if a := post("/v1/sales/plain/orders", tok); a.Status != 202 {
+		t.Fatalf("order once the keys are read: %d %s", a.Status, a.Raw)
+	}
+	if v := gatetest.Counter(t, g.Registry(), "sluice_buyer_token_keys_up"); v != 1 {
+		t.Fatalf("sluice_buyer_token_keys_up = %v once the keys are read", v)
 	}
 }
