@@ -155,6 +155,34 @@ func (g *Gate) tokenBuyer(rc *fasthttp.RequestCtx) (string, overflow.Problem) {
 	return buyer, overflow.Problem{}
 }
 
+// caller tells who asks to read an order (GET /v1/orders/{id}): the
+// buyer the gate proves, as for an order, or nobody. Reading needs no
+// proof (the order id is its holder's), so a request without a token,
+// or without the proxy's header, or from a peer that bypasses the proxy
+// (whose header is not believed), reads as nobody. A token, or a
+// trusted proxy's header, presented and refused is answered its problem
+// rather than read past: the client learns why it sees less.
+func (g *Gate) caller(rc *fasthttp.RequestCtx) (string, bool, overflow.Problem) {
+	switch {
+	case g.cfg.BuyerTokens != nil:
+		b, p := g.tokenBuyer(rc)
+		switch p.Reason {
+		case "":
+			return b, true, p
+		case overflow.BuyerTokenRequired:
+			return "", false, overflow.Problem{}
+		}
+		return "", false, p
+	case g.cfg.BuyerHeader != "":
+		if !isTrusted(peerAddr(rc.RemoteAddr()), g.cfg.TrustedProxies) || len(rc.Request.Header.Peek(g.cfg.BuyerHeader)) == 0 {
+			return "", false, overflow.Problem{}
+		}
+		b, p := g.headerBuyer(rc)
+		return b, p.Reason == "", p
+	}
+	return "", false, overflow.Problem{}
+}
+
 // challenge sets the WWW-Authenticate header of a refusal that a token
 // answers (RFC 6750 section 3).
 func challenge(rc *fasthttp.RequestCtx, p overflow.Problem) {
