@@ -192,9 +192,6 @@ func (v *Verifier) refresh(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if v.keys.Load() != nil {
-			break // a token naming a key fetched it meanwhile
-		}
 		err := v.fetch(ctx)
 		switch {
 		case ctx.Err() != nil:
