@@ -40,8 +40,9 @@ type Config struct {
 	// LineMaxTickets bounds the tickets the gate holds in memory over
 	// every waiting room's line; zero means DefaultLineMaxTickets.
 	LineMaxTickets int64
-	// BuyerTokenCookie names a cookie the token may come in when there
-	// is no Authorization header (a browser's page).
+	// BuyerTokenCookie names a cookie the token may come in (a
+	// browser's page). A request whose cookie and Authorization header
+	// hold two different tokens is refused (bad_buyer_token).
 	BuyerTokenCookie string
 	// IPRate and IPBurst limit orders per client address (IPv6 per /64);
 	// zero IPRate means no limit. BuyerRate and BuyerBurst likewise per
@@ -138,8 +139,11 @@ type Gate struct {
 	unavailable    *overflow.Answer
 	notFound       *overflow.Answer
 	badKey         *overflow.Answer
-	cors           *cors // nil: CORS off
-	unknownCounter map[overflow.Reason]counter
+	// keysUnavailable: the shop's keys were never read (every buyer
+	// with a token gets it while they are not).
+	keysUnavailable *overflow.Answer
+	cors            *cors // nil: CORS off
+	unknownCounter  map[overflow.Reason]counter
 }
 
 type counter interface{ Inc() }
@@ -202,6 +206,7 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 		Detail: "The order store is refusing writes (full, or not answering); the order was not sent to it. Try again later."})
 	g.notFound = r.Render(overflow.Problem{Reason: overflow.OrderNotFound})
 	g.badKey = r.Render(overflow.Problem{Reason: overflow.BadIdempotencyKey})
+	g.keysUnavailable = r.Render(overflow.Problem{Reason: overflow.BuyerKeysUnavailable, RetryAfter: keysRetryAfter})
 	g.unknownCounter = make(map[overflow.Reason]counter)
 	for r, c := range m.initSale(unknownSaleLabel) {
 		g.unknownCounter[r] = c

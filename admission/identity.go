@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -26,7 +27,15 @@ import (
 type BuyerTokens interface {
 	// Buyer returns the buyer a token was issued to, or why it is refused.
 	Buyer(token string) (string, error)
+	// Ready reports whether tokens can be checked: false while the
+	// shop's keys have never been read. Once true it stays true.
+	Ready() bool
 }
+
+// keysRetryAfter is the Retry-After of buyer_keys_unavailable: the
+// verifier reads the keys again at most 30 s apart, and a buyer's retry
+// costs a prerendered answer.
+const keysRetryAfter = 5 * time.Second
 
 var (
 	hAuthorization   = []byte("Authorization")
@@ -92,9 +101,12 @@ func (g *Gate) headerBuyer(rc *fasthttp.RequestCtx) (string, overflow.Problem) {
 }
 
 // tokenBuyer reads the buyer from the shop's token: the Authorization
-// header's bearer token, else the cookie. Two Authorization headers, or
-// a token and a cookie that disagree, are refused rather than chosen
-// from.
+// header's bearer token, or the cookie. Two Authorization headers, or a
+// header and a cookie holding different tokens, are refused rather than
+// chosen from: whichever the gate took, a proxy or a page in front may
+// have acted on the other (RFC 6750 section 2: one method per request).
+// The same token in both is one credential, as a page that copies its
+// cookie into the header sends it.
 func (g *Gate) tokenBuyer(rc *fasthttp.RequestCtx) (string, overflow.Problem) {
 	var tok []byte
 	auths := rc.Request.Header.PeekAll(string(hAuthorization))
@@ -106,11 +118,31 @@ func (g *Gate) tokenBuyer(rc *fasthttp.RequestCtx) (string, overflow.Problem) {
 			return "", overflow.Problem{Reason: overflow.BadBuyerToken, Detail: "The Authorization header must be Bearer <token>."}
 		}
 		tok = bytes.TrimSpace(auths[0][len(bearerPrefix):])
-	case g.cfg.BuyerTokenCookie != "":
-		tok = rc.Request.Header.Cookie(g.cfg.BuyerTokenCookie)
+	}
+	if name := g.cfg.BuyerTokenCookie; name != "" {
+		fromHeader := len(tok) > 0
+		// A browser sends a name twice when two cookies of it match
+		// (another path or domain): they too must agree.
+		for k, c := range rc.Request.Header.Cookies() {
+			switch {
+			case string(k) != name || len(c) == 0 || bytes.Equal(c, tok):
+			case len(tok) == 0:
+				tok = c
+			case fromHeader:
+				return "", overflow.Problem{Reason: overflow.BadBuyerToken,
+					Detail: "The request carries a buyer token in the Authorization header and another in the cookie " + name + ": send one."}
+			default:
+				return "", overflow.Problem{Reason: overflow.BadBuyerToken,
+					Detail: "The request carries the cookie " + name + " twice, with two different buyer tokens: send one."}
+			}
+		}
 	}
 	if len(tok) == 0 {
 		return "", overflow.Problem{Reason: overflow.BuyerTokenRequired}
+	}
+	if !g.cfg.BuyerTokens.Ready() {
+		// Not the buyer's fault: 503, and sign-in stays as it is.
+		return "", overflow.Problem{Reason: overflow.BuyerKeysUnavailable}
 	}
 	buyer, err := g.cfg.BuyerTokens.Buyer(string(tok))
 	if err != nil {
@@ -121,6 +153,34 @@ func (g *Gate) tokenBuyer(rc *fasthttp.RequestCtx) (string, overflow.Problem) {
 			Detail: "The buyer token's sub must be 1-128 characters of A-Z a-z 0-9 . _ : @ -."}
 	}
 	return buyer, overflow.Problem{}
+}
+
+// caller tells who asks to read an order (GET /v1/orders/{id}): the
+// buyer the gate proves, as for an order, or nobody. Reading needs no
+// proof (the order id is its holder's), so a request without a token,
+// or without the proxy's header, or from a peer that bypasses the proxy
+// (whose header is not believed), reads as nobody. A token, or a
+// trusted proxy's header, presented and refused is answered its problem
+// rather than read past: the client learns why it sees less.
+func (g *Gate) caller(rc *fasthttp.RequestCtx) (string, bool, overflow.Problem) {
+	switch {
+	case g.cfg.BuyerTokens != nil:
+		b, p := g.tokenBuyer(rc)
+		switch p.Reason {
+		case "":
+			return b, true, p
+		case overflow.BuyerTokenRequired:
+			return "", false, overflow.Problem{}
+		}
+		return "", false, p
+	case g.cfg.BuyerHeader != "":
+		if !isTrusted(peerAddr(rc.RemoteAddr()), g.cfg.TrustedProxies) || len(rc.Request.Header.Peek(g.cfg.BuyerHeader)) == 0 {
+			return "", false, overflow.Problem{}
+		}
+		b, p := g.headerBuyer(rc)
+		return b, p.Reason == "", p
+	}
+	return "", false, overflow.Problem{}
 }
 
 // challenge sets the WWW-Authenticate header of a refusal that a token
@@ -198,6 +258,8 @@ func joinOutcomeOf(r overflow.Reason) string {
 		return "bad_proof"
 	case overflow.AddressLimit:
 		return "address_limit"
+	case overflow.BuyerKeysUnavailable:
+		return "unavailable"
 	}
 	return "bad_request"
 }

@@ -107,7 +107,7 @@ func (g *Gate) answerFromIndex(ctx *fasthttp.RequestCtx, s *sale, cfg *ledger.Sa
 	held := x.byBuyer[buyer]
 	for _, o := range held {
 		if o.key == key && o.payload != payloadSum(d.payload) {
-			g.finishProblem(ctx, s, keyReused(s, o.id), start)
+			g.finishProblem(ctx, s, g.keyReused(s, o.id), start)
 			return
 		}
 		if o.key == key {
@@ -117,7 +117,7 @@ func (g *Gate) answerFromIndex(ctx *fasthttp.RequestCtx, s *sale, cfg *ledger.Sa
 		}
 	}
 	if len(held) > 0 && int64(len(held)) >= cfg.OrdersPerBuyer() {
-		g.finishProblem(ctx, s, overflow.Problem{Reason: overflow.AlreadyOrdered, Sale: s.name, OrderID: held[0].id.String()}, start)
+		g.finishProblem(ctx, s, g.alreadyOrdered(s, held[0].id), start)
 		return
 	}
 	g.finish(ctx, s, overflow.SoldOut, s.soldOutAnswer, start)

@@ -118,9 +118,10 @@ func passDetail(err error) string {
 }
 
 // passUsed answers an order whose pass was used already for another order
-// (a retry with the order's own Idempotency-Key is a replay instead).
-func (g *Gate) passUsed(ctx *fasthttp.RequestCtx, s *sale, orderID string, start time.Time) {
-	g.finishProblem(ctx, s, overflow.Problem{Reason: overflow.BadPass, Sale: s.name, OrderID: orderID,
+// (a retry with the order's own Idempotency-Key is a replay instead); it
+// names that order to a proven buyer only (ownOrder).
+func (g *Gate) passUsed(ctx *fasthttp.RequestCtx, s *sale, id ledger.OrderID, start time.Time) {
+	g.finishProblem(ctx, s, overflow.Problem{Reason: overflow.BadPass, Sale: s.name, OrderID: g.ownOrder(id),
 		Detail: "The pass was used for an order already; a pass admits one order."}, start)
 }
 
@@ -610,6 +611,11 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 		return
 	}
 	buyer, fields, p := g.readBuyer(rc, true)
+	if p.Reason == overflow.BuyerKeysUnavailable {
+		g.joinCount(s, joinOutcomeOf(p.Reason))
+		g.keysUnavailable.Respond(rc, html)
+		return
+	}
 	if p.Reason != "" {
 		challenge(rc, p)
 		fail(joinOutcomeOf(p.Reason), p)

@@ -21,7 +21,7 @@ func OutcomeOf(r overflow.Reason) Outcome {
 	switch r {
 	case overflow.Admitted, overflow.Replayed:
 		return OutcomeAdmitted
-	case overflow.Unavailable:
+	case overflow.Unavailable, overflow.BuyerKeysUnavailable:
 		return OutcomeFailed
 	case overflow.UnknownSale, overflow.BadJSON, overflow.BadBuyerID,
 		overflow.BadIdempotencyKey, overflow.BodyTooLarge, overflow.BadContentType, overflow.BadPass,

@@ -193,9 +193,11 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	case err == nil && hasKey:
 		g.answerKeyedReplay(ctx, s, id, buyer, d.payload, start)
 	case err == nil: // a duplicate of the derived key: the buyer's earlier order
-		g.finishProblem(ctx, s, overflow.Problem{Reason: overflow.AlreadyOrdered, Sale: s.name, OrderID: id.String()}, start)
+		g.finishProblem(ctx, s, g.alreadyOrdered(s, id), start)
+	case errors.As(err, &already) && hasKey:
+		g.answerHeld(ctx, s, already.Existing, buyer, key, d.payload, start)
 	case errors.As(err, &already):
-		g.finishProblem(ctx, s, overflow.Problem{Reason: overflow.AlreadyOrdered, Sale: s.name, OrderID: already.Existing.String()}, start)
+		g.finishProblem(ctx, s, g.alreadyOrdered(s, already.Existing), start)
 	case errors.Is(err, ledger.ErrStockHeld):
 		g.finishProblem(ctx, s, g.stockHeld(s), start)
 	case errors.Is(err, errRoomTurning), errors.Is(err, errLineUnread):
@@ -318,6 +320,10 @@ func (g *Gate) finish(ctx *fasthttp.RequestCtx, s *sale, reason overflow.Reason,
 
 // refuseBuyer answers an order whose buyer is not known.
 func (g *Gate) refuseBuyer(ctx *fasthttp.RequestCtx, s *sale, p overflow.Problem, start time.Time) {
+	if p.Reason == overflow.BuyerKeysUnavailable {
+		g.finish(ctx, s, p.Reason, g.keysUnavailable, start) // every buyer's answer: prerendered
+		return
+	}
 	challenge(ctx, p)
 	p.Sale = s.name
 	g.finishProblem(ctx, s, p, start)
@@ -347,12 +353,12 @@ func (g *Gate) answerPassReplay(ctx *fasthttp.RequestCtx, s *sale, id ledger.Ord
 	case err != nil:
 		g.finish(ctx, s, overflow.Unavailable, g.unavailable, start)
 	case key != "" && prev.IdempotencyKey == key && prev.BuyerID == buyer && !bytes.Equal(prev.Payload, p):
-		g.finishProblem(ctx, s, keyReused(s, id), start)
+		g.finishProblem(ctx, s, g.keyReused(s, id), start)
 	case key != "" && prev.IdempotencyKey == key && prev.BuyerID == buyer:
 		g.count(s, overflow.Replayed, start)
 		g.answerPlaced(ctx, id, buyer, true, prev.AdmittedAt)
 	default:
-		g.passUsed(ctx, s, id.String(), start)
+		g.passUsed(ctx, s, id, start)
 	}
 }
 
@@ -369,13 +375,70 @@ func (g *Gate) answerKeyedReplay(ctx *fasthttp.RequestCtx, s *sale, id ledger.Or
 	case err != nil:
 		g.finish(ctx, s, overflow.Unavailable, g.unavailable, start)
 	case !bytes.Equal(prev.Payload, p):
-		g.finishProblem(ctx, s, keyReused(s, id), start)
+		g.finishProblem(ctx, s, g.keyReused(s, id), start)
 	default:
 		g.count(s, overflow.Replayed, start)
 		g.answerPlaced(ctx, id, buyer, true, prev.AdmittedAt)
 	}
 }
 
-func keyReused(s *sale, id ledger.OrderID) overflow.Problem {
-	return overflow.Problem{Reason: overflow.IdempotencyKeyReused, Sale: s.name, OrderID: id.String()}
+// answerHeld answers a keyed order refused because its buyer holds
+// order id: a retry of id itself (its key and body), once JetStream's
+// duplicate window has passed, is a replay as within it; the key of id
+// with another body is reused; anything else is already_ordered. A
+// look-up that fails leaves already_ordered, which is true either way.
+func (g *Gate) answerHeld(ctx *fasthttp.RequestCtx, s *sale, id ledger.OrderID, buyer, key string, p []byte, start time.Time) {
+	lctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
+	prev, err := g.ledger.Lookup(lctx, id)
+	cancel()
+	switch {
+	case err != nil || prev.IdempotencyKey != key || prev.BuyerID != buyer:
+		g.finishProblem(ctx, s, g.alreadyOrdered(s, id), start)
+	case !bytes.Equal(prev.Payload, p):
+		g.finishProblem(ctx, s, g.keyReused(s, id), start)
+	default:
+		g.count(s, overflow.Replayed, start)
+		g.answerPlaced(ctx, id, buyer, true, prev.AdmittedAt)
+	}
+}
+
+// An order's contents are its buyer's, and so is its id: it reads the
+// order's status (GET /v1/orders/{id}). A refusal that is about an
+// earlier order (already_ordered, idempotency_key_reused, a used pass)
+// names it only where the gate knows who its buyers are (a token, a
+// trusted proxy's header): the buyer asking is then the order's. Where
+// the buyer is the body's buyer_id, anyone may send anyone's, and the
+// refusal says what happened without naming the order. The one who
+// placed it got its id with the 202 (and its Location); a retry with the
+// same Idempotency-Key and body gets that answer again (a replay: the
+// key and the body are what the retry proves, and it shows nothing the
+// caller did not send).
+
+// knowsBuyers reports whether the buyer of every order request is
+// proven: by the shop's token, or by the header of a trusted proxy (a
+// request without either is refused before it gets here).
+func (g *Gate) knowsBuyers() bool { return g.cfg.BuyerTokens != nil || g.cfg.BuyerHeader != "" }
+
+// ownOrder is the id a refusal about the buyer's order id may carry:
+// the order's, to a proven buyer; none to anyone else.
+func (g *Gate) ownOrder(id ledger.OrderID) string {
+	if !g.knowsBuyers() {
+		return ""
+	}
+	return id.String()
+}
+
+// alreadyOrdered refuses an order whose buyer holds id already.
+func (g *Gate) alreadyOrdered(s *sale, id ledger.OrderID) overflow.Problem {
+	p := overflow.Problem{Reason: overflow.AlreadyOrdered, Sale: s.name, OrderID: g.ownOrder(id)}
+	if p.OrderID == "" {
+		p.Detail = "This buyer already holds an order in this sale. Its id is told only in the answer that placed it: a retry with that order's Idempotency-Key and body gets the answer again."
+	}
+	return p
+}
+
+// keyReused refuses a request that reuses the Idempotency-Key of order
+// id with another body.
+func (g *Gate) keyReused(s *sale, id ledger.OrderID) overflow.Problem {
+	return overflow.Problem{Reason: overflow.IdempotencyKeyReused, Sale: s.name, OrderID: g.ownOrder(id)}
 }

@@ -31,9 +31,11 @@ func (g *Gate) SetStatusSource(src StatusSource) {
 }
 
 type orderView struct {
-	OrderID        string    `json:"order_id"`
-	Sale           string    `json:"sale"`
-	BuyerID        string    `json:"buyer_id"`
+	OrderID string `json:"order_id"`
+	Sale    string `json:"sale"`
+	// BuyerID and Payload are the buyer's: shown to the buyer the gate
+	// proved only (see getOrder).
+	BuyerID        string    `json:"buyer_id,omitempty"`
 	Status         string    `json:"status"`
 	Reason         string    `json:"reason,omitempty"`
 	AdmittedAt     time.Time `json:"admitted_at,omitzero"`
@@ -44,9 +46,27 @@ type orderView struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
-// getOrder is GET /v1/orders/{id}.
+// getOrder is GET /v1/orders/{id}. The id is its holder's secret (it
+// holds 64 random bits): whoever has it reads the order's status. Who
+// the order is for (buyer_id) and what it holds (payload) are the
+// buyer's, shown only to the buyer the gate proves by the shop's token
+// or a trusted proxy's header (caller): a buyer id can be a person's
+// (a login, an e-mail), and an id travels where its buyer is not asked
+// (a Location header, a link, a log), so the holder of an id alone
+// learns the order's fate and not whose it is. A gate that takes
+// buyers from the body proves nobody, and shows neither to anyone.
 func (g *Gate) getOrder(rc *fasthttp.RequestCtx, rawID string) {
 	html := overflow.AcceptsHTML(&rc.Request.Header)
+	who, proven, p := g.caller(rc)
+	switch {
+	case p.Reason == overflow.BuyerKeysUnavailable:
+		g.keysUnavailable.Respond(rc, html)
+		return
+	case p.Reason != "":
+		challenge(rc, p)
+		g.render.Respond(rc, p)
+		return
+	}
 	id, err := ledger.ParseOrderID(rawID)
 	if err != nil {
 		g.notFound.Respond(rc, html)
@@ -62,6 +82,9 @@ func (g *Gate) getOrder(rc *fasthttp.RequestCtx, rawID string) {
 	case err != nil:
 		g.unavailable.Respond(rc, html)
 		return
+	}
+	if !proven || who != v.BuyerID {
+		v.BuyerID, v.Payload = "", nil
 	}
 	// Prefer: wait=N long-polls a queued order until its status changes.
 	if d := preferWait(&rc.Request.Header); d > 0 && v.Status == orderstatus.Queued {

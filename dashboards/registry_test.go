@@ -1,6 +1,12 @@
 package dashboards_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -85,15 +91,35 @@ func (m metricTypes) counter(name string) bool {
 }
 
 // startTLSGate starts a second, small gate serving its public API over
-// TLS with a real certificate: only such a gate registers the TLS
-// metrics. The main test gate stays plain HTTP for the tests that load it.
+// TLS with a real certificate, and taking buyers from a shop's JWKS
+// served on loopback: only such a gate registers the TLS and buyer-token
+// metrics. The main test gate stays plain HTTP, with buyers in the body,
+// for the tests that load it.
 func startTLSGate(t *testing.T) *serve.Server {
 	t.Helper()
 	ca := testcert.NewCA(t)
 	leaf := ca.Issue(t, "gate", []string{"127.0.0.1", "localhost"}, "", "")
 	cfg := gatetest.Config(t, ledger.Sale{Name: "tls", Stock: 1})
 	cfg.TLSCert, cfg.TLSKey = leaf.CertFile, leaf.KeyFile
+	cfg.BuyerToken.JWKSURL = shopJWKS(t)
 	return gatetest.Start(t, cfg)
+}
+
+// shopJWKS serves a JWKS of one Ed25519 key on loopback and returns its URL.
+func shopJWKS(t *testing.T) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := json.Marshal(map[string]any{"keys": []map[string]string{{"kty": "OKP", "crv": "Ed25519", "kid": "ed-1",
+		"alg": "EdDSA", "use": "sig", "x": base64.RawURLEncoding.EncodeToString(pub)}}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(doc)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // realMetrics gathers the metric names of a running gate (with its drain

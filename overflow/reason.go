@@ -53,6 +53,7 @@ const (
 	BuyerTokenRequired   Reason = "buyer_token_required"   // 401, no buyer token where the gate verifies them
 	BadBuyerToken        Reason = "bad_buyer_token"        // 401, a token refused (signature, expiry, issuer, audience, algorithm)
 	BuyerMismatch        Reason = "buyer_mismatch"         // 400, the body's buyer_id is not the token's or header's buyer
+	BuyerKeysUnavailable Reason = "buyer_keys_unavailable" // 503, the shop's keys (JWKS) not read yet: no token can be checked
 	ProofRequired        Reason = "proof_required"         // 428, a join without the proof of work its sale asks
 	BadProof             Reason = "bad_proof"              // 403, a proof wrong, expired, for another sale or used
 	AddressLimit         Reason = "address_limit"          // 429, the client address holds line_per_address tickets
@@ -104,6 +105,7 @@ var catalog = map[Reason]reasonInfo{
 	BuyerTokenRequired:   {http.StatusUnauthorized, "Sign in", "Sign in to the shop first: this sale takes buyers by the shop's token (Authorization: Bearer, or its cookie)."},
 	BadBuyerToken:        {http.StatusUnauthorized, "Sign in again", "The buyer token is not valid: sign in to the shop again."},
 	BuyerMismatch:        {http.StatusBadRequest, "Buyer mismatch", "The body's buyer_id is not the signed-in buyer."},
+	BuyerKeysUnavailable: {http.StatusServiceUnavailable, "Unavailable", "The gate has not read the shop's keys yet, so it cannot check sign-ins: nothing was ordered. Try again shortly."},
 	ProofRequired:        {http.StatusPreconditionRequired, "Proof of work required", "This line asks a proof of work per ticket: solve GET /v1/sales/{sale}/line/challenge and send it in the Sluice-Proof header (or the altcha form field)."},
 	BadProof:             {http.StatusForbidden, "Bad proof", "The proof of work is wrong, expired, for another sale or used already: solve a new challenge."},
 	AddressLimit:         {http.StatusTooManyRequests, "Too many tickets from your address", "Your network address holds as many tickets as this sale allows one address."},
@@ -130,5 +132,5 @@ func Reasons() []Reason {
 		UnknownSale, BadJSON, BadBuyerID, BadIdempotencyKey, BodyTooLarge,
 		BadContentType, Unavailable, PassRequired, BadPass, BadPayload,
 		IdempotencyKeyReused, UntrustedBuyerHeader, BadBuyerHeader, BuyerTokenRequired,
-		BadBuyerToken, BuyerMismatch, StockHeld}
+		BadBuyerToken, BuyerMismatch, BuyerKeysUnavailable, StockHeld}
 }

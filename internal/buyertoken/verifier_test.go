@@ -11,6 +11,8 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -158,10 +160,16 @@ func TestJWKSRotation(t *testing.T) {
 	if b, err := v.Buyer(sign(t, jwt.SigningMethodRS256, "k2", k2, claims("bob", time.Minute))); b != "bob" {
 		t.Fatalf("the key rotated in: %v", err)
 	}
-	// Made-up kids, many: at most the one fetch the bound allows.
-	mid := srv.fetch.Load()
+	// Made-up kids, many: at most the one fetch the bound allows. The
+	// tokens are signed first: 50 RSA signatures under -race on a busy
+	// machine took longer than a few refreshes.
+	var madeUp []string
 	for i := range 50 {
-		if _, err := v.Buyer(sign(t, jwt.SigningMethodRS256, "made-up-"+string(rune('a'+i%26)), k2, claims("x", time.Minute))); !errors.Is(err, ErrUnknownKey) {
+		madeUp = append(madeUp, sign(t, jwt.SigningMethodRS256, "made-up-"+string(rune('a'+i%26)), k2, claims("x", time.Minute)))
+	}
+	mid := srv.fetch.Load()
+	for _, tok := range madeUp {
+		if _, err := v.Buyer(tok); !errors.Is(err, ErrUnknownKey) {
 			t.Fatalf("a made-up kid: %v", err)
 		}
 	}
@@ -214,12 +222,127 @@ func TestSecret(t *testing.T) {
 	}
 }
 
-// A JWKS that cannot be read fails New: a gate that would refuse every
-// buyer does not start.
-func TestJWKSUnreachable(t *testing.T) {
+// Each claim a token gets wrong is refused for that reason, and the
+// error's text (the detail the gate answers) names the claim: a missing
+// iss is not "no expiry", and a date written as a string is not a date
+// (RFC 7519 NumericDate is a JSON number), whatever number it spells.
+func TestClaimsRefusedForTheirOwnReason(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	v, err := New(context.Background(), Options{Secret: secret, Issuer: "https://shop.example", Audience: "sluice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Stop()
+	soon := time.Now().Add(time.Hour).Unix()
+	cases := []struct {
+		name  string
+		extra []any
+		want  error
+		names string // what the error's text must name
+	}{
+		{"no iss", []any{"iss", nil}, ErrNoIssuer, "(iss)"},
+		{"empty iss", []any{"iss", ""}, ErrNoIssuer, "(iss)"},
+		{"no aud", []any{"aud", nil}, ErrNoAudience, "(aud)"},
+		{"no exp", []any{"exp", nil}, ErrNoExpiry, "(exp)"},
+		{"exp as a string", []any{"exp", strconv.FormatInt(soon, 10)}, ErrClaimType, "exp"},
+		{"nbf as a string", []any{"nbf", "0"}, ErrClaimType, "nbf"},
+		{"iat as a string", []any{"iat", "0"}, ErrClaimType, "iat"},
+		{"iss a number", []any{"iss", 7}, ErrClaimType, "iss"},
+		{"aud a number", []any{"aud", 7}, ErrClaimType, "aud"},
+		{"sub a number", []any{"sub", 7}, ErrClaimType, "sub"},
+		{"iat in the future", []any{"iat", time.Now().Add(10 * time.Minute).Unix()}, ErrIssuedLater, "(iat)"},
+		{"expired and no iss: the first in a fixed order", []any{"exp", time.Now().Add(-time.Hour).Unix(), "iss", nil}, ErrNoIssuer, "(iss)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			buyer, err := v.Buyer(sign(t, jwt.SigningMethodHS256, "", secret, claims("alice", time.Hour, tc.extra...)))
+			if buyer != "" || !errors.Is(err, tc.want) {
+				t.Fatalf("Buyer = %q, %v; want %v", buyer, err, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.names) {
+				t.Fatalf("the error %q does not name %s", err, tc.names)
+			}
+		})
+	}
+	// A numeric date with a fraction is a NumericDate.
+	if b, err := v.Buyer(sign(t, jwt.SigningMethodHS256, "", secret, claims("alice", time.Hour, "exp", float64(soon)+0.5))); b != "alice" {
+		t.Fatalf("a fractional exp: %v", err)
+	}
+}
+
+// A JWKS that cannot be read when New runs does not fail it: the
+// Verifier is not Ready and refuses every token with ErrNoKeys, reads the
+// JWKS again with backoff, and takes tokens once it has. Stop ends the
+// retries (goleak checks the goroutine is gone).
+func TestJWKSUnreachableAtStart(t *testing.T) {
+	k, _ := rsa.GenerateKey(rand.Reader, 2048)
+	var up atomic.Bool
+	var tries atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tries.Add(1)
+		if !up.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		b, _ := json.Marshal(map[string]any{"keys": []map[string]string{rsaJWK("k1", &k.PublicKey)}})
+		w.Write(b)
+	}))
+	defer srv.Close()
+	v, err := New(context.Background(), Options{JWKSURL: srv.URL, Retry: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("New with a JWKS answering 502: %v", err)
+	}
+	defer v.Stop()
+	tok := sign(t, jwt.SigningMethodRS256, "k1", k, claims("alice", time.Minute))
+	if v.Ready() {
+		t.Fatal("Ready before any key set was read")
+	}
+	if _, err := v.Buyer(tok); !errors.Is(err, ErrNoKeys) {
+		t.Fatalf("Buyer without keys: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ok, failed, last := v.Fetches()
+		if ok != 0 || !last.IsZero() {
+			t.Fatalf("Fetches = %d ok, %d failed, last %v", ok, failed, last)
+		}
+		if failed >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the JWKS was asked %d times in 5 s: no retry", tries.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	up.Store(true)
+	for !v.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("not Ready 5 s after the JWKS came back")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if b, err := v.Buyer(tok); b != "alice" {
+		t.Fatalf("Buyer once the keys are read: %q %v", b, err)
+	}
+	if ok, _, last := v.Fetches(); ok != 1 || last.IsZero() {
+		t.Fatalf("Fetches = %d ok, last %v", ok, last)
+	}
+}
+
+// Stop while the JWKS is being retried returns, and the goroutine is
+// gone; a URL that is no http(s) URL is a configuration error.
+func TestJWKSStopWhileRetrying(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
-	if _, err := New(context.Background(), Options{JWKSURL: srv.URL}); err == nil {
-		t.Fatal("New with a JWKS answering 404 succeeded")
+	v, err := New(context.Background(), Options{JWKSURL: srv.URL, Retry: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Stop()
+	v.Stop()
+	for _, u := range []string{"127.0.0.1:8080/jwks", "ftp://shop.example/jwks", "https:///jwks"} {
+		if _, err := New(context.Background(), Options{JWKSURL: u}); !errors.Is(err, ErrJWKSURL) {
+			t.Errorf("New(%q): %v", u, err)
+		}
 	}
 }

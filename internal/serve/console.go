@@ -226,7 +226,7 @@ func (c *console) readJetStream(ctx context.Context) JetStreamState {
 func (c *console) status() Status {
 	now := time.Now()
 	st := Status{Time: now, Admin: c.s.cfg.AdminToken != "", Sales: []SaleStatus{}}
-	st.Ready = c.s.broker.Conn.IsConnected() && (c.s.gate == nil || c.s.gate.Ready())
+	st.Ready, _ = c.s.ready()
 	var reports []admission.SaleReport
 	if c.s.gate != nil {
 		reports = c.s.gate.Reports()

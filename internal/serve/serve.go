@@ -141,6 +141,44 @@ func buyerTokens(ctx context.Context, c BuyerTokenConfig, log *slog.Logger) (*bu
 	return buyertoken.New(ctx, o)
 }
 
+// tokenMetrics registers the buyer-token verifier's metrics: whether it
+// holds keys (a gate without them answers every token 503), and for a
+// JWKS when it last read it and its reads by outcome.
+func tokenMetrics(reg prometheus.Registerer, v *buyertoken.Verifier, jwks bool) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sluice_buyer_token_keys_up",
+		Help: "1 when the gate can check buyer tokens (the shop's JWKS was read, or a secret); 0 while it never read the JWKS: orders and joins with a token are answered 503 buyer_keys_unavailable and /readyz is not ready.",
+	}, func() float64 { return b2f(v.Ready()) }))
+	if !jwks {
+		return
+	}
+	ok := func() float64 { n, _, _ := v.Fetches(); return float64(n) }
+	failed := func() float64 { _, n, _ := v.Fetches(); return float64(n) }
+	help := "Reads of the shop's JWKS (at the start, retries, refreshes, tokens naming a key not held), by outcome."
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sluice_buyer_token_keys_fetched_timestamp_seconds",
+			Help: "When the shop's JWKS was last read successfully, as a Unix time; 0 before the first read.",
+		}, func() float64 {
+			if _, _, last := v.Fetches(); !last.IsZero() {
+				return float64(last.UnixNano()) / 1e9
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_buyer_token_key_fetches_total", Help: help,
+			ConstLabels: prometheus.Labels{"outcome": "ok"}}, ok),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_buyer_token_key_fetches_total", Help: help,
+			ConstLabels: prometheus.Labels{"outcome": "error"}}, failed),
+	)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // SaleSpec is a sale to provision and whether it was fully specified.
 type SaleSpec struct {
 	ledger.Sale
@@ -265,6 +303,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 				return nil, fmt.Errorf("%s: %w", cmd, err)
 			}
 			s.cfg.Gate.BuyerTokens, s.cfg.Gate.BuyerTokenCookie = s.tokens, cfg.BuyerToken.Cookie
+			tokenMetrics(s.reg, s.tokens, cfg.BuyerToken.JWKSURL != "")
 		}
 		if err := s.cfg.Gate.Validate(); err != nil {
 			return nil, fmt.Errorf("%s: %w", cmd, err)
@@ -551,8 +590,8 @@ func (s *Server) opsHandler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if (s.gate != nil && !s.gate.Ready()) || !s.broker.Conn.IsConnected() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+		if ok, why := s.ready(); !ok {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
@@ -580,7 +619,7 @@ func (s *Server) opsIndex(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintln(w, "GET /status         every sale, JetStream and this process, as JSON (sluice status)")
 	fmt.Fprintln(w, "GET /metrics        Prometheus metrics")
 	fmt.Fprintln(w, "GET /healthz        the process is up")
-	fmt.Fprintln(w, "GET /readyz         ready to serve (JetStream reached, not shutting down)")
+	fmt.Fprintln(w, "GET /readyz         ready to serve (JetStream reached, the shop's keys read, not shutting down)")
 	fmt.Fprintln(w, "GET /debug/pprof/   Go profiles")
 	if s.gate != nil {
 		state := "off (start with --admin-token)"
@@ -590,6 +629,22 @@ func (s *Server) opsIndex(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, "/admin/sales        the admin API: %s\n", state)
 		fmt.Fprintf(w, "\nThe public API listens on %s; its OpenAPI document is GET /openapi.yaml there.\n", s.APIAddr())
 	}
+}
+
+// ready is what /readyz says, and why not. A gate that has never read
+// the shop's keys is not ready: it would answer every buyer 503, and a
+// load balancer should send them to a gate that has (/healthz, the
+// liveness, stays ok: restarting it would not read the keys sooner).
+func (s *Server) ready() (bool, string) {
+	switch {
+	case !s.broker.Conn.IsConnected():
+		return false, "not connected to NATS"
+	case s.gate != nil && !s.gate.Ready():
+		return false, "JetStream not reached, or shutting down"
+	case s.tokens != nil && !s.tokens.Ready():
+		return false, "the shop's JWKS has not been read (--buyer-token-jwks)"
+	}
+	return true, ""
 }
 
 // APIAddr is the public API's address.

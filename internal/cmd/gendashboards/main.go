@@ -263,6 +263,17 @@ func admission() *builder {
 	b.add(12, 5, statPanel("TLS reloads failed", "Certificate reloads (SIGHUP) refused in the dashboard's time range: the files did not make a valid pair and the previous certificate is still served.", "short",
 		[]q{{`sum by (instance) (increase(sluice_tls_reloads_total{` + inst + `, outcome="error"}[$__range]))`, "{{instance}}"}},
 		warnAbove(1, 1), noValue("no TLS")))
+	// Only gates verifying the shop's buyer tokens have these series
+	// (the read and its age: with --buyer-token-jwks only).
+	b.add(8, 5, stateTimeline("Buyer-token keys", "Whether each gate can check the shop's buyer tokens. none: it never read the shop's JWKS; every order and join with a token is answered 503 buyer_keys_unavailable and /readyz is not ready.",
+		[]q{{`min by (instance) (sluice_buyer_token_keys_up{` + inst + `})`, "{{instance}}"}},
+		valueText(0, "none", "red", 1, "held", "green")))
+	b.add(8, 5, statPanel("Shop's JWKS read", "Time since each gate last read the shop's JWKS (refreshed every 5 minutes). Orange past 15 minutes, red past an hour: a key the shop rotates in is refused until it is read.", "s",
+		[]q{{`time() - max by (instance) (sluice_buyer_token_keys_fetched_timestamp_seconds{` + inst + `} > 0)`, "{{instance}}"}},
+		warnAbove(900, 3600), noValue("no JWKS read")))
+	b.add(8, 5, statPanel("JWKS reads failed", "Reads of the shop's JWKS that failed in the dashboard's time range (at the start, the retries until it is read, refreshes, tokens naming a key not held); the gate's log says why.", "short",
+		[]q{{`sum by (instance) (increase(sluice_buyer_token_key_fetches_total{` + inst + `, outcome="error"}[$__range]))`, "{{instance}}"}},
+		warnAbove(1, 1), noValue("no JWKS")))
 	return b
 }
 
