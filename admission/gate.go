@@ -99,6 +99,11 @@ type Gate struct {
 	// evictedSeen are the limiters' eviction totals at the last update.
 	evictedSeen [2]uint64
 	ready       atomic.Bool
+	// warm: the waiting rooms of the sales known at the start were read
+	// and paced once, so their gauges and counters are set (PaceLines).
+	// Until then the gate is not ready; afterwards a room opened for a
+	// new sale does not take the gate out of rotation.
+	warm atomic.Bool
 	// stopping is closed when the gate begins shutting down: held
 	// requests are answered at once.
 	stopping  chan struct{}
@@ -214,8 +219,10 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 }
 
 // Ready reports whether the gate can admit: the last sale refresh reached
-// JetStream and the gate is not shutting down.
-func (g *Gate) Ready() bool { return g.ready.Load() }
+// JetStream, the gate is not shutting down, and, with waiting rooms
+// (SetRooms), the rooms of its sales were read and paced once since the
+// start (PaceLines), so that its answers and its line metrics show them.
+func (g *Gate) Ready() bool { return g.ready.Load() && (g.rooms == nil || g.warm.Load()) }
 
 // SetDraining marks the gate as shutting down: /readyz turns false so a
 // load balancer stops sending before the listener closes, and requests

@@ -752,6 +752,7 @@ func (g *Gate) PaceLines(ctx context.Context) {
 		return
 	}
 	now := g.now()
+	warm := true
 	for _, s := range *g.sales.Load() {
 		cfg := s.cfg.Load()
 		if !cfg.WaitingRoom {
@@ -759,9 +760,15 @@ func (g *Gate) PaceLines(ctx context.Context) {
 		}
 		room := g.rooms.Room(s.name)
 		if room == nil {
+			warm = false
 			continue
 		}
 		g.paceLine(ctx, s, cfg, room, now)
+	}
+	// Ready once every room is read and its metrics set: a gate just
+	// restarted does not say ready while its line counters read zero.
+	if warm && !g.warm.Load() && g.ready.Load() {
+		g.warm.Store(true)
 	}
 }
 
