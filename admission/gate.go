@@ -130,6 +130,8 @@ type Gate struct {
 	// the publish timeout; whoever feeds the gate probes the store and
 	// calls LedgerRecovered.
 	refusing atomic.Int64
+	// serverErrors counts the public API's 5xx answers (ServerErrors).
+	serverErrors atomic.Uint64
 	// probed: a probe write was stored since; one order (trial) may then
 	// try the ledger, and its outcome ends the refusal or not.
 	probed, trial  atomic.Bool
@@ -456,6 +458,13 @@ func (g *Gate) refuse(now time.Time, cause error) {
 // LedgerRefusing says the gate answers orders 503 because the ledger
 // refused writes; the gate's owner probes the store meanwhile.
 func (g *Gate) LedgerRefusing() bool { return g.refusing.Load() != 0 }
+
+// ServerErrors is how many answers of the public API had a 5xx status
+// since the gate was made, over every route: the gate's own failures
+// (JetStream not answering, the ledger refusing writes, a line that
+// cannot be read). Refusals of a request (sold out, busy, already
+// ordered, bad input: 4xx) are answers the gate means, not errors.
+func (g *Gate) ServerErrors() uint64 { return g.serverErrors.Load() }
 
 // StoreProbed is called when a probe write was stored while the ledger
 // refuses: the next order tries the ledger, one at a time, and the first
