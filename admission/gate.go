@@ -100,6 +100,11 @@ type Gate struct {
 	// evictedSeen are the limiters' eviction totals at the last update.
 	evictedSeen [2]uint64
 	ready       atomic.Bool
+	// warm: the waiting rooms of the sales known at the start were read
+	// and paced once, so their gauges and counters are set (PaceLines).
+	// Until then the gate is not ready; afterwards a room opened for a
+	// new sale does not take the gate out of rotation.
+	warm atomic.Bool
 	// stopping is closed when the gate begins shutting down: held
 	// requests are answered at once.
 	stopping  chan struct{}
@@ -126,6 +131,8 @@ type Gate struct {
 	// the publish timeout; whoever feeds the gate probes the store and
 	// calls LedgerRecovered.
 	refusing atomic.Int64
+	// serverErrors counts the public API's 5xx answers (ServerErrors).
+	serverErrors atomic.Uint64
 	// probed: a probe write was stored since; one order (trial) may then
 	// try the ledger, and its outcome ends the refusal or not.
 	probed, trial  atomic.Bool
@@ -219,8 +226,10 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 }
 
 // Ready reports whether the gate can admit: the last sale refresh reached
-// JetStream and the gate is not shutting down.
-func (g *Gate) Ready() bool { return g.ready.Load() }
+// JetStream, the gate is not shutting down, and, with waiting rooms
+// (SetRooms), the rooms of its sales were read and paced once since the
+// start (PaceLines), so that its answers and its line metrics show them.
+func (g *Gate) Ready() bool { return g.ready.Load() && (g.rooms == nil || g.warm.Load()) }
 
 // SetDraining marks the gate as shutting down: /readyz turns false so a
 // load balancer stops sending before the listener closes, and requests
@@ -455,6 +464,13 @@ func (g *Gate) refuse(now time.Time, cause error) {
 // LedgerRefusing says the gate answers orders 503 because the ledger
 // refused writes; the gate's owner probes the store meanwhile.
 func (g *Gate) LedgerRefusing() bool { return g.refusing.Load() != 0 }
+
+// ServerErrors is how many answers of the public API had a 5xx status
+// since the gate was made, over every route: the gate's own failures
+// (JetStream not answering, the ledger refusing writes, a line that
+// cannot be read). Refusals of a request (sold out, busy, already
+// ordered, bad input: 4xx) are answers the gate means, not errors.
+func (g *Gate) ServerErrors() uint64 { return g.serverErrors.Load() }
 
 // StoreProbed is called when a probe write was stored while the ledger
 // refuses: the next order tries the ledger, one at a time, and the first

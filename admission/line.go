@@ -33,6 +33,8 @@ type Rooms interface {
 // LineLedger is what the waiting room writes to JetStream (ledger.Ledger).
 type LineLedger interface {
 	Join(ctx context.Context, sale, buyer string) (ledger.Joined, bool, error)
+	// HeldTicket reads the ticket a buyer holds, if any.
+	HeldTicket(ctx context.Context, sale, buyer string) (ledger.Joined, bool, error)
 	SealDraw(ctx context.Context, sale string) (bool, error)
 	LineLastSeq(ctx context.Context, sale string) (uint64, error)
 	AdvanceLine(ctx context.Context, sale string, step ledger.Step, after uint64) error
@@ -627,20 +629,26 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 	}
 	// Who may join: the proof checked without I/O, then the address
 	// counted and the proof spent, durably (identity.go, proof.go,
-	// address.go).
+	// address.go) — unless the buyer holds a ticket already: their join
+	// returns it and spends nothing.
 	challenge, p := g.verifyProof(rc, s, cfg, room, fields)
-	if p.Reason == "" {
-		p = g.checkAddress(rc, s, cfg, buyer)
-	}
-	if p.Reason == "" {
-		p = g.spendProof(s, challenge, buyer)
-	}
 	if p.Reason != "" {
 		fail(joinOutcomeOf(p.Reason), p)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
 	defer cancel()
+	held, holds, p := g.heldTicket(ctx, s, cfg, challenge, buyer)
+	if p.Reason == "" && !holds {
+		p = g.checkAddress(rc, s, cfg, buyer)
+		if p.Reason == "" {
+			p = g.spendProof(s, challenge, buyer)
+		}
+	}
+	if p.Reason != "" {
+		fail(joinOutcomeOf(p.Reason), p)
+		return
+	}
 	// A ticket taken after the start goes behind the draw: the mark that
 	// seals it is written first, by whichever gate sees the start first.
 	if _, sealing := room.Book.Sealing(); !sealing && !cfg.StartsAt.IsZero() && !start.Before(cfg.StartsAt) {
@@ -650,7 +658,10 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 			return
 		}
 	}
-	j, created, err := g.lineLedger.Join(ctx, s.name, buyer)
+	j, created, err := held, false, error(nil)
+	if !holds {
+		j, created, err = g.lineLedger.Join(ctx, s.name, buyer)
+	}
 	switch {
 	case errors.Is(err, ledger.ErrLineFull):
 		fail("at_capacity", g.atCapacity())
@@ -681,6 +692,27 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 	v := g.viewTicket(s, cfg, room, t, j.Ticket, g.now())
 	v.Tickets = max(v.Tickets, room.Book.Len())
 	g.writeTicket(rc, status, &v, html)
+}
+
+// heldTicket is the ticket the buyer holds, read before a join spends
+// anything that buys one (a proof, an address slot): a join by a holder
+// (a reload, a second tab, a page that solved a new proof) returns the
+// ticket and leaves the solution unspent. A line that spends nothing
+// asks nothing here: its join returns a holder's ticket by itself.
+func (g *Gate) heldTicket(ctx context.Context, s *sale, cfg *ledger.Sale, challenge, buyer string) (ledger.Joined, bool, overflow.Problem) {
+	if challenge == noProof && cfg.LinePerAddress <= 0 {
+		return ledger.Joined{}, false, overflow.Problem{}
+	}
+	j, ok, err := g.lineLedger.HeldTicket(ctx, s.name, buyer)
+	if err != nil {
+		g.log.Warn("cannot read a buyer's ticket", "sale", s.name, "err", err)
+		return ledger.Joined{}, false, overflow.Problem{Reason: overflow.Unavailable, RetryAfter: time.Second,
+			Detail: "The line could not be read; joining again is safe."}
+	}
+	if ok && challenge != noProof {
+		g.m.proofs.WithLabelValues("held").Inc()
+	}
+	return j, ok, overflow.Problem{}
 }
 
 func (g *Gate) joinCount(s *sale, outcome string) {
@@ -730,6 +762,7 @@ func (g *Gate) PaceLines(ctx context.Context) {
 		return
 	}
 	now := g.now()
+	warm := true
 	for _, s := range *g.sales.Load() {
 		cfg := s.cfg.Load()
 		if !s.hasLine.Load() {
@@ -737,9 +770,15 @@ func (g *Gate) PaceLines(ctx context.Context) {
 		}
 		room := g.rooms.Room(s.name)
 		if room == nil {
+			warm = false
 			continue
 		}
 		g.paceLine(ctx, s, cfg, room, now)
+	}
+	// Ready once every room is read and its metrics set: a gate just
+	// restarted does not say ready while its line counters read zero.
+	if warm && !g.warm.Load() && g.ready.Load() {
+		g.warm.Store(true)
 	}
 }
 

@@ -65,4 +65,4 @@ func (g *Gate) heldTickets() int64 {
 	return n
 }
 
-var proofOutcomes = [...]string{"ok", "missing", "bad", "used"}
+var proofOutcomes = [...]string{"ok", "missing", "bad", "used", "held"}

@@ -180,7 +180,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.lineMaxTickets = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_line_max_tickets",
 		Help: "The most tickets this gate holds over every line (--line-max-tickets): past it joins are answered 503."})
 	m.proofs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_line_proofs_total",
-		Help: "Proofs of work checked on joins, by outcome: ok, missing, bad (wrong, expired, another sale's), used (spent on another ticket)."},
+		Help: "Proofs of work checked on joins, by outcome: ok, missing, bad (wrong, expired, another sale's), used (spent on another ticket), held (shown by a buyer holding a ticket, who got it back and kept the solution)."},
 		[]string{"outcome"})
 	for _, o := range proofOutcomes {
 		m.proofs.WithLabelValues(o)

@@ -45,6 +45,13 @@ func (g *Gate) Handler() fasthttp.RequestHandler {
 }
 
 func (g *Gate) handle(ctx *fasthttp.RequestCtx) {
+	g.dispatch(ctx)
+	if ctx.Response.StatusCode() >= 500 {
+		g.serverErrors.Add(1)
+	}
+}
+
+func (g *Gate) dispatch(ctx *fasthttp.RequestCtx) {
 	method := ctx.Method()
 	if string(method) == fasthttp.MethodPost {
 		// The flood's request line needs no normalising: match it

@@ -210,9 +210,11 @@ func (d *Drainer) Start(ctx context.Context) error {
 }
 
 // Stop stops fetching, lets the batches under way finish (committed,
-// recorded and acked) and returns when every goroutine has exited. If ctx
-// ends first, the batches still under way are abandoned unacked, to be
-// redelivered. Calling Stop twice is safe.
+// recorded and acked) and returns when every goroutine has exited. A
+// batch still waiting for its pace (backend_rate, --backend-rate) is not
+// under way: it is given back to the stream at once. If ctx ends first,
+// the batches still under way are abandoned unacked, to be redelivered.
+// Calling Stop twice is safe.
 func (d *Drainer) Stop(ctx context.Context) error {
 	d.stopOnce.Do(func() { close(d.stopFetch) })
 	done := make(chan struct{})
@@ -506,13 +508,44 @@ func (d *Drainer) waitPace(ctx context.Context, sd *saleDrain, n int) error {
 	for _, l := range []*rate.Limiter{sd.pace, d.pace} {
 		for left := n; left > 0 && l.Limit() != rate.Inf; {
 			k := min(left, l.Burst())
-			if err := l.WaitN(ctx, k); err != nil {
+			if err := d.waitTokens(ctx, l, k); err != nil {
 				return fmt.Errorf("%w: waiting for the backend's pace: %w", ErrUnavailable, err)
 			}
 			left -= k
 		}
 	}
 	return nil
+}
+
+// errStopping: the drain began to stop while a batch waited for its pace.
+var errStopping = errors.New("the drain is stopping")
+
+// waitTokens is l.WaitN(ctx, k), given up (its tokens given back) when
+// the drain begins to stop: a shutdown waits for the backend calls under
+// way, not for the pace, which at a low backend_rate would hold it for
+// as many seconds as batches are queued for it. Tokens there already are
+// taken even then: such a batch goes on as any batch under way.
+func (d *Drainer) waitTokens(ctx context.Context, l *rate.Limiter, k int) error {
+	r := l.ReserveN(time.Now(), k)
+	if !r.OK() {
+		return fmt.Errorf("%d orders exceed the pace's burst of %d", k, l.Burst())
+	}
+	wait := r.Delay()
+	if wait == 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		r.Cancel()
+		return ctx.Err()
+	case <-d.stopFetch:
+		r.Cancel()
+		return errStopping
+	}
 }
 
 // keepAlive tells JetStream, every third of AckWait until stop is called,
@@ -687,6 +720,11 @@ func (d *Drainer) settle(ctx context.Context, sd *saleDrain, items []item, resul
 // orders. An outage of the whole backend (ErrUnavailable, or nothing
 // decided lately) never counts, so it never dead-letters anything.
 func (d *Drainer) retry(ctx context.Context, sd *saleDrain, it item, cause error) {
+	if errors.Is(cause, errStopping) {
+		// Never sent: back to the stream at once, for the next drain.
+		_ = it.msg.Nak()
+		return
+	}
 	if !errors.Is(cause, ErrUnavailable) && d.backendHealthy() {
 		d.mu.Lock()
 		d.failures[it.id.String()]++

@@ -1,6 +1,7 @@
 package consumer_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sort"
@@ -200,4 +201,71 @@ func TestMaxWaitBoundsTheQueue(t *testing.T) {
 		t.Fatalf("sluice_sale_max_wait_seconds %v", v)
 	}
 	t.Logf("%d admitted, %d answered queue_full", len(admitted), full)
+}
+
+// A shutdown does not wait out the pace. With backend_rate 0.5 and orders
+// queued, the drain's workers (Workers x 2 batches under way) wait in
+// turn for the pace, two seconds each: SIGTERM took 16 s. The batches
+// still waiting are given back to the stream and Shutdown returns within
+// the backend calls under way; the next start drains every order once.
+func TestShutdownDoesNotWaitForThePace(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		http bool
+	}{{"SQLite", false}, {"HTTP endpoint, paced call by call", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sh, ts := newShop(func(id, buyer string, attempt int) (int, time.Duration) { return 201, 0 })
+			defer ts.Close()
+			dir := t.TempDir()
+			cfg := fast(gatetest.Config(t, ledger.Sale{Name: "slow", Stock: 40, BackendRate: 0.5}))
+			cfg.DataDir = dir
+			if tc.http {
+				cfg.Backend = ts.URL
+			}
+			srv := gatetest.Start(t, cfg)
+			ids := buyAll(t, "http://"+srv.APIAddr(), "slow", 20)
+			if len(ids) != 20 {
+				t.Fatalf("%d admitted", len(ids))
+			}
+			gatetest.Eventually(t, 10*time.Second, "the first order to go through the pace", func() bool {
+				return gatetest.Counter(t, srv.Registry(), "sluice_drain_orders_total", "sale", "slow", "outcome", "confirmed") >= 1
+			})
+			time.Sleep(time.Second) // the workers are waiting for the pace
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			start := time.Now()
+			err := srv.Shutdown(ctx)
+			took := time.Since(start)
+			t.Logf("shutdown took %v", took.Round(time.Millisecond))
+			if err != nil {
+				t.Fatalf("shutdown: %v", err)
+			}
+			// The pace would hold it 2 s per batch queued for it; the
+			// backend answers at once.
+			if took > 3*time.Second {
+				t.Fatalf("shutdown took %v: it waited for the pace", took)
+			}
+
+			// The next start, without the pace, drains every order once.
+			again := fast(gatetest.Config(t, ledger.Sale{Name: "slow", Stock: 40}))
+			again.DataDir, again.Backend = dir, cfg.Backend
+			srv = gatetest.Start(t, again)
+			waitDrained(t, srv.Ledger(), "slow", 30*time.Second)
+			checkStatuses(t, "http://"+srv.APIAddr(), ids, "confirmed")
+			if !tc.http {
+				checkBackend(t, backendDB(t, srv), "slow", 40, ids, 20)
+				return
+			}
+			sh.mu.Lock()
+			defer sh.mu.Unlock()
+			for _, id := range ids {
+				if _, ok := sh.orders[id]; !ok {
+					t.Errorf("order %s never reached the endpoint", id)
+				}
+			}
+			if len(sh.orders) != len(ids) {
+				t.Fatalf("the endpoint holds %d orders, want %d", len(sh.orders), len(ids))
+			}
+		})
+	}
 }

@@ -2,9 +2,9 @@ package limiter
 
 import (
 	"fmt"
-	"hash/maphash"
 	"math"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,20 +82,155 @@ func TestKeyedStaysBoundedWithAMillionKeys(t *testing.T) {
 	}
 }
 
+// sameShard returns n keys named prefix-i that hash to key's shard: the
+// keys that made a steady key's bucket depend on the hash seed when the
+// generations were counted per shard.
+func sameShard(k *Keyed[string], key, prefix string, n int) []string {
+	var keys []string
+	for i := 0; len(keys) < n; i++ {
+		if c := fmt.Sprint(prefix, i); k.shardOf(c) == k.shardOf(key) {
+			keys = append(keys, c)
+		}
+	}
+	return keys
+}
+
 func TestKeyedKeepsActiveKeys(t *testing.T) {
-	// A key in use survives a flood of one-off keys: it moves to the
-	// current generation each time it is seen.
+	// A key in use survives a flood of one-off keys, every one of them in
+	// its own shard: it moves to the current generation each time it is
+	// seen, and 49 keys between two of its requests are far fewer than
+	// the Cap()/2 the promise allows, whatever the hash seed.
 	k := NewKeyed[string](rate.Limit(0.001), 3, 640, time.Hour)
 	at := time.Unix(1_700_000_000, 0)
 	allowed := 0
-	for i := range 10_000 {
-		k.AllowAt(at, fmt.Sprint("flood-", i))
+	for i, key := range sameShard(k, "steady", "flood-", 3000) {
+		k.AllowAt(at, key)
 		if i%50 == 0 && k.AllowAt(at, "steady") {
 			allowed++
 		}
 	}
 	if allowed != 3 {
 		t.Fatalf("steady key allowed %d times, want its burst of 3: its bucket was forgotten", allowed)
+	}
+	if k.Len() > k.Cap() {
+		t.Fatalf("holds %d keys in one shard, cap %d", k.Len(), k.Cap())
+	}
+}
+
+// The promise of Keyed's comment, at its edges: a key asked for again
+// after Cap()/2 other keys keeps its bucket, after one more it may not;
+// the same whether the others share its shard or are spread.
+func TestKeyedPromiseIsExact(t *testing.T) {
+	const bound = 640
+	at := time.Unix(1_700_000_000, 0)
+	for _, tc := range []struct {
+		name   string
+		others func(k *Keyed[string], key string, n int) []string
+	}{
+		{"others in its shard", func(k *Keyed[string], key string, n int) []string {
+			return sameShard(k, key, key+"-other-", n)
+		}},
+		{"others spread", func(_ *Keyed[string], key string, n int) []string {
+			keys := make([]string, n)
+			for i := range keys {
+				keys[i] = fmt.Sprint(key, "-other-", i)
+			}
+			return keys
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// kept reports whether key, asked for once, still has its
+			// (empty) bucket after n other keys.
+			kept := func(k *Keyed[string], key string, n int) bool {
+				if !k.AllowAt(at, key) {
+					t.Fatalf("%s refused on its first request", key)
+				}
+				for _, o := range tc.others(k, key, n) {
+					k.AllowAt(at, o)
+				}
+				return !k.AllowAt(at, key)
+			}
+			// Wherever the key falls in its generation.
+			for _, offset := range []int{0, 1, bound/2 - 1, bound / 2} {
+				k := NewKeyed[string](rate.Limit(0.001), 1, bound, time.Hour)
+				for i := range offset {
+					k.AllowAt(at, fmt.Sprint("filler-", i))
+				}
+				if !kept(k, "steady", bound/2) {
+					t.Errorf("offset %d: forgotten after Cap()/2 = %d other keys", offset, bound/2)
+				}
+			}
+			// The last key of a generation: one other key more and the
+			// promise is spent, so it is forgotten (the promise is tight).
+			k := NewKeyed[string](rate.Limit(0.001), 1, bound, time.Hour)
+			for i := range bound/2 - 1 {
+				k.AllowAt(at, fmt.Sprint("filler-", i))
+			}
+			if kept(k, "last", bound/2+1) {
+				t.Errorf("the last key of a generation kept after Cap()/2+1 other keys")
+			}
+			// A key that started a generation is forgotten after Cap()
+			// others: the bound is the bound.
+			k = NewKeyed[string](rate.Limit(0.001), 1, bound, time.Hour)
+			if k.Cap() != bound {
+				t.Fatalf("Cap() = %d, want %d", k.Cap(), bound)
+			}
+			if kept(k, "first", bound) {
+				t.Errorf("a key kept after Cap() = %d other keys: the bound is not the bound", bound)
+			}
+			if k.Len() > k.Cap() {
+				t.Errorf("holds %d keys, cap %d", k.Len(), k.Cap())
+			}
+		})
+	}
+}
+
+// The time half of the promise: asked for again within the idle time, a
+// key keeps its bucket whatever the rotations the time causes; unseen for
+// two idle times while others come, it is forgotten.
+func TestKeyedKeepsKeysWithinTheIdleTime(t *testing.T) {
+	k := NewKeyed[string](rate.Limit(0.0001), 1, 1000, time.Minute)
+	at := time.Unix(1_700_000_000, 0)
+	k.AllowAt(at, "steady")
+	for i := range 5 {
+		// Rotations by time, each just under a minute after the last
+		// request of the steady key.
+		at = at.Add(time.Minute - time.Millisecond)
+		k.AllowAt(at, fmt.Sprint("other-", i))
+		if k.AllowAt(at, "steady") {
+			t.Fatalf("round %d: steady key forgotten within the idle time", i)
+		}
+	}
+	for i := range 3 {
+		at = at.Add(time.Minute)
+		k.AllowAt(at, fmt.Sprint("later-", i))
+	}
+	if !k.AllowAt(at, "steady") {
+		t.Fatal("a key unseen for three idle times kept its bucket")
+	}
+}
+
+func TestKeyedConcurrentStaysBounded(t *testing.T) {
+	const bound = 256
+	k := NewKeyed[string](rate.Limit(1), 1, bound, time.Hour)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 5000 {
+				k.Allow(fmt.Sprint(w, "-", i))
+				k.Allow(fmt.Sprint("steady-", w))
+			}
+		}()
+	}
+	wg.Wait()
+	// Once no rotation is visiting the shards, the bound holds exactly.
+	if n := k.Len(); n > k.Cap() {
+		t.Fatalf("holds %d keys, cap %d", n, k.Cap())
+	}
+	if k.Evicted() < 4*5000-bound {
+		t.Fatalf("evicted %d", k.Evicted())
 	}
 }
 
@@ -154,18 +289,12 @@ func BenchmarkKeyedAllow(b *testing.B) {
 	})
 }
 
-// The exact case: a key in the older generation returns just when its
-// shard's current generation is full. It must keep its (empty) bucket.
+// The exact case: a key in the older generation returns just when the
+// current generation is full. It must keep its (empty) bucket.
 func TestKeyedReturningKeySurvivesTheRotationItTriggers(t *testing.T) {
-	k := NewKeyed[string](rate.Limit(0.001), 3, 4*shardCount, time.Hour) // two keys a generation per shard
+	k := NewKeyed[string](rate.Limit(0.001), 3, 4, time.Hour) // two keys a generation
 	at := time.Unix(1_700_000_000, 0)
-	shard := func(key string) uint64 { return maphash.Comparable(k.seed, key) % shardCount }
-	var same []string // keys of the steady key's shard
-	for i := 0; len(same) < 3; i++ {
-		if key := fmt.Sprint("other-", i); shard(key) == shard("steady") {
-			same = append(same, key)
-		}
-	}
+	same := sameShard(k, "steady", "other-", 3)
 	for range 3 {
 		if !k.AllowAt(at, "steady") {
 			t.Fatal("burst refused")

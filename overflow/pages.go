@@ -310,6 +310,10 @@ function render() {
   $("wait").textContent = words[t.state] || t.state;
   $("title").textContent = t.state === "your_turn" ? "Your turn" : "You are in the line";
   $("turn").hidden = t.state !== "your_turn";
+  // "Notify me when it is my turn" only while the turn is to come, and
+  // while the browser can still ask: not at the turn, nor once the order
+  // is made, the line closed or the item sold out.
+  $("notify").hidden = !(t.state === "waiting" || t.state === "offered") || !canAsk();
   if (t.pass_expires_at) $("expires").textContent = "until " + new Date(t.pass_expires_at).toLocaleTimeString();
   document.documentElement.dataset.state = t.state;
   // The tab's title tells a person in another tab; a notification too,
@@ -326,6 +330,7 @@ function render() {
   }
 }
 let told = false;
+const canAsk = () => !!window.Notification && Notification.permission === "default";
 // A state that waits for the line is followed by a long poll (Prefer:
 // wait): the gate answers the moment it changes, and claims the turn the
 // moment it is offered, so a background tab, whose timers the browser
@@ -356,7 +361,6 @@ $("notify").addEventListener("click", async () => {
   try { await Notification.requestPermission(); } catch (e) { /* not offered */ }
   $("notify").hidden = true;
 });
-if (!window.Notification || Notification.permission !== "default") $("notify").hidden = true;
 $("buy").addEventListener("click", async () => {
   $("buy").disabled = true;
   $("result").textContent = "Ordering…";

@@ -379,6 +379,17 @@ func (l *Ledger) Join(ctx context.Context, sale, buyer string) (Joined, bool, er
 	return Joined{Ticket: id, Buyer: buyer, Seq: ack.Sequence}, true, nil
 }
 
+// HeldTicket reads the ticket buyer holds in sale's line, if any: a join
+// asks before it spends what buys a ticket (a proof of work, an address
+// slot), so that a holder's join returns the ticket and spends nothing.
+func (l *Ledger) HeldTicket(ctx context.Context, sale, buyer string) (Joined, bool, error) {
+	j, err := l.lineMsg(ctx, sale, LineBuyerSubject(sale, buyer))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Joined{}, false, nil
+	}
+	return j, err == nil, err
+}
+
 // lineMsg reads a ticket back by its buyer's subject.
 func (l *Ledger) lineMsg(ctx context.Context, sale, subj string) (Joined, error) {
 	str, err := l.js.Stream(ctx, LineStreamName(sale))

@@ -31,9 +31,24 @@ var consoleHTML []byte
 // consoleWindow is how many one-second samples the answer charts cover.
 const consoleWindow = 60
 
-// keepUpWindow: a drain keeps up when its queue is no deeper than this
-// many seconds ago (or empty).
-const keepUpWindow = 10
+// keepUpWindow is how far back a drain's trend is judged: the queue's
+// depth, the orders admitted and drained now against the newest sample at
+// least this many seconds old. judgeSpan is the least span of samples a
+// judgement needs.
+const (
+	keepUpWindow = 5 * time.Second
+	judgeSpan    = 2 * time.Second
+)
+
+// Drain states (SaleStatus.DrainState).
+const (
+	DrainNone          = "none"           // no drain consumer for the sale
+	DrainIdle          = "idle"           // the queue empty, nothing drained lately
+	DrainKeepingUp     = "keeping_up"     // the queue empty, or not growing: orders drained as fast as admitted
+	DrainFallingBehind = "falling_behind" // the queue grows (admitted faster than drained), or nothing drains
+	DrainQueueFull     = "queue_full"     // the queue at its bound: the drain sets the pace, buyers are told busy
+	DrainJudging       = "judging"        // a queue, and too few seconds of samples yet to tell its trend
+)
 
 // Status is the JSON of GET /status on the ops listener.
 type Status struct {
@@ -46,6 +61,12 @@ type Status struct {
 	// (a full store) and orders are answered 503 at once.
 	Ready          bool `json:"ready"`
 	LedgerRefusing bool `json:"ledger_refusing"`
+	// ServerErrors are the public API's 5xx answers since the start
+	// (admission.Gate.ServerErrors), ServerErrorsLastMinute those of the
+	// last minute: the gate's own failures. Refusals (sold out, busy,
+	// already ordered, bad input) are not errors.
+	ServerErrors           uint64 `json:"server_errors"`
+	ServerErrorsLastMinute uint64 `json:"server_errors_last_minute"`
 	// Waiters are the requests held for their order's decision (Prefer:
 	// wait) now, MaxWaiters the most the gate holds at once.
 	Waiters    int64         `json:"waiters"`
@@ -88,12 +109,15 @@ type JetStreamState struct {
 	StoreB    uint64 `json:"store_bytes"`
 	MemoryB   uint64 `json:"memory_bytes"`
 	MaxStoreB int64  `json:"max_store_bytes,omitempty"`
+	// APITotal and APIErrors are JetStream's counts of its API requests
+	// and of those it answered with an error. Most such errors are not
+	// failures: JetStream counts every "not found" it answers, and the
+	// gate looks up, on purpose, streams, consumers and records that do
+	// not exist yet (a sale's stream before it is made, a buyer's ticket
+	// before the first join). Failures show as ServerErrors.
 	APITotal  uint64 `json:"api_requests"`
 	APIErrors uint64 `json:"api_errors"`
-	// The same since the gate's first reading, once it had started: a
-	// start looks up streams it has not made yet, and JetStream counts
-	// each such "not found" as an API error, so a fresh gate's totals
-	// show a dozen errors that are not one. The console shows these.
+	// The same since the gate's first reading, once it had started.
 	APITotalSinceStart  uint64 `json:"api_requests_since_start"`
 	APIErrorsSinceStart uint64 `json:"api_errors_since_start"`
 	// Cluster is the meta group when JetStream is clustered: its leader and
@@ -106,9 +130,16 @@ type JetStreamState struct {
 // SaleStatus is a sale's report with the console's derived figures.
 type SaleStatus struct {
 	admission.SaleReport
-	// KeepingUp: a drain is attached and the queue is empty or no deeper
-	// than ten seconds ago.
-	KeepingUp bool `json:"keeping_up"`
+	// DrainState judges the drain from the queue's trend over the last
+	// five seconds (one of the Drain constants); KeepingUp is its yes or
+	// no: a drain is attached and the queue is empty or not growing.
+	// AdmitRate is the orders admitted per second over that window, and
+	// QueueTrend how many orders a second the queue grew by (negative:
+	// it shrinks); both absent until the window spans two seconds.
+	DrainState string   `json:"drain_state"`
+	KeepingUp  bool     `json:"keeping_up"`
+	AdmitRate  *float64 `json:"admit_rate,omitempty"`
+	QueueTrend *float64 `json:"queue_trend,omitempty"`
 	// AnswersPerSecond are this gate's answers per second by reason over
 	// the last minute, one point per second, oldest first; AnswersAt are
 	// the points' times (Unix seconds).
@@ -122,9 +153,17 @@ type DrainProcess struct {
 }
 
 type consoleSample struct {
-	at      time.Time
-	answers map[string]int64
-	pending int64
+	at       time.Time
+	answers  map[string]int64
+	depth    int64 // the queue
+	admitted int64
+	drained  int64
+}
+
+// errorSample is the gate's count of 5xx answers at a time.
+type errorSample struct {
+	at time.Time
+	n  uint64
 }
 
 type console struct {
@@ -135,6 +174,7 @@ type console struct {
 
 	mu      sync.Mutex
 	samples map[string][]consoleSample // per sale, oldest first, at most consoleWindow+1
+	errs    []errorSample              // oldest first, at most consoleWindow+1
 	js      JetStreamState
 	apiBase *JetStreamState // the first reading, for the counts since the start
 	mem     runtime.MemStats
@@ -154,12 +194,20 @@ func (c *console) sample(ctx context.Context) {
 	var mem runtime.MemStats
 	runtime.ReadMemStats(&mem)
 	rss := readRSS()
-	var reports []admission.SaleReport
+	var (
+		reports []admission.SaleReport
+		errs    uint64
+	)
 	if c.s.gate != nil {
 		reports = c.s.gate.Reports()
+		errs = c.s.gate.ServerErrors()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.errs = append(c.errs, errorSample{at: now, n: errs})
+	if len(c.errs) > consoleWindow+1 {
+		c.errs = append(c.errs[:0], c.errs[len(c.errs)-consoleWindow-1:]...)
+	}
 	if js.Error == "" && js.Connected {
 		if c.apiBase == nil || js.APITotal < c.apiBase.APITotal { // a restarted server counts from 0
 			base := js
@@ -172,7 +220,8 @@ func (c *console) sample(ctx context.Context) {
 	seen := make(map[string]bool, len(reports))
 	for _, r := range reports {
 		seen[r.Sale] = true
-		ss := append(c.samples[r.Sale], consoleSample{at: now, answers: r.Answers, pending: r.Pending})
+		ss := append(c.samples[r.Sale], consoleSample{at: now, answers: r.Answers, depth: r.QueueDepth,
+			admitted: r.Admitted, drained: r.Drained})
 		if len(ss) > consoleWindow+1 {
 			ss = append(ss[:0], ss[len(ss)-consoleWindow-1:]...)
 		}
@@ -232,6 +281,7 @@ func (c *console) status() Status {
 		reports = c.s.gate.Reports()
 		st.LedgerRefusing = c.s.gate.LedgerRefusing()
 		st.Waiters, st.MaxWaiters = c.s.gate.Waiters()
+		st.ServerErrors = c.s.gate.ServerErrors()
 	}
 	if c.s.cfg.DrainOnly {
 		st.Drain = &DrainProcess{Backend: c.s.cfg.Backend}
@@ -253,15 +303,20 @@ func (c *console) status() Status {
 	}
 	st.Process = p
 	st.JetStream = c.js
+	if len(c.errs) > 0 {
+		// Against the oldest sample, a minute ago once the gate is
+		// that old: the count only grows.
+		st.ServerErrorsLastMinute = st.ServerErrors - min(st.ServerErrors, c.errs[0].n)
+	}
 	for _, r := range reports {
-		st.Sales = append(st.Sales, c.saleStatus(r))
+		st.Sales = append(st.Sales, c.saleStatus(r, now))
 	}
 	return st
 }
 
-// saleStatus derives the rates and keeping-up from the sale's samples;
-// under c.mu.
-func (c *console) saleStatus(r admission.SaleReport) SaleStatus {
+// saleStatus derives the rates and the drain's state from the sale's
+// samples; under c.mu.
+func (c *console) saleStatus(r admission.SaleReport, now time.Time) SaleStatus {
 	ss := c.samples[r.Sale]
 	out := SaleStatus{SaleReport: r, AnswersAt: []int64{}, AnswersPerSecond: map[string][]float64{}}
 	for i := 1; i < len(ss); i++ {
@@ -280,20 +335,58 @@ func (c *console) saleStatus(r admission.SaleReport) SaleStatus {
 			}
 		}
 	}
-	if r.DrainAttached {
-		out.KeepingUp = r.Pending == 0
-		for i := len(ss) - 1; i >= 0 && !out.KeepingUp; i-- {
-			if time.Since(ss[i].at) >= keepUpWindow*time.Second {
-				out.KeepingUp = r.Pending <= ss[i].pending
-				break
-			}
-		}
-		if !out.KeepingUp && len(ss) > 0 && time.Since(ss[0].at) < keepUpWindow*time.Second {
-			// Younger than the window: judged by the drain rate alone.
-			_, out.KeepingUp = r.DrainRate.Value()
+	out.DrainState, out.AdmitRate, out.QueueTrend = judgeDrain(r, ss, now)
+	out.KeepingUp = out.DrainState == DrainKeepingUp || out.DrainState == DrainIdle
+	return out
+}
+
+// judgeDrain tells whether the drain keeps up with what the gate admits,
+// from the queue's trend: now (r) against the newest sample at least
+// keepUpWindow old (or the oldest, once it is judgeSpan old). A queue
+// that grew by more than a twentieth of what was drained meanwhile (the
+// slack of figures refreshed a few times a second) is falling behind;
+// so is one that did not move while nothing was drained for a whole
+// window. A queue at its bound cannot grow: the gate answers busy, and
+// the drain sets the pace, which is said as such.
+func judgeDrain(r admission.SaleReport, ss []consoleSample, now time.Time) (state string, admitRate, trend *float64) {
+	if !r.DrainAttached {
+		return DrainNone, nil, nil
+	}
+	var base *consoleSample
+	for i := len(ss) - 1; i >= 0; i-- {
+		if now.Sub(ss[i].at) >= keepUpWindow {
+			base = &ss[i]
+			break
 		}
 	}
-	return out
+	if base == nil && len(ss) > 0 && now.Sub(ss[0].at) >= judgeSpan {
+		base = &ss[0]
+	}
+	var grown, drained int64
+	if base != nil {
+		span := now.Sub(base.at).Seconds()
+		a := float64(r.Admitted-base.admitted) / span
+		g := float64(r.QueueDepth-base.depth) / span
+		admitRate, trend = &a, &g
+		grown, drained = r.QueueDepth-base.depth, r.Drained-base.drained
+	}
+	switch {
+	case r.QueueDepth == 0 && (base == nil || drained == 0):
+		return DrainIdle, admitRate, trend
+	case r.QueueDepth == 0:
+		return DrainKeepingUp, admitRate, trend
+	case r.QueueBound > 0 && r.QueueDepth >= r.QueueBound:
+		return DrainQueueFull, admitRate, trend
+	case base == nil:
+		return DrainJudging, nil, nil
+	case grown > drained/20:
+		return DrainFallingBehind, admitRate, trend
+	case drained == 0 && now.Sub(base.at) >= keepUpWindow:
+		return DrainFallingBehind, admitRate, trend // stalled
+	case drained == 0:
+		return DrainJudging, admitRate, trend
+	}
+	return DrainKeepingUp, admitRate, trend
 }
 
 func (c *console) serveStatus(w http.ResponseWriter, _ *http.Request) {

@@ -38,8 +38,13 @@ func TestStatusJSON(t *testing.T) {
 	if sale.Sale != "s1" || sale.Admitted != 5 || sale.Answers["admitted"] != 5 || sale.Answers["sold_out"] != 3 || sale.QueueBound != 100 {
 		t.Fatalf("sale %+v", sale)
 	}
-	if !sale.DrainAttached || !sale.KeepingUp || sale.State != "sold_out" {
-		t.Fatalf("drain attached %v, keeping up %v, state %s", sale.DrainAttached, sale.KeepingUp, sale.State)
+	if !sale.DrainAttached || !sale.KeepingUp || sale.State != "sold_out" ||
+		(sale.DrainState != serve.DrainKeepingUp && sale.DrainState != serve.DrainIdle) {
+		t.Fatalf("drain attached %v, keeping up %v (%s), state %s", sale.DrainAttached, sale.KeepingUp, sale.DrainState, sale.State)
+	}
+	// Three buyers told "sold out" are answered, not failed.
+	if st.ServerErrors != 0 || st.ServerErrorsLastMinute != 0 {
+		t.Fatalf("%d server errors (%d in the last minute) after refusals only", st.ServerErrors, st.ServerErrorsLastMinute)
 	}
 	var sum float64
 	for _, v := range sale.AnswersPerSecond["admitted"] {
@@ -171,5 +176,97 @@ func TestConsoleInChromium(t *testing.T) {
 		if !strings.Contains(e, "status of 401") { // the refusal the test asked for
 			t.Fatalf("console error: %s", e)
 		}
+	}
+}
+
+// The console's alarms in a real browser. The drain is judged by the
+// queue's trend: while the gate admits three times what the backend's
+// pace drains, from the first seconds after the start, it says "falling
+// behind", never "keeping up"; once the burst ends and the queue
+// shrinks, "keeping up". Only the gate's own failures are errors: sold
+// out, already ordered and busy answers are not, a join answered 503
+// (the gate holds no more tickets) is, in red; JetStream's API errors
+// ("not found" answers the gate asks for) are a figure, not an alarm.
+func TestConsoleJudgesTheDrainAndCountsOnlyFailures(t *testing.T) {
+	b := browsertest.New(t)
+	cfg := gatetest.Config(t, ledger.Sale{Name: "paced", Stock: 1000, BackendRate: 20},
+		ledger.Sale{Name: "tiny", Stock: 1, QueueBound: 1},
+		ledger.Sale{Name: "line", Stock: 5, StartsAt: time.Now().Add(time.Hour), WaitingRoom: true, LineOpens: ledger.Duration(2 * time.Hour)})
+	cfg.AdminToken = "console-secret"
+	cfg.Gate.LineMaxTickets = 1
+	s := gatetest.Start(t, cfg)
+	c := gatetest.Client()
+	api, ops := "http://"+s.APIAddr(), s.OpsAddr()
+	field := func(sale, name string) string {
+		return `((document.querySelector('[data-sale="` + sale + `"] [data-field="` + name + `"]') || {}).textContent || "")`
+	}
+	b.Do(t, "open the console", chromedp.Navigate("http://"+ops+"/"))
+	b.WaitFor(t, "the sale's card", field("paced", "admitted")+` === "0"`, 10*time.Second)
+
+	// 60 orders a second for five seconds, the drain paced at 20.
+	burst := make(chan struct{})
+	go func() {
+		defer close(burst)
+		tick := time.NewTicker(time.Second / 60)
+		defer tick.Stop()
+		for i := range 300 {
+			<-tick.C
+			go gatetest.Order(t, c, api, "paced", fmt.Sprint("buyer-", i), "")
+		}
+	}()
+	var seen []string
+	drain := `document.querySelector('[data-sale="paced"] [data-field="drain"]')`
+	for done := false; !done; {
+		select {
+		case <-burst:
+			done = true
+		case <-time.After(200 * time.Millisecond):
+		}
+		text := browsertest.Eval[string](t, b, `(`+drain+` || {}).textContent || ""`)
+		if len(seen) == 0 || seen[len(seen)-1] != text {
+			seen = append(seen, text)
+		}
+	}
+	t.Logf("the drain during the burst: %q", seen)
+	behind := false
+	for _, text := range seen {
+		if strings.HasPrefix(text, "keeping up") {
+			t.Errorf("the console said %q while the queue grew", text)
+		}
+		behind = behind || strings.HasPrefix(text, "falling behind: queue +")
+	}
+	if !behind {
+		t.Errorf("the console never said the drain was falling behind during the burst: %q", seen)
+	}
+	b.WaitFor(t, "the queue shrinking judged as keeping up", field("paced", "drain")+`.startsWith("keeping up: queue \u2212")`, 15*time.Second)
+
+	// Refusals are answers, not errors.
+	for _, buyer := range []string{"ann", "bob", "ann"} {
+		gatetest.Order(t, c, api, "tiny", buyer, "") // 202, 410 sold out, 409 already ordered
+	}
+	wantProblem(t, "a join past --line-max-tickets", func() gatetest.Answer {
+		joinBuyer(t, c, api, "line", "first")
+		return joinBuyer(t, c, api, "line", "second")
+	}(), 503, "unavailable")
+	// A sale made from the admin API: its look-ups of what is not made
+	// yet are JetStream API errors.
+	gatetest.Admin(t, c, ops, "PUT", "/admin/sales/later", cfg.AdminToken, `{"stock":5}`)
+	b.WaitFor(t, "the failure counted", `document.querySelector('[data-field="server_errors"]').textContent === "1 in the last minute, 1 since the start"`, 10*time.Second)
+	if cls := browsertest.Eval[string](t, b, `document.querySelector('[data-field="server_errors"]').className`); cls != "bad" {
+		t.Errorf("a 5xx in the last minute shows as %q, want bad", cls)
+	}
+	st := readStatus(t, c, s)
+	if st.ServerErrors != 1 || st.ServerErrorsLastMinute != 1 {
+		t.Errorf("status: %d server errors, %d in the last minute; want the one 503", st.ServerErrors, st.ServerErrorsLastMinute)
+	}
+	if st.JetStream.APIErrorsSinceStart == 0 {
+		t.Fatalf("no JetStream API error since the start (%+v): this test cannot tell an alarm from a figure", st.JetStream)
+	}
+	b.WaitFor(t, "JetStream's API figures", `document.querySelector('[data-field="jetstream_api"]').textContent.includes("answered with an error")`, 5*time.Second)
+	if cls := browsertest.Eval[string](t, b, `document.querySelector('[data-field="jetstream_api"]').className`); cls != "" {
+		t.Errorf("JetStream's API errors (%d, not-found look-ups) shown as %q: not an alarm", st.JetStream.APIErrorsSinceStart, cls)
+	}
+	if errs := b.Errors(); len(errs) > 0 {
+		t.Fatalf("console errors: %v", errs)
 	}
 }

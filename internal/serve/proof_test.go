@@ -130,3 +130,39 @@ func TestJoinProof(t *testing.T) {
 		t.Fatalf("gate A counted %v spent proofs shown again, want 1", v)
 	}
 }
+
+// A buyer holding a ticket who joins again with a freshly solved proof (a
+// reload, a second tab) gets the ticket back and keeps the solution: it
+// was not spent, so it still buys another buyer's ticket.
+func TestRejoinWithAFreshProofKeepsIt(t *testing.T) {
+	sale := ledger.Sale{Name: "drop", Stock: 5, StartsAt: time.Now().Add(time.Hour), WaitingRoom: true,
+		LineOpens: ledger.Duration(2 * time.Hour), JoinProof: "altcha", ProofMaxNumber: 3000}
+	g := gatetest.Start(t, gatetest.Config(t, sale))
+	gatetest.Eventually(t, 10*time.Second, "the room to open", func() bool { return g.Rooms().Room("drop") != nil })
+	base, c := "http://"+g.APIAddr(), gatetest.Client()
+	solve := func() string { return altchaSolve(t, gatetest.Get(t, c, base+"/v1/sales/drop/line/challenge")) }
+
+	alice := joinWithProof(t, c, base, "drop", "alice", solve())
+	if alice.Status != 201 {
+		t.Fatalf("alice's join: %d %s", alice.Status, alice.Raw)
+	}
+	fresh := solve()
+	again := joinWithProof(t, c, base, "drop", "alice", fresh)
+	if again.Status != 200 || again.Str("ticket_id") != alice.Str("ticket_id") {
+		t.Fatalf("alice's join with a fresh proof: %d %s, want 200 and her ticket", again.Status, again.Raw)
+	}
+	wantProblem(t, "alice's join with no proof", joinWithProof(t, c, base, "drop", "alice", ""), 428, "proof_required")
+	bob := joinWithProof(t, c, base, "drop", "bob", fresh)
+	if bob.Status != 201 || bob.Str("ticket_id") == alice.Str("ticket_id") {
+		t.Fatalf("bob's join with the solution alice showed while holding a ticket: %d %s, want 201 and a ticket: it was not spent", bob.Status, bob.Raw)
+	}
+	wantProblem(t, "the solution, spent by bob, shown by carol", joinWithProof(t, c, base, "drop", "carol", fresh), 403, "bad_proof")
+	if n := lineMsgs(t, g.Ledger(), "drop"); n != 2 {
+		t.Fatalf("the line holds %d records, want alice's and bob's tickets", n)
+	}
+	for outcome, want := range map[string]float64{"ok": 2, "held": 1, "used": 1} {
+		if v := gatetest.Counter(t, g.Registry(), "sluice_line_proofs_total", "outcome", outcome); v != want {
+			t.Errorf("sluice_line_proofs_total{outcome=%q} = %v, want %v", outcome, v, want)
+		}
+	}
+}

@@ -416,6 +416,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		s.indexer = every(cfg.Refresh, s.indexSoldOut)
 		s.prober = every(500*time.Millisecond, s.probeStore)
+		// A first pace before the ops listener serves: the rooms' gauges
+		// and counters are set, and the gate ready, from its first answer.
+		s.gate.PaceLines(ctx)
 		s.pacer = every(cfg.Refresh, s.gate.PaceLines)
 	}
 	if !cfg.NoDrain {

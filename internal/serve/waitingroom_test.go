@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
 	"sluice/admission"
@@ -582,9 +583,21 @@ func TestWaitingPageInChromium(t *testing.T) {
 		return gatetest.Get(t, c, api+"/v1/sales/drop/draw").Body["seed"] != nil
 	})
 
+	// Notifications not decided yet, as for a visitor: the page may ask.
+	if _, err := chromedp.Call(b.Ctx, browser.SetPermission, browser.SetPermissionParams{
+		Permission: &browser.PermissionDescriptor{Name: "notifications"}, Setting: browser.PermissionSettingPrompt, Origin: api}); err != nil {
+		t.Fatalf("set the notifications permission: %v", err)
+	}
+	notifyShown := `!document.getElementById("notify").hidden`
 	b.Do(t, "open the line", chromedp.Navigate(api+"/v1/sales/drop/line"))
 	b.Do(t, "join", chromedp.SendKeys("#buyer_id", "web-buyer"), chromedp.Click("#join"), chromedp.WaitVisible("#position"))
 	b.WaitFor(t, "the waiting page", `document.getElementById("position") && document.getElementById("position").textContent === "4"`, 10*time.Second)
+	if p := browsertest.Eval[string](t, b, `Notification.permission`); p != "default" {
+		t.Fatalf("Notification.permission %q: this test needs the page able to ask", p)
+	}
+	if st := browsertest.Eval[string](t, b, `t.state`); (st == "waiting" || st == "offered") != browsertest.Eval[bool](t, b, notifyShown) {
+		t.Errorf("in state %s the page shows Notify me: %v", st, browsertest.Eval[bool](t, b, notifyShown))
+	}
 	// Waiting: with an estimate, or, when the pace offered this position
 	// (stock 4 covers it) before the page loaded and the page claimed
 	// it, for the pass that comes once the stock covers those ahead.
@@ -611,6 +624,9 @@ func TestWaitingPageInChromium(t *testing.T) {
 	if w := browsertest.Eval[string](t, b, `document.getElementById("progress").style.width`); w != "100%" {
 		t.Errorf("the progress bar at the turn: %s", w)
 	}
+	if browsertest.Eval[bool](t, b, notifyShown) {
+		t.Error("the page offers to notify of a turn that has come")
+	}
 	b.Do(t, "buy", chromedp.Click("#buy"))
 	b.WaitFor(t, "the confirmation", `document.getElementById("result").dataset.status === "confirmed"`, 20*time.Second)
 	order := browsertest.Eval[string](t, b, `document.getElementById("result").dataset.order`)
@@ -621,6 +637,16 @@ func TestWaitingPageInChromium(t *testing.T) {
 		t.Fatal(err)
 	} else if o, err := s.Ledger().Lookup(context.Background(), oid); err != nil || o.BuyerID != "web-buyer" {
 		t.Fatalf("the page's order in the ledger: %+v %v", o, err)
+	}
+	if browsertest.Eval[bool](t, b, notifyShown) {
+		t.Error("the page offers Notify me after the order is confirmed")
+	}
+	// And the ticket's page opened again after the order, as the gate
+	// renders it.
+	b.Do(t, "open the ticket's page again", chromedp.Navigate(api+"/v1/tickets/"+browsertest.Eval[string](t, b, `t.ticket_id`)))
+	b.WaitFor(t, "the ordered ticket", `document.documentElement.dataset.state === "ordered"`, 10*time.Second)
+	if browsertest.Eval[bool](t, b, notifyShown) {
+		t.Error("the ticket's page, reloaded after the order, offers Notify me")
 	}
 	if errs := b.Errors(); len(errs) > 0 {
 		t.Fatalf("the page logged errors: %v", errs)
