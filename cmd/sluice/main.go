@@ -37,9 +37,21 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil && !errors.Is(err, flag.ErrHelp) { // asking for help is not an error
-		fmt.Fprintln(os.Stderr, "sluice:", err)
+		printError(os.Stderr, err)
 		os.Exit(exitCode(err))
 	}
+}
+
+// printError prints err after "sluice: ", each of several errors (a
+// configuration's) on a line of its own.
+func printError(w io.Writer, err error) {
+	if multi, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range multi.Unwrap() {
+			printError(w, e)
+		}
+		return
+	}
+	fmt.Fprintln(w, "sluice:", err)
 }
 
 // exitError carries a specific exit status.
@@ -90,8 +102,9 @@ Every command takes --help.
 
 // parseFlags parses a command's flags. -h and --help print the command's
 // usage (fs.Usage) once, to stdout, so that `sluice serve --help | less`
-// shows it, and return flag.ErrHelp; a bad flag prints the usage once, to
-// stderr, where main prints the error.
+// shows it, and return flag.ErrHelp. A bad flag or value returns the
+// flag package's error and a hint where the usage is, as the go tool
+// does, instead of a hundred lines of usage that push the error away.
 func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 	usage := fs.Usage
 	if usage == nil {
@@ -103,15 +116,15 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
 	fs.Usage = usage
+	fs.SetOutput(stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		fs.SetOutput(stdout)
 		usage()
-	case err != nil:
 		fs.SetOutput(stderr)
-		usage()
+	case err != nil:
+		return &exitError{code: 2, err: fmt.Errorf("%w\nRun '%s --help' for usage.", err, fs.Name())}
 	}
-	fs.SetOutput(stderr)
 	return err
 }
 
