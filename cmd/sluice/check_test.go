@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runBinary runs the built sluice in dir with args and env added to an
+// environment without any SLUICE_ variable of the test's own.
+func runBinary(t *testing.T, dir string, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	cmd.Dir = dir
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SLUICE_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("sluice %s: still running after 20 s (--check must start nothing)", strings.Join(args, " "))
+	}
+	return code, o.String(), e.String()
+}
+
+// selfSigned writes a certificate and its key (PEM) for 127.0.0.1 into
+// dir; the certificate is its own CA, so it serves as a route CA too.
+func selfSigned(t *testing.T, dir, name string) (cert, key string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	writeFile(t, cert, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	writeFile(t, key, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})))
+	return cert, key
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setting is one flag's value in a case.
+type setting struct{ name, value string }
+
+// form is one way of giving settings: on the command line with a space
+// or an equals sign, in the environment, in the config file.
+type form string
+
+const (
+	formFlag   form = "--flag value"
+	formEquals form = "--flag=value"
+	formEnv    form = "SLUICE_FLAG"
+	formFile   form = "config file"
+)
+
+var forms = []form{formFlag, formEquals, formEnv, formFile}
+
+// give turns settings into the arguments, environment and config file
+// (written into dir) of form f.
+func (f form) give(t *testing.T, dir string, settings []setting) (args, env []string) {
+	t.Helper()
+	var yaml strings.Builder
+	for _, s := range settings {
+		key := strings.ReplaceAll(s.name, "-", "_")
+		switch f {
+		case formFlag:
+			if s.value == "true" { // a bool flag takes no separate value
+				args = append(args, "--"+s.name)
+			} else {
+				args = append(args, "--"+s.name, s.value)
+			}
+		case formEquals:
+			args = append(args, "--"+s.name+"="+s.value)
+		case formEnv:
+			env = append(env, "SLUICE_"+strings.ToUpper(key)+"="+s.value)
+		case formFile:
+			fmt.Fprintf(&yaml, "%s: %q\n", key, s.value)
+		}
+	}
+	if f == formFile {
+		file := filepath.Join(dir, "sluice.yaml")
+		writeFile(t, file, yaml.String())
+		args = append(args, "--config", file)
+	}
+	return args, env
+}
+
+// label is how sluice names a setting given in form f.
+func (f form) label(name string) string {
+	switch f {
+	case formEnv:
+		return "SLUICE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + ":"
+	case formFile:
+		return strings.ReplaceAll(name, "-", "_") + " in "
+	}
+	return "--" + name + ":"
+}
+
+// TestBuyerHeaderWithTrustedProxies is issue 27's door that never opened:
+// --buyer-header with --trusted-proxies was refused in every form, by a
+// check that ran before --trusted-proxies was parsed and named
+// --cors-origin. Through the built binary: --check in every form, and a
+// gate that starts and takes the buyer from the header.
+func TestBuyerHeaderWithTrustedProxies(t *testing.T) {
+	for _, proxies := range []string{"10.1.2.3", "10.0.0.0/8", "127.0.0.1", "127.0.0.1,10.0.0.0/8"} {
+		for _, f := range forms {
+			t.Run(proxies+"/"+string(f), func(t *testing.T) {
+				dir := t.TempDir()
+				args, env := f.give(t, dir, []setting{{"buyer-header", "X-User-Id"}, {"trusted-proxies", proxies}})
+				code, out, errOut := runBinary(t, dir, env, append([]string{"serve", "--check"}, args...)...)
+				if code != 0 || !strings.HasPrefix(out, "sluice: configuration OK (") {
+					t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+				}
+			})
+		}
+	}
+	g := startServe(t, "--data-dir", t.TempDir(), "--buyer-header", "X-User-Id", "--trusted-proxies", "127.0.0.1", "--sale", "hdr=5")
+	for _, c := range []struct {
+		header string
+		want   int
+	}{{"alice", http.StatusAccepted}, {"alice", http.StatusConflict}, {"", http.StatusBadRequest}} {
+		req, _ := http.NewRequest("POST", "http://"+g.api+"/v1/sales/hdr/orders", strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		if c.header != "" {
+			req.Header.Set("X-User-Id", c.header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("X-User-Id %q: %d %s, want %d", c.header, resp.StatusCode, body, c.want)
+		}
+	}
+}
+
+// TestCheckSettingsThatNeedAnother: every setting that depends on
+// another, in every form a setting can be given (--flag value,
+// --flag=value, SLUICE_FLAG, the config file), through the built binary
+// with --check: without its partner (or with a contradicting one) it is
+// refused, and the error names the setting as it was given; with it,
+// the configuration is OK. Nothing may be started: a gate would not
+// exit, and runBinary fails a process that runs for 20 s.
+func TestCheckSettingsThatNeedAnother(t *testing.T) {
+	files := t.TempDir()
+	cert, key := selfSigned(t, files, "gate")
+	secret := filepath.Join(files, "secret")
+	writeFile(t, secret, strings.Repeat("k", 40)+"\n")
+	token := filepath.Join(files, "token")
+	writeFile(t, token, "t0ken\n")
+	cluster := []setting{{"cluster-listen", "127.0.0.1:16222"}, {"server-name", "g1"}}
+	jwks := setting{"buyer-token-jwks", "https://shop.example/.well-known/jwks.json"}
+	for _, c := range []struct {
+		name      string
+		role      string    // serve unless drain
+		base      []setting // given in both runs
+		bad       []setting // refused, naming want
+		want      string    // the setting the error names
+		good      []setting // accepted with base
+		wantWords string    // also in the error
+	}{
+		{name: "buyer-header needs trusted-proxies", bad: []setting{{"buyer-header", "X-User-Id"}}, want: "buyer-header", wantWords: "needs --trusted-proxies",
+			good: []setting{{"buyer-header", "X-User-Id"}, {"trusted-proxies", "10.1.2.3"}}},
+		{name: "buyer-header or a token", bad: []setting{{"buyer-header", "X-User-Id"}, {"trusted-proxies", "10.1.2.3"}, jwks}, want: "buyer-header", wantWords: "not both",
+			good: []setting{jwks}},
+		{name: "tls-cert needs tls-key", bad: []setting{{"tls-cert", cert}}, want: "tls-cert", wantWords: "needs --tls-key",
+			good: []setting{{"tls-cert", cert}, {"tls-key", key}}},
+		{name: "tls-key needs tls-cert", bad: []setting{{"tls-key", key}}, want: "tls-key", wantWords: "needs --tls-cert",
+			good: []setting{{"tls-cert", cert}, {"tls-key", key}}},
+		{name: "cluster-user needs cluster-password", base: cluster, bad: []setting{{"cluster-user", "route"}}, want: "cluster-user", wantWords: "needs --cluster-password",
+			good: []setting{{"cluster-user", "route"}, {"cluster-password", "pw"}}},
+		{name: "cluster-password needs cluster-user", base: cluster, bad: []setting{{"cluster-password", "pw"}}, want: "cluster-password", wantWords: "needs --cluster-user",
+			good: []setting{{"cluster-user", "route"}, {"cluster-password", "pw"}}},
+		{name: "cluster TLS trio", base: cluster, bad: []setting{{"cluster-tls-cert", cert}, {"cluster-tls-key", key}}, want: "cluster-tls-cert", wantWords: "needs --cluster-tls-ca",
+			good: []setting{{"cluster-tls-cert", cert}, {"cluster-tls-key", key}, {"cluster-tls-ca", cert}}},
+		{name: "cluster settings need cluster-listen", bad: []setting{{"cluster-routes", "nats://10.0.0.2:6222"}}, want: "cluster-routes", wantWords: "needs --cluster-listen",
+			good: append([]setting{{"cluster-routes", "nats://10.0.0.2:6222"}}, cluster...)},
+		{name: "cluster-listen needs server-name", bad: []setting{{"cluster-listen", "127.0.0.1:16222"}}, want: "cluster-listen", wantWords: "needs --server-name",
+			good: cluster},
+		{name: "replicas need a cluster", bad: []setting{{"replicas", "3"}}, want: "replicas", wantWords: "needs a cluster",
+			good: append([]setting{{"replicas", "3"}}, cluster...)},
+		{name: "buyer-token-cookie needs a key", bad: []setting{{"buyer-token-cookie", "shop_session"}}, want: "buyer-token-cookie", wantWords: "needs --buyer-token-jwks",
+			good: []setting{{"buyer-token-cookie", "shop_session"}, {"buyer-token-secret-file", secret}}},
+		{name: "buyer-token-issuer needs a key", bad: []setting{{"buyer-token-issuer", "https://shop.example"}}, want: "buyer-token-issuer", wantWords: "needs --buyer-token-jwks",
+			good: []setting{{"buyer-token-issuer", "https://shop.example"}, jwks}},
+		{name: "buyer-token-audience needs a key", bad: []setting{{"buyer-token-audience", "gate"}}, want: "buyer-token-audience", wantWords: "needs --buyer-token-jwks",
+			good: []setting{{"buyer-token-audience", "gate"}, jwks}},
+		{name: "buyer-token jwks or secret", bad: []setting{jwks, {"buyer-token-secret-file", secret}}, want: "buyer-token-jwks", wantWords: "not both",
+			good: []setting{{"buyer-token-secret-file", secret}}},
+		{name: "cors-credentials needs cors-origin", bad: []setting{{"cors-credentials", "true"}}, want: "cors-credentials", wantWords: "needs --cors-origin",
+			good: []setting{{"cors-credentials", "true"}, {"cors-origin", "https://shop.example"}}},
+		{name: "sync-interval needs sync interval", bad: []setting{{"sync", "always"}, {"sync-interval", "1s"}}, want: "sync-interval", wantWords: "needs --sync interval",
+			good: []setting{{"sync", "interval"}, {"sync-interval", "1s"}}},
+		{name: "gc-headroom needs gc-percent above 100", bad: []setting{{"gc-percent", "100"}, {"gc-headroom", "64MiB"}}, want: "gc-headroom", wantWords: "needs --gc-percent above 100",
+			good: []setting{{"gc-percent", "400"}, {"gc-headroom", "64MiB"}}},
+		{name: "gc-percent off needs memory-limit", bad: []setting{{"gc-percent", "-1"}}, want: "gc-percent", wantWords: "give --memory-limit",
+			good: []setting{{"gc-percent", "-1"}, {"memory-limit", "2GiB"}}},
+		{name: "admin-token or its file", bad: []setting{{"admin-token", "x"}, {"admin-token-file", token}}, want: "admin-token-file", wantWords: "give one",
+			good: []setting{{"admin-token-file", token}}},
+		{name: "nats-url embeds no server", bad: []setting{{"nats-url", "nats://127.0.0.1:4222"}, {"nats-listen", "127.0.0.1:4223"}}, want: "nats-listen", wantWords: "--nats-url",
+			good: []setting{{"nats-url", "nats://127.0.0.1:4222"}}},
+		{name: "drain needs nats-url", role: "drain", bad: []setting{{"workers", "2"}}, want: "nats-url", wantWords: "required",
+			good: []setting{{"workers", "2"}, {"nats-url", "nats://127.0.0.1:4222"}}},
+		{name: "drain backend", role: "drain", base: []setting{{"nats-url", "nats://127.0.0.1:4222"}}, bad: []setting{{"backend", "mysql://db/shop"}}, want: "backend", wantWords: "want a SQLite path",
+			good: []setting{{"backend", "postgres://sluice@db/shop"}}},
+	} {
+		role := c.role
+		if role == "" {
+			role = "serve"
+		}
+		for _, f := range forms {
+			t.Run(c.name+"/"+string(f), func(t *testing.T) {
+				t.Parallel()
+				dir := t.TempDir()
+				args, env := f.give(t, dir, append(append([]setting{}, c.base...), c.bad...))
+				code, out, errOut := runBinary(t, dir, env, append([]string{role, "--check"}, args...)...)
+				label := f.label(c.want)
+				if !slices.ContainsFunc(c.bad, func(s setting) bool { return s.name == c.want }) {
+					label = "--" + c.want + ":" // a setting missing is named by its flag
+				}
+				if code == 0 || !strings.Contains(errOut, label) || !strings.Contains(errOut, c.wantWords) {
+					t.Errorf("%v %v: exit %d, stdout %q, stderr %q; want an error naming %q that says %q", env, args, code, out, errOut, label, c.wantWords)
+				}
+				args, env = f.give(t, dir, append(append([]setting{}, c.base...), c.good...))
+				code, out, errOut = runBinary(t, dir, env, append([]string{role, "--check"}, args...)...)
+				if code != 0 || !strings.HasPrefix(out, "sluice: configuration OK (") || errOut != "" {
+					t.Errorf("%v %v: exit %d, stdout %q, stderr %q; want OK", env, args, code, out, errOut)
+				}
+				if entries, _ := os.ReadDir(dir); len(entries) > 1 {
+					t.Errorf("--check wrote into its directory: %v", entries)
+				}
+			})
+		}
+	}
+}
