@@ -294,3 +294,78 @@ func TestCheckSettingsThatNeedAnother(t *testing.T) {
 		}
 	}
 }
+
+// The admin token from a file, for the gate and for its clients, and the
+// clients finding the gate by the gate's own SLUICE_OPS_LISTEN: through
+// the built binary, as an operator's shell or unit runs them.
+func TestAdminTokenFileAndOpsListen(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	writeFile(t, token, "s3cret\n")
+	g := startServe(t, "--data-dir", t.TempDir(), "--admin-token-file", token, "--sale", "tok=5")
+	ops := []string{"SLUICE_OPS_LISTEN=" + g.ops}
+	for _, c := range []struct {
+		name string
+		env  []string
+		args []string
+		want int
+		says string
+	}{
+		{"file from the environment", []string{"SLUICE_ADMIN_TOKEN_FILE=" + token}, []string{"sale", "show", "tok"}, 0, "tok"},
+		{"file flag", nil, []string{"sale", "list", "--admin-token-file", token}, 0, "tok"},
+		{"file flag beats a wrong SLUICE_ADMIN_TOKEN", []string{"SLUICE_ADMIN_TOKEN=wrong"}, []string{"sale", "list", "--admin-token-file", token}, 0, "tok"},
+		{"the token as the file holds it, less the newline", []string{"SLUICE_ADMIN_TOKEN=s3cret"}, []string{"sale", "list"}, 0, "tok"},
+		{"both variables", []string{"SLUICE_ADMIN_TOKEN=s3cret", "SLUICE_ADMIN_TOKEN_FILE=" + token}, []string{"sale", "list"}, 2, "give one"},
+		{"empty file", []string{"SLUICE_ADMIN_TOKEN_FILE=" + filepath.Join(dir, "empty")}, []string{"sale", "list"}, 2, "is empty"},
+		{"missing file", nil, []string{"sale", "list", "--admin-token-file", filepath.Join(dir, "none")}, 2, "no such file"},
+		{"status", nil, []string{"status"}, 0, "tok"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			writeFile(t, filepath.Join(dir, "empty"), "\n")
+			code, out, errOut := runBinary(t, dir, append(append([]string{}, ops...), c.env...), c.args...)
+			if code != c.want || !strings.Contains(out+errOut, c.says) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d saying %q", code, out, errOut, c.want, c.says)
+			}
+		})
+	}
+	// The gate refuses an empty token file, and a token given twice.
+	for _, args := range [][]string{
+		{"--admin-token-file", filepath.Join(dir, "empty")},
+		{"--admin-token-file", token, "--admin-token", "x"},
+	} {
+		code, _, errOut := runBinary(t, dir, nil, append([]string{"serve", "--check"}, args...)...)
+		if code == 0 || !strings.Contains(errOut, "--admin-token-file:") {
+			t.Errorf("serve %v: exit %d, %q", args, code, errOut)
+		}
+	}
+}
+
+// A drain beside a gate, sharing its environment or config file, does
+// not take the gate's ops port: it reads SLUICE_DRAIN_OPS_LISTEN and
+// drain_ops_listen, never SLUICE_OPS_LISTEN or ops_listen (the gate
+// holds that port, and the drain failed to bind it).
+func TestDrainOpsListenIsNotTheGates(t *testing.T) {
+	dir := t.TempDir()
+	shared := filepath.Join(dir, "shared.yaml")
+	writeFile(t, shared, "ops_listen: 127.0.0.1:7464\ndrain_ops_listen: 127.0.0.1:7465\nnats_url: nats://127.0.0.1:4222\n")
+	for _, c := range []struct {
+		name string
+		role string
+		env  []string
+		args []string
+		ops  string
+	}{
+		{"drain ignores the gate's variable", "drain", []string{"SLUICE_OPS_LISTEN=127.0.0.1:7464"}, []string{"--nats-url", "nats://127.0.0.1:4222"}, "ops 127.0.0.1:9465"},
+		{"drain reads its own variable", "drain", []string{"SLUICE_OPS_LISTEN=127.0.0.1:7464", "SLUICE_DRAIN_OPS_LISTEN=127.0.0.1:7466"}, []string{"--nats-url", "nats://127.0.0.1:4222"}, "ops 127.0.0.1:7466"},
+		{"drain reads its own key", "drain", nil, []string{"--config", shared}, "ops 127.0.0.1:7465"},
+		{"drain's flag", "drain", []string{"SLUICE_DRAIN_OPS_LISTEN=127.0.0.1:7466"}, []string{"--nats-url", "nats://127.0.0.1:4222", "--ops-listen", "127.0.0.1:7467"}, "ops 127.0.0.1:7467"},
+		{"gate reads its key and ignores the drain's", "serve", []string{"SLUICE_DRAIN_OPS_LISTEN=127.0.0.1:7466"}, []string{"--config", shared, "--nats-url=", "--no-drain"}, "ops 127.0.0.1:7464"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := runBinary(t, dir, c.env, append([]string{c.role, "--check"}, c.args...)...)
+			if code != 0 || !strings.Contains(out, c.ops+",") {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %q", code, out, errOut, c.ops)
+			}
+		})
+	}
+}

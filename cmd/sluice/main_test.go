@@ -31,6 +31,7 @@ func binary(t *testing.T) string {
 type proc struct {
 	cmd  *exec.Cmd
 	api  string
+	ops  string // the ops listener's address
 	done chan error
 }
 
@@ -64,14 +65,15 @@ func launch(t *testing.T, ready string, args ...string) (*proc, error) {
 		return nil, err
 	}
 	p := &proc{cmd: cmd, done: make(chan error, 1)}
-	up := make(chan string, 1)
+	up := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			var rec map[string]any
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == ready {
 				api, _ := rec["api"].(string)
-				up <- api
+				ops, _ := rec["ops"].(string)
+				up <- [2]string{api, ops}
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
@@ -82,7 +84,8 @@ func launch(t *testing.T, ready string, args ...string) (*proc, error) {
 		<-p.done
 	})
 	select {
-	case p.api = <-up:
+	case addrs := <-up:
+		p.api, p.ops = addrs[0], addrs[1]
 	case err := <-p.done:
 		p.done <- err
 		return nil, fmt.Errorf("sluice %s exited before it was up: %v", args[0], err)

@@ -42,7 +42,7 @@ Flags:
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sluice status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	ops := fs.String("ops", "http://127.0.0.1:9464", "the gate's ops listener (its --ops-listen)")
+	ops := fs.String("ops", "http://127.0.0.1:9464", "the gate's ops listener (its --ops-listen; else SLUICE_OPS, else the gate's SLUICE_OPS_LISTEN)")
 	watch := fs.Bool("watch", false, "redraw until interrupted")
 	interval := fs.Duration("interval", 2*time.Second, "how often --watch redraws")
 	asJSON := fs.Bool("json", false, "print the gate's JSON (GET /status) instead of the table")
@@ -63,10 +63,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *interval < 100*time.Millisecond {
 		return &exitError{code: 2, err: errors.New("status: --interval must be at least 100ms")}
 	}
-	base := strings.TrimRight(*ops, "/")
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
+	base := opsBase(fs, *ops)
 	client := &http.Client{Timeout: 5 * time.Second}
 	show := func() error {
 		raw, st, err := fetchStatus(ctx, client, base+"/status")
