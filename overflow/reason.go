@@ -103,7 +103,7 @@ var catalog = map[Reason]reasonInfo{
 	BuyerTokenRequired:   {http.StatusUnauthorized, "Sign in", "Sign in to the shop first: this sale takes buyers by the shop's token (Authorization: Bearer, or its cookie)."},
 	BadBuyerToken:        {http.StatusUnauthorized, "Sign in again", "The buyer token is not valid: sign in to the shop again."},
 	BuyerMismatch:        {http.StatusBadRequest, "Buyer mismatch", "The body's buyer_id is not the signed-in buyer."},
-	ProofRequired:        {http.StatusPreconditionRequired, "Proof of work required", "This line asks a proof of work per ticket: solve GET /v1/sales/{sale}/line/challenge and send it in the Sluice-Proof header (or the altcha form field)."},
+	ProofRequired:        {http.StatusPreconditionRequired, "Proof of work required", "This line asks a proof of work per ticket: solve a challenge from its line's /challenge and send it in the Sluice-Proof header (or the altcha form field)."},
 	BadProof:             {http.StatusForbidden, "Bad proof", "The proof of work is wrong, expired, for another sale or used already: solve a new challenge."},
 	AddressLimit:         {http.StatusTooManyRequests, "Too many tickets from your address", "Your network address holds as many tickets as this sale allows one address."},
 }
