@@ -369,3 +369,84 @@ func TestDrainOpsListenIsNotTheGates(t *testing.T) {
 		})
 	}
 }
+
+// --check refuses what serve would refuse at start and can be known
+// without starting, each error naming its setting once (no "serve:
+// serve:" or "tls: tls:"); it binds no port (one held by another
+// process does not fail it) and writes nothing (no data directory).
+func TestCheckRefusesWhatStartRefuses(t *testing.T) {
+	files := t.TempDir()
+	cert, key := selfSigned(t, files, "gate")
+	_, otherKey := selfSigned(t, files, "other")
+	short := filepath.Join(files, "short")
+	writeFile(t, short, "too short\n")
+	secret := filepath.Join(files, "secret")
+	writeFile(t, secret, strings.Repeat("s", 32)+"\n")
+	pages := filepath.Join(files, "pages")
+	if err := os.Mkdir(pages, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(pages, "problem.html"), "{{ .Nope ")
+	badSchema := filepath.Join(files, "bad-schema.yaml")
+	writeFile(t, badSchema, "sales:\n  - name: s1\n    stock: 5\n    payload_schema: {\"type\": \"nope\"}\n")
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	for _, c := range []struct {
+		args []string
+		says string // "" for OK
+	}{
+		{[]string{"--tls-cert", cert, "--tls-key", otherKey}, "--tls-cert: "},
+		{[]string{"--tls-cert", cert, "--tls-key", filepath.Join(files, "none")}, "no such file"},
+		{[]string{"--pages", pages}, "--pages: "},
+		{[]string{"--pages", filepath.Join(files, "none")}, "--pages: "},
+		{[]string{"--sold-out-page", filepath.Join(files, "none")}, "--sold-out-page: "},
+		{[]string{"--buyer-token-secret-file", short}, "needs 32 or more"},
+		{[]string{"--buyer-token-secret-file", filepath.Join(files, "none")}, "--buyer-token-secret-file: "},
+		{[]string{"--buyer-token-jwks", "shop.example/jwks.json"}, "--buyer-token-jwks: "},
+		{[]string{"--backend", "postgres://u@db:port/shop"}, "--backend: "},
+		{[]string{"--backend", "https://"}, "--backend: "},
+		{[]string{"--cluster-listen", "127.0.0.1:16222", "--server-name", "g1", "--cluster-tls-cert", cert, "--cluster-tls-key", key, "--cluster-tls-ca", filepath.Join(files, "none")}, "--cluster-tls-cert: "},
+		{[]string{"--config", badSchema}, "payload_schema"},
+		{[]string{"--sale", "s1=0"}, "--sale: "},
+		{[]string{"--listen", "8080"}, "--listen: "},
+		{[]string{"--ops-listen", "127.0.0.1:99999"}, "--ops-listen: "},
+		{[]string{"--nats-listen", "localhost"}, "--nats-listen: "},
+		{[]string{"--sync", "sometimes"}, "--sync: "},
+		{[]string{"--replicas", "7", "--nats-url", "nats://127.0.0.1:4222"}, "--replicas: "},
+		{[]string{"--tls-cert", cert, "--tls-key", key, "--buyer-token-secret-file", secret}, ""},
+		{[]string{"--listen", held.Addr().String()}, ""},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			dir := t.TempDir()
+			code, out, errOut := runBinary(t, dir, nil, append([]string{"serve", "--check"}, c.args...)...)
+			switch {
+			case c.says == "" && (code != 0 || !strings.HasPrefix(out, "sluice: configuration OK (")):
+				t.Errorf("exit %d, stdout %q, stderr %q; want OK", code, out, errOut)
+			case c.says != "" && (code == 0 || !strings.Contains(errOut, c.says)):
+				t.Errorf("exit %d, stdout %q, stderr %q; want an error saying %q", code, out, errOut, c.says)
+			}
+			if d := doubled(errOut); d != "" {
+				t.Errorf("%q said twice in %q", d, errOut)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("--check wrote %v", entries)
+			}
+		})
+	}
+}
+
+// doubled is a prefix an error message repeats ("serve: serve: "), or "".
+func doubled(msg string) string {
+	for line := range strings.SplitSeq(msg, "\n") {
+		parts := strings.Split(line, ": ")
+		for i := 1; i < len(parts); i++ {
+			if f := strings.Fields(parts[i]); len(f) > 0 && f[0] == parts[i-1] {
+				return parts[i-1] + ": " + parts[i]
+			}
+		}
+	}
+	return ""
+}

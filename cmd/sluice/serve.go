@@ -490,7 +490,7 @@ func parseSaleFlag(v string) (serve.SaleSpec, error) {
 	name, stock, ok := strings.Cut(v, "=")
 	n, err := strconv.ParseInt(stock, 10, 64)
 	if !ok || err != nil || n < 1 {
-		return serve.SaleSpec{}, fmt.Errorf("--sale %q: want NAME=STOCK with STOCK >= 1", v)
+		return serve.SaleSpec{}, fmt.Errorf("%q: want NAME=STOCK with STOCK >= 1", v)
 	}
 	return serve.SaleSpec{Sale: ledger.Sale{Name: name, Stock: n}, StockOnly: true}, nil
 }
