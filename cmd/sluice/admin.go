@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -54,4 +55,14 @@ func adminToken(fileFlag string) (string, error) {
 		return t, nil
 	}
 	return envToken, nil
+}
+
+// checkHelp is the help of every client command's --check: what sluice
+// serve --check is to the gate, for the commands that act on one.
+const checkHelp = "check the arguments (and the files and environment they name) and exit: 0 and a one-line summary if the command would run with them, else the error; nothing is sent, fetched or written"
+
+// checked prints the one line of a --check that passed.
+func checked(stdout io.Writer, what string) error {
+	_, err := fmt.Fprintf(stdout, "sluice: %s OK\n", what)
+	return err
 }

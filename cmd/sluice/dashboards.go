@@ -30,13 +30,27 @@ func runDashboards(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("sluice dashboards export", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), dashboardsUsage) }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), dashboardsUsage+"\nFlags:\n"); fs.PrintDefaults() }
+	check := fs.Bool("check", false, checkHelp)
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
+	}
+	if fs.NArg() > 1 { // flags after DIR
+		dir := fs.Arg(0)
+		if err := parseFlags(fs, fs.Args()[1:], stdout, stderr); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return &exitError{code: 2, err: fmt.Errorf("dashboards export: unexpected arguments %q", fs.Args())}
+		}
+		_ = fs.Parse([]string{dir})
 	}
 	if fs.NArg() != 1 || fs.Arg(0) == "" {
 		fmt.Fprint(stderr, dashboardsUsage)
 		return &exitError{code: 2, err: errors.New("dashboards: want: export DIR")}
+	}
+	if *check {
+		return checked(stdout, "dashboards export "+fs.Arg(0))
 	}
 	written, err := dashboards.Export(fs.Arg(0))
 	if err != nil {

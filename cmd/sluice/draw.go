@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -51,6 +52,7 @@ func runDraw(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var tickets stringList
 	fs.Var(&tickets, "ticket", "your ticket id, to find (by its hash) in the draw (repeatable)")
 	timeout := fs.Duration("timeout", time.Minute, "how long the whole check may take")
+	check := fs.Bool("check", false, checkHelp)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), drawUsage)
 		fs.PrintDefaults()
@@ -61,6 +63,12 @@ func runDraw(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *sale == "" || fs.NArg() > 0 {
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("draw verify: --sale is required, and nothing else")}
+	}
+	if u, err := url.Parse(*gate); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &exitError{code: 2, err: fmt.Errorf("draw verify: --gate %q: want a gate's public API, http(s)://host[:port]", *gate)}
+	}
+	if *check {
+		return checked(stdout, "draw verify of "+*sale+" at "+*gate)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

@@ -97,7 +97,10 @@ Usage:
                            an image's HEALTHCHECK, or a probe)
   sluice version           print the build (also: sluice --version)
 
-Every command takes --help.
+Every command takes --help, and --check: parse and check its arguments
+(the files and environment they name too) and exit, 0 if it would run with
+them, having started, sent or written nothing (like nginx -t):
+  sluice serve --config /etc/sluice/sluice.yaml --check
 `
 
 // parseFlags parses a command's flags. -h and --help print the command's

@@ -267,6 +267,7 @@ func runSale(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ops := fs.String("ops", "http://127.0.0.1:9464", "the gate's ops listener (its --ops-listen; else SLUICE_OPS, else the gate's SLUICE_OPS_LISTEN)")
 	tokenFile := fs.String("admin-token-file", "", "read the admin token from this `file` (else SLUICE_ADMIN_TOKEN, or the file SLUICE_ADMIN_TOKEN_FILE names)")
 	asJSON := fs.Bool("json", false, "print the admin API's JSON instead of text")
+	check := fs.Bool("check", false, checkHelp)
 	settings := newSaleSettings(fs, time.Now)
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fs.SetOutput(stdout)
@@ -320,6 +321,12 @@ func runSale(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return &exitError{code: 2, err: errors.New("sale: no admin token: set SLUICE_ADMIN_TOKEN, SLUICE_ADMIN_TOKEN_FILE or --admin-token-file to the gate's admin token")}
 	}
 	base := opsBase(fs, *ops)
+	if u, err := url.Parse(base); err != nil || u.Host == "" {
+		return &exitError{code: 2, err: fmt.Errorf("sale: --ops %q: want the gate's ops listener, host:port or http://host:port", *ops)}
+	}
+	if *check {
+		return checked(stdout, strings.TrimSpace("sale "+cmd+" "+name)+" at "+base)
+	}
 	c := &adminClient{base: base, token: token, http: &http.Client{Timeout: 15 * time.Second}}
 	path := "/admin/sales/" + url.PathEscape(name)
 

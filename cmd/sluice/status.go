@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -46,6 +47,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	watch := fs.Bool("watch", false, "redraw until interrupted")
 	interval := fs.Duration("interval", 2*time.Second, "how often --watch redraws")
 	asJSON := fs.Bool("json", false, "print the gate's JSON (GET /status) instead of the table")
+	check := fs.Bool("check", false, checkHelp)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), statusUsage)
 		fs.PrintDefaults()
@@ -53,7 +55,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	if err := layer(fs, "", map[string]any{}, nil); err != nil {
+	if _, err := layerWith(fs, "", map[string]any{}, nil, layerOptions{only: map[string]bool{"check": true}}); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -64,6 +66,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &exitError{code: 2, err: errors.New("status: --interval must be at least 100ms")}
 	}
 	base := opsBase(fs, *ops)
+	if u, err := url.Parse(base); err != nil || u.Host == "" {
+		return &exitError{code: 2, err: fmt.Errorf("status: --ops %q: want the gate's ops listener, host:port or http://host:port", *ops)}
+	}
+	if *check {
+		return checked(stdout, "status of "+base)
+	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	show := func() error {
 		raw, st, err := fetchStatus(ctx, client, base+"/status")
