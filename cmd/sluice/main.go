@@ -99,8 +99,12 @@ Usage:
 
 Every command takes --help, and --check: parse and check its arguments
 (the files and environment they name too) and exit, 0 if it would run with
-them, having started, sent or written nothing (like nginx -t):
+them, having started, sent or written nothing (like nginx -t).
+
+Examples:
+  sluice serve
   sluice serve --config /etc/sluice/sluice.yaml --check
+  sluice sale create drop --stock 500 --starts-at +1h
 `
 
 // parseFlags parses a command's flags. -h and --help print the command's
