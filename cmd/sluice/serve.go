@@ -71,7 +71,11 @@ func summary(cfg serve.Config) string {
 	default:
 		add("JetStream in %s", cfg.DataDir)
 	}
-	if !cfg.DrainOnly {
+	switch {
+	case cfg.DrainOnly:
+	case len(cfg.Sales) == 0 && !cfg.NoDemo:
+		add("no sale (a first start makes demo, stock 1000)")
+	default:
 		add("%s", plural(len(cfg.Sales), "sale", "sales"))
 	}
 	if !cfg.NoDrain {
