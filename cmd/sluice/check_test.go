@@ -450,3 +450,23 @@ func doubled(msg string) string {
 	}
 	return ""
 }
+
+// cors_origins, the config file's list, is the partner of
+// cors_credentials as the repeated --cors-origin is of the flag.
+func TestCheckCORSOriginsList(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		yaml, says string
+	}{
+		{"cors_credentials: true\n", "cors_credentials in "},
+		{"cors_credentials: true\ncors_origins: [https://shop.example, https://www.shop.example]\n", ""},
+		{"cors_origins: [\"*\"]\n", "cors_origins in "},
+	} {
+		file := filepath.Join(dir, "sluice.yaml")
+		writeFile(t, file, c.yaml)
+		code, out, errOut := runBinary(t, dir, nil, "serve", "--check", "--config", file)
+		if c.says == "" && (code != 0 || !strings.HasPrefix(out, "sluice: configuration OK")) || c.says != "" && (code == 0 || !strings.Contains(errOut, c.says)) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want %q", c.yaml, code, out, errOut, c.says)
+		}
+	}
+}

@@ -203,10 +203,15 @@ Examples:
   sluice serve --sale s1=5000 --admin-token-file /etc/sluice/token
   sluice serve --config sluice.yaml --backend postgres://sluice@db/shop
   sluice serve --nats-listen 127.0.0.1:4222 --no-drain   # a gate; a sluice drain drains
+  sluice serve --config sluice.yaml --check   # would it start? (nothing is started)
 
 Every flag is also SLUICE_<FLAG> in the environment (SLUICE_OPS_LISTEN) and
 a key of the --config file (ops_listen:); a flag beats the environment,
-which beats the file. Guide: docs/configuration.md.
+which beats the file. The settings are checked once all are known; an
+error names the setting as it was given (--flag, SLUICE_FLAG, or the
+file's key). --check stops there: exit 0 and a one-line summary if the
+gate would start, else the errors, having bound, written and started
+nothing. Guide: docs/configuration.md.
 
 Flags:
 `
@@ -222,9 +227,13 @@ Examples:
   sluice drain --nats-url nats://127.0.0.1:4222
   sluice drain --nats-url nats://127.0.0.1:4222 --backend postgres://sluice@db/shop
   sluice drain --nats-url nats://127.0.0.1:4222 --backend https://shop.example/internal/orders --backend-rate 200
+  sluice drain --nats-url nats://127.0.0.1:4222 --backend postgres://sluice@db/shop --check
 
 Every flag is also SLUICE_<FLAG> in the environment and a key of the
---config file. Guide: docs/orders-and-the-drain.md.
+--config file, but for --ops-listen: SLUICE_DRAIN_OPS_LISTEN and
+drain_ops_listen, so that a drain sharing a gate's environment or file
+does not take the gate's port. --check checks the settings and exits,
+starting nothing. Guide: docs/orders-and-the-drain.md.
 
 Flags:
 `
