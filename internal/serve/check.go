@@ -105,7 +105,11 @@ func (c Config) checkNATS() error {
 	var errs []error
 	if c.NATSURL != "" {
 		for _, u := range strings.Split(c.NATSURL, ",") {
-			pu, err := url.Parse(strings.TrimSpace(u))
+			u = strings.TrimSpace(u)
+			if !strings.Contains(u, "://") {
+				u = "nats://" + u // as nats.go reads a bare host:port
+			}
+			pu, err := url.Parse(u)
 			if err != nil || pu.Host == "" {
 				errs = append(errs, settingf("nats-url", "%q: want nats://host:port (comma-separated for a cluster)", u))
 			}
