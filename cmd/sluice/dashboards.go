@@ -25,8 +25,7 @@ func runDashboards(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "export" {
 		args = args[1:]
 	} else if len(args) == 0 || !isHelp(args[0]) {
-		fmt.Fprint(stderr, dashboardsUsage)
-		return &exitError{code: 2, err: errors.New("dashboards: want: export DIR")}
+		return usageError("sluice dashboards", errors.New("dashboards: want: export DIR"))
 	}
 	fs := flag.NewFlagSet("sluice dashboards export", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -46,8 +45,7 @@ func runDashboards(args []string, stdout, stderr io.Writer) error {
 		_ = fs.Parse([]string{dir})
 	}
 	if fs.NArg() != 1 || fs.Arg(0) == "" {
-		fmt.Fprint(stderr, dashboardsUsage)
-		return &exitError{code: 2, err: errors.New("dashboards: want: export DIR")}
+		return usageError("sluice dashboards", errors.New("dashboards: want: export DIR"))
 	}
 	if *check {
 		return checked(stdout, "dashboards export "+fs.Arg(0))

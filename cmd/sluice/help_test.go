@@ -42,16 +42,21 @@ func TestEveryCommandsHelpGoesToStdoutOnce(t *testing.T) {
 	}
 }
 
-// A bad flag prints no usage: the error and where the usage is, as the go
-// tool does (main prints the error, to stderr).
+// A bad flag or argument prints no usage: the error and where the usage
+// is, as the go tool does (main prints the error, to stderr).
 func TestABadFlagSaysWhereTheUsageIs(t *testing.T) {
-	for _, args := range [][]string{{"serve", "--no-such-flag"}, {"serve", "--listen"}, {"serve", "--workers", "many"}, {"sale", "list", "--ops"}} {
+	for _, args := range [][]string{{"serve", "--no-such-flag"}, {"serve", "--listen"}, {"serve", "--workers", "many"}, {"sale", "list", "--ops"},
+		{"sale", "frobnicate"}, {"status", "extra"}, {"pages"}, {"dashboards", "export"}, {"draw", "verify", "--gate", "x"}} {
 		var out, errb bytes.Buffer
 		err := run(context.Background(), args, &out, &errb)
 		if err == nil || exitCode(err) != 2 {
 			t.Fatalf("%v: err %v, exit %d", args, err, exitCode(err))
 		}
-		hint := fmt.Sprintf("Run 'sluice %s --help' for usage.", args[0])
+		command := "sluice " + args[0]
+		if args[0] == "draw" {
+			command = "sluice draw verify"
+		}
+		hint := fmt.Sprintf("Run '%s --help' for usage.", command)
 		if !strings.HasSuffix(err.Error(), "\n"+hint) {
 			t.Errorf("%v: %q does not end in %q", args, err, hint)
 		}

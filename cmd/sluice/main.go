@@ -135,6 +135,12 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error
 	return err
 }
 
+// usageError is a command used wrongly: the error and where its usage
+// is, as the go tool says it, not the usage itself.
+func usageError(command string, err error) error {
+	return &exitError{code: 2, err: fmt.Errorf("%w\nRun '%s --help' for usage.", err, command)}
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)

@@ -37,8 +37,7 @@ func runPages(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "export" {
 		args = args[1:]
 	} else if len(args) == 0 || !isHelp(args[0]) {
-		fmt.Fprint(stderr, pagesUsage)
-		return &exitError{code: 2, err: errors.New("pages: want: export DIR")}
+		return usageError("sluice pages", errors.New("pages: want: export DIR"))
 	}
 	fset := flag.NewFlagSet("sluice pages export", flag.ContinueOnError)
 	fset.SetOutput(stderr)
@@ -58,8 +57,7 @@ func runPages(args []string, stdout, stderr io.Writer) error {
 		_ = fset.Parse([]string{dir})
 	}
 	if fset.NArg() != 1 || fset.Arg(0) == "" {
-		fmt.Fprint(stderr, pagesUsage)
-		return &exitError{code: 2, err: errors.New("pages: want: export DIR")}
+		return usageError("sluice pages", errors.New("pages: want: export DIR"))
 	}
 	dir := fset.Arg(0)
 	if *check {

@@ -300,8 +300,7 @@ func runSale(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	needsName := map[string]bool{"show": true, "create": true, "update": true, "open": true, "close": true}
 	switch {
 	case cmd != "list" && !needsName[cmd]:
-		fs.Usage()
-		return &exitError{code: 2, err: fmt.Errorf("sale: unknown command %q: list, show, create, update, open or close", cmd)}
+		return usageError("sluice sale", fmt.Errorf("sale: unknown command %q: list, show, create, update, open or close", cmd))
 	case needsName[cmd] && name == "":
 		return &exitError{code: 2, err: fmt.Errorf("sale %s: which sale? sluice sale %s NAME", cmd, cmd)}
 	case needsName[cmd] && !ledger.ValidSaleName(name):

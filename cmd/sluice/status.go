@@ -59,8 +59,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
-		return &exitError{code: 2, err: fmt.Errorf("status: unexpected argument %q", fs.Arg(0))}
+		return usageError("sluice status", fmt.Errorf("status: unexpected argument %q", fs.Arg(0)))
 	}
 	if *interval < 100*time.Millisecond {
 		return &exitError{code: 2, err: errors.New("status: --interval must be at least 100ms")}
