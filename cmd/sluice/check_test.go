@@ -319,10 +319,16 @@ func TestAdminTokenFileAndOpsListen(t *testing.T) {
 		{"empty file", []string{"SLUICE_ADMIN_TOKEN_FILE=" + filepath.Join(dir, "empty")}, []string{"sale", "list"}, 2, "is empty"},
 		{"missing file", nil, []string{"sale", "list", "--admin-token-file", filepath.Join(dir, "none")}, 2, "no such file"},
 		{"status", nil, []string{"status"}, 0, "tok"},
+		{"SLUICE_OPS beats the gate's variable", []string{"SLUICE_OPS=http://" + g.ops, "SLUICE_OPS_LISTEN=127.0.0.1:1"}, []string{"status"}, 0, "tok"},
+		{"--ops beats both", []string{"SLUICE_OPS=127.0.0.1:1", "SLUICE_ADMIN_TOKEN=s3cret"}, []string{"sale", "list", "--ops", g.ops}, 0, "tok"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			writeFile(t, filepath.Join(dir, "empty"), "\n")
-			code, out, errOut := runBinary(t, dir, append(append([]string{}, ops...), c.env...), c.args...)
+			env := append([]string{}, ops...)
+			if slices.ContainsFunc(c.env, func(e string) bool { return strings.HasPrefix(e, "SLUICE_OPS_LISTEN=") }) {
+				env = nil
+			}
+			code, out, errOut := runBinary(t, dir, append(env, c.env...), c.args...)
 			if code != c.want || !strings.Contains(out+errOut, c.says) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d saying %q", code, out, errOut, c.want, c.says)
 			}
