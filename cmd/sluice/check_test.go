@@ -365,6 +365,7 @@ func TestDrainOpsListenIsNotTheGates(t *testing.T) {
 		{"drain reads its own variable", "drain", []string{"SLUICE_OPS_LISTEN=127.0.0.1:7464", "SLUICE_DRAIN_OPS_LISTEN=127.0.0.1:7466"}, []string{"--nats-url", "nats://127.0.0.1:4222"}, "ops 127.0.0.1:7466"},
 		{"drain reads its own key", "drain", nil, []string{"--config", shared}, "ops 127.0.0.1:7465"},
 		{"drain's flag", "drain", []string{"SLUICE_DRAIN_OPS_LISTEN=127.0.0.1:7466"}, []string{"--nats-url", "nats://127.0.0.1:4222", "--ops-listen", "127.0.0.1:7467"}, "ops 127.0.0.1:7467"},
+		{"SLUICE_CONFIG names the file", "drain", []string{"SLUICE_CONFIG=" + shared}, nil, "ops 127.0.0.1:7465"},
 		{"gate reads its key and ignores the drain's", "serve", []string{"SLUICE_DRAIN_OPS_LISTEN=127.0.0.1:7466"}, []string{"--config", shared, "--nats-url=", "--no-drain"}, "ops 127.0.0.1:7464"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -373,6 +373,11 @@ func parseCommand(role string, args []string, stdout, stderr io.Writer) (serve.C
 		// take SLUICE_OPS_LISTEN, and the second to start fails to bind.
 		lo.keys = map[string]string{"ops-listen": "drain_ops_listen"}
 	}
+	// --config is itself a setting: SLUICE_CONFIG names the file when the
+	// command line does not (read before the file's keys are layered).
+	if configPath == "" {
+		configPath = os.Getenv("SLUICE_CONFIG")
+	}
 	from, err := layerWith(fs, configPath, structured, ignored, lo)
 	if err != nil {
 		return cfg, opt, err
