@@ -130,7 +130,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error
 		usage()
 		fs.SetOutput(stderr)
 	case err != nil:
-		return &exitError{code: 2, err: fmt.Errorf("%w\nRun '%s --help' for usage.", err, fs.Name())}
+		return usageError(fs.Name(), err)
 	}
 	return err
 }
@@ -138,8 +138,19 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error
 // usageError is a command used wrongly: the error and where its usage
 // is, as the go tool says it, not the usage itself.
 func usageError(command string, err error) error {
-	return &exitError{code: 2, err: fmt.Errorf("%w\nRun '%s --help' for usage.", err, command)}
+	return &exitError{code: 2, err: &hinted{err: err, command: command}}
 }
+
+// hinted is an error followed by the line that says where the usage is.
+type hinted struct {
+	err     error
+	command string
+}
+
+func (h *hinted) Error() string {
+	return h.err.Error() + "\nRun '" + h.command + " --help' for usage."
+}
+func (h *hinted) Unwrap() error { return h.err }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
