@@ -249,5 +249,10 @@ func (g *Gate) ensure(w http.ResponseWriter, r *http.Request, cfg ledger.Sale, s
 	if int64(st.Admitted) > cfg.Capacity() {
 		v.Warnings = append(v.Warnings, "stock is below the orders already admitted: they stay admitted and the sale is sold out")
 	}
+	// A whole sale written with its window already over is most likely a
+	// date mistyped (a past year): it is stored as asked, and said so.
+	if r.Method == http.MethodPut && !cfg.EndsAt.IsZero() && !g.now().Before(cfg.EndsAt) {
+		v.Warnings = append(v.Warnings, "ends_at "+cfg.EndsAt.UTC().Format(time.RFC3339)+" has passed: the sale is closed and takes no order (PATCH ends_at to a later time or null to sell)")
+	}
 	writeJSON(w, status, v)
 }

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -44,5 +45,68 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	about := regexp.MustCompile(`(?m)^.*`+regexp.QuoteMeta(path)+`.*$|(?m)^.*sluice\.service.*$`).FindAllString(string(out), -1)
 	if err != nil || len(about) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// The systemd recipe installs a single gate's config, not a cluster
+// member's (it once installed deploy/cluster/g1.yaml as the only file),
+// and the unit's own command lines accept it with the unit's
+// environment: ExecStartPre (--check) passes and ExecStart is the same
+// command without --check.
+func TestSystemdRecipe(t *testing.T) {
+	unit, err := os.ReadFile("systemd/sluice.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	guide, err := os.ReadFile("../docs/deploying.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	install := regexp.MustCompile(`(?m)^(?:#\s+)?install -D -m 0644 (\S+) /etc/sluice/sluice\.yaml`)
+	for what, text := range map[string]string{"docs/deploying.md": string(guide), "the unit's comment": string(unit)} {
+		m := install.FindAllStringSubmatch(text, -1)
+		if len(m) != 1 || m[0][1] != "deploy/systemd/sluice.yaml" {
+			t.Errorf("%s installs %v as /etc/sluice/sluice.yaml, want deploy/systemd/sluice.yaml once", what, m)
+		}
+	}
+	var env []string
+	exec1 := map[string]string{}
+	for l := range strings.SplitSeq(string(unit), "\n") {
+		k, v, ok := strings.Cut(l, "=")
+		switch {
+		case !ok:
+		case k == "Environment":
+			env = append(env, v)
+		case k == "ExecStart" || k == "ExecStartPre":
+			exec1[k] = v
+		}
+	}
+	if exec1["ExecStartPre"] != exec1["ExecStart"]+" --check" {
+		t.Fatalf("ExecStartPre %q is not ExecStart %q with --check", exec1["ExecStartPre"], exec1["ExecStart"])
+	}
+	args := strings.Fields(exec1["ExecStartPre"])
+	if args[0] != "/usr/local/bin/sluice" || !slices.Contains(args, "/etc/sluice/sluice.yaml") {
+		t.Fatalf("ExecStartPre: %q", args)
+	}
+	for i, a := range args {
+		if a == "/etc/sluice/sluice.yaml" {
+			args[i] = "systemd/sluice.yaml"
+		}
+	}
+	cmd := exec.Command(sluiceBinary(t), args[1:]...)
+	cmd.Dir, _ = filepath.Abs(".")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SLUICE_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	// The unit's environment, and the secret the recipe puts in /etc/sluice/env.
+	cmd.Env = append(append(cmd.Env, env...), "SLUICE_ADMIN_TOKEN=0123456789abcdef")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "sluice: configuration OK (gate+drain, public http://:8080, ops 127.0.0.1:9464, JetStream in /var/lib/sluice") {
+		t.Fatalf("the unit's check: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "cluster") {
+		t.Errorf("a single gate's config runs a cluster: %s", out)
 	}
 }

@@ -31,9 +31,6 @@ func TestLinks(t *testing.T) {
 				full = filepath.Join(filepath.Dir(f), path)
 			}
 			if _, err := os.Stat(full); err != nil {
-				if filepath.Base(full) == "deploying.md" {
-					continue // written on the branch of issue 23's deployment items
-				}
 				t.Errorf("%s: link to %s: no such file", f, target)
 				continue
 			}
@@ -59,4 +56,36 @@ func hasAnchor(t *testing.T, file, anchor string) bool {
 		}
 	}
 	return false
+}
+
+// A cross-reference written in prose ("see the README's table", the
+// README's "Rehearse a drop") is checked by nothing: TestLinks checks
+// links only, and such references outlived the sections they named when
+// those moved from the README to docs/. A reference to another page's
+// section is a link; a quoted section name must be a heading there.
+func TestNoProseCrossReferences(t *testing.T) {
+	see := regexp.MustCompile(`(?i)\bsee (?:the )?(README|[a-z-]+\.md)'s\b`)
+	quoted := regexp.MustCompile(`\b(README|[a-z-]+\.md)'s\s+"([^"]+)"`)
+	files, _ := filepath.Glob("*.md")
+	files = append(files, "../README.md")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(strings.Fields(string(b)), " ")
+		for _, m := range see.FindAllString(text, -1) {
+			t.Errorf("%s: %q: a reference in prose; make it a link to the section", f, m)
+		}
+		for _, m := range quoted.FindAllStringSubmatch(text, -1) {
+			target := "../README.md"
+			if m[1] != "README" {
+				target = m[1]
+			}
+			anchor := strings.ReplaceAll(regexp.MustCompile("[^a-z0-9 _-]").ReplaceAllString(strings.ToLower(m[2]), ""), " ", "-")
+			if !hasAnchor(t, target, anchor) {
+				t.Errorf("%s: %q: %s has no such heading", f, m[0], m[1])
+			}
+		}
+	}
 }

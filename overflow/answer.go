@@ -86,7 +86,12 @@ func (r *Renderer) Render(p Problem) *Answer {
 		info = reasonInfo{http.StatusInternalServerError, "Internal error", "Something went wrong."}
 	}
 	detail := p.Detail
-	if detail == "" {
+	switch {
+	case detail != "":
+	case p.Reason == ProofRequired && p.Line != "":
+		// The challenge's own URL, not a route's template.
+		detail = "This line asks a proof of work per ticket: solve GET " + p.Line + " and send it in the Sluice-Proof header (or the altcha form field)."
+	default:
 		detail = info.detail
 	}
 	secs := 0

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -96,4 +97,29 @@ func ExampleRenderer_Render() {
 	// Output:
 	// 410 application/problem+json
 	// {"type":"https://sluice.dev/problems/sold-out","title":"Sold out","status":410,"detail":"Every item of this sale is taken. A returned one goes on sale.","reason":"sold_out","sale":"sneakers"}
+}
+
+// No answer's detail shows a route's template ("{sale}"): a buyer or a
+// client reads it as it is. The proof's names its challenge's URL.
+func TestDetailsHoldNoTemplate(t *testing.T) {
+	r := &Renderer{}
+	for _, reason := range Reasons() {
+		if reason == Admitted || reason == Replayed {
+			continue
+		}
+		for _, p := range []Problem{{Reason: reason}, {Reason: reason, Sale: "s1", Line: "/v1/sales/s1/line/challenge"}} {
+			var doc struct{ Detail string }
+			if err := json.Unmarshal(r.Render(p).json, &doc); err != nil {
+				t.Fatal(err)
+			}
+			if regexp.MustCompile(`\{[a-z_]+\}`).MatchString(doc.Detail) {
+				t.Errorf("%s: detail %q holds a template", reason, doc.Detail)
+			}
+		}
+	}
+	var doc struct{ Detail string }
+	_ = json.Unmarshal(r.Render(Problem{Reason: ProofRequired, Sale: "s1", Line: "/v1/sales/s1/line/challenge"}).json, &doc)
+	if !strings.Contains(doc.Detail, "GET /v1/sales/s1/line/challenge ") {
+		t.Errorf("proof_required: %q names no challenge URL", doc.Detail)
+	}
 }

@@ -106,7 +106,7 @@ var catalog = map[Reason]reasonInfo{
 	BadBuyerToken:        {http.StatusUnauthorized, "Sign in again", "The buyer token is not valid: sign in to the shop again."},
 	BuyerMismatch:        {http.StatusBadRequest, "Buyer mismatch", "The body's buyer_id is not the signed-in buyer."},
 	BuyerKeysUnavailable: {http.StatusServiceUnavailable, "Unavailable", "The gate has not read the shop's keys yet, so it cannot check sign-ins: nothing was ordered. Try again shortly."},
-	ProofRequired:        {http.StatusPreconditionRequired, "Proof of work required", "This line asks a proof of work per ticket: solve GET /v1/sales/{sale}/line/challenge and send it in the Sluice-Proof header (or the altcha form field)."},
+	ProofRequired:        {http.StatusPreconditionRequired, "Proof of work required", "This line asks a proof of work per ticket: solve a challenge from its line's /challenge and send it in the Sluice-Proof header (or the altcha form field)."},
 	BadProof:             {http.StatusForbidden, "Bad proof", "The proof of work is wrong, expired, for another sale or used already: solve a new challenge."},
 	AddressLimit:         {http.StatusTooManyRequests, "Too many tickets from your address", "Your network address holds as many tickets as this sale allows one address."},
 	StockHeld:            {http.StatusConflict, "Held for the line", "Every item left is held for buyers of the waiting room who were given their turn; one may come free if its pass expires unused. Try again later."},

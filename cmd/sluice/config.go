@@ -31,45 +31,93 @@ func (l *listFlag) Set(v string) error {
 // remaining structured keys; keys in ignored belong to another command
 // sharing the file and are skipped.
 func layer(fs *flag.FlagSet, configPath string, structured map[string]any, ignored map[string]bool) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	_, err := layerWith(fs, configPath, structured, ignored, layerOptions{})
+	return err
+}
+
+// layerOptions adjust layer for one command.
+type layerOptions struct {
+	// keys renames a flag's key, in the environment (SLUICE_<KEY>) and
+	// the file: the drain's --ops-listen is drain_ops_listen, so that an
+	// environment or file shared with a gate does not give it the
+	// gate's port.
+	keys map[string]string
+	// only are flags that only the command line sets (--check).
+	only map[string]bool
+}
+
+// Where a setting's value came from, highest first.
+const (
+	fromFlag = iota + 1
+	fromEnv
+	fromFile
+)
+
+// origin is where a flag's value came from and how to name it there:
+// "--buyer-header", "SLUICE_BUYER_HEADER" or "buyer_header in sluice.yaml".
+type origin struct {
+	layer int
+	label string
+}
+
+// origins are the flags given, by name.
+type origins map[string]origin
+
+// label names a setting where it was given; "--NAME" when it was not.
+func (o origins) label(name string) string {
+	if g, ok := o[name]; ok {
+		return g.label
+	}
+	return "--" + name
+}
+
+// layerWith is layer, returning where each flag given came from.
+func layerWith(fs *flag.FlagSet, configPath string, structured map[string]any, ignored map[string]bool, opt layerOptions) (origins, error) {
+	from := origins{}
+	fs.Visit(func(f *flag.Flag) { from[f.Name] = origin{fromFlag, "--" + f.Name} })
 	var file map[string]any
 	if configPath != "" {
 		raw, err := os.ReadFile(configPath)
 		if err != nil {
-			return fmt.Errorf("config: %w", err)
+			return from, fmt.Errorf("--config: %w", err)
 		}
 		if err := yaml.Unmarshal(raw, &file); err != nil {
-			return fmt.Errorf("config %s: %w", configPath, err)
+			return from, fmt.Errorf("--config %s: %w", configPath, err)
 		}
 	}
 	known := map[string]bool{}
 	var errs []string
 	fs.VisitAll(func(f *flag.Flag) {
 		key := strings.ReplaceAll(f.Name, "-", "_")
+		if k, ok := opt.keys[f.Name]; ok {
+			key = k
+		}
 		known[key] = true
-		if set[f.Name] {
+		if _, set := from[f.Name]; set || opt.only[f.Name] {
 			return
 		}
 		// An empty variable counts as unset, as in most tools: a
 		// deployment that passes SLUICE_ADMIN_TOKEN from a secret that
 		// is missing must not silently blank the file's token.
-		if v := os.Getenv("SLUICE_" + strings.ToUpper(key)); v != "" {
+		env := "SLUICE_" + strings.ToUpper(key)
+		if v := os.Getenv(env); v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Sprintf("SLUICE_%s: %v", strings.ToUpper(key), err))
+				errs = append(errs, fmt.Sprintf("%s: %v", env, err))
 			}
+			from[f.Name] = origin{fromEnv, env}
 			return
 		}
 		v, ok := file[key]
 		if !ok {
-			v, ok = file[f.Name]
+			v, ok = file[strings.ReplaceAll(key, "_", "-")]
 		}
 		if !ok {
 			return
 		}
 		if err := fs.Set(f.Name, yamlScalar(v)); err != nil {
-			errs = append(errs, fmt.Sprintf("config %s: %v", key, err))
+			errs = append(errs, fmt.Sprintf("%s in %s: %v", key, configPath, err))
 		}
+		from[f.Name] = origin{fromFile, key + " in " + configPath}
 	})
 	for k, v := range file {
 		k = strings.ReplaceAll(k, "-", "_")
@@ -77,15 +125,15 @@ func layer(fs *flag.FlagSet, configPath string, structured map[string]any, ignor
 			continue
 		}
 		if _, ok := structured[k]; !ok {
-			errs = append(errs, fmt.Sprintf("config %s: unknown key %q", configPath, k))
+			errs = append(errs, fmt.Sprintf("%s: unknown key %q", configPath, k))
 			continue
 		}
 		structured[k] = v
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
+		return from, fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
-	return nil
+	return from, nil
 }
 
 func yamlScalar(v any) string {

@@ -25,18 +25,30 @@ func runDashboards(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "export" {
 		args = args[1:]
 	} else if len(args) == 0 || !isHelp(args[0]) {
-		fmt.Fprint(stderr, dashboardsUsage)
-		return &exitError{code: 2, err: errors.New("dashboards: want: export DIR")}
+		return usageError("sluice dashboards", errors.New("dashboards: want: export DIR"))
 	}
 	fs := flag.NewFlagSet("sluice dashboards export", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), dashboardsUsage) }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), dashboardsUsage+"\nFlags:\n"); fs.PrintDefaults() }
+	check := fs.Bool("check", false, checkHelp)
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
+	if fs.NArg() > 1 { // flags after DIR
+		dir := fs.Arg(0)
+		if err := parseFlags(fs, fs.Args()[1:], stdout, stderr); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return &exitError{code: 2, err: fmt.Errorf("dashboards export: unexpected arguments %q", fs.Args())}
+		}
+		_ = fs.Parse([]string{dir})
+	}
 	if fs.NArg() != 1 || fs.Arg(0) == "" {
-		fmt.Fprint(stderr, dashboardsUsage)
-		return &exitError{code: 2, err: errors.New("dashboards: want: export DIR")}
+		return usageError("sluice dashboards", errors.New("dashboards: want: export DIR"))
+	}
+	if *check {
+		return checked(stdout, "dashboards export "+fs.Arg(0))
 	}
 	written, err := dashboards.Export(fs.Arg(0))
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -41,8 +42,7 @@ func runDraw(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprint(stdout, drawUsage)
 			return nil
 		}
-		fmt.Fprint(stderr, drawUsage)
-		return &exitError{code: 2, err: errors.New("draw: the command is sluice draw verify")}
+		return usageError("sluice draw", errors.New("draw: the command is sluice draw verify"))
 	}
 	fs := flag.NewFlagSet("sluice draw verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -51,6 +51,7 @@ func runDraw(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var tickets stringList
 	fs.Var(&tickets, "ticket", "your ticket id, to find (by its hash) in the draw (repeatable)")
 	timeout := fs.Duration("timeout", time.Minute, "how long the whole check may take")
+	check := fs.Bool("check", false, checkHelp)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), drawUsage)
 		fs.PrintDefaults()
@@ -59,8 +60,13 @@ func runDraw(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if *sale == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return &exitError{code: 2, err: errors.New("draw verify: --sale is required, and nothing else")}
+		return usageError("sluice draw verify", errors.New("draw verify: --sale is required, and nothing else"))
+	}
+	if u, err := url.Parse(*gate); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &exitError{code: 2, err: fmt.Errorf("draw verify: --gate %q: want a gate's public API, http(s)://host[:port]", *gate)}
+	}
+	if *check {
+		return checked(stdout, "draw verify of "+*sale+" at "+*gate)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

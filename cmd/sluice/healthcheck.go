@@ -41,6 +41,7 @@ func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.StringVar(&ops, "ops-listen", "127.0.0.1:9464", "the gate's ops `address`")
 	fs.BoolVar(&live, "live", false, "ask only whether the process is up (/healthz), not whether it is ready")
 	fs.DurationVar(&timeout, "timeout", 3*time.Second, "longest wait for the answer")
+	check := fs.Bool("check", false, checkHelp)
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -61,6 +62,12 @@ func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.VisitAll(func(f *flag.Flag) { delete(ignored, strings.ReplaceAll(f.Name, "-", "_")) })
 	if err := layer(fs, configPath, map[string]any{}, ignored); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("healthcheck: %w", err)}
+	}
+	if _, _, err := net.SplitHostPort(ops); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("healthcheck: --ops-listen %q: %w", ops, err)}
+	}
+	if *check {
+		return checked(stdout, "healthcheck of "+dialable(ops))
 	}
 	path := "/readyz"
 	if live {

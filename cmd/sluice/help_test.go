@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -41,15 +42,27 @@ func TestEveryCommandsHelpGoesToStdoutOnce(t *testing.T) {
 	}
 }
 
-// A bad flag prints the usage to stderr only, once.
-func TestABadFlagPrintsTheUsageToStderrOnce(t *testing.T) {
-	var out, errb bytes.Buffer
-	err := run(context.Background(), []string{"serve", "--no-such-flag"}, &out, &errb)
-	if err == nil || !strings.Contains(err.Error(), "no-such-flag") {
-		t.Fatalf("err %v", err)
-	}
-	if out.Len() != 0 || strings.Count(errb.String(), "Usage: sluice serve") != 1 {
-		t.Fatalf("stdout %q, stderr %q", out.String(), errb.String())
+// A bad flag or argument prints no usage: the error and where the usage
+// is, as the go tool does (main prints the error, to stderr).
+func TestABadFlagSaysWhereTheUsageIs(t *testing.T) {
+	for _, args := range [][]string{{"serve", "--no-such-flag"}, {"serve", "--listen"}, {"serve", "--workers", "many"}, {"sale", "list", "--ops"},
+		{"sale", "frobnicate"}, {"status", "extra"}, {"pages"}, {"dashboards", "export"}, {"draw", "verify", "--gate", "x"}} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), args, &out, &errb)
+		if err == nil || exitCode(err) != 2 {
+			t.Fatalf("%v: err %v, exit %d", args, err, exitCode(err))
+		}
+		command := "sluice " + args[0]
+		if args[0] == "draw" {
+			command = "sluice draw verify"
+		}
+		hint := fmt.Sprintf("Run '%s --help' for usage.", command)
+		if !strings.HasSuffix(err.Error(), "\n"+hint) {
+			t.Errorf("%v: %q does not end in %q", args, err, hint)
+		}
+		if out.Len() != 0 || errb.Len() != 0 {
+			t.Errorf("%v: stdout %q, stderr %q", args, out.String(), errb.String())
+		}
 	}
 }
 

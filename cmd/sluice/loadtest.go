@@ -113,6 +113,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&sybil, "sybil", 0, "--waiting-room: an attacker, one client joining this many ids from the window's start until the start, solving the line's proofs of work when it asks; the report gives its share of the line and the stock and the CPU it paid")
 	fs.Float64Var(&abandon, "abandon", 0, "--waiting-room: the share of joiners (0 to 1) who never come back after the start (their turns lapse); the report gives the lapsed turns, the time to sold out and how long those who stayed waited")
 	fs.IntVar(&sybilWorkers, "sybil-workers", 1, "--sybil: joins (and proofs) the attacker works on at once (1: one core)")
+	check := fs.Bool("check", false, checkHelp)
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -120,8 +121,24 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("loadtest: unexpected arguments %q", fs.Args())
 	}
 	// SLUICE_<FLAG> fills a flag not given, as for the other commands.
-	if err := layer(fs, "", map[string]any{}, nil); err != nil {
+	if _, err := layerWith(fs, "", map[string]any{}, nil, layerOptions{only: map[string]bool{"check": true}}); err != nil {
 		return fmt.Errorf("loadtest: %w", err)
+	}
+	if *check {
+		// What the run would refuse before sending anything.
+		if err := loadtest.CheckTarget(o.Target, o.AllowRemote); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		if compareFile != "" {
+			if _, err := loadtest.ReadReport(compareFile); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+		}
+		if metricsListen != "" {
+			if _, _, err := net.SplitHostPort(metricsListen); err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("loadtest: --metrics-listen: %w", err)}
+			}
+		}
 	}
 	if waitingRoom {
 		beforeSet := false
@@ -134,6 +151,15 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		if !noProgress {
 			ro.Progress = stderr
+		}
+		if *check {
+			switch {
+			case ro.Buyers <= 0:
+				return &exitError{code: 2, err: errors.New("loadtest: --waiting-room needs --buyers > 0")}
+			case ro.Abandon < 0 || ro.Abandon >= 1:
+				return &exitError{code: 2, err: errors.New("loadtest: --abandon is a share from 0 to below 1")}
+			}
+			return checked(stdout, "loadtest --waiting-room of "+o.Sale+" at "+o.Target)
 		}
 		return runRoomLoadtest(ctx, ro, jsonOut, htmlFile, stdout, stderr)
 	}
@@ -156,6 +182,12 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		o.Profile = loadtest.Steps(rates, stepEvery)
 	default:
 		return fmt.Errorf("loadtest: --profile %q: want constant, ramp, spike or steps", profile)
+	}
+	if *check {
+		if err := o.Profile.Validate(); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("loadtest: %w", err)}
+		}
+		return checked(stdout, "loadtest of "+o.Sale+" at "+o.Target)
 	}
 	o.Verify = !noVerify
 	if !noProgress {

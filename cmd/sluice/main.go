@@ -37,9 +37,21 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil && !errors.Is(err, flag.ErrHelp) { // asking for help is not an error
-		fmt.Fprintln(os.Stderr, "sluice:", err)
+		printError(os.Stderr, err)
 		os.Exit(exitCode(err))
 	}
+}
+
+// printError prints err after "sluice: ", each of several errors (a
+// configuration's) on a line of its own.
+func printError(w io.Writer, err error) {
+	if multi, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range multi.Unwrap() {
+			printError(w, e)
+		}
+		return
+	}
+	fmt.Fprintln(w, "sluice:", err)
 }
 
 // exitError carries a specific exit status.
@@ -85,13 +97,21 @@ Usage:
                            an image's HEALTHCHECK, or a probe)
   sluice version           print the build (also: sluice --version)
 
-Every command takes --help.
+Every command takes --help, and --check: parse and check its arguments
+(the files and environment they name too) and exit, 0 if it would run with
+them, having started, sent or written nothing (like nginx -t).
+
+Examples:
+  sluice serve
+  sluice serve --config /etc/sluice/sluice.yaml --check
+  sluice sale create drop --stock 500 --starts-at +1h
 `
 
 // parseFlags parses a command's flags. -h and --help print the command's
 // usage (fs.Usage) once, to stdout, so that `sluice serve --help | less`
-// shows it, and return flag.ErrHelp; a bad flag prints the usage once, to
-// stderr, where main prints the error.
+// shows it, and return flag.ErrHelp. A bad flag or value returns the
+// flag package's error and a hint where the usage is, as the go tool
+// does, instead of a hundred lines of usage that push the error away.
 func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 	usage := fs.Usage
 	if usage == nil {
@@ -103,17 +123,34 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
 	fs.Usage = usage
+	fs.SetOutput(stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		fs.SetOutput(stdout)
 		usage()
-	case err != nil:
 		fs.SetOutput(stderr)
-		usage()
+	case err != nil:
+		return usageError(fs.Name(), err)
 	}
-	fs.SetOutput(stderr)
 	return err
 }
+
+// usageError is a command used wrongly: the error and where its usage
+// is, as the go tool says it, not the usage itself.
+func usageError(command string, err error) error {
+	return &exitError{code: 2, err: &hinted{err: err, command: command}}
+}
+
+// hinted is an error followed by the line that says where the usage is.
+type hinted struct {
+	err     error
+	command string
+}
+
+func (h *hinted) Error() string {
+	return h.err.Error() + "\nRun '" + h.command + " --help' for usage."
+}
+func (h *hinted) Unwrap() error { return h.err }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {

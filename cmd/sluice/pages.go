@@ -37,20 +37,32 @@ func runPages(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "export" {
 		args = args[1:]
 	} else if len(args) == 0 || !isHelp(args[0]) {
-		fmt.Fprint(stderr, pagesUsage)
-		return &exitError{code: 2, err: errors.New("pages: want: export DIR")}
+		return usageError("sluice pages", errors.New("pages: want: export DIR"))
 	}
 	fset := flag.NewFlagSet("sluice pages export", flag.ContinueOnError)
 	fset.SetOutput(stderr)
-	fset.Usage = func() { fmt.Fprint(fset.Output(), pagesUsage) }
+	fset.Usage = func() { fmt.Fprint(fset.Output(), pagesUsage+"\nFlags:\n"); fset.PrintDefaults() }
+	check := fset.Bool("check", false, checkHelp)
 	if err := parseFlags(fset, args, stdout, stderr); err != nil {
 		return err
 	}
+	if fset.NArg() > 1 { // flags after DIR
+		dir := fset.Arg(0)
+		if err := parseFlags(fset, fset.Args()[1:], stdout, stderr); err != nil {
+			return err
+		}
+		if fset.NArg() > 0 {
+			return &exitError{code: 2, err: fmt.Errorf("pages export: unexpected arguments %q", fset.Args())}
+		}
+		_ = fset.Parse([]string{dir})
+	}
 	if fset.NArg() != 1 || fset.Arg(0) == "" {
-		fmt.Fprint(stderr, pagesUsage)
-		return &exitError{code: 2, err: errors.New("pages: want: export DIR")}
+		return usageError("sluice pages", errors.New("pages: want: export DIR"))
 	}
 	dir := fset.Arg(0)
+	if *check {
+		return checked(stdout, "pages export "+dir)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("pages: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"sluice/admission"
 	"sluice/internal/ledger"
+	"sluice/internal/proof"
 )
 
 const saleUsage = `Usage: sluice sale COMMAND [NAME] [flags]
@@ -38,12 +39,16 @@ Settings (create and update):
   --stock N  --per-buyer N  --overbook N
   --starts-at T  --ends-at T      RFC 3339 (2026-12-01T10:00:00Z), "now",
                                   "+10m" (from now), or "none" to remove
-  --waiting-room[=false]  --line-opens D  --pass-ttl D  --line-limit N
+  --waiting-room[=false]  --line-opens D  --pass-ttl D  --claim-window D
+  --line-limit N  --line-per-address N  --join-proof altcha|none
+  --proof-max-number N
   --rate R  --burst N  --queue-bound N  --backend-rate R  --max-wait D
   --payload-schema FILE           a JSON Schema file for orders' payload
                                   ("none" removes it)
 
-The admin token is read from SLUICE_ADMIN_TOKEN or --admin-token-file.
+The admin token is read from --admin-token-file, else SLUICE_ADMIN_TOKEN or
+SLUICE_ADMIN_TOKEN_FILE (a file: a trailing newline is dropped). The gate
+is found at --ops, else SLUICE_OPS, else the gate's own SLUICE_OPS_LISTEN.
 
 Examples:
   export SLUICE_ADMIN_TOKEN=change-me
@@ -150,6 +155,19 @@ func newSaleSettings(fs *flag.FlagSet, now func() time.Time) *saleSettings {
 	s.durationFlag("pass-ttl", "pass_ttl", "how long a buyer whose turn came may take to order (default 2m)")
 	s.durationFlag("claim-window", "claim_window", "how long a buyer whose turn is offered has to claim it (ask for the ticket) before it lapses (default 15s)")
 	s.intFlag("line-limit", "line_limit", "most tickets in the line (default 20 x stock)")
+	s.intFlag("line-per-address", "line_per_address", "most tickets one client address (IPv4, IPv6 /56) takes in the line (0: no bound)")
+	fs.Func("join-proof", "each join of the line pays a proof of work: altcha, or none (none: no proof)", func(v string) error {
+		switch v {
+		case ledger.JoinProofAltcha:
+			s.fields["join_proof"] = v
+		case "none", "":
+			s.fields["join_proof"] = ""
+		default:
+			return fmt.Errorf("want %s or none", ledger.JoinProofAltcha)
+		}
+		return nil
+	})
+	s.intFlag("proof-max-number", "proof_max_number", fmt.Sprintf("the join proof's difficulty: a solver tries half of it on average (0: the default; at most %d)", ledger.MaxProofMaxNumber))
 	s.floatFlag("rate", "rate", "admissions per second of this sale, per gate (0: no limit)")
 	s.intFlag("burst", "burst", "the rate's burst")
 	s.intFlag("queue-bound", "queue_bound", "answer busy while this many orders wait for the backend (0: none)")
@@ -227,7 +245,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, body any) ([]
 	e := &adminError{status: resp.StatusCode, reason: p.Reason}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
-		e.msg = "the gate refused the admin token: set SLUICE_ADMIN_TOKEN (or --admin-token-file) to the gate's --admin-token"
+		e.msg = "the gate refused the admin token: set SLUICE_ADMIN_TOKEN (or --admin-token-file) to the gate's admin token"
 	case p.Reason == "not_found" && p.Detail != "":
 		e.msg = p.Detail
 	case p.Reason == "":
@@ -246,9 +264,10 @@ func runSale(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprint(fs.Output(), saleUsage)
 		fs.PrintDefaults()
 	}
-	ops := fs.String("ops", "http://127.0.0.1:9464", "the gate's ops listener (its --ops-listen)")
-	tokenFile := fs.String("admin-token-file", "", "read the admin token from this `file` (else SLUICE_ADMIN_TOKEN)")
+	ops := fs.String("ops", "http://127.0.0.1:9464", "the gate's ops listener (its --ops-listen; else SLUICE_OPS, else the gate's SLUICE_OPS_LISTEN)")
+	tokenFile := fs.String("admin-token-file", "", "read the admin token from this `file` (else SLUICE_ADMIN_TOKEN, or the file SLUICE_ADMIN_TOKEN_FILE names)")
 	asJSON := fs.Bool("json", false, "print the admin API's JSON instead of text")
+	check := fs.Bool("check", false, checkHelp)
 	settings := newSaleSettings(fs, time.Now)
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fs.SetOutput(stdout)
@@ -281,8 +300,7 @@ func runSale(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	needsName := map[string]bool{"show": true, "create": true, "update": true, "open": true, "close": true}
 	switch {
 	case cmd != "list" && !needsName[cmd]:
-		fs.Usage()
-		return &exitError{code: 2, err: fmt.Errorf("sale: unknown command %q: list, show, create, update, open or close", cmd)}
+		return usageError("sluice sale", fmt.Errorf("sale: unknown command %q: list, show, create, update, open or close", cmd))
 	case needsName[cmd] && name == "":
 		return &exitError{code: 2, err: fmt.Errorf("sale %s: which sale? sluice sale %s NAME", cmd, cmd)}
 	case needsName[cmd] && !ledger.ValidSaleName(name):
@@ -294,28 +312,24 @@ func runSale(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case cmd == "update" && len(settings.fields) == 0:
 		return &exitError{code: 2, err: fmt.Errorf("sale update %s: nothing to change: give settings such as --stock N (see sluice sale --help)", name)}
 	}
-	token := os.Getenv("SLUICE_ADMIN_TOKEN")
-	if *tokenFile != "" {
-		raw, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return fmt.Errorf("sale: --admin-token-file: %w", err)
-		}
-		token = strings.TrimSpace(string(raw))
+	token, err := adminToken(*tokenFile)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("sale: %w", err)}
 	}
 	if token == "" {
-		return &exitError{code: 2, err: errors.New("sale: no admin token: set SLUICE_ADMIN_TOKEN or --admin-token-file to the gate's --admin-token")}
+		return &exitError{code: 2, err: errors.New("sale: no admin token: set SLUICE_ADMIN_TOKEN, SLUICE_ADMIN_TOKEN_FILE or --admin-token-file to the gate's admin token")}
 	}
-	base := strings.TrimRight(*ops, "/")
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
+	base := opsBase(fs, *ops)
+	if u, err := url.Parse(base); err != nil || u.Host == "" {
+		return &exitError{code: 2, err: fmt.Errorf("sale: --ops %q: want the gate's ops listener, host:port or http://host:port", *ops)}
+	}
+	if *check {
+		return checked(stdout, strings.TrimSpace("sale "+cmd+" "+name)+" at "+base)
 	}
 	c := &adminClient{base: base, token: token, http: &http.Client{Timeout: 15 * time.Second}}
 	path := "/admin/sales/" + url.PathEscape(name)
 
-	var (
-		raw []byte
-		err error
-	)
+	var raw []byte
 	switch cmd {
 	case "list":
 		raw, err = c.do(ctx, "GET", "/admin/sales", nil)
@@ -365,6 +379,16 @@ func runSale(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("sale %s: not sluice's answer: %w", cmd, err)
 	}
 	writeSale(stdout, r, time.Now())
+	warnings := r.Warnings
+	if cmd == "update" && r.State == "closed" && settings.fields["ends_at"] != nil && !r.EndsAt.IsZero() {
+		warnings = append(warnings, "ends_at "+r.EndsAt.UTC().Format(time.RFC3339)+" has passed: the sale is closed and takes no order")
+	}
+	for _, w := range warnings {
+		if strings.Contains(w, "has passed") {
+			w = fmt.Sprintf("%s: sluice sale open %s sells now", strings.TrimSuffix(w, " (PATCH ends_at to a later time or null to sell)"), name)
+		}
+		fmt.Fprintf(stderr, "sluice: warning: sale %s: %s\n", name, w)
+	}
 	return nil
 }
 
@@ -441,6 +465,8 @@ func writeSale(w io.Writer, r admission.SaleReport, now time.Time) {
 	row("window", window(r, now))
 	if cfg.Rate > 0 {
 		row("rate", fmt.Sprintf("%g/s, burst %d", cfg.Rate, cfg.Burst))
+	} else if cfg.Burst > 0 {
+		row("burst", fmt.Sprintf("%d (no rate set)", cfg.Burst))
 	}
 	if cfg.QueueBound > 0 {
 		row("queue bound", cfg.QueueBound)
@@ -452,12 +478,24 @@ func writeSale(w io.Writer, r admission.SaleReport, now time.Time) {
 		row("max wait", time.Duration(cfg.MaxWait))
 	}
 	if cfg.WaitingRoom {
-		opens := time.Duration(cfg.LineOpens)
-		if opens <= 0 {
-			opens = ledger.DefaultLineOpens
-		}
 		row("waiting room", fmt.Sprintf("yes: line opens %s before the start, pass %s, at most %d tickets",
-			opens, cfg.PassLifetime(), cfg.LineCap()))
+			lineOpensBefore(cfg), cfg.PassLifetime(), cfg.LineCap()))
+		row("claim window", cfg.ClaimLifetime())
+	} else if cfg.LineOpens != 0 || cfg.PassTTL != 0 || cfg.ClaimWindow != 0 || cfg.LineLimit != 0 {
+		row("waiting room", fmt.Sprintf("no; when on: line opens %s before the start, pass %s, claim window %s, at most %d tickets",
+			lineOpensBefore(cfg), cfg.PassLifetime(), cfg.ClaimLifetime(), cfg.LineCap()))
+	}
+	if cfg.LinePerAddress > 0 {
+		row("line per address", cfg.LinePerAddress)
+	}
+	if cfg.JoinProof != "" {
+		n := cfg.ProofMaxNumber
+		if n <= 0 {
+			n = proof.DefaultMaxNumber
+		}
+		row("join proof", fmt.Sprintf("%s, max number %d", cfg.JoinProof, n))
+	} else if cfg.ProofMaxNumber > 0 {
+		row("proof max number", fmt.Sprintf("%d (no join proof asked)", cfg.ProofMaxNumber))
 	}
 	if len(cfg.PayloadSchema) > 0 {
 		b, _ := json.Marshal(cfg.PayloadSchema)
@@ -467,4 +505,13 @@ func writeSale(w io.Writer, r admission.SaleReport, now time.Time) {
 		row("warning", warn)
 	}
 	tw.Flush()
+}
+
+// lineOpensBefore is how long before the start the line opens, its
+// default applied.
+func lineOpensBefore(cfg ledger.Sale) time.Duration {
+	if cfg.LineOpens <= 0 {
+		return ledger.DefaultLineOpens
+	}
+	return time.Duration(cfg.LineOpens)
 }

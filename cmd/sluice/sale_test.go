@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -145,6 +146,109 @@ func TestCORSConfig(t *testing.T) {
 	for _, bad := range []string{"*", "https://shop.example/path", "shop.example"} {
 		if _, err := parseServe([]string{"--cors-origin", bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "--cors-origin") {
 			t.Errorf("--cors-origin %s: %v", bad, err)
+		}
+	}
+}
+
+// Every setting of a sale (each JSON field of ledger.Sale) can be given
+// to sluice sale create and update, and sluice sale show shows it: a new
+// field without its flag and its row fails here.
+func TestSaleSettingsEveryField(t *testing.T) {
+	cfg := gatetest.Config(t)
+	cfg.AdminToken = "s3cret"
+	s := gatetest.Start(t, cfg)
+	t.Setenv("SLUICE_ADMIN_TOKEN", "s3cret")
+	schema := filepath.Join(t.TempDir(), "schema.json")
+	if err := os.WriteFile(schema, []byte(`{"type":"object","required":["sku"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// field: the flag and value that sets it, and the row show prints.
+	fields := map[string]struct {
+		args []string
+		row  string
+	}{
+		"stock":            {[]string{"--stock", "40"}, `stock +40 \(`},
+		"overbook":         {[]string{"--overbook", "3"}, `overbook +3$`},
+		"per_buyer":        {[]string{"--per-buyer", "2"}, `per buyer +2$`},
+		"starts_at":        {[]string{"--starts-at", "2099-01-01T10:00:00Z"}, `starts at +2099-01-01T10:00:00Z$`},
+		"ends_at":          {[]string{"--ends-at", "2099-01-01T12:00:00Z"}, `ends at +2099-01-01T12:00:00Z$`},
+		"rate":             {[]string{"--rate", "150"}, `rate +150/s, burst 7$`},
+		"burst":            {[]string{"--burst", "7"}, `rate +150/s, burst 7$`},
+		"queue_bound":      {[]string{"--queue-bound", "900"}, `queue bound +900$`},
+		"backend_rate":     {[]string{"--backend-rate", "60"}, `backend rate +60/s$`},
+		"max_wait":         {[]string{"--max-wait", "45s"}, `max wait +45s$`},
+		"waiting_room":     {[]string{"--waiting-room"}, `waiting room +yes: `},
+		"line_opens":       {[]string{"--line-opens", "20m"}, `waiting room +yes: line opens 20m0s before`},
+		"pass_ttl":         {[]string{"--pass-ttl", "90s"}, `waiting room +yes: .*pass 1m30s,`},
+		"claim_window":     {[]string{"--claim-window", "20s"}, `claim window +20s$`},
+		"line_limit":       {[]string{"--line-limit", "5000"}, `waiting room +yes: .*at most 5000 tickets$`},
+		"payload_schema":   {[]string{"--payload-schema", schema}, `payload schema +.*"required":\["sku"\]`},
+		"join_proof":       {[]string{"--join-proof", "altcha"}, `join proof +altcha, max number 20000$`},
+		"proof_max_number": {[]string{"--proof-max-number", "20000"}, `join proof +altcha, max number 20000$`},
+		"line_per_address": {[]string{"--line-per-address", "4"}, `line per address +4$`},
+	}
+	typ := reflect.TypeFor[ledger.Sale]()
+	var args []string
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		if name == "name" {
+			continue
+		}
+		f, ok := fields[name]
+		if !ok {
+			t.Errorf("ledger.Sale's %s: no sluice sale flag in this test: add one to sale.go, its row to writeSale, and both here", name)
+			continue
+		}
+		args = append(args, f.args...)
+	}
+	run1 := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if err := run(context.Background(), append(args, "--ops", s.OpsAddr()), &out, &errb); err != nil {
+			t.Fatalf("sluice %s: %v %s", strings.Join(args, " "), err, errb.String())
+		}
+		return out.String()
+	}
+	created := run1(append([]string{"sale", "create", "every"}, args...)...)
+	shown := run1("sale", "show", "every")
+	for name, f := range fields {
+		for what, out := range map[string]string{"create": created, "show": shown} {
+			if !regexp.MustCompile(`(?m)^` + f.row).MatchString(out) {
+				t.Errorf("%s: sale %s does not show %s (%q):\n%s", name, what, name, f.row, out)
+			}
+		}
+	}
+	// update changes each one alone.
+	out := run1("sale", "update", "every", "--line-per-address", "9", "--join-proof", "none", "--proof-max-number", "0")
+	if !regexp.MustCompile(`(?m)^line per address +9$`).MatchString(out) || strings.Contains(out, "join proof") {
+		t.Errorf("update:\n%s", out)
+	}
+}
+
+// A sale whose window has already passed is made as asked, and said so
+// on stderr (most likely a mistyped date).
+func TestSaleWithAPastWindowWarns(t *testing.T) {
+	cfg := gatetest.Config(t)
+	cfg.AdminToken = "s3cret"
+	s := gatetest.Start(t, cfg)
+	t.Setenv("SLUICE_ADMIN_TOKEN", "s3cret")
+	for _, c := range []struct {
+		args []string
+		warn bool
+	}{
+		{[]string{"create", "past", "--stock", "5", "--starts-at", "2020-12-01T10:00:00Z", "--ends-at", "2020-12-01T12:00:00Z"}, true},
+		{[]string{"create", "ahead", "--stock", "5", "--ends-at", "+1h"}, false},
+		{[]string{"update", "ahead", "--ends-at", "2021-01-01T00:00:00Z"}, true},
+		{[]string{"close", "ahead"}, false},
+	} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), append(append([]string{"sale"}, c.args...), "--ops", s.OpsAddr()), &out, &errb)
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		warned := strings.Contains(errb.String(), "has passed: the sale is closed") && strings.Contains(errb.String(), "sluice sale open")
+		if warned != c.warn {
+			t.Errorf("%v: stderr %q, want a warning: %v", c.args, errb.String(), c.warn)
 		}
 	}
 }

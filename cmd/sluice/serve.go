@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -19,21 +22,89 @@ import (
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig("serve", args, stdout, stderr)
+	return runGate(ctx, "serve", args, stdout, stderr)
+}
+
+func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runGate(ctx, "drain", args, stdout, stderr)
+}
+
+// runGate is sluice serve or sluice drain: with --check it stops once
+// the configuration is known good, having started nothing.
+func runGate(ctx context.Context, role string, args []string, stdout, stderr io.Writer) error {
+	cfg, opt, err := parseCommand(role, args, stdout, stderr)
 	if err != nil {
 		return err
+	}
+	if opt.check {
+		fmt.Fprintf(stdout, "sluice: configuration OK (%s)\n", summary(cfg))
+		return nil
 	}
 	defer setGC(cfg)()
 	return serve.Run(ctx, cfg)
 }
 
-func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig("drain", args, stdout, stderr)
-	if err != nil {
-		return err
+// summary is what a checked configuration would run, in one line.
+func summary(cfg serve.Config) string {
+	var parts []string
+	add := func(f string, a ...any) { parts = append(parts, fmt.Sprintf(f, a...)) }
+	if cfg.DrainOnly {
+		add("drain of %s", cfg.NATSURL)
+	} else {
+		role := "gate+drain"
+		if cfg.NoDrain {
+			role = "gate"
+		}
+		scheme := "http"
+		if cfg.TLSCert != "" {
+			scheme = "https"
+		}
+		add("%s, public %s://%s", role, scheme, cfg.Listen)
 	}
-	defer setGC(cfg)()
-	return serve.Run(ctx, cfg)
+	add("ops %s", cfg.OpsListen)
+	switch {
+	case cfg.DrainOnly:
+	case cfg.NATSURL != "":
+		add("JetStream at %s", cfg.NATSURL)
+	case cfg.ClusterListen != "":
+		add("JetStream %s in %s, cluster %s on %s, %d routes", cfg.ServerName, cfg.DataDir, cfg.ClusterName, cfg.ClusterListen, len(cfg.ClusterRoutes))
+	default:
+		add("JetStream in %s", cfg.DataDir)
+	}
+	switch {
+	case cfg.DrainOnly:
+	case len(cfg.Sales) == 0 && !cfg.NoDemo:
+		add("no sale (a first start makes demo, stock 1000)")
+	default:
+		add("%s", plural(len(cfg.Sales), "sale", "sales"))
+	}
+	if !cfg.NoDrain {
+		b := cfg.Backend
+		switch {
+		case b == "":
+			b = filepath.Join(cfg.DataDir, "orders.db")
+		case strings.Contains(b, "://"):
+			b = redactURL(b)
+		}
+		add("backend %s", b)
+	}
+	if cfg.AdminToken != "" {
+		add("admin API on")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// redactURL drops a URL's password and query (a DSN's secrets).
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(a URL that does not parse)"
+	}
+	u.RawQuery = ""
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	return u.String()
 }
 
 // setGC applies --gc-percent unless GOGC says otherwise. A gate's live heap
@@ -111,6 +182,13 @@ func parseServe(args []string, stderr io.Writer) (serve.Config, error) {
 	return parseConfig("serve", args, io.Discard, stderr)
 }
 
+// parseConfig parses and checks the flags of `sluice serve` or `sluice
+// drain` (parseCommand).
+func parseConfig(role string, args []string, stdout, stderr io.Writer) (serve.Config, error) {
+	cfg, _, err := parseCommand(role, args, stdout, stderr)
+	return cfg, err
+}
+
 const serveUsage = `Usage: sluice serve [flags]
 
 Runs a gate: the public API (--listen), the ops listener with the console,
@@ -125,10 +203,15 @@ Examples:
   sluice serve --sale s1=5000 --admin-token-file /etc/sluice/token
   sluice serve --config sluice.yaml --backend postgres://sluice@db/shop
   sluice serve --nats-listen 127.0.0.1:4222 --no-drain   # a gate; a sluice drain drains
+  sluice serve --config sluice.yaml --check   # would it start? (nothing is started)
 
 Every flag is also SLUICE_<FLAG> in the environment (SLUICE_OPS_LISTEN) and
 a key of the --config file (ops_listen:); a flag beats the environment,
-which beats the file. Guide: docs/configuration.md.
+which beats the file. The settings are checked once all are known; an
+error names the setting as it was given (--flag, SLUICE_FLAG, or the
+file's key). --check stops there: exit 0 and a one-line summary if the
+gate would start, else the errors, having bound, written and started
+nothing. Guide: docs/configuration.md.
 
 Flags:
 `
@@ -144,16 +227,30 @@ Examples:
   sluice drain --nats-url nats://127.0.0.1:4222
   sluice drain --nats-url nats://127.0.0.1:4222 --backend postgres://sluice@db/shop
   sluice drain --nats-url nats://127.0.0.1:4222 --backend https://shop.example/internal/orders --backend-rate 200
+  sluice drain --nats-url nats://127.0.0.1:4222 --backend postgres://sluice@db/shop --check
 
 Every flag is also SLUICE_<FLAG> in the environment and a key of the
---config file. Guide: docs/orders-and-the-drain.md.
+--config file, but for --ops-listen: SLUICE_DRAIN_OPS_LISTEN and
+drain_ops_listen, so that a drain sharing a gate's environment or file
+does not take the gate's port. --check checks the settings and exits,
+starting nothing. Guide: docs/orders-and-the-drain.md.
 
 Flags:
 `
 
-// parseConfig parses the flags of `sluice serve` or `sluice drain`; drain
-// takes the NATS, backend, drain, ops and log flags.
-func parseConfig(role string, args []string, stdout, stderr io.Writer) (serve.Config, error) {
+// commandOptions are what a command line asks beyond the configuration.
+type commandOptions struct {
+	check bool // --check: check the configuration, start nothing
+}
+
+// parseCommand parses the flags of `sluice serve` or `sluice drain` (drain
+// takes the NATS, backend, drain, ops and log flags), layers the
+// environment and the config file under them, and checks the result
+// (serve.Config.Check) once every setting is known: a setting that needs
+// another is judged with both. Each error names the setting at fault as
+// it was given: --flag, SLUICE_FLAG or the config file's key.
+func parseCommand(role string, args []string, stdout, stderr io.Writer) (serve.Config, commandOptions, error) {
+	var opt commandOptions
 	fs := flag.NewFlagSet("sluice "+role, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -173,6 +270,7 @@ func parseConfig(role string, args []string, stdout, stderr io.Writer) (serve.Co
 		sync           string
 		logFormat      string
 		logLevel       string
+		adminTokenFile string
 	)
 	// The gate's own flags. sluice drain defines them on a flag set it
 	// never parses, so that a config file or environment shared with the
@@ -181,7 +279,8 @@ func parseConfig(role string, args []string, stdout, stderr io.Writer) (serve.Co
 	if role != "serve" {
 		gfs = flag.NewFlagSet("sluice serve", flag.ContinueOnError)
 	}
-	fs.StringVar(&configPath, "config", "", "YAML config file (flags and SLUICE_* env beat it)")
+	fs.StringVar(&configPath, "config", "", "YAML config `file` (flags and SLUICE_* env beat it)")
+	fs.BoolVar(&opt.check, "check", false, "check the flags, environment and config file (and the files they name) and exit: 0 and a one-line summary if "+role+" would start with them, else the error; nothing is started, bound or written")
 	gfs.StringVar(&cfg.Listen, "listen", ":8080", "public API `address`")
 	gfs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate `file` (the leaf, then its chain) for HTTPS on the public API, with --tls-key; read again on SIGHUP")
 	gfs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
@@ -216,7 +315,8 @@ func parseConfig(role string, args []string, stdout, stderr io.Writer) (serve.Co
 	gfs.StringVar(&cfg.ClusterTLSCA, "cluster-tls-ca", "", "PEM CA `file` that signs every gate's route certificate; peers are verified against it")
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "replicas of each sale stream (3 in a cluster)")
 	gfs.Int64Var(&cfg.MaxStore, "max-store", 0, "bound on JetStream's file store in bytes (0: most of the disk)")
-	gfs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token of the admin API (empty: admin API off)")
+	gfs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token of the admin API (empty: admin API off); prefer --admin-token-file to the command line, which ps shows")
+	gfs.StringVar(&adminTokenFile, "admin-token-file", "", "read the admin API's bearer token from this `file` (a trailing newline is dropped), instead of --admin-token")
 	gfs.StringVar(&cfg.SoldOutPage, "sold-out-page", "", "HTML file shown to browsers when a sale is sold out, as it is")
 	gfs.StringVar(&cfg.Pages, "pages", "", "`directory` of your own page templates (waiting.html, join.html, problem.html, sold-out.html…); start from sluice pages export DIR")
 	gfs.StringVar(&cfg.Gate.BuyerHeader, "buyer-header", "", "take the buyer id from this header, set by an authenticating proxy in --trusted-proxies (other peers are refused)")
@@ -256,83 +356,159 @@ func parseConfig(role string, args []string, stdout, stderr io.Writer) (serve.Co
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
-		return cfg, err
+		return cfg, opt, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("%s: unexpected arguments %q", role, fs.Args())
+		return cfg, opt, fmt.Errorf("%s: unexpected arguments %q", role, fs.Args())
 	}
 	structured := map[string]any{"sales": nil, "cors_origins": nil}
-	ignored := map[string]bool{}
+	ignored := map[string]bool{"drain_ops_listen": true}
+	lo := layerOptions{only: map[string]bool{"check": true, "config": true}}
 	if role != "serve" {
 		structured = map[string]any{}
+		ignored = map[string]bool{"sales": true, "cors_origins": true, "ops_listen": true}
 		gfs.VisitAll(func(f *flag.Flag) { ignored[strings.ReplaceAll(f.Name, "-", "_")] = true })
-		ignored["sales"] = true
-		ignored["cors_origins"] = true
+		// The drain's ops port is not the gate's: a gate and a drain
+		// sharing an environment or a config file would otherwise both
+		// take SLUICE_OPS_LISTEN, and the second to start fails to bind.
+		lo.keys = map[string]string{"ops-listen": "drain_ops_listen"}
 	}
-	if err := layer(fs, configPath, structured, ignored); err != nil {
-		return cfg, err
+	// --config is itself a setting: SLUICE_CONFIG names the file when the
+	// command line does not (read before the file's keys are layered).
+	if configPath == "" {
+		configPath = os.Getenv("SLUICE_CONFIG")
+	}
+	from, err := layerWith(fs, configPath, structured, ignored, lo)
+	if err != nil {
+		return cfg, opt, err
 	}
 	log, err := newLogger(stderr, logFormat, logLevel)
 	if err != nil {
-		return cfg, err
+		return cfg, opt, relabel(err, from)
 	}
 	cfg.Logger = log
-	switch broker.Sync(sync) {
-	case broker.SyncAlways, broker.SyncInterval:
-		cfg.Sync = broker.Sync(sync)
-	default:
-		return cfg, fmt.Errorf("--sync %q: want always or interval", sync)
-	}
+	cfg.Sync = broker.Sync(sync)
 	cfg.ClusterRoutes = routes
+	if role == "serve" {
+		if err := gateSettings(&cfg, from, structured, sales, proxies, corsOrigins, adminTokenFile, configPath); err != nil {
+			return cfg, opt, relabel(err, from)
+		}
+	}
+	// --gc-headroom's default applies only where it can: above 100%.
+	if _, set := from["gc-headroom"]; !set && cfg.GCPercent <= 100 {
+		cfg.GCHeadroom = 0
+	}
+	if role == "drain" {
+		cfg.DrainOnly = true
+	}
+	if err := cfg.Check(); err != nil {
+		return cfg, opt, relabel(err, from)
+	}
+	return cfg, opt, nil
+}
+
+// gateSettings resolves what only a gate has: the admin token, the
+// sales of the flags and the file, the CORS origins, the trusted proxies.
+func gateSettings(cfg *serve.Config, from origins, structured map[string]any, sales, proxies, corsOrigins listFlag, tokenFile, configPath string) error {
+	if tokenFile != "" {
+		tok, tf := from["admin-token"], from["admin-token-file"]
+		switch {
+		case cfg.AdminToken == "":
+		case tok.layer == tf.layer:
+			return &serve.SettingError{Setting: "admin-token-file", Err: fmt.Errorf("and %s both give the admin token: give one", tok.label)}
+		case tok.layer < tf.layer:
+			tokenFile = "" // the token given higher up wins, as any setting does
+		}
+	}
+	if tokenFile != "" {
+		t, err := readTokenFile(tokenFile)
+		if err != nil {
+			return &labelled{label: from.label("admin-token-file"), err: err}
+		}
+		cfg.AdminToken = t
+	}
 	// cors_origins, the plural, is the config file's spelling of the
 	// repeated flag; the flag or SLUICE_CORS_ORIGIN beat it.
 	if v := structured["cors_origins"]; v != nil && len(corsOrigins) == 0 {
 		if err := corsOrigins.Set(yamlScalar(v)); err != nil {
-			return cfg, fmt.Errorf("config cors_origins: %w", err)
+			return fmt.Errorf("cors_origins in %s: %w", configPath, err)
 		}
+		from["cors-origin"] = origin{fromFile, "cors_origins in " + configPath}
 	}
 	cfg.Gate.CORS.Origins = corsOrigins
-	if err := cfg.Gate.Validate(); err != nil {
-		return cfg, fmt.Errorf("--cors-origin: %w", err)
-	}
+	var err error
 	if cfg.Gate.TrustedProxies, err = admission.ParseTrustedProxies(proxies); err != nil {
-		return cfg, fmt.Errorf("--trusted-proxies: %w", err)
+		return &labelled{label: from.label("trusted-proxies"), err: err}
 	}
 	if v := structured["sales"]; v != nil {
 		var fileSales []ledger.Sale
 		if err := redecode(v, &fileSales); err != nil {
-			return cfg, fmt.Errorf("config sales: %w", err)
+			return fmt.Errorf("sales in %s: %w", configPath, err)
 		}
 		for _, s := range fileSales {
 			cfg.Sales = append(cfg.Sales, serve.SaleSpec{Sale: s})
+		}
+		if _, set := from["sale"]; !set {
+			from["sale"] = origin{fromFile, "sales in " + configPath}
 		}
 	}
 	for _, s := range sales {
 		spec, err := parseSaleFlag(s)
 		if err != nil {
-			return cfg, err
+			return &labelled{label: from.label("sale"), err: err}
 		}
 		cfg.Sales = mergeSale(cfg.Sales, spec)
 	}
-	for _, s := range cfg.Sales {
-		if err := s.Validate(); err != nil {
-			return cfg, err
-		}
+	return nil
+}
+
+// readTokenFile reads a bearer token from a file, less a trailing
+// newline; an empty one is refused, as it would turn the admin API off
+// (or send no token) without a word.
+func readTokenFile(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
 	}
-	if role == "drain" {
-		if cfg.NATSURL == "" {
-			return cfg, fmt.Errorf("drain: --nats-url is required: the drain reads the gates' JetStream")
-		}
-		cfg.DrainOnly = true
+	t := strings.TrimRight(string(raw), "\r\n")
+	if strings.TrimSpace(t) == "" {
+		return "", fmt.Errorf("%s is empty", path)
 	}
-	return cfg, nil
+	return t, nil
+}
+
+// labelled is an error about a setting, named as it was given.
+type labelled struct {
+	label string
+	err   error
+}
+
+func (l *labelled) Error() string { return l.label + ": " + l.err.Error() }
+func (l *labelled) Unwrap() error { return l.err }
+
+// relabel names each setting of err (serve.SettingError) as it was
+// given: SLUICE_BUYER_HEADER or buyer_header in the file rather than
+// --buyer-header, so that the operator looks in the right place.
+func relabel(err error, from origins) error {
+	if multi, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range multi.Unwrap() {
+			out = append(out, relabel(e, from))
+		}
+		return errors.Join(out...)
+	}
+	var se *serve.SettingError
+	if errors.As(err, &se) {
+		return &labelled{label: from.label(se.Setting), err: se.Err}
+	}
+	return err
 }
 
 func parseSaleFlag(v string) (serve.SaleSpec, error) {
 	name, stock, ok := strings.Cut(v, "=")
 	n, err := strconv.ParseInt(stock, 10, 64)
 	if !ok || err != nil || n < 1 {
-		return serve.SaleSpec{}, fmt.Errorf("--sale %q: want NAME=STOCK with STOCK >= 1", v)
+		return serve.SaleSpec{}, fmt.Errorf("%q: want NAME=STOCK with STOCK >= 1", v)
 	}
 	return serve.SaleSpec{Sale: ledger.Sale{Name: name, Stock: n}, StockOnly: true}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -42,10 +43,11 @@ Flags:
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sluice status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	ops := fs.String("ops", "http://127.0.0.1:9464", "the gate's ops listener (its --ops-listen)")
+	ops := fs.String("ops", "http://127.0.0.1:9464", "the gate's ops listener (its --ops-listen; else SLUICE_OPS, else the gate's SLUICE_OPS_LISTEN)")
 	watch := fs.Bool("watch", false, "redraw until interrupted")
 	interval := fs.Duration("interval", 2*time.Second, "how often --watch redraws")
 	asJSON := fs.Bool("json", false, "print the gate's JSON (GET /status) instead of the table")
+	check := fs.Bool("check", false, checkHelp)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), statusUsage)
 		fs.PrintDefaults()
@@ -53,19 +55,21 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	if err := layer(fs, "", map[string]any{}, nil); err != nil {
+	if _, err := layerWith(fs, "", map[string]any{}, nil, layerOptions{only: map[string]bool{"check": true}}); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
-		return &exitError{code: 2, err: fmt.Errorf("status: unexpected argument %q", fs.Arg(0))}
+		return usageError("sluice status", fmt.Errorf("status: unexpected argument %q", fs.Arg(0)))
 	}
 	if *interval < 100*time.Millisecond {
 		return &exitError{code: 2, err: errors.New("status: --interval must be at least 100ms")}
 	}
-	base := strings.TrimRight(*ops, "/")
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
+	base := opsBase(fs, *ops)
+	if u, err := url.Parse(base); err != nil || u.Host == "" {
+		return &exitError{code: 2, err: fmt.Errorf("status: --ops %q: want the gate's ops listener, host:port or http://host:port", *ops)}
+	}
+	if *check {
+		return checked(stdout, "status of "+base)
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	show := func() error {

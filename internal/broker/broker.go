@@ -119,12 +119,17 @@ func Connect(ctx context.Context, url string, log *slog.Logger) (*Broker, error)
 	return &Broker{Conn: nc, log: log}, nil
 }
 
-// Start runs an embedded JetStream server and connects to it in process.
-func Start(ctx context.Context, cfg Config) (*Broker, error) {
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+// Check reports what Start would refuse in cfg without starting
+// anything: addresses that do not parse, route credentials or TLS files
+// given in part, route TLS files that do not load (it reads them), a
+// cluster without a server name. It opens no port and writes nothing.
+func (cfg Config) Check() error {
+	_, err := cfg.options()
+	return err
+}
+
+// options are the embedded server's options for cfg.
+func (cfg Config) options() (*server.Options, error) {
 	opts := &server.Options{
 		ServerName:            cfg.ServerName,
 		JetStream:             true,
@@ -167,8 +172,21 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 			return nil, err
 		}
 		if opts.ServerName == "" {
-			return nil, errors.New("broker: a clustered server needs a server name")
+			return nil, ErrServerName
 		}
+	}
+	return opts, nil
+}
+
+// Start runs an embedded JetStream server and connects to it in process.
+func Start(ctx context.Context, cfg Config) (*Broker, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	opts, err := cfg.options()
+	if err != nil {
+		return nil, err
 	}
 	b := &Broker{log: log, opts: opts, cfg: cfg}
 	wait := 10 * time.Second

@@ -5,7 +5,6 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -34,7 +33,6 @@ import (
 	"sluice/internal/buyertoken"
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
-	"sluice/overflow"
 )
 
 // Config is everything `sluice serve` is told. Zero values mean the
@@ -128,15 +126,23 @@ type BuyerTokenConfig struct {
 
 func (c BuyerTokenConfig) set() bool { return c.SecretFile != "" || c.JWKSURL != "" }
 
+// setting names the flag of the key c names, for its errors.
+func (c BuyerTokenConfig) setting() string {
+	if c.SecretFile != "" {
+		return "buyer-token-secret-file"
+	}
+	return "buyer-token-jwks"
+}
+
 // buyerTokens starts the verifier c names.
 func buyerTokens(ctx context.Context, c BuyerTokenConfig, log *slog.Logger) (*buyertoken.Verifier, error) {
 	o := buyertoken.Options{JWKSURL: c.JWKSURL, Issuer: c.Issuer, Audience: c.Audience, Logger: log}
 	if c.SecretFile != "" {
-		b, err := os.ReadFile(c.SecretFile)
+		b, err := readSecret(c.SecretFile)
 		if err != nil {
-			return nil, fmt.Errorf("buyer token secret: %w", err)
+			return nil, err
 		}
-		o.Secret = bytes.TrimRight(b, "\r\n")
+		o.Secret = b
 	}
 	return buyertoken.New(ctx, o)
 }
@@ -294,17 +300,17 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 	cmd := cfg.command()
-	if !cfg.DrainOnly {
-		if cfg.BuyerToken.Cookie != "" && !cfg.BuyerToken.set() {
-			return nil, fmt.Errorf("%s: --buyer-token-cookie needs --buyer-token-jwks or --buyer-token-secret-file", cmd)
+	// Everything that can be refused without starting is refused first,
+	// before a port is bound or a file written.
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	if !cfg.DrainOnly && cfg.BuyerToken.set() {
+		if s.tokens, err = buyerTokens(ctx, cfg.BuyerToken, s.log); err != nil {
+			return nil, settingErr(cfg.BuyerToken.setting(), err)
 		}
-		if cfg.BuyerToken.set() {
-			if s.tokens, err = buyerTokens(ctx, cfg.BuyerToken, s.log); err != nil {
-				return nil, fmt.Errorf("%s: %w", cmd, err)
-			}
-			s.cfg.Gate.BuyerTokens, s.cfg.Gate.BuyerTokenCookie = s.tokens, cfg.BuyerToken.Cookie
-			tokenMetrics(s.reg, s.tokens, cfg.BuyerToken.JWKSURL != "")
-		}
+		s.cfg.Gate.BuyerTokens, s.cfg.Gate.BuyerTokenCookie = s.tokens, cfg.BuyerToken.Cookie
+		tokenMetrics(s.reg, s.tokens, cfg.BuyerToken.JWKSURL != "")
 		if err := s.cfg.Gate.Validate(); err != nil {
 			return nil, fmt.Errorf("%s: %w", cmd, err)
 		}
@@ -320,7 +326,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.apiLn = s.apiConns
 		if cfg.TLSCert != "" || cfg.TLSKey != "" {
 			if s.cert, err = newCertificate(cfg.TLSCert, cfg.TLSKey, s.reg, s.log); err != nil {
-				return nil, fmt.Errorf("%s: %w", cmd, err)
+				return nil, settingErr("tls-cert", err)
 			}
 			s.apiLn = tls.NewListener(s.apiConns, s.cert.config())
 		}
@@ -329,44 +335,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("%s: ops listen %s: %w", cmd, cfg.OpsListen, err)
 	}
 	if !cfg.DrainOnly {
-		if err := cfg.Gate.Validate(); err != nil {
-			return nil, fmt.Errorf("%s: %w", cmd, err)
+		if s.cfg.Gate.Renderer, err = cfg.renderer(); err != nil {
+			return nil, err
 		}
-	}
-	if cfg.SoldOutPage != "" || cfg.Pages != "" {
-		r := &overflow.Renderer{}
-		if cfg.Pages != "" {
-			if r.Pages, err = overflow.LoadPages(os.DirFS(cfg.Pages)); err != nil {
-				return nil, fmt.Errorf("%s: --pages %s: %w", cmd, cfg.Pages, err)
-			}
-		}
-		if cfg.SoldOutPage != "" {
-			if r.SoldOutHTML, err = os.ReadFile(cfg.SoldOutPage); err != nil {
-				return nil, fmt.Errorf("serve: sold-out page: %w", err)
-			}
-		}
-		s.cfg.Gate.Renderer = r
 	}
 	if cfg.NATSURL != "" {
 		s.broker, err = broker.Connect(ctx, cfg.NATSURL, s.log)
 	} else {
-		s.broker, err = broker.Start(ctx, broker.Config{
-			StoreDir:        cfg.DataDir, // nats-server adds "jetstream/"
-			Listen:          cfg.NATSListen,
-			ServerName:      cfg.ServerName,
-			ClusterName:     cfg.ClusterName,
-			ClusterListen:   cfg.ClusterListen,
-			Routes:          cfg.ClusterRoutes,
-			ClusterUser:     cfg.ClusterUser,
-			ClusterPassword: cfg.ClusterPassword,
-			ClusterTLSCert:  cfg.ClusterTLSCert,
-			ClusterTLSKey:   cfg.ClusterTLSKey,
-			ClusterTLSCA:    cfg.ClusterTLSCA,
-			Sync:            cfg.Sync,
-			SyncEvery:       cfg.SyncEvery,
-			MaxStore:        cfg.MaxStore,
-			Logger:          s.log,
-		})
+		bc := cfg.brokerConfig()
+		bc.Logger = s.log
+		s.broker, err = broker.Start(ctx, bc)
 	}
 	if err != nil {
 		return nil, err

@@ -55,18 +55,29 @@ func newCertificate(certFile, keyFile string, reg prometheus.Registerer, log *sl
 func (c *certificate) load() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	pair, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	pair, err := loadKeyPair(c.certFile, c.keyFile)
 	if err != nil {
-		return fmt.Errorf("tls: %w", err)
+		return err
+	}
+	c.cur.Store(pair)
+	c.expiry.Set(float64(pair.Leaf.NotAfter.Unix()))
+	return nil
+}
+
+// loadKeyPair reads a certificate and its key and checks that they
+// match. Its errors name both files once: crypto/tls's own begin with
+// "tls: " already.
+func loadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s and %s: %w", certFile, keyFile, err)
 	}
 	leaf, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil {
-		return fmt.Errorf("tls: %s: %w", c.certFile, err)
+		return nil, fmt.Errorf("%s: %w", certFile, err)
 	}
 	pair.Leaf = leaf
-	c.cur.Store(&pair)
-	c.expiry.Set(float64(leaf.NotAfter.Unix()))
-	return nil
+	return &pair, nil
 }
 
 // reload reads the files again (SIGHUP). On failure the current
