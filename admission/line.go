@@ -17,7 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"sluice/internal/ledger"
-	"sluice/internal/line"
+	"sluice/internal/room/line"
 	"sluice/overflow"
 )
 

@@ -11,8 +11,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"sluice/internal/ledger"
-	"sluice/internal/line"
 	"sluice/internal/payload"
+	"sluice/internal/room/line"
 	"sluice/overflow"
 )
 

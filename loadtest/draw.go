@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"strings"
 
-	"sluice/internal/line"
+	"sluice/internal/room/line"
 )
 
 // Draw is a waiting room's draw as its public endpoints give it: the

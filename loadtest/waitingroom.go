@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"sluice/internal/line"
+	"sluice/internal/room/line"
 )
 
 // RoomOptions is a waiting-room rehearsal: buyers join a sale's line

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"sluice/internal/line"
+	"sluice/internal/room/line"
 	"sluice/loadtest"
 )
 

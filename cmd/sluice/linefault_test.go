@@ -23,7 +23,7 @@ import (
 
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
-	"sluice/internal/line"
+	"sluice/internal/room/line"
 	"sluice/internal/testenv"
 	"sluice/loadtest"
 )

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"sluice/internal/line"
+	"sluice/internal/room/line"
 )
 
 // The waiting room's JetStream records. Each sale with a waiting room has

@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"sluice/internal/line"
+	"sluice/internal/room/line"
 )
 
 // Room is one gate's copy of a sale's waiting room: its keys, and the

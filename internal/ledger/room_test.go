@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"sluice/internal/broker"
-	"sluice/internal/line"
+	"sluice/internal/room/line"
 )
 
 // lineOf starts an in-process JetStream and fills a waiting-room sale's

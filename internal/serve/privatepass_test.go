@@ -10,7 +10,7 @@ import (
 
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
-	"sluice/internal/line"
+	"sluice/internal/room/line"
 )
 
 // A ticket id is its holder's secret: from the public endpoints alone

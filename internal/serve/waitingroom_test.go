@@ -21,7 +21,7 @@ import (
 	"sluice/internal/browsertest"
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
-	"sluice/internal/line"
+	"sluice/internal/room/line"
 	"sluice/internal/serve"
 	"sluice/internal/testenv"
 )
