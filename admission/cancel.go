@@ -19,11 +19,6 @@ import (
 // decisions stream records: a repeated cancel answers the first one's.
 type OrderCanceller func(ctx context.Context, id ledger.OrderID, buyer string) (time.Time, error)
 
-// SetOrderCanceller enables POST /admin/orders/{id}/cancel; a gate
-// without one (it does not drain into the backend) refuses cancels.
-// Call it before serving.
-func (g *Gate) SetOrderCanceller(c OrderCanceller) { g.canceller = c }
-
 // adminCancel is POST /admin/orders/{id}/cancel: the shop cancels an
 // order it confirmed (unpaid after its payment window, say). Only a
 // confirmed order can be: a queued one is not decided yet, a rejected or

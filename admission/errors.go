@@ -6,6 +6,10 @@ import "errors"
 // cannot run with; the message names the setting and what to fix.
 var ErrBadConfig = errors.New("admission: bad config")
 
+// ErrBadDeps is returned by Deps.Validate (and New) for parts a gate
+// cannot be built of.
+var ErrBadDeps = errors.New("admission: bad deps")
+
 // Errors of Config.Validate.
 var (
 	// ErrBuyerHeaderUntrusted: a buyer header is named but no trusted

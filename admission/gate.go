@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/netip"
@@ -12,16 +13,58 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"sluice/internal/eventlog"
 	"sluice/internal/ledger"
 	"sluice/limiter"
 	"sluice/overflow"
 )
 
-// Ledger is what the gate needs of the order ledger.
+// Ledger is what the gate needs of the order ledger (ledger.Ledger).
 type Ledger interface {
 	Place(ctx context.Context, o ledger.Order, msgID string) (ledger.OrderID, bool, error)
 	Lookup(ctx context.Context, id ledger.OrderID) (ledger.Order, error)
 	EnsureSale(ctx context.Context, s ledger.Sale) (ledger.SaleState, error)
+	// PlaceBeyond places an order that takes only the stock beyond
+	// what held says the sale's line holds (room_pass.go).
+	PlaceBeyond(ctx context.Context, o ledger.Order, msgID string, held func() int64) (ledger.OrderID, bool, error)
+}
+
+// Deps are the parts a gate is built of, made by its owner
+// (internal/serve). Their types are sluice's own internal ones, on
+// purpose: the ledger keeps the promises the gate answers for (stock, one
+// order per buyer, the line's), so a gate is built of sluice's ledger and
+// waiting room, not of something outside this module.
+type Deps struct {
+	// Ledger places and finds orders. Required.
+	Ledger Ledger
+	// Metrics, made by NewMetrics. Required.
+	Metrics *Metrics
+	// Status tells what the drain did with an order (orderstatus.Tracker);
+	// nil: every order reads queued.
+	Status StatusSource
+	// Confirmed counts a sale's confirmed and decided orders
+	// (orderstatus.Tracker); nil: the gate shows no count.
+	Confirmed ConfirmedCounter
+	// Canceller cancels a confirmed order (POST /admin/orders/{id}/cancel);
+	// nil: a gate that does not drain refuses cancels.
+	Canceller OrderCanceller
+	// Rooms and RoomStore serve the waiting rooms: both, or neither for a
+	// gate without them.
+	Rooms     Rooms
+	RoomStore RoomStore
+}
+
+// Validate reports deps a gate cannot be built of (ErrBadDeps).
+func (d Deps) Validate() error {
+	switch {
+	case d.Ledger == nil:
+		return fmt.Errorf("%w: no ledger", ErrBadDeps)
+	case d.Metrics == nil:
+		return fmt.Errorf("%w: no metrics", ErrBadDeps)
+	case (d.Rooms == nil) != (d.RoomStore == nil):
+		return fmt.Errorf("%w: rooms and a room store go together", ErrBadDeps)
+	}
+	return nil
 }
 
 // Config configures a Gate. Zero values mean the documented defaults.
@@ -100,11 +143,6 @@ type Gate struct {
 	// evictedSeen are the limiters' eviction totals at the last update.
 	evictedSeen [2]uint64
 	ready       atomic.Bool
-	// warm: the waiting rooms of the sales known at the start were read
-	// and paced once, so their gauges and counters are set (PaceLines).
-	// Until then the gate is not ready; afterwards a room opened for a
-	// new sale does not take the gate out of rotation.
-	warm atomic.Bool
 	// stopping is closed when the gate begins shutting down: held
 	// requests are answered at once.
 	stopping  chan struct{}
@@ -114,17 +152,17 @@ type Gate struct {
 	releases  buyerReleaser // status, when it counts released orders
 	canceller OrderCanceller
 	confirmed ConfirmedCounter
-	// rooms and lineLedger serve the waiting rooms (SetRooms).
-	rooms      Rooms
-	lineLedger LineLedger
-	lineWarn   eventLog
+	// rooms and roomStore serve the waiting rooms.
+	rooms     Rooms
+	roomStore RoomStore
+	lineWarn  eventlog.Log
 
 	// unconfirmed aggregates the log of publishes JetStream did not
 	// confirm: one line a minute, not one per request.
-	unconfirmed eventLog
+	unconfirmed eventlog.Log
 	// lookupFailed aggregates the log of order look-ups JetStream did
 	// not answer (GET /v1/orders/{id} answered 503) likewise.
-	lookupFailed eventLog
+	lookupFailed eventlog.Log
 	// refusing is when the ledger began refusing writes (a full store,
 	// publishes that time out), unix ns; zero while it takes them. While
 	// set, orders are answered 503 at once instead of each waiting out
@@ -155,9 +193,16 @@ type Gate struct {
 
 type counter interface{ Inc() }
 
-// New returns a gate publishing admitted orders to l. The caller checks
-// cfg with Validate first.
-func New(cfg Config, l Ledger, m *Metrics) *Gate {
+// New returns a gate built of d, publishing admitted orders to its
+// ledger, or why cfg or d cannot make one.
+func New(cfg Config, d Deps) (*Gate, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	m := d.Metrics
 	if cfg.LimiterKeys <= 0 {
 		cfg.LimiterKeys = 100_000
 	}
@@ -184,22 +229,23 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 	}
 	cfg.MaxWaiters = max(0, cfg.MaxWaiters)
 	g := &Gate{
-		cfg:      cfg,
-		stopping: make(chan struct{}),
-		ledger:   l,
-		m:        m,
-		render:   cfg.Renderer,
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		ipLim:    limiter.NewKeyed[netip.Addr](rate.Limit(cfg.IPRate), cfg.IPBurst, cfg.LimiterKeys, cfg.LimiterIdle),
-		buyLim:   limiter.NewKeyed[string](rate.Limit(cfg.BuyerRate), cfg.BuyerBurst, cfg.LimiterKeys, cfg.LimiterIdle),
+		cfg:       cfg,
+		stopping:  make(chan struct{}),
+		ledger:    d.Ledger,
+		m:         m,
+		status:    d.Status,
+		confirmed: d.Confirmed,
+		canceller: d.Canceller,
+		rooms:     d.Rooms,
+		roomStore: d.RoomStore,
+		render:    cfg.Renderer,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		ipLim:     limiter.NewKeyed[netip.Addr](rate.Limit(cfg.IPRate), cfg.IPBurst, cfg.LimiterKeys, cfg.LimiterIdle),
+		buyLim:    limiter.NewKeyed[string](rate.Limit(cfg.BuyerRate), cfg.BuyerBurst, cfg.LimiterKeys, cfg.LimiterIdle),
 	}
-	var err error
-	if g.cors, err = newCORS(cfg.CORS); err != nil {
-		// The owner validated the config; a gate built without doing so
-		// says so and serves without CORS rather than fail every call.
-		g.log.Error("CORS off", "err", err)
-	}
+	g.releases, _ = d.Status.(buyerReleaser)
+	g.cors, _ = newCORS(cfg.CORS) // validated above
 	empty := map[string]*sale{}
 	g.sales.Store(&empty)
 	r := g.render
@@ -222,14 +268,13 @@ func New(cfg Config, l Ledger, m *Metrics) *Gate {
 	m.limiterCap.WithLabelValues("buyer").Set(float64(g.buyLim.Cap()))
 	m.waitersMax.Set(float64(cfg.MaxWaiters))
 	m.lineMaxTickets.Set(float64(cfg.LineMaxTickets))
-	return g
+	return g, nil
 }
 
 // Ready reports whether the gate can admit: the last sale refresh reached
-// JetStream, the gate is not shutting down, and, with waiting rooms
-// (SetRooms), the rooms of its sales were read and paced once since the
-// start (PaceLines), so that its answers and its line metrics show them.
-func (g *Gate) Ready() bool { return g.ready.Load() && (g.rooms == nil || g.warm.Load()) }
+// JetStream and the gate is not shutting down. (Its owner also waits for
+// the waiting rooms to be read: waitingroom.Pacer.Warm.)
+func (g *Gate) Ready() bool { return g.ready.Load() }
 
 // SetDraining marks the gate as shutting down: /readyz turns false so a
 // load balancer stops sending before the listener closes, and requests
@@ -354,6 +399,9 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	s.draining.Store(st.Draining)
 	s.replication.Store(st.Replication)
 	s.hasLine.Store(st.Line || cfg.WaitingRoom)
+	if s.hasLine.Load() && !s.lineSeries.Swap(true) {
+		g.m.initLine(s.name)
+	}
 	switch {
 	case st.Draining:
 		s.warnedNoDrain = false

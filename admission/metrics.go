@@ -69,12 +69,9 @@ type Metrics struct {
 	limiterEvict  *prometheus.CounterVec
 	ledgerUp      prometheus.Gauge
 
-	// The waiting rooms.
-	lineTickets, lineDrawn, lineLetIn, lineOutstanding, lineRate *prometheus.GaugeVec
-	lineIssued, linePolls                                        *prometheus.CounterVec
-	lineOffered, lineExpired, lineLapsed                         *prometheus.GaugeVec
-	lineClaims, lineRejoins, lineClaimWrites                     *prometheus.CounterVec
-	lineJoins                                                    *prometheus.CounterVec
+	// The waiting rooms, as this gate answers them (what their records
+	// say is waitingroom.Metrics).
+	linePolls, lineClaimWrites, lineJoins *prometheus.CounterVec
 
 	// Who may join: the tickets this process holds against its cap,
 	// and the proofs of work checked.
@@ -154,20 +151,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 when the last refresh of sale states from JetStream succeeded.",
 		}),
 	}
-	m.lineTickets = saleGauge("sluice_line_tickets", "Tickets in the sale's waiting-room line (drawn and joined after the start).")
-	m.lineDrawn = saleGauge("sluice_line_drawn_tickets", "Tickets taken before the start, ordered by the draw (0 until it is made).")
-	m.lineLetIn = saleGauge("sluice_line_let_in", "Positions of the line that had their turn: 1..this were issued a pass.")
-	m.lineOutstanding = saleGauge("sluice_line_passes_outstanding", "Passes issued, not used for an order and not expired.")
-	m.lineRate = saleGauge("sluice_line_let_in_rate", "Positions per second the line's estimates assume: what it let in over the last 30 s, else the drain rate.")
-	m.lineIssued = saleCounter("sluice_line_passes_issued_total", "Passes the line issued, as its durable pace records say (every gate reports the same count: take the max across gates).")
-	// Expired and lapsed are gauges, not counters: a use, or a claim,
-	// stored in time and applied late takes one back, and a counter that
-	// followed their highest value kept a lagging gate's overcount.
-	m.lineExpired = saleGauge("sluice_line_passes_expired", "Passes that expired unused, as the line's records say now: their places went to the next in line (the same on every gate).")
-	m.lineOffered = saleGauge("sluice_line_offered", "Positions of the line offered their turn: 1..this may claim it (at least sluice_line_let_in).")
-	m.lineClaims = saleCounter("sluice_line_claims_total", "Turns claimed by their holders (asked for the ticket within the claim window), as the durable claim records say (the same on every gate).")
-	m.lineLapsed = saleGauge("sluice_line_lapsed_turns", "Turns offered and not claimed within the claim window, as the line's records say now: their room went on at once (the same on every gate).")
-	m.lineRejoins = saleCounter("sluice_line_rejoins_total", "Holders whose turn lapsed who came back and were put at the back of the line, as the durable rejoin records say.")
 	m.lineClaimWrites = saleCounter("sluice_line_claim_writes_total", "Claim records this gate wrote (at most one per claimed turn and gate; the stream keeps one per turn).")
 	m.linePolls = saleCounter("sluice_line_polls_total", "Ticket polls (GET /v1/tickets/{id}) this gate answered, by sale (_unknown: no such ticket).")
 	m.lineJoins = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -204,9 +187,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.state, m.drainRate,
 		m.saleRate, m.inFlight, m.httpRequests, m.limiterKeys, m.limiterCap, m.limiterEvict,
 		m.ledgerUp, m.confirmed, m.wait, m.backendRate, m.maxWait, m.waiters, m.waitersMax, m.waits, m.released,
-		m.lineTickets, m.lineDrawn, m.lineLetIn, m.lineOutstanding, m.lineRate, m.lineIssued, m.lineExpired,
-		m.linePolls, m.lineJoins, m.lineHeld, m.lineMaxTickets, m.proofs,
-		m.lineOffered, m.lineClaims, m.lineLapsed, m.lineRejoins, m.lineClaimWrites)
+		m.linePolls, m.lineJoins, m.lineHeld, m.lineMaxTickets, m.proofs, m.lineClaimWrites)
 	for _, o := range []string{waitDecided, waitTimedOut, waitRefused, waitShutdown} {
 		m.waits.WithLabelValues(o)
 	}
@@ -232,17 +213,25 @@ func (m *Metrics) initSale(sale string) map[overflow.Reason]prometheus.Counter {
 	return cs
 }
 
+// initLine makes a sale's waiting-room series at zero, once it has a
+// line.
+func (m *Metrics) initLine(sale string) {
+	for _, o := range joinOutcomes {
+		m.lineJoins.WithLabelValues(sale, o)
+	}
+	m.lineClaimWrites.WithLabelValues(sale)
+}
+
 // forgetSale drops a removed sale's series.
 func (m *Metrics) forgetSale(sale string) {
 	l := prometheus.Labels{"sale": sale}
 	m.requests.DeletePartialMatch(l)
 	m.state.DeletePartialMatch(l)
 	m.lineJoins.DeletePartialMatch(l)
-	for _, c := range []*prometheus.CounterVec{m.lineIssued, m.linePolls, m.lineClaims, m.lineRejoins, m.lineClaimWrites} {
+	for _, c := range []*prometheus.CounterVec{m.linePolls, m.lineClaimWrites} {
 		c.DeleteLabelValues(sale)
 	}
-	for _, g := range []*prometheus.GaugeVec{m.stock, m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.drainRate, m.saleRate, m.confirmed, m.wait, m.backendRate, m.maxWait, m.released,
-		m.lineTickets, m.lineDrawn, m.lineLetIn, m.lineOutstanding, m.lineRate, m.lineOffered, m.lineExpired, m.lineLapsed} {
+	for _, g := range []*prometheus.GaugeVec{m.stock, m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.drainRate, m.saleRate, m.confirmed, m.wait, m.backendRate, m.maxWait, m.released} {
 		g.DeleteLabelValues(sale)
 	}
 }

@@ -12,7 +12,7 @@ import (
 
 	"sluice/internal/ledger"
 	"sluice/internal/payload"
-	"sluice/internal/room/line"
+	"sluice/internal/waitingroom/line"
 	"sluice/overflow"
 )
 
@@ -184,7 +184,7 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		s.pending.Add(1)
 		s.storedSeq(id.Seq)
 		if withPass {
-			g.lineLedger.UsePass(s.name, pass.Ticket)
+			g.roomStore.UsePass(s.name, pass.Ticket)
 		}
 		g.count(s, overflow.Admitted, start)
 		g.answerPlaced(ctx, id, buyer, false, o.AdmittedAt)
@@ -225,7 +225,7 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		// The publish left: JetStream may have stored the order. The
 		// client is told to retry with its key; the log gets one line a
 		// minute however many there are.
-		g.unconfirmed.note(start, func(n int) {
+		g.unconfirmed.Note(start, func(n int) {
 			g.log.Warn("orders answered 503: JetStream did not confirm their publish (they may be stored; a retry with the same Idempotency-Key learns which)",
 				"orders", n, "last_sale", s.name, "last_err", err, "kind", kind)
 		})

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
-	"sluice/internal/room/line"
+	"sluice/internal/waitingroom/line"
 	"sluice/overflow"
 )
 

@@ -23,13 +23,6 @@ type StatusSource interface {
 	OrderStatus(ctx context.Context, id ledger.OrderID) (orderstatus.Status, error)
 }
 
-// SetStatusSource makes the gate answer order status from src. Call it
-// before serving.
-func (g *Gate) SetStatusSource(src StatusSource) {
-	g.status = src
-	g.releases, _ = src.(buyerReleaser)
-}
-
 type orderView struct {
 	OrderID string `json:"order_id"`
 	Sale    string `json:"sale"`
@@ -122,7 +115,7 @@ func (g *Gate) findOrder(ctx context.Context, id ledger.OrderID) (orderView, err
 	case errors.Is(err, ledger.ErrNotFound):
 		return orderView{}, err
 	case err != nil:
-		g.lookupFailed.note(time.Now(), func(n int) {
+		g.lookupFailed.Note(time.Now(), func(n int) {
 			g.log.Warn("order look-ups answered 503: JetStream did not answer them", "lookups", n, "last_order", id.String(), "last_err", err)
 		})
 		return orderView{}, err
@@ -246,9 +239,6 @@ type ConfirmedCounter interface {
 	ConfirmedCount(ctx context.Context, sale string) (int64, error)
 }
 
-// SetConfirmedCounter makes GET /v1/sales/{sale} report confirmed orders.
-func (g *Gate) SetConfirmedCounter(c ConfirmedCounter) { g.confirmed = c }
-
 func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 	cfg := s.cfg.Load()
 	// The ledger holds at least every order the drain decided: a refresh
@@ -297,7 +287,7 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 		if cfg.JoinProof != "" {
 			r.JoinProof, r.ProofMaxNumber, r.ChallengeURL = cfg.JoinProof, proofMaxNumber(cfg), lineURL(s.name)+"/challenge"
 		}
-		if snap := s.line.Load(); snap != nil {
+		if snap := g.room(s).Snapshot(); snap != nil {
 			r.Tickets, r.Sealed, r.Drawn, r.LetIn, r.Outstanding = snap.Tickets, snap.Sealed, snap.Drawn, snap.LetIn, snap.Outstanding
 			r.Offered, r.Lapsed, r.Rejoined, r.Held = snap.Offered, snap.Lapsed, snap.Rejoined, snap.Held
 		}

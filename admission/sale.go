@@ -47,16 +47,11 @@ type sale struct {
 	// warnedNoDrain: the log said orders wait with no drain; under Gate.updates.
 	warnedNoDrain bool
 	read          time.Time // when the state applied last was read; under Gate.updates
-	// line is the waiting room as the pace saw it last; nil without one.
-	line atomic.Pointer[lineSnap]
 	// hasLine: the sale has a line (its room is on, or was): the gate
 	// follows it whatever the room's state, and an order without a pass
 	// takes only the stock its turns and passes do not hold.
 	hasLine   atomic.Bool
 	linePolls prometheus.Counter
-	// lineIssued, lineClaims and lineRejoins are the counts the
-	// counters last followed.
-	lineIssued, lineClaims, lineRejoins atomic.Int64
 	// claiming holds the turns this gate is writing a claim for: a poll
 	// of a turn whose claim is in flight writes none (claimTurn).
 	claiming   sync.Map    // claimKey → struct{}

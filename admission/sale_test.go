@@ -2,19 +2,46 @@ package admission
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"sluice/internal/broker"
 	"sluice/internal/ledger"
 )
+
+// unitGate is a gate built of a real ledger on an in-process JetStream
+// and d's other parts, for the tests of its own figures: they feed it
+// sale states themselves (UpdateSales).
+func unitGate(t *testing.T, d Deps) *Gate {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := broker.Start(ctx, broker.Config{StoreDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(context.Background()) })
+	js, err := jetstream.New(b.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Ledger, d.Metrics = ledger.New(js, ledger.Options{}), NewMetrics(prometheus.NewRegistry())
+	g, err := New(Config{}, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
 
 // TestStaleRefreshDoesNotUndoANewerChange: a refresh that began reading
 // before an admin change landed must not put the old settings back, even
 // when it is applied after the change.
 func TestStaleRefreshDoesNotUndoANewerChange(t *testing.T) {
-	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
+	g := unitGate(t, Deps{})
 	t0 := time.Now()
 	open := ledger.Sale{Name: "s1", Stock: 10}
 	g.UpdateSales(t0, []ledger.SaleState{{Sale: open, Read: t0}}, nil)
@@ -44,8 +71,7 @@ func (d decided) DecidedCount(context.Context, string) (int64, error)   { return
 // gate's queue depth counts only the orders not decided, so queue depth
 // plus decided never exceeds admitted.
 func TestQueueNeverDeeperThanUndecided(t *testing.T) {
-	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
-	g.SetConfirmedCounter(decided{confirmed: 3, decided: 4})
+	g := unitGate(t, Deps{Confirmed: decided{confirmed: 3, decided: 4}})
 	g.UpdateSales(time.Now(), []ledger.SaleState{{Sale: ledger.Sale{Name: "s1", Stock: 10}, Admitted: 10, Pending: 10, Draining: true, Read: time.Now()}}, nil)
 	s := g.lookupSale("s1")
 	if s.pending.Load() != 6 || s.drained.Load() != 4 {
@@ -58,8 +84,7 @@ func TestQueueNeverDeeperThanUndecided(t *testing.T) {
 // (and what is left) follow the decisions, never showing more orders
 // confirmed than admitted.
 func TestNeverMoreConfirmedThanAdmitted(t *testing.T) {
-	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
-	g.SetConfirmedCounter(decided{confirmed: 8, decided: 9})
+	g := unitGate(t, Deps{Confirmed: decided{confirmed: 8, decided: 9}})
 	g.UpdateSales(time.Now(), []ledger.SaleState{{Sale: ledger.Sale{Name: "s1", Stock: 10}, Admitted: 7, Pending: 0, Draining: true, Read: time.Now()}}, nil)
 	v := g.view(context.Background(), g.lookupSale("s1"), time.Now())
 	if v.Admitted != 9 || v.Remaining != 1 || *v.Confirmed != 8 {
@@ -72,8 +97,7 @@ func TestNeverMoreConfirmedThanAdmitted(t *testing.T) {
 // waited for its decision then reads a queue without it, not one the next
 // refresh will correct.
 func TestQueueHoldsNoDecidedOrder(t *testing.T) {
-	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
-	g.SetConfirmedCounter(decided{confirmed: 5, decided: 5})
+	g := unitGate(t, Deps{Confirmed: decided{confirmed: 5, decided: 5}})
 	g.UpdateSales(time.Now(), []ledger.SaleState{{Sale: ledger.Sale{Name: "s1", Stock: 10}, Admitted: 4, Pending: 0, Draining: true, Read: time.Now()}}, nil)
 	s := g.lookupSale("s1")
 	s.admitted.Add(1) // admitted here, then decided, before the next refresh
@@ -90,7 +114,7 @@ func TestQueueHoldsNoDecidedOrder(t *testing.T) {
 // the next refresh (how the flaky TestQueueBoundAnswersBusy could admit
 // more than its bound of 10).
 func TestRefreshKeepsLaterAdmits(t *testing.T) {
-	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
+	g := unitGate(t, Deps{})
 	created := time.Now().Add(-time.Minute)
 	state := func(msgs uint64, created time.Time) []ledger.SaleState {
 		return []ledger.SaleState{{Sale: ledger.Sale{Name: "s1", Stock: 100, QueueBound: 10}, Admitted: msgs, Pending: msgs,
@@ -123,7 +147,7 @@ func TestRefreshKeepsLaterAdmits(t *testing.T) {
 // change, the list must not take the sale away (a PATCH right after the
 // PUT would answer 404). A list read later without it does.
 func TestStaleRefreshDoesNotDropANewSale(t *testing.T) {
-	g := New(Config{}, nil, NewMetrics(prometheus.NewRegistry()))
+	g := unitGate(t, Deps{})
 	t0 := time.Now()
 	old := ledger.Sale{Name: "s1", Stock: 10}
 	g.UpdateSales(t0, []ledger.SaleState{{Sale: old, Read: t0}}, nil)

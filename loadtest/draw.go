@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"strings"
 
-	"sluice/internal/room/line"
+	"sluice/internal/waitingroom/line"
 )
 
 // Draw is a waiting room's draw as its public endpoints give it: the

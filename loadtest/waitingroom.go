@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"sluice/internal/room/line"
+	"sluice/internal/waitingroom/line"
 )
 
 // RoomOptions is a waiting-room rehearsal: buyers join a sale's line

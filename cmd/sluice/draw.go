@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"sluice/internal/room/line"
+	"sluice/internal/waitingroom/line"
 	"sluice/loadtest"
 )
 

@@ -16,7 +16,7 @@ import (
 	"sluice/internal/broker"
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
-	"sluice/internal/room/line"
+	"sluice/internal/waitingroom/line"
 	"sluice/loadtest"
 )
 

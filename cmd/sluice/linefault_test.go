@@ -23,8 +23,10 @@ import (
 
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
-	"sluice/internal/room/line"
+	"sluice/internal/streams"
 	"sluice/internal/testenv"
+	"sluice/internal/waitingroom"
+	"sluice/internal/waitingroom/line"
 	"sluice/loadtest"
 )
 
@@ -459,16 +461,15 @@ func (fc *faultCluster) audit(ctx context.Context, now time.Time) (lineAudit, er
 	if err != nil {
 		return lineAudit{}, err
 	}
-	l := ledger.New(js, ledger.Options{Replicas: 3})
-	keys, err := l.LineKeys(ctx, "drop")
+	keys, err := waitingroom.NewStore(js, streams.Options{Replicas: 3}).Keys(ctx, "drop")
 	if err != nil {
 		return lineAudit{}, err
 	}
 	book := line.NewBook(keys.Seed)
 	a := lineAudit{tickets: map[string]line.Ticket{}, ordered: map[string]bool{}}
 	var ids []line.TicketKey
-	err = readStream(ctx, js, ledger.LineStreamName("drop"), nil, func(m jetstream.Msg, seq uint64, at time.Time) {
-		if m.Subject() == ledger.LineDrawSubject("drop") {
+	err = readStream(ctx, js, streams.LineName("drop"), nil, func(m jetstream.Msg, seq uint64, at time.Time) {
+		if m.Subject() == waitingroom.LineDrawSubject("drop") {
 			book.SealBefore(seq)
 			book.Skip(seq)
 			return
@@ -503,15 +504,15 @@ func (fc *faultCluster) audit(ctx context.Context, now time.Time) (lineAudit, er
 	}
 	var uses []use
 	turns := map[string]bool{}
-	err = readStream(ctx, js, ledger.PaceStream, ledger.PaceSubjects("drop"),
+	err = readStream(ctx, js, streams.Pace, waitingroom.PaceSubjects("drop"),
 		func(m jetstream.Msg, seq uint64, at time.Time) {
-			ledger.ApplyPace(book, "drop", m.Subject(), m.Data(), at, seq)
+			waitingroom.ApplyPace(book, "drop", m.Subject(), m.Data(), at, seq)
 			switch m.Subject() {
-			case ledger.PaceUsedSubject("drop"):
+			case waitingroom.PaceUsedSubject("drop"):
 				if k, ok := line.KeyOf(string(m.Data())); ok {
 					uses = append(uses, use{k, at})
 				}
-			case ledger.PaceClaimSubject("drop"):
+			case waitingroom.PaceClaimSubject("drop"):
 				var c struct {
 					Ticket   string `json:"ticket"`
 					Position int64  `json:"position"`

@@ -10,31 +10,26 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"sluice/internal/streams"
 )
 
 // DrainConsumer is the durable consumer through which the drain reads a
 // sale's stream. Its pending counts are the sale's queue depth.
 const DrainConsumer = "sluice-drain"
 
-// DefaultDuplicateWindow is how long a Nats-Msg-Id is remembered: a retry
-// with the same idempotency key within it gets the original order back.
-// Only stored orders are remembered, so the window costs memory in
-// proportion to stock, not to traffic.
-const DefaultDuplicateWindow = 24 * time.Hour
+// DefaultDuplicateWindow is streams.DefaultDuplicateWindow.
+const DefaultDuplicateWindow = streams.DefaultDuplicateWindow
 
-// JetStream error codes the ledger tells apart (nats-server's
-// jetstream_errors_generated.go).
-const (
-	errCodeStoreFailed           = 10077 // JSStreamStoreFailedF: a limit refused the message
-	errCodeDuplicateInProcess    = 10158 // JSStreamDuplicateMessageConflict: the same id is being stored
-	errCodeInsufficientResources = 10023 // JSInsufficientResourcesErr: no room in the store
-)
-
-// Descriptions the server gives with errCodeStoreFailed (server/store.go).
-const (
-	descMaxMsgs           = "maximum messages exceeded"
-	descMaxMsgsPerSubject = "maximum messages per subject exceeded"
-)
+// LineRecords provisions a sale's waiting-room records and marks its room
+// on or off (room.Store): EnsureSale calls it, for a sale that has (or
+// had) a waiting room, before the sale says so, so that a room turned off
+// keeps what its turns and passes hold for every gate alike
+// (line.Book.Mark).
+type LineRecords interface {
+	EnsureLine(ctx context.Context, sale string) error
+	MarkRoom(ctx context.Context, sale string, open bool) error
+}
 
 // Options tune a Ledger. The zero value means: one replica, the default
 // duplicate window.
@@ -43,6 +38,9 @@ type Options struct {
 	Replicas int
 	// DuplicateWindow, zero means DefaultDuplicateWindow.
 	DuplicateWindow time.Duration
+	// Lines provisions and marks the waiting rooms' records (room.Store);
+	// nil for a ledger whose sales have no waiting room.
+	Lines LineRecords
 	// Released tells how many of a sale's orders gave their slot back
 	// (rejected or failed, from the decisions stream): a sale's stream
 	// holds stock + overbook + released orders. Nil means none.
@@ -112,24 +110,8 @@ func (l *Ledger) JetStream() jetstream.JetStream { return l.js }
 func (l *Ledger) CountReleasedWith(f func(sale string) int64) { l.opts.Released = f }
 
 func (l *Ledger) streamConfig(s Sale, released int64, line bool) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:                 StreamName(s.Name),
-		Description:          "sluice sale " + s.Name + ": admitted orders",
-		Subjects:             []string{SubjectPrefix(s.Name) + ">"},
-		Retention:            jetstream.LimitsPolicy,
-		Storage:              jetstream.FileStorage,
-		Replicas:             l.opts.Replicas,
-		MaxMsgs:              s.Capacity() + released,
-		Discard:              jetstream.DiscardNew,
-		MaxMsgsPerSubject:    s.OrdersPerBuyer(),
-		DiscardNewPerSubject: true,
-		Duplicates:           l.opts.DuplicateWindow,
-		MaxMsgSize:           4096,
-		AllowDirect:          true,
-		DenyDelete:           true,
-		DenyPurge:            true,
-		Metadata:             s.metadata(line),
-	}
+	return streams.SaleConfig(s.Name, s.Capacity()+released, s.OrdersPerBuyer(), s.metadata(line),
+		streams.Options{Replicas: l.opts.Replicas, DuplicateWindow: l.opts.DuplicateWindow})
 }
 
 // EnsureSale creates the sale's stream, or updates its limits and
@@ -159,10 +141,13 @@ func (l *Ledger) EnsureSale(ctx context.Context, s Sale) (SaleState, error) {
 		// The line, and the room's mark, before the sale says the room
 		// is on or off (line.Book.Mark): a room turned off keeps what its
 		// turns and passes hold, for every gate alike.
-		if err := l.ensureLine(ctx, s); err != nil {
+		if l.opts.Lines == nil {
+			return SaleState{}, fmt.Errorf("ledger: sale %s has a waiting room, and this ledger keeps no lines", s.Name)
+		}
+		if err := l.opts.Lines.EnsureLine(ctx, s.Name); err != nil {
 			return SaleState{}, err
 		}
-		if err := l.markRoom(ctx, s.Name, s.WaitingRoom); err != nil {
+		if err := l.opts.Lines.MarkRoom(ctx, s.Name, s.WaitingRoom); err != nil {
 			return SaleState{}, err
 		}
 	}
@@ -209,7 +194,7 @@ func (l *Ledger) Place(ctx context.Context, o Order, msgID string) (id OrderID, 
 		return OrderID{}, false, fmt.Errorf("ledger: encode order: %w", err)
 	}
 	msg := &nats.Msg{Subject: BuyerRoundSubject(o.Sale, o.BuyerID, o.Round), Data: data}
-	ack, err := PublishDeduplicated(ctx, l.js, msg,
+	ack, err := streams.PublishDeduplicated(ctx, l.js, msg,
 		jetstream.WithMsgID(msgID),
 		jetstream.WithExpectStream(StreamName(o.Sale)))
 	if err != nil {
@@ -272,10 +257,9 @@ func (l *Ledger) PlaceBeyond(ctx context.Context, o Order, msgID string, held fu
 			return OrderID{}, false, ErrStockHeld
 		}
 		msg := &nats.Msg{Subject: BuyerRoundSubject(o.Sale, o.BuyerID, o.Round), Data: data}
-		ack, err := PublishDeduplicated(ctx, l.js, msg, jetstream.WithMsgID(msgID),
+		ack, err := streams.PublishDeduplicated(ctx, l.js, msg, jetstream.WithMsgID(msgID),
 			jetstream.WithExpectStream(StreamName(o.Sale)), jetstream.WithExpectLastSequence(info.State.LastSeq))
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		if streams.WrongLastSequence(err) {
 			if ctx.Err() != nil {
 				return OrderID{}, false, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 			}
@@ -313,45 +297,19 @@ func (l *Ledger) placedBefore(ctx context.Context, o Order, s Sale) (prev Order,
 }
 
 func (l *Ledger) placeError(ctx context.Context, o Order, err error) error {
-	switch refusalOf(err) {
-	case refusedFull:
+	switch streams.RefusalOf(err) {
+	case streams.RefusedFull:
 		return ErrSoldOut
-	case refusedSubjectFull:
+	case streams.RefusedSubjectFull:
 		prev, lerr := l.lastForBuyer(ctx, o.Sale, o.BuyerID, o.Round)
 		if lerr != nil {
 			return fmt.Errorf("%w: read back the buyer's order: %w", ErrUnavailable, lerr)
 		}
 		return &AlreadyOrderedError{Existing: prev.ID}
-	case refusedNoRoom:
+	case streams.RefusedNoRoom:
 		return fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrStoreFull, err)
 	}
 	return fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
-}
-
-// refusal is why JetStream refused a publish to a limited stream.
-type refusal int
-
-const (
-	refusedOther       refusal = iota // not a limit: unavailable, timed out, …
-	refusedFull                       // the stream's MaxMsgs (DiscardNew)
-	refusedSubjectFull                // the subject's MaxMsgsPerSubject
-	refusedNoRoom                     // the store has no room left
-)
-
-func refusalOf(err error) refusal {
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) {
-		return refusedOther
-	}
-	switch {
-	case apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgs:
-		return refusedFull
-	case apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == descMaxMsgsPerSubject:
-		return refusedSubjectFull
-	case apiErr.ErrorCode == errCodeInsufficientResources:
-		return refusedNoRoom
-	}
-	return refusedOther
 }
 
 // Lookup returns the order id names, or ErrNotFound.
@@ -415,30 +373,23 @@ func DecodeOrder(data []byte) (Order, error) {
 	return o, nil
 }
 
-// InProcess says that JetStream refused a publish because another with
-// the same message id is being stored at that moment (error 10158, seen
-// on clustered streams): the first one's outcome is not known yet, and a
-// retry after it is answered as its duplicate.
-func InProcess(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess
-}
-
-// PublishDeduplicated publishes msg with its message id, waiting out a
-// concurrent publish of the same id (InProcess) until ctx ends: the
-// answer is then the stored message's, as a duplicate.
-func PublishDeduplicated(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
-	wait := 5 * time.Millisecond
-	for {
-		ack, err := js.PublishMsg(ctx, msg, opts...)
-		if !InProcess(err) {
-			return ack, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 200*time.Millisecond)
+// StockLeft is how many more orders a sale's stream takes now: its limit
+// (stock + overbook + released) less the orders it holds, read from
+// JetStream at the call, never from a cache: the pace reads it after its
+// look at the line, so that every order whose pass that look no longer
+// counts is in it.
+func (l *Ledger) StockLeft(ctx context.Context, sale string) (int64, error) {
+	str, err := l.js.Stream(ctx, StreamName(sale))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, fmt.Errorf("%w: %s", ErrNoSale, sale)
 	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	info := str.CachedInfo()
+	s, _, ok := saleOf(info.Config)
+	if !ok {
+		return 0, fmt.Errorf("%w: %s", ErrNoSale, sale)
+	}
+	return max(info.Config.MaxMsgs, s.Capacity()) - int64(info.State.Msgs), nil
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"sluice/internal/streams"
 )
 
 // Order is an admitted order as the ledger stores it.
@@ -83,11 +85,11 @@ func validToken(t string) bool {
 }
 
 // StreamName is the JetStream stream that holds a sale's orders.
-func StreamName(sale string) string { return "SLUICE_" + sale }
+func StreamName(sale string) string { return streams.SaleName(sale) }
 
 // SubjectPrefix is the subject prefix of a sale's orders; one subject per
 // buyer follows it.
-func SubjectPrefix(sale string) string { return "sluice.orders." + sale + "." }
+func SubjectPrefix(sale string) string { return streams.SaleSubjectPrefix(sale) }
 
 // BuyerSubject is the subject of one buyer's orders in a sale. The buyer id
 // is encoded as one subject token so that dots in ids cannot nest subjects.

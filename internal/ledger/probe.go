@@ -5,28 +5,18 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"sluice/internal/streams"
 )
 
-// ProbeStream is a one-message stream, stored like the sales' streams,
-// that a gate writes to while the ledger refuses orders (a full disk, a
-// store that stopped answering) to learn when it takes writes again
-// without writing an order.
-const (
-	ProbeStream  = "SLUICE_PROBE"
-	probeSubject = "sluice.probe"
-)
+// ProbeStream is streams.Probe: a gate writes to it while the ledger
+// refuses orders, to learn when the store takes writes again without
+// writing an order.
+const ProbeStream = streams.Probe
 
 // EnsureProbe creates the probe stream if it does not exist.
 func (l *Ledger) EnsureProbe(ctx context.Context) error {
-	_, err := l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        ProbeStream,
-		Description: "sluice: a gate's probe of the store while it refuses orders",
-		Subjects:    []string{probeSubject},
-		Storage:     jetstream.FileStorage,
-		Replicas:    l.opts.Replicas,
-		MaxMsgs:     1,
-		Discard:     jetstream.DiscardOld,
-	})
+	_, err := l.js.CreateOrUpdateStream(ctx, streams.ProbeConfig(streams.Options{Replicas: l.opts.Replicas}))
 	if err != nil {
 		return fmt.Errorf("%w: probe stream: %w", ErrUnavailable, err)
 	}
@@ -36,7 +26,7 @@ func (l *Ledger) EnsureProbe(ctx context.Context) error {
 // Probe writes one message to the probe stream and returns nil once
 // JetStream has stored it.
 func (l *Ledger) Probe(ctx context.Context) error {
-	if _, err := l.js.Publish(ctx, probeSubject, nil, jetstream.WithExpectStream(ProbeStream)); err != nil {
+	if _, err := l.js.Publish(ctx, streams.ProbeSubject, nil, jetstream.WithExpectStream(ProbeStream)); err != nil {
 		return fmt.Errorf("%w: probe: %w", ErrUnavailable, err)
 	}
 	return nil

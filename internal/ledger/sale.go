@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"sluice/internal/payload"
+	"sluice/internal/streams"
 )
 
 // Sale is a sale's configuration. It is stored as JSON in the metadata of
@@ -95,7 +96,7 @@ const (
 	MinClaimWindow = 3 * time.Second
 	MaxClaimWindow = 10 * time.Minute
 	// MaxLineLimit bounds line_limit: every gate holds the line in memory.
-	MaxLineLimit = 10_000_000
+	MaxLineLimit = streams.MaxLineLimit
 )
 
 // LineOpensAt is when the line starts taking buyers: LineOpens before

@@ -10,14 +10,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"sluice/internal/ledger"
+	"sluice/internal/streams"
 )
 
-// Stream holds the decisions.
-const Stream = "SLUICE_DECISIONS"
+// Stream holds the decisions (streams.DecisionsConfig).
+const Stream = streams.Decisions
 
 // Subject is the subject of a sale's decisions.
-func Subject(sale string) string { return "sluice.decided." + sale }
+func Subject(sale string) string { return streams.DecisionSubject(sale) }
 
 // Order statuses as the API reports them.
 const (
@@ -81,20 +81,7 @@ func (d Decision) Empty() bool {
 
 // Provision creates (or updates) the decisions stream.
 func Provision(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	if replicas <= 0 {
-		replicas = 1
-	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        Stream,
-		Description: "sluice: what the drain decided for each order, one record per batch",
-		Subjects:    []string{"sluice.decided.>"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		Replicas:    replicas,
-		MaxMsgSize:  1 << 20,
-		DenyDelete:  true,
-		DenyPurge:   true,
-	})
+	_, err := js.CreateOrUpdateStream(ctx, streams.DecisionsConfig(streams.Options{Replicas: replicas}))
 	if err != nil {
 		return fmt.Errorf("orderstatus: provision %s: %w", Stream, err)
 	}
@@ -125,7 +112,7 @@ func (r *Recorder) RecordOnce(ctx context.Context, d Decision, msgID string) (De
 	}
 	// Concurrent records of one decision (cancels of one order at two
 	// gates) wait for the first: one is stored, all are answered.
-	ack, err := ledger.PublishDeduplicated(ctx, r.js, &nats.Msg{Subject: Subject(d.Sale), Data: b}, jetstream.WithMsgID(msgID))
+	ack, err := streams.PublishDeduplicated(ctx, r.js, &nats.Msg{Subject: Subject(d.Sale), Data: b}, jetstream.WithMsgID(msgID))
 	if err != nil {
 		return Decision{}, fmt.Errorf("orderstatus: record: %w", err)
 	}

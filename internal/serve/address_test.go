@@ -63,7 +63,7 @@ func TestLinePerAddress(t *testing.T) {
 			wantProblem(t, fmt.Sprintf("%s from %s", tc.buyer, tc.xff), got, 429, "address_limit")
 		}
 	}
-	if n := lineMsgs(t, a.Ledger(), "drop"); n != 6 {
+	if n := lineMsgs(t, a.RoomStore(), "drop"); n != 6 {
 		t.Fatalf("the line holds %d tickets, want 6", n)
 	}
 }

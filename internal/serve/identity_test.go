@@ -106,7 +106,7 @@ func TestBuyerTokenGate(t *testing.T) {
 		want401(path+" with Basic", do(path, `{}`, "Basic YWxpY2U6eA==", ""), "bad_buyer_token")
 		wantProblem(t, path+" naming another buyer", do(path, `{"buyer_id":"victim"}`, "Bearer "+shop.token(t, "mallory", true, time.Minute), ""), 400, "buyer_mismatch")
 	}
-	if n := lineMsgs(t, g.Ledger(), "drop"); n != 0 {
+	if n := lineMsgs(t, g.RoomStore(), "drop"); n != 0 {
 		t.Fatalf("refused joins stored %d tickets", n)
 	}
 	if n := gatetest.StreamMsgs(t, g.Ledger(), "plain"); n != 0 {
@@ -297,7 +297,7 @@ func TestBuyerTokenKeysNotReadYet(t *testing.T) {
 	if n := gatetest.StreamMsgs(t, g.Ledger(), "plain"); n != 0 {
 		t.Fatalf("refused orders stored %d orders", n)
 	}
-	if n := lineMsgs(t, g.Ledger(), "drop"); n != 0 {
+	if n := lineMsgs(t, g.RoomStore(), "drop"); n != 0 {
 		t.Fatalf("refused joins stored %d tickets", n)
 	}
 	if code := ready(); code != 503 {

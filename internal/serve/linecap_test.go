@@ -66,7 +66,7 @@ func TestFloodBeforeStartShutsNobodyOut(t *testing.T) {
 		}
 	}
 	wantProblem(t, "a join after the start past line_limit", joinBuyer(t, c, base, "drop", "late"), 410, "line_full")
-	if n := lineMsgs(t, g.Ledger(), "drop"); n != flood+10+1 { // and the draw mark
+	if n := lineMsgs(t, g.RoomStore(), "drop"); n != flood+10+1 { // and the draw mark
 		t.Fatalf("the line stream holds %d records, want %d", n, flood+10+1)
 	}
 }
@@ -88,7 +88,7 @@ func TestLineMaxTickets(t *testing.T) {
 		}
 	}
 	wantProblem(t, "a join past the gate's cap", joinBuyer(t, c, base, "a", "y"), 503, "unavailable")
-	if n := lineMsgs(t, g.Ledger(), "a"); n != 3 {
+	if n := lineMsgs(t, g.RoomStore(), "a"); n != 3 {
 		t.Fatalf("line a holds %d tickets, want 3", n)
 	}
 	gatetest.Eventually(t, 5*time.Second, "sluice_line_held_tickets to read 6", func() bool {

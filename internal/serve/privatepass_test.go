@@ -10,7 +10,7 @@ import (
 
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
-	"sluice/internal/room/line"
+	"sluice/internal/waitingroom/line"
 )
 
 // A ticket id is its holder's secret: from the public endpoints alone

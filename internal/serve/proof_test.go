@@ -104,7 +104,7 @@ func TestJoinProof(t *testing.T) {
 	wantProblem(t, "a forged signature", joinWithProof(t, c, baseA, "drop", "alice", edit("signature", strings.Repeat("0", 64))), 403, "bad_proof")
 	wantProblem(t, "another sale's proof", joinWithProof(t, c, baseA, "drop", "alice", altchaSolve(t, otherCh)), 403, "bad_proof")
 	wantProblem(t, "garbage", joinWithProof(t, c, baseA, "drop", "alice", "bm90IGEgcHJvb2Y="), 403, "bad_proof")
-	if n := lineMsgs(t, a.Ledger(), "drop"); n != 0 {
+	if n := lineMsgs(t, a.RoomStore(), "drop"); n != 0 {
 		t.Fatalf("refused joins stored %d tickets", n)
 	}
 
@@ -123,7 +123,7 @@ func TestJoinProof(t *testing.T) {
 	if a := join(t, c, baseA, "drop", form.Encode(), "application/x-www-form-urlencoded"); a.Status != 201 || a.Str("buyer_id") != "bob" {
 		t.Fatalf("a form join with the altcha field: %d %s", a.Status, a.Raw)
 	}
-	if n := lineMsgs(t, a.Ledger(), "drop"); n != 2 {
+	if n := lineMsgs(t, a.RoomStore(), "drop"); n != 2 {
 		t.Fatalf("the line holds %d tickets, want alice's and bob's", n)
 	}
 	if v := gatetest.Counter(t, a.Registry(), "sluice_line_proofs_total", "outcome", "used"); v != 1 {
@@ -157,7 +157,7 @@ func TestRejoinWithAFreshProofKeepsIt(t *testing.T) {
 		t.Fatalf("bob's join with the solution alice showed while holding a ticket: %d %s, want 201 and a ticket: it was not spent", bob.Status, bob.Raw)
 	}
 	wantProblem(t, "the solution, spent by bob, shown by carol", joinWithProof(t, c, base, "drop", "carol", fresh), 403, "bad_proof")
-	if n := lineMsgs(t, g.Ledger(), "drop"); n != 2 {
+	if n := lineMsgs(t, g.RoomStore(), "drop"); n != 2 {
 		t.Fatalf("the line holds %d records, want alice's and bob's tickets", n)
 	}
 	for outcome, want := range map[string]float64{"ok": 2, "held": 1, "used": 1} {

@@ -51,7 +51,7 @@ func TestJoinProofInChromium(t *testing.T) {
 			t.Fatalf("the line: %s", tk.Raw)
 		}
 	}
-	if n := lineMsgs(t, s.Ledger(), "drop"); n != uint64(solves) {
+	if n := lineMsgs(t, s.RoomStore(), "drop"); n != uint64(solves) {
 		t.Fatalf("the line holds %d tickets after %d joins from the page", n, solves)
 	}
 	if v := gatetest.Counter(t, s.Registry(), "sluice_line_proofs_total", "outcome", "ok"); v != float64(solves) {

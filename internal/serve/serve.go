@@ -6,7 +6,6 @@ package serve
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,10 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 
@@ -33,6 +30,7 @@ import (
 	"sluice/internal/buyertoken"
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
+	"sluice/internal/waitingroom"
 )
 
 // Config is everything `sluice serve` is told. Zero values mean the
@@ -203,8 +201,13 @@ type Server struct {
 	indexer *loop // sold-out sales' orders into the gate's memory
 	prober  *loop // the store, while the ledger refuses writes
 	pacer   *loop // the waiting rooms' draw and pace
-	rooms   *ledger.Rooms
-	tokens  *buyertoken.Verifier // the shop's buyer tokens, when set
+	js      jetstream.JetStream
+	// roomStore, rooms and pace are the waiting rooms: their records,
+	// this gate's copies of them, and their pace.
+	roomStore *waitingroom.Store
+	rooms     *waitingroom.Rooms
+	pace      *waitingroom.Pacer
+	tokens    *buyertoken.Verifier // the shop's buyer tokens, when set
 	// probeFails counts the probes in a row that failed other than by a
 	// full store, jsRestarted is when JetStream was last restarted in
 	// process to clear a write error; the prober's goroutine owns both.
@@ -219,6 +222,7 @@ type Server struct {
 	console     *console
 	sampler     *loop // the console's figures, once a second
 	tracker     *orderstatus.Tracker
+	recorder    *orderstatus.Recorder // the drain's decisions
 	backend     consumer.Backend
 	drainer     *consumer.Drainer
 	api         *fasthttp.Server
@@ -278,199 +282,6 @@ func (c *Config) role() string {
 		return "gate"
 	}
 	return "gate+drain"
-}
-
-// Start brings a gate up: JetStream, sales, listeners. It returns once the
-// listeners are open. Errors leave nothing running.
-func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
-	cfg.defaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, errc: make(chan error, 2)}
-	if s.reg == nil {
-		s.reg = prometheus.NewRegistry()
-	}
-	defer func() {
-		if err != nil {
-			s.closeBackground(context.Background())
-			// Start failed before serving: no http.Server owns these yet.
-			for _, ln := range []net.Listener{s.apiLn, s.opsLn} {
-				if ln != nil {
-					ln.Close()
-				}
-			}
-		}
-	}()
-	cmd := cfg.command()
-	// Everything that can be refused without starting is refused first,
-	// before a port is bound or a file written.
-	if err := cfg.Check(); err != nil {
-		return nil, err
-	}
-	if !cfg.DrainOnly && cfg.BuyerToken.set() {
-		if s.tokens, err = buyerTokens(ctx, cfg.BuyerToken, s.log); err != nil {
-			return nil, settingErr(cfg.BuyerToken.setting(), err)
-		}
-		s.cfg.Gate.BuyerTokens, s.cfg.Gate.BuyerTokenCookie = s.tokens, cfg.BuyerToken.Cookie
-		tokenMetrics(s.reg, s.tokens, cfg.BuyerToken.JWKSURL != "")
-		if err := s.cfg.Gate.Validate(); err != nil {
-			return nil, fmt.Errorf("%s: %w", cmd, err)
-		}
-	}
-	// The listeners open first: a busy port is reported before anything
-	// else has started.
-	if !cfg.DrainOnly {
-		ln, err := net.Listen("tcp", cfg.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("%s: listen %s: %w", cmd, cfg.Listen, err)
-		}
-		s.apiConns = track(ln)
-		s.apiLn = s.apiConns
-		if cfg.TLSCert != "" || cfg.TLSKey != "" {
-			if s.cert, err = newCertificate(cfg.TLSCert, cfg.TLSKey, s.reg, s.log); err != nil {
-				return nil, settingErr("tls-cert", err)
-			}
-			s.apiLn = tls.NewListener(s.apiConns, s.cert.config())
-		}
-	}
-	if s.opsLn, err = net.Listen("tcp", cfg.OpsListen); err != nil {
-		return nil, fmt.Errorf("%s: ops listen %s: %w", cmd, cfg.OpsListen, err)
-	}
-	if !cfg.DrainOnly {
-		if s.cfg.Gate.Renderer, err = cfg.renderer(); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.NATSURL != "" {
-		s.broker, err = broker.Connect(ctx, cfg.NATSURL, s.log)
-	} else {
-		bc := cfg.brokerConfig()
-		bc.Logger = s.log
-		s.broker, err = broker.Start(ctx, bc)
-	}
-	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(s.broker.Conn)
-	if err != nil {
-		return nil, fmt.Errorf("%s: jetstream: %w", cmd, err)
-	}
-	// A clustered JetStream answers only once it has elected a metadata
-	// leader; everything below provisions streams.
-	if _, err := retry(ctx, func(ctx context.Context) (*jetstream.AccountInfo, error) { return js.AccountInfo(ctx) }); err != nil {
-		return nil, fmt.Errorf("%s: JetStream not ready: %w", cmd, err)
-	}
-	s.ledger = ledger.New(js, ledger.Options{Replicas: cfg.Replicas})
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		buildInfo(cfg.role()))
-	if !cfg.DrainOnly {
-		if err := s.provision(ctx); err != nil {
-			return nil, err
-		}
-		m := admission.NewMetrics(s.reg)
-		s.gate = admission.New(s.cfg.Gate, s.ledger, m)
-		if _, err := retry(ctx, func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, orderstatus.Provision(ctx, js, cfg.Replicas)
-		}); err != nil {
-			return nil, err
-		}
-		// An attempt includes replaying the decisions recorded so far.
-		if s.tracker, err = retryEvery(ctx, 30*time.Second, func(ctx context.Context) (*orderstatus.Tracker, error) {
-			return orderstatus.StartTracker(ctx, js, s.log)
-		}); err != nil {
-			return nil, err
-		}
-		s.gate.SetStatusSource(s.tracker)
-		s.gate.SetConfirmedCounter(s.tracker)
-		s.ledger.CountReleasedWith(s.tracker.Released)
-		s.rooms = ledger.NewRooms(s.ledger, s.log)
-		s.gate.SetRooms(s.rooms, s.ledger)
-		// The waiting rooms are read before the gate serves, as the
-		// decisions are: its first answers know the lines.
-		if states, err := retry(ctx, s.ledger.States); err == nil {
-			s.rooms.Open(ctx, ledger.Lines(states))
-		}
-		s.watcher = s.ledger.Watch(context.WithoutCancel(ctx), cfg.Refresh, s.refreshed)
-		if _, err := retry(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.ledger.EnsureProbe(ctx) }); err != nil {
-			return nil, err
-		}
-		s.indexer = every(cfg.Refresh, s.indexSoldOut)
-		s.prober = every(500*time.Millisecond, s.probeStore)
-		// A first pace before the ops listener serves: the rooms' gauges
-		// and counters are set, and the gate ready, from its first answer.
-		s.gate.PaceLines(ctx)
-		s.pacer = every(cfg.Refresh, s.gate.PaceLines)
-	}
-	if !cfg.NoDrain {
-		if err := s.startDrain(ctx); err != nil {
-			return nil, err
-		}
-	}
-
-	s.console = newConsole(s)
-	s.console.sample(ctx)
-	s.sampler = every(time.Second, s.console.sample)
-	s.ops = &http.Server{
-		Handler:           s.opsHandler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	s.serve(s.ops, s.opsLn)
-	if cfg.DrainOnly {
-		s.log.Info("sluice drain up", "ops", s.OpsAddr(), "backend", s.cfg.Backend)
-		return s, nil
-	}
-	s.api = newAPIServer(s.gate, s.cfg, s.log)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.api.Serve(s.apiLn); err != nil {
-			s.errc <- err
-		}
-	}()
-	s.log.Info("sluice gate up", "api", s.APIAddr(), "tls", s.cert != nil, "ops", s.OpsAddr(), "nats_server", server.VERSION,
-		"nats", s.broker.ClientURL(), "external_nats", cfg.NATSURL != "", "sync", cfg.Sync,
-		"drain", !cfg.NoDrain, "backend", s.cfg.Backend)
-	if cfg.AdminToken == "" {
-		s.log.Info("admin API disabled: set --admin-token to enable it")
-	}
-	return s, nil
-}
-
-func (s *Server) startDrain(ctx context.Context) error {
-	dc := s.cfg.Drain
-	if dc.Logger == nil {
-		dc.Logger = s.log
-	}
-	workers := dc.Workers
-	if workers <= 0 {
-		workers = 4
-	}
-	b, db, err := openBackend(ctx, s.cfg.Backend, s.cfg.DataDir, workers, dc.BackendTimeout)
-	if err != nil {
-		return err
-	}
-	s.backend = b
-	// From here on, the backend as the drain records it, without
-	// secrets: for the start log, the console and sluice status.
-	s.cfg.Backend = b.Describe()
-	if db != nil {
-		s.reg.MustRegister(collectors.NewDBStatsCollector(db, "orders"))
-	}
-	rec, err := retry(ctx, func(ctx context.Context) (*orderstatus.Recorder, error) {
-		return orderstatus.OpenRecorder(ctx, s.ledger.JetStream(), s.cfg.Replicas)
-	})
-	if err != nil {
-		return err
-	}
-	if s.gate != nil {
-		s.gate.SetOrderCanceller(func(ctx context.Context, id ledger.OrderID, buyer string) (time.Time, error) {
-			return cancelOrder(ctx, b, rec, id, buyer)
-		})
-	}
-	s.drainer = consumer.New(s.ledger, rec, b, dc, consumer.NewMetrics(s.reg))
-	_, err = retry(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.drainer.Start(ctx) })
-	return err
 }
 
 func (s *Server) serve(srv *http.Server, ln net.Listener) {
@@ -622,6 +433,8 @@ func (s *Server) ready() (bool, string) {
 		return false, "not connected to NATS"
 	case s.gate != nil && !s.gate.Ready():
 		return false, "JetStream not reached, or shutting down"
+	case s.pace != nil && !s.pace.Warm():
+		return false, "the waiting rooms are being read"
 	case s.tokens != nil && !s.tokens.Ready():
 		return false, "the shop's JWKS has not been read (--buyer-token-jwks)"
 	}
@@ -647,7 +460,10 @@ func (s *Server) Drainer() *consumer.Drainer { return s.drainer }
 func (s *Server) Backend() consumer.Backend { return s.backend }
 
 // Rooms are the waiting rooms this gate follows, or nil (sluice drain).
-func (s *Server) Rooms() *ledger.Rooms { return s.rooms }
+func (s *Server) Rooms() *waitingroom.Rooms { return s.rooms }
+
+// RoomStore is the waiting rooms' records, for tests and tools.
+func (s *Server) RoomStore() *waitingroom.Store { return s.roomStore }
 
 // Ledger is the gate's ledger, for tests and tools.
 func (s *Server) Ledger() *ledger.Ledger { return s.ledger }
@@ -713,7 +529,7 @@ func cancelOrder(ctx context.Context, b consumer.Backend, rec *orderstatus.Recor
 func (s *Server) refreshed(read time.Time, states []ledger.SaleState, err error) {
 	s.gate.UpdateSales(read, states, err)
 	if err == nil {
-		s.rooms.Sync(ledger.Lines(states))
+		s.rooms.Sync(waitingroom.Lines(states))
 	}
 	for _, st := range states {
 		if s.tracker.Released(st.Sale.Name) <= st.Released {

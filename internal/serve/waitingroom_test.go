@@ -21,9 +21,10 @@ import (
 	"sluice/internal/browsertest"
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
-	"sluice/internal/room/line"
 	"sluice/internal/serve"
 	"sluice/internal/testenv"
+	"sluice/internal/waitingroom"
+	"sluice/internal/waitingroom/line"
 )
 
 // join asks a gate for a ticket in a sale's line.
@@ -51,7 +52,7 @@ func orderWithPass(t testing.TB, c *http.Client, base, sale, buyer, pass, key st
 	return gatetest.Do(t, c, req)
 }
 
-func lineMsgs(t testing.TB, l *ledger.Ledger, sale string) uint64 {
+func lineMsgs(t testing.TB, l *waitingroom.Store, sale string) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -105,7 +106,7 @@ func TestWaitingRoomBuyerHeader(t *testing.T) {
 	wantProblem(t, "the header from an untrusted peer", post("/v1/sales/drop/line", "", "", "victim"), 403, "untrusted_buyer_header")
 	wantProblem(t, "no header from an untrusted peer", post("/v1/sales/drop/line", `{"buyer_id":"mallory"}`, "application/json"), 403, "untrusted_buyer_header")
 	wantProblem(t, "an order with the header from an untrusted peer", post("/v1/sales/plain/orders", `{"buyer_id":"victim"}`, "application/json", "victim"), 403, "untrusted_buyer_header")
-	if n := lineMsgs(t, g.Ledger(), "drop"); n != 0 {
+	if n := lineMsgs(t, g.RoomStore(), "drop"); n != 0 {
 		t.Fatalf("refused joins stored %d tickets", n)
 	}
 	if n := gatetest.StreamMsgs(t, g.Ledger(), "plain"); n != 0 {
@@ -130,7 +131,7 @@ func TestWaitingRoomBuyerHeader(t *testing.T) {
 	wantProblem(t, "a form naming another buyer", post("/v1/sales/drop/line", `buyer_id=victim`, "application/x-www-form-urlencoded", "mallory"), 400, "buyer_mismatch")
 	wantProblem(t, "an order naming another buyer", post("/v1/sales/plain/orders", `{"buyer_id":"victim"}`, "application/json", "mallory"), 400, "buyer_mismatch")
 	wantProblem(t, "an order with two headers", post("/v1/sales/plain/orders", `{}`, "application/json", "mallory", "victim"), 400, "bad_buyer_header")
-	if n := lineMsgs(t, g.Ledger(), "drop"); n != 2 {
+	if n := lineMsgs(t, g.RoomStore(), "drop"); n != 2 {
 		t.Fatalf("the line holds %d records, want alice's and bob's", n)
 	}
 	if a := post("/v1/sales/plain/orders", `{}`, "application/json", "alice"); a.Status != 202 || a.Str("buyer_id") != "alice" {
@@ -153,7 +154,7 @@ func TestJoinFormRefusesDuplicates(t *testing.T) {
 	wantProblem(t, "Buyer_Id beside buyer_id", join(t, c, base, "drop", "buyer_id=f1&Buyer_Id=f2", form), 400, "bad_form")
 	wantProblem(t, "a bad escape", join(t, c, base, "drop", "buyer_id=%zz", form), 400, "bad_form")
 	wantProblem(t, "no buyer", join(t, c, base, "drop", "x=1", form), 400, "bad_buyer_id")
-	if n := lineMsgs(t, g.Ledger(), "drop"); n != 0 {
+	if n := lineMsgs(t, g.RoomStore(), "drop"); n != 0 {
 		t.Fatalf("refused joins stored %d tickets", n)
 	}
 	if a := join(t, c, base, "drop", "buyer_id=f1", form); a.Status != 201 || a.Str("buyer_id") != "f1" {
@@ -197,7 +198,7 @@ func TestWaitingRoomRefusals(t *testing.T) {
 	wantProblem(t, "a PATCH with a bad pass_ttl", gatetest.Admin(t, c, g.OpsAddr(), "PATCH", "/admin/sales/late", cfg.AdminToken, `{"pass_ttl":"1s"}`), 400, "bad_request")
 
 	// Bad input on the new endpoints: each its 4xx, the line unchanged.
-	before := lineMsgs(t, g.Ledger(), "drop")
+	before := lineMsgs(t, g.RoomStore(), "drop")
 	wantProblem(t, "bad JSON", join(t, c, base, "drop", `{"buyer_id":`, "application/json"), 400, "bad_json")
 	wantProblem(t, "bad buyer", joinBuyer(t, c, base, "drop", "a b"), 400, "bad_buyer_id")
 	wantProblem(t, "bad content type", join(t, c, base, "drop", `{"buyer_id":"x"}`, "text/plain"), 415, "bad_content_type")
@@ -213,7 +214,7 @@ func TestWaitingRoomRefusals(t *testing.T) {
 	wantProblem(t, "draw tickets, bad offset", gatetest.Get(t, c, base+"/v1/sales/drop/draw/tickets?offset=-1"), 400, "bad_request")
 	req, _ := http.NewRequest("DELETE", base+"/v1/sales/drop/line", nil)
 	wantProblem(t, "DELETE the line", gatetest.Do(t, c, req), 405, "method_not_allowed")
-	if after := lineMsgs(t, g.Ledger(), "drop"); after != before {
+	if after := lineMsgs(t, g.RoomStore(), "drop"); after != before {
 		t.Fatalf("bad requests changed the line: %d records, then %d", before, after)
 	}
 
@@ -236,7 +237,7 @@ func TestWaitingRoomRefusals(t *testing.T) {
 	if draw.Status != 200 || draw.Body["seed"] != nil || len(draw.Str("commitment")) != 64 {
 		t.Fatalf("draw before the start: %s", draw.Raw)
 	}
-	keys, err := g.Ledger().LineKeys(context.Background(), "drop")
+	keys, err := g.RoomStore().Keys(context.Background(), "drop")
 	if err != nil || keys.Seed.Commitment() != draw.Str("commitment") {
 		t.Fatalf("the commitment is not the stored seed's: %v", err)
 	}
@@ -264,7 +265,7 @@ func TestWaitingRoomRefusals(t *testing.T) {
 	wantProblem(t, "forged pass", orderWithPass(t, c, base, "drop", "alice", pass[:len(pass)-2]+"xx", ""), 403, "bad_pass")
 	wantProblem(t, "garbage pass", orderWithPass(t, c, base, "drop", "alice", "hello", ""), 403, "bad_pass")
 	wantProblem(t, "another buyer's pass", orderWithPass(t, c, base, "drop", "bob", pass, ""), 403, "bad_pass")
-	otherKeys, _ := g.Ledger().LineKeys(context.Background(), "other")
+	otherKeys, _ := g.RoomStore().Keys(context.Background(), "other")
 	otherPass, _ := line.Sign(otherKeys.Secret, line.Pass{Sale: "other", Buyer: "alice", Ticket: alice.Str("ticket_id"), Expires: time.Now().Add(time.Minute)})
 	wantProblem(t, "another sale's pass", orderWithPass(t, c, base, "drop", "alice", otherPass, ""), 403, "bad_pass")
 	// Signed with this sale's secret for another sale: still refused.
@@ -493,9 +494,9 @@ func TestWaitingRoomThreeGatesTwentyThousand(t *testing.T) {
 	}
 }
 
-func keysOf(t testing.TB, s *serve.Server, sale string) ledger.LineKeys {
+func keysOf(t testing.TB, s *serve.Server, sale string) waitingroom.Keys {
 	t.Helper()
-	k, err := s.Ledger().LineKeys(context.Background(), sale)
+	k, err := s.RoomStore().Keys(context.Background(), sale)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"sluice/internal/ledger"
+	"sluice/internal/waitingroom"
 	"sluice/overflow"
 )
 
@@ -39,8 +40,8 @@ func (g *Gate) checkAddress(rc *fasthttp.RequestCtx, s *sale, cfg *ledger.Sale, 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
 	defer cancel()
-	switch err := g.lineLedger.TakeAddressSlot(ctx, s.name, addressKey(a), buyer, cfg.LinePerAddress); {
-	case errors.Is(err, ledger.ErrAddressFull):
+	switch err := g.roomStore.TakeAddressSlot(ctx, s.name, addressKey(a), buyer, cfg.LinePerAddress); {
+	case errors.Is(err, waitingroom.ErrAddressFull):
 		return overflow.Problem{Reason: overflow.AddressLimit}
 	case err != nil:
 		g.log.Warn("cannot count a ticket against its address", "sale", s.name, "err", err)

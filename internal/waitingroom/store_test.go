@@ -1,4 +1,4 @@
-package ledger
+package waitingroom
 
 import (
 	"context"
@@ -12,12 +12,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"sluice/internal/broker"
-	"sluice/internal/room/line"
+	"sluice/internal/ledger"
+	"sluice/internal/streams"
+	"sluice/internal/waitingroom/line"
 )
 
 // lineOf starts an in-process JetStream and fills a waiting-room sale's
 // line with n tickets as Join writes them.
-func lineOf(tb testing.TB, n int) *Ledger {
+func lineOf(tb testing.TB, n int) *Store {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -31,8 +33,9 @@ func lineOf(tb testing.TB, n int) *Ledger {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	l := New(js, Options{})
-	if _, err := l.EnsureSale(ctx, Sale{Name: "big", Stock: 1000, StartsAt: time.Now().Add(time.Hour),
+	st := NewStore(js, streams.Options{})
+	l := ledger.New(js, ledger.Options{Lines: st})
+	if _, err := l.EnsureSale(ctx, ledger.Sale{Name: "big", Stock: 1000, StartsAt: time.Now().Add(time.Hour),
 		WaitingRoom: true, LineLimit: int64(n)}); err != nil {
 		tb.Fatal(err)
 	}
@@ -48,7 +51,7 @@ func lineOf(tb testing.TB, n int) *Ledger {
 		}
 	}
 	<-js.PublishAsyncComplete()
-	return l
+	return st
 }
 
 // BenchmarkOpenRoom replays a line of a hundred thousand tickets, as a

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"sluice/internal/ledger"
+	"sluice/internal/waitingroom"
 	"sluice/overflow"
 )
 
@@ -24,7 +25,7 @@ const DefaultLineMaxTickets = ledger.MaxLineLimit
 //
 // Whenever, the gate holds at most LineMaxTickets over every line: the
 // line lives in each gate's memory.
-func (g *Gate) lineRoom(s *sale, cfg *ledger.Sale, room *ledger.Room, now time.Time) overflow.Problem {
+func (g *Gate) lineRoom(s *sale, cfg *ledger.Sale, room *waitingroom.Room, now time.Time) overflow.Problem {
 	if g.heldTickets() >= g.cfg.LineMaxTickets {
 		return g.atCapacity()
 	}

@@ -10,6 +10,7 @@ import (
 
 	"sluice/internal/ledger"
 	"sluice/internal/proof"
+	"sluice/internal/waitingroom"
 	"sluice/overflow"
 )
 
@@ -50,7 +51,7 @@ func (g *Gate) getChallenge(rc *fasthttp.RequestCtx, saleName string) {
 // solution is verified with one hash and one HMAC, no I/O. It returns the
 // solution's challenge, which spendProof records, or the problem to
 // answer with. noProof: the sale asks none.
-func (g *Gate) verifyProof(rc *fasthttp.RequestCtx, s *sale, cfg *ledger.Sale, room *ledger.Room, f decodedOrder) (string, overflow.Problem) {
+func (g *Gate) verifyProof(rc *fasthttp.RequestCtx, s *sale, cfg *ledger.Sale, room *waitingroom.Room, f decodedOrder) (string, overflow.Problem) {
 	if cfg.JoinProof == "" {
 		return noProof, overflow.Problem{}
 	}
@@ -85,8 +86,8 @@ func (g *Gate) spendProof(s *sale, challenge, buyer string) overflow.Problem {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
 	defer cancel()
-	switch err := g.lineLedger.SpendProof(ctx, s.name, challenge, buyer); {
-	case errors.Is(err, ledger.ErrProofUsed):
+	switch err := g.roomStore.SpendProof(ctx, s.name, challenge, buyer); {
+	case errors.Is(err, waitingroom.ErrProofUsed):
 		return g.proofRefused("used", "This solution bought a ticket already: solve a new challenge.")
 	case err != nil:
 		g.log.Warn("cannot record a proof of work", "sale", s.name, "err", err)
@@ -118,7 +119,7 @@ func proofDetail(err error) string {
 
 // proofKey is the sale's proof key (proof.Key of its waiting-room
 // secret), derived once: a verification costs one hash and one HMAC.
-func (s *sale) proofKey(room *ledger.Room) []byte {
+func (s *sale) proofKey(room *waitingroom.Room) []byte {
 	if k := s.proofKeyMemo.Load(); k != nil {
 		return *k
 	}

@@ -1,0 +1,231 @@
+package waitingroom
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"sluice/internal/ledger"
+	"sluice/internal/streams"
+	"sluice/internal/waitingroom/line"
+)
+
+// Room is one gate's copy of a sale's waiting room: its keys, and the
+// line and pace streams followed into a line.Book. Every gate follows the
+// same records in the same order, so every gate answers the same
+// positions and passes.
+type Room struct {
+	Sale string
+	Book *line.Book
+	Keys Keys
+
+	// snap is the line as the pace saw it last (Pacer); nil before.
+	snap atomic.Pointer[Snapshot]
+
+	mu  sync.Mutex
+	ccs []jetstream.ConsumeContext
+}
+
+// Snapshot is the line as the pace saw it last (every refresh), nil
+// before its first look (or of a nil room): a poll reads it instead of
+// walking the line.
+func (r *Room) Snapshot() *Snapshot {
+	if r == nil {
+		return nil
+	}
+	return r.snap.Load()
+}
+
+// OpenRoom reads a sale's keys, replays its line and pace and follows
+// them. It returns once the records stored so far are applied.
+func (st *Store) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*Room, error) {
+	// Each JetStream call is bounded on its own: in a cluster that is
+	// starting, a request can go unanswered, and waiting out ctx (minutes,
+	// for a long replay) kept the room closed that long.
+	call := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, roomCallTimeout) }
+	cctx, cancel := call()
+	defer cancel()
+	keys, err := st.Keys(cctx, sale)
+	if err != nil {
+		return nil, err
+	}
+	r := &Room{Sale: sale, Keys: keys, Book: line.NewBook(keys.Seed)}
+	lineStr, err := st.js.Stream(cctx, streams.LineName(sale))
+	if err != nil {
+		return nil, fmt.Errorf("%w: line of %s: %w", ledger.ErrUnavailable, sale, err)
+	}
+	paceStr, err := st.js.Stream(cctx, streams.Pace)
+	if err != nil {
+		return nil, fmt.Errorf("%w: pace stream: %w", ledger.ErrUnavailable, err)
+	}
+	lineLast := lineStr.CachedInfo().State.LastSeq
+	var paceLast uint64
+	for _, subj := range PaceSubjects(sale) {
+		m, err := paceStr.GetLastMsgForSubject(cctx, subj)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("%w: pace of %s: %w", ledger.ErrUnavailable, sale, err)
+		default:
+			paceLast = max(paceLast, m.Sequence)
+		}
+	}
+	paceCaught := make(chan struct{})
+	var paceOnce sync.Once
+	if paceLast == 0 {
+		paceOnce.Do(func() { close(paceCaught) })
+	}
+	drawSubj := LineDrawSubject(sale)
+	rejoinPrefix := streams.LineSubjectPrefix(sale) + "r."
+	cancel()
+	cctx, cancel = call()
+	defer cancel()
+	lineCons, err := st.js.OrderedConsumer(cctx, streams.LineName(sale), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("%w: follow the line of %s: %w", ledger.ErrUnavailable, sale, err)
+	}
+	// Large pulls: a gate replays the whole line when it starts.
+	cc, err := lineCons.Consume(func(msg jetstream.Msg) {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return
+		}
+		seq := meta.Sequence.Stream
+		if msg.Subject() == drawSubj {
+			r.Book.SealBefore(seq)
+			r.Book.Skip(seq)
+			return
+		}
+		if strings.HasPrefix(msg.Subject(), rejoinPrefix) {
+			if key, ok := rejoinOf(msg.Data()); ok {
+				r.Book.Rejoin(key, seq)
+			} else {
+				r.Book.Skip(seq)
+			}
+			return
+		}
+		t, ok := ticketOf(msg.Data())
+		key := line.TicketKey{}
+		if ok {
+			key, ok = line.KeyOf(t.Ticket)
+		}
+		if !ok {
+			log.Warn("line: skipping a malformed ticket", "sale", sale, "seq", seq)
+			r.Book.Skip(seq)
+			return
+		}
+		r.Book.Add(key, t.Buyer, seq, meta.Timestamp)
+	}, jetstream.PullMaxMessages(4096))
+	if err != nil {
+		return nil, fmt.Errorf("%w: follow the line of %s: %w", ledger.ErrUnavailable, sale, err)
+	}
+	r.ccs = append(r.ccs, cc)
+	cancel()
+	cctx, cancel = call()
+	defer cancel()
+	paceCons, err := st.js.OrderedConsumer(cctx, streams.Pace, jetstream.OrderedConsumerConfig{FilterSubjects: PaceSubjects(sale)})
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("%w: follow the pace of %s: %w", ledger.ErrUnavailable, sale, err)
+	}
+	cc, err = paceCons.Consume(func(msg jetstream.Msg) {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return
+		}
+		ApplyPace(r.Book, sale, msg.Subject(), msg.Data(), meta.Timestamp, meta.Sequence.Stream)
+		if meta.Sequence.Stream >= paceLast {
+			paceOnce.Do(func() { close(paceCaught) })
+		}
+	})
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("%w: follow the pace of %s: %w", ledger.ErrUnavailable, sale, err)
+	}
+	r.ccs = append(r.ccs, cc)
+	// A replay that stops moving (a consumer on a stream still without a
+	// leader, as in a cluster that is starting) is given up after
+	// replayStall, not after ctx's minutes: the next refresh tries again.
+	if err := r.replayLine(ctx, lineLast); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("%w: replay the line of %s: %w", ledger.ErrUnavailable, sale, err)
+	}
+	select {
+	case <-paceCaught:
+	case <-time.After(replayStall):
+		r.Close()
+		return nil, fmt.Errorf("%w: replay the pace of %s: nothing for %v", ledger.ErrUnavailable, sale, replayStall)
+	case <-ctx.Done():
+		r.Close()
+		return nil, fmt.Errorf("waitingroom: replay the pace of %s: %w", sale, ctx.Err())
+	}
+	return r, nil
+}
+
+// replayStall is how long a room's replay may go without applying a
+// record before it is given up; roomCallTimeout bounds each JetStream
+// call of the opening.
+const (
+	replayStall     = 10 * time.Second
+	roomCallTimeout = 5 * time.Second
+)
+
+// replayLine waits until the book has applied the line through seq,
+// failing when nothing more is applied for replayStall.
+func (r *Room) replayLine(ctx context.Context, seq uint64) error {
+	stall := time.NewTimer(replayStall)
+	defer stall.Stop()
+	for {
+		applied, more := r.Book.Applied()
+		if applied >= seq {
+			return nil
+		}
+		select {
+		case <-more:
+			stall.Reset(replayStall)
+		case <-stall.C:
+			return fmt.Errorf("stalled at %d of %d", applied, seq)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// WaitApplied returns once the book has applied the line stream through
+// seq, or ctx ends.
+func (r *Room) WaitApplied(ctx context.Context, seq uint64) error {
+	for {
+		applied, more := r.Book.Applied()
+		if applied >= seq {
+			return nil
+		}
+		select {
+		case <-more:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close stops following the streams.
+func (r *Room) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, cc := range r.ccs {
+		cc.Stop()
+	}
+	for _, cc := range r.ccs {
+		select {
+		case <-cc.Closed():
+		case <-time.After(5 * time.Second):
+		}
+	}
+	r.ccs = nil
+}
