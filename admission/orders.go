@@ -29,23 +29,60 @@ var (
 	hForwardFor = "X-Forwarded-For"
 )
 
-// placeOrder is POST /v1/sales/{sale}/orders: the admit decision.
+// placeOrder is POST /v1/sales/{sale}/orders: the admit decision, in
+// its phases. Each phase answers and returns false when the order stops
+// there.
 func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
-	start := g.now()
+	o := orderReq{start: g.now()}
+	if !g.refuseEarly(ctx, saleName, &o) || !g.readOrder(ctx, &o) {
+		return
+	}
+	g.decide(&o)
+	if !g.mayPublish(ctx, &o) {
+		return
+	}
+	g.answerOrder(ctx, &o, g.publishOrder(&o))
+}
+
+// orderReq is an order request as it passes placeOrder's phases.
+type orderReq struct {
+	start time.Time
+	s     *sale
+	cfg   *ledger.Sale
+	// withPass: the order carries a pass its sale's line gave; hasKey,
+	// key: its Idempotency-Key.
+	withPass, hasKey bool
+	key              string
+	soldOut          bool // the sale's flag, for an order without a pass
+	buyer            string
+	body             decodedOrder
+	pass             line.Pass
+	round            int    // the buyer's round (released orders)
+	msgID            string // what makes a repeat of it a duplicate
+	trial            bool   // the one order sent while the ledger refuses
+}
+
+// refuseEarly answers from memory, cheapest first, every order the
+// gate can refuse before reading its body: unknown sale, sale window,
+// pass required, sold out (a keyed retry of a sold-out sale from the
+// index), rate limits, the queue bound.
+func (g *Gate) refuseEarly(ctx *fasthttp.RequestCtx, saleName []byte, o *orderReq) bool {
+	start := o.start
 	s := g.lookupSale(string(saleName))
 	if s == nil {
 		g.finish(ctx, nil, overflow.UnknownSale, g.unknownSale, start)
-		return
+		return false
 	}
 	cfg := s.cfg.Load()
+	o.s, o.cfg = s, cfg
 	switch cfg.PhaseAt(start) {
 	case ledger.Upcoming:
 		a := s.notStarted.get(g.render, overflow.Problem{Reason: overflow.NotStarted, Sale: s.name, RetryAfter: cfg.StartsAt.Sub(start)})
 		g.finish(ctx, s, overflow.NotStarted, a, start)
-		return
+		return false
 	case ledger.Closed:
 		g.finish(ctx, s, overflow.Closed, s.closedAnswer, start)
-		return
+		return false
 	}
 	req := &ctx.Request.Header
 	hasPass := len(req.Peek(hPass)) > 0
@@ -53,149 +90,179 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	// answer is at once, and names the line.
 	if cfg.WaitingRoom && !hasPass {
 		g.finish(ctx, s, overflow.PassRequired, s.passRequired, start)
-		return
+		return false
 	}
 	// A pass admits its holder whatever the room's state: a room turned
 	// off keeps what its passes hold (line.Book.Mark).
-	withPass := hasPass && (cfg.WaitingRoom || s.hasLine.Load())
+	o.withPass = hasPass && (cfg.WaitingRoom || s.hasLine.Load())
 	keys := req.PeekAll(hIdemKey)
-	hasKey := len(keys) > 0
+	o.hasKey = len(keys) > 0
 	// A retry carrying its key goes on to the ledger even when sold out, so
 	// that an order admitted before the sell-out is answered as admitted.
 	// So does an order with a pass: the line gives one only while the
 	// stock covers it, and this gate's flag may be a refresh behind stock
 	// given back; JetStream's limit is the judge (a forged pass is
 	// refused below without I/O).
-	soldOut := s.soldOut.Load() && !withPass
-	if soldOut && !hasKey {
+	o.soldOut = s.soldOut.Load() && !o.withPass
+	if o.soldOut && !o.hasKey {
 		g.finish(ctx, s, overflow.SoldOut, s.soldOutAnswer, start)
-		return
+		return false
 	}
-	var key string
-	if hasKey {
+	if o.hasKey {
 		if len(keys) != 1 || !validIdempotencyKey(keys[0]) {
 			g.finish(ctx, s, overflow.BadIdempotencyKey, g.badKey, start)
-			return
+			return false
 		}
-		key = string(keys[0]) // keys is reused by the next PeekAll
+		o.key = string(keys[0]) // keys is reused by the next PeekAll
 		// A sold-out sale whose every order the gate holds in memory
 		// answers a keyed request as the ledger would, without asking it.
-		if x := s.index.Load(); soldOut && x.covers(s, cfg) {
-			g.answerFromIndex(ctx, s, cfg, x, key, start)
-			return
+		if x := s.index.Load(); o.soldOut && x.covers(s, cfg) {
+			g.answerFromIndex(ctx, s, cfg, x, o.key, start)
+			return false
 		}
 	}
 	if g.ipLim != nil && !g.ipLim.AllowAt(start, limiterKey(g.clientIP(ctx))) {
 		g.finish(ctx, s, overflow.IPRateLimited, g.ipLimited, start)
-		return
+		return false
 	}
 	if !s.limiter.AllowN(start, 1) {
 		a := s.rateLimited.get(g.render, overflow.Problem{Reason: overflow.RateLimited, Sale: s.name, RetryAfter: time.Second})
 		g.finish(ctx, s, overflow.RateLimited, a, start)
-		return
+		return false
 	}
 	if bound := s.queueBound(cfg); bound > 0 && s.pending.Load() >= bound {
 		a := s.queueFull.get(g.render, overflow.Problem{Reason: overflow.QueueFull, Sale: s.name, RetryAfter: retryAfterQueue(s, bound)})
 		g.finish(ctx, s, overflow.QueueFull, a, start)
-		return
+		return false
 	}
+	return true
+}
 
+// readOrder reads what the order is: its body and buyer (the payload
+// checked against the sale's schema), the buyer's rate limit, and its
+// pass, checked without I/O.
+func (g *Gate) readOrder(ctx *fasthttp.RequestCtx, o *orderReq) bool {
+	s, start := o.s, o.start
 	buyer, d, ok := g.readOrderBody(ctx, s, start)
 	if !ok {
-		return
+		return false
 	}
 	if v := s.payloadSchema.Load().Check(d.payload); v != nil {
 		g.finishProblem(ctx, s, payloadProblem(s, d, v), start)
-		return
+		return false
 	}
 	if g.buyLim != nil && !g.buyLim.AllowAt(start, buyer) {
 		g.finish(ctx, s, overflow.BuyerRateLimited, g.buyerLimited, start)
-		return
+		return false
 	}
-	var pass line.Pass
-	if withPass {
-		var ok bool
-		if pass, ok = g.checkPass(ctx, s, buyer, start); !ok {
-			return
+	o.buyer, o.body = buyer, d
+	if o.withPass {
+		if o.pass, ok = g.checkPass(ctx, s, buyer, start); !ok {
+			return false
 		}
 	}
+	return true
+}
+
+// decide settles what makes a repeat of the order a duplicate for the
+// ledger: its message id, in the buyer's round.
+func (g *Gate) decide(o *orderReq) {
 	// A buyer whose orders gave their slot back (rejected, failed) orders
 	// in a new round, on a subject of its own: the per-buyer limit holds
 	// per round, and a round opens per OrdersPerBuyer released orders.
-	round := 0
 	if g.releases != nil {
-		round = int(g.releases.BuyerReleased(s.name, buyer) / cfg.OrdersPerBuyer())
+		o.round = int(g.releases.BuyerReleased(o.s.name, o.buyer) / o.cfg.OrdersPerBuyer())
 	}
-	var msgID string
 	switch {
-	case withPass:
+	case o.withPass:
 		// A pass admits one order: a second one with it is a duplicate,
 		// told apart from a retry by its Idempotency-Key.
-		msgID = "t|" + pass.Ticket
-	case hasKey:
-		msgID = "k|" + buyer + "|" + key
-	case cfg.OrdersPerBuyer() == 1:
+		o.msgID = "t|" + o.pass.Ticket
+	case o.hasKey:
+		o.msgID = "k|" + o.buyer + "|" + o.key
+	case o.cfg.OrdersPerBuyer() == 1:
 		// The derived key makes a repeated order by the same buyer a
 		// duplicate: JetStream hands back the first order without a
 		// per-subject refusal and a second look-up.
-		msgID = "b|" + buyer
-		if round > 0 {
-			msgID += "|" + strconv.Itoa(round)
+		o.msgID = "b|" + o.buyer
+		if o.round > 0 {
+			o.msgID += "|" + strconv.Itoa(o.round)
 		}
 	default:
-		msgID = "r|" + ledger.NewToken()
+		o.msgID = "r|" + ledger.NewToken()
 	}
-	trial := false
-	if g.refusing.Load() != 0 {
-		if !g.admitTrial() {
-			// Not sent: the store refuses writes, and the order would
-			// only wait out the publish timeout before the same answer.
-			g.finish(ctx, s, overflow.Unavailable, g.refusingAnswer, start)
-			return
-		}
-		trial = true
+}
+
+// mayPublish refuses an order while the ledger refuses writes, but the
+// one trial order that learns when it takes them again.
+func (g *Gate) mayPublish(ctx *fasthttp.RequestCtx, o *orderReq) bool {
+	if g.refusing.Load() == 0 {
+		return true
 	}
-	o := ledger.Order{Sale: s.name, BuyerID: buyer, Token: ledger.NewToken(), AdmittedAt: start.UTC(), IdempotencyKey: key, Round: round, Payload: d.payload}
-	// The wait for the PubAck is not tied to the client's connection: once
-	// the order has left, the gate learns and counts its outcome whether or
-	// not the client is still there.
+	if !g.admitTrial() {
+		// Not sent: the store refuses writes, and the order would
+		// only wait out the publish timeout before the same answer.
+		g.finish(ctx, o.s, overflow.Unavailable, g.refusingAnswer, o.start)
+		return false
+	}
+	o.trial = true
+	return true
+}
+
+// placed is what the ledger said of an order.
+type placed struct {
+	order ledger.Order
+	id    ledger.OrderID
+	dup   bool
+	err   error
+}
+
+// publishOrder places the order in the ledger and waits for the PubAck.
+// The wait is not tied to the client's connection: once the order has
+// left, the gate learns and counts its outcome whether or not the client
+// is still there.
+func (g *Gate) publishOrder(o *orderReq) placed {
+	p := placed{order: ledger.Order{Sale: o.s.name, BuyerID: o.buyer, Token: ledger.NewToken(), AdmittedAt: o.start.UTC(),
+		IdempotencyKey: o.key, Round: o.round, Payload: o.body.payload}}
 	pctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
 	pubStart := time.Now()
-	var (
-		id  ledger.OrderID
-		dup bool
-		err error
-	)
-	if !withPass && s.hasLine.Load() {
-		id, dup, err = g.placeBeside(pctx, s, o, msgID)
+	if !o.withPass && o.s.hasLine.Load() {
+		p.id, p.dup, p.err = g.placeBeside(pctx, o.s, p.order, o.msgID)
 	} else {
-		id, dup, err = g.ledger.Place(pctx, o, msgID)
+		p.id, p.dup, p.err = g.ledger.Place(pctx, p.order, o.msgID)
 	}
 	cancel()
-	if trial {
-		g.endTrial(start, err)
+	if o.trial {
+		g.endTrial(o.start, p.err)
 	}
 	g.m.publish.Observe(time.Since(pubStart).Seconds())
+	return p
+}
 
+// answerOrder answers what the ledger said: admitted (202, or the
+// decision with Prefer: wait), a replay, the buyer's earlier order, sold
+// out, held for the line, or 503 when the order's fate is not known.
+func (g *Gate) answerOrder(ctx *fasthttp.RequestCtx, o *orderReq, p placed) {
+	s, start, buyer, err := o.s, o.start, o.buyer, p.err
 	var already *ledger.AlreadyOrderedError
 	switch {
-	case err == nil && !dup:
+	case err == nil && !p.dup:
 		s.admitted.Add(1)
 		s.pending.Add(1)
-		s.storedSeq(id.Seq)
-		if withPass {
-			g.roomStore.UsePass(s.name, pass.Ticket)
+		s.storedSeq(p.id.Seq)
+		if o.withPass {
+			g.roomStore.UsePass(s.name, o.pass.Ticket)
 		}
 		g.count(s, overflow.Admitted, start)
-		g.answerPlaced(ctx, id, buyer, false, o.AdmittedAt)
-	case err == nil && withPass:
-		g.answerPassReplay(ctx, s, id, buyer, key, d.payload, start)
-	case err == nil && hasKey:
-		g.answerKeyedReplay(ctx, s, id, buyer, d.payload, start)
+		g.answerPlaced(ctx, p.id, buyer, false, p.order.AdmittedAt)
+	case err == nil && o.withPass:
+		g.answerPassReplay(ctx, s, p.id, buyer, o.key, o.body.payload, start)
+	case err == nil && o.hasKey:
+		g.answerKeyedReplay(ctx, s, p.id, buyer, o.body.payload, start)
 	case err == nil: // a duplicate of the derived key: the buyer's earlier order
-		g.finishProblem(ctx, s, g.alreadyOrdered(s, id), start)
-	case errors.As(err, &already) && hasKey:
-		g.answerHeld(ctx, s, already.Existing, buyer, key, d.payload, start)
+		g.finishProblem(ctx, s, g.alreadyOrdered(s, p.id), start)
+	case errors.As(err, &already) && o.hasKey:
+		g.answerHeld(ctx, s, already.Existing, buyer, o.key, o.body.payload, start)
 	case errors.As(err, &already):
 		g.finishProblem(ctx, s, g.alreadyOrdered(s, already.Existing), start)
 	case errors.Is(err, ledger.ErrStockHeld):
@@ -214,23 +281,29 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 		}
 		g.finish(ctx, s, overflow.SoldOut, s.soldOutAnswer, start)
 	default:
-		kind := "unavailable"
-		if errors.Is(err, ledger.ErrStoreFull) {
-			kind = "store_full"
-		}
-		if !trial && (errors.Is(err, ledger.ErrStoreFull) || errors.Is(err, context.DeadlineExceeded)) {
-			g.refuse(start, err)
-		}
-		g.m.publishErrors.WithLabelValues(kind).Inc()
-		// The publish left: JetStream may have stored the order. The
-		// client is told to retry with its key; the log gets one line a
-		// minute however many there are.
-		g.unconfirmed.Note(start, func(n int) {
-			g.log.Warn("orders answered 503: JetStream did not confirm their publish (they may be stored; a retry with the same Idempotency-Key learns which)",
-				"orders", n, "last_sale", s.name, "last_err", err, "kind", kind)
-		})
-		g.finish(ctx, s, overflow.Unavailable, g.unavailable, start)
+		g.answerUnconfirmed(ctx, o, err)
 	}
+}
+
+// answerUnconfirmed answers an order whose publish JetStream did not
+// confirm: 503, and the ledger marked refusing when the store is full or
+// timed out. The publish left: JetStream may have stored the order, and
+// the client is told to retry with its key; the log gets one line a
+// minute however many there are.
+func (g *Gate) answerUnconfirmed(ctx *fasthttp.RequestCtx, o *orderReq, err error) {
+	kind := "unavailable"
+	if errors.Is(err, ledger.ErrStoreFull) {
+		kind = "store_full"
+	}
+	if !o.trial && (errors.Is(err, ledger.ErrStoreFull) || errors.Is(err, context.DeadlineExceeded)) {
+		g.refuse(o.start, err)
+	}
+	g.m.publishErrors.WithLabelValues(kind).Inc()
+	g.unconfirmed.Note(o.start, func(n int) {
+		g.log.Warn("orders answered 503: JetStream did not confirm their publish (they may be stored; a retry with the same Idempotency-Key learns which)",
+			"orders", n, "last_sale", o.s.name, "last_err", err, "kind", kind)
+	})
+	g.finish(ctx, o.s, overflow.Unavailable, g.unavailable, o.start)
 }
 
 // buyerReleaser tells how many of a buyer's orders gave their slot back
