@@ -16,6 +16,8 @@ import (
 	"sluice/internal/broker"
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/streams"
+	"sluice/internal/waitingroom"
 	"sluice/internal/waitingroom/line"
 	"sluice/loadtest"
 )
@@ -36,7 +38,7 @@ func TestDrawSurvivesKill9AndVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := ledger.New(js, ledger.Options{})
+	l := ledger.New(js, ledger.Options{Lines: waitingroom.NewStore(js, streams.Options{})})
 	sale := ledger.Sale{Name: "drop", Stock: 40, StartsAt: time.Now().Add(time.Hour), WaitingRoom: true,
 		LineOpens: ledger.Duration(2 * time.Hour)}
 	if _, err := l.EnsureSale(ctx, sale); err != nil {
