@@ -249,9 +249,23 @@ type commandOptions struct {
 // (serve.Config.Check) once every setting is known: a setting that needs
 // another is judged with both. Each error names the setting at fault as
 // it was given: --flag, SLUICE_FLAG or the config file's key.
-func parseCommand(role string, args []string, stdout, stderr io.Writer) (serve.Config, commandOptions, error) {
-	var opt commandOptions
-	fs := flag.NewFlagSet("sluice "+role, flag.ContinueOnError)
+// commandFlags are the flags of sluice serve and sluice drain and the
+// values they set.
+type commandFlags struct {
+	fs, gfs                             *flag.FlagSet
+	cfg                                 serve.Config
+	opt                                 commandOptions
+	configPath                          string
+	sales, proxies, routes, corsOrigins listFlag
+	sync, logFormat, logLevel           string
+	adminTokenFile                      string
+}
+
+// newCommandFlags defines the flags of role on a new flag set writing to
+// stderr.
+func newCommandFlags(role string, stderr io.Writer) *commandFlags {
+	f := &commandFlags{fs: flag.NewFlagSet("sluice "+role, flag.ContinueOnError)}
+	fs := f.fs
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		if role == "drain" {
@@ -261,105 +275,120 @@ func parseCommand(role string, args []string, stdout, stderr io.Writer) (serve.C
 		}
 		fs.PrintDefaults()
 	}
-	var (
-		cfg            serve.Config
-		configPath     string
-		sales, proxies listFlag
-		routes         listFlag
-		corsOrigins    listFlag
-		sync           string
-		logFormat      string
-		logLevel       string
-		adminTokenFile string
-	)
 	// The gate's own flags. sluice drain defines them on a flag set it
 	// never parses, so that a config file or environment shared with the
 	// gates is accepted and their keys ignored.
-	gfs := fs
+	f.gfs = fs
 	if role != "serve" {
-		gfs = flag.NewFlagSet("sluice serve", flag.ContinueOnError)
+		f.gfs = flag.NewFlagSet("sluice serve", flag.ContinueOnError)
 	}
-	fs.StringVar(&configPath, "config", "", "YAML config `file` (flags and SLUICE_* env beat it)")
-	fs.BoolVar(&opt.check, "check", false, "check the flags, environment and config file (and the files they name) and exit: 0 and a one-line summary if "+role+" would start with them, else the error; nothing is started, bound or written")
-	gfs.StringVar(&cfg.Listen, "listen", ":8080", "public API `address`")
-	gfs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate `file` (the leaf, then its chain) for HTTPS on the public API, with --tls-key; read again on SIGHUP")
-	gfs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
+	gfs := f.gfs
+	fs.StringVar(&f.configPath, "config", "", "YAML config `file` (flags and SLUICE_* env beat it)")
+	fs.BoolVar(&f.opt.check, "check", false, "check the flags, environment and config file (and the files they name) and exit: 0 and a one-line summary if "+role+" would start with them, else the error; nothing is started, bound or written")
+	gfs.StringVar(&f.cfg.Listen, "listen", ":8080", "public API `address`")
+	gfs.StringVar(&f.cfg.TLSCert, "tls-cert", "", "PEM certificate `file` (the leaf, then its chain) for HTTPS on the public API, with --tls-key; read again on SIGHUP")
+	gfs.StringVar(&f.cfg.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	opsDefault, opsHelp := "127.0.0.1:9464", "metrics, health, pprof and admin `address`"
 	if role == "drain" {
 		opsDefault, opsHelp = "127.0.0.1:9465", "metrics, health and pprof `address` (9465: beside a gate's 9464)"
 	}
-	fs.StringVar(&cfg.OpsListen, "ops-listen", opsDefault, opsHelp)
+	fs.StringVar(&f.cfg.OpsListen, "ops-listen", opsDefault, opsHelp)
 	dataHelp := "where the embedded JetStream keeps its store (and the default SQLite backend, orders.db)"
 	if role == "drain" {
 		dataHelp = "where the default SQLite backend lives (<data-dir>/orders.db)"
 	}
-	fs.StringVar(&cfg.DataDir, "data-dir", "./sluice-data", dataHelp)
-	gfs.Var(&sales, "sale", "provision a sale `NAME=STOCK` (repeatable); richer settings (window, rates, queue bound, waiting_room) in the config file or the admin API")
-	gfs.BoolVar(&cfg.NoDemo, "no-demo", false, "do not create the demo sale when no sale exists")
-	gfs.StringVar(&sync, "sync", "interval", "JetStream fsync: \"always\" (each order before its 202, survives power loss) or \"interval\" (see --sync-interval)")
-	gfs.DurationVar(&cfg.SyncEvery, "sync-interval", 0, "fsync period with --sync interval (0: JetStream's default, 2m)")
+	fs.StringVar(&f.cfg.DataDir, "data-dir", "./sluice-data", dataHelp)
+	gfs.Var(&f.sales, "sale", "provision a sale `NAME=STOCK` (repeatable); richer settings (window, rates, queue bound, waiting_room) in the config file or the admin API")
+	gfs.BoolVar(&f.cfg.NoDemo, "no-demo", false, "do not create the demo sale when no sale exists")
+	gfs.StringVar(&f.sync, "sync", "interval", "JetStream fsync: \"always\" (each order before its 202, survives power loss) or \"interval\" (see --sync-interval)")
+	gfs.DurationVar(&f.cfg.SyncEvery, "sync-interval", 0, "fsync period with --sync interval (0: JetStream's default, 2m)")
 	natsHelp := "connect to this NATS server or cluster instead of embedding one"
 	if role == "drain" {
 		natsHelp = "the gates' NATS server or cluster (required)"
 	}
-	fs.StringVar(&cfg.NATSURL, "nats-url", "", natsHelp)
-	gfs.StringVar(&cfg.NATSListen, "nats-listen", "", "let the embedded NATS server accept clients on this `address`")
-	gfs.StringVar(&cfg.ServerName, "server-name", "", "name of the embedded NATS server (required in a cluster)")
-	gfs.StringVar(&cfg.ClusterName, "cluster-name", "sluice", "NATS cluster name")
-	gfs.StringVar(&cfg.ClusterListen, "cluster-listen", "", "route `address` for a cluster of embedded servers")
-	gfs.Var(&routes, "cluster-routes", "peer routes, nats://host:port (repeatable or comma-separated)")
-	gfs.StringVar(&cfg.ClusterUser, "cluster-user", "", "user every route must present, with --cluster-password (the same on every gate)")
-	gfs.StringVar(&cfg.ClusterPassword, "cluster-password", "", "password of --cluster-user; prefer SLUICE_CLUSTER_PASSWORD or the config file to the command line, which ps shows")
-	gfs.StringVar(&cfg.ClusterTLSCert, "cluster-tls-cert", "", "PEM certificate `file` this gate presents on routes (TLS both ways, with --cluster-tls-key and --cluster-tls-ca)")
-	gfs.StringVar(&cfg.ClusterTLSKey, "cluster-tls-key", "", "PEM private key `file` of --cluster-tls-cert")
-	gfs.StringVar(&cfg.ClusterTLSCA, "cluster-tls-ca", "", "PEM CA `file` that signs every gate's route certificate; peers are verified against it")
-	fs.IntVar(&cfg.Replicas, "replicas", 1, "replicas of each sale stream (3 in a cluster)")
-	gfs.Int64Var(&cfg.MaxStore, "max-store", 0, "bound on JetStream's file store in bytes (0: most of the disk)")
-	gfs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token of the admin API (empty: admin API off); prefer --admin-token-file to the command line, which ps shows")
-	gfs.StringVar(&adminTokenFile, "admin-token-file", "", "read the admin API's bearer token from this `file` (a trailing newline is dropped), instead of --admin-token")
-	gfs.StringVar(&cfg.SoldOutPage, "sold-out-page", "", "HTML file shown to browsers when a sale is sold out, as it is")
-	gfs.StringVar(&cfg.Pages, "pages", "", "`directory` of your own page templates (waiting.html, join.html, problem.html, sold-out.html…); start from sluice pages export DIR")
-	gfs.StringVar(&cfg.Gate.BuyerHeader, "buyer-header", "", "take the buyer id from this header, set by an authenticating proxy in --trusted-proxies (other peers are refused)")
-	gfs.StringVar(&cfg.BuyerToken.JWKSURL, "buyer-token-jwks", "", "take the buyer from the shop's signed token (its sub), verified with the keys (RS256, ES256, EdDSA) of the shop's JWKS at this `URL`; every join and order then needs one")
-	gfs.StringVar(&cfg.BuyerToken.SecretFile, "buyer-token-secret-file", "", "as --buyer-token-jwks, with HS256 tokens signed with the secret (32 bytes or more) in this `file`")
-	gfs.StringVar(&cfg.BuyerToken.Cookie, "buyer-token-cookie", "", "also take the buyer token from this cookie (the waiting page's browser sends it)")
-	gfs.StringVar(&cfg.BuyerToken.Issuer, "buyer-token-issuer", "", "the buyer token's iss must be this")
-	gfs.StringVar(&cfg.BuyerToken.Audience, "buyer-token-audience", "", "the buyer token's aud must hold this")
-	gfs.Var(&corsOrigins, "cors-origin", "let pages from this exact `origin` (https://shop.example) call the public API from a browser (repeatable; config cors_origins)")
-	gfs.BoolVar(&cfg.Gate.CORS.Credentials, "cors-credentials", false, "with --cors-origin: let those pages send cookies (fetch credentials: \"include\"), for a front door that reads the buyer from one")
-	gfs.Var(&proxies, "trusted-proxies", "proxies (IPs or CIDRs) whose X-Forwarded-For and buyer header are believed")
-	gfs.Float64Var(&cfg.Gate.IPRate, "ip-rate", 0, "orders/s per client address (0: off)")
-	gfs.IntVar(&cfg.Gate.IPBurst, "ip-burst", 5, "burst per client address")
-	gfs.Float64Var(&cfg.Gate.BuyerRate, "buyer-rate", 0, "orders/s per buyer (0: off)")
-	gfs.IntVar(&cfg.Gate.BuyerBurst, "buyer-burst", 3, "burst per buyer")
-	gfs.IntVar(&cfg.Gate.LimiterKeys, "limiter-keys", 100_000, "most keys each keyed limiter holds")
-	gfs.DurationVar(&cfg.Gate.PublishTimeout, "publish-timeout", 5*time.Second, "longest wait for JetStream to store an order")
-	gfs.IntVar(&cfg.Gate.MaxWaiters, "max-waiters", admission.DefaultMaxWaiters, "most requests held at once (Prefer: wait=N): orders waiting for their decision and ticket polls waiting for a change of state; past it they are answered at once, an order 202 (negative: never hold)")
-	gfs.Int64Var(&cfg.Gate.LineMaxTickets, "line-max-tickets", admission.DefaultLineMaxTickets, "most tickets this gate holds in memory over every waiting room's line (about 130 bytes each); past it joins are answered 503")
-	gfs.IntVar(&cfg.MaxConns, "max-conns", 262_144, "most open connections on the public listener")
-	gfs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most open public connections per client address (0: no bound; keep it 0 behind a proxy)")
-	gfs.BoolVar(&cfg.ReduceMemory, "reduce-memory", false, "release a public connection's buffers between requests: about half the memory per idle connection, one more read per request")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest graceful shutdown")
-	gfs.BoolVar(&cfg.NoDrain, "no-drain", false, "do not drain orders in this process (a sluice drain does)")
-	fs.StringVar(&cfg.Backend, "backend", "", "where orders drain to: a SQLite path, postgres://… or http(s)://… (default <data-dir>/orders.db); a sale keeps the orders drained before in the backend they went to, and the drain warns when it changes")
-	fs.IntVar(&cfg.Drain.Workers, "workers", 4, "most backend calls at once")
-	fs.IntVar(&cfg.Drain.Batch, "batch", 100, "most orders per backend call")
-	fs.Float64Var(&cfg.Drain.BackendRate, "backend-rate", 0, "most orders per second sent to the backend by this process, over all sales (0: no cap); a sale's backend_rate applies too")
-	fs.DurationVar(&cfg.Drain.MaxWait, "batch-wait", 50*time.Millisecond, "longest wait to fill a batch")
-	fs.IntVar(&cfg.Drain.MaxDeliver, "max-deliver", 10, "attempts before an order is dead-lettered")
-	fs.DurationVar(&cfg.Drain.BackendTimeout, "backend-timeout", 10*time.Second, "longest backend call")
-	fs.DurationVar(&cfg.Drain.AckWait, "ack-wait", 5*time.Second, "redeliver an order a drain took and did not settle after this long (a crashed drain's orders); batches in the backend are kept alive every third of it")
-	fs.IntVar(&cfg.GCPercent, "gc-percent", 400, "Go GC target percent while the live heap is small (0: the runtime's default; GOGC wins if set)")
-	cfg.GCHeadroom = 256 << 20
-	fs.Var(bytesFlag{&cfg.GCHeadroom}, "gc-headroom", "bound on the heap's growth between collections: as the live heap grows the GC percent falls (down to 100), so the heap grows by at most the larger of the live heap and this (0: a fixed --gc-percent)")
-	fs.Var(bytesFlag{&cfg.MemoryLimit}, "memory-limit", "soft memory limit of the process, e.g. 2GiB: the GC collects as often as it must to stay under it (0: none; GOMEMLIMIT wins if set)")
-	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.cfg.NATSURL, "nats-url", "", natsHelp)
+	gfs.StringVar(&f.cfg.NATSListen, "nats-listen", "", "let the embedded NATS server accept clients on this `address`")
+	gfs.StringVar(&f.cfg.ServerName, "server-name", "", "name of the embedded NATS server (required in a cluster)")
+	gfs.StringVar(&f.cfg.ClusterName, "cluster-name", "sluice", "NATS cluster name")
+	gfs.StringVar(&f.cfg.ClusterListen, "cluster-listen", "", "route `address` for a cluster of embedded servers")
+	gfs.Var(&f.routes, "cluster-routes", "peer routes, nats://host:port (repeatable or comma-separated)")
+	gfs.StringVar(&f.cfg.ClusterUser, "cluster-user", "", "user every route must present, with --cluster-password (the same on every gate)")
+	gfs.StringVar(&f.cfg.ClusterPassword, "cluster-password", "", "password of --cluster-user; prefer SLUICE_CLUSTER_PASSWORD or the config file to the command line, which ps shows")
+	gfs.StringVar(&f.cfg.ClusterTLSCert, "cluster-tls-cert", "", "PEM certificate `file` this gate presents on routes (TLS both ways, with --cluster-tls-key and --cluster-tls-ca)")
+	gfs.StringVar(&f.cfg.ClusterTLSKey, "cluster-tls-key", "", "PEM private key `file` of --cluster-tls-cert")
+	gfs.StringVar(&f.cfg.ClusterTLSCA, "cluster-tls-ca", "", "PEM CA `file` that signs every gate's route certificate; peers are verified against it")
+	fs.IntVar(&f.cfg.Replicas, "replicas", 1, "replicas of each sale stream (3 in a cluster)")
+	gfs.Int64Var(&f.cfg.MaxStore, "max-store", 0, "bound on JetStream's file store in bytes (0: most of the disk)")
+	f.identityFlags()
+	f.limitFlags()
+	f.drainFlags()
+	return f
+}
+
+// identityFlags are the admin token, the pages and who the buyer is.
+func (f *commandFlags) identityFlags() {
+	gfs := f.gfs
+	gfs.StringVar(&f.cfg.AdminToken, "admin-token", "", "bearer token of the admin API (empty: admin API off); prefer --admin-token-file to the command line, which ps shows")
+	gfs.StringVar(&f.adminTokenFile, "admin-token-file", "", "read the admin API's bearer token from this `file` (a trailing newline is dropped), instead of --admin-token")
+	gfs.StringVar(&f.cfg.SoldOutPage, "sold-out-page", "", "HTML file shown to browsers when a sale is sold out, as it is")
+	gfs.StringVar(&f.cfg.Pages, "pages", "", "`directory` of your own page templates (waiting.html, join.html, problem.html, sold-out.html…); start from sluice pages export DIR")
+	gfs.StringVar(&f.cfg.Gate.BuyerHeader, "buyer-header", "", "take the buyer id from this header, set by an authenticating proxy in --trusted-proxies (other peers are refused)")
+	gfs.StringVar(&f.cfg.BuyerToken.JWKSURL, "buyer-token-jwks", "", "take the buyer from the shop's signed token (its sub), verified with the keys (RS256, ES256, EdDSA) of the shop's JWKS at this `URL`; every join and order then needs one")
+	gfs.StringVar(&f.cfg.BuyerToken.SecretFile, "buyer-token-secret-file", "", "as --buyer-token-jwks, with HS256 tokens signed with the secret (32 bytes or more) in this `file`")
+	gfs.StringVar(&f.cfg.BuyerToken.Cookie, "buyer-token-cookie", "", "also take the buyer token from this cookie (the waiting page's browser sends it)")
+	gfs.StringVar(&f.cfg.BuyerToken.Issuer, "buyer-token-issuer", "", "the buyer token's iss must be this")
+	gfs.StringVar(&f.cfg.BuyerToken.Audience, "buyer-token-audience", "", "the buyer token's aud must hold this")
+	gfs.Var(&f.corsOrigins, "cors-origin", "let pages from this exact `origin` (https://shop.example) call the public API from a browser (repeatable; config cors_origins)")
+	gfs.BoolVar(&f.cfg.Gate.CORS.Credentials, "cors-credentials", false, "with --cors-origin: let those pages send cookies (fetch credentials: \"include\"), for a front door that reads the buyer from one")
+}
+
+// limitFlags are the gate's limits: rates, keys, waiters, connections.
+func (f *commandFlags) limitFlags() {
+	gfs := f.gfs
+	gfs.Var(&f.proxies, "trusted-proxies", "proxies (IPs or CIDRs) whose X-Forwarded-For and buyer header are believed")
+	gfs.Float64Var(&f.cfg.Gate.IPRate, "ip-rate", 0, "orders/s per client address (0: off)")
+	gfs.IntVar(&f.cfg.Gate.IPBurst, "ip-burst", 5, "burst per client address")
+	gfs.Float64Var(&f.cfg.Gate.BuyerRate, "buyer-rate", 0, "orders/s per buyer (0: off)")
+	gfs.IntVar(&f.cfg.Gate.BuyerBurst, "buyer-burst", 3, "burst per buyer")
+	gfs.IntVar(&f.cfg.Gate.LimiterKeys, "limiter-keys", 100_000, "most keys each keyed limiter holds")
+	gfs.DurationVar(&f.cfg.Gate.PublishTimeout, "publish-timeout", 5*time.Second, "longest wait for JetStream to store an order")
+	gfs.IntVar(&f.cfg.Gate.MaxWaiters, "max-waiters", admission.DefaultMaxWaiters, "most requests held at once (Prefer: wait=N): orders waiting for their decision and ticket polls waiting for a change of state; past it they are answered at once, an order 202 (negative: never hold)")
+	gfs.Int64Var(&f.cfg.Gate.LineMaxTickets, "line-max-tickets", admission.DefaultLineMaxTickets, "most tickets this gate holds in memory over every waiting room's line (about 130 bytes each); past it joins are answered 503")
+	gfs.IntVar(&f.cfg.MaxConns, "max-conns", 262_144, "most open connections on the public listener")
+	gfs.IntVar(&f.cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most open public connections per client address (0: no bound; keep it 0 behind a proxy)")
+	gfs.BoolVar(&f.cfg.ReduceMemory, "reduce-memory", false, "release a public connection's buffers between requests: about half the memory per idle connection, one more read per request")
+}
+
+// drainFlags are the drain's, the GC's and the log's.
+func (f *commandFlags) drainFlags() {
+	fs, gfs := f.fs, f.gfs
+	fs.DurationVar(&f.cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest graceful shutdown")
+	gfs.BoolVar(&f.cfg.NoDrain, "no-drain", false, "do not drain orders in this process (a sluice drain does)")
+	fs.StringVar(&f.cfg.Backend, "backend", "", "where orders drain to: a SQLite path, postgres://… or http(s)://… (default <data-dir>/orders.db); a sale keeps the orders drained before in the backend they went to, and the drain warns when it changes")
+	fs.IntVar(&f.cfg.Drain.Workers, "workers", 4, "most backend calls at once")
+	fs.IntVar(&f.cfg.Drain.Batch, "batch", 100, "most orders per backend call")
+	fs.Float64Var(&f.cfg.Drain.BackendRate, "backend-rate", 0, "most orders per second sent to the backend by this process, over all sales (0: no cap); a sale's backend_rate applies too")
+	fs.DurationVar(&f.cfg.Drain.MaxWait, "batch-wait", 50*time.Millisecond, "longest wait to fill a batch")
+	fs.IntVar(&f.cfg.Drain.MaxDeliver, "max-deliver", 10, "attempts before an order is dead-lettered")
+	fs.DurationVar(&f.cfg.Drain.BackendTimeout, "backend-timeout", 10*time.Second, "longest backend call")
+	fs.DurationVar(&f.cfg.Drain.AckWait, "ack-wait", 5*time.Second, "redeliver an order a drain took and did not settle after this long (a crashed drain's orders); batches in the backend are kept alive every third of it")
+	fs.IntVar(&f.cfg.GCPercent, "gc-percent", 400, "Go GC target percent while the live heap is small (0: the runtime's default; GOGC wins if set)")
+	f.cfg.GCHeadroom = 256 << 20
+	fs.Var(bytesFlag{&f.cfg.GCHeadroom}, "gc-headroom", "bound on the heap's growth between collections: as the live heap grows the GC percent falls (down to 100), so the heap grows by at most the larger of the live heap and this (0: a fixed --gc-percent)")
+	fs.Var(bytesFlag{&f.cfg.MemoryLimit}, "memory-limit", "soft memory limit of the process, e.g. 2GiB: the GC collects as often as it must to stay under it (0: none; GOMEMLIMIT wins if set)")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+func parseCommand(role string, args []string, stdout, stderr io.Writer) (serve.Config, commandOptions, error) {
+	f := newCommandFlags(role, stderr)
+	fs, gfs, opt := f.fs, f.gfs, &f.opt
+	cfg := &f.cfg
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
-		return cfg, opt, err
+		return *cfg, *opt, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, opt, fmt.Errorf("%s: unexpected arguments %q", role, fs.Args())
+		return *cfg, *opt, fmt.Errorf("%s: unexpected arguments %q", role, fs.Args())
 	}
 	structured := map[string]any{"sales": nil, "cors_origins": nil}
 	ignored := map[string]bool{"drain_ops_listen": true}
@@ -375,23 +404,23 @@ func parseCommand(role string, args []string, stdout, stderr io.Writer) (serve.C
 	}
 	// --config is itself a setting: SLUICE_CONFIG names the file when the
 	// command line does not (read before the file's keys are layered).
-	if configPath == "" {
-		configPath = os.Getenv("SLUICE_CONFIG")
+	if f.configPath == "" {
+		f.configPath = os.Getenv("SLUICE_CONFIG")
 	}
-	from, err := layerWith(fs, configPath, structured, ignored, lo)
+	from, err := layerWith(fs, f.configPath, structured, ignored, lo)
 	if err != nil {
-		return cfg, opt, err
+		return *cfg, *opt, err
 	}
-	log, err := newLogger(stderr, logFormat, logLevel)
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
 	if err != nil {
-		return cfg, opt, relabel(err, from)
+		return *cfg, *opt, relabel(err, from)
 	}
 	cfg.Logger = log
-	cfg.Sync = broker.Sync(sync)
-	cfg.ClusterRoutes = routes
+	cfg.Sync = broker.Sync(f.sync)
+	cfg.ClusterRoutes = f.routes
 	if role == "serve" {
-		if err := gateSettings(&cfg, from, structured, sales, proxies, corsOrigins, adminTokenFile, configPath); err != nil {
-			return cfg, opt, relabel(err, from)
+		if err := gateSettings(cfg, from, structured, f.sales, f.proxies, f.corsOrigins, f.adminTokenFile, f.configPath); err != nil {
+			return *cfg, *opt, relabel(err, from)
 		}
 	}
 	// --gc-headroom's default applies only where it can: above 100%.
@@ -402,9 +431,9 @@ func parseCommand(role string, args []string, stdout, stderr io.Writer) (serve.C
 		cfg.DrainOnly = true
 	}
 	if err := cfg.Check(); err != nil {
-		return cfg, opt, relabel(err, from)
+		return *cfg, *opt, relabel(err, from)
 	}
-	return cfg, opt, nil
+	return *cfg, *opt, nil
 }
 
 // gateSettings resolves what only a gate has: the admin token, the
