@@ -294,3 +294,40 @@ func TestBuyerRecordsRoundTrip(t *testing.T) {
 		t.Fatalf("cut records: %v", err)
 	}
 }
+
+// A lapse seen by its holder is counted once a turn, by why the holder
+// missed it: its poll left late, the poll before failed, or it came when
+// told (the gate's poll_after_seconds brought it after the window). The
+// turn at the back lapsing too ends the buyer lapsed.
+func TestLapseCauses(t *testing.T) {
+	now := time.Now()
+	c := newCrowd("t", Shard{}, 4, 0, 0, now.Add(-time.Minute), now.Add(-30*time.Second))
+	r := &crowdRun{c: c, st: newCrowdStats(), wheel: newWheel(0), estLimit: 100, ended: make(chan struct{})}
+	w := &crowdWorker{r: r, est: &estimateLog{}}
+	lapsed := []byte(`{"state":"lapsed","rejoined":false,"position":3,"poll_after_seconds":2}`)
+	for idx, tc := range []struct{ late, failed bool }{{true, false}, {false, true}, {false, false}} {
+		for range 2 { // seen twice: counted once
+			if !w.ans.parse(lapsed) {
+				t.Fatal("not read")
+			}
+			w.handle(uint32(idx), now, now, false, tc.late, tc.failed)
+		}
+	}
+	if l, f, told := r.st.lapseLate.Load(), r.st.lapseFailed.Load(), r.st.lapseTold.Load(); l != 1 || f != 1 || told != 1 {
+		t.Fatalf("late %d, failed %d, came when told %d; want 1 each", l, f, told)
+	}
+	if b := c.buyers[2]; !b.is(fLapsed) || b.step != stepPoll || b.current != 3 {
+		t.Fatalf("after a lapse the buyer asks again (to go to the back): %+v", b)
+	}
+	// Back in line, then its turn there lapses too: counted, and final.
+	w.ans.parse([]byte(`{"state":"waiting","rejoined":true,"position":90,"poll_after_seconds":2}`))
+	w.handle(2, now, now, false, false, false)
+	if b := c.buyers[2]; b.is(fLapsed) || b.current != 90 || b.position != 3 {
+		t.Fatalf("back in line: %+v", b)
+	}
+	w.ans.parse([]byte(`{"state":"lapsed","rejoined":true,"position":90,"poll_after_seconds":60}`))
+	w.handle(2, now, now, false, true, false)
+	if b := c.buyers[2]; r.st.lapseLate.Load() != 2 || b.step != stepDone || c.names.name(b.outcome) != "lapsed" {
+		t.Fatalf("the second lapse: %d late, %+v", r.st.lapseLate.Load(), b)
+	}
+}
