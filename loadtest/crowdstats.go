@@ -21,6 +21,7 @@ const (
 // concurrent use.
 type crowdStats struct {
 	polls, latePolls, joined, served atomic.Int64
+	pollsAfterStart                  atomic.Int64
 	// Lapses the holders saw, by cause (LapseCauses).
 	lapseLate, lapseTold, lapseFailed atomic.Int64
 

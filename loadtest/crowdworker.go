@@ -152,6 +152,9 @@ func (w *crowdWorker) poll(idx uint32) {
 	answered := time.Now()
 	w.lats.add(r.st, latPoll, answered.Sub(earlier(intended, sent)))
 	r.st.polls.Add(1)
+	if r.c.ms(sent) >= r.c.startMs {
+		r.st.pollsAfterStart.Add(1)
+	}
 	ok := false
 	switch status := w.pc.status; {
 	case err != nil:

@@ -92,6 +92,8 @@ func MergeRoomReports(ctx context.Context, o MergeOptions, reps []RoomReport) (R
 		g.Connections += r.Generator.Connections
 		g.Polls += r.Generator.Polls
 		g.LatePolls += r.Generator.LatePolls
+		g.PollsAfterStart += r.Generator.PollsAfterStart
+		g.PollRateAfterStart += r.Generator.PollRateAfterStart // the shards ran at once
 		g.CPUSeconds += r.Generator.CPUSeconds
 		g.MaxRSS = max(g.MaxRSS, r.Generator.MaxRSS)
 		heap += r.Generator.LiveHeapPerBuyer * float64(r.Generator.Buyers)

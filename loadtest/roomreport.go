@@ -92,11 +92,15 @@ type GeneratorStats struct {
 	LateAfter float64 `json:"late_after_seconds"`
 	Polls     int     `json:"polls"`
 	LatePolls int     `json:"late_polls"`
-	// PollRate is the polls over the run's time; PollsPerCPUSecond over
-	// the CPU this process spent (user and system) in the run.
-	PollRate          float64 `json:"polls_per_second"`
-	CPUSeconds        float64 `json:"cpu_seconds"`
-	PollsPerCPUSecond float64 `json:"polls_per_cpu_second"`
+	// PollRate is the polls over the run's time, PollRateAfterStart
+	// those sent after the sale's start over the time from the start to
+	// the run's end; PollsPerCPUSecond the polls over the CPU this
+	// process spent (user and system) in the run.
+	PollRate           float64 `json:"polls_per_second"`
+	PollsAfterStart    int     `json:"polls_after_start"`
+	PollRateAfterStart float64 `json:"polls_per_second_after_start"`
+	CPUSeconds         float64 `json:"cpu_seconds"`
+	PollsPerCPUSecond  float64 `json:"polls_per_cpu_second"`
 	// Latencies from the intended time: a poll's from when the gate said
 	// to come, a join's from its planned time, an order's from its send.
 	PollLatency  Quantiles `json:"poll_latency"`
@@ -155,6 +159,10 @@ func newRoomReport(o RoomOptions, sale roomSale, r *crowdRun, took, cpu time.Dur
 		g.Shard = o.Shard.String()
 	}
 	g.rates(took.Seconds())
+	g.PollsAfterStart = int(r.st.pollsAfterStart.Load())
+	if since := time.Since(sale.StartsAt).Seconds(); since > 0 {
+		g.PollRateAfterStart = float64(g.PollsAfterStart) / since
+	}
 	if n := len(r.c.buyers); n > 0 {
 		g.LiveHeapPerBuyer = float64(r.liveHeap.Load()) / float64(n)
 	}

@@ -124,8 +124,8 @@ func (l LapseCauses) writeText(w io.Writer) {
 }
 
 func (g GeneratorStats) writeText(w io.Writer, name string) {
-	fmt.Fprintf(w, "  %s: %d buyers, %d connections; %d polls (%.0f/s, %d late by over %s); CPU %.1f s, %.0f polls per CPU-second; max RSS %s, live heap %.0f bytes a buyer at the start\n",
-		name, g.Buyers, g.Connections, g.Polls, g.PollRate, g.LatePolls, time.Duration(g.LateAfter*float64(time.Second)), g.CPUSeconds,
+	fmt.Fprintf(w, "  %s: %d buyers, %d connections; %d polls (%.0f/s after the start, %d late by over %s); CPU %.1f s, %.0f polls per CPU-second; max RSS %s, live heap %.0f bytes a buyer at the start\n",
+		name, g.Buyers, g.Connections, g.Polls, g.PollRateAfterStart, g.LatePolls, time.Duration(g.LateAfter*float64(time.Second)), g.CPUSeconds,
 		g.PollsPerCPUSecond, mib(g.MaxRSS), g.LiveHeapPerBuyer)
 	for _, q := range []struct {
 		name string
