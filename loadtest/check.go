@@ -130,19 +130,27 @@ func checkPositions(cr *crowd, hashes []string) (positionCheck, []uint32) {
 
 // drawOrderCheck: nobody who stayed is overtaken by someone behind.
 // Among the drawn who kept polling, by the place their last answer gave
-// them (at the back after a lapse), those served are the first. A holder
-// whose turn lapsed and who did not go back to the line is not among
-// them: its place was taken (the lapses' causes say why).
+// them (at the back after a lapse), those served are the first. Not among
+// them: a holder whose turn lapsed and who did not go back to the line
+// (its place was taken; the lapses' causes say why), and one of whose
+// polls after the start failed or was answered later than LateAfter
+// after its time (the generator or the gate fell behind: its turn may
+// have come and gone unseen, as when the run ends before its next poll).
+// Both are counted in the detail.
 func drawOrderCheck(cr *crowd) Check {
 	var stayed []uint32
-	lapsed := 0
+	lapsed, slipped := 0, 0
 	for i := range cr.buyers {
 		b := &cr.buyers[i]
 		if !b.is(fDrawn) || b.is(fAbsent) || b.is(fSybil) || b.current == 0 {
 			continue
 		}
-		if b.is(fLapsed) {
+		switch {
+		case b.is(fLapsed):
 			lapsed++
+			continue
+		case b.is(fSlipped) && !b.is(fServed):
+			slipped++
 			continue
 		}
 		stayed = append(stayed, uint32(i))
@@ -164,7 +172,10 @@ func drawOrderCheck(cr *crowd) Check {
 	detail := fmt.Sprintf("%d of the %d who stayed were served, the first in draw order; %d passed over by someone behind",
 		lastServed+1-skipped, len(stayed), skipped)
 	if lapsed > 0 {
-		detail += fmt.Sprintf(" (%d whose turn lapsed and who never went back to the line not counted)", lapsed)
+		detail += fmt.Sprintf("; not counted: %d whose turn lapsed and who never went back to the line", lapsed)
+	}
+	if slipped > 0 {
+		detail += fmt.Sprintf("; not counted: %d not served one of whose polls failed or was answered late (see the errors and the late polls)", slipped)
 	}
 	return Check{Name: "draw order among those who stayed", Passed: skipped == 0, Detail: detail}
 }

@@ -46,6 +46,7 @@ const (
 	fLapseSeen2                        // the lapse of its turn at the back is counted
 	fRejoined                          // it went to the back of the line after a lapse
 	fTurn                              // it got its turn (turnAt is set)
+	fSlipped                           // a poll of its after the start failed, or came more than LateAfter after its time
 )
 
 // buyer is one simulated buyer. Its times are milliseconds from the

@@ -94,12 +94,17 @@ func quantilesOf(h *hdrhistogram.Histogram) Quantiles {
 }
 
 // estimate is an ETA a buyer was given: when (ms), the turn it
-// foretold (ms), and whether it came with the join.
+// foretold (ms), and whether it came with the join (the top bit of
+// idx): 12 bytes.
 type estimate struct {
 	idx      uint32
 	at, turn int32
-	join     bool
 }
+
+const estJoin = 1 << 31
+
+func (e estimate) buyer() uint32 { return e.idx &^ estJoin }
+func (e estimate) join() bool    { return e.idx&estJoin != 0 }
 
 // estimateLog is a worker's estimates. It keeps every one up to its
 // limit, then every other one, and so on (Stride says which): the ETA
@@ -144,7 +149,7 @@ func etaErrorsOf(c *crowd, logs []*estimateLog) etaErrors {
 	for _, l := range logs {
 		e.stride = max(e.stride, l.stride)
 		for _, r := range l.recs {
-			b := &c.buyers[r.idx]
+			b := &c.buyers[r.buyer()]
 			if !b.is(fTurn) {
 				continue
 			}
@@ -152,7 +157,7 @@ func etaErrorsOf(c *crowd, logs []*estimateLog) etaErrors {
 			est := float64(r.turn-r.at) / 1000
 			abs := math.Abs(est - actual)
 			rel := abs / math.Max(1, actual)
-			if r.join {
+			if r.join() {
 				e.joinRel, e.joinAbs = append(e.joinRel, float32(rel)), append(e.joinAbs, float32(abs))
 			} else {
 				e.pollRel, e.pollAbs = append(e.pollRel, float32(rel)), append(e.pollAbs, float32(abs))

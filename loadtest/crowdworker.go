@@ -150,16 +150,24 @@ func (w *crowdWorker) poll(idx uint32) {
 		err = errRunOver
 	}
 	answered := time.Now()
-	w.lats.add(r.st, latPoll, answered.Sub(earlier(intended, sent)))
+	latency := answered.Sub(earlier(intended, sent))
+	w.lats.add(r.st, latPoll, latency)
 	r.st.polls.Add(1)
-	if r.c.ms(sent) >= r.c.startMs {
+	afterStart := b.due >= r.c.startMs
+	if afterStart {
 		r.st.pollsAfterStart.Add(1)
+	}
+	if afterStart && (err != nil || latency > r.lateAfter) {
+		b.flags |= fSlipped // not answered in time: the turn may have come and gone meanwhile
 	}
 	ok := false
 	switch status := w.pc.status; {
 	case err != nil:
 		w.failed(reqPoll, err)
 	case status != fasthttp.StatusOK:
+		if afterStart {
+			b.flags |= fSlipped
+		}
 		w.refused(reqPoll, status, "", w.pc.body)
 	case !w.ans.parse(w.pc.body):
 		w.refused(reqPoll, status, "unreadable answer", nil)
@@ -213,7 +221,11 @@ func (w *crowdWorker) handle(idx uint32, at, answered time.Time, join, late, fai
 	}
 	if a.hasEstimate && !r.closedLoop {
 		atMs := r.c.ms(at)
-		w.est.add(estimate{idx: idx, at: atMs, turn: r.c.ms(at.Add(time.Duration(a.estimate * float64(time.Second)))), join: join}, r.estLimit)
+		e := estimate{idx: idx, at: atMs, turn: r.c.ms(at.Add(time.Duration(a.estimate * float64(time.Second))))}
+		if join {
+			e.idx |= estJoin
+		}
+		w.est.add(e, r.estLimit)
 	}
 	if a.rejoined {
 		b.flags |= fRejoined
