@@ -2,8 +2,8 @@
 # A crowd in a waiting room: N buyers (default 10,000) join a sale of
 # STOCK items (1,000) during the BEFORE seconds before its start, poll
 # their tickets and order with their passes (sluice loadtest
-# --waiting-room), everyone there and then ABANDON (0.5) of them gone
-# after joining; against one gate, and against a cluster of three gates
+# --waiting-room), everyone there and then half of them gone after
+# joining (ABANDON: the shares who leave, "0 0.5"); against one gate, and against a cluster of three gates
 # on loopback (JetStream routes, replicas 3) with the generator in three
 # shards (--shard i/3, shard i talking to gate i), their reports merged
 # by sluice loadtest merge, which runs the outcome check. Each run has
@@ -15,13 +15,15 @@
 # check passed.
 #   bash bench/crowd.sh
 # Env: N (10000), STOCK (1000), BEFORE (seconds of joins, 20), ABANDON
-# (0.5), GATES ("1 3": which setups), CONNS (the generator's connections,
-# each shard's, 256), PORT (18080: gate i's API on PORT+i-1, its ops on
-# PORT+1384+i-1, its routes on PORT-1858+i-1), KEEP=1 keeps the reports
-# (their directory is printed).
+# ("0 0.5"), GATES ("1 3": which setups), CONNS (the generator's
+# connections, each shard's, 256), PORT (18080: gate i's API on
+# PORT+i-1, its ops on PORT+1384+i-1, its routes on PORT-1858+i-1),
+# KEEP=1 keeps the reports and, with PROFILES=1, each generator's CPU
+# profile and its heap profile at the start (their directory is
+# printed; go tool pprof reads them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${N:-10000} STOCK=${STOCK:-1000} BEFORE=${BEFORE:-20} ABANDON=${ABANDON:-0.5} GATES=${GATES:-"1 3"} CONNS=${CONNS:-256}
+N=${N:-10000} STOCK=${STOCK:-1000} BEFORE=${BEFORE:-20} ABANDON=${ABANDON:-"0 0.5"} GATES=${GATES:-"1 3"} CONNS=${CONNS:-256}
 PORT=${PORT:-18080}
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; [ "${KEEP:-0}" = 1 ] || rm -rf "$tmp"' EXIT
@@ -67,13 +69,16 @@ run() { # $1: gates; $2: the share who leave
   for p in "${pids[@]}"; do cpu0+=("$(cpu "$p")"); done
   local before=$(( starts - $(date +%s) - 1 ))
   local common=(loadtest --waiting-room --sale drop --buyers "$N" --before "${before}s" --abandon "$2" --connections "$CONNS" --json --quiet)
+  prof() { [ "${PROFILES:-0}" != 1 ] || echo --cpu-profile "$tmp/$name.cpu$1.pprof" --heap-profile "$tmp/$name.heap$1.pprof"; }
   if [ "$1" = 1 ]; then
-    /usr/bin/time -f '%M %U %S' -o "$tmp/$name.time0" "$tmp/sluice" "${common[@]}" --target "http://$(api 0)" >"$tmp/$name.json" || true
+    # shellcheck disable=SC2046
+    /usr/bin/time -f '%M %U %S' -o "$tmp/$name.time0" "$tmp/sluice" "${common[@]}" --target "http://$(api 0)" $(prof 0) >"$tmp/$name.json" || true
   else
     local gens=()
     for i in $(seq 0 $(( $1 - 1 ))); do
+      # shellcheck disable=SC2046
       /usr/bin/time -f '%M %U %S' -o "$tmp/$name.time$i" "$tmp/sluice" "${common[@]}" --target "http://$(api "$i")" \
-        --shard "$(( i + 1 ))/$1" >"$tmp/$name.shard$i.json" &
+        --shard "$(( i + 1 ))/$1" $(prof "$i") >"$tmp/$name.shard$i.json" &
       gens+=($!)
     done
     wait "${gens[@]}" || true
@@ -109,7 +114,6 @@ print(f"{gates} gate(s), {r['joined'] + r['late']} in line, stock {r['stock']}, 
 PY
 }
 for g in $GATES; do
-  run "$g" 0
-  run "$g" "$ABANDON"
+  for a in $ABANDON; do run "$g" "$a"; done
 done
 [ "${KEEP:-0}" != 1 ] || echo "reports in $tmp"

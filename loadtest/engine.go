@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +44,8 @@ type crowdRun struct {
 	workers    int
 	sybils     int // attacker workers
 	progress   io.Writer
+	// heapProfile gets a heap profile at the start (RoomOptions).
+	heapProfile io.Writer
 
 	wheel    *wheel
 	work     chan uint32
@@ -220,6 +224,10 @@ func (r *crowdRun) measureHeap(stop <-chan struct{}) {
 	select {
 	case <-stop:
 	case <-t.C:
+	}
+	if r.heapProfile != nil {
+		runtime.GC() // the live heap, not what the last collection left
+		_ = pprof.Lookup("heap").WriteTo(r.heapProfile, 0)
 	}
 	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)

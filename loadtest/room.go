@@ -49,6 +49,10 @@ type RoomOptions struct {
 	// after the start: they close the tab once they have a ticket, and
 	// their turns lapse.
 	Abandon float64
+	// HeapProfile, if set, gets the generator's heap profile (pprof) at
+	// the sale's start, once the early buyers joined, after a
+	// collection: what the crowd itself costs.
+	HeapProfile io.Writer
 	// Shard, when Of > 1, simulates only this share of the buyers; the
 	// report then carries their records and no outcome check, which
 	// MergeRoomReports runs on the union of the shards' reports.
@@ -212,6 +216,6 @@ func planRoom(o RoomOptions, base string, sale roomSale, now time.Time) (*crowdR
 		challengeURL: base + sale.Room.Challenge, ticketsPath: path + "/v1/tickets/", host: host, tls: strings.HasPrefix(o.Target, "https:"),
 		ttl: time.Duration(sale.Room.PassTTL * float64(time.Second)), proof: sale.Room.JoinProof != "",
 		winStart: c.ms(winStart), winEnd: c.ms(winEnd), lateAfter: o.LateAfter, timeout: o.Timeout,
-		workers: o.Connections, sybils: o.SybilWorkers, progress: o.Progress, st: newCrowdStats()}
+		workers: o.Connections, sybils: o.SybilWorkers, progress: o.Progress, heapProfile: o.HeapProfile, st: newCrowdStats()}
 	return r, nil
 }

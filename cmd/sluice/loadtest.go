@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -61,7 +62,7 @@ type loadtestFlags struct {
 	waitingRoom                     bool
 	lateBuyers, sybil, sybilWorkers int
 	abandon                         float64
-	shard                           string
+	shard, cpuProfile, heapProfile  string
 	stepEvery, metricsLinger        time.Duration
 	jsonOut, noVerify, noProgress   bool
 	htmlFile, metricsListen         string
@@ -119,6 +120,8 @@ func (f *loadtestFlags) define(fs *flag.FlagSet) {
 	fs.IntVar(&f.sybil, "sybil", 0, "--waiting-room: an attacker, one client joining this many ids from the window's start until the start, solving the line's proofs of work when it asks; the report gives its share of the line and the stock and the CPU it paid")
 	fs.Float64Var(&f.abandon, "abandon", 0, "--waiting-room: the share of joiners (0 to 1) who never come back after the start (their turns lapse); the report gives the lapsed turns, the time to sold out and how long those who stayed waited")
 	fs.IntVar(&f.sybilWorkers, "sybil-workers", 1, "--sybil: joins (and proofs) the attacker works on at once (1: one core)")
+	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "--waiting-room: write the generator's CPU profile (pprof) of the whole run to this `file`")
+	fs.StringVar(&f.heapProfile, "heap-profile", "", "--waiting-room: write the generator's heap profile (pprof) at the sale's start, once the early buyers joined, to this `file`")
 	fs.StringVar(&f.shard, "shard", "", "--waiting-room: simulate only the i-th of n shares of the buyers, given as i/n (with --json: its report is merged with the others' by sluice loadtest merge, which runs the outcome check)")
 }
 
@@ -274,6 +277,25 @@ func (f *loadtestFlags) runRoom(ctx context.Context, fs *flag.FlagSet, stdout, s
 	}
 	if !f.noProgress {
 		ro.Progress = stderr
+	}
+	if f.heapProfile != "" {
+		file, err := os.Create(f.heapProfile)
+		if err != nil {
+			return fmt.Errorf("loadtest: --heap-profile: %w", err)
+		}
+		defer file.Close()
+		ro.HeapProfile = file
+	}
+	if f.cpuProfile != "" {
+		file, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("loadtest: --cpu-profile: %w", err)
+		}
+		defer file.Close()
+		if err := pprof.StartCPUProfile(file); err != nil {
+			return fmt.Errorf("loadtest: --cpu-profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return runRoomLoadtest(ctx, ro, f.jsonOut, f.htmlFile, stdout, stderr)
 }

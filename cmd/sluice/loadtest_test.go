@@ -116,7 +116,11 @@ func TestLoadtestShardsAndMergeThroughTheBinary(t *testing.T) {
 	for i := range files {
 		files[i] = filepath.Join(dir, fmt.Sprintf("shard%d.json", i+1))
 		wg.Go(func() {
-			cmd := rehearse(fmt.Sprintf("%d/3", i+1), "--json")
+			extra := []string{"--json"}
+			if i == 0 {
+				extra = append(extra, "--cpu-profile", filepath.Join(dir, "cpu.pprof"), "--heap-profile", filepath.Join(dir, "heap.pprof"))
+			}
+			cmd := rehearse(fmt.Sprintf("%d/3", i+1), extra...)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Run(); err != nil {
@@ -130,6 +134,11 @@ func TestLoadtestShardsAndMergeThroughTheBinary(t *testing.T) {
 	wg.Wait()
 	if t.Failed() {
 		return
+	}
+	for _, name := range []string{"cpu.pprof", "heap.pprof"} { // gzip'd protocol buffers
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("--%s-profile: %v, %d bytes", strings.TrimSuffix(name, ".pprof"), err, len(b))
+		}
 	}
 	out, err := exec.Command(bin, "loadtest", "merge", "--html", filepath.Join(dir, "room.html"), files[0], files[1], files[2]).Output()
 	if err != nil {
