@@ -14,15 +14,15 @@ import (
 // own reused request and response: what a buyer costs between its
 // steps is its record, nothing else.
 type crowdWorker struct {
-	r        *crowdRun
-	req      *fasthttp.Request // joins, challenges, orders
-	resp     *fasthttp.Response
-	pc       *pollConn // the polls
-	uri, buf []byte
-	reasons  interner
-	ans      ticketAnswer
-	est      *estimateLog
-	lats     latencyBatch
+	r       *crowdRun
+	req     *fasthttp.Request // joins, challenges, orders
+	resp    *fasthttp.Response
+	pc      *pollConn // the polls
+	buf     []byte
+	reasons interner
+	ans     ticketAnswer
+	est     *estimateLog
+	lats    latencyBatch
 }
 
 func (r *crowdRun) newWorker() *crowdWorker {

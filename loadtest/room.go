@@ -24,7 +24,8 @@ type RoomOptions struct {
 	Buyers, Late int
 	Before       time.Duration
 	// Connections bounds the requests in flight: the workers, each with
-	// one request at a time, sharing as many keep-alive connections.
+	// one request at a time and a keep-alive connection of its own for
+	// its polls; joins and orders share a pool of as many.
 	Connections int
 	// MaxDuration bounds the whole run; default: until the start plus 2 minutes.
 	MaxDuration time.Duration
@@ -159,7 +160,7 @@ func RehearseRoom(ctx context.Context, o RoomOptions) (RoomReport, error) {
 	rep.readLine(ctx, hc, base)
 	if o.Shard.Of > 1 {
 		rep.Shard = &o.Shard
-		rep.Records = recordsOf(r.c, etaErrorsOf(r.c, r.logs), r.st)
+		rep.Records = recordsOf(r.c, rep.eta, r.st)
 		return rep, nil
 	}
 	rep.check(ctx, hc, base, r.c, o.VerifyTimeout)

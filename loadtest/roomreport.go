@@ -146,9 +146,7 @@ func newRoomReport(o RoomOptions, sale roomSale, r *crowdRun, took, cpu time.Dur
 	rep.summarise(r.c, rep.eta)
 	r.st.mu.Lock()
 	rep.Errors = r.st.errs.list()
-	for k, h := range r.st.lat {
-		rep.lat[k] = h
-	}
+	rep.lat = r.st.lat
 	r.st.mu.Unlock()
 	rep.LapseCauses = LapseCauses{GeneratorLate: int(r.st.lapseLate.Load()), CameWhenTold: int(r.st.lapseTold.Load()),
 		PollFailed: int(r.st.lapseFailed.Load())}
