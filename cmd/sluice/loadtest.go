@@ -427,23 +427,39 @@ func runLoadtestMerge(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.DurationVar(&o.VerifyTimeout, "verify-timeout", 60*time.Second, "longest wait for the drain before the check")
 	fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	fs.StringVar(&htmlFile, "html", "", "write a self-contained HTML report to this file")
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
-		return err
+	check := fs.Bool("check", false, checkHelp)
+	// The reports, with flags before, between or after them.
+	var files []string
+	for rest := args; ; {
+		if err := parseFlags(fs, rest, stdout, stderr); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		files, rest = append(files, fs.Arg(0)), fs.Args()[1:]
 	}
-	if err := layer(fs, "", map[string]any{}, nil); err != nil {
+	if _, err := layerWith(fs, "", map[string]any{}, nil, layerOptions{only: map[string]bool{"check": true}}); err != nil {
 		return fmt.Errorf("loadtest merge: %w", err)
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return &exitError{code: 2, err: errors.New("loadtest merge: name every shard's --json report")}
+	if len(files) == 0 {
+		return usageError(fs.Name(), errors.New("loadtest merge: name every shard's --json report"))
 	}
 	var reps []loadtest.RoomReport
-	for _, path := range fs.Args() {
+	for _, path := range files {
 		r, err := loadtest.ReadRoomReport(path)
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
 		reps = append(reps, r)
+	}
+	if *check {
+		if o.Target != "" {
+			if err := loadtest.CheckTarget(o.Target, o.AllowRemote); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+		}
+		return checked(stdout, fmt.Sprintf("loadtest merge of %d reports", len(reps)))
 	}
 	rep, err := loadtest.MergeRoomReports(ctx, o, reps)
 	if err != nil {
@@ -495,15 +511,15 @@ func runLoadtestPolls(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.DurationVar(&o.Timeout, "timeout", 15*time.Second, "longest request")
 	fs.BoolVar(&o.AllowRemote, "allow-remote", false, "allow a target outside loopback and private networks")
 	fs.BoolVar(&jsonOut, "json", false, "print the figures as JSON")
+	check := fs.Bool("check", false, checkHelp)
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	if err := layer(fs, "", map[string]any{}, nil); err != nil {
+	if _, err := layerWith(fs, "", map[string]any{}, nil, layerOptions{only: map[string]bool{"check": true}}); err != nil {
 		return fmt.Errorf("loadtest polls: %w", err)
 	}
 	if tickets == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return &exitError{code: 2, err: errors.New("loadtest polls: --tickets FILE, and no arguments")}
+		return usageError(fs.Name(), errors.New("loadtest polls: --tickets FILE, and no arguments"))
 	}
 	f, err := os.Open(tickets)
 	if err != nil {
@@ -513,6 +529,12 @@ func runLoadtestPolls(ctx context.Context, args []string, stdout, stderr io.Writ
 	f.Close()
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("loadtest polls: %s: %w", tickets, err)}
+	}
+	if *check {
+		if err := loadtest.CheckTarget(o.Target, o.AllowRemote); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		return checked(stdout, fmt.Sprintf("loadtest polls of %d tickets at %s", len(o.Tickets), o.Target))
 	}
 	rep, err := loadtest.PollBench(ctx, o)
 	if err != nil {
