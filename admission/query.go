@@ -198,13 +198,13 @@ type roomView struct {
 	Outstanding    int64  `json:"passes_outstanding"`
 	// Offered: positions offered their turn; Lapsed turns nobody claimed
 	// in time; Rejoined holders put at the back after a lapse.
-	Offered  int64  `json:"offered"`
-	Lapsed   int64  `json:"lapsed"`
-	Rejoined int64  `json:"rejoined"`
+	Offered  int64 `json:"offered"`
+	Lapsed   int64 `json:"lapsed"`
+	Rejoined int64 `json:"rejoined"`
 	// Held: the items the turns and passes hold against the stock.
 	Held    int64  `json:"held"`
 	LineURL string `json:"line_url"`
-	DrawURL  string `json:"draw_url"`
+	DrawURL string `json:"draw_url"`
 }
 
 // estimate is a figure the gate may not know: it is written as null then

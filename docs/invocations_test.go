@@ -110,8 +110,8 @@ var unrunnable = map[string]string{
 	"sluice loadtest merge": "prose naming the command; its arguments are a sharded rehearsal's reports",
 	"sluice loadtest polls": "prose naming the command; its --tickets FILE follows in the same sentence",
 	"go run ./cmd/sluice loadtest --waiting-room --sale crowd --buyers 900 --before 10s --shard $i/3 --json --quiet >/tmp/shard$i.json &": "a shell loop's body ($i is 1 to 3): the block runs whole in TestDocs",
-	"go run ./cmd/sluice loadtest merge /tmp/shard1.json /tmp/shard2.json /tmp/shard3.json": "its files are the shards' reports the block writes just before: the block runs whole in TestDocs",
-	"sluice loadtest merge /tmp/shard1.json /tmp/shard2.json /tmp/shard3.json": "its files are the reports of a sharded rehearsal run just before (TestLoadtestShardsAndMergeThroughTheBinary runs the two through the binary, with --check too)",
+	"go run ./cmd/sluice loadtest merge /tmp/shard1.json /tmp/shard2.json /tmp/shard3.json":                                               "its files are the shards' reports the block writes just before: the block runs whole in TestDocs",
+	"sluice loadtest merge /tmp/shard1.json /tmp/shard2.json /tmp/shard3.json":                                                            "its files are the reports of a sharded rehearsal run just before (TestLoadtestShardsAndMergeThroughTheBinary runs the two through the binary, with --check too)",
 }
 
 // invocation is one command line as a document shows it.

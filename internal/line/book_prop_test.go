@@ -28,14 +28,14 @@ type lineRec struct {
 type paceRec struct {
 	use, claim bool
 	// room is a room mark: roomOff or roomOn (0: not a mark).
-	room       int
-	key        TicketKey // use, claim
-	pos        int64     // claim
-	through    int64     // advance
-	offered    int64     // advance; 0: a record before offers
-	window     time.Duration
-	at         time.Time
-	ttl        time.Duration
+	room    int
+	key     TicketKey // use, claim
+	pos     int64     // claim
+	through int64     // advance
+	offered int64     // advance; 0: a record before offers
+	window  time.Duration
+	at      time.Time
+	ttl     time.Duration
 }
 
 const (
