@@ -51,7 +51,8 @@ import (
 //     own, "change-me" when it is a variable's value (SLUICE_ADMIN_TOKEN=…);
 //   - a synopsis' words in capitals standing for a value (DIR, NAME,
 //     SALE, URL, ID, FILE, N, D, T) and <url>-like words: a value of
-//     that kind; [optional] parts are kept, without their brackets;
+//     that kind (the FILE of --tickets a file of ticket ids); [optional]
+//     parts are kept, without their brackets;
 //   - files under /etc/sluice/: made by the test by their name (a
 //     certificate and its key, a CA, a token file; sluice.yaml is the
 //     file the unit's recipe installs, deploy/systemd/sluice.yaml, or,
@@ -105,7 +106,13 @@ func TestEveryDocumentedInvocationRuns(t *testing.T) {
 }
 
 // unrunnable are documented command lines the test cannot run, and why.
-var unrunnable = map[string]string{}
+var unrunnable = map[string]string{
+	"sluice loadtest merge": "prose naming the command; its arguments are a sharded rehearsal's reports",
+	"sluice loadtest polls": "prose naming the command; its --tickets FILE follows in the same sentence",
+	"go run ./cmd/sluice loadtest --waiting-room --sale crowd --buyers 900 --before 10s --shard $i/3 --json --quiet >/tmp/shard$i.json &": "a shell loop's body ($i is 1 to 3): the block runs whole in TestDocs",
+	"go run ./cmd/sluice loadtest merge /tmp/shard1.json /tmp/shard2.json /tmp/shard3.json":                                               "its files are the shards' reports the block writes just before: the block runs whole in TestDocs",
+	"sluice loadtest merge /tmp/shard1.json /tmp/shard2.json /tmp/shard3.json":                                                            "its files are the reports of a sharded rehearsal run just before (TestLoadtestShardsAndMergeThroughTheBinary runs the two through the binary, with --check too)",
+}
 
 // invocation is one command line as a document shows it.
 type invocation struct {
@@ -606,6 +613,7 @@ func newFixtures(t *testing.T, bin string) *fixtures {
 	}
 	write(t, filepath.Join(fx.work, "tee.schema.json"), `{"type":"object","required":["sku"]}`)
 	write(t, filepath.Join(fx.work, "schema.json"), `{"type":"object"}`)
+	write(t, filepath.Join(fx.work, "tickets.txt"), "z3uaocb5ozbaiv27ll6fnc5bmy\n")
 	// The config file of serve --help's example: the sample one.
 	sample, err := os.ReadFile(filepath.Join(root, "docs", "examples", "sluice.yaml"))
 	if err != nil {
@@ -673,6 +681,9 @@ func (fx *fixtures) subst(inv invocation) (args, env []string, err error) {
 		w = strings.Trim(w, "[]")
 		if v, ok := capsValues[w]; ok && i > 0 {
 			w = v
+			if w == "schema.json" && words[i-1] == "--tickets" {
+				w = "tickets.txt" // a file of ticket ids, one a line
+			}
 		} else if m := regexp.MustCompile(`^<([a-z-]+)>$`).FindStringSubmatch(w); m != nil {
 			w = capsValues[strings.ToUpper(m[1])]
 		}

@@ -100,6 +100,11 @@ func TestRehearseHalfTheLineGone(t *testing.T) {
 		if half.Lapsed == 0 || half.Absent < buyers/3 {
 			t.Errorf("%d gate(s): half gone, %d absent and %d turns lapsed", gates, half.Absent, half.Lapsed)
 		}
+		// The report says why: the turns of those who left are away.
+		if half.LapseCauses.Away == 0 || all.LapseCauses.Away != 0 {
+			t.Errorf("%d gate(s): lapses away %d of %d with half gone, %d with everyone there", gates,
+				half.LapseCauses.Away, half.Lapsed, all.LapseCauses.Away)
+		}
 		// The bound is the algorithm's, in rounds of a claim window and
 		// its grace (3 s): learning the share who came takes one, the
 		// absent among those offered then lapse in the next, and a third

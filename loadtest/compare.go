@@ -57,7 +57,7 @@ var comparedFigures = []struct {
 	dir  int
 }{
 	{"requests", 0}, {"achieved_rate", +1}, {"throughput", +1},
-	{"p50", -1}, {"p90", -1}, {"p99", -1}, {"p99.9", -1}, {"max", -1},
+	{"p50", -1}, {"p90", -1}, {"p95", -1}, {"p99", -1}, {"p99.9", -1}, {"max", -1},
 	{"admitted.p99", -1},
 	{"admitted", 0}, {"diverted", 0}, {"rejected", 0}, {"failed", -1},
 	{"late", -1}, {"dropped", -1}, {"errors", -1}, {"confirmed", 0},

@@ -46,6 +46,7 @@ type Latencies struct {
 	Mean  time.Duration `json:"mean"`
 	P50   time.Duration `json:"p50"`
 	P90   time.Duration `json:"p90"`
+	P95   time.Duration `json:"p95"`
 	P99   time.Duration `json:"p99"`
 	P999  time.Duration `json:"p999"`
 	Max   time.Duration `json:"max"`
@@ -283,7 +284,7 @@ func summarise(h *hdrhistogram.Histogram) Latencies {
 		return Latencies{}
 	}
 	return Latencies{Count: uint64(h.TotalCount()), Min: us(h.Min()), Mean: time.Duration(h.Mean() * float64(time.Microsecond)),
-		P50: us(h.ValueAtQuantile(50)), P90: us(h.ValueAtQuantile(90)), P99: us(h.ValueAtQuantile(99)),
+		P50: us(h.ValueAtQuantile(50)), P90: us(h.ValueAtQuantile(90)), P95: us(h.ValueAtQuantile(95)), P99: us(h.ValueAtQuantile(99)),
 		P999: us(h.ValueAtQuantile(99.9)), Max: us(h.Max())}
 }
 
@@ -376,13 +377,13 @@ func (r Report) WriteText(w io.Writer) {
 		r.Requests, r.TargetRate, r.AchievedRate, r.Throughput)
 	fmt.Fprintf(w, "Schedule      [sent, late (>%v), dropped]  %d, %d, %d\n", r.LateAfter, r.Scheduled, r.Late, r.Dropped)
 	fmt.Fprintf(w, "Duration      %v\n", r.Duration.Round(time.Millisecond))
-	fmt.Fprintf(w, "Latencies     [count, min, mean, 50, 90, 99, 99.9, max]  (from the intended send time)\n")
+	fmt.Fprintf(w, "Latencies     [count, min, mean, 50, 90, 95, 99, 99.9, max]  (from the intended send time)\n")
 	for _, k := range append([]string{"all"}, Outcomes()...) {
 		l := r.Latency[k]
 		if l.Count == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "  %-9s   %d, %v, %v, %v, %v, %v, %v, %v\n", k, l.Count, rd(l.Min), rd(l.Mean), rd(l.P50), rd(l.P90), rd(l.P99), rd(l.P999), rd(l.Max))
+		fmt.Fprintf(w, "  %-9s   %d, %v, %v, %v, %v, %v, %v, %v, %v\n", k, l.Count, rd(l.Min), rd(l.Mean), rd(l.P50), rd(l.P90), rd(l.P95), rd(l.P99), rd(l.P999), rd(l.Max))
 	}
 	fmt.Fprintf(w, "Status codes  %s\n", counts(r.Status))
 	fmt.Fprintf(w, "Reasons       %s\n", counts(r.Reasons))

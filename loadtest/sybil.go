@@ -1,14 +1,12 @@
 package loadtest
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"runtime"
 	"slices"
 	"strconv"
@@ -89,15 +87,6 @@ func solveAltcha(c challengeAnswer) (string, time.Duration, error) {
 	return "", threadCPU() - t0, errUnsolved
 }
 
-// proofFor fetches a challenge and solves it.
-func proofFor(ctx context.Context, c *http.Client, u string) (string, time.Duration, error) {
-	var ch challengeAnswer
-	if err := getJSON(ctx, c, u, &ch); err != nil {
-		return "", 0, err
-	}
-	return solveAltcha(ch)
-}
-
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
@@ -108,22 +97,23 @@ func median(xs []float64) float64 {
 }
 
 // sybilReport sums the attacker's ids up against the line and the stock.
-func sybilReport(buyers []*roomBuyer, ids, workers int, proof bool, stock int64, drawn int) *SybilReport {
+func sybilReport(c *crowd, ids, workers int, proof bool, stock int64, drawn int) *SybilReport {
 	r := &SybilReport{IDs: ids, Workers: workers, Proof: proof}
 	var cpu time.Duration
 	var honest []float64
-	for _, b := range buyers {
-		if !b.sybil {
-			if b.proofCPU > 0 {
-				honest = append(honest, float64(b.proofCPU)/float64(time.Millisecond))
+	for i := range c.buyers {
+		b := &c.buyers[i]
+		if !b.is(fSybil) {
+			if b.proofUS > 0 {
+				honest = append(honest, float64(b.proofUS)/1000)
 			}
 			continue
 		}
-		cpu += b.proofCPU
-		if b.ticket != "" && b.drawn {
+		cpu += time.Duration(b.proofUS) * time.Microsecond
+		if b.is(fTicket) && b.is(fDrawn) {
 			r.Joined++
 		}
-		if b.orderID != "" {
+		if b.is(fServed) {
 			r.Served++
 		}
 	}

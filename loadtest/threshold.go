@@ -15,7 +15,7 @@ import (
 // "achieved_rate>=1900". A run that misses one fails (sluice loadtest
 // exits 99, k6's code for it).
 //
-// Figures: latency p50, p90, p99, p99.9 (or p999), mean, min and max, of
+// Figures: latency p50, p90, p95, p99, p99.9 (or p999), mean, min and max, of
 // all answers or of one outcome (admitted.p99, diverted.max …), in a
 // duration (50ms, 1s, 250us; a bare number is milliseconds); counts
 // requests, scheduled, late, dropped, errors and an outcome's name
@@ -43,7 +43,7 @@ type ThresholdResult struct {
 
 var thresholdRe = regexp.MustCompile(`^\s*([a-z][a-z0-9_]*(?:\.[a-z0-9_.]+)?)\s*(<=|>=|==|!=|<|>)\s*([0-9.eE+-]+)\s*([a-zµ%/]*)\s*$`)
 
-var latencyStats = []string{"p50", "p90", "p99", "p99.9", "p999", "mean", "min", "max"}
+var latencyStats = []string{"p50", "p90", "p95", "p99", "p99.9", "p999", "mean", "min", "max"}
 
 var countFigures = []string{"requests", "scheduled", "late", "dropped", "errors"}
 
@@ -198,7 +198,7 @@ func (r Report) figure(fig string) (float64, string, error) {
 		if l.Count == 0 {
 			return 0, "", fmt.Errorf("no %s answers to measure", outcome)
 		}
-		d := map[string]time.Duration{"p50": l.P50, "p90": l.P90, "p99": l.P99, "p99.9": l.P999, "p999": l.P999,
+		d := map[string]time.Duration{"p50": l.P50, "p90": l.P90, "p95": l.P95, "p99": l.P99, "p99.9": l.P999, "p999": l.P999,
 			"mean": l.Mean, "min": l.Min, "max": l.Max}[stat]
 		return d.Seconds(), rd(d).String(), nil
 	case "count":

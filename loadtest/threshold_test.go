@@ -183,3 +183,37 @@ func TestFineBucketsAroundT0(t *testing.T) {
 		t.Fatalf("spike: %v %+v", spike.T0(), spike.Phases())
 	}
 }
+
+// p95 is a latency figure like the others (issue 27 found none): it
+// parses, is judged against the report's p95 of all answers or of one
+// outcome, and the report's p95 is the histogram's 95th percentile.
+func TestP95Threshold(t *testing.T) {
+	h := newHist()
+	for v := int64(1); v <= 1000; v++ {
+		_ = h.RecordValue(v * 1000) // 1 ms .. 1 s, evenly
+	}
+	all := summarise(h)
+	if all.P95 < all.P90 || all.P95 > all.P99 || all.P95 < 945*time.Millisecond || all.P95 > 955*time.Millisecond {
+		t.Fatalf("p90 %v p95 %v p99 %v: want p95 ≈ 950ms between them", all.P90, all.P95, all.P99)
+	}
+	rep := Report{Requests: 1000, Latency: map[string]Latencies{"all": all, OutcomeAdmitted: {Count: 10, P95: 30 * time.Millisecond}}}
+	want := map[string]bool{"p95<960ms": true, "p95<940ms": false, "admitted.p95<=30ms": true, "admitted.p95<29ms": false, "diverted.p95<1s": false}
+	var ts []Threshold
+	for e := range want {
+		th, err := ParseThreshold(e)
+		if err != nil {
+			t.Fatalf("%s: %v", e, err)
+		}
+		ts = append(ts, th)
+	}
+	for _, r := range rep.Check(ts) {
+		if r.Passed != want[r.Expr] {
+			t.Errorf("%s: passed %v (measured %s %s), want %v", r.Expr, r.Passed, r.Text, r.Error, want[r.Expr])
+		}
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	if !strings.Contains(text.String(), "[count, min, mean, 50, 90, 95, 99, 99.9, max]") {
+		t.Errorf("the text report's latencies lack p95:\n%s", text.String())
+	}
+}

@@ -4,14 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testenv"
 	"sluice/loadtest"
 )
 
@@ -79,4 +86,138 @@ func TestLoadtestThresholdsAndCompare(t *testing.T) {
 			t.Fatalf("%v accepted", bad)
 		}
 	}
+}
+
+// A waiting-room rehearsal in three shards, each a `sluice loadtest
+// --waiting-room --shard i/3 --json` process, merged by `sluice loadtest
+// merge`, which runs the outcome check on their union; a merge missing a
+// shard, and a shard without --json, are refused.
+func TestLoadtestShardsAndMergeThroughTheBinary(t *testing.T) {
+	testenv.Exclusive(t) // three generators and a gate: both cores
+	bin := binary(t)
+	start := time.Now().Add(10 * time.Second)
+	srv := gatetest.Start(t, gatetest.Config(t, ledger.Sale{Name: "room", Stock: 30, StartsAt: start, WaitingRoom: true,
+		BackendRate: 60, PassTTL: ledger.Duration(10 * time.Second), LineLimit: 5000}))
+	target := "http://" + srv.APIAddr()
+	dir := t.TempDir()
+	rehearse := func(shard string, extra ...string) *exec.Cmd {
+		args := append([]string{"loadtest", "--waiting-room", "--target", target, "--sale", "room", "--buyers", "300",
+			"--late-buyers", "15", "--before", "6s", "--connections", "16", "--shard", shard, "--quiet"}, extra...)
+		return exec.Command(bin, args...)
+	}
+	if out, err := rehearse("1/3").CombinedOutput(); err == nil || !strings.Contains(string(out), "add --json") {
+		t.Fatalf("--shard without --json: %v %s", err, out)
+	}
+	if out, err := rehearse("4/3", "--json").CombinedOutput(); err == nil || !strings.Contains(string(out), "1 ≤ i ≤ n") {
+		t.Fatalf("--shard 4/3: %v %s", err, out)
+	}
+	var wg sync.WaitGroup
+	files := make([]string, 3)
+	for i := range files {
+		files[i] = filepath.Join(dir, fmt.Sprintf("shard%d.json", i+1))
+		wg.Go(func() {
+			extra := []string{"--json"}
+			if i == 0 {
+				extra = append(extra, "--cpu-profile", filepath.Join(dir, "cpu.pprof"), "--heap-profile", filepath.Join(dir, "heap.pprof"))
+			}
+			cmd := rehearse(fmt.Sprintf("%d/3", i+1), extra...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Errorf("shard %d/3: %v\n%s", i+1, err, stderr.String())
+			}
+			if err := os.WriteFile(files[i], stdout.Bytes(), 0o600); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, name := range []string{"cpu.pprof", "heap.pprof"} { // gzip'd protocol buffers
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("--%s-profile: %v, %d bytes", strings.TrimSuffix(name, ".pprof"), err, len(b))
+		}
+	}
+	out, err := exec.Command(bin, "loadtest", "merge", "--html", filepath.Join(dir, "room.html"), files[0], files[1], files[2]).Output()
+	if err != nil {
+		t.Fatalf("merge: %v\n%s", err, out)
+	}
+	text := string(out)
+	t.Log(text)
+	for _, want := range []string{"300 joined before the start (drawn), 15 after", "served 30 with their pass; 30 confirmed",
+		"ok   passes", "ok   draw order among those who stayed", "shard 3/3:", "outcome check: passed"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the merged report lacks %q", want)
+		}
+	}
+	if page, err := os.ReadFile(filepath.Join(dir, "room.html")); err != nil || !strings.Contains(string(page), `<table id="lapses">`) {
+		t.Errorf("--html: %v", err)
+	}
+	cmd := exec.Command(bin, "loadtest", "merge", files[0], files[2])
+	if out, err := cmd.CombinedOutput(); exitCodeOf(err) != 2 || !strings.Contains(string(out), "shard 2/3 is missing") {
+		t.Errorf("two shards of three: exit %d %s", exitCodeOf(err), out)
+	}
+}
+
+// `sluice loadtest polls` polls tickets of a line at full speed and
+// says how many a CPU-second.
+func TestLoadtestPollsThroughTheBinary(t *testing.T) {
+	srv := gatetest.Start(t, gatetest.Config(t, ledger.Sale{Name: "room", Stock: 10, StartsAt: time.Now().Add(time.Hour),
+		WaitingRoom: true, LineLimit: 100, LineOpens: ledger.Duration(2 * time.Hour)}))
+	c := gatetest.Client()
+	var tickets []string
+	for i := range 20 {
+		req, _ := http.NewRequest("POST", "http://"+srv.APIAddr()+"/v1/sales/room/line", strings.NewReader(fmt.Sprintf(`{"buyer_id":"b%d"}`, i)))
+		req.Header.Set("Content-Type", "application/json")
+		a := gatetest.Do(t, c, req)
+		if a.Status != http.StatusCreated {
+			t.Fatalf("join: %d %v", a.Status, a.Body)
+		}
+		tickets = append(tickets, a.Str("ticket_id"))
+	}
+	file := filepath.Join(t.TempDir(), "tickets")
+	if err := os.WriteFile(file, []byte(strings.Join(tickets, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary(t), "loadtest", "polls", "--target", "http://"+srv.APIAddr(), "--tickets", file,
+		"--duration", "1s", "--connections", "4", "--json").Output()
+	if err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	var rep loadtest.PollBenchReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Tickets != 20 || rep.Polls < 20 || len(rep.Errors) != 0 || rep.PollsPerCPUSecond <= 0 || rep.Latency.Count != rep.Polls {
+		t.Fatalf("%+v", rep)
+	}
+	if err := exec.Command(binary(t), "loadtest", "polls", "--duration", "1s").Run(); exitCodeOf(err) != 2 {
+		t.Fatalf("no --tickets: %v", err)
+	}
+}
+
+// The subcommands' help goes to stdout, with examples.
+func TestLoadtestSubcommandsHelp(t *testing.T) {
+	for _, sub := range []string{"merge", "polls"} {
+		var out, errb bytes.Buffer
+		if err := run(context.Background(), []string{"loadtest", sub, "--help"}, &out, &errb); exitCode(err) != 0 || errb.Len() != 0 {
+			t.Errorf("%s --help: %v %s", sub, err, errb.String())
+		}
+		if o := out.String(); strings.Count(o, "Usage: sluice loadtest "+sub) != 1 || !strings.Contains(o, "\nExamples:\n") {
+			t.Errorf("%s --help:\n%s", sub, o)
+		}
+	}
+}
+
+func exitCodeOf(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }
