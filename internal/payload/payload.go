@@ -1,8 +1,9 @@
-// Package payload checks an order's payload, the shop's own JSON object
-// (item, size, quantity, the price it showed) that sluice keeps with the
-// order and hands to the backend unchanged, against a sale's optional
-// JSON Schema (payload_schema). It does no I/O: a schema's $ref may name
-// only the schema itself, never a file or a URL.
+// Package payload decodes an order's body strictly and checks its
+// payload, the shop's own JSON object (item, size, quantity, the price it
+// showed) that sluice keeps with the order and hands to the backend in
+// canonical form, against a sale's optional JSON Schema
+// (payload_schema). It does no I/O: a schema's $ref may name only the
+// schema itself, never a file or a URL.
 package payload
 
 import (
@@ -17,7 +18,7 @@ import (
 	"golang.org/x/text/message"
 )
 
-// MaxBytes bounds a payload, compacted.
+// MaxBytes bounds a payload, in canonical form.
 const MaxBytes = 2 << 10
 
 // MaxSchemaBytes bounds a sale's payload_schema, as JSON: it is stored in
@@ -102,24 +103,21 @@ type Violation struct {
 
 func (v *Violation) Error() string { return v.Path + ": " + v.Message }
 
-// Check validates a payload (a compacted JSON object, or nil when the
-// order has none) against s. An order without a payload is checked as
-// an empty object, so that a schema's required properties hold.
-func (s *Schema) Check(p []byte) *Violation {
+// Check validates a payload, the value tree Decode made of it (nil when
+// the order has none), against s: the very tree whose canonical bytes
+// the ledger keeps. An order without a payload is checked as an empty
+// object, so that a schema's required properties hold.
+func (s *Schema) Check(p map[string]any) *Violation {
 	if s == nil {
 		return nil
 	}
 	if s.broken != nil {
 		return &Violation{Path: "/payload", Message: "this gate cannot check the sale's payload_schema: " + s.broken.Error()}
 	}
-	if len(p) == 0 {
-		p = []byte("{}")
+	if p == nil {
+		p = map[string]any{}
 	}
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(p))
-	if err != nil {
-		return &Violation{Path: "/payload", Message: "not JSON"}
-	}
-	err = s.sch.Validate(v)
+	err := s.sch.Validate(p)
 	if err == nil {
 		return nil
 	}
@@ -138,20 +136,31 @@ func (s *Schema) Check(p []byte) *Violation {
 	return &Violation{Path: path, Message: ve.ErrorKind.LocalizedString(message.NewPrinter(language.English))}
 }
 
-// Canonical checks that raw is a JSON object of at most MaxBytes once
-// compacted, and returns it compacted: the form kept in the ledger and
-// compared when an Idempotency-Key comes back.
-func Canonical(raw []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
+// Object takes a payload decoded within an order body (a Member of
+// Decode's Doc): it must be a JSON object of at most MaxBytes in
+// canonical form. It returns the object, the tree Check takes.
+func Object(v any, canonical []byte) (map[string]any, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
 		return nil, errors.New("payload must be a JSON object")
 	}
-	b := buf.Bytes()
-	if len(b) == 0 || b[0] != '{' {
-		return nil, errors.New("payload must be a JSON object")
+	if len(canonical) > MaxBytes {
+		return nil, fmt.Errorf("payload is %d bytes in canonical form; at most %d", len(canonical), MaxBytes)
 	}
-	if len(b) > MaxBytes {
-		return nil, fmt.Errorf("payload is %d bytes; at most %d", len(b), MaxBytes)
+	return m, nil
+}
+
+// Parse decodes a payload given alone, as Decode does (at most MaxDepth
+// levels), and takes it as Object does. It returns the tree and its
+// canonical bytes.
+func Parse(raw []byte) (map[string]any, []byte, error) {
+	doc, err := Decode(raw, MaxDepth)
+	if err != nil {
+		return nil, nil, err
 	}
-	return b, nil
+	m, err := Object(doc.Value, doc.Canonical)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, doc.Canonical, nil
 }
