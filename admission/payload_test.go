@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -286,5 +287,47 @@ func TestOrderWithLegacyPayloadAnswersValidJSON(t *testing.T) {
 	var v struct{ Payload map[string]string }
 	if resp.StatusCode != 200 || !utf8.Valid(raw) || json.Unmarshal(raw, &v) != nil || v.Payload["note"] != "a\uFFFDb" {
 		t.Errorf("GET order: %d %q; want valid JSON with the note as a\uFFFDb", resp.StatusCode, raw)
+	}
+}
+
+// A payload_schema whose check can blow up is refused when it is set
+// (issue 27): 1.5 KB of anyOf over $refs made one order {"x":1} cost
+// seconds of CPU and gigabytes; a $ref cycle made every order refused.
+// Refused, they change nothing.
+func TestAdminRefusesCostlySchemas(t *testing.T) {
+	cfg := gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 10})
+	cfg.AdminToken = "T"
+	srv := gatetest.Start(t, cfg)
+	c := gatetest.Client()
+	base, ops := "http://"+srv.APIAddr(), srv.OpsAddr()
+	defs := make([]string, 24)
+	for i := range defs {
+		defs[i] = fmt.Sprintf(`"a%d":{"anyOf":[{"$ref":"#/$defs/a%d"},{"$ref":"#/$defs/a%d"}]}`, i, i+1, i+1)
+	}
+	fanout := fmt.Sprintf(`{"$defs":{%s,"a24":{"type":"string"}},"$ref":"#/$defs/a0"}`, strings.Join(defs, ","))
+	cycle := `{"$defs":{"a":{"$ref":"#/$defs/b"},"b":{"anyOf":[{"$ref":"#/$defs/a"}]}},"$ref":"#/$defs/a"}`
+	for _, c2 := range []struct{ name, schema, want string }{
+		{"anyOf over $refs", fanout, "too costly to check"},
+		{"a $ref cycle", cycle, "a $ref cycle that does not descend into the payload"},
+	} {
+		for _, req := range []struct{ method, path string }{{"PATCH", "/admin/sales/s1"}, {"PUT", "/admin/sales/s2"}} {
+			body := `{"stock":10,"payload_schema":` + c2.schema + `}`
+			if req.method == "PATCH" {
+				body = `{"payload_schema":` + c2.schema + `}`
+			}
+			a := gatetest.Admin(t, c, ops, req.method, req.path, "T", body)
+			if a.Status != 400 || a.Str("reason") != "bad_request" || !strings.Contains(a.Str("detail"), c2.want) {
+				t.Errorf("%s, %s %s: %d %s; want 400 saying %q", c2.name, req.method, req.path, a.Status, a.Raw, c2.want)
+			}
+		}
+	}
+	if a := gatetest.Admin(t, c, ops, "GET", "/admin/sales/s2", "T", ""); a.Status != 404 {
+		t.Errorf("a refused PUT made the sale: %d %s", a.Status, a.Raw)
+	}
+	if sale := gatetest.Get(t, c, base+"/v1/sales/s1"); sale.Body["payload_schema"] != nil {
+		t.Errorf("a refused PATCH set the schema: %s", sale.Raw)
+	}
+	if r := orderWith(t, base, "s1", `{"buyer_id":"a","payload":{"x":1}}`); r.Status != 202 {
+		t.Errorf("order after refused schemas: %d %s", r.Status, r.Raw)
 	}
 }

@@ -33,6 +33,8 @@ var ErrBadSchema = errors.New("payload: bad schema")
 type Schema struct {
 	sch *jsonschema.Schema
 	src string // the schema as JSON, to tell a changed one apart
+	// cost bounds checking one payload (see Cost).
+	cost float64
 	// broken, when set, refuses every payload (RefuseAll).
 	broken error
 }
@@ -45,8 +47,15 @@ func RefuseAll(err error) *Schema { return &Schema{broken: err} }
 const schemaURL = "sluice:payload_schema"
 
 // Compile compiles a sale's payload_schema; a nil or empty doc is no
-// schema (nil, nil).
-func Compile(doc map[string]any) (*Schema, error) {
+// schema (nil, nil). A schema is refused (ErrBadSchema) when it is not
+// one, names a file or URL, uses $dynamicRef or $recursiveRef, has a
+// $ref cycle that does not descend into the payload, or could cost
+// more than CostBudget to check one payload (ErrTooCostly): see cost.go.
+func Compile(doc map[string]any) (*Schema, error) { return compile(doc, CostBudget) }
+
+// compile is Compile with another budget: the tests that measure what
+// the model's units cost compile schemas over it.
+func compile(doc map[string]any, budget float64) (*Schema, error) {
 	if len(doc) == 0 {
 		return nil, nil
 	}
@@ -64,6 +73,7 @@ func Compile(doc map[string]any) (*Schema, error) {
 	}
 	c := jsonschema.NewCompiler()
 	c.UseLoader(noLoader{})
+	c.UseRegexpEngine(compilePattern)
 	if err := c.AddResource(schemaURL, v); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSchema, err)
 	}
@@ -71,7 +81,24 @@ func Compile(doc map[string]any) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSchema, err)
 	}
-	return &Schema{sch: sch, src: string(raw)}, nil
+	prepare(sch)
+	bound, an, err := price(sch)
+	switch {
+	case err != nil:
+		return nil, err
+	case bound > budget:
+		return nil, costly(bound, an)
+	}
+	return &Schema{sch: sch, src: string(raw), cost: bound}, nil
+}
+
+// Cost is the most checking one payload against s can cost, in the
+// units of CostBudget (see cost.go).
+func (s *Schema) Cost() float64 {
+	if s == nil {
+		return 0
+	}
+	return s.cost
 }
 
 // Same reports whether s was compiled from doc: a gate recompiles a
