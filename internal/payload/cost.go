@@ -817,18 +817,29 @@ func where(s *jsonschema.Schema) string {
 }
 
 // hottest follows the costliest path down from the root: the schema
-// where most of the bound comes from, for the refusal's message.
+// where most of the bound comes from, for the refusal's message. A
+// same-node schema weighs its own bound; a child's, what it costs
+// applied to every value it may meet.
 func (an *analysis) hottest() string {
-	cost := func(j int) float64 { return an.cur[j].total() }
+	weight := func(j int, child bool) float64 {
+		if child {
+			return perByte(an.cur[j], 1) * MaxBytes
+		}
+		return an.cur[j].total()
+	}
 	seen := map[int]bool{}
 	i := 0
 	for !seen[i] {
 		seen[i] = true
-		next := -1
-		for _, t := range append(sameNode(an.nodes[i]), children(an.nodes[i])...) {
-			j := an.index[t]
-			if cost(j) > cost(i)/2 && (next < 0 || cost(j) > cost(next)) {
-				next = j
+		next, most := -1, an.cur[i].total()/2
+		for _, t := range sameNode(an.nodes[i]) {
+			if j := an.index[t]; weight(j, false) > most {
+				next, most = j, weight(j, false)
+			}
+		}
+		for _, t := range children(an.nodes[i]) {
+			if j := an.index[t]; weight(j, true) > most {
+				next, most = j, weight(j, true)
 			}
 		}
 		if next < 0 {
