@@ -170,3 +170,22 @@ func FuzzClientIP(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodeOrder is an order body with a shop's payload through the
+// strict decoder, and the plain body through its fast path.
+func BenchmarkDecodeOrder(b *testing.B) {
+	for _, c := range []struct{ name, body string }{
+		{"plain", `{"buyer_id":"buyer-12345"}`},
+		{"payload", `{"buyer_id":"buyer-12345","payload":{"sku":"TEE-DROP-1","size":"L","quantity":1,"price_shown":"29.00 EUR","gift":false,"note":"caf\u00e9"}}`},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			body := []byte(c.body)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, reason := decodeOrder(body, true); reason != "" {
+					b.Fatal(reason)
+				}
+			}
+		})
+	}
+}

@@ -42,15 +42,20 @@ import (
 //     keys no property names: a child c takes b(c) bytes and o bytes of
 //     syntax only v pays for, a comma or "key":, so A + R·b(c) over
 //     b(c) + o, which is largest at b(c) = 1 or as b(c) grows);
-//   - w is the walk over an object's keys that every evaluation there
-//     makes, per byte of the keys' own syntax: those bytes are v's own,
-//     so w combines by maximum down the levels rather than adding up;
-//   - the menu holds what a named property (or a prefixItems position)
-//     costs, incurred only when v holds that member, which takes at
-//     least len(key)+5 of its bytes: at most once per evaluation, so not
-//     per byte (a flat object's properties cost their sum, however
-//     large the payload); the member's own menu comes along, each item
-//     under the member's key.
+//   - w is what every evaluation at an object does per key (walks it,
+//     records it for unevaluatedProperties, matches it against the
+//     patternProperties, validates it for propertyNames), per byte of
+//     the keys' own syntax: those bytes are v's own, so w combines by
+//     maximum down the levels rather than adding up;
+//   - the menu is what v's named properties (and prefixItems positions,
+//     and its short keys) cost, each only when v holds that member,
+//     which takes at least len(key)+5 of v's bytes: once per
+//     evaluation, not per byte, so a flat object's properties cost
+//     their sum however large the payload. Members share no bytes, so
+//     what they can cost within x bytes is at most a fractional
+//     knapsack's best, a concave curve F(x); a member's own curve joins
+//     its parent's; two schemas at one node may price the same members,
+//     so their curves add.
 //
 // At d = 0 the payload nests no further and children cost nothing. The
 // payload is evaluated at d = MaxDepth, and the bound is its a, plus r
@@ -114,9 +119,14 @@ const (
 	// an NFA on a 2-byte key, 0.12 for an anchored pattern).
 	costRegexpByte  = 1.0 / 28
 	costRegexpMatch = 1.2
-	// costScanByte is a keyword that reads a string once: minLength,
-	// maxLength (counting runes), format (0.0034 for maxLength).
-	costScanByte = 0.01
+	// costScanByte is minLength or maxLength, counting a string's runes
+	// (0.0034 a byte); costFormat and costFormatByte a format, where it
+	// is asserted (drafts before 2019-09), for its call and per byte
+	// (on 2 KB strings made to be slow: ipv6 0.09, date, ipv4 0.06,
+	// hostname 0.04, the others less).
+	costScanByte   = 0.01
+	costFormat     = 0.5
+	costFormatByte = 0.12
 	// costUniqueByte is uniqueItems, per byte of the array: this
 	// package's check, one canonical key per item (0.046).
 	costUniqueByte = 0.06
@@ -565,8 +575,12 @@ func (an *analysis) local(i, depth int, container bool) (a, r, w, short float64)
 		}
 	}
 	a += costName * float64(names)
-	if s.MinLength != nil || s.MaxLength != nil || s.Format != nil {
+	if s.MinLength != nil || s.MaxLength != nil {
 		r += costScanByte
+	}
+	if s.Format != nil {
+		a += costFormat
+		r += costFormatByte
 	}
 	if p, ok := s.Pattern.(*pattern); ok {
 		a += costRegexpMatch

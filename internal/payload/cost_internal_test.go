@@ -49,6 +49,7 @@ func BenchmarkCostUnits(b *testing.B) {
 		{"propertyNames-250", `{"propertyNames":{}}`, obj(250), 250},
 		{"patternKey-250", `{"patternProperties":{"^z{5}$":{}}}`, obj(250), 250},
 		{"patternKey-nfa-250", `{"patternProperties":{"(a|b|ab|ba)*z":{}}}`, obj(250), 250},
+		{"format-ipv6-2000", `{"$schema":"http://json-schema.org/draft-07/schema#","properties":{"s":{"format":"ipv6"}}}`, `{"s":"` + strings.Repeat("1:", 1000) + `"}`, 2000},
 		{"scan-2000", `{"properties":{"s":{"minLength":1}}}`, `{"s":"` + strings.Repeat("a", 2000) + `"}`, 2000},
 		{"regexp-nfa-2000", `{"properties":{"s":{"pattern":"(a|b|ab|ba)*c"}}}`, `{"s":"` + strings.Repeat("ab", 1000) + `"}`, 2000},
 		{"regexp-nfa-big-2000", `{"properties":{"s":{"pattern":"(?:[ab]{1,10}){1,5}c"}}}`, `{"s":"` + strings.Repeat("ab", 1000) + `"}`, 2000},

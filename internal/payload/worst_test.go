@@ -126,6 +126,18 @@ var worstShapes = []worstShape{
 		payload: func(k int) string { return `{"a":[` + repeatJoin(k, func(int) string { return `"ab"` }) + `]}` },
 	},
 	{
+		// Asserted formats (draft-07), k of them, on a string as long as
+		// a payload holds, made for the slowest of them (ipv6).
+		name: "format-draft-07",
+		schema: func(k int) string {
+			return `{"$schema":"http://json-schema.org/draft-07/schema#","properties":{"s":{"allOf":[` +
+				repeatJoin(k, func(i int) string {
+					return []string{`{"format":"ipv6"}`, `{"format":"date"}`, `{"format":"ipv4"}`}[i%3]
+				}) + `]}}}`
+		},
+		payload: func(int) string { return `{"s":"` + strings.Repeat("1:", (MaxBytes-8)/2) + `"}` },
+	},
+	{
 		// Recursion into the payload through a property, k numeric
 		// checks failing at each of 31 levels.
 		name: "recursion-properties",
