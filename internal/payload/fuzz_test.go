@@ -22,6 +22,10 @@ var fuzzSchemas = []string{
 		"n":{"const":1},"o":{"enum":[{"a":[1,2]},[1,"x"],null,true,1.5]}},"additionalProperties":{"maxItems":2,"prefixItems":[{"type":"number"}],"items":{"type":"boolean"}}}`,
 	`{"$schema":"http://json-schema.org/draft-07/schema#","properties":{"a":{"maxItems":3,"items":{"type":"integer"},"uniqueItems":true},
 		"b":{"items":[{"type":"string"}],"additionalItems":{"type":"null"},"maxItems":3}}}`,
+	`{"$schema":"https://json-schema.org/draft/2019-09/schema","properties":{"u":{"maxItems":3,"items":{"type":"integer"},"unevaluatedItems":false},
+		"v":{"maxItems":4,"items":[{"type":"string"}],"additionalItems":{"type":"integer"},"unevaluatedItems":false}}}`,
+	`{"properties":{"w":{"maxItems":3,"prefixItems":[{"type":"string"}],"items":{"type":"integer"},"unevaluatedItems":false,"contains":{"type":"integer"}},
+		"x":{"maxItems":2,"allOf":[{"prefixItems":[true]}],"unevaluatedItems":{"type":"boolean"}}}}`,
 }
 
 func fuzzCompiled(f *testing.F) []*Schema {
