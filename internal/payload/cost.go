@@ -72,33 +72,39 @@ import (
 // The weights are the library's costs, measured by BenchmarkCostUnits.
 
 // CostBudget is the most a payload_schema may cost to check one payload,
-// in the units of the weights below: 1800 units are 0.88 ms of CPU at
-// what a unit measures, a margin under 1 ms for the weights that are
-// not far above what they measure (numbers compared in an enum).
-const CostBudget = 1800
+// in the units of the weights below: 1600 units are 0.8 ms of CPU at
+// what a unit measures, a margin under 1 ms for a machine busier than
+// when it was measured (CPU times on the 2 shared cores varied by up to
+// 1.3× between rounds).
+const CostBudget = 1600
 
 // The weights of the cost model, in units. Each is at least what
 // BenchmarkCostUnits measures for it, over what "unit" (an evaluation
-// that passes) measures: 490 ns of CPU, the garbage collector's
-// included, and 211 bytes.
+// that passes) measures: 475–505 ns of CPU, the garbage collector's
+// included, and 211 bytes. Measured on a busy machine, they drift by a
+// few tenths from one sitting to the next.
 const (
 	// costEval is one evaluation of a schema object: the validator's
 	// scope, its record of evaluated properties, its place.
 	costEval = 1.0
 	// costFail is the error an evaluation that fails makes (measured
-	// 0.94 time, 0.92 bytes), plus costFailDepth for each level of the
-	// payload above it: the error copies the path (at 31 levels, 2.7
-	// and 3.2 in all).
-	costFail      = 1.0
+	// 0.94–1.4 time, 0.92 bytes), plus costFailDepth for each level of
+	// the payload above it: the error copies the path (at 31 levels,
+	// 2.7–3.4 time and 3.2 bytes in all).
+	costFail      = 1.5
 	costFailDepth = 0.1
+	// costFalse is the error of the schema false, which runs no keyword
+	// (measured 0.5–0.6 beyond the evaluation).
+	costFalse = 0.8
 	// costNumber is a numeric keyword, or type integer: the library
 	// parses the number into a big.Rat (fmt.Sprint, then SetString)
-	// each time (measured 1.6 for integer, 2.0 for minimum).
-	costNumber = 2.0
+	// each time (measured 1.6 for integer, 2.0 for minimum; numbers
+	// slow more than the rest on a busy machine).
+	costNumber = 2.5
 	// costEquals is comparing one number of an enum or const (two
 	// big.Rats; measured 3.9); costEqualsCheap one string, boolean or
 	// null (0.015).
-	costEquals      = 4.0
+	costEquals      = 5.0
 	costEqualsCheap = 0.05
 	// costName is one name of required, dependentRequired or
 	// dependencies: a map look-up.
@@ -107,29 +113,31 @@ const (
 	// evaluation at an object walks its keys (0.14).
 	costKey = 0.15
 	// costUneval is the record of unevaluated keys or items, per key
-	// or item per evaluation, in a schema that uses unevaluated* (0.9).
+	// or item per evaluation, in a schema that uses unevaluated* (0.93).
 	costUneval = 1.0
 	// costPropertyNames is the extra of validating a key as a string
 	// of its own, a fresh validator (0.5).
 	costPropertyNames = 1.0
 	// costRegexpByte is matching one byte against one instruction of a
 	// compiled pattern: Go's regexp is linear, bytes × instructions at
-	// worst, in its NFA (measured 0.029 with 13 and 102 instructions);
-	// costRegexpMatch is a match's own cost whatever the string (1.1 for
-	// an NFA on a 2-byte key, 0.12 for an anchored pattern).
-	costRegexpByte  = 1.0 / 28
-	costRegexpMatch = 1.2
+	// worst, in its NFA (measured 0.029–0.031 with 13 and 102
+	// instructions); costRegexpMatch is a match's own cost whatever the
+	// string (1.1 on a 2-byte key for a pattern that may match anywhere,
+	// costRegexpAnchored 0.15 for one anchored at the start).
+	costRegexpByte     = 1.0 / 25
+	costRegexpMatch    = 1.4
+	costRegexpAnchored = 0.3
 	// costScanByte is minLength or maxLength, counting a string's runes
 	// (0.0034 a byte); costFormat and costFormatByte a format, where it
 	// is asserted (drafts before 2019-09), for its call and per byte
-	// (on 2 KB strings made to be slow: ipv6 0.09, date, ipv4 0.06,
-	// hostname 0.04, the others less).
+	// (on 2 KB strings made to be slow: ipv6 0.09–0.12, date, ipv4
+	// 0.06, hostname 0.04, the others less).
 	costScanByte   = 0.01
 	costFormat     = 0.5
-	costFormatByte = 0.12
+	costFormatByte = 0.15
 	// costUniqueByte is uniqueItems, per byte of the array: this
-	// package's check, one canonical key per item (0.046).
-	costUniqueByte = 0.06
+	// package's check, one canonical key per item (0.046–0.069).
+	costUniqueByte = 0.08
 )
 
 // costCap stops the sums from overflowing: anything near it is refused.
@@ -512,7 +520,7 @@ func (an *analysis) local(i, depth int, container bool) (a, r, w, short float64)
 	a = costEval
 	if s.Bool != nil {
 		if !*s.Bool {
-			a += costFail + costFailDepth*float64(depth)
+			a += costFalse + costFailDepth*float64(depth)
 		}
 		return a, 0, 0, 0
 	}
@@ -531,6 +539,7 @@ func (an *analysis) local(i, depth int, container bool) (a, r, w, short float64)
 		for re := range s.PatternProperties {
 			member += costRegexpMatch
 			if p, ok := re.(*pattern); ok {
+				member += p.matchCost() - costRegexpMatch
 				w += costRegexpByte * float64(p.insts) // per byte of the key
 			}
 		}
@@ -583,7 +592,7 @@ func (an *analysis) local(i, depth int, container bool) (a, r, w, short float64)
 		r += costFormatByte
 	}
 	if p, ok := s.Pattern.(*pattern); ok {
-		a += costRegexpMatch
+		a += p.matchCost()
 		if n := p.scanned(); n >= 0 {
 			a += costRegexpByte * float64(p.insts*n)
 		} else {
@@ -869,6 +878,9 @@ func (an *analysis) hottest() string {
 type pattern struct {
 	re    *regexp.Regexp
 	insts int
+	// anchored: the pattern matches at the start only (^…), which Go's
+	// regexp sets up for at a fraction of the cost.
+	anchored bool
 	// anchoredRunes, when not negative, is the most runes a match can
 	// take in a pattern anchored at the start (^[A-Z]{1,8}$: 8): Go's
 	// regexp gives up on such a pattern once that much is read.
@@ -878,6 +890,14 @@ type pattern struct {
 	// the pattern says, and it is not matched (the library would scan it
 	// all).
 	maxBytes int
+}
+
+// matchCost is what a match costs whatever the string.
+func (p *pattern) matchCost() float64 {
+	if p.anchored {
+		return costRegexpAnchored
+	}
+	return costRegexpMatch
 }
 
 // scanned is the most bytes matching reads whatever the string, or -1
@@ -922,6 +942,7 @@ func compilePattern(expr string) (jsonschema.Regexp, error) {
 	}
 	p := &pattern{re: re, insts: len(prog.Inst), anchoredRunes: -1}
 	if prog.StartCond()&syntax.EmptyBeginText != 0 {
+		p.anchored = true
 		if n, ok := maxRunes(sre); ok {
 			p.anchoredRunes = n
 		}

@@ -38,6 +38,7 @@ func BenchmarkCostUnits(b *testing.B) {
 	}{
 		{"unit", `{"properties":{"a":{"items":{}}}}`, `{"a":` + zeros + `}`, n},
 		{"fail", `{"properties":{"a":{"items":{"type":"string"}}}}`, `{"a":` + zeros + `}`, n},
+		{"false", `{"properties":{"a":{"items":false}}}`, `{"a":` + zeros + `}`, n},
 		{"fail-deep", deepSchema(`{"type":"string"}`), deep(jsonList("0", 900)), 900},
 		{"pass-deep", deepSchema(`{}`), deep(jsonList("0", 900)), 900},
 		{"integer", `{"properties":{"a":{"items":{"type":"integer"}}}}`, `{"a":` + zeros + `}`, n},

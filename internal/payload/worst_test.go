@@ -185,9 +185,9 @@ var worstShapes = []worstShape{
 		// k patternProperties that all match every key, failing.
 		name: "patternProperties",
 		schema: func(k int) string {
-			return `{"patternProperties":{` + repeatJoin(k, func(i int) string { return fmt.Sprintf(`"^.{0,%d}":{"type":"string"}`, i+1) }) + `}}`
+			return `{"patternProperties":{` + repeatJoin(k, func(i int) string { return fmt.Sprintf(`"^.{0,%d}":{"maxLength":1}`, i+1) }) + `}}`
 		},
-		payload: func(int) string { return fill("{", func(i int) string { return `"` + keyName(i) + `":0` }, "}") },
+		payload: func(int) string { return fill("{", func(i int) string { return `"` + keyName(i) + `":"ab"` }, "}") },
 	},
 	{
 		// propertyNames, k allOf copies, on many keys, each validated
