@@ -56,7 +56,7 @@ func TestCostBoundHolds(t *testing.T) {
 			cpu := (processCPU() - start) / runs
 			runtime.ReadMemStats(&after)
 			perCheck := float64(after.TotalAlloc-before.TotalAlloc) / runs
-			if limit := s.Cost()*256 + 8<<10; perCheck > limit {
+			if limit := s.Cost()*256 + 8<<10; perCheck > limit && !raceEnabled {
 				t.Errorf("schema %s on payload %s: %.0f bytes a check, over %.0f for a bound of %.0f units", src, p, perCheck, limit, s.Cost())
 			}
 			worst = max(worst, float64(cpu.Nanoseconds())/s.Cost())
