@@ -21,21 +21,6 @@ func compileJSON(t testing.TB, src string) (*payload.Schema, error) {
 	return payload.Compile(doc)
 }
 
-// tree decodes a payload for Check.
-func tree(t testing.TB, src string) map[string]any {
-	t.Helper()
-	v, _, err := payload.Parse([]byte(src))
-	if err != nil {
-		t.Fatalf("%.60s: %v", src, err)
-	}
-	return v
-}
-
-// list is n copies of item as a JSON array.
-func list(item string, n int) string {
-	return "[" + strings.TrimSuffix(strings.Repeat(item+",", n), ",") + "]"
-}
-
 // anyOfChain is issue 27's schema: anyOf over $refs, two wide, n deep;
 // one order {"x":1} against it cost 3–18 s and up to 3.6 GB.
 func anyOfChain(n int) string {
