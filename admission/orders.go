@@ -104,7 +104,7 @@ func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	if !ok {
 		return
 	}
-	if v := s.payloadSchema.Load().Check(d.payload); v != nil {
+	if v := s.payloadSchema.Load().Check(d.value); v != nil {
 		g.finishProblem(ctx, s, payloadProblem(s, d, v), start)
 		return
 	}
