@@ -2,8 +2,9 @@ package admission
 
 import (
 	"bytes"
-	"encoding/json"
+	"errors"
 	"mime"
+	"strconv"
 	"strings"
 
 	"sluice/internal/payload"
@@ -54,25 +55,32 @@ func jsonContentType(ct []byte) bool {
 }
 
 // decodedOrder is what an order body says: the buyer and the shop's
-// payload (compacted; nil without one).
+// payload (nil without one).
 type decodedOrder struct {
 	buyer    string
 	hasBuyer bool // the body named a buyer (buyer is it)
-	payload  []byte
-	// bad says what is wrong with the payload (bad_payload).
-	bad string
+	// payload is the payload's canonical encoding, what the ledger keeps;
+	// value is the tree it encodes, what the sale's schema checks.
+	payload []byte
+	value   map[string]any
+	// bad says what is wrong with the body (bad_json) or the payload
+	// (bad_payload); badPath points at it.
+	bad, badPath string
 	// altcha is a form's proof of work (the ALTCHA widget's field).
 	altcha string
 }
 
 // decodeOrder parses an order body. It returns the buyer id and payload,
 // or the reason the body is refused. The body must be exactly one JSON
-// object; fields other than buyer_id and payload are ignored so that
-// clients may send more. A key given twice, or buyer_id or payload spelt
-// in another case, is refused: encoding/json would take the last one, or
-// match case-insensitively, while a proxy in front may have checked
-// another. With needBuyer false (the buyer comes from a token or a
-// header) buyer_id is not required; given, it must be valid.
+// object, read by payload.Decode, the one strict decoder: a key given
+// twice at any depth, invalid UTF-8, a lone surrogate, \u0000 or a
+// number a double cannot hold is bad_json, with where it is. Fields
+// other than buyer_id and payload are ignored so that clients may send
+// more. buyer_id or payload spelt in another case is refused:
+// encoding/json would match it case-insensitively, while a proxy in
+// front may have checked another. With needBuyer false (the buyer comes
+// from a token or a header) buyer_id is not required; given, it must be
+// valid.
 func decodeOrder(body []byte, needBuyer bool) (decodedOrder, overflow.Reason) {
 	if b, ok := plainOrder(body); ok {
 		return decodedOrder{buyer: b, hasBuyer: true}, ""
@@ -80,65 +88,53 @@ func decodeOrder(body []byte, needBuyer bool) (decodedOrder, overflow.Reason) {
 	return decodeObject(body, needBuyer)
 }
 
-// decodeObject is decodeOrder for any body, with a JSON decoder.
+// decodeObject is decodeOrder for any body, with the strict decoder.
 func decodeObject(body []byte, needBuyer bool) (decodedOrder, overflow.Reason) {
 	var out decodedOrder
-	if !isJSONObject(body) {
+	doc, err := payload.Decode(body, payload.MaxDepth+1) // the payload is the body's second level
+	if err != nil {
+		var de *payload.DecodeError
+		if errors.As(err, &de) {
+			out.bad, out.badPath = "body is not strict JSON: "+de.Error(), de.Path
+		}
 		return out, overflow.BadJSON
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if _, err := dec.Token(); err != nil { // the '{' isJSONObject saw
+	if _, ok := doc.Value.(map[string]any); !ok {
+		out.bad = "body must be a JSON object"
 		return out, overflow.BadJSON
 	}
 	var (
-		buyer   *string
-		raw     json.RawMessage
-		seen    = make(map[string]bool, 2)
-		skipped json.RawMessage
+		buyer any
+		hasID bool
+		pm    *payload.Member
 	)
-	for dec.More() {
-		tok, err := dec.Token()
-		key, ok := tok.(string)
-		if err != nil || !ok || seen[key] {
-			return out, overflow.BadJSON
-		}
-		seen[key] = true
+	for i, m := range doc.Members {
 		switch {
-		case key == "buyer_id":
-			if err := dec.Decode(&buyer); err != nil {
-				return out, overflow.BadJSON
-			}
-		case key == "payload":
-			if err := dec.Decode(&raw); err != nil {
-				return out, overflow.BadJSON
-			}
-		case strings.EqualFold(key, "buyer_id"), strings.EqualFold(key, "payload"):
+		case m.Key == "buyer_id":
+			buyer, hasID = m.Value, true
+		case m.Key == "payload":
+			pm = &doc.Members[i]
+		case strings.EqualFold(m.Key, "buyer_id"), strings.EqualFold(m.Key, "payload"):
+			out.bad, out.badPath = "body names "+strconv.Quote(m.Key)+": buyer_id and payload are spelt in lower case", "/"+m.Key
 			return out, overflow.BadJSON
-		default:
-			if err := dec.Decode(&skipped); err != nil {
-				return out, overflow.BadJSON
-			}
 		}
 	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+	switch id, isString := buyer.(string); {
+	case hasID && buyer != nil && !isString:
+		out.bad, out.badPath = "buyer_id must be a string", "/buyer_id"
 		return out, overflow.BadJSON
-	}
-	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) != 0 {
-		return out, overflow.BadJSON // trailing data after the object
-	}
-	switch {
-	case buyer != nil && validBuyerID(*buyer):
-		out.buyer, out.hasBuyer = *buyer, true
-	case buyer != nil || needBuyer:
+	case isString && validBuyerID(id):
+		out.buyer, out.hasBuyer = id, true
+	case hasID || needBuyer:
 		return out, overflow.BadBuyerID
 	}
-	if raw != nil {
-		p, err := payload.Canonical(raw)
+	if pm != nil {
+		v, err := payload.Object(pm.Value, pm.Canonical)
 		if err != nil {
-			out.bad = err.Error()
+			out.bad, out.badPath = err.Error(), "/payload"
 			return out, overflow.BadPayload
 		}
-		out.payload = p
+		out.payload, out.value = pm.Canonical, v
 	}
 	return out, ""
 }
@@ -158,11 +154,4 @@ func plainOrder(body []byte) (string, bool) {
 		return "", false
 	}
 	return string(id), true
-}
-
-// isJSONObject reports whether body, trimmed, starts like an object: the
-// decoder accepts null and other values into a struct.
-func isJSONObject(body []byte) bool {
-	b := bytes.TrimLeft(body, " \t\r\n")
-	return len(b) > 0 && b[0] == '{'
 }

@@ -1,10 +1,14 @@
 package admission
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
+	"sluice/internal/payload"
 	"sluice/overflow"
 )
 
@@ -47,12 +51,26 @@ func TestDecodeOrder(t *testing.T) {
 		{`{"buyer_id":"a","payload":{},"payload":{}}`, "", overflow.BadJSON, ""},
 		{`{"buyer_id":"a","Payload":{}}`, "", overflow.BadJSON, ""},
 		{`{"buyer_id":"a","payload":{"a":}}`, "", overflow.BadJSON, ""},
+		// One strict decoder (issue 27): the payload too.
+		{`{"buyer_id":"q","payload":{"sku":"TEE-1","quantity":100,"quantity":1}}`, "", overflow.BadJSON, ""},
+		{`{"buyer_id":"q","payload":{"n":"\u0000"}}`, "", overflow.BadJSON, ""},
+		{"{\"buyer_id\":\"q\",\"payload\":{\"n\":\"\xff\"}}", "", overflow.BadJSON, ""},
+		{`{"buyer_id":"q","payload":{"n":"\ud800"}}`, "", overflow.BadJSON, ""},
+		{`{"buyer_id":"q","payload":{"n":1e999999}}`, "", overflow.BadJSON, ""},
+		{`{"buyer_id":"q","payload":{"n":-1e400}}`, "", overflow.BadJSON, ""},
+		{`{"buyer_id":"q","pad":{"n":[1,{"x":1,"x":2}]}}`, "", overflow.BadJSON, ""},
+		{`{"buyer_id":"q","payload":{"n":1.0,"s":"\u00e9\/"}}`, "q", "", `{"n":1,"s":"é/"}`},
 	}
 	for _, tc := range cases {
 		d, reason := decodeOrder([]byte(tc.body), true)
 		if reason != tc.reason || (reason == "" && (d.buyer != tc.buyer || string(d.payload) != tc.payload)) {
 			t.Errorf("decodeOrder(%q) = %q %s, %q; want %q %s, %q", tc.body, d.buyer, d.payload, reason, tc.buyer, tc.payload, tc.reason)
 		}
+	}
+	// A refusal says what and where.
+	if d, reason := decodeOrder([]byte(`{"buyer_id":"q","payload":{"a":[1,{"x":1,"x":2}]}}`), true); reason != overflow.BadJSON ||
+		d.badPath != "/payload/a/1/x" || !strings.Contains(d.bad, `the key "x" given twice`) {
+		t.Errorf("duplicate key deep down: %q %q %q", reason, d.bad, d.badPath)
 	}
 	// Behind a buyer header the body needs no buyer_id.
 	if d, reason := decodeOrder([]byte(`{"payload":{"sku":"A"}}`), false); reason != "" || string(d.payload) != `{"sku":"A"}` {
@@ -80,6 +98,10 @@ func TestJSONContentType(t *testing.T) {
 
 // FuzzDecodeOrder: whatever the body, the decoder either returns a valid
 // buyer id and no reason, or no buyer and a 400 reason; it never panics.
+// What it takes is strict JSON that encoding/json reads as the same
+// buyer and payload, and the payload it returns is the canonical form of
+// the tree it returns, which decodes again to both; plainOrder, the fast
+// path, says what the decoder says.
 func FuzzDecodeOrder(f *testing.F) {
 	for _, s := range []string{`{"buyer_id":"alice"}`, `{}`, `null`, `{"buyer_id":"a"}]`, `[`, "{\"buyer_id\":\"\\u0000\"}"} {
 		f.Add([]byte(s))
@@ -102,6 +124,33 @@ func FuzzDecodeOrder(f *testing.F) {
 			t.Fatalf("refused with %s but returned buyer %q", reason, buyer)
 		case reason != "" && reason.Status() != 400:
 			t.Fatalf("reason %s is not a 400", reason)
+		case reason != "":
+			return
+		}
+		// Taken: encoding/json reads the same buyer and payload.
+		var std struct {
+			BuyerID string          `json:"buyer_id"`
+			Payload json.RawMessage `json:"payload"`
+		}
+		if err := json.Unmarshal(body, &std); err != nil {
+			t.Fatalf("took %q, which encoding/json refuses: %v", body, err)
+		}
+		if std.BuyerID != d.buyer {
+			t.Fatalf("%q: buyer %q, encoding/json reads %q", body, d.buyer, std.BuyerID)
+		}
+		if d.payload == nil {
+			if std.Payload != nil {
+				t.Fatalf("%q: no payload, encoding/json reads %s", body, std.Payload)
+			}
+			return
+		}
+		tree, canonical, err := payload.Parse(d.payload)
+		if err != nil || !bytes.Equal(canonical, d.payload) || !reflect.DeepEqual(tree, d.value) {
+			t.Fatalf("%q: payload %s, its tree %v; decoded alone: %s %v %v", body, d.payload, d.value, canonical, tree, err)
+		}
+		again, _, err := payload.Parse(std.Payload)
+		if err != nil || !reflect.DeepEqual(again, d.value) {
+			t.Fatalf("%q: the payload as sent, %s, decodes to %v (%v), not %v", body, std.Payload, again, err, d.value)
 		}
 	})
 }
@@ -120,4 +169,23 @@ func FuzzClientIP(f *testing.F) {
 			t.Fatalf("unmapped address expected, got %v", a)
 		}
 	})
+}
+
+// BenchmarkDecodeOrder is an order body with a shop's payload through the
+// strict decoder, and the plain body through its fast path.
+func BenchmarkDecodeOrder(b *testing.B) {
+	for _, c := range []struct{ name, body string }{
+		{"plain", `{"buyer_id":"buyer-12345"}`},
+		{"payload", `{"buyer_id":"buyer-12345","payload":{"sku":"TEE-DROP-1","size":"L","quantity":1,"price_shown":"29.00 EUR","gift":false,"note":"caf\u00e9"}}`},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			body := []byte(c.body)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, reason := decodeOrder(body, true); reason != "" {
+					b.Fatal(reason)
+				}
+			}
+		})
+	}
 }

@@ -447,6 +447,49 @@ func TestAdminAPI(t *testing.T) {
 	}
 }
 
+// A stock and overbook whose sum overflows, or passes the documented
+// bound, are refused through the admin API and change nothing: the sum
+// 9223372036854775807 + 10 once wrapped negative and made a sale that
+// was sold out from its creation.
+func TestAdminRefusesAbsurdCapacity(t *testing.T) {
+	cfg := gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 2})
+	cfg.AdminToken = "sekret"
+	srv := gatetest.Start(t, cfg)
+	base := "http://" + srv.APIAddr()
+	c := gatetest.Client()
+	admin := func(method, path, body string) gatetest.Answer {
+		return gatetest.Admin(t, c, srv.OpsAddr(), method, path, "sekret", body)
+	}
+	for _, body := range []string{
+		`{"stock":10,"overbook":9223372036854775807}`,
+		`{"stock":9223372036854775807,"overbook":1}`,
+		`{"stock":9223372036854775807}`,
+		`{"stock":1000000000,"overbook":1}`,
+		`{"stock":1000000001}`,
+	} {
+		if a := admin("PUT", "/admin/sales/big", body); a.Status != 400 || a.Str("reason") != "bad_request" || !strings.Contains(a.Str("detail"), "1000000000") {
+			t.Errorf("PUT %s: %d %s; want 400 naming the bound", body, a.Status, a.Raw)
+		}
+		if a := admin("PATCH", "/admin/sales/s1", body); a.Status != 400 {
+			t.Errorf("PATCH %s: %d %s; want 400", body, a.Status, a.Raw)
+		}
+	}
+	if a := admin("GET", "/admin/sales/big", ""); a.Status != 404 {
+		t.Errorf("a refused PUT made the sale: %d %s", a.Status, a.Raw)
+	}
+	// s1 is as it was: open, with its stock of 2.
+	if a := gatetest.Order(t, c, base, "s1", "a", ""); a.Status != 202 {
+		t.Fatalf("order after refused changes: %d %s", a.Status, a.Raw)
+	}
+	if a := gatetest.Get(t, c, base+"/v1/sales/s1"); a.Body["stock"] != float64(2) || a.Str("state") != "open" {
+		t.Errorf("sale after refused changes: %s", a.Raw)
+	}
+	// The bound itself is a sale.
+	if a := admin("PUT", "/admin/sales/big", `{"stock":999999999,"overbook":1}`); a.Status != 201 {
+		t.Errorf("stock + overbook at the bound: %d %s", a.Status, a.Raw)
+	}
+}
+
 func TestReadyAndMetrics(t *testing.T) {
 	srv := gatetest.Start(t, gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 1}))
 	c := gatetest.Client()

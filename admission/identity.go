@@ -69,6 +69,8 @@ func (g *Gate) readBuyer(rc *fasthttp.RequestCtx, form bool) (string, decodedOrd
 	switch {
 	case reason == overflow.BadPayload:
 		return "", f, overflow.Problem{Reason: reason} // f.bad says why
+	case reason == overflow.BadJSON && f.bad != "":
+		return "", decodedOrder{}, overflow.Problem{Reason: reason, Detail: "The " + f.bad + ".", Path: f.badPath}
 	case reason != "":
 		return "", decodedOrder{}, overflow.Problem{Reason: reason}
 	case !vouched:

@@ -147,7 +147,7 @@ func (g *Gate) readOrder(ctx *fasthttp.RequestCtx, o *orderReq) bool {
 	if !ok {
 		return false
 	}
-	if v := s.payloadSchema.Load().Check(d.payload); v != nil {
+	if v := s.payloadSchema.Load().Check(d.value); v != nil {
 		g.finishProblem(ctx, s, payloadProblem(s, d, v), start)
 		return false
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -120,8 +121,24 @@ func (g *Gate) findOrder(ctx context.Context, id ledger.OrderID) (orderView, err
 		})
 		return orderView{}, err
 	}
-	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Status: orderstatus.Queued, AdmittedAt: o.AdmittedAt, Payload: o.Payload}
+	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Status: orderstatus.Queued, AdmittedAt: o.AdmittedAt, Payload: shownPayload(o.Payload)}
 	return v, g.statusInto(ctx, id, &v)
+}
+
+// shownPayload is a stored payload as an answer shows it: as it is,
+// except one a gate stored before it decoded bodies strictly with
+// invalid UTF-8 in it, which would make the answer invalid JSON: that one
+// is shown with U+FFFD in place of the bad bytes.
+func shownPayload(p json.RawMessage) json.RawMessage {
+	if utf8.Valid(p) {
+		return p
+	}
+	var v any
+	if json.Unmarshal(p, &v) != nil {
+		return nil
+	}
+	b, _ := json.Marshal(v) // a decoded value always marshals
+	return b
 }
 
 // statusInto sets v's status from the status source; an order it has no

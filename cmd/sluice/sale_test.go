@@ -90,10 +90,24 @@ func TestSaleCommand(t *testing.T) {
 	}
 
 	// Errors that say what to fix.
+	costly := filepath.Join(t.TempDir(), "costly.json")
+	if err := os.WriteFile(costly, []byte(`{"$defs":{"a":{"anyOf":[{"$ref":"#/$defs/b"},{"$ref":"#/$defs/b"},{"$ref":"#/$defs/b"}]},
+		"b":{"anyOf":[{"$ref":"#/$defs/c"},{"$ref":"#/$defs/c"},{"$ref":"#/$defs/c"}]},"c":{"anyOf":[{"$ref":"#/$defs/d"},{"$ref":"#/$defs/d"},{"$ref":"#/$defs/d"}]},
+		"d":{"anyOf":[{"$ref":"#/$defs/e"},{"$ref":"#/$defs/e"},{"$ref":"#/$defs/e"}]},"e":{"anyOf":[{"$ref":"#/$defs/f"},{"$ref":"#/$defs/f"},{"$ref":"#/$defs/f"}]},
+		"f":{"type":"string"}},"$ref":"#/$defs/a"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cycle := filepath.Join(t.TempDir(), "cycle.json")
+	if err := os.WriteFile(cycle, []byte(`{"$ref":"#/$defs/a","$defs":{"a":{"allOf":[{"$ref":"#"}]}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
+		{[]string{"update", "second", "--payload-schema", costly}, "too costly to check"},
+		{[]string{"update", "second", "--payload-schema", cycle}, "a $ref cycle"},
+		{[]string{"update", "second", "--stock", "999999999", "--overbook", "2"}, "stock + overbook must be at most 1000000000"},
 		{[]string{"show", "nope"}, "sluice sale create nope --stock N"},
 		{[]string{"create", "third"}, "--stock N is required"},
 		{[]string{"update", "second"}, "nothing to change"},
@@ -122,6 +136,25 @@ func TestSaleCommand(t *testing.T) {
 	err := run(context.Background(), []string{"sale", "list", "--ops", "127.0.0.1:1"}, &out2, &out2)
 	if err == nil || !strings.Contains(err.Error(), "cannot reach the gate's ops listener") {
 		t.Errorf("no gate: %v", err)
+	}
+}
+
+// A config file's sale whose stock and overbook overflow, or whose
+// payload_schema could not be checked within its budget, stops the start
+// with what to fix.
+func TestConfigRefusesUnboundedSales(t *testing.T) {
+	for _, c := range []struct{ sale, want string }{
+		{"{name: s1, stock: 10, overbook: 9223372036854775807}", "stock + overbook must be at most 1000000000"},
+		{`{name: s1, stock: 10, payload_schema: {"$ref": "#/$defs/a", "$defs": {"a": {"anyOf": [{"$ref": "#"}]}}}}`, "a $ref cycle"},
+		{`{name: s1, stock: 10, payload_schema: {properties: {tags: {items: {type: integer, minimum: 1}}}}}`, "maxItems on an array"},
+	} {
+		file := filepath.Join(t.TempDir(), "sluice.yaml")
+		if err := os.WriteFile(file, []byte("sales:\n  - "+c.sale+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parseServe([]string{"--config", file}, io.Discard); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", c.sale, err, c.want)
+		}
 	}
 }
 

@@ -142,10 +142,15 @@ func (b *Backend) Commit(ctx context.Context, orders []consumer.Order) ([]consum
 const abandonGrace = 100 * time.Millisecond
 
 func (b *Backend) forward(ctx context.Context, o consumer.Order) (consumer.Result, bool) {
-	body, err := json.Marshal(o)
-	if err != nil {
+	// The payload goes as the gate made it, byte for byte: json.Marshal
+	// would write its <, > and & as \u003c….
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(o); err != nil {
 		return consumer.Result{Outcome: consumer.Retry, Err: err}, false
 	}
+	body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	ctx, cancel := context.WithTimeout(ctx, b.to)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url, bytes.NewReader(body))

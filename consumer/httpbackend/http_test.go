@@ -13,8 +13,9 @@ import (
 	"sluice/consumer/httpbackend"
 )
 
-// The shop's endpoint gets the order's payload unchanged, as "payload",
-// and no payload key for an order without one.
+// The shop's endpoint gets the order's payload unchanged, byte for byte
+// (the canonical form the gate made: no \u003c for <), as "payload", and
+// no payload key for an order without one.
 func TestPayloadSentAsIs(t *testing.T) {
 	got := make(chan map[string]json.RawMessage, 2)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -32,7 +33,7 @@ func TestPayloadSentAsIs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	p := json.RawMessage(`{"sku":"TEE-1","size":"M","quantity":2}`)
+	p := json.RawMessage("{\"sku\":\"TEE-1\",\"size\":\"M\",\"quantity\":2,\"note\":\"<b>&amp; \u2028\"}")
 	for _, o := range []consumer.Order{
 		{ID: "s-1-abc", Sale: "s", BuyerID: "alice", AdmittedAt: time.Now(), Payload: p},
 		{ID: "s-2-abc", Sale: "s", BuyerID: "bob", AdmittedAt: time.Now()},

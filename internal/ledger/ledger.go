@@ -189,7 +189,7 @@ func (l *Ledger) stream(ctx context.Context, sale string) (jetstream.Stream, err
 // ErrSoldOut, an *AlreadyOrderedError, or an error matching ErrUnavailable
 // when the order's fate is not known to be stored.
 func (l *Ledger) Place(ctx context.Context, o Order, msgID string) (id OrderID, duplicate bool, err error) {
-	data, err := json.Marshal(o)
+	data, err := o.encode()
 	if err != nil {
 		return OrderID{}, false, fmt.Errorf("ledger: encode order: %w", err)
 	}

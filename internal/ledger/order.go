@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/base64"
@@ -26,9 +27,24 @@ type Order struct {
 	// their slot back (see BuyerRoundSubject); 0 for a first order.
 	Round int `json:"round,omitempty"`
 	// Payload is the shop's own JSON object sent with the order (item,
-	// size, quantity…), compacted; opaque to sluice, handed to the
-	// backend unchanged. Orders with one are decoded by encoding/json.
+	// size, quantity…), in the canonical form of package payload; opaque
+	// to sluice, handed to the backend as it is. Orders with one are
+	// decoded by encoding/json.
 	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// encode is the order as the ledger stores it: JSON with the payload
+// byte for byte as the gate made it. json.Marshal would write <, > and &
+// in it as \u003c…: the same value, but not the bytes a retry's payload
+// is compared with, nor the canonical form the backends are promised.
+func (o Order) encode() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(o); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // OrderID names an order: its sale, its sequence in the sale's stream and a

@@ -81,7 +81,7 @@ func FuzzDecodeOrder(f *testing.F) {
 		{Sale: "s1", BuyerID: "bü", IdempotencyKey: "k-1", Token: "t", AdmittedAt: at.In(time.FixedZone("", 3600))},
 		{Sale: "s", BuyerID: `quote"and\back`, Token: "t", AdmittedAt: at},
 	} {
-		b, err := json.Marshal(o)
+		b, err := o.encode()
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func FuzzDecodeOrder(f *testing.F) {
 
 func TestDecodeOrderTakesTheLedgerPayload(t *testing.T) {
 	o := Order{Sale: "s1", BuyerID: "b1", IdempotencyKey: "k", Token: "5tq3xzd0y7k2a", AdmittedAt: time.Now().UTC()}
-	b, _ := json.Marshal(o)
+	b, _ := o.encode()
 	if _, ok := decodePlain(b); !ok {
 		t.Fatalf("plain decoder refused %s", b)
 	}
@@ -121,6 +121,22 @@ func TestDecodeOrderTakesTheLedgerPayload(t *testing.T) {
 	}
 	if _, err := DecodeOrder([]byte(`{"sale":`)); err == nil {
 		t.Fatal("a broken payload decoded")
+	}
+}
+
+// The ledger keeps a payload byte for byte: a retry's payload is
+// compared with it, and the backends are promised the canonical form.
+// json.Marshal wrote "a<b" as "a\u003cb".
+func TestEncodeKeepsThePayloadBytes(t *testing.T) {
+	p := "{\"note\":\"a<b>&c \u2028\",\"n\":1}"
+	o := Order{Sale: "s1", BuyerID: "b1", Token: "5tq3xzd0y7k2a", AdmittedAt: time.Now().UTC(), Payload: json.RawMessage(p)}
+	b, err := o.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeOrder(b)
+	if err != nil || string(got.Payload) != p {
+		t.Fatalf("payload %s came back as %s (%v)", p, got.Payload, err)
 	}
 }
 

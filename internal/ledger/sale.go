@@ -97,6 +97,12 @@ const (
 	MaxClaimWindow = 10 * time.Minute
 	// MaxLineLimit bounds line_limit: every gate holds the line in memory.
 	MaxLineLimit = streams.MaxLineLimit
+	// MaxCapacity bounds stock + overbook: the ledger's capacity adds the
+	// released orders to it, and every count derived from it must stay
+	// far from int64's end (9223372036854775807 + 10 wrapped negative and
+	// made a sale sold out from its creation). A billion orders is more
+	// than any one drop; a JetStream stream holds them as messages.
+	MaxCapacity = 1_000_000_000
 )
 
 // LineOpensAt is when the line starts taking buyers: LineOpens before
@@ -209,6 +215,8 @@ func (s Sale) validateFields() error {
 		return fmt.Errorf("%w: %s: stock %d is negative", ErrInvalidSale, s.Name, s.Stock)
 	case s.Overbook < 0:
 		return fmt.Errorf("%w: %s: overbook %d is negative", ErrInvalidSale, s.Name, s.Overbook)
+	case s.Stock > MaxCapacity || s.Overbook > MaxCapacity || s.Stock+s.Overbook > MaxCapacity: // each bounded first: the sum cannot wrap
+		return fmt.Errorf("%w: %s: stock + overbook must be at most %d (stock %d, overbook %d)", ErrInvalidSale, s.Name, int64(MaxCapacity), s.Stock, s.Overbook)
 	case s.PerBuyer < 0:
 		return fmt.Errorf("%w: %s: per_buyer %d is negative", ErrInvalidSale, s.Name, s.PerBuyer)
 	case s.Rate < 0 || s.Burst < 0 || s.QueueBound < 0 || s.BackendRate < 0 || s.MaxWait < 0 ||

@@ -1,8 +1,9 @@
-// Package payload checks an order's payload, the shop's own JSON object
-// (item, size, quantity, the price it showed) that sluice keeps with the
-// order and hands to the backend unchanged, against a sale's optional
-// JSON Schema (payload_schema). It does no I/O: a schema's $ref may name
-// only the schema itself, never a file or a URL.
+// Package payload decodes an order's body strictly and checks its
+// payload, the shop's own JSON object (item, size, quantity, the price it
+// showed) that sluice keeps with the order and hands to the backend in
+// canonical form, against a sale's optional JSON Schema
+// (payload_schema). It does no I/O: a schema's $ref may name only the
+// schema itself, never a file or a URL.
 package payload
 
 import (
@@ -17,7 +18,7 @@ import (
 	"golang.org/x/text/message"
 )
 
-// MaxBytes bounds a payload, compacted.
+// MaxBytes bounds a payload, in canonical form.
 const MaxBytes = 2 << 10
 
 // MaxSchemaBytes bounds a sale's payload_schema, as JSON: it is stored in
@@ -32,6 +33,8 @@ var ErrBadSchema = errors.New("payload: bad schema")
 type Schema struct {
 	sch *jsonschema.Schema
 	src string // the schema as JSON, to tell a changed one apart
+	// cost bounds checking one payload (see Cost).
+	cost float64
 	// broken, when set, refuses every payload (RefuseAll).
 	broken error
 }
@@ -44,8 +47,15 @@ func RefuseAll(err error) *Schema { return &Schema{broken: err} }
 const schemaURL = "sluice:payload_schema"
 
 // Compile compiles a sale's payload_schema; a nil or empty doc is no
-// schema (nil, nil).
-func Compile(doc map[string]any) (*Schema, error) {
+// schema (nil, nil). A schema is refused (ErrBadSchema) when it is not
+// one, names a file or URL, uses $dynamicRef or $recursiveRef, has a
+// $ref cycle that does not descend into the payload, or could cost
+// more than CostBudget to check one payload (ErrTooCostly): see cost.go.
+func Compile(doc map[string]any) (*Schema, error) { return compile(doc, CostBudget) }
+
+// compile is Compile with another budget: the tests that measure what
+// the model's units cost compile schemas over it.
+func compile(doc map[string]any, budget float64) (*Schema, error) {
 	if len(doc) == 0 {
 		return nil, nil
 	}
@@ -63,6 +73,7 @@ func Compile(doc map[string]any) (*Schema, error) {
 	}
 	c := jsonschema.NewCompiler()
 	c.UseLoader(noLoader{})
+	c.UseRegexpEngine(compilePattern)
 	if err := c.AddResource(schemaURL, v); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSchema, err)
 	}
@@ -70,7 +81,24 @@ func Compile(doc map[string]any) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSchema, err)
 	}
-	return &Schema{sch: sch, src: string(raw)}, nil
+	prepare(sch)
+	bound, an, err := price(sch)
+	switch {
+	case err != nil:
+		return nil, err
+	case bound > budget:
+		return nil, costly(bound, an)
+	}
+	return &Schema{sch: sch, src: string(raw), cost: bound}, nil
+}
+
+// Cost is the most checking one payload against s can cost, in the
+// units of CostBudget (see cost.go).
+func (s *Schema) Cost() float64 {
+	if s == nil {
+		return 0
+	}
+	return s.cost
 }
 
 // Same reports whether s was compiled from doc: a gate recompiles a
@@ -102,24 +130,21 @@ type Violation struct {
 
 func (v *Violation) Error() string { return v.Path + ": " + v.Message }
 
-// Check validates a payload (a compacted JSON object, or nil when the
-// order has none) against s. An order without a payload is checked as
-// an empty object, so that a schema's required properties hold.
-func (s *Schema) Check(p []byte) *Violation {
+// Check validates a payload, the value tree Decode made of it (nil when
+// the order has none), against s: the very tree whose canonical bytes
+// the ledger keeps. An order without a payload is checked as an empty
+// object, so that a schema's required properties hold.
+func (s *Schema) Check(p map[string]any) *Violation {
 	if s == nil {
 		return nil
 	}
 	if s.broken != nil {
 		return &Violation{Path: "/payload", Message: "this gate cannot check the sale's payload_schema: " + s.broken.Error()}
 	}
-	if len(p) == 0 {
-		p = []byte("{}")
+	if p == nil {
+		p = map[string]any{}
 	}
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(p))
-	if err != nil {
-		return &Violation{Path: "/payload", Message: "not JSON"}
-	}
-	err = s.sch.Validate(v)
+	err := s.sch.Validate(p)
 	if err == nil {
 		return nil
 	}
@@ -138,20 +163,31 @@ func (s *Schema) Check(p []byte) *Violation {
 	return &Violation{Path: path, Message: ve.ErrorKind.LocalizedString(message.NewPrinter(language.English))}
 }
 
-// Canonical checks that raw is a JSON object of at most MaxBytes once
-// compacted, and returns it compacted: the form kept in the ledger and
-// compared when an Idempotency-Key comes back.
-func Canonical(raw []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
+// Object takes a payload decoded within an order body (a Member of
+// Decode's Doc): it must be a JSON object of at most MaxBytes in
+// canonical form. It returns the object, the tree Check takes.
+func Object(v any, canonical []byte) (map[string]any, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
 		return nil, errors.New("payload must be a JSON object")
 	}
-	b := buf.Bytes()
-	if len(b) == 0 || b[0] != '{' {
-		return nil, errors.New("payload must be a JSON object")
+	if len(canonical) > MaxBytes {
+		return nil, fmt.Errorf("payload is %d bytes in canonical form; at most %d", len(canonical), MaxBytes)
 	}
-	if len(b) > MaxBytes {
-		return nil, fmt.Errorf("payload is %d bytes; at most %d", len(b), MaxBytes)
+	return m, nil
+}
+
+// Parse decodes a payload given alone, as Decode does (at most MaxDepth
+// levels), and takes it as Object does. It returns the tree and its
+// canonical bytes.
+func Parse(raw []byte) (map[string]any, []byte, error) {
+	doc, err := Decode(raw, MaxDepth)
+	if err != nil {
+		return nil, nil, err
 	}
-	return b, nil
+	m, err := Object(doc.Value, doc.Canonical)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, doc.Canonical, nil
 }
