@@ -33,6 +33,7 @@ import (
 	"sluice/internal/buyertoken"
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
+	"sluice/internal/periodic"
 )
 
 // Config is everything `sluice serve` is told. Zero values mean the
@@ -200,9 +201,9 @@ type Server struct {
 	ledger  *ledger.Ledger
 	gate    *admission.Gate
 	watcher *ledger.Watcher
-	indexer *loop // sold-out sales' orders into the gate's memory
-	prober  *loop // the store, while the ledger refuses writes
-	pacer   *loop // the waiting rooms' draw and pace
+	indexer *periodic.Loop // sold-out sales' orders into the gate's memory
+	prober  *periodic.Loop // the store, while the ledger refuses writes
+	pacer   *periodic.Loop // the waiting rooms' draw and pace
 	rooms   *ledger.Rooms
 	tokens  *buyertoken.Verifier // the shop's buyer tokens, when set
 	// probeFails counts the probes in a row that failed other than by a
@@ -217,7 +218,7 @@ type Server struct {
 	// logged; the refresh goroutine owns it.
 	raiseWarned time.Time
 	console     *console
-	sampler     *loop // the console's figures, once a second
+	sampler     *periodic.Loop // the console's figures, once a second
 	tracker     *orderstatus.Tracker
 	backend     consumer.Backend
 	drainer     *consumer.Drainer
@@ -764,9 +765,9 @@ func (s *Server) closeBackground(ctx context.Context) error {
 	if s.drainer != nil {
 		err = s.drainer.Stop(ctx)
 	}
-	for _, l := range []*loop{s.indexer, s.prober, s.sampler, s.pacer} {
+	for _, l := range []*periodic.Loop{s.indexer, s.prober, s.sampler, s.pacer} {
 		if l != nil {
-			l.stop()
+			l.Stop()
 		}
 	}
 	if s.rooms != nil {
