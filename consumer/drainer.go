@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
+	"sluice/limiter"
 )
 
 // DeadLetterStream holds the orders the drain gave up on, on subjects
@@ -460,28 +460,15 @@ func (d *Drainer) process(sd *saleDrain, msgs []jetstream.Msg) time.Duration {
 	return d.backoff(items[0].meta.NumDelivered)
 }
 
+// paceWindow is the burst of a pace: a twentieth of a second of orders,
+// so that in any second the backend sees at most 5% more than the rate.
+const paceWindow = time.Second / 20
+
 // newPace is a limiter of r orders per second, or none (rate.Inf) for 0.
-func newPace(r float64) *rate.Limiter {
-	l := rate.NewLimiter(rate.Inf, 1)
-	setPace(l, r)
-	return l
-}
+func newPace(r float64) *rate.Limiter { return limiter.NewRate(r, limiter.Burst(r, paceWindow)) }
 
-// setPace changes a pace: its burst is a twentieth of a second of
-// orders, so that in any second the backend sees at most 5% more than r.
-func setPace(l *rate.Limiter, r float64) {
-	if r <= 0 {
-		l.SetLimit(rate.Inf)
-		return
-	}
-	if l.Limit() == rate.Limit(r) {
-		return
-	}
-	l.SetBurst(paceBurst(r))
-	l.SetLimit(rate.Limit(r))
-}
-
-func paceBurst(r float64) int { return max(1, int(math.Ceil(r/20))) }
+// setPace changes a pace to r orders per second, or none for 0.
+func setPace(l *rate.Limiter, r float64) { limiter.SetRate(l, r, limiter.Burst(r, paceWindow)) }
 
 // batchSize is how many orders a worker fetches: Batch, or less when a
 // pace would not let that many through at once.
