@@ -31,6 +31,7 @@ import (
 	"sluice/consumer"
 	"sluice/internal/broker"
 	"sluice/internal/buyertoken"
+	"sluice/internal/drain"
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
 	"sluice/internal/periodic"
@@ -90,7 +91,7 @@ type Config struct {
 	// Backend names where orders drain to (see openBackend); empty means
 	// SQLite at <data-dir>/orders.db.
 	Backend string
-	Drain   consumer.Config
+	Drain   drain.Config
 
 	Gate admission.Config
 	// BuyerToken verifies the shop's buyer tokens (--buyer-token-*).
@@ -221,7 +222,7 @@ type Server struct {
 	sampler     *periodic.Loop // the console's figures, once a second
 	tracker     *orderstatus.Tracker
 	backend     consumer.Backend
-	drainer     *consumer.Drainer
+	drainer     *drain.Drainer
 	api         *fasthttp.Server
 	ops         *http.Server
 	apiLn       net.Listener
@@ -438,42 +439,6 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	return s, nil
 }
 
-func (s *Server) startDrain(ctx context.Context) error {
-	dc := s.cfg.Drain
-	if dc.Logger == nil {
-		dc.Logger = s.log
-	}
-	workers := dc.Workers
-	if workers <= 0 {
-		workers = 4
-	}
-	b, db, err := openBackend(ctx, s.cfg.Backend, s.cfg.DataDir, workers, dc.BackendTimeout)
-	if err != nil {
-		return err
-	}
-	s.backend = b
-	// From here on, the backend as the drain records it, without
-	// secrets: for the start log, the console and sluice status.
-	s.cfg.Backend = b.Describe()
-	if db != nil {
-		s.reg.MustRegister(collectors.NewDBStatsCollector(db, "orders"))
-	}
-	rec, err := retry(ctx, func(ctx context.Context) (*orderstatus.Recorder, error) {
-		return orderstatus.OpenRecorder(ctx, s.ledger.JetStream(), s.cfg.Replicas)
-	})
-	if err != nil {
-		return err
-	}
-	if s.gate != nil {
-		s.gate.SetOrderCanceller(func(ctx context.Context, id ledger.OrderID, buyer string) (time.Time, error) {
-			return cancelOrder(ctx, b, rec, id, buyer)
-		})
-	}
-	s.drainer = consumer.New(s.ledger, rec, b, dc, consumer.NewMetrics(s.reg))
-	_, err = retry(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.drainer.Start(ctx) })
-	return err
-}
-
 func (s *Server) serve(srv *http.Server, ln net.Listener) {
 	s.wg.Add(1)
 	go func() {
@@ -642,7 +607,7 @@ func (s *Server) NATSURL() string { return s.broker.ClientURL() }
 func (s *Server) APIHandler() fasthttp.RequestHandler { return s.api.Handler }
 
 // Drainer is the drain running in this process, or nil.
-func (s *Server) Drainer() *consumer.Drainer { return s.drainer }
+func (s *Server) Drainer() *drain.Drainer { return s.drainer }
 
 // Backend is the drain's backend, or nil.
 func (s *Server) Backend() consumer.Backend { return s.backend }
@@ -687,23 +652,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Info("sluice " + s.cfg.command() + " stopped")
 	})
 	return s.shutErr
-}
-
-// cancelOrder cancels a confirmed order in the backend, when it can (the
-// SQL backends: the row and the item, in one transaction), and then in the
-// decisions stream, once whatever is retried: the order reads cancelled
-// and its slot goes back to the sale. The backend first, so that the slot
-// is never sold again while the backend still counts the order.
-func cancelOrder(ctx context.Context, b consumer.Backend, rec *orderstatus.Recorder, id ledger.OrderID, buyer string) (time.Time, error) {
-	if c, ok := b.(consumer.Canceller); ok {
-		if _, err := c.Cancel(ctx, consumer.Order{ID: id.String(), Sale: id.Sale, BuyerID: buyer, Seq: id.Seq}); err != nil {
-			return time.Time{}, err
-		}
-	}
-	d := orderstatus.Decision{Sale: id.Sale, At: time.Now().UTC(),
-		Cancelled: []orderstatus.Outcome{{Seq: id.Seq, Reason: "cancelled", Buyer: buyer}}}
-	stored, err := rec.RecordOnce(ctx, d, "cancel-"+id.String())
-	return stored.At, err
 }
 
 // refreshed takes each refresh of the sale states: the gate follows them,
