@@ -24,7 +24,7 @@ func (s *Server) startDrain(ctx context.Context) error {
 	if workers <= 0 {
 		workers = 4
 	}
-	b, db, err := openBackend(ctx, s.cfg.Backend, s.cfg.DataDir, workers, dc.BackendTimeout)
+	b, db, err := openBackend(ctx, s.cfg.Backend, backendOptions{dataDir: s.cfg.DataDir, workers: workers, callTimeout: dc.BackendTimeout})
 	if err != nil {
 		return err
 	}
