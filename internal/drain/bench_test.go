@@ -30,7 +30,7 @@ import (
 // with the same durability settings. Run them together, with a fixed
 // count so both move the same rows:
 //
-//	go test -run XXX -bench 'Drain|RawInsert' -benchtime 200000x ./consumer
+//	go test -run XXX -bench 'Drain|RawInsert' -benchtime 200000x ./internal/drain
 //
 // or bench/drain.sh, which alternates rounds and prints the median ratio.
 const benchBatch = 100
