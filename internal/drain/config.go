@@ -11,7 +11,7 @@ import (
 type Config struct {
 	// Workers bounds the backend calls under way at once, across all
 	// sales. Each sale runs twice this many fetchers, and its consumer's
-	// MaxAckPending is 2 × Workers × Batch. Default 4.
+	// MaxAckPending is 2 × Workers × Batch. Default DefaultWorkers.
 	Workers int
 	// Batch is the most orders fetched and committed together; default 100.
 	Batch int
@@ -48,9 +48,14 @@ type Config struct {
 	afterCommit func([]consumer.Order) bool
 }
 
+// DefaultWorkers is the bound on backend calls under way when
+// Config.Workers is zero; whoever opens the backend sizes its pool or its
+// concurrency for as many.
+const DefaultWorkers = 4
+
 func (c *Config) defaults() {
 	if c.Workers <= 0 {
-		c.Workers = 4
+		c.Workers = DefaultWorkers
 	}
 	if c.Batch <= 0 {
 		c.Batch = 100

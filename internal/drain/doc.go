@@ -10,13 +10,14 @@
 // record of a batch's decisions in the decisions stream
 // (internal/orderstatus) and the acks (commit.go); retries with backoff
 // and the backend's health (retry.go); the dead-letter stream SLUICE_DEAD
-// (deadletter.go); its metrics (metrics.go).
+// (deadletter.go); an order's cancellation, in the backend and then in
+// the decisions stream (cancel.go); its metrics (metrics.go).
 //
 // It never: answers a buyer, decides an order itself (the backend does),
-// opens a backend (its owner does, internal/serve, which also cancels
-// orders), changes a sale, or drops an order: every order fetched is
-// acked, terminated, dead-lettered, or left unacked
-// for JetStream to redeliver.
+// opens or chooses a backend (its owner does: internal/serve, by the
+// table of backend kinds), changes a sale, or drops an order: every
+// order fetched is acked, terminated, dead-lettered, or left unacked for
+// JetStream to redeliver.
 //
 // The invariants it keeps:
 //
