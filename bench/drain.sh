@@ -11,11 +11,11 @@ cd "$(dirname "$0")/.."
 BACKEND=${BACKEND:-SQLite} ORDERS=${ORDERS:-200000} ROUNDS=${ROUNDS:-5}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-go test -c -o "$tmp/consumer.test" ./consumer
+go test -c -o "$tmp/drain.test" ./internal/drain
 echo "drain vs raw batched insert into $BACKEND, $ORDERS orders each, $ROUNDS rounds"
 ds=() rs=() qs=()
 for i in $(seq "$ROUNDS"); do
-  out=$(cd consumer && "$tmp/consumer.test" -test.run XXX -test.bench "^Benchmark(Drain|RawInsert)$BACKEND\$" -test.benchtime "${ORDERS}x")
+  out=$(cd internal/drain && "$tmp/drain.test" -test.run XXX -test.bench "^Benchmark(Drain|RawInsert)$BACKEND\$" -test.benchtime "${ORDERS}x")
   d=$(awk '/^BenchmarkDrain/ {for (i = 1; i < NF; i++) if ($(i+1) == "orders/s") print $i}' <<<"$out")
   r=$(awk '/^BenchmarkRawInsert/ {for (i = 1; i < NF; i++) if ($(i+1) == "orders/s") print $i}' <<<"$out")
   q=$(awk -v d="$d" -v r="$r" 'BEGIN{printf "%.3f", d/r}')

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"slices"
 	"time"
 )
@@ -97,8 +96,10 @@ type PacedEachCall interface {
 
 type paceKey struct{}
 
-// withPace hands a backend the drain's pace for the orders of one batch.
-func withPace(ctx context.Context, wait func(context.Context) error) context.Context {
+// WithPace is how the drain hands a PacedEachCall backend its pace for
+// the orders of one batch: wait blocks until one more order may go, and
+// PaceOrder calls it.
+func WithPace(ctx context.Context, wait func(context.Context) error) context.Context {
 	return context.WithValue(ctx, paceKey{}, wait)
 }
 
@@ -117,10 +118,6 @@ const (
 	ReasonSoldOut        = "sold_out"
 	ReasonAlreadyOrdered = "already_ordered"
 )
-
-// ErrBadResults is returned when a backend answers a batch with a wrong
-// number of results.
-var ErrBadResults = errors.New("consumer: backend returned a result count that does not match the batch")
 
 // BySale groups orders by sale, each group sorted by ledger sequence, the
 // order in which a backend hands out stock.

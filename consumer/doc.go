@@ -1,24 +1,21 @@
-// Package consumer drains each sale's JetStream stream into a backend at
-// the pace the backend takes, exactly once per order in effect.
+// Package consumer is the contract between sluice's drain and a backend,
+// the store an admitted order ends up in: the Backend interface, the
+// optional capabilities a backend may have (EachCallBounded,
+// PacedEachCall, Canceller), the Order a backend receives and the Result
+// it answers, the errors a backend returns (ErrUnavailable), and the
+// helpers an implementation needs (BySale, PaceOrder, the rejection
+// reasons).
 //
-// Each sale has a durable pull consumer with explicit acks. Workers fetch
-// batches, hand each batch to the Backend in one call (one transaction for
-// the SQL backends), record the batch's decisions (one message, see
-// internal/orderstatus), and only then acknowledge: Ack for a
-// confirmation, Term for a final rejection, sent without waiting and
-// closed by one double ack (AckSync) whose answer confirms them all, since
-// JetStream processes a consumer's acks from one connection in order.
-// Each worker slot keeps two batches under way, so that one is fetched
-// or acked while the other is in the backend. A batch the backend fails
-// is retried order by order so that one poisoned order cannot hold
-// the others back; a failing order is redelivered with exponential
-// backoff and jitter, and once MaxDeliver of its attempts failed while the
-// backend was deciding other orders, it is published to the dead-letter
-// stream with its reason and delivery count and terminated. An outage of
-// the whole backend pauses the workers instead and dead-letters nothing.
+// The implementations are its subpackages: consumer/sqlite (embedded),
+// consumer/postgres and consumer/httpbackend (an existing purchase
+// endpoint). The drain that feeds them (internal/drain) and the table of
+// backend kinds --backend names (internal/serve) are not here: this
+// package imports nothing of sluice's own, and a new kind of backend is a
+// package implementing Backend and one row in that table.
 //
-// Redelivery is normal (a worker or process can die between the commit
-// and the ack), so backends must be idempotent: the order id is the key.
-// No more than Workers backend calls run at once, whatever the number of
-// sales or the backlog.
+// What a backend promises: Commit is idempotent, since redelivery is
+// normal (a worker or process can die between the commit and the ack).
+// The order id is the key: an order committed before gets the same result
+// again and changes nothing. Stock is handed out in ledger order (Seq)
+// and never below zero; a buyer holds at most PerBuyer orders of a sale.
 package consumer

@@ -2,17 +2,16 @@ package ledger
 
 import (
 	"context"
-	"sync"
 	"time"
+
+	"sluice/internal/periodic"
 )
 
 // Watcher polls the ledger's sale states in the background and hands each
 // round to a callback, so request paths read cached counts and never ask
 // JetStream. Stop ends it.
 type Watcher struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
+	loop *periodic.Loop
 }
 
 // Watch starts polling States every interval, calling fn with each result
@@ -21,9 +20,7 @@ type Watcher struct {
 // before Watch returns, so callers start with a full picture when JetStream
 // answers.
 func (l *Ledger) Watch(ctx context.Context, every time.Duration, fn func(read time.Time, states []SaleState, err error)) *Watcher {
-	ctx, cancel := context.WithCancel(ctx)
-	w := &Watcher{cancel: cancel, done: make(chan struct{})}
-	round := func() {
+	round := func(ctx context.Context) {
 		rctx, rcancel := context.WithTimeout(ctx, every*4+time.Second)
 		defer rcancel()
 		read := time.Now()
@@ -33,26 +30,10 @@ func (l *Ledger) Watch(ctx context.Context, every time.Duration, fn func(read ti
 		}
 		fn(read, st, err)
 	}
-	round()
-	go func() {
-		defer close(w.done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				round()
-			}
-		}
-	}()
-	return w
+	round(ctx)
+	return &Watcher{loop: periodic.Every(ctx, every, round)}
 }
 
 // Stop ends the polling and returns when the goroutine has exited. It is
 // safe to call more than once.
-func (w *Watcher) Stop() {
-	w.once.Do(w.cancel)
-	<-w.done
-}
+func (w *Watcher) Stop() { w.loop.Stop() }

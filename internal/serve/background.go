@@ -7,37 +7,14 @@ import (
 	"time"
 
 	"sluice/internal/ledger"
+	"sluice/internal/periodic"
 )
 
-// loop runs fn every interval in one goroutine until stop is called;
-// stop returns when the goroutine has exited.
-type loop struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func every(interval time.Duration, fn func(ctx context.Context)) *loop {
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &loop{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				fn(ctx)
-			}
-		}
-	}()
-	return l
-}
-
-func (l *loop) stop() {
-	l.cancel()
-	<-l.done
+// every runs fn every interval in a goroutine of its own, with a context
+// that its Stop cancels, not the start's: background work outlives Start
+// and ends at the shutdown.
+func every(interval time.Duration, fn func(ctx context.Context)) *periodic.Loop {
+	return periodic.Every(context.Background(), interval, fn)
 }
 
 // indexSoldOut reads the orders of each sold-out sale into the gate's

@@ -9,10 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
-
 	"sluice/admission"
-	"sluice/consumer/httpbackend"
 	"sluice/internal/broker"
 	"sluice/internal/buyertoken"
 	"sluice/overflow"
@@ -230,23 +227,8 @@ func (c Config) checkDrain() error {
 		return nil
 	}
 	var errs []error
-	spec := c.Backend
-	switch {
-	case spec == "":
-	case strings.HasPrefix(spec, "sqlite:"), strings.HasSuffix(spec, ".db"), strings.HasSuffix(spec, ".sqlite"):
-		if strings.TrimPrefix(strings.TrimPrefix(spec, "sqlite:"), "//") == "" {
-			errs = append(errs, settingf("backend", "%q: want a SQLite file's path", spec))
-		}
-	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
-		if _, err := pgx.ParseConfig(spec); err != nil {
-			errs = append(errs, settingf("backend", "postgres: %w", err))
-		}
-	case strings.HasPrefix(spec, "http://"), strings.HasPrefix(spec, "https://"):
-		if _, err := httpbackend.New(httpbackend.Config{URL: spec}); err != nil {
-			errs = append(errs, settingErr("backend", err))
-		}
-	default:
-		errs = append(errs, settingf("backend", "%q: want a SQLite path, postgres://… or http(s)://…", spec))
+	if err := checkBackend(c.Backend); err != nil {
+		errs = append(errs, settingErr("backend", err))
 	}
 	for _, n := range []struct {
 		setting string

@@ -28,8 +28,10 @@ import (
 	"sluice/consumer"
 	"sluice/internal/broker"
 	"sluice/internal/buyertoken"
+	"sluice/internal/drain"
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
+	"sluice/internal/periodic"
 	"sluice/internal/waitingroom"
 )
 
@@ -87,7 +89,7 @@ type Config struct {
 	// Backend names where orders drain to (see openBackend); empty means
 	// SQLite at <data-dir>/orders.db.
 	Backend string
-	Drain   consumer.Config
+	Drain   drain.Config
 
 	Gate admission.Config
 	// BuyerToken verifies the shop's buyer tokens (--buyer-token-*).
@@ -198,9 +200,9 @@ type Server struct {
 	ledger  *ledger.Ledger
 	gate    *admission.Gate
 	watcher *ledger.Watcher
-	indexer *loop // sold-out sales' orders into the gate's memory
-	prober  *loop // the store, while the ledger refuses writes
-	pacer   *loop // the waiting rooms' draw and pace
+	indexer *periodic.Loop // sold-out sales' orders into the gate's memory
+	prober  *periodic.Loop // the store, while the ledger refuses writes
+	pacer   *periodic.Loop // the waiting rooms' draw and pace
 	js      jetstream.JetStream
 	// roomStore, rooms and pace are the waiting rooms: their records,
 	// this gate's copies of them, and their pace.
@@ -220,11 +222,10 @@ type Server struct {
 	// logged; the refresh goroutine owns it.
 	raiseWarned time.Time
 	console     *console
-	sampler     *loop // the console's figures, once a second
+	sampler     *periodic.Loop // the console's figures, once a second
 	tracker     *orderstatus.Tracker
-	recorder    *orderstatus.Recorder // the drain's decisions
 	backend     consumer.Backend
-	drainer     *consumer.Drainer
+	drainer     *drain.Drainer
 	api         *fasthttp.Server
 	ops         *http.Server
 	apiLn       net.Listener
@@ -454,7 +455,7 @@ func (s *Server) NATSURL() string { return s.broker.ClientURL() }
 func (s *Server) APIHandler() fasthttp.RequestHandler { return s.api.Handler }
 
 // Drainer is the drain running in this process, or nil.
-func (s *Server) Drainer() *consumer.Drainer { return s.drainer }
+func (s *Server) Drainer() *drain.Drainer { return s.drainer }
 
 // Backend is the drain's backend, or nil.
 func (s *Server) Backend() consumer.Backend { return s.backend }
@@ -502,23 +503,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Info("sluice " + s.cfg.command() + " stopped")
 	})
 	return s.shutErr
-}
-
-// cancelOrder cancels a confirmed order in the backend, when it can (the
-// SQL backends: the row and the item, in one transaction), and then in the
-// decisions stream, once whatever is retried: the order reads cancelled
-// and its slot goes back to the sale. The backend first, so that the slot
-// is never sold again while the backend still counts the order.
-func cancelOrder(ctx context.Context, b consumer.Backend, rec *orderstatus.Recorder, id ledger.OrderID, buyer string) (time.Time, error) {
-	if c, ok := b.(consumer.Canceller); ok {
-		if _, err := c.Cancel(ctx, consumer.Order{ID: id.String(), Sale: id.Sale, BuyerID: buyer, Seq: id.Seq}); err != nil {
-			return time.Time{}, err
-		}
-	}
-	d := orderstatus.Decision{Sale: id.Sale, At: time.Now().UTC(),
-		Cancelled: []orderstatus.Outcome{{Seq: id.Seq, Reason: "cancelled", Buyer: buyer}}}
-	stored, err := rec.RecordOnce(ctx, d, "cancel-"+id.String())
-	return stored.At, err
 }
 
 // refreshed takes each refresh of the sale states: the gate follows them,
@@ -580,9 +564,9 @@ func (s *Server) closeBackground(ctx context.Context) error {
 	if s.drainer != nil {
 		err = s.drainer.Stop(ctx)
 	}
-	for _, l := range []*loop{s.indexer, s.prober, s.sampler, s.pacer} {
+	for _, l := range []*periodic.Loop{s.indexer, s.prober, s.sampler, s.pacer} {
 		if l != nil {
-			l.stop()
+			l.Stop()
 		}
 	}
 	if s.rooms != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"sluice/admission"
-	"sluice/consumer"
 	"sluice/internal/broker"
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
@@ -51,7 +50,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.startDecisions, // the drain's decisions, followed (a gate)
 		s.openLedger,     // the sales' streams, and the waiting rooms' records
 		s.provision,      // the sales of the configuration
-		s.openBackend,    // the backend and the decisions' recorder (a drain)
+		s.openDrain,      // the backend and the drain into it, not started
 		s.openRooms,      // the waiting rooms, read before the gate answers
 		s.buildGate,      // the gate, built whole
 		s.startLoops,     // the refresher, the sold-out index, the prober, the pacer
@@ -161,33 +160,6 @@ func (s *Server) openLedger(context.Context) error {
 	return nil
 }
 
-// openBackend opens the drain's backend and the recorder of its
-// decisions, before the gate: the gate cancels orders through them.
-func (s *Server) openBackend(ctx context.Context) error {
-	if s.cfg.NoDrain {
-		return nil
-	}
-	workers := s.cfg.Drain.Workers
-	if workers <= 0 {
-		workers = 4
-	}
-	b, db, err := openBackend(ctx, s.cfg.Backend, s.cfg.DataDir, workers, s.cfg.Drain.BackendTimeout)
-	if err != nil {
-		return err
-	}
-	s.backend = b
-	// From here on, the backend as the drain records it, without
-	// secrets: for the start log, the console and sluice status.
-	s.cfg.Backend = b.Describe()
-	if db != nil {
-		s.reg.MustRegister(collectors.NewDBStatsCollector(db, "orders"))
-	}
-	s.recorder, err = retry(ctx, func(ctx context.Context) (*orderstatus.Recorder, error) {
-		return orderstatus.OpenRecorder(ctx, s.js, s.cfg.Replicas)
-	})
-	return err
-}
-
 // openRooms reads the waiting rooms before the gate serves, as the
 // decisions are: its first answers know the lines.
 func (s *Server) openRooms(ctx context.Context) error {
@@ -207,11 +179,8 @@ func (s *Server) buildGate(context.Context) (err error) {
 	}
 	d := admission.Deps{Ledger: s.ledger, Metrics: admission.NewMetrics(s.reg), Status: s.tracker,
 		Confirmed: s.tracker, Rooms: s.rooms, RoomStore: s.roomStore}
-	if s.backend != nil {
-		b, rec := s.backend, s.recorder
-		d.Canceller = func(ctx context.Context, id ledger.OrderID, buyer string) (time.Time, error) {
-			return cancelOrder(ctx, b, rec, id, buyer)
-		}
+	if s.drainer != nil {
+		d.Canceller = s.drainer.Cancel
 	}
 	if s.gate, err = admission.New(s.cfg.Gate, d); err != nil {
 		return fmt.Errorf("%s: %w", s.cfg.command(), err)
@@ -239,19 +208,6 @@ func (s *Server) startLoops(ctx context.Context) error {
 	s.pace.Pace(ctx)
 	s.pacer = every(s.cfg.Refresh, s.pace.Pace)
 	return nil
-}
-
-func (s *Server) startDrain(ctx context.Context) error {
-	if s.cfg.NoDrain {
-		return nil
-	}
-	dc := s.cfg.Drain
-	if dc.Logger == nil {
-		dc.Logger = s.log
-	}
-	s.drainer = consumer.New(s.ledger, s.recorder, s.backend, dc, consumer.NewMetrics(s.reg))
-	_, err := retry(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.drainer.Start(ctx) })
-	return err
 }
 
 func (s *Server) serveOps(ctx context.Context) error {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"sluice/internal/series"
 )
 
 // certificate is the public listener's TLS certificate, read from its two
@@ -41,8 +43,7 @@ func newCertificate(certFile, keyFile string, reg prometheus.Registerer, log *sl
 			Help: "Reloads of the public listener's TLS certificate (SIGHUP), by outcome: ok, or error (the old certificate stays).",
 		}, []string{"outcome"}),
 	}
-	c.reloads.WithLabelValues("ok")
-	c.reloads.WithLabelValues("error")
+	series.AtZero(c.reloads, "ok", "error")
 	if err := c.load(); err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package consumer_test
+package drain_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"sluice/consumer"
+	"sluice/internal/drain"
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/pgtest"
@@ -200,7 +201,7 @@ func TestCrashAfterCommitBeforeAck(t *testing.T) {
 	var crashes atomic.Int64
 	cfg := fast(gatetest.Config(t, ledger.Sale{Name: "s1", Stock: 300}))
 	cfg.Drain.AckWait = time.Second // the redelivery of the abandoned batch
-	cfg.Drain = consumer.WithAfterCommit(cfg.Drain, func(orders []consumer.Order) bool {
+	cfg.Drain = drain.WithAfterCommit(cfg.Drain, func(orders []consumer.Order) bool {
 		return crashes.Add(1) > 3 // the first three batches "crash"
 	})
 	srv := gatetest.Start(t, cfg)

@@ -1,4 +1,4 @@
-package consumer_test
+package drain_test
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"sluice/consumer"
 	"sluice/consumer/sqlite"
+	"sluice/internal/drain"
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
@@ -46,8 +46,8 @@ func TestDrainWarnsWhenTheBackendChanges(t *testing.T) {
 		defer be.Close()
 		log, lines := gatetest.CaptureLog(t)
 		reg := prometheus.NewRegistry()
-		d := consumer.New(srv.Ledger(), status, be,
-			consumer.Config{Discover: 50 * time.Millisecond, Logger: log}, consumer.NewMetrics(reg))
+		d := drain.New(srv.Ledger(), status, be,
+			drain.Config{Discover: 50 * time.Millisecond, Logger: log}, drain.NewMetrics(reg))
 		if err := d.Start(ctx); err != nil {
 			t.Fatal(err)
 		}

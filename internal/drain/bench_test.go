@@ -1,4 +1,4 @@
-package consumer_test
+package drain_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"sluice/consumer"
 	"sluice/consumer/postgres"
 	"sluice/consumer/sqlite"
+	"sluice/internal/drain"
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
@@ -29,7 +30,7 @@ import (
 // with the same durability settings. Run them together, with a fixed
 // count so both move the same rows:
 //
-//	go test -run XXX -bench 'Drain|RawInsert' -benchtime 200000x ./consumer
+//	go test -run XXX -bench 'Drain|RawInsert' -benchtime 200000x ./internal/drain
 //
 // or bench/drain.sh, which alternates rounds and prints the median ratio.
 const benchBatch = 100
@@ -60,9 +61,9 @@ func benchDrain(b *testing.B, backend consumer.Backend) {
 		b.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	d := consumer.New(srv.Ledger(), status, backend,
-		consumer.Config{Batch: benchBatch, Discover: 50 * time.Millisecond, Logger: gatetest.Logger(b)},
-		consumer.NewMetrics(reg))
+	d := drain.New(srv.Ledger(), status, backend,
+		drain.Config{Batch: benchBatch, Discover: 50 * time.Millisecond, Logger: gatetest.Logger(b)},
+		drain.NewMetrics(reg))
 	b.ResetTimer()
 	var ru0 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)

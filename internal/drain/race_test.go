@@ -1,6 +1,6 @@
 //go:build race
 
-package consumer_test
+package drain_test
 
 // raceEnabled: the race detector makes goroutine stacks and heap objects
 // larger, so memory bounds allow for it.

@@ -1,5 +1,5 @@
 //go:build !race
 
-package consumer_test
+package drain_test
 
 const raceEnabled = false

@@ -1,4 +1,4 @@
-package consumer_test
+package drain_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"sluice/consumer"
+	"sluice/internal/drain"
 	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 )
@@ -238,7 +239,7 @@ func TestPoisonOrderIsDeadLettered(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	js := srv.Ledger().JetStream()
-	dead, err := js.Stream(ctx, consumer.DeadLetterStream)
+	dead, err := js.Stream(ctx, drain.DeadLetterStream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package consumer_test
+package drain_test
 
 import (
 	"net/http"

@@ -1,6 +1,11 @@
-package consumer
+package drain
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"sluice/internal/series"
+)
 
 // Metrics are the drain's Prometheus metrics.
 type Metrics struct {
@@ -30,78 +35,75 @@ const (
 
 // NewMetrics makes the drain's metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
 	m := &Metrics{
-		drained: prometheus.NewCounterVec(prometheus.CounterOpts{
+		drained: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_drain_orders_total",
 			Help: "Orders the drain finished or sent back, by sale and outcome (confirmed, rejected, retried, dead_lettered).",
 		}, []string{"sale", "outcome"}),
-		backend: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		backend: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_drain_backend_duration_seconds",
 			Help:    "Time of one backend call (a batch, or one order when a batch is retried order by order), by result (ok, error).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"result"}),
-		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+		batchSize: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sluice_drain_batch_size",
 			Help:    "Orders per fetched batch.",
 			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
 		}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+		inFlight: f.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_drain_workers_busy",
 			Help: "Backend calls under way.",
 		}),
-		bound: prometheus.NewGauge(prometheus.GaugeOpts{
+		bound: f.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_drain_workers_max",
 			Help: "Most backend calls that may run at once (--workers).",
 		}),
-		redelivered: prometheus.NewCounter(prometheus.CounterOpts{
+		redelivered: f.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_drain_redeliveries_total",
 			Help: "Orders received again after an earlier delivery was not acknowledged.",
 		}),
-		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+		deadLetters: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_drain_dead_letters_total",
 			Help: "Orders given up on and published to the dead-letter stream, by sale.",
 		}, []string{"sale"}),
-		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		pending: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_drain_consumer_pending",
 			Help: "Orders in the sale's stream not yet delivered to the drain.",
 		}, []string{"sale"}),
-		ackPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		ackPending: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_drain_consumer_ack_pending",
 			Help: "Orders delivered to the drain and not yet acknowledged.",
 		}, []string{"sale"}),
-		statusErrors: prometheus.NewCounter(prometheus.CounterOpts{
+		statusErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_drain_record_errors_total",
 			Help: "Failures to record a batch's decisions (its orders are then redelivered).",
 		}),
-		paceLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+		paceLimit: f.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_drain_backend_rate_limit",
 			Help: "The process's cap on orders per second sent to the backend (--backend-rate); 0 means none.",
 		}),
-		paceWait: prometheus.NewCounter(prometheus.CounterOpts{
+		paceWait: f.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_drain_pace_wait_seconds_total",
 			Help: "Time batches waited for the backend's pace (--backend-rate, a sale's backend_rate) before their call.",
 		}),
 		// A gauge, not a counter: the change is found as the drain starts,
 		// before any scrape, and a counter born at 1 shows no increase.
-		backendChanged: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		backendChanged: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_drain_backend_changed",
 			Help: "1 when this process's drain of the sale started into another backend than the one the sale's earlier orders were drained into (logged as a warning): those orders stay there.",
 		}, []string{"sale"}),
 	}
-	for _, r := range []string{"ok", "error"} {
-		m.backend.WithLabelValues(r)
-	}
-	reg.MustRegister(m.drained, m.backend, m.batchSize, m.inFlight, m.bound, m.redelivered,
-		m.deadLetters, m.pending, m.ackPending, m.statusErrors, m.paceLimit, m.paceWait, m.backendChanged)
+	series.AtZero(m.backend, "ok", "error")
 	return m
 }
 
+// initSale creates a sale's series at zero as its drain starts.
 func (m *Metrics) initSale(sale string) {
-	for _, o := range []string{outcomeConfirmed, outcomeRejected, outcomeRetried, outcomeDeadLettered} {
-		m.drained.WithLabelValues(sale, o)
-	}
-	m.deadLetters.WithLabelValues(sale)
-	m.backendChanged.WithLabelValues(sale)
-	m.pending.WithLabelValues(sale)
-	m.ackPending.WithLabelValues(sale)
+	series.AtZero(m.drained.MustCurryWith(prometheus.Labels{"sale": sale}),
+		outcomeConfirmed, outcomeRejected, outcomeRetried, outcomeDeadLettered)
+	series.AtZero(m.deadLetters, sale)
+	series.AtZero(m.backendChanged, sale)
+	series.AtZero(m.pending, sale)
+	series.AtZero(m.ackPending, sale)
 }

@@ -1,4 +1,4 @@
-package consumer_test
+package drain_test
 
 import (
 	"bufio"
@@ -417,7 +417,7 @@ func TestTenThousandWaiters(t *testing.T) {
 // fate, one order at a time, with the SQLite backend: Prefer: wait
 // against a 202 and polling its status every 100 ms (or 20 ms).
 //
-//	go test ./consumer -run '^$' -bench DecisionLatency -benchtime 100x -count 3
+//	go test ./internal/drain -run '^$' -bench DecisionLatency -benchtime 100x -count 3
 func BenchmarkDecisionLatency(b *testing.B) {
 	cfg := fast(gatetest.Config(b, ledger.Sale{Name: "lat", Stock: 1 << 30, PerBuyer: 1 << 20}))
 	srv := gatetest.Start(b, cfg)
