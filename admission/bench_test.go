@@ -10,8 +10,8 @@ import (
 
 	"sluice/admission"
 	"sluice/internal/broker"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testkit/gatetest"
 )
 
 var benchPeer = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}

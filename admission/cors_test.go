@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"sluice/admission"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testkit/gatetest"
 )
 
 const shop = "https://shop.example"

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
-	"sluice/internal/testenv"
+	"sluice/internal/testkit/gatetest"
+	"sluice/internal/testkit/testenv"
 )
 
 // TestFullDiskAnswers503AtOnce: with the store's disk full, the order

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
+	"sluice/internal/testkit/gatetest"
 )
 
 // burst sends one order per buyer, all at once, and counts answers by

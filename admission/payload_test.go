@@ -17,8 +17,8 @@ import (
 
 	_ "modernc.org/sqlite"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testkit/gatetest"
 )
 
 // orderWith posts an order with a raw body and optional headers

@@ -14,7 +14,7 @@ import (
 	"sluice/consumer"
 	"sluice/consumer/postgres"
 	"sluice/consumer/sqlite"
-	"sluice/internal/pgtest"
+	"sluice/internal/testkit/pgtest"
 )
 
 // sqlBackend is a SQL backend with its handle, for reading stock back.

@@ -11,7 +11,7 @@ import (
 	"sluice/consumer/httpbackend"
 	"sluice/consumer/postgres"
 	"sluice/consumer/sqlite"
-	"sluice/internal/pgtest"
+	"sluice/internal/testkit/pgtest"
 )
 
 // Each backend describes where its orders go, the same way however it

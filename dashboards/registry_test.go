@@ -14,10 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
-	"sluice/internal/testcert"
+	"sluice/internal/testkit/gatetest"
+	"sluice/internal/testkit/testcert"
 	"sluice/loadtest"
 )
 

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/testenv"
+	"sluice/internal/testkit/testenv"
 )
 
 // The image, built by deploy/build-image.sh with podman, holds a sluice

@@ -22,7 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
-	"sluice/internal/testbin"
+	"sluice/internal/testkit/testbin"
 )
 
 // manifests decodes every document of deploy/kubernetes/*.yaml strictly

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/gatetest"
-	"sluice/internal/pgtest"
-	"sluice/internal/testcert"
-	"sluice/internal/testenv"
+	"sluice/internal/testkit/gatetest"
+	"sluice/internal/testkit/pgtest"
+	"sluice/internal/testkit/testcert"
+	"sluice/internal/testkit/testenv"
 )
 
 // The three-gate cluster recipe (deploy/cluster/g1.yaml, g2.yaml,

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"sluice/internal/testenv"
+	"sluice/internal/testkit/testenv"
 )
 
 // The unit passes systemd-analyze verify with nothing to say: a misspelt

@@ -4,7 +4,7 @@
 // it is. TestDocs runs each document's marked blocks in order, in one
 // bash session per document, from a fresh directory standing in for the
 // checkout, with `go run ./cmd/sluice` running the binary the tests
-// share (internal/testbin). After each command the lines of "# " comments
+// share (internal/testkit/testbin). After each command the lines of "# " comments
 // right below it are the output the document shows, checked loosely:
 // a status line by its code, a header by its name, a JSON object by its
 // keys and (for values that are not made at random) their values, any
@@ -29,8 +29,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"sluice/internal/testbin"
-	"sluice/internal/testenv"
+	"sluice/internal/testkit/testbin"
+	"sluice/internal/testkit/testenv"
 )
 
 // step is one command of a block and the output the document shows.

@@ -24,7 +24,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"sluice/internal/testbin"
+	"sluice/internal/testkit/testbin"
 )
 
 // TestEveryDocumentedInvocationRuns collects every sluice command line

@@ -15,7 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"sluice/internal/browsertest"
+	"sluice/internal/testkit/browsertest"
 )
 
 func sampleReport(t *testing.T) Report {

@@ -19,8 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
-	"sluice/internal/gatetest"
-	"sluice/internal/testenv"
+	"sluice/internal/testkit/gatetest"
+	"sluice/internal/testkit/testenv"
 )
 
 func TestMain(m *testing.M) {

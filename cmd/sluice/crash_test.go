@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"sluice/consumer/sqlite"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testkit/gatetest"
 )
 
 func openSQLite(t *testing.T, path string) *sql.DB {

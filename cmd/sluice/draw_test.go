@@ -14,9 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"sluice/internal/broker"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/streams"
+	"sluice/internal/testkit/gatetest"
 	"sluice/internal/waitingroom"
 	"sluice/internal/waitingroom/line"
 	"sluice/loadtest"

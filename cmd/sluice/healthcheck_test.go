@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testkit/gatetest"
 )
 
 // sluice healthcheck says ready for a running gate, read from flags or

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/gatetest"
-	"sluice/internal/testbin"
+	"sluice/internal/testkit/gatetest"
+	"sluice/internal/testkit/testbin"
 )
 
 // binary is the sluice binary, built once for every package of the run.

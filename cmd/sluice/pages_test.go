@@ -13,10 +13,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"sluice/internal/browsertest"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
+	"sluice/internal/testkit/browsertest"
+	"sluice/internal/testkit/gatetest"
 )
 
 // sluice pages export writes the built-in pages; edited, they are a

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testkit/gatetest"
 )
 
 // rejectingShop is a purchase endpoint that refuses every 5th new order

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testkit/gatetest"
 )
 
 // sluice sale makes and changes sales of a running gate over its admin

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
+	"sluice/internal/testkit/gatetest"
 )
 
 // sluice status reads a running gate's ops listener and prints one line

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"sluice/admission"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
-	"sluice/internal/testenv"
+	"sluice/internal/testkit/gatetest"
+	"sluice/internal/testkit/testenv"
 )
 
 // purchases is a stub shop on loopback: its home page, and the purchase

@@ -12,9 +12,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"sluice/admission"
-	"sluice/internal/browsertest"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testkit/browsertest"
+	"sluice/internal/testkit/gatetest"
 )
 
 // serveShop serves shop.html at / on its own loopback origin.

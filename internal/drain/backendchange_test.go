@@ -11,9 +11,9 @@ import (
 
 	"sluice/consumer/sqlite"
 	"sluice/internal/drain"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
+	"sluice/internal/testkit/gatetest"
 )
 
 // A sale drained into one SQLite file and then by a drain into another:

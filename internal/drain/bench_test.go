@@ -17,11 +17,11 @@ import (
 	"sluice/consumer/postgres"
 	"sluice/consumer/sqlite"
 	"sluice/internal/drain"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
-	"sluice/internal/pgtest"
 	"sluice/internal/serve"
+	"sluice/internal/testkit/gatetest"
+	"sluice/internal/testkit/pgtest"
 )
 
 // The drain benchmarks admit b.N orders into a sale's ledger (not timed),

@@ -15,10 +15,10 @@ import (
 
 	"sluice/consumer"
 	"sluice/internal/drain"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
-	"sluice/internal/pgtest"
 	"sluice/internal/serve"
+	"sluice/internal/testkit/gatetest"
+	"sluice/internal/testkit/pgtest"
 )
 
 func TestMain(m *testing.M) {

@@ -16,8 +16,8 @@ import (
 
 	"sluice/consumer"
 	"sluice/internal/drain"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testkit/gatetest"
 )
 
 // shop is a real purchase endpoint on loopback: idempotent by

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
-	"sluice/internal/pgtest"
+	"sluice/internal/testkit/gatetest"
+	"sluice/internal/testkit/pgtest"
 )
 
 // Issue 27: PostgreSQL's jsonb refuses \u0000, invalid UTF-8, a lone

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testkit/gatetest"
 )
 
 // Stock 100, a backend that rejects every 5th order, and buyers who keep

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testkit/gatetest"
 )
 
 // A retry with the key of an order the drain has confirmed answers what

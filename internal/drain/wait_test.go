@@ -20,8 +20,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testkit/gatetest"
 )
 
 // orderWaiting posts an order with Prefer: wait=N.

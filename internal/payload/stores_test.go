@@ -14,7 +14,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"sluice/internal/payload"
-	"sluice/internal/pgtest"
+	"sluice/internal/testkit/pgtest"
 )
 
 // FuzzStoresAgree is the differential target between the gate's

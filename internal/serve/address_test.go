@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"sluice/admission"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
+	"sluice/internal/testkit/gatetest"
 )
 
 // line_per_address counts the tickets of a client address, IPv4 by /32

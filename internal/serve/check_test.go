@@ -10,8 +10,8 @@ import (
 
 	"sluice/admission"
 	"sluice/internal/broker"
-	"sluice/internal/gatetest"
 	"sluice/internal/serve"
+	"sluice/internal/testkit/gatetest"
 )
 
 // Config.Check refuses what Start would, each error a SettingError naming

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
-	"sluice/internal/testenv"
+	"sluice/internal/testkit/gatetest"
+	"sluice/internal/testkit/testenv"
 )
 
 func freeAddr(t *testing.T) string {

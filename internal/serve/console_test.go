@@ -14,10 +14,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"sluice/admission"
-	"sluice/internal/browsertest"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
+	"sluice/internal/testkit/browsertest"
+	"sluice/internal/testkit/gatetest"
 )
 
 // GET /status is the console's data: every sale's figures, JetStream's

@@ -16,9 +16,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
+	"sluice/internal/testkit/gatetest"
 )
 
 // shopKeys is a shop's signing keys and the JWKS it serves on loopback.

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
+	"sluice/internal/testkit/gatetest"
 )
 
 // lineFigures is what GET /v1/sales/{sale}/line says of the line.

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"sluice/admission"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testkit/gatetest"
 )
 
 // secretPayload is what a buyer's order carries and nobody else may read.

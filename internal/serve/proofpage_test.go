@@ -12,10 +12,10 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"sluice/internal/browsertest"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/proof"
+	"sluice/internal/testkit/browsertest"
+	"sluice/internal/testkit/gatetest"
 )
 
 // The join page of a line with a proof of work solves it in headless

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testkit/gatetest"
 )
 
 // scrape reads /metrics over HTTP, as Prometheus does, and returns the

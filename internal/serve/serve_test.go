@@ -14,9 +14,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
+	"sluice/internal/testkit/gatetest"
 )
 
 // noLeaks checks, when the func it returns is called, that every goroutine

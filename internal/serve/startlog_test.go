@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
+	"sluice/internal/testkit/gatetest"
 )
 
 // A start logs the gate's own lines at info, not the embedded NATS

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
-	"sluice/internal/testcert"
+	"sluice/internal/testkit/gatetest"
+	"sluice/internal/testkit/testcert"
 )
 
 // tlsClient trusts only ca and keeps one connection to the gate, so that

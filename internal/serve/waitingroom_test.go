@@ -18,11 +18,11 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"sluice/admission"
-	"sluice/internal/browsertest"
-	"sluice/internal/gatetest"
 	"sluice/internal/ledger"
 	"sluice/internal/serve"
-	"sluice/internal/testenv"
+	"sluice/internal/testkit/browsertest"
+	"sluice/internal/testkit/gatetest"
+	"sluice/internal/testkit/testenv"
 	"sluice/internal/waitingroom"
 	"sluice/internal/waitingroom/line"
 )

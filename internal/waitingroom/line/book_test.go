@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/testenv"
+	"sluice/internal/testkit/testenv"
 )
 
 func mustKey(t testing.TB) (TicketKey, string) {

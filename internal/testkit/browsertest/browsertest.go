@@ -18,7 +18,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"sluice/internal/testenv"
+	"sluice/internal/testkit/testenv"
 )
 
 // Path is the Chromium binary, or "" when the machine has none.

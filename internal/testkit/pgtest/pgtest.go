@@ -24,7 +24,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
-	"sluice/internal/testenv"
+	"sluice/internal/testkit/testenv"
 )
 
 // Server is a running PostgreSQL cluster owned by one test.
