@@ -34,7 +34,7 @@ type RoomStore interface {
 	// HeldTicket reads the ticket a buyer holds, if any.
 	HeldTicket(ctx context.Context, sale, buyer string) (waitingroom.Joined, bool, error)
 	// Seal writes the draw mark and waits until the room is sealed.
-	Seal(ctx context.Context, sale string, r *waitingroom.Room) error
+	Seal(ctx context.Context, s ledger.Sale, r *waitingroom.Room) error
 	// ClaimTurn records a claim of the turn of position pos, returning
 	// once it is stored.
 	ClaimTurn(ctx context.Context, sale, ticket string, pos int64) error

@@ -187,7 +187,7 @@ func (p *Pacer) paceLine(ctx context.Context, ps PaceSale, r *Room, now time.Tim
 	if !st.Sealed {
 		if cfg.StartsAt.IsZero() || !now.Before(cfg.StartsAt) {
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			if err := p.store.Seal(sctx, cfg.Name, r); err != nil {
+			if err := p.store.Seal(sctx, *cfg, r); err != nil {
 				p.log.Warn("cannot seal the draw yet", "sale", cfg.Name, "err", err)
 			} else {
 				p.log.Info("draw sealed", "sale", cfg.Name, "drawn", r.Book.State(now, 0).Drawn)

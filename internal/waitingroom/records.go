@@ -3,6 +3,7 @@ package waitingroom
 import (
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"strings"
 	"time"
 
@@ -75,6 +76,50 @@ func ApplyPace(b *line.Book, sale, subject string, data []byte, at time.Time, se
 			b.Mark(open, seq)
 		}
 	}
+}
+
+// drawRecord is the draw mark: the tickets before it are drawn, and the
+// line opens at PollRate (line.Opening); a mark without it (written
+// before openings) opens nothing.
+type drawRecord struct {
+	Draw     bool    `json:"draw"`
+	PollRate float64 `json:"poll_rate,omitempty"`
+}
+
+// ApplyLine applies a record of the sale's line stream (a message on
+// subject, stored at at with sequence seq) to its book: a ticket, a
+// return to the back, the draw mark. A record it cannot read is skipped
+// (false), so that the sequences after it still apply.
+func ApplyLine(b *line.Book, sale, subject string, data []byte, at time.Time, seq uint64) bool {
+	switch {
+	case subject == LineDrawSubject(sale):
+		var d drawRecord
+		_ = json.Unmarshal(data, &d) // a mark that says nothing more still seals
+		rate := d.PollRate
+		if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+			rate = 0
+		}
+		b.SealBefore(seq, line.Opening{At: at, Rate: rate})
+		b.Skip(seq)
+		return true
+	case strings.HasPrefix(subject, streams.LineSubjectPrefix(sale)+"r."):
+		if key, ok := rejoinOf(data); ok {
+			b.Rejoin(key, seq)
+			return true
+		}
+	default:
+		t, ok := ticketOf(data)
+		key := line.TicketKey{}
+		if ok {
+			key, ok = line.KeyOf(t.Ticket)
+		}
+		if ok {
+			b.Add(key, t.Buyer, seq, at)
+			return true
+		}
+	}
+	b.Skip(seq)
+	return false
 }
 
 // roomRecord turns a sale's room off (Open false) or on (line.Book.Mark).
