@@ -145,11 +145,16 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *waitingroom.Room, t l
 			// lives pass_ttl from then.
 			poll = min(poll, claimSoon)
 		case !t.Slot.IsZero() && !t.Rejoined:
-			// A drawn ticket at its drawn place comes at its looks: its
-			// turn's claim window starts at the first after the offer
-			// (line.Opening), so no poll between them can miss it, and
-			// the line's load is the gates' poll rate, not its length.
+			// A drawn ticket at its drawn place comes at its looks at the
+			// latest: its turn's claim window starts at the first after
+			// the offer (line.Opening), so coming no later than each look
+			// it cannot miss it, and the line's load is the gates' poll
+			// rate, not its length. Within the pace's reach it asks
+			// sooner, to claim soon.
 			poll = max(line.MinPoll, line.NextLook(t.Slot, t.Period, now).Sub(now))
+			if t.Position <= snap.Reach {
+				poll = min(poll, claimSoon)
+			}
 		case t.Position <= max(snap.Offered, snap.LetIn)+waitingroom.MaxOffersAhead*cfg.Capacity():
 			poll = min(poll, claimSoon)
 		}

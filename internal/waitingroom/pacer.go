@@ -73,6 +73,12 @@ type Snapshot struct {
 	// further back than that waits for passes to expire or orders to be
 	// given back, which no rate foretells.
 	Spare int64
+	// Reach is how far the next steps are expected to offer: the offered
+	// mark the pace would move to now, plus the stock no pass holds.
+	// Tickets within it ask often, to claim soon; further back, a drawn
+	// ticket comes at its looks (line.Opening), whose claim windows start
+	// then, so reach bounds the polls, never a promise.
+	Reach int64
 }
 
 // Pacer is the pace of every waiting room a gate follows, run at each
@@ -171,7 +177,28 @@ func (p *Pacer) paceLine(ctx context.Context, ps PaceSale, r *Room, now time.Tim
 	if !fresh {
 		stockLeft = ps.StockGuess
 	}
-	snap := &Snapshot{State: st, Rate: lineRate(ps, st), Spare: stockLeft - st.Outstanding}
+	// The invariant the pace keeps, on every gate at once (each step a
+	// compare-and-set on the last): orders in the ledger plus what the
+	// turns let in hold never exceed what the sale's stream takes, so
+	// whoever holds a valid pass finds an item. Offers run ahead by as
+	// many turns as are expected to be claimed (line.Pace.Next).
+	pace := line.Pace{
+		LetIn:       st.LetIn,
+		Offered:     st.Offered,
+		Tickets:     st.Positions,
+		Outstanding: st.Held,
+		Pending:     st.Pending,
+		Queued:      ps.Queued,
+		Budget:      ps.Budget,
+		StockLeft:   stockLeft,
+		Ahead:       ahead,
+		Claimed:     st.Claimed,
+		Lapsed:      st.Lapsed,
+		MaxAhead:    MaxOffersAhead * cfg.Capacity(),
+	}
+	through, offered := pace.Next()
+	snap := &Snapshot{State: st, Rate: lineRate(ps, st), Spare: stockLeft - st.Outstanding,
+		Reach: min(st.Positions, offered+max(0, stockLeft-st.Outstanding))}
 	r.snap.Store(snap)
 	if !p.seen[cfg.Name] {
 		p.seen[cfg.Name] = true
@@ -199,26 +226,6 @@ func (p *Pacer) paceLine(ctx context.Context, ps PaceSale, r *Room, now time.Tim
 	if !fresh || cfg.PhaseAt(now) != ledger.Open {
 		return
 	}
-	// The invariant the pace keeps, on every gate at once (each step a
-	// compare-and-set on the last): orders in the ledger plus what the
-	// turns let in hold never exceed what the sale's stream takes, so
-	// whoever holds a valid pass finds an item. Offers run ahead by as
-	// many turns as are expected to be claimed (line.Pace.Next).
-	pace := line.Pace{
-		LetIn:       st.LetIn,
-		Offered:     st.Offered,
-		Tickets:     st.Positions,
-		Outstanding: st.Held,
-		Pending:     st.Pending,
-		Queued:      ps.Queued,
-		Budget:      ps.Budget,
-		StockLeft:   stockLeft,
-		Ahead:       ahead,
-		Claimed:     st.Claimed,
-		Lapsed:      st.Lapsed,
-		MaxAhead:    MaxOffersAhead * cfg.Capacity(),
-	}
-	through, offered := pace.Next()
 	if through <= st.LetIn && offered <= st.Offered {
 		return
 	}

@@ -143,10 +143,12 @@ func OpeningLength(drawn int64, rate float64) time.Duration {
 	return time.Duration(float64(drawn) / rate * float64(time.Second))
 }
 
-// LookPeriod is how often a drawn ticket looks once the line opened: the
-// opening's length, between MinPeriod and MaxPoll.
+// LookPeriod is how often a drawn ticket looks once the line opened:
+// twice the opening's length, so that the line's looks take half of what
+// the gates answer (the other half for those near the front, who ask
+// more often), between MinPeriod and MaxPoll.
 func LookPeriod(drawn int64, rate float64) time.Duration {
-	return min(MaxPoll, max(MinPeriod, OpeningLength(drawn, rate)))
+	return min(MaxPoll, max(MinPeriod, 2*OpeningLength(drawn, rate)))
 }
 
 // SlotShare is a drawn ticket's share of the opening, in [0, 1): its draw

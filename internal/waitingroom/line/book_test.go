@@ -299,8 +299,8 @@ func TestOpeningLooks(t *testing.T) {
 	late, _ := mustKey(t)
 	b.Add(late, "late", n+2, mark)
 	length, period := OpeningLength(n, rate), LookPeriod(n, rate)
-	if length != 10*time.Second || period != 10*time.Second {
-		t.Fatalf("opening %v, period %v; want 10s and 10s", length, period)
+	if length != 10*time.Second || period != 20*time.Second {
+		t.Fatalf("opening %v, period %v; want 10s and 20s", length, period)
 	}
 	prev := time.Time{}
 	for p := int64(1); p <= n; p++ {
