@@ -79,11 +79,14 @@ func ApplyPace(b *line.Book, sale, subject string, data []byte, at time.Time, se
 }
 
 // drawRecord is the draw mark: the tickets before it are drawn, and the
-// line opens at PollRate (line.Opening); a mark without it (written
-// before openings) opens nothing.
+// line opens at PollRate with its Front (line.Opening); a mark without
+// a rate (written before openings) opens nothing.
 type drawRecord struct {
 	Draw     bool    `json:"draw"`
 	PollRate float64 `json:"poll_rate,omitempty"`
+	// Front is how many of the drawn positions look more often (the
+	// front of the line, line.Opening); a mark without it: all of them.
+	Front int64 `json:"front,omitempty"`
 }
 
 // ApplyLine applies a record of the sale's line stream (a message on
@@ -99,7 +102,7 @@ func ApplyLine(b *line.Book, sale, subject string, data []byte, at time.Time, se
 		if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
 			rate = 0
 		}
-		b.SealBefore(seq, line.Opening{At: at, Rate: rate})
+		b.SealBefore(seq, line.Opening{At: at, Rate: rate, Front: max(0, d.Front)})
 		b.Skip(seq)
 		return true
 	case strings.HasPrefix(subject, streams.LineSubjectPrefix(sale)+"r."):

@@ -239,8 +239,8 @@ func (st *Store) RejoinLine(ctx context.Context, sale, buyer, ticket string) (ui
 // SealDraw writes the draw mark, once: the tickets before it are drawn.
 // full is true when the line is full and the mark has no room: then no
 // ticket can join any more, and every ticket is drawn.
-func (st *Store) SealDraw(ctx context.Context, sale string, pollRate float64) (full bool, err error) {
-	data, _ := json.Marshal(drawRecord{Draw: true, PollRate: pollRate})
+func (st *Store) SealDraw(ctx context.Context, sale string, pollRate float64, front int64) (full bool, err error) {
+	data, _ := json.Marshal(drawRecord{Draw: true, PollRate: pollRate, Front: front})
 	_, err = st.js.PublishMsg(ctx, &nats.Msg{Subject: LineDrawSubject(sale), Data: data},
 		jetstream.WithMsgID("draw"), jetstream.WithExpectStream(streams.LineName(sale)))
 	switch {
@@ -255,12 +255,12 @@ func (st *Store) SealDraw(ctx context.Context, sale string, pollRate float64) (f
 }
 
 // Seal writes the sale's draw mark, the line to open at the sale's poll
-// rate (line.Opening), and waits until r, the gate's copy of its line, is
+// rate with a front of four times its capacity (line.Opening), and waits until r, the gate's copy of its line, is
 // sealed: a line full to its limit has no room for the mark, and is
 // sealed after its last ticket, opening nothing.
 func (st *Store) Seal(ctx context.Context, s ledger.Sale, r *Room) error {
 	sale := s.Name
-	full, err := st.SealDraw(ctx, sale, s.LinePollRate())
+	full, err := st.SealDraw(ctx, sale, s.LinePollRate(), line.FrontOf(s.Capacity()))
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ type Book struct {
 	// opening is the draw mark's (SealBefore); period the drawn tickets'
 	// period of looks once the line opened.
 	opening Opening
-	period  time.Duration
+	period  [2]time.Duration // the front's, the back's
 	// advances of the pace, in order; Through and Offered never
 	// decrease.
 	advances []Advance
@@ -127,13 +127,31 @@ type entry struct {
 // every Period) after its offer, never before (Book.Turn's ClaimFrom).
 // The zero Opening (a mark written before openings, a line sealed full
 // without its mark) opens nothing: a turn's window starts at its offer.
+//
+// The front of the line, positions 1..Front (a number the mark carries:
+// the turns the stock may reach when many holders are away), looks
+// more often than the back: half of Rate goes to the front's looks, a
+// quarter to the back's, so that a turn offered at the front to a
+// holder who left lapses within a short period and a claim window, and
+// the back, which the stock reaches only when most of the front is
+// away, costs little.
 type Opening struct {
-	At   time.Time
-	Rate float64
+	At    time.Time
+	Rate  float64
+	Front int64
 }
 
-// Opening's bounds: a period of looks is between MinPeriod and MaxPoll.
-const MinPeriod = 2 * time.Second
+// Opening's bounds: a period of looks is between MinPeriod and MaxPoll
+// at the front, and up to MaxBackPeriod behind it.
+const (
+	MinPeriod     = 2 * time.Second
+	MaxBackPeriod = 5 * time.Minute
+)
+
+// FrontOf is the front of a line whose sale has capacity items: four
+// times the capacity, the turns offered ahead when a quarter of the
+// holders come.
+func FrontOf(capacity int64) int64 { return 4 * max(0, capacity) }
 
 // OpeningLength is how long an opening of drawn tickets at rate lasts.
 func OpeningLength(drawn int64, rate float64) time.Duration {
@@ -143,12 +161,20 @@ func OpeningLength(drawn int64, rate float64) time.Duration {
 	return time.Duration(float64(drawn) / rate * float64(time.Second))
 }
 
-// LookPeriod is how often a drawn ticket looks once the line opened:
-// twice the opening's length, so that the line's looks take half of what
-// the gates answer (the other half for those near the front, who ask
-// more often), between MinPeriod and MaxPoll.
-func LookPeriod(drawn int64, rate float64) time.Duration {
-	return min(MaxPoll, max(MinPeriod, 2*OpeningLength(drawn, rate)))
+// LookPeriod is how often the front's drawn tickets look once the line
+// opened (front of them: a line's first positions, Opening): twice the
+// front's opening, so that their looks take half of what the gates
+// answer (the rest for the back, the claims and those the pace is about
+// to reach, who ask more often), between MinPeriod and MaxPoll.
+func LookPeriod(front int64, rate float64) time.Duration {
+	return min(MaxPoll, max(MinPeriod, 2*OpeningLength(front, rate)))
+}
+
+// BackPeriod is how often the back's drawn tickets look (back of them,
+// behind the front): four times their opening, a quarter of what the
+// gates answer, between MinPeriod and MaxBackPeriod.
+func BackPeriod(back int64, rate float64) time.Duration {
+	return min(MaxBackPeriod, max(MinPeriod, 4*OpeningLength(back, rate)))
 }
 
 // SlotShare is a drawn ticket's share of the opening, in [0, 1): its draw
@@ -303,12 +329,13 @@ func (b *Book) maybeSeal() {
 			e.slot = uint32(share * float64(length.Milliseconds()))
 		}
 	}
-	b.period = LookPeriod(int64(n), b.opening.Rate)
 	for i := n; i < len(b.tickets); i++ {
 		b.tickets[i].pos = int32(i) + 1
 		b.slots = append(b.slots, int32(i))
 	}
 	b.drawn = int32(n)
+	front := b.frontLen()
+	b.period = [2]time.Duration{LookPeriod(front, b.opening.Rate), BackPeriod(int64(n)-front, b.opening.Rate)}
 	b.sealed = true
 }
 
@@ -485,7 +512,26 @@ func (b *Book) lookAfter(pos int64, i int32, t time.Time) time.Time {
 		return t
 	}
 	first := b.opening.At.Add(time.Duration(b.tickets[i].slot) * time.Millisecond)
-	return NextLook(first, b.period, t)
+	return NextLook(first, b.periodAt(drawnAt), t)
+}
+
+// frontLen is how many drawn positions are the front: the mark's Front,
+// all of them when it says none (a mark written before fronts); b.mu
+// is held.
+func (b *Book) frontLen() int64 {
+	if f := b.opening.Front; f > 0 && f < int64(b.drawn) {
+		return f
+	}
+	return int64(b.drawn)
+}
+
+// periodAt is how often the drawn ticket drawn at position pos looks;
+// b.mu is held.
+func (b *Book) periodAt(pos int64) time.Duration {
+	if pos > b.frontLen() {
+		return b.period[1]
+	}
+	return b.period[0]
 }
 
 // NextLook is the first of the looks first, first+period, … at or after t.
@@ -538,7 +584,7 @@ func (b *Book) ticketAt(i int32) Ticket {
 		t.Turn = b.turnAt(t.Position, i, b.offerIdx(t.Position), b.grantIdx(t.Position))
 	}
 	if b.sealed && i < b.drawn && b.opening.Rate > 0 {
-		t.Slot, t.Period = b.opening.At.Add(time.Duration(e.slot)*time.Millisecond), b.period
+		t.Slot, t.Period = b.opening.At.Add(time.Duration(e.slot)*time.Millisecond), b.periodAt(int64(e.pos))
 	}
 	if old, back := b.rejoined[i]; back {
 		t.Rejoined, t.LeftPosition = true, int64(old)

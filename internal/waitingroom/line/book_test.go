@@ -348,3 +348,61 @@ func TestOpeningLooks(t *testing.T) {
 		t.Fatalf("the late ticket's window starts at %v, want its offer", tl.ClaimFrom.Sub(mark))
 	}
 }
+
+// The front of the line looks more often than the back: a mark with a
+// front of 200 of 1,000 drawn gives positions 1..200 the front's period
+// (twice their 2 s opening) and the rest the back's (four times their
+// 8 s), and a turn offered behind the front starts its window at its
+// holder's next look at the back's period.
+func TestOpeningFrontAndBack(t *testing.T) {
+	seed, _ := NewSeed()
+	b := NewBook(seed)
+	t0 := time.Unix(1_800_000_000, 0)
+	const n, rate, front = 1000, 100.0, 200
+	for i := range n {
+		k, _ := mustKey(t)
+		b.Add(k, fmt.Sprint(i), uint64(i+1), t0)
+	}
+	mark := t0.Add(time.Minute)
+	b.SealBefore(n+1, Opening{At: mark, Rate: rate, Front: front})
+	b.Skip(n + 1)
+	fp, bp := LookPeriod(front, rate), BackPeriod(n-front, rate)
+	if fp != 4*time.Second || bp != 32*time.Second {
+		t.Fatalf("periods %v and %v; want 4s at the front and 32s at the back", fp, bp)
+	}
+	for p := int64(1); p <= n; p++ {
+		_, k, _ := b.BuyerAt(p)
+		tk, _ := b.Lookup(k)
+		want := fp
+		if p > front {
+			want = bp
+		}
+		if tk.Period != want {
+			t.Fatalf("position %d: period %v, want %v", p, tk.Period, want)
+		}
+	}
+	later := mark.Add(40 * time.Second)
+	b.Advance(Advance{Through: 0, Offered: 300, At: later, TTL: time.Minute, Window: 15 * time.Second, Seq: 1})
+	for _, p := range []int64{200, 201, 300} {
+		_, k, _ := b.BuyerAt(p)
+		tk, _ := b.Lookup(k)
+		next := NextLook(tk.Slot, tk.Period, later)
+		if !tk.ClaimFrom.Equal(next) || next.Before(later) || !next.Before(later.Add(tk.Period)) {
+			t.Fatalf("position %d offered at +40s: claim from %v, next look %v (period %v)", p, tk.ClaimFrom.Sub(mark), next.Sub(mark), tk.Period)
+		}
+	}
+	// A front of none, or of the whole line (a mark before fronts): one
+	// period for all, the front's.
+	for _, f := range []int64{0, n, 5 * n} {
+		b2 := NewBook(seed)
+		for i := range n {
+			k, _ := mustKey(t)
+			b2.Add(k, fmt.Sprint(i), uint64(i+1), t0)
+		}
+		b2.SealBefore(n+1, Opening{At: mark, Rate: rate, Front: f})
+		_, k, _ := b2.BuyerAt(n)
+		if tk, _ := b2.Lookup(k); tk.Period != LookPeriod(n, rate) {
+			t.Fatalf("front %d: the last position's period %v, want %v", f, tk.Period, LookPeriod(n, rate))
+		}
+	}
+}

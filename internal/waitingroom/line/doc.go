@@ -52,7 +52,9 @@
 //     mark over drawn/poll_rate seconds, front of the line first: a drawn
 //     ticket's first look is its slot, its draw key's share of the
 //     opening, which the gates know and tell before the draw; then it
-//     looks once a period (Opening, LookPeriod). A turn's claim window
+//     looks once a period: a short one at the front of the line (four
+//     times the sale's capacity, written in the mark), a long one behind
+//     it (Opening, LookPeriod, BackPeriod). A turn's claim window
 //     starts at the first of its holder's looks at or after its offer
 //     (Turn.ClaimFrom), never before the holder was told to come back,
 //     so a drawn ticket polled at its looks cannot miss its turn, and the
