@@ -57,10 +57,10 @@ type PaceSales interface {
 	PaceSales() (sales []PaceSale, known bool)
 }
 
-// StockReader reads how many orders a sale's stream still takes, from
-// JetStream at the call (ledger.Ledger.StockLeft).
+// StockReader reads how many orders a sale's stream takes and holds,
+// from JetStream at the call (ledger.Ledger.Stock).
 type StockReader interface {
-	StockLeft(ctx context.Context, sale string) (int64, error)
+	Stock(ctx context.Context, sale string) (ledger.Stock, error)
 }
 
 // Snapshot is a sale's line as the pace saw it last: a poll reads it
@@ -95,6 +95,9 @@ type Pacer struct {
 	warm atomic.Bool
 	warn eventlog.Log
 	seen map[string]bool // sales whose series exist; Pace's goroutine only
+	// covered and decided are when this gate last tried a cover record
+	// of a sale, and last read its last decision (Pace's goroutine only).
+	covered, decided map[string]time.Time
 }
 
 // PacerConfig is what a Pacer is made of. Every field is required but
@@ -122,7 +125,8 @@ func NewPacer(cfg PacerConfig) *Pacer {
 		cfg.Now = time.Now
 	}
 	return &Pacer{rooms: cfg.Rooms, store: cfg.Store, stock: cfg.Stock, sales: cfg.Sales, m: cfg.Metrics,
-		log: cfg.Logger, passGrace: PassGrace(cfg.PublishTimeout), now: cfg.Now, seen: map[string]bool{}}
+		log: cfg.Logger, passGrace: PassGrace(cfg.PublishTimeout), now: cfg.Now, seen: map[string]bool{},
+		covered: map[string]time.Time{}, decided: map[string]time.Time{}}
 }
 
 // Warm says every sale with a line had its room read and paced once,
@@ -150,6 +154,8 @@ func (p *Pacer) Pace(ctx context.Context) {
 		if !names[name] {
 			p.m.forget(name)
 			delete(p.seen, name)
+			delete(p.covered, name)
+			delete(p.decided, name)
 		}
 	}
 	if warm {
@@ -163,26 +169,55 @@ func (p *Pacer) paceLine(ctx context.Context, ps PaceSale, r *Room, now time.Tim
 	// no longer holds (used, or expired more than passGrace ago) was in
 	// the ledger before the stock is read, so the two never count one
 	// item twice as free (an order counted neither as held nor as sold).
-	st, ahead := r.Book.StateAhead(now, p.passGrace, ClaimGrace, nil)
+	lk := look{now: now}
+	lk.st, lk.ahead = r.Book.StateAhead(now, p.passGrace, ClaimGrace, nil)
+	lk.cover = Cover{Line: r.Book.LineSeq(), PassGrace: p.passGrace, ClaimGrace: ClaimGrace}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	stockLeft, err := p.stock.StockLeft(rctx, cfg.Name)
+	stock, err := p.stock.Stock(rctx, cfg.Name)
 	cancel()
-	fresh := err == nil
-	if !fresh {
-		stockLeft = ps.StockGuess
+	lk.fresh = err == nil
+	lk.stockLeft = stock.Left
+	if !lk.fresh {
+		lk.stockLeft = ps.StockGuess
 	}
-	snap := &Snapshot{State: st, Rate: lineRate(ps, st), Spare: stockLeft - st.Outstanding}
+	lk.cover.Orders, lk.cover.Limit = stock.Orders, stock.Limit
+	st := lk.st
+	snap := &Snapshot{State: st, Rate: lineRate(ps, st), Spare: lk.stockLeft - st.Outstanding}
 	r.snap.Store(snap)
 	if !p.seen[cfg.Name] {
 		p.seen[cfg.Name] = true
 		p.m.init(cfg.Name)
 	}
 	p.m.follow(cfg.Name, snap)
+	if stepped := p.step(ctx, ps, r, lk); lk.fresh && !stepped {
+		p.cover(ctx, cfg.Name, r, lk)
+	}
+}
+
+// look is what one look of the pace saw of a line: its state at now and
+// the fates of the turns offered ahead, read first; then the stock
+// (fresh: read, else guessed), and what was read for the public line
+// log (Cover).
+type look struct {
+	now       time.Time
+	st        line.State
+	ahead     []line.Fate
+	fresh     bool
+	stockLeft int64
+	cover     Cover
+}
+
+// step seals the sale's draw at its start, and moves its line on as far
+// as line.Pace says (when the stock was read: fresh), by a
+// compare-and-set on the pace's last step; false when there was no step
+// to record.
+func (p *Pacer) step(ctx context.Context, ps PaceSale, r *Room, lk look) bool {
+	cfg, st, now := &ps.Sale, lk.st, lk.now
 	if !cfg.WaitingRoom || st.Closed {
 		// The room is off (or its mark says so while this gate's sale is
 		// a refresh behind): the line is followed and answers, and moves
 		// nobody on until a mark turns it on (line.Book.Mark).
-		return
+		return false
 	}
 	if !st.Sealed {
 		if cfg.StartsAt.IsZero() || !now.Before(cfg.StartsAt) {
@@ -194,10 +229,10 @@ func (p *Pacer) paceLine(ctx context.Context, ps PaceSale, r *Room, now time.Tim
 			}
 			cancel()
 		}
-		return
+		return false
 	}
-	if !fresh || cfg.PhaseAt(now) != ledger.Open {
-		return
+	if !lk.fresh || cfg.PhaseAt(now) != ledger.Open {
+		return false
 	}
 	// The invariant the pace keeps, on every gate at once (each step a
 	// compare-and-set on the last): orders in the ledger plus what the
@@ -212,25 +247,80 @@ func (p *Pacer) paceLine(ctx context.Context, ps PaceSale, r *Room, now time.Tim
 		Pending:     st.Pending,
 		Queued:      ps.Queued,
 		Budget:      ps.Budget,
-		StockLeft:   stockLeft,
-		Ahead:       ahead,
+		StockLeft:   lk.stockLeft,
+		Ahead:       lk.ahead,
 		Claimed:     st.Claimed,
 		Lapsed:      st.Lapsed,
 		MaxAhead:    MaxOffersAhead * cfg.Capacity(),
 	}
 	through, offered := pace.Next()
 	if through <= st.LetIn && offered <= st.Offered {
-		return
+		return false
 	}
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err = p.store.AdvanceLine(actx, cfg.Name, Step{Through: through, Offered: offered,
-		TTL: cfg.PassLifetime(), Window: cfg.ClaimLifetime()}, st.LastAdvance)
-	cancel()
+	defer cancel()
+	// The sale's last decision, read after its stock: the stock given
+	// back that the limit counts is in the records the step covers.
+	decided, err := p.store.DecidedSeq(actx, cfg.Name)
+	if err == nil {
+		lk.cover.Decided = decided
+		p.decided[cfg.Name] = now
+		err = p.store.AdvanceLine(actx, cfg.Name, Step{Through: through, Offered: offered,
+			TTL: cfg.PassLifetime(), Window: cfg.ClaimLifetime(), Cover: lk.cover}, st.LastAdvance)
+	}
 	switch {
 	case err == nil, errors.Is(err, ErrPaceMoved):
 	default:
 		p.warn.Note(now, func(n int) {
 			p.log.Warn("cannot move the line on", "sale", cfg.Name, "tries", n, "err", err)
+		})
+	}
+	return true
+}
+
+// The pace of cover records: at most one a coverEvery per sale from a
+// gate, and the sale's last decision read at least every decidedEvery.
+const (
+	coverEvery   = time.Second
+	decidedEvery = 5 * time.Second
+)
+
+// cover records a cover record of the sale's pace when the public line
+// log has records waiting for one (records of the line, the ledger or
+// the decisions no step or cover record placed yet), or lapses and
+// expiries that no record of the pace is dated past yet. It moves
+// nothing; a compare-and-set on the last cover record makes the gates'
+// tries one record.
+func (p *Pacer) cover(ctx context.Context, sale string, r *Room, lk look) {
+	c, st, now := lk.cover, lk.st, lk.now
+	if now.Sub(p.covered[sale]) < coverEvery {
+		return
+	}
+	pl := r.Placed()
+	due := c.Line > pl.Covers.LineSeq || c.Orders > pl.Covers.OrderSeq
+	if !due && !pl.PaceAt.IsZero() && pl.PaceAt.Before(now) {
+		// Time alone moved the line since the pace's last record: a
+		// lapse or an expiry waits for a record dated past it.
+		was := r.Book.StateWith(pl.PaceAt, p.passGrace, ClaimGrace)
+		due = was.Lapsed != st.Lapsed || was.Held != st.Held
+	}
+	if !due && now.Sub(p.decided[sale]) < decidedEvery {
+		return
+	}
+	p.covered[sale] = now
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	decided, err := p.store.DecidedSeq(cctx, sale)
+	if err != nil {
+		return
+	}
+	p.decided[sale] = now
+	if c.Decided = decided; !due && decided <= pl.Covers.DecisionSeq {
+		return
+	}
+	if err := p.store.RecordCover(cctx, sale, c, pl.CoverSeq); err != nil && !errors.Is(err, ErrPaceMoved) {
+		p.warn.Note(now, func(n int) {
+			p.log.Warn("cannot record a cover of the line's log", "sale", sale, "tries", n, "err", err)
 		})
 	}
 }

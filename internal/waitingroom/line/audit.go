@@ -113,3 +113,10 @@ func (b *Book) Positions() int64 {
 	}
 	return b.positions()
 }
+
+// LineSeq is the last line stream sequence applied.
+func (b *Book) LineSeq() uint64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.applied
+}
