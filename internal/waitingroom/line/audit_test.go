@@ -12,10 +12,8 @@ func TestHashBookIsTheSameLine(t *testing.T) {
 	seed, _ := NewSeed()
 	ids, hb := NewBook(seed), NewHashBook(seed)
 	t0 := time.Unix(1_800_000_000, 0)
-	var keys []TicketKey
 	for i := range 40 {
 		k, _ := mustKey(t)
-		keys = append(keys, k)
 		ids.Add(k, "b", uint64(i+1), t0)
 		hb.AddHash(k.Hash(), uint64(i+1), t0)
 	}

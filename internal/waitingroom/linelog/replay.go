@@ -188,7 +188,9 @@ func (r *Replay) draw(e *Entry) {
 }
 
 // rejoin applies a return to the back: the ticket's turn at the place it
-// left must have been offered and not claimed by its window's end.
+// left must have been offered, and its window closed. (A claim stored in
+// time and read after the return keeps the ticket its first turn: its
+// place at the back then holds nothing, line.Slot.Void.)
 func (r *Replay) rejoin(e *Entry) {
 	h, ok := r.hash(*e)
 	if !ok {
@@ -207,8 +209,6 @@ func (r *Replay) rejoin(e *Entry) {
 	switch {
 	case !s.Offered:
 		r.fail(r.seq+1, *e, RuleRejoin, fmt.Sprintf("put at the back from position %d, whose turn was never offered", e.From))
-	case s.Claimed && s.ClaimedAt.Before(e.At):
-		r.fail(r.seq+1, *e, RuleRejoin, fmt.Sprintf("put at the back from position %d, whose turn was claimed", e.From))
 	case e.At.Before(s.ClaimBy):
 		r.fail(r.seq+1, *e, RuleRejoin, fmt.Sprintf("put at the back at %s, before its turn at position %d lapsed (%s)",
 			e.At.Format(time.RFC3339Nano), e.From, s.ClaimBy.UTC().Format(time.RFC3339Nano)))

@@ -2,6 +2,7 @@ package linelog
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -233,6 +234,26 @@ func TestReplayIsAFunctionOfTheRecords(t *testing.T) {
 	for i := range a {
 		if render(a[i]) != render(b[i]) {
 			t.Fatalf("record %d: %s, then %s", i+1, render(a[i]), render(b[i]))
+		}
+	}
+}
+
+// same, which Verify compares records with, says what comparing their
+// JSON says.
+func TestSameIsRender(t *testing.T) {
+	s := newScene(t)
+	log := s.log(t)
+	for _, a := range log {
+		for _, b := range log {
+			b.Seq = a.Seq
+			if got, want := same(a, b), render(a) == render(b); got != want {
+				t.Fatalf("same = %v, render says %v:\n %s\n %s", got, want, render(a), render(b))
+			}
+		}
+		back, err := json.Marshal(a)
+		var c Entry
+		if err != nil || json.Unmarshal(back, &c) != nil || !same(a, c) {
+			t.Fatalf("a record read back is not the same: %s", back)
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"time"
 
 	"sluice/internal/waitingroom/line"
 )
@@ -58,9 +60,9 @@ func Verify(entries []Entry, d *Draw) (Summary, error) {
 				return r.Summary(), &Violation{Seq: w.Seq, Kind: w.Kind, Rule: RuleRecord,
 					Detail: "the records give " + render(w) + ", which the log ends before"}
 			}
-			if g := render(entries[i+k]); g != render(w) {
+			if !same(entries[i+k], w) {
 				return r.Summary(), &Violation{Seq: entries[i+k].Seq, Kind: entries[i+k].Kind, Rule: RuleRecord,
-					Detail: "the log says " + g + "; the records give " + render(w)}
+					Detail: "the log says " + render(entries[i+k]) + "; the records give " + render(w)}
 			}
 		}
 		i += len(want)
@@ -132,6 +134,33 @@ func checkDraw(r *Replay, entries []Entry, d Draw) *Violation {
 		}
 	}
 	return nil
+}
+
+// same says two records say the same: what render writes of them is
+// equal (without writing it: a log has a record per ticket).
+func same(a, b Entry) bool {
+	eqTime := func(x, y time.Time) bool { return x.Equal(y) && x.IsZero() == y.IsZero() }
+	eqPtr := func(x, y *int64) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	eqBool := func(x, y *bool) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	switch {
+	case a.Seq != b.Seq || a.Kind != b.Kind || !eqTime(a.At, b.At) || a.LineSeq != b.LineSeq || a.PaceSeq != b.PaceSeq ||
+		a.OrderSeq != b.OrderSeq || a.DecisionSeq != b.DecisionSeq || a.Ticket != b.Ticket || a.Position != b.Position ||
+		a.From != b.From || a.Commitment != b.Commitment || a.Seed != b.Seed || !eqPtr(a.Drawn, b.Drawn):
+		return false
+	case a.Through != b.Through || a.Offered != b.Offered || a.TTLMillis != b.TTLMillis || a.WindowMillis != b.WindowMillis ||
+		!eqPtr(a.Limit, b.Limit) || a.PassGraceMillis != b.PassGraceMillis || a.ClaimGraceMillis != b.ClaimGraceMillis ||
+		!eqBool(a.Open, b.Open) || !eqBool(a.Counted, b.Counted) || !eqPtr(a.Stock, b.Stock) || !eqPtr(a.Overbook, b.Overbook) ||
+		!eqTime(a.ClaimBy, b.ClaimBy) || !eqTime(a.Expires, b.Expires):
+		return false
+	case (a.Covers == nil) != (b.Covers == nil) || (a.Covers != nil && *a.Covers != *b.Covers):
+		return false
+	case (a.State == nil) != (b.State == nil) || (a.State != nil && (a.State.LetIn != b.State.LetIn ||
+		a.State.Offered != b.State.Offered || a.State.Outstanding != b.State.Outstanding || a.State.Claimable != b.State.Claimable ||
+		a.State.Held != b.State.Held || a.State.Orders != b.State.Orders || !eqPtr(a.State.StockLeft, b.State.StockLeft))):
+		return false
+	}
+	return slices.Equal(a.Confirmed, b.Confirmed) && slices.Equal(a.Rejected, b.Rejected) && slices.Equal(a.Failed, b.Failed) &&
+		slices.Equal(a.Cancelled, b.Cancelled)
 }
 
 // render is a record as the log writes it.
