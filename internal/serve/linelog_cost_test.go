@@ -1,11 +1,13 @@
 package serve_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"sluice/internal/ledger"
 	"sluice/internal/testkit/gatetest"
+	"sluice/internal/testkit/testbin"
 	"sluice/internal/testkit/testenv"
 	"sluice/internal/waitingroom"
 	"sluice/internal/waitingroom/line"
@@ -87,9 +90,9 @@ func TestLineLogCost(t *testing.T) {
 	start = time.Now()
 	raw := downloadLog(t, c, api, "big")
 	downloaded := time.Since(start)
-	bytes := 0
+	size := 0
 	for _, r := range raw {
-		bytes += len(r)
+		size += len(r)
 	}
 	start = time.Now()
 	entries := decodeLog(t, raw)
@@ -102,11 +105,21 @@ func TestLineLogCost(t *testing.T) {
 		t.Fatalf("the log says %+v; want %d tickets and %d orders with a pass", sum, n, stock)
 	}
 	t.Logf("a line of %d tickets, %d sold with passes: a log of %d records, %.1f MB of JSON (%d B a record)", n, stock, len(raw),
-		float64(bytes)/1e6, bytes/len(raw))
+		float64(size)/1e6, size/len(raw))
 	t.Logf("the gate opens it (first read until ready) in %v, holding %.1f MB for it (%d B a ticket)", opened.Round(time.Millisecond),
 		float64(held)/1e6, held/int64(n))
 	t.Logf("downloaded in %v (pages of 10,000), decoded and verified in %v: %v in all", downloaded.Round(time.Millisecond),
 		verified.Round(time.Millisecond), (opened + downloaded + verified).Round(time.Millisecond))
+	// As a buyer runs it: the binary, reading the log and the draw.
+	bin := testbin.Path(t)
+	start = time.Now()
+	cmd := exec.Command(bin, "line", "verify", "big", "--target", api)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("sluice line verify: %v\n%s", err, out.String())
+	}
+	t.Logf("sluice line verify big --target %s: %v\n%s", api, time.Since(start).Round(time.Millisecond), out.String())
 }
 
 // downloadLog reads a sale's whole log as a client does, page by page,

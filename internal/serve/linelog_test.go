@@ -93,7 +93,11 @@ func TestLineLogIsTheSameOnEveryGate(t *testing.T) {
 	ids := map[string]string{}
 	for i := range 5 {
 		buyer := fmt.Sprint("buyer-", i)
-		ids[buyer] = joinBuyer(t, c, []string{apiA, apiB}[i%2], "drop", buyer).Str("ticket_id")
+		j := joinBuyer(t, c, []string{apiA, apiB}[i%2], "drop", buyer)
+		ids[buyer] = j.Str("ticket_id")
+		if j.Str("ticket_hash") != line.TicketHash(ids[buyer]) {
+			t.Fatalf("the ticket's answer says its hash is %q, not SHA-256 of its id: %s", j.Str("ticket_hash"), j.Raw)
+		}
 	}
 	gatetest.Admin(t, c, a.OpsAddr(), "PATCH", "/admin/sales/drop", token,
 		`{"starts_at":"`+time.Now().Add(200*time.Millisecond).UTC().Format(time.RFC3339Nano)+`"}`)

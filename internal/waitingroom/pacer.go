@@ -169,55 +169,37 @@ func (p *Pacer) paceLine(ctx context.Context, ps PaceSale, r *Room, now time.Tim
 	// no longer holds (used, or expired more than passGrace ago) was in
 	// the ledger before the stock is read, so the two never count one
 	// item twice as free (an order counted neither as held nor as sold).
-	lk := look{now: now}
-	lk.st, lk.ahead = r.Book.StateAhead(now, p.passGrace, ClaimGrace, nil)
-	lk.cover = Cover{Line: r.Book.LineSeq(), PassGrace: p.passGrace, ClaimGrace: ClaimGrace}
+	st, ahead := r.Book.StateAhead(now, p.passGrace, ClaimGrace, nil)
+	// What this look read, for the public line log (Cover): the line
+	// applied, then the ledger.
+	cover := Cover{Line: r.Book.LineSeq(), PassGrace: p.passGrace, ClaimGrace: ClaimGrace}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	stock, err := p.stock.Stock(rctx, cfg.Name)
 	cancel()
-	lk.fresh = err == nil
-	lk.stockLeft = stock.Left
-	if !lk.fresh {
-		lk.stockLeft = ps.StockGuess
+	fresh := err == nil
+	stockLeft := stock.Left
+	if !fresh {
+		stockLeft = ps.StockGuess
 	}
-	lk.cover.Orders, lk.cover.Limit = stock.Orders, stock.Limit
-	st := lk.st
-	snap := &Snapshot{State: st, Rate: lineRate(ps, st), Spare: lk.stockLeft - st.Outstanding}
+	cover.Orders, cover.Limit = stock.Orders, stock.Limit
+	stepped := false
+	defer func() {
+		if fresh && !stepped {
+			p.cover(ctx, cfg.Name, r, st, cover, now)
+		}
+	}()
+	snap := &Snapshot{State: st, Rate: lineRate(ps, st), Spare: stockLeft - st.Outstanding}
 	r.snap.Store(snap)
 	if !p.seen[cfg.Name] {
 		p.seen[cfg.Name] = true
 		p.m.init(cfg.Name)
 	}
 	p.m.follow(cfg.Name, snap)
-	if stepped := p.step(ctx, ps, r, lk); lk.fresh && !stepped {
-		p.cover(ctx, cfg.Name, r, lk)
-	}
-}
-
-// look is what one look of the pace saw of a line: its state at now and
-// the fates of the turns offered ahead, read first; then the stock
-// (fresh: read, else guessed), and what was read for the public line
-// log (Cover).
-type look struct {
-	now       time.Time
-	st        line.State
-	ahead     []line.Fate
-	fresh     bool
-	stockLeft int64
-	cover     Cover
-}
-
-// step seals the sale's draw at its start, and moves its line on as far
-// as line.Pace says (when the stock was read: fresh), by a
-// compare-and-set on the pace's last step; false when there was no step
-// to record.
-func (p *Pacer) step(ctx context.Context, ps PaceSale, r *Room, lk look) bool {
-	cfg, st, now := &ps.Sale, lk.st, lk.now
 	if !cfg.WaitingRoom || st.Closed {
 		// The room is off (or its mark says so while this gate's sale is
 		// a refresh behind): the line is followed and answers, and moves
 		// nobody on until a mark turns it on (line.Book.Mark).
-		return false
+		return
 	}
 	if !st.Sealed {
 		if cfg.StartsAt.IsZero() || !now.Before(cfg.StartsAt) {
@@ -229,10 +211,10 @@ func (p *Pacer) step(ctx context.Context, ps PaceSale, r *Room, lk look) bool {
 			}
 			cancel()
 		}
-		return false
+		return
 	}
-	if !lk.fresh || cfg.PhaseAt(now) != ledger.Open {
-		return false
+	if !fresh || cfg.PhaseAt(now) != ledger.Open {
+		return
 	}
 	// The invariant the pace keeps, on every gate at once (each step a
 	// compare-and-set on the last): orders in the ledger plus what the
@@ -247,27 +229,26 @@ func (p *Pacer) step(ctx context.Context, ps PaceSale, r *Room, lk look) bool {
 		Pending:     st.Pending,
 		Queued:      ps.Queued,
 		Budget:      ps.Budget,
-		StockLeft:   lk.stockLeft,
-		Ahead:       lk.ahead,
+		StockLeft:   stockLeft,
+		Ahead:       ahead,
 		Claimed:     st.Claimed,
 		Lapsed:      st.Lapsed,
 		MaxAhead:    MaxOffersAhead * cfg.Capacity(),
 	}
 	through, offered := pace.Next()
 	if through <= st.LetIn && offered <= st.Offered {
-		return false
+		return
 	}
+	stepped = true
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	// The sale's last decision, read after its stock: the stock given
 	// back that the limit counts is in the records the step covers.
-	decided, err := p.store.DecidedSeq(actx, cfg.Name)
-	if err == nil {
-		lk.cover.Decided = decided
+	if cover.Decided, err = p.store.DecidedSeq(actx, cfg.Name); err == nil {
 		p.decided[cfg.Name] = now
 		err = p.store.AdvanceLine(actx, cfg.Name, Step{Through: through, Offered: offered,
-			TTL: cfg.PassLifetime(), Window: cfg.ClaimLifetime(), Cover: lk.cover}, st.LastAdvance)
+			TTL: cfg.PassLifetime(), Window: cfg.ClaimLifetime(), Cover: cover}, st.LastAdvance)
 	}
+	cancel()
 	switch {
 	case err == nil, errors.Is(err, ErrPaceMoved):
 	default:
@@ -275,7 +256,6 @@ func (p *Pacer) step(ctx context.Context, ps PaceSale, r *Room, lk look) bool {
 			p.log.Warn("cannot move the line on", "sale", cfg.Name, "tries", n, "err", err)
 		})
 	}
-	return true
 }
 
 // The pace of cover records: at most one a coverEvery per sale from a
@@ -291,8 +271,7 @@ const (
 // expiries that no record of the pace is dated past yet. It moves
 // nothing; a compare-and-set on the last cover record makes the gates'
 // tries one record.
-func (p *Pacer) cover(ctx context.Context, sale string, r *Room, lk look) {
-	c, st, now := lk.cover, lk.st, lk.now
+func (p *Pacer) cover(ctx context.Context, sale string, r *Room, st line.State, c Cover, now time.Time) {
 	if now.Sub(p.covered[sale]) < coverEvery {
 		return
 	}
