@@ -103,6 +103,7 @@ func (fc *faultCluster) checkLog(t *testing.T, when string) string {
 			mismatch = fmt.Sprintf("the log of gate %d says %+v; the records %+v", g.n, got, want)
 		}
 		if mismatch == "" {
+			fc.lastVerify = out
 			return saved
 		}
 		if time.Now().After(deadline) {

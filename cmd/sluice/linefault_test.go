@@ -122,8 +122,9 @@ type faultCluster struct {
 	c     *http.Client
 	// res guards what the buyers learn (their order, position, refusal).
 	res sync.Mutex
-	// lastLog is the line's log as sluice line verify last saved it.
-	lastLog string
+	// lastLog is the line's log as sluice line verify last saved it,
+	// lastVerify what it said.
+	lastLog, lastVerify string
 }
 
 func addrs(t *testing.T, n int) []string {
@@ -979,6 +980,7 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 	if err := line.VerifyDraw(d.Seed, d.Commitment, d.Hashes); err != nil {
 		t.Errorf("seed %d: the draw does not verify: %v", seed, err)
 	}
+	t.Logf("seed %d: sluice line verify at the end:\n%s", seed, fc.lastVerify)
 	refuseDoctored(t, fc.lastLog)
 	// Those who came were served in draw order: nobody who came waits
 	// unserved ahead of someone served.

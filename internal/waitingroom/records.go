@@ -19,7 +19,9 @@ import (
 // The pace stream, shared by every sale, holds each room's steps ("let in
 // through position N, offer through M", each a compare-and-set on the
 // last), the claims of turns, the passes used and the marks that turn a
-// room off and on. The keys bucket holds each sale's seed and pass
+// room off and on; and, for the public line log (linelog), the changes of
+// the sale's stock and the cover records, which move nothing (a step and
+// a cover record say what their writer had read: Cover). The keys bucket holds each sale's seed and pass
 // secret, made once when its room is first turned on. Every gate applies
 // the same records in the same order to its line.Book (Room, ApplyPace).
 
