@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"sluice/consumer"
 	"sluice/internal/ledger"
 	"sluice/internal/orderstatus"
 	"sluice/internal/streams"
@@ -407,7 +408,9 @@ func paceEntry(sale, subject string, data []byte, at time.Time, seq uint64) line
 }
 
 // decisionEntry is a decision of the sale as the log publishes it: the
-// orders, their outcomes and reasons; never a buyer.
+// orders, their outcomes and reasons; never a buyer. A reason is one of
+// a few words (publicReason): what a backend or the drain said is free
+// text, which may name a buyer or an address of the shop's.
 func decisionEntry(data []byte, at time.Time, seq uint64) linelog.Entry {
 	var d orderstatus.Decision
 	if json.Unmarshal(data, &d) != nil {
@@ -415,12 +418,25 @@ func decisionEntry(data []byte, at time.Time, seq uint64) linelog.Entry {
 	}
 	e := linelog.Entry{At: at.UTC(), Kind: linelog.KindDecision, DecisionSeq: seq, Confirmed: d.Confirmed}
 	for _, o := range []struct {
-		from []orderstatus.Outcome
-		to   *[]linelog.Outcome
-	}{{d.Rejected, &e.Rejected}, {d.Failed, &e.Failed}, {d.Cancelled, &e.Cancelled}} {
+		status string
+		from   []orderstatus.Outcome
+		to     *[]linelog.Outcome
+	}{{orderstatus.Rejected, d.Rejected, &e.Rejected}, {orderstatus.Failed, d.Failed, &e.Failed},
+		{orderstatus.Cancelled, d.Cancelled, &e.Cancelled}} {
 		for _, x := range o.from {
-			*o.to = append(*o.to, linelog.Outcome{OrderSeq: x.Seq, Reason: x.Reason})
+			*o.to = append(*o.to, linelog.Outcome{OrderSeq: x.Seq, Reason: publicReason(o.status, x.Reason)})
 		}
 	}
 	return e
+}
+
+// publicReason is the reason the log publishes for an order that ended
+// with status: a rejection for want of stock or of a second order keeps
+// its word (sold_out, which gives nothing back, and already_ordered);
+// any other is its status alone.
+func publicReason(status, reason string) string {
+	if status == orderstatus.Rejected && (reason == consumer.ReasonSoldOut || reason == consumer.ReasonAlreadyOrdered) {
+		return reason
+	}
+	return status
 }
