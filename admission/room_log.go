@@ -1,6 +1,8 @@
 package admission
 
 import (
+	"bytes"
+	"io"
 	"strconv"
 	"time"
 
@@ -52,26 +54,30 @@ func (g *Gate) getLineLog(rc *fasthttp.RequestCtx, saleName string) {
 			Detail: "The line's log is being read; try again shortly."})
 		return
 	}
-	b := make([]byte, 0, 64*min(limit, 256))
-	b = append(b, `{"sale":"`...)
-	b = append(b, s.name...)
-	b = append(b, `","from":`...)
-	b = strconv.AppendInt(b, int64(from), 10)
-	b = append(b, `,"records":[`...)
-	b, n, total := lg.Page(b, from-1, limit)
-	b = append(b, `],"total":`...)
-	b = strconv.AppendInt(b, int64(total), 10)
+	// The records are the log's own bytes, shared by every read: the
+	// answer streams them, with a head and a tail of its own, and copies
+	// nothing (a page is a megabyte or more, and its readers many).
+	records, n, total := lg.Page(from-1, limit)
+	head := make([]byte, 0, 64+len(s.name))
+	head = append(head, `{"sale":"`...)
+	head = append(head, s.name...)
+	head = append(head, `","from":`...)
+	head = strconv.AppendInt(head, int64(from), 10)
+	head = append(head, `,"records":[`...)
+	tail := make([]byte, 0, 96+len(s.name))
+	tail = append(tail, `],"total":`...)
+	tail = strconv.AppendInt(tail, int64(total), 10)
 	if full := n == limit; full || from-1+n < total {
 		// More, or more to come: a full page is followed by the next.
-		b = append(b, `,"next":"/v1/sales/`...)
-		b = append(b, s.name...)
-		b = append(b, "/line/log?from="...)
-		b = strconv.AppendInt(b, int64(from+n), 10)
-		b = append(b, "&limit="...)
-		b = strconv.AppendInt(b, int64(limit), 10)
-		b = append(b, '"')
+		tail = append(tail, `,"next":"/v1/sales/`...)
+		tail = append(tail, s.name...)
+		tail = append(tail, "/line/log?from="...)
+		tail = strconv.AppendInt(tail, int64(from+n), 10)
+		tail = append(tail, "&limit="...)
+		tail = strconv.AppendInt(tail, int64(limit), 10)
+		tail = append(tail, '"')
 	}
-	b = append(b, "}\n"...)
+	tail = append(tail, "}\n"...)
 	h := &rc.Response.Header
 	h.SetContentTypeBytes(ctJSONb)
 	if n == limit {
@@ -80,12 +86,13 @@ func (g *Gate) getLineLog(rc *fasthttp.RequestCtx, saleName string) {
 		h.SetCanonical(hCache, vNoStore)
 	}
 	rc.SetStatusCode(fasthttp.StatusOK)
-	rc.Response.SetBodyRaw(b)
+	rc.Response.SetBodyStream(io.MultiReader(bytes.NewReader(head), bytes.NewReader(records), bytes.NewReader(tail)),
+		len(head)+len(records)+len(tail))
 }
 
 // lineLog is what the handler reads of a sale's log
 // (waitingroom.LineLog).
 type lineLog interface {
 	Ready() bool
-	Page(dst []byte, from, limit int) ([]byte, int, int)
+	Page(from, limit int) ([]byte, int, int)
 }

@@ -46,7 +46,9 @@ type LineLog struct {
 	caught     bool
 	// cover is the furthest the records placed so far cover.
 	cover linelog.Covers
-	// The log: record i is buf[ends[i-1]:ends[i]].
+	// The log: record i and a comma are buf[ends[i-1]:ends[i]]. Bytes
+	// written are never changed (buf only grows), so that a page served
+	// is a slice of buf, no copy.
 	buf    []byte
 	ends   []int
 	out    []linelog.Entry
@@ -279,7 +281,7 @@ func (l *LineLog) write(e linelog.Entry) {
 	l.out = l.rep.Apply(l.out[:0], e)
 	for _, o := range l.out {
 		b, _ := json.Marshal(o)
-		l.buf = append(l.buf, b...)
+		l.buf = append(append(l.buf, b...), ',')
 		l.ends = append(l.ends, len(l.buf))
 	}
 	if v := l.rep.Violation(); v != nil && !l.warned {
@@ -310,31 +312,24 @@ func (l *LineLog) idle(now time.Time) bool {
 	return now.Sub(time.Unix(0, l.readAt.Load())) > LogIdle
 }
 
-// Page appends to dst records from+1..from+n of the log, n at most
-// limit, as JSON objects separated by commas, and returns n and how many
-// records the log has. Written records never change: the log grows only
-// at its end.
-func (l *LineLog) Page(dst []byte, from, limit int) ([]byte, int, int) {
+// Page is records from+1..from+n of the log, n at most limit, as JSON
+// objects separated by commas, and how many records the log has. The
+// bytes are the log's own, shared by every read and never changed (the
+// log grows only at its end): a read of a page copies nothing.
+func (l *LineLog) Page(from, limit int) ([]byte, int, int) {
 	l.mu.Lock()
 	buf, ends := l.buf, l.ends
 	l.mu.Unlock()
 	total := len(ends)
 	if from >= total || limit <= 0 {
-		return dst, 0, total
+		return nil, 0, total
 	}
 	to := min(total, from+limit)
 	start := 0
 	if from > 0 {
 		start = ends[from-1]
 	}
-	for i := from; i < to; i++ {
-		if i > from {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, buf[start:ends[i]]...)
-		start = ends[i]
-	}
-	return dst, to - from, total
+	return buf[start : ends[to-1]-1 : ends[to-1]-1], to - from, total
 }
 
 // Close stops following the records.
