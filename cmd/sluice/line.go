@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -156,9 +157,13 @@ func (f lineFlags) read(ctx context.Context, sale string) ([]linelog.Entry, *lin
 	if err != nil {
 		return nil, nil, err
 	}
+	// The draw list, once the log says the draw is made: a gate that
+	// would not give it would have the log checked without it.
 	var d *linelog.Draw
 	if fd, err := loadtest.FetchDraw(ctx, http.DefaultClient, f.target, sale); err == nil {
 		d = &linelog.Draw{Commitment: fd.Commitment, Seed: fd.Seed, Hashes: fd.Hashes}
+	} else if slices.ContainsFunc(entries, func(e linelog.Entry) bool { return e.Kind == linelog.KindDraw }) {
+		return nil, nil, fmt.Errorf("the log says the draw is made, and the draw list cannot be read: %w", err)
 	}
 	if f.saveLog != "" {
 		if err := writeJSON(f.saveLog, logPage{Sale: sale, From: 1, Total: len(entries), Records: entries}); err != nil {
