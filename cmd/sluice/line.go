@@ -280,6 +280,9 @@ func printSummary(w io.Writer, sale string, s linelog.Summary, withDraw bool) {
 	}
 	fmt.Fprintf(w, "  %d orders: %d with a pass granted to their ticket and unexpired, %d without a pass beyond what the line held; %d given back\n",
 		s.Orders, s.PassOrders, s.Passless-s.Unchecked, s.Released)
+	if s.Unread > 0 {
+		fmt.Fprintf(w, "  %d records of the streams the line could not read, which change nothing (a ticket whose join is one is not in the line: --ticket finds yours)\n", s.Unread)
+	}
 	if s.Unchecked > 0 {
 		fmt.Fprintf(w, "  %d orders without a pass placed before the log knew the stock: not checked\n", s.Unchecked)
 	}

@@ -72,6 +72,10 @@ type Summary struct {
 	// Unchecked are the orders without a pass placed while the log knew
 	// no stock to check them against (a line begun before the log).
 	Unchecked int64
+	// Unread are the records of the streams the line could not read
+	// (KindUnread): they change nothing, so a ticket whose join is one
+	// is not in the line.
+	Unread int64
 }
 
 // sources is where the log stands in each stream, for its order.

@@ -112,6 +112,7 @@ func (r *Replay) Apply(dst []Entry, e Entry) []Entry {
 	case KindRejoin:
 		r.rejoin(&e)
 	case KindUnread:
+		r.sum.Unread++
 		if e.LineSeq != 0 {
 			r.book.Skip(e.LineSeq)
 		}
