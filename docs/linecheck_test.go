@@ -27,7 +27,14 @@ import (
 // gate and from the files sluice line verify saves, and refuses doctored
 // copies: so the log's format cannot drift from what the document says
 // and a third party can write their own. The sale: a turn that lapses and
-// its holder back at the end of the line, an order cancelled.
+// its holder back at the end of the line, an order cancelled, the gate
+// killed and started again mid-sale. sluice line verify (the binary)
+// runs as docs/line-audit.md shows it: from the gate, saving the log and
+// the draw, then offline with --log, --draw and the holder's --ticket;
+// it and the Python checker refuse each doctored copy (a record removed,
+// two swapped, a ticket's key or an offer's position changed, an extra
+// pass, a pass forged for a turn that lapsed) with exit 1 and the record
+// that breaks a rule.
 func TestLineCheckPython(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a gate and a sale: not in -short")
@@ -75,6 +82,16 @@ func TestLineCheckPython(t *testing.T) {
 	t.Log(out(0, bin, "line", "verify", "drop", "--target", g.api, "--save-log", logFile, "--save-draw", drawFile))
 	t.Log(out(0, py, checker, "--log", logFile, "--draw", drawFile))
 
+	// The holder who came back checks their own ticket, offline, as the
+	// document shows: its records, found by its hash.
+	mine := out(0, bin, "line", "verify", "drop", "--log", logFile, "--draw", drawFile, "--ticket", away)
+	t.Log(mine)
+	for _, want := range []string{"ticket " + away + " (hash ", ": join", ": offer at position 2", ": lapse at position 2", ": rejoin at position 6"} {
+		if !strings.Contains(mine, want) {
+			t.Errorf("sluice line verify --ticket says no %q", want)
+		}
+	}
+
 	var page struct {
 		Records []map[string]any `json:"records"`
 	}
@@ -104,37 +121,81 @@ func TestLineCheckPython(t *testing.T) {
 		}
 		return rs
 	}
-	for name, doctor := range map[string]func([]map[string]any) []map[string]any{
-		"a record removed": func(rs []map[string]any) []map[string]any { return slices.Delete(rs, len(rs)/2, len(rs)/2+1) },
-		"two offers swapped": func(rs []map[string]any) []map[string]any {
+	// Doctored copies: each refused by sluice line verify (exit 1, the
+	// record that breaks a rule) and by the Python checker (exit 1).
+	for _, c := range []struct {
+		name   string
+		doctor func([]map[string]any) []map[string]any
+	}{
+		{"a record removed", func(rs []map[string]any) []map[string]any { return slices.Delete(rs, len(rs)/2, len(rs)/2+1) }},
+		{"two records swapped", func(rs []map[string]any) []map[string]any {
+			i := find(rs, "join")
+			rs[i], rs[i+1] = rs[i+1], rs[i]
+			return renumber(rs)
+		}},
+		{"two offers swapped", func(rs []map[string]any) []map[string]any {
 			i := find(rs, "offer")
 			rs[i]["ticket"], rs[i+1]["ticket"] = rs[i+1]["ticket"], rs[i]["ticket"]
 			return rs
-		},
-		"an extra pass": func(rs []map[string]any) []map[string]any {
+		}},
+		{"a ticket's key changed before the draw", func(rs []map[string]any) []map[string]any {
+			h := sha256.Sum256([]byte("a ticket of the operator's"))
+			rs[find(rs, "join")]["ticket"] = hex.EncodeToString(h[:])
+			return rs
+		}},
+		{"an offer's position changed", func(rs []map[string]any) []map[string]any {
+			i := find(rs, "offer")
+			rs[i]["position"] = rs[i]["position"].(float64) + 1
+			return rs
+		}},
+		{"an extra pass", func(rs []map[string]any) []map[string]any {
 			i := find(rs, "grant")
 			extra := map[string]any{}
 			for k, v := range rs[i] {
 				extra[k] = v
 			}
 			return renumber(slices.Insert(rs, i+1, extra))
-		},
+		}},
+		{"a pass forged for the turn that lapsed", func(rs []map[string]any) []map[string]any {
+			l := find(rs, "lapse")
+			for i, r := range rs {
+				if r["kind"] == "offer" && r["position"] == rs[l]["position"] {
+					at, _ := time.Parse(time.RFC3339Nano, r["at"].(string))
+					forged := map[string]any{"seq": 0, "at": r["at"], "kind": "grant", "ticket": r["ticket"], "position": r["position"],
+						"expires": at.Add(time.Minute).Format(time.RFC3339Nano)}
+					return renumber(slices.Insert(rs, i+1, forged))
+				}
+			}
+			t.Fatal("no offer of the turn that lapsed")
+			return nil
+		}},
 	} {
 		var fresh struct {
 			Records []map[string]any `json:"records"`
 		}
 		_ = json.Unmarshal(b, &fresh)
-		doctored, _ := json.Marshal(map[string]any{"records": doctor(fresh.Records)})
+		doctored, _ := json.Marshal(map[string]any{"sale": "drop", "from": 1, "records": c.doctor(fresh.Records)})
 		f := filepath.Join(dir, "doctored.json")
 		if err := os.WriteFile(f, doctored, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%s: %s", name, out(1, py, checker, "--log", f, "--draw", drawFile))
+		said := out(1, bin, "line", "verify", "drop", "--log", f, "--draw", drawFile)
+		if !strings.Contains(said, "does NOT verify") || !strings.Contains(said, "breaks the rule") {
+			t.Errorf("%s: sluice line verify refused it without saying why:\n%s", c.name, said)
+		}
+		t.Logf("%s: sluice line verify: %s", c.name, said)
+		t.Logf("%s: line_check.py: %s", c.name, out(1, py, checker, "--log", f, "--draw", drawFile))
 	}
 }
 
-// gate is a gate run from the binary, on ports of its own.
-type gate struct{ api, ops string }
+// gate is a gate run from the binary, on ports of its own, which a
+// restart keeps (and its data directory).
+type gate struct {
+	api, ops string
+	bin, dir string
+	addrs    []string
+	cmd      *exec.Cmd
+}
 
 func startGate(t *testing.T, bin string) *gate {
 	t.Helper()
@@ -147,28 +208,44 @@ func startGate(t *testing.T, bin string) *gate {
 		addrs = append(addrs, ln.Addr().String())
 		ln.Close()
 	}
-	cmd := exec.Command(bin, "serve", "--listen", addrs[0], "--ops-listen", addrs[1], "--nats-listen", addrs[2],
-		"--data-dir", t.TempDir(), "--no-demo", "--admin-token", "change-me")
+	g := &gate{api: "http://" + addrs[0], ops: "http://" + addrs[1], bin: bin, dir: t.TempDir(), addrs: addrs}
+	g.start(t)
+	t.Cleanup(func() {
+		_ = g.cmd.Process.Signal(syscall.SIGTERM)
+		_ = g.cmd.Wait()
+	})
+	return g
+}
+
+// start runs the gate and waits for it to be ready.
+func (g *gate) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(g.bin, "serve", "--listen", g.addrs[0], "--ops-listen", g.addrs[1], "--nats-listen", g.addrs[2],
+		"--data-dir", g.dir, "--no-demo", "--admin-token", "change-me")
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
-	g := &gate{api: "http://" + addrs[0], ops: "http://" + addrs[1]}
+	g.cmd = cmd
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		if resp, err := http.Get(g.ops + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return g
+				return
 			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the gate is not ready")
 		}
 	}
+}
+
+// restart kills the gate (kill -9) and starts it again on its data.
+func (g *gate) restart(t *testing.T) {
+	t.Helper()
+	_ = g.cmd.Process.Kill()
+	_ = g.cmd.Wait()
+	g.start(t)
 }
 
 func (g *gate) call(t *testing.T, method, url, body string, hdr map[string]string) (int, string) {
@@ -198,8 +275,8 @@ func field(body, key string) string {
 // followSale plays the sale: the holder at position 2 is away until its
 // turn lapsed, then asks (back at the end of the line); everyone else
 // polls, claims and orders at their turn, three of them; the first
-// order, once confirmed, is cancelled. It returns the away holder's
-// ticket.
+// order, once confirmed, is cancelled, and the gate is killed and
+// started again. It returns the away holder's ticket.
 func (g *gate) followSale(t *testing.T, ids []string) string {
 	t.Helper()
 	var drawn []string
@@ -246,6 +323,9 @@ func (g *gate) followSale(t *testing.T, ids []string) string {
 		if !cancelled && len(orders) > 0 {
 			if st, _ := g.call(t, "POST", g.ops+"/admin/orders/"+orders[0]+"/cancel", "", nil); st == 200 {
 				cancelled = true
+				// The gate killed and started again mid-sale: the
+				// line, and its log, are read again from the records.
+				g.restart(t)
 			}
 		}
 	}
