@@ -144,6 +144,9 @@ func (f lineFlags) read(ctx context.Context, sale string) ([]linelog.Entry, *lin
 		if err := readJSON(f.logFile, &page); err != nil {
 			return nil, nil, err
 		}
+		if page.Sale != "" && page.Sale != sale {
+			return nil, nil, fmt.Errorf("%s is the log of sale %q, not of %s", f.logFile, page.Sale, sale)
+		}
 		var d *linelog.Draw
 		if f.drawFile != "" {
 			d = new(linelog.Draw)
