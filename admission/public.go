@@ -127,6 +127,7 @@ const (
 	routeLine
 	routeDraw
 	routeDrawTickets
+	routeLineLog
 	routeTicket
 	routeChallenge
 )
@@ -141,6 +142,7 @@ var allow = [...]string{
 	routeLine:        "GET, HEAD, POST",
 	routeDraw:        "GET, HEAD",
 	routeDrawTickets: "GET, HEAD",
+	routeLineLog:     "GET, HEAD",
 	routeTicket:      "GET, HEAD",
 	routeChallenge:   "GET, HEAD",
 }
@@ -174,6 +176,8 @@ func route(p []byte) matched {
 			return matched{routeDraw, rest[:i]}
 		case i > 0 && string(rest[i:]) == "/draw/tickets":
 			return matched{routeDrawTickets, rest[:i]}
+		case i > 0 && string(rest[i:]) == "/line/log":
+			return matched{routeLineLog, rest[:i]}
 		}
 	case string(p) == "/v1/sales":
 		return matched{kind: routeSales}
@@ -215,6 +219,8 @@ func (g *Gate) serveOther(ctx *fasthttp.RequestCtx, r matched, method []byte) {
 		g.getDraw(ctx, string(r.arg))
 	case routeDrawTickets:
 		g.getDrawTickets(ctx, string(r.arg))
+	case routeLineLog:
+		g.getLineLog(ctx, string(r.arg))
 	case routeChallenge:
 		g.getChallenge(ctx, string(r.arg))
 	case routeOpenAPI:

@@ -218,6 +218,8 @@ type roomView struct {
 	Held    int64  `json:"held"`
 	LineURL string `json:"line_url"`
 	DrawURL string `json:"draw_url"`
+	// LogURL is the line's public log (GET /v1/sales/{sale}/line/log).
+	LogURL string `json:"log_url"`
 }
 
 // estimate is a figure the gate may not know: it is written as null then
@@ -303,7 +305,8 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 	}
 	if s.hasLine.Load() {
 		r := &roomView{Off: !cfg.WaitingRoom, PollRate: cfg.LinePollRate(), LineOpensAt: cfg.LineOpensAt(), PassTTL: cfg.PassLifetime().Seconds(), ClaimWindow: cfg.ClaimLifetime().Seconds(), LineLimit: cfg.LineCap(),
-			LineURL: lineURL(s.name), DrawURL: "/v1/sales/" + s.name + "/draw", LinePerAddress: cfg.LinePerAddress}
+			LineURL: lineURL(s.name), DrawURL: "/v1/sales/" + s.name + "/draw",
+			LogURL: lineURL(s.name) + "/log", LinePerAddress: cfg.LinePerAddress}
 		if cfg.JoinProof != "" {
 			r.JoinProof, r.ProofMaxNumber, r.ChallengeURL = cfg.JoinProof, proofMaxNumber(cfg), lineURL(s.name)+"/challenge"
 		}

@@ -25,6 +25,9 @@ type Rooms interface {
 	Room(sale string) *waitingroom.Room
 	// Open opens the rooms of these sales, the sales with a line.
 	Open(ctx context.Context, sales []string)
+	// Log is the sale's public line log (waitingroom.LineLog), nil while
+	// it is being opened: the first read opens it.
+	Log(sale string) *waitingroom.LineLog
 }
 
 // RoomStore is what the waiting room's handlers write to JetStream

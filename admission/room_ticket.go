@@ -3,6 +3,8 @@ package admission
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"math"
 	"net/http"
@@ -20,6 +22,9 @@ import (
 
 // ticketView is a ticket as GET /v1/tickets/{id} and the join answer it.
 type ticketView struct {
+	// TicketID is the holder's secret; appendJSON writes beside it
+	// ticket_hash, SHA-256 of it, the ticket's public identity: what to
+	// look for in the draw and the line's log.
 	TicketID string `json:"ticket_id"`
 	Sale     string `json:"sale"`
 	BuyerID  string `json:"buyer_id"`
@@ -439,6 +444,10 @@ func (v *ticketView) appendJSON(b []byte) []byte {
 	}
 	b = append(b, `{"ticket_id":"`...)
 	b = append(b, v.TicketID...)
+	b = append(b, `","ticket_hash":"`...)
+	var id [line.TicketIDLen]byte
+	h := sha256.Sum256(id[:copy(id[:], v.TicketID)])
+	b = hex.AppendEncode(b, h[:])
 	b = append(b, '"')
 	b = str(b, "sale", v.Sale)
 	b = str(b, "buyer_id", v.BuyerID)

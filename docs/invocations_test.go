@@ -128,7 +128,7 @@ type invocation struct {
 // binaryForms are how documents name the binary, longest first.
 var binaryForms = [][]string{{"go", "run", "./cmd/sluice"}, {"./sluice"}, {"/usr/local/bin/sluice"}, {"/sluice"}, {"sluice"}}
 
-var commands = map[string]bool{"serve": true, "drain": true, "loadtest": true, "status": true, "sale": true, "draw": true,
+var commands = map[string]bool{"serve": true, "drain": true, "loadtest": true, "status": true, "sale": true, "draw": true, "line": true,
 	"dashboards": true, "pages": true, "healthcheck": true, "version": true, "--version": true, "--help": true, "help": true}
 
 // commandWords are how many words name the command (`sale create NAME`
@@ -137,7 +137,7 @@ func commandWords(args []string) int {
 	switch args[0] {
 	case "sale":
 		return min(len(args), 3)
-	case "draw", "dashboards", "pages":
+	case "draw", "line", "dashboards", "pages":
 		return min(len(args), 2)
 	}
 	return 1

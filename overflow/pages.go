@@ -157,8 +157,11 @@ func (p *Pages) problemHTML(doc ProblemPage) []byte {
 // WaitingTicket is what waiting.html is executed with: the ticket's JSON
 // view (GET /v1/tickets/{id}) in fields.
 type WaitingTicket struct {
-	Sale       string `json:"sale"`
-	TicketID   string `json:"ticket_id"`
+	Sale     string `json:"sale"`
+	TicketID string `json:"ticket_id"`
+	// TicketHash is the ticket's public identity, SHA-256 of its id: what
+	// to look for in the draw and the line's log.
+	TicketHash string `json:"ticket_hash"`
 	BuyerID    string `json:"buyer_id"`
 	State      string `json:"state"`
 	Position   int64  `json:"position"`
@@ -174,9 +177,10 @@ type WaitingTicket struct {
 	view template.JS
 }
 
-// Links are the URLs a waiting page may point at.
+// Links are the URLs a waiting page may point at; Log is the line's
+// public log, which anyone may check (sluice line verify).
 type Links struct {
-	Ticket, Order, Line, Draw, Sale string
+	Ticket, Order, Line, Draw, Sale, Log string
 }
 
 // WaitingPage writes the waiting room's page for a ticket, ticket being
@@ -190,7 +194,8 @@ func (r *Renderer) WaitingPage(w io.Writer, ticket any) {
 	_ = json.Unmarshal(b, &t) // the view marshals to these fields
 	t.view = template.JS(b)   // JSON is a JS value
 	t.Links = Links{Ticket: "/v1/tickets/" + t.TicketID, Order: t.OrderURL,
-		Line: "/v1/sales/" + t.Sale + "/line", Draw: "/v1/sales/" + t.Sale + "/draw", Sale: "/v1/sales/" + t.Sale}
+		Line: "/v1/sales/" + t.Sale + "/line", Draw: "/v1/sales/" + t.Sale + "/draw", Sale: "/v1/sales/" + t.Sale,
+		Log: "/v1/sales/" + t.Sale + "/line/log"}
 	p := r.pages().orBuiltin()
 	if err := p.waiting.Execute(w, t); err != nil {
 		_ = builtin.waiting.Execute(w, t)

@@ -109,3 +109,19 @@ func TestWaitingPageBeforeAndAfterTheDraw(t *testing.T) {
 		t.Errorf("after the draw:\n%s", a)
 	}
 }
+
+// The waiting page links to the line's public log, says how to check it,
+// and shows the ticket's hash to look for there (never its id in the
+// log's link).
+func TestWaitingPageLinksToTheLineLog(t *testing.T) {
+	r := &overflow.Renderer{}
+	var b bytes.Buffer
+	hash := strings.Repeat("ab", 32)
+	r.WaitingPage(&b, map[string]any{"sale": "drop", "ticket_id": "secretticketid", "ticket_hash": hash, "state": "waiting", "position": 2})
+	page := b.String()
+	for _, want := range []string{`<a href="/v1/sales/drop/line/log">the line's log</a>`, `<code>sluice line verify drop</code>`, `<code>` + hash + `</code>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page has no %s:\n%s", want, page)
+		}
+	}
+}

@@ -15,6 +15,7 @@ func TestEveryCommandsHelpGoesToStdoutOnce(t *testing.T) {
 	for _, args := range [][]string{
 		{"serve", "--help"}, {"drain", "--help"}, {"loadtest", "--help"}, {"status", "--help"},
 		{"sale", "--help"}, {"sale", "create", "--help"}, {"draw", "verify", "--help"}, {"draw", "--help"},
+		{"line", "verify", "--help"}, {"line", "--help"},
 		{"dashboards", "export", "--help"}, {"dashboards", "--help"}, {"pages", "export", "-h"}, {"pages", "--help"},
 		{"healthcheck", "--help"},
 	} {
@@ -46,15 +47,16 @@ func TestEveryCommandsHelpGoesToStdoutOnce(t *testing.T) {
 // is, as the go tool does (main prints the error, to stderr).
 func TestABadFlagSaysWhereTheUsageIs(t *testing.T) {
 	for _, args := range [][]string{{"serve", "--no-such-flag"}, {"serve", "--listen"}, {"serve", "--workers", "many"}, {"sale", "list", "--ops"},
-		{"sale", "frobnicate"}, {"status", "extra"}, {"pages"}, {"dashboards", "export"}, {"draw", "verify", "--gate", "x"}} {
+		{"sale", "frobnicate"}, {"status", "extra"}, {"pages"}, {"dashboards", "export"}, {"draw", "verify", "--gate", "x"},
+		{"line", "verify", "--target", "x"}, {"line", "verify", "drop", "extra"}} {
 		var out, errb bytes.Buffer
 		err := run(context.Background(), args, &out, &errb)
 		if err == nil || exitCode(err) != 2 {
 			t.Fatalf("%v: err %v, exit %d", args, err, exitCode(err))
 		}
 		command := "sluice " + args[0]
-		if args[0] == "draw" {
-			command = "sluice draw verify"
+		if args[0] == "draw" || args[0] == "line" {
+			command = "sluice " + args[0] + " verify"
 		}
 		hint := fmt.Sprintf("Run '%s --help' for usage.", command)
 		if !strings.HasSuffix(err.Error(), "\n"+hint) {
@@ -75,7 +77,7 @@ func TestFlagHelpNamesOnlyValues(t *testing.T) {
 		"string": true, "int": true, "uint": true, "int64": true, "uint64": true, "float": true, "duration": true, "value": true}
 	upper := regexp.MustCompile(`^[A-Z][A-Z0-9_=]*$`)
 	flagLine := regexp.MustCompile(`^  -([a-z][a-z0-9-]*)(?: (.+))?$`)
-	for _, args := range [][]string{{"serve", "-h"}, {"drain", "-h"}, {"loadtest", "-h"}, {"status", "-h"}, {"sale", "list", "-h"}, {"draw", "verify", "-h"}, {"healthcheck", "-h"}} {
+	for _, args := range [][]string{{"serve", "-h"}, {"drain", "-h"}, {"loadtest", "-h"}, {"status", "-h"}, {"sale", "list", "-h"}, {"draw", "verify", "-h"}, {"line", "verify", "-h"}, {"healthcheck", "-h"}} {
 		var out bytes.Buffer
 		_ = run(context.Background(), args, &out, &bytes.Buffer{})
 		n := 0

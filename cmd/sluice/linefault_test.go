@@ -47,9 +47,12 @@ import (
 //   - no holder of a valid pass was refused for stock;
 //   - every gate's figures (let in, outstanding, tickets, the issued and
 //     expired counters) equal the recomputation;
+//   - the line's public log verifies (sluice line verify, the binary),
+//     says what the recomputation says, and is the same on every live
+//     gate (linefault_log_test.go);
 //   - at the end: the stock exact in the database, every order answered
-//     202 there once, the draw verifying, and the buyers who came served
-//     in draw order.
+//     202 there once, the draw verifying, the buyers who came served
+//     in draw order, and doctored copies of the log refused.
 //
 // SLUICE_FAULT_SEEDS picks the seeds ("7,8", or "random:20" for twenty
 // fresh ones) and SLUICE_FAULT_STEPS the faults per seed; a failure
@@ -119,6 +122,9 @@ type faultCluster struct {
 	c     *http.Client
 	// res guards what the buyers learn (their order, position, refusal).
 	res sync.Mutex
+	// lastLog is the line's log as sluice line verify last saved it,
+	// lastVerify what it said.
+	lastLog, lastVerify string
 }
 
 func addrs(t *testing.T, n int) []string {
@@ -632,6 +638,7 @@ func (fc *faultCluster) checkPromises(t *testing.T, when string) lineAudit {
 		}
 		mismatch = fc.figuresDiffer(a)
 		if mismatch == "" {
+			fc.lastLog = fc.checkLog(t, when)
 			return a
 		}
 		if time.Now().After(deadline) {
@@ -959,6 +966,8 @@ func runLineFaults(t *testing.T, seed uint64, steps int) {
 	if err := line.VerifyDraw(d.Seed, d.Commitment, d.Hashes); err != nil {
 		t.Errorf("seed %d: the draw does not verify: %v", seed, err)
 	}
+	t.Logf("seed %d: sluice line verify at the end:\n%s", seed, fc.lastVerify)
+	refuseDoctored(t, fc.lastLog)
 	// Those who came were served in draw order: nobody who came waits
 	// unserved ahead of someone served.
 	// One who came back after their turn lapsed was put at the back

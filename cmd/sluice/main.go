@@ -10,6 +10,9 @@
 //	                  config and alerts into DIR
 //	sluice pages export DIR
 //	                  write the built-in HTML pages, templates for --pages
+//	sluice draw verify, sluice line verify
+//	                  check a waiting room's draw, and its line, from public
+//	                  data alone
 //	sluice healthcheck
 //	                  exit 0 if the gate's ops listener says it is ready
 //	sluice version    print the build
@@ -88,6 +91,9 @@ Usage:
                            make and change sales over the admin API
   sluice draw verify --sale NAME [--gate URL]
                            check a waiting room's draw from public data alone
+  sluice line verify SALE [--target URL]
+                           check a waiting room's line from its public log:
+                           turns in draw order, never past the stock
   sluice dashboards export DIR
                            write the Grafana dashboards, their provisioning, a
                            Prometheus config and the alerting rules into DIR
@@ -174,6 +180,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runPages(args[1:], stdout, stderr)
 	case "draw":
 		return runDraw(ctx, args[1:], stdout, stderr)
+	case "line":
+		return runLine(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version", "-v":

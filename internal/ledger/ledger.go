@@ -21,14 +21,16 @@ const DrainConsumer = "sluice-drain"
 // DefaultDuplicateWindow is streams.DefaultDuplicateWindow.
 const DefaultDuplicateWindow = streams.DefaultDuplicateWindow
 
-// LineRecords provisions a sale's waiting-room records and marks its room
-// on or off (room.Store): EnsureSale calls it, for a sale that has (or
-// had) a waiting room, before the sale says so, so that a room turned off
-// keeps what its turns and passes hold for every gate alike
-// (line.Book.Mark).
+// LineRecords provisions a sale's waiting-room records, marks its room
+// on or off and records its stock (waitingroom.Store): EnsureSale calls
+// it, for a sale that has (or had) a waiting room, before the sale says
+// so, so that a room turned off keeps what its turns and passes hold for
+// every gate alike (line.Book.Mark), and the public line log shows each
+// change of the stock before the sale takes it.
 type LineRecords interface {
 	EnsureLine(ctx context.Context, sale string) error
 	MarkRoom(ctx context.Context, sale string, open bool) error
+	MarkStock(ctx context.Context, sale string, stock, overbook int64) error
 }
 
 // Options tune a Ledger. The zero value means: one replica, the default
@@ -148,6 +150,9 @@ func (l *Ledger) EnsureSale(ctx context.Context, s Sale) (SaleState, error) {
 			return SaleState{}, err
 		}
 		if err := l.opts.Lines.MarkRoom(ctx, s.Name, s.WaitingRoom); err != nil {
+			return SaleState{}, err
+		}
+		if err := l.opts.Lines.MarkStock(ctx, s.Name, s.Stock, s.Overbook); err != nil {
 			return SaleState{}, err
 		}
 	}
@@ -373,23 +378,35 @@ func DecodeOrder(data []byte) (Order, error) {
 	return o, nil
 }
 
-// StockLeft is how many more orders a sale's stream takes now: its limit
-// (stock + overbook + released) less the orders it holds, read from
-// JetStream at the call, never from a cache: the pace reads it after its
-// look at the line, so that every order whose pass that look no longer
-// counts is in it.
-func (l *Ledger) StockLeft(ctx context.Context, sale string) (int64, error) {
+// Stock is what a sale's stream takes, read from JetStream at once.
+type Stock struct {
+	// Left is how many more orders it takes: Limit less the orders.
+	Left int64
+	// Limit is how many it takes in all: stock + overbook + released.
+	Limit int64
+	// Orders is the sequence of its last order, which is how many it
+	// holds: orders are never removed.
+	Orders uint64
+}
+
+// Stock reads how many orders a sale's stream takes and holds: its limit
+// (stock + overbook + released) and its last order, from JetStream at
+// the call, never from a cache: the pace reads it after its look at the
+// line, so that every order whose pass that look no longer counts is in
+// it.
+func (l *Ledger) Stock(ctx context.Context, sale string) (Stock, error) {
 	str, err := l.js.Stream(ctx, StreamName(sale))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return 0, fmt.Errorf("%w: %s", ErrNoSale, sale)
+		return Stock{}, fmt.Errorf("%w: %s", ErrNoSale, sale)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return Stock{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	info := str.CachedInfo()
 	s, _, ok := saleOf(info.Config)
 	if !ok {
-		return 0, fmt.Errorf("%w: %s", ErrNoSale, sale)
+		return Stock{}, fmt.Errorf("%w: %s", ErrNoSale, sale)
 	}
-	return max(info.Config.MaxMsgs, s.Capacity()) - int64(info.State.Msgs), nil
+	limit := max(info.Config.MaxMsgs, s.Capacity())
+	return Stock{Left: limit - int64(info.State.Msgs), Limit: limit, Orders: info.State.LastSeq}, nil
 }

@@ -105,6 +105,24 @@ func (s *saleDecisions) cancel(seq uint64, st Status, buyer string) {
 	s.release(buyer)
 }
 
+// apply applies one decision of the sale: the first outcome of an order
+// stands, and a cancel turns a confirmed order into one that gave its
+// slot back.
+func (s *saleDecisions) apply(d Decision) {
+	for _, seq := range d.Confirmed {
+		s.confirm(seq)
+	}
+	for _, o := range d.Rejected {
+		s.refuse(o.Seq, Status{Status: Rejected, Reason: o.Reason, At: d.At}, o.Buyer)
+	}
+	for _, o := range d.Failed {
+		s.refuse(o.Seq, Status{Status: Failed, Reason: o.Reason, At: d.At}, o.Buyer)
+	}
+	for _, o := range d.Cancelled {
+		s.cancel(o.Seq, Status{Status: Cancelled, Reason: o.Reason, At: d.At}, o.Buyer)
+	}
+}
+
 // StartTracker replays the decisions stream (see Provision) and follows
 // it. It returns once the decisions recorded so far are loaded (or ctx
 // ends), so a gate that starts answers statuses it can prove.
@@ -209,18 +227,7 @@ func (t *Tracker) apply(data []byte, seq uint64) {
 		s = &saleDecisions{other: make(map[uint64]Status)}
 		t.sales[d.Sale] = s
 	}
-	for _, seq := range d.Confirmed {
-		s.confirm(seq)
-	}
-	for _, o := range d.Rejected {
-		s.refuse(o.Seq, Status{Status: Rejected, Reason: o.Reason, At: d.At}, o.Buyer)
-	}
-	for _, o := range d.Failed {
-		s.refuse(o.Seq, Status{Status: Failed, Reason: o.Reason, At: d.At}, o.Buyer)
-	}
-	for _, o := range d.Cancelled {
-		s.cancel(o.Seq, Status{Status: Cancelled, Reason: o.Reason, At: d.At}, o.Buyer)
-	}
+	s.apply(d)
 	if s.released > 0 {
 		t.anyReleased.Store(true)
 	}

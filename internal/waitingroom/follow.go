@@ -14,6 +14,7 @@ import (
 	"sluice/internal/ledger"
 	"sluice/internal/streams"
 	"sluice/internal/waitingroom/line"
+	"sluice/internal/waitingroom/linelog"
 )
 
 // Room is one gate's copy of a sale's waiting room: its keys, and the
@@ -27,6 +28,9 @@ type Room struct {
 
 	// snap is the line as the pace saw it last (Pacer); nil before.
 	snap atomic.Pointer[Snapshot]
+	// placed is what the pace's records applied say of the public line
+	// log (Placed), for the pacer's cover records.
+	placed atomic.Pointer[Placed]
 
 	mu  sync.Mutex
 	ccs []jetstream.ConsumeContext
@@ -116,6 +120,7 @@ func (st *Store) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 			return
 		}
 		ApplyPace(r.Book, sale, msg.Subject(), msg.Data(), meta.Timestamp, meta.Sequence.Stream)
+		r.notePace(msg.Subject(), msg.Data(), meta.Timestamp, meta.Sequence.Stream)
 		if meta.Sequence.Stream >= paceLast {
 			paceOnce.Do(func() { close(paceCaught) })
 		}
@@ -142,6 +147,46 @@ func (st *Store) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 		return nil, fmt.Errorf("waitingroom: replay the pace of %s: %w", sale, ctx.Err())
 	}
 	return r, nil
+}
+
+// Placed is what the sale's pace records applied so far say of its
+// public line log (linelog): the furthest records of the line, the
+// ledger and the decisions a step or cover record placed, the last cover
+// record (for the next compare-and-set) and the time of the pace's last
+// record, past which the log's lapses and expiries are not written yet.
+type Placed struct {
+	Covers   linelog.Covers
+	CoverSeq uint64
+	PaceAt   time.Time
+}
+
+// Placed is what the pace's records applied say of the log; the zero
+// value before any.
+func (r *Room) Placed() Placed {
+	if p := r.placed.Load(); p != nil {
+		return *p
+	}
+	return Placed{}
+}
+
+// notePace notes a pace record of the sale for Placed (the pace's
+// consumer only).
+func (r *Room) notePace(subject string, data []byte, at time.Time, seq uint64) {
+	p := r.Placed()
+	if at.After(p.PaceAt) {
+		p.PaceAt = at
+	}
+	switch subject {
+	case PaceCoverSubject(r.Sale):
+		p.CoverSeq = seq
+		fallthrough
+	case PaceLetInSubject(r.Sale):
+		if c, ok := coverOf(data); ok {
+			p.Covers = linelog.Covers{LineSeq: max(p.Covers.LineSeq, c.LineSeq), OrderSeq: max(p.Covers.OrderSeq, c.OrderSeq),
+				DecisionSeq: max(p.Covers.DecisionSeq, c.DecisionSeq)}
+		}
+	}
+	r.placed.Store(&p)
 }
 
 // replayStall is how long a room's replay may go without applying a

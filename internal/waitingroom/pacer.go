@@ -57,10 +57,10 @@ type PaceSales interface {
 	PaceSales() (sales []PaceSale, known bool)
 }
 
-// StockReader reads how many orders a sale's stream still takes, from
-// JetStream at the call (ledger.Ledger.StockLeft).
+// StockReader reads how many orders a sale's stream takes and holds,
+// from JetStream at the call (ledger.Ledger.Stock).
 type StockReader interface {
-	StockLeft(ctx context.Context, sale string) (int64, error)
+	Stock(ctx context.Context, sale string) (ledger.Stock, error)
 }
 
 // Snapshot is a sale's line as the pace saw it last: a poll reads it
@@ -101,6 +101,9 @@ type Pacer struct {
 	warm atomic.Bool
 	warn eventlog.Log
 	seen map[string]bool // sales whose series exist; Pace's goroutine only
+	// covered and decided are when this gate last tried a cover record
+	// of a sale, and last read its last decision (Pace's goroutine only).
+	covered, decided map[string]time.Time
 }
 
 // PacerConfig is what a Pacer is made of. Every field is required but
@@ -128,7 +131,8 @@ func NewPacer(cfg PacerConfig) *Pacer {
 		cfg.Now = time.Now
 	}
 	return &Pacer{rooms: cfg.Rooms, store: cfg.Store, stock: cfg.Stock, sales: cfg.Sales, m: cfg.Metrics,
-		log: cfg.Logger, passGrace: PassGrace(cfg.PublishTimeout), now: cfg.Now, seen: map[string]bool{}}
+		log: cfg.Logger, passGrace: PassGrace(cfg.PublishTimeout), now: cfg.Now, seen: map[string]bool{},
+		covered: map[string]time.Time{}, decided: map[string]time.Time{}}
 }
 
 // Warm says every sale with a line had its room read and paced once,
@@ -156,6 +160,8 @@ func (p *Pacer) Pace(ctx context.Context) {
 		if !names[name] {
 			p.m.forget(name)
 			delete(p.seen, name)
+			delete(p.covered, name)
+			delete(p.decided, name)
 		}
 	}
 	if warm {
@@ -170,13 +176,24 @@ func (p *Pacer) paceLine(ctx context.Context, ps PaceSale, r *Room, now time.Tim
 	// the ledger before the stock is read, so the two never count one
 	// item twice as free (an order counted neither as held nor as sold).
 	st, ahead := r.Book.StateAhead(now, p.passGrace, ClaimGrace, nil)
+	// What this look read, for the public line log (Cover): the line
+	// applied, then the ledger.
+	cover := Cover{Line: r.Book.LineSeq(), PassGrace: p.passGrace, ClaimGrace: ClaimGrace}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	stockLeft, err := p.stock.StockLeft(rctx, cfg.Name)
+	stock, err := p.stock.Stock(rctx, cfg.Name)
 	cancel()
 	fresh := err == nil
+	stockLeft := stock.Left
 	if !fresh {
 		stockLeft = ps.StockGuess
 	}
+	cover.Orders, cover.Limit = stock.Orders, stock.Limit
+	stepped := false
+	defer func() {
+		if fresh && !stepped {
+			p.cover(ctx, cfg.Name, r, st, cover, now)
+		}
+	}()
 	// The invariant the pace keeps, on every gate at once (each step a
 	// compare-and-set on the last): orders in the ledger plus what the
 	// turns let in hold never exceed what the sale's stream takes, so
@@ -229,15 +246,67 @@ func (p *Pacer) paceLine(ctx context.Context, ps PaceSale, r *Room, now time.Tim
 	if through <= st.LetIn && offered <= st.Offered {
 		return
 	}
+	stepped = true
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err = p.store.AdvanceLine(actx, cfg.Name, Step{Through: through, Offered: offered,
-		TTL: cfg.PassLifetime(), Window: cfg.ClaimLifetime()}, st.LastAdvance)
+	// The sale's last decision, read after its stock: the stock given
+	// back that the limit counts is in the records the step covers.
+	if cover.Decided, err = p.store.DecidedSeq(actx, cfg.Name); err == nil {
+		p.decided[cfg.Name] = now
+		err = p.store.AdvanceLine(actx, cfg.Name, Step{Through: through, Offered: offered,
+			TTL: cfg.PassLifetime(), Window: cfg.ClaimLifetime(), Cover: cover}, st.LastAdvance)
+	}
 	cancel()
 	switch {
 	case err == nil, errors.Is(err, ErrPaceMoved):
 	default:
 		p.warn.Note(now, func(n int) {
 			p.log.Warn("cannot move the line on", "sale", cfg.Name, "tries", n, "err", err)
+		})
+	}
+}
+
+// The pace of cover records: at most one a coverEvery per sale from a
+// gate, and the sale's last decision read at least every decidedEvery.
+const (
+	coverEvery   = time.Second
+	decidedEvery = 5 * time.Second
+)
+
+// cover records a cover record of the sale's pace when the public line
+// log has records waiting for one (records of the line, the ledger or
+// the decisions no step or cover record placed yet), or lapses and
+// expiries that no record of the pace is dated past yet. It moves
+// nothing; a compare-and-set on the last cover record makes the gates'
+// tries one record.
+func (p *Pacer) cover(ctx context.Context, sale string, r *Room, st line.State, c Cover, now time.Time) {
+	if now.Sub(p.covered[sale]) < coverEvery {
+		return
+	}
+	pl := r.Placed()
+	due := c.Line > pl.Covers.LineSeq || c.Orders > pl.Covers.OrderSeq
+	if !due && !pl.PaceAt.IsZero() && pl.PaceAt.Before(now) {
+		// Time alone moved the line since the pace's last record: a
+		// lapse or an expiry waits for a record dated past it.
+		was := r.Book.StateWith(pl.PaceAt, p.passGrace, ClaimGrace)
+		due = was.Lapsed != st.Lapsed || was.Held != st.Held
+	}
+	if !due && now.Sub(p.decided[sale]) < decidedEvery {
+		return
+	}
+	p.covered[sale] = now
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	decided, err := p.store.DecidedSeq(cctx, sale)
+	if err != nil {
+		return
+	}
+	p.decided[sale] = now
+	if c.Decided = decided; !due && decided <= pl.Covers.DecisionSeq {
+		return
+	}
+	if err := p.store.RecordCover(cctx, sale, c, pl.CoverSeq); err != nil && !errors.Is(err, ErrPaceMoved) {
+		p.warn.Note(now, func(n int) {
+			p.log.Warn("cannot record a cover of the line's log", "sale", sale, "tries", n, "err", err)
 		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sluice/internal/ledger"
 	"sluice/internal/streams"
 	"sluice/internal/waitingroom/line"
+	"sluice/internal/waitingroom/linelog"
 )
 
 // A waiting room's records. Each sale with a line has a line stream
@@ -19,7 +20,9 @@ import (
 // The pace stream, shared by every sale, holds each room's steps ("let in
 // through position N, offer through M", each a compare-and-set on the
 // last), the claims of turns, the passes used and the marks that turn a
-// room off and on. The keys bucket holds each sale's seed and pass
+// room off and on; and, for the public line log (linelog), the changes of
+// the sale's stock and the cover records, which move nothing (a step and
+// a cover record say what their writer had read: Cover). The keys bucket holds each sale's seed and pass
 // secret, made once when its room is first turned on. Every gate applies
 // the same records in the same order to its line.Book (Room, ApplyPace).
 
@@ -40,14 +43,20 @@ func LineDrawSubject(sale string) string { return streams.LineSubjectPrefix(sale
 // PaceLetInSubject, PaceClaimSubject, PaceUsedSubject and
 // PaceRoomSubject are a sale's subjects in the pace stream: its steps,
 // claims, passes used and the marks that turn its room off and on.
+// PaceStockSubject holds the changes of its stock, PaceCoverSubject
+// the records that place the other streams' records in the public
+// line log (linelog); neither changes the line.
 func PaceLetInSubject(sale string) string { return streams.PaceSubjectPrefix(sale) + "letin" }
 func PaceClaimSubject(sale string) string { return streams.PaceSubjectPrefix(sale) + "claim" }
 func PaceUsedSubject(sale string) string  { return streams.PaceSubjectPrefix(sale) + "used" }
 func PaceRoomSubject(sale string) string  { return streams.PaceSubjectPrefix(sale) + "room" }
+func PaceStockSubject(sale string) string { return streams.PaceSubjectPrefix(sale) + "stock" }
+func PaceCoverSubject(sale string) string { return streams.PaceSubjectPrefix(sale) + "cover" }
 
 // PaceSubjects are a sale's subjects in the pace stream.
 func PaceSubjects(sale string) []string {
-	return []string{PaceLetInSubject(sale), PaceClaimSubject(sale), PaceUsedSubject(sale), PaceRoomSubject(sale)}
+	return []string{PaceLetInSubject(sale), PaceClaimSubject(sale), PaceUsedSubject(sale), PaceRoomSubject(sale),
+		PaceStockSubject(sale), PaceCoverSubject(sale)}
 }
 
 // ApplyPace applies a record of the sale's pace (a message of the pace
@@ -187,6 +196,52 @@ type advanceRecord struct {
 	Offered      int64 `json:"offered,omitempty"`
 	TTLMillis    int64 `json:"ttl_ms,omitempty"`
 	WindowMillis int64 `json:"window_ms,omitempty"`
+	coverRecord
+}
+
+// coverRecord is what a step, or a cover record, says its writer had
+// read (Cover): the records of the line, the ledger and the decisions it
+// places before it in the public line log, what the sale's ledger took,
+// and the pace's graces. A record without Covers (written before the
+// log) places nothing.
+type coverRecord struct {
+	Covers           *linelog.Covers `json:"covers,omitempty"`
+	Limit            int64           `json:"limit,omitempty"`
+	PassGraceMillis  int64           `json:"pass_grace_ms,omitempty"`
+	ClaimGraceMillis int64           `json:"claim_grace_ms,omitempty"`
+}
+
+// Cover is what the writer of a step or of a cover record had read when
+// it looked at the line: the last line record its book had applied, the
+// ledger's last order and what it took in all, the sale's last decision;
+// and the graces its pace gives a claim and a pass. Those records come
+// before it in the public line log (linelog).
+type Cover struct {
+	Line, Orders, Decided uint64
+	Limit                 int64
+	PassGrace, ClaimGrace time.Duration
+}
+
+func (c Cover) record() coverRecord {
+	return coverRecord{Covers: &linelog.Covers{LineSeq: c.Line, OrderSeq: c.Orders, DecisionSeq: c.Decided},
+		Limit: c.Limit, PassGraceMillis: c.PassGrace.Milliseconds(), ClaimGraceMillis: c.ClaimGrace.Milliseconds()}
+}
+
+// coverOf reads what a step or cover record covers; false for a record
+// written before the log, or another.
+func coverOf(data []byte) (linelog.Covers, bool) {
+	var c coverRecord
+	if json.Unmarshal(data, &c) != nil || c.Covers == nil {
+		return linelog.Covers{}, false
+	}
+	return *c.Covers, true
+}
+
+// stockRecord is a change of a sale's stock (ledger.EnsureSale records it
+// before the sale takes it).
+type stockRecord struct {
+	Stock    int64 `json:"stock"`
+	Overbook int64 `json:"overbook,omitempty"`
 }
 
 // advanceOf reads a pace record; false when it is not one.

@@ -24,11 +24,16 @@ type Rooms struct {
 	wg      sync.WaitGroup
 	closed  bool
 	all     atomic.Pointer[map[string]*Room]
+	// logs are the public line logs being read (LineLog), opening those
+	// being opened.
+	logs        map[string]*LineLog
+	logsOpening map[string]bool
 }
 
 // NewRooms returns no rooms yet; Sync opens them.
 func NewRooms(st *Store, log *slog.Logger) *Rooms {
-	rs := &Rooms{st: st, log: log, rooms: make(map[string]*Room), opening: make(map[string]chan struct{})}
+	rs := &Rooms{st: st, log: log, rooms: make(map[string]*Room), opening: make(map[string]chan struct{}),
+		logs: make(map[string]*LineLog), logsOpening: make(map[string]bool)}
 	empty := map[string]*Room{}
 	rs.all.Store(&empty)
 	return rs
@@ -69,6 +74,50 @@ func (rs *Rooms) Sync(sales []string) {
 	if changed {
 		rs.publish()
 	}
+	now := time.Now()
+	for name, l := range rs.logs {
+		if !want[name] || l.idle(now) {
+			l.Close()
+			delete(rs.logs, name)
+		}
+	}
+}
+
+// Log is the sale's public line log at this gate, nil while it is being
+// opened: the first read of a sale's log opens it (in the background),
+// and it is closed once unread for LogIdle. It reads the records until
+// LineLog.Ready.
+func (rs *Rooms) Log(sale string) *LineLog {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if l := rs.logs[sale]; l != nil {
+		l.Touch(time.Now())
+		return l
+	}
+	r := rs.rooms[sale]
+	if r == nil || rs.closed || rs.logsOpening[sale] {
+		return nil
+	}
+	rs.logsOpening[sale] = true
+	rs.wg.Add(1)
+	go func() {
+		defer rs.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		l, err := rs.st.OpenLog(ctx, sale, r.Keys, rs.log)
+		rs.mu.Lock()
+		defer rs.mu.Unlock()
+		delete(rs.logsOpening, sale)
+		switch {
+		case err != nil:
+			rs.log.Warn("cannot open the line's log yet; at the next read", "sale", sale, "err", err)
+		case rs.closed || rs.rooms[sale] == nil:
+			l.Close()
+		default:
+			rs.logs[sale] = l
+		}
+	}()
+	return nil
 }
 
 // Lines are the names of the sales with a line among states.
@@ -158,6 +207,15 @@ func (rs *Rooms) Reset() {
 	}
 	rs.rooms = map[string]*Room{}
 	rs.publish()
+	rs.closeLogs()
+}
+
+// closeLogs closes every log; rs.mu is held.
+func (rs *Rooms) closeLogs() {
+	for name, l := range rs.logs {
+		l.Close()
+		delete(rs.logs, name)
+	}
 }
 
 // Close closes every room and waits for those being opened.
@@ -169,6 +227,7 @@ func (rs *Rooms) Close() {
 	}
 	rs.rooms = map[string]*Room{}
 	rs.publish()
+	rs.closeLogs()
 	rs.mu.Unlock()
 	rs.wg.Wait()
 }

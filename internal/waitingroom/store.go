@@ -92,7 +92,7 @@ func (st *Store) Keys(ctx context.Context, sale string) (Keys, error) {
 	if err != nil {
 		return Keys{}, err
 	}
-	return Keys{Seed: seed, Secret: secret[:]}, nil
+	return Keys{Seed: seed, Secret: secret[:], Created: r.Created}, nil
 }
 
 // Keys are a sale's waiting-room secrets: the draw's seed (committed
@@ -101,6 +101,8 @@ func (st *Store) Keys(ctx context.Context, sale string) (Keys, error) {
 type Keys struct {
 	Seed   line.Seed
 	Secret []byte
+	// Created is when they were made: when the room was first turned on.
+	Created time.Time
 }
 
 type keysRecord struct {
@@ -296,17 +298,18 @@ func (st *Store) LineLastSeq(ctx context.Context, sale string) (uint64, error) {
 
 // Step is one step of a sale's pace: let in through Through (the passes
 // living TTL), offer through Offered (the turns to be claimed within
-// Window).
+// Window), computed from what Cover says was read.
 type Step struct {
 	Through, Offered int64
 	TTL, Window      time.Duration
+	Cover            Cover
 }
 
 // AdvanceLine records a step of the pace if the pace's last record is
 // still after (0: none yet); ErrPaceMoved otherwise.
 func (st *Store) AdvanceLine(ctx context.Context, sale string, s Step, after uint64) error {
 	data, _ := json.Marshal(advanceRecord{Through: s.Through, Offered: max(s.Offered, s.Through),
-		TTLMillis: max(1, s.TTL.Milliseconds()), WindowMillis: max(0, s.Window.Milliseconds())})
+		TTLMillis: max(1, s.TTL.Milliseconds()), WindowMillis: max(0, s.Window.Milliseconds()), coverRecord: s.Cover.record()})
 	_, err := st.js.Publish(ctx, PaceLetInSubject(sale), data,
 		jetstream.WithExpectLastSequencePerSubject(after), jetstream.WithExpectStream(streams.Pace))
 	if streams.WrongLastSequence(err) {
@@ -316,6 +319,81 @@ func (st *Store) AdvanceLine(ctx context.Context, sale string, s Step, after uin
 		return fmt.Errorf("%w: advance the line of %s: %w", ledger.ErrUnavailable, sale, err)
 	}
 	return nil
+}
+
+// RecordCover records a cover record of the sale's pace if its last one
+// is still after (0: none yet); ErrPaceMoved otherwise. It moves nothing:
+// it places the records c covers in the public line log (linelog), and
+// dates the log's lapses and expiries, when no step does.
+func (st *Store) RecordCover(ctx context.Context, sale string, c Cover, after uint64) error {
+	data, _ := json.Marshal(c.record())
+	_, err := st.js.Publish(ctx, PaceCoverSubject(sale), data,
+		jetstream.WithExpectLastSequencePerSubject(after), jetstream.WithExpectStream(streams.Pace))
+	if streams.WrongLastSequence(err) {
+		return ErrPaceMoved
+	}
+	if err != nil {
+		return fmt.Errorf("%w: record a cover of %s: %w", ledger.ErrUnavailable, sale, err)
+	}
+	return nil
+}
+
+// DecidedSeq is the sequence of the sale's last decision in the
+// decisions stream (0: none, or no decisions stream).
+func (st *Store) DecidedSeq(ctx context.Context, sale string) (uint64, error) {
+	str, err := st.js.Stream(ctx, streams.Decisions)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: decisions stream: %w", ledger.ErrUnavailable, err)
+	}
+	m, err := str.GetLastMsgForSubject(ctx, streams.DecisionSubject(sale))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("%w: the last decision of %s: %w", ledger.ErrUnavailable, sale, err)
+	}
+	return m.Sequence, nil
+}
+
+// MarkStock makes the sale's last stock record say stock and overbook,
+// recording one when it says otherwise (or there is none): ledger's
+// EnsureSale calls it before the sale takes a new stock, so that the
+// public line log shows every change where it happened. A compare-and-
+// set on the last, as MarkRoom.
+func (st *Store) MarkStock(ctx context.Context, sale string, stock, overbook int64) error {
+	str, err := st.js.Stream(ctx, streams.Pace)
+	if err != nil {
+		return fmt.Errorf("%w: pace stream: %w", ledger.ErrUnavailable, err)
+	}
+	subj := PaceStockSubject(sale)
+	want := stockRecord{Stock: stock, Overbook: overbook}
+	for {
+		var after uint64
+		last, err := str.GetLastMsgForSubject(ctx, subj)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return fmt.Errorf("%w: the stock record of %s: %w", ledger.ErrUnavailable, sale, err)
+		default:
+			var was stockRecord
+			if json.Unmarshal(last.Data, &was) == nil && was == want {
+				return nil
+			}
+			after = last.Sequence
+		}
+		data, _ := json.Marshal(want)
+		_, err = st.js.Publish(ctx, subj, data, jetstream.WithExpectLastSequencePerSubject(after), jetstream.WithExpectStream(streams.Pace))
+		if streams.WrongLastSequence(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%w: record the stock of %s: %w", ledger.ErrUnavailable, sale, err)
+		}
+		return nil
+	}
 }
 
 // ClaimTurn records that the holder of ticket claimed the turn of

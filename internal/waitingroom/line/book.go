@@ -67,6 +67,9 @@ type Book struct {
 	// notify, made when someone waits (Applied), is closed when records
 	// are applied: a replay with nobody waiting makes no channel a record.
 	notify chan struct{}
+	// hashes, in a book of the public line log (NewHashBook), are the
+	// tickets' hashes by key: there a ticket is known by its hash alone.
+	hashes map[TicketKey][32]byte
 }
 
 // TicketKey is a ticket id's 16 bytes, as the book keys it.
@@ -305,7 +308,7 @@ func (b *Book) maybeSeal() {
 	m := hmac.New(sha256.New, b.seed[:])
 	hs := make([][32]byte, n)
 	for i := range n {
-		hs[i] = b.tickets[i].id.Hash()
+		hs[i] = b.hashOf(b.tickets[i].id)
 		m.Reset()
 		m.Write(hs[i][:])
 		m.Sum(ks[i].key[:0])
