@@ -141,6 +141,7 @@ type salePatch struct {
 	PassTTL     *ledger.Duration `json:"pass_ttl"`
 	ClaimWindow *ledger.Duration `json:"claim_window"`
 	LineLimit   *int64           `json:"line_limit"`
+	PollRate    *float64         `json:"poll_rate"`
 	// PayloadSchema replaces the sale's payload_schema; null removes it.
 	// Not a pointer: encoding/json sets a pointer to nil for null, which
 	// would read as absent.
@@ -175,6 +176,7 @@ func (g *Gate) adminPatch(w http.ResponseWriter, r *http.Request) {
 	setIf(&cfg.PassTTL, p.PassTTL)
 	setIf(&cfg.ClaimWindow, p.ClaimWindow)
 	setIf(&cfg.LineLimit, p.LineLimit)
+	setIf(&cfg.PollRate, p.PollRate)
 	setIf(&cfg.JoinProof, p.JoinProof)
 	setIf(&cfg.ProofMaxNumber, p.ProofMaxNumber)
 	setIf(&cfg.LinePerAddress, p.LinePerAddress)

@@ -421,6 +421,9 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 				r = 0 // an average decaying towards zero is zero, not 5e-324
 			}
 			s.drainRate.Store(math.Float64bits(r))
+			if r > math.Float64frombits(s.drainPeak.Load()) {
+				s.drainPeak.Store(math.Float64bits(r)) // refresh goroutine only
+			}
 		}
 	}
 	s.lastSeen = now

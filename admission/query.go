@@ -195,6 +195,9 @@ type roomView struct {
 	PassTTL     float64   `json:"pass_ttl_seconds"`
 	ClaimWindow float64   `json:"claim_window_seconds"`
 	LineLimit   int64     `json:"line_limit"`
+	// PollRate is the polls a second the sale's gates answer in all: the
+	// line opens over its length over this, front first.
+	PollRate float64 `json:"poll_rate"`
 	// JoinProof is "altcha" when each join pays a proof of work, solved
 	// from ChallengeURL; LinePerAddress bounds the tickets of an address.
 	JoinProof      string `json:"join_proof,omitempty"`
@@ -301,7 +304,7 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 		}
 	}
 	if s.hasLine.Load() {
-		r := &roomView{Off: !cfg.WaitingRoom, LineOpensAt: cfg.LineOpensAt(), PassTTL: cfg.PassLifetime().Seconds(), ClaimWindow: cfg.ClaimLifetime().Seconds(), LineLimit: cfg.LineCap(),
+		r := &roomView{Off: !cfg.WaitingRoom, PollRate: cfg.LinePollRate(), LineOpensAt: cfg.LineOpensAt(), PassTTL: cfg.PassLifetime().Seconds(), ClaimWindow: cfg.ClaimLifetime().Seconds(), LineLimit: cfg.LineCap(),
 			LineURL: lineURL(s.name), DrawURL: "/v1/sales/" + s.name + "/draw",
 			LogURL: lineURL(s.name) + "/log", LinePerAddress: cfg.LinePerAddress}
 		if cfg.JoinProof != "" {

@@ -37,7 +37,7 @@ type RoomStore interface {
 	// HeldTicket reads the ticket a buyer holds, if any.
 	HeldTicket(ctx context.Context, sale, buyer string) (waitingroom.Joined, bool, error)
 	// Seal writes the draw mark and waits until the room is sealed.
-	Seal(ctx context.Context, sale string, r *waitingroom.Room) error
+	Seal(ctx context.Context, s ledger.Sale, r *waitingroom.Room) error
 	// ClaimTurn records a claim of the turn of position pos, returning
 	// once it is stored.
 	ClaimTurn(ctx context.Context, sale, ticket string, pos int64) error
@@ -103,7 +103,7 @@ func (g *Gate) PaceSales() (sales []waitingroom.PaceSale, known bool) {
 		}
 		cfg := s.cfg.Load()
 		rate := 0.0
-		if r, ok := s.drainRateKnown(); ok {
+		if r, ok := s.drainCapacity(); ok {
 			rate = r
 		}
 		out = append(out, waitingroom.PaceSale{Sale: *cfg, Queued: s.pending.Load(), Budget: lineBudget(s, cfg),
@@ -114,13 +114,14 @@ func (g *Gate) PaceSales() (sales []waitingroom.PaceSale, known bool) {
 
 // lineBudget is how many orders the line plans the backend to take soon:
 // passes outstanding plus orders queued stay within it. The sale's queue
-// bound (or max_wait's), else five seconds of the drain's observed rate,
-// else of backend_rate, else minDerivedBound.
+// bound (or max_wait's), else five seconds of what the drain has shown
+// it takes (drainCapacity: not its rate of the moment, which falls with
+// the orders that come), else of backend_rate, else minDerivedBound.
 func lineBudget(s *sale, cfg *ledger.Sale) int64 {
 	if b := s.queueBound(cfg); b > 0 {
 		return b
 	}
-	if r, ok := s.drainRateKnown(); ok {
+	if r, ok := s.drainCapacity(); ok {
 		return max(1, int64(r*5))
 	}
 	if cfg.BackendRate > 0 {

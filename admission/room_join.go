@@ -103,7 +103,7 @@ func (g *Gate) joinLine(rc *fasthttp.RequestCtx, saleName string) {
 	// A ticket taken after the start goes behind the draw: the mark that
 	// seals it is written first, by whichever gate sees the start first.
 	if _, sealing := room.Book.Sealing(); !sealing && !cfg.StartsAt.IsZero() && !start.Before(cfg.StartsAt) {
-		if err := g.roomStore.Seal(ctx, s.name, room); err != nil {
+		if err := g.roomStore.Seal(ctx, *cfg, room); err != nil {
 			g.log.Warn("cannot seal the draw", "sale", s.name, "err", err)
 			fail("unavailable", overflow.Problem{Reason: overflow.Unavailable, RetryAfter: time.Second})
 			return

@@ -45,14 +45,19 @@ type ticketView struct {
 	// Position in the line, null (0 here) until the draw is made at the start.
 	Position int64 `json:"position"`
 	// LetIn: positions 1..let_in have had their turn; Tickets in line.
-	LetIn          int64     `json:"let_in"`
-	Tickets        int64     `json:"line_length"`
-	EstimatedWaitS estimate  `json:"estimated_wait_seconds"`
-	PollAfterS     int       `json:"poll_after_seconds"`
-	Pass           string    `json:"pass,omitempty"`
-	PassExpiresAt  time.Time `json:"pass_expires_at,omitzero"`
-	JoinedAt       time.Time `json:"joined_at"`
-	StartsAt       time.Time `json:"starts_at,omitzero"`
+	LetIn          int64    `json:"let_in"`
+	Tickets        int64    `json:"line_length"`
+	EstimatedWaitS estimate `json:"estimated_wait_seconds"`
+	// Reachable: the stock left, beyond what the turns ahead hold,
+	// covers this position now (a waiting ticket after the draw); nil
+	// otherwise. A ticket out of reach may come within it as passes
+	// expire unused, turns lapse and orders are given back.
+	Reachable     *bool     `json:"reachable,omitempty"`
+	PollAfterS    int       `json:"poll_after_seconds"`
+	Pass          string    `json:"pass,omitempty"`
+	PassExpiresAt time.Time `json:"pass_expires_at,omitzero"`
+	JoinedAt      time.Time `json:"joined_at"`
+	StartsAt      time.Time `json:"starts_at,omitzero"`
 	// OrderURL is where to order with the pass.
 	OrderURL string `json:"order_url"`
 }
@@ -123,24 +128,39 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *waitingroom.Room, t l
 	switch v.State {
 	case TicketWaiting:
 		if t.Position == 0 {
-			// Before the draw: the start, and a spread so that the whole
-			// line does not ask at the same second.
-			until := max(0, cfg.StartsAt.Sub(now))
-			spread := time.Duration(1+int(t.ID[0])%5) * time.Second
-			// No honest estimate yet: the position is drawn at random.
-			v.PollAfterS = int(min(line.MaxPoll, until+spread) / time.Second)
+			// Before the draw: no honest estimate yet (the position is
+			// drawn at random), and the first look after it.
 			v.EstimatedWaitS = estimateOf(0, false)
+			v.PollAfterS = int(g.untilFirstLook(cfg, room, t, now) / time.Second)
 			break
 		}
 		w, ok := line.Wait(t.Position, snap.LetIn, snap.Rate)
-		if t.Position-snap.LetIn > snap.Spare {
+		reachable := t.Position-snap.LetIn <= snap.Spare
+		if !reachable {
 			ok = false // the stock left is promised to those ahead
 		}
+		v.Reachable = &reachable
 		v.EstimatedWaitS = estimateOf(w.Seconds(), ok)
 		// Never so rare that a turn could come and go between two polls,
 		// whatever the estimate says.
 		poll := min(line.PollAfter(t.Position, snap.LetIn, snap.Rate), soon)
-		if t.Claimed || t.Position <= max(snap.Offered, snap.LetIn)+waitingroom.MaxOffersAhead*cfg.Capacity() {
+		switch {
+		case t.Claimed:
+			// Its pass comes when the stock covers everyone ahead, and
+			// lives pass_ttl from then.
+			poll = min(poll, claimSoon)
+		case !t.Slot.IsZero() && !t.Rejoined:
+			// A drawn ticket at its drawn place comes at its looks at the
+			// latest: its turn's claim window starts at the first after
+			// the offer (line.Opening), so coming no later than each look
+			// it cannot miss it, and the line's load is the gates' poll
+			// rate, not its length. Within the pace's reach it asks
+			// sooner, to claim soon.
+			poll = max(line.MinPoll, line.NextLook(t.Slot, t.Period, now).Sub(now))
+			if t.Position <= snap.Reach {
+				poll = min(poll, claimSoon)
+			}
+		case t.Position <= max(snap.Offered, snap.LetIn)+waitingroom.MaxOffersAhead*cfg.Capacity():
 			poll = min(poll, claimSoon)
 		}
 		v.PollAfterS = int(poll / time.Second)
@@ -163,15 +183,40 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *waitingroom.Room, t l
 		}
 	case TicketSoldOut:
 		// Stock given back (a cancel, a rejected order) reopens the line
-		// until the sale closes: the next in line must see its turn.
+		// until the sale closes: the next in line must see its turn (at
+		// its looks, for a drawn ticket: its window starts at one).
 		v.EstimatedWaitS = estimateOf(0, false)
-		v.PollAfterS = int(min(line.MaxPoll, soon) / time.Second)
+		poll := min(line.MaxPoll, soon)
+		if !t.Slot.IsZero() && !t.Rejoined {
+			poll = max(line.MinPoll, line.NextLook(t.Slot, t.Period, now).Sub(now))
+		}
+		v.PollAfterS = int(poll / time.Second)
 	default:
 		v.EstimatedWaitS = estimateOf(0, false)
 		v.PollAfterS = int(line.MaxPoll / time.Second)
 	}
 	return v
 }
+
+// untilFirstLook is how long a ticket not drawn yet waits before it asks
+// again: until its slot in the opening (line.Opening), which the gate
+// knows before the draw (its share of the opening is its draw key's; the
+// opening's length the line's length over the sale's poll rate, which
+// only grows until the draw, so the slot told is never after the slot
+// the draw gives). Far from the start it asks at half the time left, so
+// that a start moved earlier reaches it.
+func (g *Gate) untilFirstLook(cfg *ledger.Sale, room *waitingroom.Room, t line.Ticket, now time.Time) time.Duration {
+	length := line.OpeningLength(room.Book.Len(), cfg.LinePollRate())
+	slot := cfg.StartsAt.Add(time.Duration(line.SlotShare(room.Keys.Seed, t.ID) * float64(length)))
+	until := slot.Sub(now)
+	if until > 2*time.Minute {
+		until = min(until/2, maxEarlyPoll)
+	}
+	return max(line.MinPoll, until)
+}
+
+// maxEarlyPoll bounds the wait of a ticket asking long before the start.
+const maxEarlyPoll = 5 * time.Minute
 
 // getTicket is GET /v1/tickets/{id}, answered from memory.
 func (g *Gate) getTicket(rc *fasthttp.RequestCtx, rawID string) {
@@ -423,6 +468,10 @@ func (v *ticketView) appendJSON(b []byte) []byte {
 	}
 	b = num(b, "let_in", v.LetIn)
 	b = num(b, "line_length", v.Tickets)
+	if v.Reachable != nil {
+		b = append(b, `,"reachable":`...)
+		b = strconv.AppendBool(b, *v.Reachable)
+	}
 	b = append(b, `,"estimated_wait_seconds":`...)
 	if w, ok := v.EstimatedWaitS.Value(); ok && !math.IsNaN(w) && !math.IsInf(w, 0) {
 		b = strconv.AppendFloat(b, math.Round(w*1000)/1000, 'f', -1, 64)

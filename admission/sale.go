@@ -41,9 +41,10 @@ type sale struct {
 	payloadSchema atomic.Pointer[payload.Schema]
 	// replication is the stream's replica group at the last refresh.
 	replication atomic.Pointer[ledger.Replication]
-	// drainRate is orders/s, an EWMA over refreshes, as float64 bits.
-	drainRate atomic.Uint64
-	lastSeen  time.Time // refresh goroutine only
+	// drainRate is orders/s, an EWMA over refreshes, as float64 bits;
+	// drainPeak the highest it has been on this gate (drainCapacity).
+	drainRate, drainPeak atomic.Uint64
+	lastSeen             time.Time // refresh goroutine only
 	// warnedNoDrain: the log said orders wait with no drain; under Gate.updates.
 	warnedNoDrain bool
 	read          time.Time // when the state applied last was read; under Gate.updates
@@ -76,6 +77,20 @@ func (s *sale) rate() float64 { return math.Float64frombits(s.drainRate.Load()) 
 func (s *sale) drainRateKnown() (float64, bool) {
 	r := s.rate()
 	return r, s.draining.Load() && r >= minDrainRate
+}
+
+// drainCapacity is what the drain has shown it can take: the highest of
+// its rates so far, and whether there is one. A drain with nothing to
+// drain drains what comes, so its rate then says how much was ordered,
+// not how much it can take: a line paced by that rate would let in less
+// as fewer orders come, down to nothing while unused passes hold the
+// budget (the line then stalls until they expire).
+func (s *sale) drainCapacity() (float64, bool) {
+	r, ok := s.drainRateKnown()
+	if peak := math.Float64frombits(s.drainPeak.Load()); s.draining.Load() && peak > r {
+		return peak, true
+	}
+	return r, ok
 }
 
 // wait is how long the drain needs for pending orders, and whether that

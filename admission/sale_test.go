@@ -170,3 +170,33 @@ func TestStaleRefreshDoesNotDropANewSale(t *testing.T) {
 		t.Fatal("an empty list read after s1's last change kept it")
 	}
 }
+
+// TestLineBudgetKeepsTheDrainsCapacity: a drain that drained a burst and
+// then found nothing to drain has shown what it takes; the line's budget
+// stays at five seconds of that, not of its rate of the moment, which
+// falls to nothing with the orders (a line paced by it stalled at 300,000
+// in line, unused passes holding the shrunken budget until they expired).
+func TestLineBudgetKeepsTheDrainsCapacity(t *testing.T) {
+	g := unitGate(t, Deps{})
+	t0 := time.Now()
+	var clock time.Time
+	g.now = func() time.Time { return clock }
+	room := ledger.Sale{Name: "s1", Stock: 10_000, WaitingRoom: true}
+	drained := uint64(0)
+	for i := range 40 {
+		if i < 10 {
+			drained += 400 // 400 a second for 10 s, then nothing
+		}
+		at := t0.Add(time.Duration(i) * time.Second)
+		clock = at
+		g.UpdateSales(at, []ledger.SaleState{{Sale: room, Admitted: drained, Drained: drained, Draining: true, Read: at}}, nil)
+	}
+	s := g.lookupSale("s1")
+	if r := s.rate(); r > 1 {
+		t.Fatalf("the drain's rate after 30 idle seconds is %.1f/s, want near 0", r)
+	}
+	cfg := s.cfg.Load()
+	if b := lineBudget(s, cfg); b < 5*300 {
+		t.Fatalf("line budget %d after the drain went idle, want five seconds of the ~400/s it showed", b)
+	}
+}

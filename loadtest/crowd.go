@@ -281,11 +281,12 @@ const (
 	oNotJoined
 	oProofError
 	oOrderError
+	oStillWaiting
 )
 
 func newOutcomeNames() *outcomeNames {
 	n := &outcomeNames{index: map[string]uint16{}}
-	for _, s := range []string{"", "served", "sold_out", "absent", "lapsed", "not_joined", "proof_error", "order_error"} {
+	for _, s := range []string{"", "served", "sold_out", "absent", "lapsed", "not_joined", "proof_error", "order_error", "still_waiting"} {
 		n.code(s)
 	}
 	return n

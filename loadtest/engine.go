@@ -97,7 +97,8 @@ func (r *crowdRun) schedule(idx uint32, due int32) {
 
 // run runs the crowd until it ends, and gives every buyer still without
 // an outcome one: not_joined if it never joined, sold_out if it was
-// waiting (as a buyer learns at its next poll).
+// waiting and the sale sold out (as the buyer learns at its next poll),
+// still_waiting if the run ended first.
 func (r *crowdRun) run(ctx context.Context) {
 	r.ended = make(chan struct{})
 	r.work = make(chan uint32, r.workers)
@@ -147,8 +148,12 @@ func (r *crowdRun) run(ctx context.Context) {
 		switch b := &r.c.buyers[i]; {
 		case b.step == stepJoin:
 			b.outcome, b.step = oNotJoined, stepDone
-		case b.step == stepPoll:
+		case b.step == stepPoll && r.soldAt.Load() != 0:
 			b.outcome, b.step = oSoldOut, stepDone
+		case b.step == stepPoll:
+			// The run ended before the sale sold out: not a buyer told
+			// sold_out, one still in line.
+			b.outcome, b.step = oStillWaiting, stepDone
 		}
 	}
 }

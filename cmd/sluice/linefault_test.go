@@ -475,31 +475,17 @@ func (fc *faultCluster) audit(ctx context.Context, now time.Time) (lineAudit, er
 	a := lineAudit{tickets: map[string]line.Ticket{}, ordered: map[string]bool{}}
 	var ids []line.TicketKey
 	err = readStream(ctx, js, streams.LineName("drop"), nil, func(m jetstream.Msg, seq uint64, at time.Time) {
-		if m.Subject() == waitingroom.LineDrawSubject("drop") {
-			book.SealBefore(seq)
-			book.Skip(seq)
-			return
-		}
+		waitingroom.ApplyLine(book, "drop", m.Subject(), m.Data(), at, seq)
 		if strings.HasPrefix(m.Subject(), "sluice.line.drop.r.") {
-			var r struct{ Rejoin string }
-			_ = json.Unmarshal(m.Data(), &r)
-			if k, ok := line.KeyOf(r.Rejoin); ok {
-				book.Rejoin(k, seq)
-				a.rejoinRecords++
-				return
+			a.rejoinRecords++
+			return
+		}
+		var r struct{ Ticket string }
+		if json.Unmarshal(m.Data(), &r) == nil {
+			if k, ok := line.KeyOf(r.Ticket); ok {
+				ids = append(ids, k)
 			}
-			book.Skip(seq)
-			return
 		}
-		var r struct{ Ticket, Buyer string }
-		_ = json.Unmarshal(m.Data(), &r)
-		k, ok := line.KeyOf(r.Ticket)
-		if !ok {
-			book.Skip(seq)
-			return
-		}
-		ids = append(ids, k)
-		book.Add(k, r.Buyer, seq, at)
 	})
 	if err != nil {
 		return a, err

@@ -40,7 +40,7 @@ Settings (create and update):
   --starts-at T  --ends-at T      RFC 3339 (2026-12-01T10:00:00Z), "now",
                                   "+10m" (from now), or "none" to remove
   --waiting-room[=false]  --line-opens D  --pass-ttl D  --claim-window D
-  --line-limit N  --line-per-address N  --join-proof altcha|none
+  --line-limit N  --line-per-address N  --poll-rate N  --join-proof altcha|none
   --proof-max-number N
   --rate R  --burst N  --queue-bound N  --backend-rate R  --max-wait D
   --payload-schema FILE           a JSON Schema file for orders' payload
@@ -155,6 +155,7 @@ func newSaleSettings(fs *flag.FlagSet, now func() time.Time) *saleSettings {
 	s.durationFlag("pass-ttl", "pass_ttl", "how long a buyer whose turn came may take to order (default 2m)")
 	s.durationFlag("claim-window", "claim_window", "how long a buyer whose turn is offered has to claim it (ask for the ticket) before it lapses (default 15s)")
 	s.intFlag("line-limit", "line_limit", "most tickets in the line (default 20 x stock)")
+	s.floatFlag("poll-rate", "poll_rate", "ticket polls a second the sale's gates answer in all: the line opens over its length over this, front first (default 10000)")
 	s.intFlag("line-per-address", "line_per_address", "most tickets one client address (IPv4, IPv6 /56) takes in the line (0: no bound)")
 	fs.Func("join-proof", "each join of the line pays a proof of work: altcha, or none (none: no proof)", func(v string) error {
 		switch v {
@@ -484,6 +485,9 @@ func writeSale(w io.Writer, r admission.SaleReport, now time.Time) {
 	} else if cfg.LineOpens != 0 || cfg.PassTTL != 0 || cfg.ClaimWindow != 0 || cfg.LineLimit != 0 {
 		row("waiting room", fmt.Sprintf("no; when on: line opens %s before the start, pass %s, claim window %s, at most %d tickets",
 			lineOpensBefore(cfg), cfg.PassLifetime(), cfg.ClaimLifetime(), cfg.LineCap()))
+	}
+	if cfg.PollRate > 0 {
+		row("poll rate", fmt.Sprintf("%g/s", cfg.PollRate))
 	}
 	if cfg.LinePerAddress > 0 {
 		row("line per address", cfg.LinePerAddress)

@@ -219,6 +219,7 @@ func TestSaleSettingsEveryField(t *testing.T) {
 		"join_proof":       {[]string{"--join-proof", "altcha"}, `join proof +altcha, max number 20000$`},
 		"proof_max_number": {[]string{"--proof-max-number", "20000"}, `join proof +altcha, max number 20000$`},
 		"line_per_address": {[]string{"--line-per-address", "4"}, `line per address +4$`},
+		"poll_rate":        {[]string{"--poll-rate", "2500"}, `poll rate +2500/s$`},
 	}
 	typ := reflect.TypeFor[ledger.Sale]()
 	var args []string

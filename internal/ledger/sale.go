@@ -58,6 +58,11 @@ type Sale struct {
 	// it (by asking for the ticket) before it lapses and its room goes
 	// on; zero means DefaultClaimWindow.
 	ClaimWindow Duration `json:"claim_window,omitempty" yaml:"claim_window"`
+	// PollRate is how many ticket polls a second the sale's gates answer
+	// in all: a drawn line opens over drawn/PollRate seconds, front of
+	// the line first, and its tickets then look once a period of that
+	// length (line.Opening). Zero means DefaultPollRate.
+	PollRate float64 `json:"poll_rate,omitempty" yaml:"poll_rate"`
 	// LineLimit bounds the tickets in the line; zero means 20 × stock
 	// (at least 1,000).
 	LineLimit int64 `json:"line_limit,omitempty" yaml:"line_limit"`
@@ -132,6 +137,19 @@ func (s Sale) ClaimLifetime() time.Duration {
 		return DefaultClaimWindow
 	}
 	return time.Duration(s.ClaimWindow)
+}
+
+// DefaultPollRate is the polls a second a sale's gates answer unless it
+// says otherwise: what one gate on two cores answers with a crowd's
+// generator beside it (docs/performance.md, bench/crowd.sh).
+const DefaultPollRate = 10_000
+
+// LinePollRate is PollRate with its default applied.
+func (s Sale) LinePollRate() float64 {
+	if s.PollRate > 0 {
+		return s.PollRate
+	}
+	return DefaultPollRate
 }
 
 // LineCap is LineLimit with its default applied.
@@ -219,6 +237,8 @@ func (s Sale) validateFields() error {
 		return fmt.Errorf("%w: %s: stock + overbook must be at most %d (stock %d, overbook %d)", ErrInvalidSale, s.Name, int64(MaxCapacity), s.Stock, s.Overbook)
 	case s.PerBuyer < 0:
 		return fmt.Errorf("%w: %s: per_buyer %d is negative", ErrInvalidSale, s.Name, s.PerBuyer)
+	case s.PollRate < 0 || s.PollRate > 1e8 || math.IsNaN(s.PollRate):
+		return fmt.Errorf("%w: %s: poll_rate is polls a second, between 0 (the default) and 1e8", ErrInvalidSale, s.Name)
 	case s.Rate < 0 || s.Burst < 0 || s.QueueBound < 0 || s.BackendRate < 0 || s.MaxWait < 0 ||
 		math.IsNaN(s.Rate) || math.IsNaN(s.BackendRate) || math.IsInf(s.Rate, 0) || math.IsInf(s.BackendRate, 0):
 		return fmt.Errorf("%w: %s: rate, burst, queue_bound, backend_rate and max_wait must be finite and not negative", ErrInvalidSale, s.Name)

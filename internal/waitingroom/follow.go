@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,8 +85,6 @@ func (st *Store) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 	if paceLast == 0 {
 		paceOnce.Do(func() { close(paceCaught) })
 	}
-	drawSubj := LineDrawSubject(sale)
-	rejoinPrefix := streams.LineSubjectPrefix(sale) + "r."
 	cancel()
 	cctx, cancel = call()
 	defer cancel()
@@ -101,31 +98,9 @@ func (st *Store) OpenRoom(ctx context.Context, sale string, log *slog.Logger) (*
 		if err != nil {
 			return
 		}
-		seq := meta.Sequence.Stream
-		if msg.Subject() == drawSubj {
-			r.Book.SealBefore(seq)
-			r.Book.Skip(seq)
-			return
+		if !ApplyLine(r.Book, sale, msg.Subject(), msg.Data(), meta.Timestamp, meta.Sequence.Stream) {
+			log.Warn("line: skipping a malformed record", "sale", sale, "seq", meta.Sequence.Stream)
 		}
-		if strings.HasPrefix(msg.Subject(), rejoinPrefix) {
-			if key, ok := rejoinOf(msg.Data()); ok {
-				r.Book.Rejoin(key, seq)
-			} else {
-				r.Book.Skip(seq)
-			}
-			return
-		}
-		t, ok := ticketOf(msg.Data())
-		key := line.TicketKey{}
-		if ok {
-			key, ok = line.KeyOf(t.Ticket)
-		}
-		if !ok {
-			log.Warn("line: skipping a malformed ticket", "sale", sale, "seq", seq)
-			r.Book.Skip(seq)
-			return
-		}
-		r.Book.Add(key, t.Buyer, seq, meta.Timestamp)
 	}, jetstream.PullMaxMessages(4096))
 	if err != nil {
 		return nil, fmt.Errorf("%w: follow the line of %s: %w", ledger.ErrUnavailable, sale, err)

@@ -73,6 +73,12 @@ type Snapshot struct {
 	// further back than that waits for passes to expire or orders to be
 	// given back, which no rate foretells.
 	Spare int64
+	// Reach is how far the next steps are expected to offer: the offered
+	// mark the pace would move to now, plus the stock no pass holds.
+	// Tickets within it ask often, to claim soon; further back, a drawn
+	// ticket comes at its looks (line.Opening), whose claim windows start
+	// then, so reach bounds the polls, never a promise.
+	Reach int64
 }
 
 // Pacer is the pace of every waiting room a gate follows, run at each
@@ -188,34 +194,6 @@ func (p *Pacer) paceLine(ctx context.Context, ps PaceSale, r *Room, now time.Tim
 			p.cover(ctx, cfg.Name, r, st, cover, now)
 		}
 	}()
-	snap := &Snapshot{State: st, Rate: lineRate(ps, st), Spare: stockLeft - st.Outstanding}
-	r.snap.Store(snap)
-	if !p.seen[cfg.Name] {
-		p.seen[cfg.Name] = true
-		p.m.init(cfg.Name)
-	}
-	p.m.follow(cfg.Name, snap)
-	if !cfg.WaitingRoom || st.Closed {
-		// The room is off (or its mark says so while this gate's sale is
-		// a refresh behind): the line is followed and answers, and moves
-		// nobody on until a mark turns it on (line.Book.Mark).
-		return
-	}
-	if !st.Sealed {
-		if cfg.StartsAt.IsZero() || !now.Before(cfg.StartsAt) {
-			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			if err := p.store.Seal(sctx, cfg.Name, r); err != nil {
-				p.log.Warn("cannot seal the draw yet", "sale", cfg.Name, "err", err)
-			} else {
-				p.log.Info("draw sealed", "sale", cfg.Name, "drawn", r.Book.State(now, 0).Drawn)
-			}
-			cancel()
-		}
-		return
-	}
-	if !fresh || cfg.PhaseAt(now) != ledger.Open {
-		return
-	}
 	// The invariant the pace keeps, on every gate at once (each step a
 	// compare-and-set on the last): orders in the ledger plus what the
 	// turns let in hold never exceed what the sale's stream takes, so
@@ -236,6 +214,35 @@ func (p *Pacer) paceLine(ctx context.Context, ps PaceSale, r *Room, now time.Tim
 		MaxAhead:    MaxOffersAhead * cfg.Capacity(),
 	}
 	through, offered := pace.Next()
+	snap := &Snapshot{State: st, Rate: lineRate(ps, st), Spare: stockLeft - st.Outstanding,
+		Reach: min(st.Positions, offered+max(0, stockLeft-st.Outstanding))}
+	r.snap.Store(snap)
+	if !p.seen[cfg.Name] {
+		p.seen[cfg.Name] = true
+		p.m.init(cfg.Name)
+	}
+	p.m.follow(cfg.Name, snap)
+	if !cfg.WaitingRoom || st.Closed {
+		// The room is off (or its mark says so while this gate's sale is
+		// a refresh behind): the line is followed and answers, and moves
+		// nobody on until a mark turns it on (line.Book.Mark).
+		return
+	}
+	if !st.Sealed {
+		if cfg.StartsAt.IsZero() || !now.Before(cfg.StartsAt) {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := p.store.Seal(sctx, *cfg, r); err != nil {
+				p.log.Warn("cannot seal the draw yet", "sale", cfg.Name, "err", err)
+			} else {
+				p.log.Info("draw sealed", "sale", cfg.Name, "drawn", r.Book.State(now, 0).Drawn)
+			}
+			cancel()
+		}
+		return
+	}
+	if !fresh || cfg.PhaseAt(now) != ledger.Open {
+		return
+	}
 	if through <= st.LetIn && offered <= st.Offered {
 		return
 	}

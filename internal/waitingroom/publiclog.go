@@ -53,6 +53,8 @@ type LineLog struct {
 	ends   []int
 	out    []linelog.Entry
 	warned bool
+	// draw is the draw mark's opening, read with it.
+	draw drawRecord
 
 	readAt atomic.Int64 // unix ns of the last read (Touch)
 	ccs    []jetstream.ConsumeContext
@@ -165,6 +167,11 @@ func (l *LineLog) takeLine(msg jetstream.Msg, meta jetstream.MsgMetadata) {
 	switch {
 	case subj == LineDrawSubject(l.Sale):
 		rec.kind = linelog.KindDraw
+		var d drawRecord
+		_ = json.Unmarshal(msg.Data(), &d) // a mark that says nothing more still seals, opening nothing
+		l.mu.Lock()
+		l.draw = d
+		l.mu.Unlock()
 	case strings.HasPrefix(subj, streams.LineSubjectPrefix(l.Sale)+"r."):
 		if k, ok := rejoinOf(msg.Data()); ok {
 			rec.kind, rec.hash = linelog.KindRejoin, k.Hash()
@@ -269,7 +276,7 @@ func (l *LineLog) lineEntry(r lineRec) linelog.Entry {
 	e := linelog.Entry{At: time.Unix(0, r.at).UTC(), Kind: r.kind, LineSeq: r.seq}
 	switch r.kind {
 	case linelog.KindDraw:
-		e.Seed = l.keys.Seed.Hex()
+		e.Seed, e.PollRate, e.Front = l.keys.Seed.Hex(), l.draw.PollRate, l.draw.Front
 	case linelog.KindJoin, linelog.KindRejoin:
 		e.Ticket = linelog.HashString(r.hash)
 	}

@@ -3,6 +3,7 @@ package waitingroom
 import (
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"strings"
 	"time"
 
@@ -84,6 +85,53 @@ func ApplyPace(b *line.Book, sale, subject string, data []byte, at time.Time, se
 			b.Mark(open, seq)
 		}
 	}
+}
+
+// drawRecord is the draw mark: the tickets before it are drawn, and the
+// line opens at PollRate with its Front (line.Opening); a mark without
+// a rate (written before openings) opens nothing.
+type drawRecord struct {
+	Draw     bool    `json:"draw"`
+	PollRate float64 `json:"poll_rate,omitempty"`
+	// Front is how many of the drawn positions look more often (the
+	// front of the line, line.Opening); a mark without it: all of them.
+	Front int64 `json:"front,omitempty"`
+}
+
+// ApplyLine applies a record of the sale's line stream (a message on
+// subject, stored at at with sequence seq) to its book: a ticket, a
+// return to the back, the draw mark. A record it cannot read is skipped
+// (false), so that the sequences after it still apply.
+func ApplyLine(b *line.Book, sale, subject string, data []byte, at time.Time, seq uint64) bool {
+	switch {
+	case subject == LineDrawSubject(sale):
+		var d drawRecord
+		_ = json.Unmarshal(data, &d) // a mark that says nothing more still seals
+		rate := d.PollRate
+		if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+			rate = 0
+		}
+		b.SealBefore(seq, line.Opening{At: at, Rate: rate, Front: max(0, d.Front)})
+		b.Skip(seq)
+		return true
+	case strings.HasPrefix(subject, streams.LineSubjectPrefix(sale)+"r."):
+		if key, ok := rejoinOf(data); ok {
+			b.Rejoin(key, seq)
+			return true
+		}
+	default:
+		t, ok := ticketOf(data)
+		key := line.TicketKey{}
+		if ok {
+			key, ok = line.KeyOf(t.Ticket)
+		}
+		if ok {
+			b.Add(key, t.Buyer, seq, at)
+			return true
+		}
+	}
+	b.Skip(seq)
+	return false
 }
 
 // roomRecord turns a sale's room off (Open false) or on (line.Book.Mark).

@@ -241,8 +241,9 @@ func (st *Store) RejoinLine(ctx context.Context, sale, buyer, ticket string) (ui
 // SealDraw writes the draw mark, once: the tickets before it are drawn.
 // full is true when the line is full and the mark has no room: then no
 // ticket can join any more, and every ticket is drawn.
-func (st *Store) SealDraw(ctx context.Context, sale string) (full bool, err error) {
-	_, err = st.js.PublishMsg(ctx, &nats.Msg{Subject: LineDrawSubject(sale), Data: []byte(`{"draw":true}`)},
+func (st *Store) SealDraw(ctx context.Context, sale string, pollRate float64, front int64) (full bool, err error) {
+	data, _ := json.Marshal(drawRecord{Draw: true, PollRate: pollRate, Front: front})
+	_, err = st.js.PublishMsg(ctx, &nats.Msg{Subject: LineDrawSubject(sale), Data: data},
 		jetstream.WithMsgID("draw"), jetstream.WithExpectStream(streams.LineName(sale)))
 	switch {
 	case err == nil:
@@ -255,11 +256,13 @@ func (st *Store) SealDraw(ctx context.Context, sale string) (full bool, err erro
 	return false, fmt.Errorf("%w: seal the draw of %s: %w", ledger.ErrUnavailable, sale, err)
 }
 
-// Seal writes the sale's draw mark and waits until r, the gate's copy
-// of its line, is sealed: a line full to its limit has no room for the
-// mark, and is sealed after its last ticket.
-func (st *Store) Seal(ctx context.Context, sale string, r *Room) error {
-	full, err := st.SealDraw(ctx, sale)
+// Seal writes the sale's draw mark, the line to open at the sale's poll
+// rate with a front of four times its capacity (line.Opening), and waits until r, the gate's copy of its line, is
+// sealed: a line full to its limit has no room for the mark, and is
+// sealed after its last ticket, opening nothing.
+func (st *Store) Seal(ctx context.Context, s ledger.Sale, r *Room) error {
+	sale := s.Name
+	full, err := st.SealDraw(ctx, sale, s.LinePollRate(), line.FrontOf(s.Capacity()))
 	if err != nil {
 		return err
 	}
@@ -268,7 +271,7 @@ func (st *Store) Seal(ctx context.Context, sale string, r *Room) error {
 		if err != nil {
 			return err
 		}
-		r.Book.SealBefore(last + 1)
+		r.Book.SealBefore(last+1, line.Opening{})
 	}
 	for {
 		seq, sealing := r.Book.Sealing()

@@ -18,7 +18,7 @@ func TestHashBookIsTheSameLine(t *testing.T) {
 		hb.AddHash(k.Hash(), uint64(i+1), t0)
 	}
 	for _, b := range []*Book{ids, hb} {
-		b.SealBefore(41)
+		b.SealBefore(41, Opening{})
 		b.Skip(41)
 		b.Advance(Advance{Through: 3, Offered: 6, At: t0.Add(time.Second), TTL: time.Minute, Window: 5 * time.Second, Seq: 1})
 	}

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"slices"
 	"sync"
 	"time"
@@ -33,6 +34,10 @@ type Book struct {
 	sealed  bool
 	drawn   int32
 	byPos   []int32
+	// opening is the draw mark's (SealBefore); period the drawn tickets'
+	// period of looks once the line opened.
+	opening Opening
+	period  [2]time.Duration // the front's, the back's
 	// advances of the pace, in order; Through and Offered never
 	// decrease.
 	advances []Advance
@@ -103,12 +108,87 @@ func (k TicketKey) AppendID(dst []byte) []byte {
 }
 
 type entry struct {
-	id     TicketKey
-	used   bool
-	pos    int32 // 1-based once sealed (drawn) or at join (after the seal)
+	id   TicketKey
+	used bool
+	pos  int32 // 1-based once sealed (drawn) or at join (after the seal)
+	// slot is a drawn ticket's place in the opening, milliseconds after
+	// the draw (Opening): its first look, and its period's phase.
+	slot   uint32
 	seq    uint64
 	joined int64 // unix ns, as JetStream stored the ticket
 	buyer  string
+}
+
+// Opening is how a line opens at its draw: the gates answer Rate polls a
+// second, so the drawn tickets' first looks are spread over drawn/Rate
+// seconds from At (the draw mark's time), front of the line first, and
+// then come every Period. A drawn ticket's slot is a function of its
+// draw key (HMAC-SHA256(seed, hash of its id), read as a fraction), so
+// it is its position's share of the opening, known to the gates before
+// the draw: they tell each ticket to come back at its slot, and a turn's
+// claim window starts at the first of its holder's looks (its slot, then
+// every Period) after its offer, never before (Book.Turn's ClaimFrom).
+// The zero Opening (a mark written before openings, a line sealed full
+// without its mark) opens nothing: a turn's window starts at its offer.
+//
+// The front of the line, positions 1..Front (a number the mark carries:
+// the turns the stock may reach when many holders are away), looks
+// more often than the back: half of Rate goes to the front's looks, a
+// quarter to the back's, so that a turn offered at the front to a
+// holder who left lapses within a short period and a claim window, and
+// the back, which the stock reaches only when most of the front is
+// away, costs little.
+type Opening struct {
+	At    time.Time
+	Rate  float64
+	Front int64
+}
+
+// Opening's bounds: a period of looks is between MinPeriod and MaxPoll
+// at the front, and up to MaxBackPeriod behind it.
+const (
+	MinPeriod     = 2 * time.Second
+	MaxBackPeriod = 5 * time.Minute
+)
+
+// FrontOf is the front of a line whose sale has capacity items: four
+// times the capacity, the turns offered ahead when a quarter of the
+// holders come.
+func FrontOf(capacity int64) int64 { return 4 * max(0, capacity) }
+
+// OpeningLength is how long an opening of drawn tickets at rate lasts.
+func OpeningLength(drawn int64, rate float64) time.Duration {
+	if rate <= 0 || drawn <= 0 {
+		return 0
+	}
+	return time.Duration(float64(drawn) / rate * float64(time.Second))
+}
+
+// LookPeriod is how often the front's drawn tickets look once the line
+// opened (front of them: a line's first positions, Opening): twice the
+// front's opening, so that their looks take half of what the gates
+// answer (the rest for the back, the claims and those the pace is about
+// to reach, who ask more often), between MinPeriod and MaxPoll.
+func LookPeriod(front int64, rate float64) time.Duration {
+	return min(MaxPoll, max(MinPeriod, 2*OpeningLength(front, rate)))
+}
+
+// BackPeriod is how often the back's drawn tickets look (back of them,
+// behind the front): four times their opening, a quarter of what the
+// gates answer, between MinPeriod and MaxBackPeriod.
+func BackPeriod(back int64, rate float64) time.Duration {
+	return min(MaxBackPeriod, max(MinPeriod, 4*OpeningLength(back, rate)))
+}
+
+// SlotShare is a drawn ticket's share of the opening, in [0, 1): its draw
+// key read as a fraction, so that the front of the line comes first.
+func SlotShare(seed Seed, id TicketKey) float64 {
+	h := id.Hash()
+	m := hmac.New(sha256.New, seed[:])
+	m.Write(h[:])
+	var key [32]byte
+	m.Sum(key[:0])
+	return float64(binary.BigEndian.Uint64(key[:8])>>11) / (1 << 53)
 }
 
 // Advance is one step of the pace: positions 1..Through are let in
@@ -199,15 +279,16 @@ func (b *Book) Skip(seq uint64) {
 }
 
 // SealBefore seals the draw: the tickets at line stream sequences before
-// seq are drawn, every later one queues behind them. The first seal
-// stands. Positions are computed once every record before seq is applied.
-func (b *Book) SealBefore(seq uint64) {
+// seq are drawn, every later one queues behind them, and the line opens
+// as o says. The first seal stands. Positions are computed once every
+// record before seq is applied.
+func (b *Book) SealBefore(seq uint64, o Opening) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.sealSeq != 0 {
 		return
 	}
-	b.sealSeq = seq
+	b.sealSeq, b.opening = seq, o
 	b.maybeSeal()
 	b.wake()
 }
@@ -241,15 +322,23 @@ func (b *Book) maybeSeal() {
 		return bytes.Compare(hs[x.idx][:], hs[y.idx][:])
 	})
 	b.byPos = make([]int32, n)
+	length := OpeningLength(int64(n), b.opening.Rate)
 	for p, k := range ks {
 		b.byPos[p] = k.idx
-		b.tickets[k.idx].pos = int32(p) + 1
+		e := &b.tickets[k.idx]
+		e.pos = int32(p) + 1
+		if length > 0 {
+			share := float64(binary.BigEndian.Uint64(k.key[:8])>>11) / (1 << 53) // SlotShare
+			e.slot = uint32(share * float64(length.Milliseconds()))
+		}
 	}
 	for i := n; i < len(b.tickets); i++ {
 		b.tickets[i].pos = int32(i) + 1
 		b.slots = append(b.slots, int32(i))
 	}
 	b.drawn = int32(n)
+	front := b.frontLen()
+	b.period = [2]time.Duration{LookPeriod(front, b.opening.Rate), BackPeriod(int64(n)-front, b.opening.Rate)}
 	b.sealed = true
 }
 
@@ -380,6 +469,10 @@ type Ticket struct {
 	// back, at Position.
 	Rejoined     bool
 	LeftPosition int64
+	// Slot is a drawn ticket's first look after the draw, and Period how
+	// often it looks after (Opening); zero for a ticket without looks.
+	Slot   time.Time
+	Period time.Duration
 	Turn
 }
 
@@ -387,9 +480,13 @@ type Ticket struct {
 // unclaimed turn has lapsed depends on the moment asked (Lapsed).
 type Turn struct {
 	// Offered: the holder may claim the turn, from OfferedAt until
-	// ClaimBy.
+	// ClaimBy; its claim window starts at ClaimFrom, the first of its
+	// holder's looks at or after the offer (Opening), so that whoever
+	// came back when told never lapses; its offer, for a ticket without
+	// looks.
 	Offered   bool
 	OfferedAt time.Time
+	ClaimFrom time.Time
 	ClaimBy   time.Time
 	// Claimed: the holder claimed the turn, at ClaimedAt.
 	Claimed   bool
@@ -400,6 +497,53 @@ type Turn struct {
 	LetIn       bool
 	LetInAt     time.Time
 	PassExpires time.Time
+}
+
+// lookAfter is the first look at or after t of the ticket i holding
+// position pos: its slot, then every period, for a drawn ticket at its
+// drawn position in a line that opened (Opening); t itself otherwise (a
+// ticket joined after the draw, one put at the back). b.mu is held.
+func (b *Book) lookAfter(pos int64, i int32, t time.Time) time.Time {
+	if !b.sealed || i >= b.drawn || b.opening.Rate <= 0 {
+		return t
+	}
+	drawnAt := int64(b.tickets[i].pos)
+	if old, back := b.rejoined[i]; back {
+		drawnAt = int64(old)
+	}
+	if pos != drawnAt {
+		return t
+	}
+	first := b.opening.At.Add(time.Duration(b.tickets[i].slot) * time.Millisecond)
+	return NextLook(first, b.periodAt(drawnAt), t)
+}
+
+// frontLen is how many drawn positions are the front: the mark's Front,
+// all of them when it says none (a mark written before fronts); b.mu
+// is held.
+func (b *Book) frontLen() int64 {
+	if f := b.opening.Front; f > 0 && f < int64(b.drawn) {
+		return f
+	}
+	return int64(b.drawn)
+}
+
+// periodAt is how often the drawn ticket drawn at position pos looks;
+// b.mu is held.
+func (b *Book) periodAt(pos int64) time.Duration {
+	if pos > b.frontLen() {
+		return b.period[1]
+	}
+	return b.period[0]
+}
+
+// NextLook is the first of the looks first, first+period, … at or after t.
+func NextLook(first time.Time, period time.Duration, t time.Time) time.Time {
+	if !t.After(first) || period <= 0 {
+		return first
+	}
+	k := (t.Sub(first) + period - 1) / period
+	return first.Add(k * period)
 }
 
 // Lapsed says the turn was offered and not claimed within its window,
@@ -440,11 +584,14 @@ func (b *Book) ticketAt(i int32) Ticket {
 	t := Ticket{ID: e.id, Buyer: e.buyer, Seq: e.seq, Joined: time.Unix(0, e.joined),
 		Drawn: !b.sealed || i < b.drawn, Position: int64(e.pos), Used: e.used}
 	if t.Position > 0 && b.sealed {
-		t.Turn = b.turnAt(t.Position, e.id, b.offerIdx(t.Position), b.grantIdx(t.Position))
+		t.Turn = b.turnAt(t.Position, i, b.offerIdx(t.Position), b.grantIdx(t.Position))
+	}
+	if b.sealed && i < b.drawn && b.opening.Rate > 0 {
+		t.Slot, t.Period = b.opening.At.Add(time.Duration(e.slot)*time.Millisecond), b.periodAt(int64(e.pos))
 	}
 	if old, back := b.rejoined[i]; back {
 		t.Rejoined, t.LeftPosition = true, int64(old)
-		if first := b.turnAt(int64(old), e.id, b.offerIdx(int64(old)), b.grantIdx(int64(old))); first.Claimed {
+		if first := b.turnAt(int64(old), i, b.offerIdx(int64(old)), b.grantIdx(int64(old))); first.Claimed {
 			// Claimed after all: the ticket keeps its first turn.
 			t.Position, t.Turn = int64(old), first
 		}
@@ -452,23 +599,25 @@ func (b *Book) ticketAt(i int32) Ticket {
 	return t
 }
 
-// turnAt is the turn of position pos held by ticket id, offered by
+// turnAt is the turn of position pos held by ticket i, offered by
 // advance oi and let in by advance gi (-1: not yet); b.mu is held.
-func (b *Book) turnAt(pos int64, id TicketKey, oi, gi int) Turn {
+func (b *Book) turnAt(pos int64, i int32, oi, gi int) Turn {
+	id := b.tickets[i].id
 	var t Turn
 	if oi < 0 {
 		return t
 	}
 	o := &b.advances[oi]
-	t.Offered, t.OfferedAt, t.ClaimBy = true, o.At, o.At.Add(o.Window)
+	t.ClaimFrom = b.lookAfter(pos, i, o.At)
+	t.Offered, t.OfferedAt, t.ClaimBy = true, o.At, t.ClaimFrom.Add(o.Window)
 	if o.Window <= 0 {
 		t.Claimed, t.ClaimedAt = true, o.At
 	} else {
 		var first *claim
 		by := t.ClaimBy.UnixNano()
-		for i, c := range b.claims[pos] {
+		for j, c := range b.claims[pos] {
 			if c.id == id && c.seq > o.seq && c.at < by && (first == nil || c.seq < first.seq) {
-				first = &b.claims[pos][i]
+				first = &b.claims[pos][j]
 			}
 		}
 		if first != nil {
@@ -564,7 +713,7 @@ func (b *Book) Rejoin(id TicketKey, seq uint64) {
 // after all keeps that turn). b.mu is held.
 func (b *Book) slotTurn(pos int64, i int32, oi, gi int) (t Turn, used, void bool) {
 	e := &b.tickets[i]
-	t = b.turnAt(pos, e.id, oi, gi)
+	t = b.turnAt(pos, i, oi, gi)
 	old, back := b.rejoined[i]
 	switch {
 	case !back:
@@ -572,7 +721,7 @@ func (b *Book) slotTurn(pos int64, i int32, oi, gi int) (t Turn, used, void bool
 	case int64(old) == pos: // the place it left: a use was this turn's only if claimed
 		return t, e.used && t.Claimed, false
 	}
-	if b.turnAt(int64(old), e.id, b.offerIdx(int64(old)), b.grantIdx(int64(old))).Claimed {
+	if b.turnAt(int64(old), i, b.offerIdx(int64(old)), b.grantIdx(int64(old))).Claimed {
 		return t, false, true
 	}
 	return t, e.used, false

@@ -18,7 +18,10 @@ import (
 // records says what it must be.
 
 type lineRec struct {
-	mark   bool
+	mark bool
+	// rate, at: the mark's opening (Opening); rate 0 opens nothing.
+	rate   float64
+	at     time.Time
 	rejoin bool // the ticket key goes to the back
 	key    TicketKey
 	buyer  string
@@ -132,13 +135,35 @@ func (m model) paceOf() (out []modelAdvance, lastSeq uint64, claims []modelClaim
 	return out, lastSeq, claims, closed
 }
 
+// lookFrom is when the claim window of key's turn at position p, offered
+// at at, starts: at its holder's first look from then (Opening), for a
+// drawn ticket at its drawn position in a line opened by its mark; at
+// then otherwise.
+func (m model) lookFrom(p int64, key TicketKey, at time.Time) time.Time {
+	byPos, drawn, sealed := m.positions()
+	var open lineRec
+	for _, r := range m.line {
+		if r.mark {
+			open = r
+			break
+		}
+	}
+	if !sealed || open.rate <= 0 || p > int64(drawn) || byPos[p-1] != key {
+		return at
+	}
+	length := OpeningLength(int64(drawn), open.rate)
+	slot := time.Duration(uint32(SlotShare(m.seed, key)*float64(length.Milliseconds()))) * time.Millisecond
+	return NextLook(open.at.Add(slot), LookPeriod(int64(drawn), open.rate), at)
+}
+
 // turn is position p's turn, held by key, computed from scratch.
 func (m model) turn(p int64, key TicketKey) Turn {
 	adv, _, claims, _ := m.paceOf()
 	var t Turn
 	for _, a := range adv {
 		if a.offered >= p {
-			t.Offered, t.OfferedAt, t.ClaimBy = true, a.at, a.at.Add(a.window)
+			t.ClaimFrom = m.lookFrom(p, key, a.at)
+			t.Offered, t.OfferedAt, t.ClaimBy = true, a.at, t.ClaimFrom.Add(a.window)
 			if a.window == 0 {
 				t.Claimed, t.ClaimedAt = true, a.at
 				break
@@ -264,7 +289,7 @@ func applyInterleaved(t *rapid.T, b *Book, m model, li, pi, lEnd, pEnd int) {
 			seq := uint64(li + 1)
 			switch {
 			case r.mark:
-				b.SealBefore(seq)
+				b.SealBefore(seq, Opening{At: r.at, Rate: r.rate})
 				b.Skip(seq)
 			case r.rejoin:
 				b.Rejoin(r.key, seq)
@@ -311,7 +336,8 @@ func TestBookIsAFunctionOfItsRecords(t *testing.T) {
 				}
 				m.line = append(m.line, lineRec{key: k, buyer: fmt.Sprint("b", len(m.line)), joined: clock})
 			case 4: // the draw mark (a second one changes nothing)
-				m.line = append(m.line, lineRec{mark: true})
+				m.line = append(m.line, lineRec{mark: true, at: clock,
+					rate: rapid.SampledFrom([]float64{0, 0.2, 1, 5}).Draw(t, "opening rate")})
 			case 12: // a ticket put at the back (before the mark, twice or unknown: nothing)
 				if len(keys) == 0 {
 					continue
@@ -411,7 +437,7 @@ func TestBookIsAFunctionOfItsRecords(t *testing.T) {
 }
 
 func turnsEqual(a, b Turn) bool {
-	return a.Offered == b.Offered && a.OfferedAt.Equal(b.OfferedAt) && a.ClaimBy.Equal(b.ClaimBy) &&
+	return a.Offered == b.Offered && a.OfferedAt.Equal(b.OfferedAt) && a.ClaimFrom.Equal(b.ClaimFrom) && a.ClaimBy.Equal(b.ClaimBy) &&
 		a.Claimed == b.Claimed && a.ClaimedAt.Equal(b.ClaimedAt) && a.LetIn == b.LetIn &&
 		a.LetInAt.Equal(b.LetInAt) && a.PassExpires.Equal(b.PassExpires)
 }

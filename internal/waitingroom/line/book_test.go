@@ -40,7 +40,7 @@ func TestBookPositionsAreTheDraw(t *testing.T) {
 		early = append(early, id)
 	}
 	seq++
-	b.SealBefore(seq) // the mark
+	b.SealBefore(seq, Opening{}) // the mark
 	b.Skip(seq)
 	for i := range 20 {
 		seq++
@@ -74,7 +74,7 @@ func TestBookPositionsAreTheDraw(t *testing.T) {
 	}
 	// A seal learned before the records it follows waits for them.
 	b2 := NewBook(seed)
-	b2.SealBefore(3)
+	b2.SealBefore(3, Opening{})
 	k1, _ := mustKey(t)
 	b2.Add(k1, "a", 1, t0)
 	if st := b2.State(t0, 0); st.Sealed {
@@ -97,7 +97,7 @@ func TestBookPassesOutstandingAndExpired(t *testing.T) {
 		k, _ := mustKey(t)
 		b.Add(k, fmt.Sprint(i), uint64(i+1), t0)
 	}
-	b.SealBefore(11)
+	b.SealBefore(11, Opening{})
 	b.Skip(11)
 	ttl := time.Minute
 	b.Advance(Advance{Through: 3, At: t0, TTL: ttl, Seq: 1})
@@ -155,7 +155,7 @@ func bigBook(t testing.TB, n int) (*Book, []TicketKey) {
 		keys[i] = k
 		book.Add(k, "buyer-"+strconv.Itoa(1_000_000+i), uint64(i+1), t0)
 	}
-	book.SealBefore(uint64(n + 1))
+	book.SealBefore(uint64(n+1), Opening{})
 	book.Skip(uint64(n + 1))
 	book.Advance(Advance{Through: 500, At: t0, TTL: time.Minute, Seq: 1})
 	return book, keys
@@ -222,7 +222,7 @@ func TestBookUseBeforeItsTicket(t *testing.T) {
 	b.Use(k) // the pace stream read first
 	b.Advance(Advance{Through: 1, At: t0, TTL: time.Minute, Seq: 2})
 	b.Add(k, "alice", 1, t0)
-	b.SealBefore(2)
+	b.SealBefore(2, Opening{})
 	b.Skip(2)
 	tk, _ := b.Lookup(k)
 	if !tk.Used || !tk.LetIn {
@@ -244,7 +244,7 @@ func TestBookRoomOffKeepsItsHolds(t *testing.T) {
 		k, _ := mustKey(t)
 		b.Add(k, fmt.Sprint(i), uint64(i+1), t0)
 	}
-	b.SealBefore(11)
+	b.SealBefore(11, Opening{})
 	b.Skip(11)
 	ttl := time.Minute
 	b.Advance(Advance{Through: 3, At: t0, TTL: ttl, Seq: 1})
@@ -274,5 +274,135 @@ func TestBookRoomOffKeepsItsHolds(t *testing.T) {
 	b.Advance(Advance{Through: 8, At: t0.Add(time.Second), TTL: ttl, Seq: 3})
 	if again := b.State(t0.Add(ttl+3*time.Second), 0); again != st {
 		t.Fatalf("replayed: %+v, want %+v", again, st)
+	}
+}
+
+// A drawn line opens over drawn/rate seconds, front of the line first:
+// each ticket's first look is its slot, known before the draw from its
+// draw key, and its turn's claim window starts at the first of its looks
+// after the offer, so a holder who comes when told never lapses. A ticket
+// joined after the draw has no looks: its window starts at its offer.
+func TestOpeningLooks(t *testing.T) {
+	seed, _ := NewSeed()
+	b := NewBook(seed)
+	t0 := time.Unix(1_800_000_000, 0)
+	const n, rate = 1000, 100.0 // a 10 s opening
+	var keys []TicketKey
+	for i := range n {
+		k, _ := mustKey(t)
+		keys = append(keys, k)
+		b.Add(k, fmt.Sprint(i), uint64(i+1), t0)
+	}
+	mark := t0.Add(time.Minute)
+	b.SealBefore(n+1, Opening{At: mark, Rate: rate})
+	b.Skip(n + 1)
+	late, _ := mustKey(t)
+	b.Add(late, "late", n+2, mark)
+	length, period := OpeningLength(n, rate), LookPeriod(n, rate)
+	if length != 10*time.Second || period != 20*time.Second {
+		t.Fatalf("opening %v, period %v; want 10s and 20s", length, period)
+	}
+	prev := time.Time{}
+	for p := int64(1); p <= n; p++ {
+		_, k, _ := b.BuyerAt(p)
+		tk, _ := b.Lookup(k)
+		// The slot the gates tell before the draw, from the draw key and
+		// a line no longer than the drawn one, is never after the slot.
+		told := mark.Add(time.Duration(SlotShare(seed, k) * float64(OpeningLength(n-5, rate))))
+		if tk.Slot.Before(prev) || tk.Slot.Before(mark) || !tk.Slot.Before(mark.Add(length)) || tk.Slot.Before(told.Add(-time.Millisecond)) {
+			t.Fatalf("position %d: slot %v (previous %v, told %v), want in draw order within the opening and not before the told slot",
+				p, tk.Slot.Sub(mark), prev.Sub(mark), told.Sub(mark))
+		}
+		prev = tk.Slot
+	}
+	// The first 100 positions offered at the mark: each window starts at
+	// the holder's slot.
+	b.Advance(Advance{Through: 0, Offered: 100, At: mark, TTL: time.Minute, Window: 15 * time.Second, Seq: 1})
+	_, k1, _ := b.BuyerAt(1)
+	_, k100, _ := b.BuyerAt(100)
+	for _, k := range []TicketKey{k1, k100} {
+		tk, _ := b.Lookup(k)
+		if !tk.ClaimFrom.Equal(tk.Slot) || !tk.ClaimBy.Equal(tk.Slot.Add(15*time.Second)) {
+			t.Fatalf("offered at the mark: claim from %v by %v, slot %v", tk.ClaimFrom.Sub(mark), tk.ClaimBy.Sub(mark), tk.Slot.Sub(mark))
+		}
+		// A holder who comes at the slot claims in time; not coming,
+		// the turn lapses a window after the slot, not after the offer.
+		if tk.Lapsed(tk.Slot.Add(14*time.Second), 0) || !tk.Lapsed(tk.Slot.Add(15*time.Second), 0) {
+			t.Fatalf("the turn lapses before or after its window from the slot")
+		}
+	}
+	// Offered later: the window starts at the next look.
+	later := mark.Add(25 * time.Second)
+	b.Advance(Advance{Through: 0, Offered: 200, At: later, TTL: time.Minute, Window: 15 * time.Second, Seq: 2})
+	_, k150, _ := b.BuyerAt(150)
+	tk, _ := b.Lookup(k150)
+	if next := NextLook(tk.Slot, period, later); !tk.ClaimFrom.Equal(next) || next.Before(later) || !next.Before(later.Add(period)) {
+		t.Fatalf("offered at +25s: claim from %v, slot %v, next look %v", tk.ClaimFrom.Sub(mark), tk.Slot.Sub(mark), next.Sub(mark))
+	}
+	// A ticket joined after the draw has no looks.
+	if tl, _ := b.Lookup(late); !tl.Slot.IsZero() || tl.Position != n+1 {
+		t.Fatalf("the late ticket: slot %v, position %d", tl.Slot, tl.Position)
+	}
+	b.Advance(Advance{Through: 0, Offered: n + 1, At: later, TTL: time.Minute, Window: 15 * time.Second, Seq: 3})
+	if tl, _ := b.Lookup(late); !tl.ClaimFrom.Equal(later) {
+		t.Fatalf("the late ticket's window starts at %v, want its offer", tl.ClaimFrom.Sub(mark))
+	}
+}
+
+// The front of the line looks more often than the back: a mark with a
+// front of 200 of 1,000 drawn gives positions 1..200 the front's period
+// (twice their 2 s opening) and the rest the back's (four times their
+// 8 s), and a turn offered behind the front starts its window at its
+// holder's next look at the back's period.
+func TestOpeningFrontAndBack(t *testing.T) {
+	seed, _ := NewSeed()
+	b := NewBook(seed)
+	t0 := time.Unix(1_800_000_000, 0)
+	const n, rate, front = 1000, 100.0, 200
+	for i := range n {
+		k, _ := mustKey(t)
+		b.Add(k, fmt.Sprint(i), uint64(i+1), t0)
+	}
+	mark := t0.Add(time.Minute)
+	b.SealBefore(n+1, Opening{At: mark, Rate: rate, Front: front})
+	b.Skip(n + 1)
+	fp, bp := LookPeriod(front, rate), BackPeriod(n-front, rate)
+	if fp != 4*time.Second || bp != 32*time.Second {
+		t.Fatalf("periods %v and %v; want 4s at the front and 32s at the back", fp, bp)
+	}
+	for p := int64(1); p <= n; p++ {
+		_, k, _ := b.BuyerAt(p)
+		tk, _ := b.Lookup(k)
+		want := fp
+		if p > front {
+			want = bp
+		}
+		if tk.Period != want {
+			t.Fatalf("position %d: period %v, want %v", p, tk.Period, want)
+		}
+	}
+	later := mark.Add(40 * time.Second)
+	b.Advance(Advance{Through: 0, Offered: 300, At: later, TTL: time.Minute, Window: 15 * time.Second, Seq: 1})
+	for _, p := range []int64{200, 201, 300} {
+		_, k, _ := b.BuyerAt(p)
+		tk, _ := b.Lookup(k)
+		next := NextLook(tk.Slot, tk.Period, later)
+		if !tk.ClaimFrom.Equal(next) || next.Before(later) || !next.Before(later.Add(tk.Period)) {
+			t.Fatalf("position %d offered at +40s: claim from %v, next look %v (period %v)", p, tk.ClaimFrom.Sub(mark), next.Sub(mark), tk.Period)
+		}
+	}
+	// A front of none, or of the whole line (a mark before fronts): one
+	// period for all, the front's.
+	for _, f := range []int64{0, n, 5 * n} {
+		b2 := NewBook(seed)
+		for i := range n {
+			k, _ := mustKey(t)
+			b2.Add(k, fmt.Sprint(i), uint64(i+1), t0)
+		}
+		b2.SealBefore(n+1, Opening{At: mark, Rate: rate, Front: f})
+		_, k, _ := b2.BuyerAt(n)
+		if tk, _ := b2.Lookup(k); tk.Period != LookPeriod(n, rate) {
+			t.Fatalf("front %d: the last position's period %v, want %v", f, tk.Period, LookPeriod(n, rate))
+		}
 	}
 }

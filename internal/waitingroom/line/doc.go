@@ -47,11 +47,25 @@
 //     neither as held nor as sold. (Pace.Next, admission's paceLine;
 //     TestLinePromisesUnderFaults checks it against the records after
 //     every fault.)
-//  6. Every state that can still change is polled within a third of
-//     pass_ttl, and a turn that may be offered within a third of the
-//     claim window (the waiting page holds a long poll instead), so a
-//     turn, and stock given back, reaches its holder in time. (admission's
-//     viewTicket)
+//  6. Whoever comes back when told never lapses, and the crowd's polls
+//     stay within what the gates answer. A drawn line opens at its draw
+//     mark over drawn/poll_rate seconds, front of the line first: a drawn
+//     ticket's first look is its slot, its draw key's share of the
+//     opening, which the gates know and tell before the draw; then it
+//     looks once a period: a short one at the front of the line (four
+//     times the sale's capacity, written in the mark), a long one behind
+//     it (Opening, LookPeriod, BackPeriod). A turn's claim window
+//     starts at the first of its holder's looks at or after its offer
+//     (Turn.ClaimFrom), never before the holder was told to come back,
+//     so a drawn ticket polled at its looks cannot miss its turn, and the
+//     line's polls come at the gates' rate whatever its length. Every
+//     other state that can still change (a claimed turn waiting for its
+//     pass, a pass, a ticket without looks: joined after the draw, put
+//     at the back) is polled within a third of pass_ttl, and a turn
+//     without looks that may be offered within a third of the claim
+//     window (the waiting page holds a long poll instead), so a turn, and
+//     stock given back, reaches its holder in time. (Book.lookAfter,
+//     admission's viewTicket; TestOpeningLooks)
 //  7. Stock the line holds stays held whatever the room's state. A room
 //     turned off is a mark in the pace stream, recorded before the sale
 //     says so (ledger's EnsureSale): the steps recorded after it move

@@ -100,6 +100,10 @@ type Entry struct {
 	Commitment string `json:"commitment,omitempty"`
 	Seed       string `json:"seed,omitempty"`
 	Drawn      *int64 `json:"drawn,omitempty"`
+	// PollRate and Front are the draw mark's opening (line.Opening): the
+	// drawn tickets' looks, from which a turn's claim_by follows.
+	PollRate float64 `json:"poll_rate,omitempty"`
+	Front    int64   `json:"front,omitempty"`
 
 	Through      int64 `json:"through,omitempty"`
 	Offered      int64 `json:"offered,omitempty"`

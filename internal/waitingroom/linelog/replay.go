@@ -3,6 +3,7 @@ package linelog
 import (
 	"container/heap"
 	"fmt"
+	"math"
 	"time"
 
 	"sluice/internal/orderstatus"
@@ -181,7 +182,11 @@ func (r *Replay) draw(e *Entry) {
 		r.fail(r.seq+1, *e, RuleDraw, fmt.Sprintf("SHA-256 of the seed is %s, not the commitment %s", r.seed.Commitment(), r.commitment))
 		return
 	}
-	r.book.SealBefore(e.LineSeq)
+	rate := e.PollRate
+	if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+		rate = 0
+	}
+	r.book.SealBefore(e.LineSeq, line.Opening{At: e.At, Rate: rate, Front: max(0, e.Front)})
 	r.book.Skip(e.LineSeq)
 	_, n, _ := r.book.Drawn(0, 0, nil)
 	r.sum.Drawn = int64(n)
