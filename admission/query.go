@@ -29,7 +29,9 @@ type orderView struct {
 	Sale    string `json:"sale"`
 	// BuyerID and Payload are the buyer's: shown to the buyer the gate
 	// proved only (see getOrder).
-	BuyerID        string    `json:"buyer_id,omitempty"`
+	BuyerID string `json:"buyer_id,omitempty"`
+	// Variant is the variant the order takes, in a sale with variants.
+	Variant        string    `json:"variant,omitempty"`
 	Status         string    `json:"status"`
 	Reason         string    `json:"reason,omitempty"`
 	AdmittedAt     time.Time `json:"admitted_at,omitzero"`
@@ -121,7 +123,7 @@ func (g *Gate) findOrder(ctx context.Context, id ledger.OrderID) (orderView, err
 		})
 		return orderView{}, err
 	}
-	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Status: orderstatus.Queued, AdmittedAt: o.AdmittedAt, Payload: shownPayload(o.Payload)}
+	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Variant: o.Variant, Status: orderstatus.Queued, AdmittedAt: o.AdmittedAt, Payload: shownPayload(o.Payload)}
 	return v, g.statusInto(ctx, id, &v)
 }
 

@@ -75,7 +75,7 @@ func (d *Drainer) process(sd *saleDrain, msgs []jetstream.Msg) time.Duration {
 			continue
 		}
 		items = append(items, item{msg: msg, meta: meta, id: id, order: consumer.Order{
-			ID: id.String(), Sale: sd.name, BuyerID: lo.BuyerID, IdempotencyKey: lo.IdempotencyKey,
+			ID: id.String(), Sale: sd.name, BuyerID: lo.BuyerID, Variant: lo.Variant, IdempotencyKey: lo.IdempotencyKey,
 			AdmittedAt: lo.AdmittedAt, Payload: lo.Payload, Seq: id.Seq, PerBuyer: sd.perBuyer,
 		}})
 	}
