@@ -186,6 +186,9 @@ type saleView struct {
 	// PayloadSchema is the JSON Schema an order's payload must match,
 	// served so that a front end can check before it sends.
 	PayloadSchema map[string]any `json:"payload_schema,omitempty"`
+	// Variants are a sale with variants' stock and counts, by variant
+	// (as the last refresh read them).
+	Variants map[string]ledger.VariantState `json:"variants,omitempty"`
 }
 
 // roomView is a waiting room's settings and state in the sale's view.
@@ -290,6 +293,13 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 		EndsAt:      cfg.EndsAt,
 		// cfg is immutable once stored: the map is only read.
 		PayloadSchema: cfg.PayloadSchema,
+	}
+	if vs := s.variants.Load().states(); vs != nil {
+		v.Variants = vs
+		v.Remaining = 0
+		for _, st := range vs {
+			v.Remaining += st.Remaining
+		}
 	}
 	if cfg.MaxWait > 0 {
 		w := cfg.MaxWait.Seconds()
