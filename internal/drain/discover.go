@@ -71,13 +71,8 @@ func (d *Drainer) startSale(ctx context.Context, st ledger.SaleState) error {
 	if err := d.checkBackend(ctx, st.Sale.Name, where); err != nil {
 		return err
 	}
-	filter := ""
-	if st.Sale.HasVariants() {
-		filter = ledger.SubjectPrefix(st.Sale.Name) + ">" // its orders, not the burns beside them
-	}
 	cons, err := d.js.CreateOrUpdateConsumer(ctx, ledger.StreamName(st.Sale.Name), jetstream.ConsumerConfig{
 		Durable:       ledger.DrainConsumer,
-		FilterSubject: filter,
 		Description:   "sluice drain: moves admitted orders into the backend",
 		Metadata:      map[string]string{backendMetadata: where},
 		AckPolicy:     jetstream.AckExplicitPolicy,

@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -255,11 +254,13 @@ func (l *Ledger) catchUp(ctx context.Context, b *unitBook, upTo uint64) error {
 			return nil
 		}
 		if b.cons == nil {
+			// Every message (orders and burns): a filter would make
+			// JetStream count the consumer's pending by walking every
+			// buyer's subject, at each catch-up.
 			cons, err := l.js.OrderedConsumer(ctx, StreamName(b.sale), jetstream.OrderedConsumerConfig{
-				FilterSubjects: []string{SubjectPrefix(b.sale) + ">", StockSubjectPrefix(b.sale) + ">"},
-				DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-				OptStartSeq:    next,
-				HeadersOnly:    true,
+				DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+				OptStartSeq:   next,
+				HeadersOnly:   true,
 			})
 			if err != nil {
 				return fmt.Errorf("%w: read the units of %s: %w", ErrUnavailable, b.sale, err)
@@ -306,7 +307,7 @@ func (l *Ledger) applyUnit(b *unitBook, msg jetstream.Msg) {
 	if !ok {
 		return
 	}
-	b.variant(v).take(k, strings.HasPrefix(msg.Subject(), StockSubjectPrefix(b.sale)))
+	b.variant(v).take(k, IsBurn(b.sale, msg.Subject()))
 }
 
 // catchUpNow catches the book up to the stream's last sequence now.

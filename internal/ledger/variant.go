@@ -131,6 +131,10 @@ func burnSubject(sale, v string, k int64) string {
 	return StockSubjectPrefix(sale) + v + "." + strconv.FormatInt(k, 10)
 }
 
+// IsBurn says a message of a sale's stream, on subject, is a burn, not
+// an order.
+func IsBurn(sale, subject string) bool { return strings.HasPrefix(subject, StockSubjectPrefix(sale)) }
+
 // StockSubjectPrefix is streams.StockSubjectPrefix.
 func StockSubjectPrefix(sale string) string { return "sluice.stock." + sale + "." }
 
