@@ -83,9 +83,9 @@ func (l *Ledger) tryUnit(ctx context.Context, str jetstream.Stream, o Order, s S
 		f(b.variant(o.Variant))
 		b.mu.Unlock()
 	}
-	msg := &nats.Msg{Subject: BuyerRoundSubject(o.Sale, o.BuyerID, o.Round), Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: BuyerRoundSubject(o.Sale, o.BuyerID, o.Round), Data: data}
 	if o.Pass != "" {
-		msg.Header.Set(passHeader, o.Pass)
+		msg.Header = nats.Header{passHeader: []string{o.Pass}}
 	}
 	opts := []jetstream.PublishOpt{jetstream.WithMsgID(unitID(o.Variant, k)), jetstream.WithExpectStream(StreamName(o.Sale))}
 	if s.OrdersPerBuyer() > 1 && (o.IdempotencyKey != "" || o.Pass != "") {
