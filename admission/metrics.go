@@ -3,6 +3,7 @@ package admission
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"sluice/internal/series"
 	"sluice/overflow"
 )
 
@@ -174,23 +175,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.proofs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_line_proofs_total",
 		Help: "Proofs of work checked on joins, by outcome: ok, missing, bad (wrong, expired, another sale's), used (spent on another ticket), held (shown by a buyer holding a ticket, who got it back and kept the solution)."},
 		[]string{"outcome"})
-	for _, o := range proofOutcomes {
-		m.proofs.WithLabelValues(o)
-	}
+	series.AtZero(m.proofs, proofOutcomes[:]...)
 	m.durationOf = make(map[Outcome]prometheus.Observer)
 	for _, o := range []Outcome{OutcomeAdmitted, OutcomeDiverted, OutcomeRejected, OutcomeFailed} {
 		m.durationOf[o] = m.duration.WithLabelValues(string(o))
 	}
 	m.http.vec = m.httpRequests
 	m.httpRequests.WithLabelValues("200", "get") // the usual answer, so the series exists
-	for _, k := range []string{"unavailable", "store_full"} {
-		m.publishErrors.WithLabelValues(k)
-	}
-	for _, l := range []string{"ip", "buyer"} {
-		m.limiterKeys.WithLabelValues(l)
-		m.limiterCap.WithLabelValues(l)
-		m.limiterEvict.WithLabelValues(l)
-	}
+	series.AtZero(m.publishErrors, "unavailable", "store_full")
+	series.AtZero(m.limiterKeys, "ip", "buyer")
+	series.AtZero(m.limiterCap, "ip", "buyer")
+	series.AtZero(m.limiterEvict, "ip", "buyer")
 	m.initSale(unknownSaleLabel)
 	reg.MustRegister(m.requests, m.duration, m.publish, m.publishErrors, m.stock,
 		m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.state, m.drainRate,
@@ -198,9 +193,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.ledgerUp, m.confirmed, m.wait, m.backendRate, m.maxWait, m.waiters, m.waitersMax, m.waits, m.released,
 		m.linePolls, m.lineJoins, m.lineHeld, m.lineMaxTickets, m.proofs, m.lineClaimWrites,
 		m.variantStock, m.variantAdmitted, m.variantRemaining, m.variantReleased)
-	for _, o := range []string{waitDecided, waitTimedOut, waitRefused, waitShutdown} {
-		m.waits.WithLabelValues(o)
-	}
+	series.AtZero(m.waits, waitDecided, waitTimedOut, waitRefused, waitShutdown)
 	return m
 }
 
@@ -230,10 +223,8 @@ func (m *Metrics) initSale(sale string) map[overflow.Reason]prometheus.Counter {
 // initLine makes a sale's waiting-room series at zero, once it has a
 // line.
 func (m *Metrics) initLine(sale string) {
-	for _, o := range joinOutcomes {
-		m.lineJoins.WithLabelValues(sale, o)
-	}
-	m.lineClaimWrites.WithLabelValues(sale)
+	series.AtZero(m.lineJoins.MustCurryWith(prometheus.Labels{"sale": sale}), joinOutcomes[:]...)
+	series.AtZero(m.lineClaimWrites, sale)
 }
 
 // forgetSale drops a removed sale's series.

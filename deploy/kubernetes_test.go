@@ -268,9 +268,9 @@ func TestKubernetesManifestsAsAnOperatorExpects(t *testing.T) {
 	})
 
 	t.Run("a pinned image pulled once", func(t *testing.T) {
-		name, tag := c.Image, ""
-		if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
-			name, tag = name[:i], name[i+1:]
+		tag := ""
+		if i := strings.LastIndex(c.Image, ":"); i > strings.LastIndex(c.Image, "/") {
+			tag = c.Image[i+1:]
 		}
 		if !strings.Contains(c.Image, "@sha256:") && (tag == "" || tag == "latest") {
 			t.Errorf("image %q: want a version tag or a digest, not :latest", c.Image)

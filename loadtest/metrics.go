@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"sluice/internal/series"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -62,10 +64,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while a run is going.",
 		}),
 	}
-	for _, o := range Outcomes() {
-		m.requests.WithLabelValues(o)
-		m.latency.WithLabelValues(o)
-	}
+	series.AtZero(m.requests, Outcomes()...)
+	series.AtZero(m.latency, Outcomes()...)
 	reg.MustRegister(m.offered, m.requests, m.latency, m.late, m.dropped, m.running)
 	return m
 }
