@@ -9,7 +9,12 @@
 # wrk (one thread) to core 1, CORS=1 to run the same gate a second time
 # with --cors-origin https://shop.example ("cors") and send every request
 # from that origin (Origin header): the CORS answer's cost against the
-# gate without CORS, in the same sitting.
+# gate without CORS, in the same sitting. VARIANTS=1 floods, on the same
+# gate and in turns, its plain sold-out sale ("gate"), a sale with eight
+# variants all sold out ("variants", each order naming one) and a sale
+# whose variant a is sold out while b is on sale ("variant": each order
+# names a, answered 410 variant_sold_out with variants_left), without
+# the floors: what variants cost the sold-out path.
 # The servers take turns, round after round, and the medians are compared:
 # on a 2-core machine shared with wrk one round varies by 10-15%.
 set -euo pipefail
@@ -21,22 +26,46 @@ tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 go build -o "$tmp/sluice" ./cmd/sluice
 go build -o "$tmp/barehttp" ./internal/cmd/barehttp
+sale_flags=(--sale s1=1)
 
 start_gate() { # binary port ops-port [more flags]
   local bin=$1 port=$2 ops=$3
   shift 3
   "${srv[@]}" "$bin" serve --listen "127.0.0.1:$port" --ops-listen "127.0.0.1:$ops" \
-    --data-dir "$tmp/data-$port" --sale s1=1 --no-demo --log-level warn "$@" &
+    --data-dir "$tmp/data-$port" "${sale_flags[@]}" --no-demo --log-level warn "$@" &
   until curl -fs "127.0.0.1:$ops/readyz" >/dev/null; do sleep 0.1; done
   curl -s -o /dev/null -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"first"}' "127.0.0.1:$port/v1/sales/s1/orders"
 }
-start_gate "$tmp/sluice" 18080 19464
+if [ "${VARIANTS:-0}" = 1 ]; then
+  cat >"$tmp/sales.yaml" <<YAML
+sales:
+  - name: s1
+    stock: 1
+  - name: v1
+    variants: {a: 1, b: 1, c: 1, d: 1, e: 1, f: 1, g: 1, h: 1}
+  - name: v2
+    variants: {a: 1, b: 1000000}
+YAML
+  sale_flags=(--config "$tmp/sales.yaml")
+  start_gate "$tmp/sluice" 18080 19464
+  for v in a b c d e f g h; do
+    curl -s -o /dev/null -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"first-'$v'","variant":"'$v'"}' 127.0.0.1:18080/v1/sales/v1/orders
+  done
+  curl -s -o /dev/null -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"first-a","variant":"a"}' 127.0.0.1:18080/v1/sales/v2/orders
+  curl -s -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"second","variant":"a"}' 127.0.0.1:18080/v1/sales/v1/orders | grep -q '"reason":"sold_out"'
+  curl -s -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"second","variant":"a"}' 127.0.0.1:18080/v1/sales/v2/orders | grep -q '"reason":"variant_sold_out"'
+else
+  start_gate "$tmp/sluice" 18080 19464
+fi
 curl -s -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"second"}' 127.0.0.1:18080/v1/sales/s1/orders -o "$tmp/answer.json"
 grep -q '"reason":"sold_out"' "$tmp/answer.json"
-names=(gate) ports=(18080)
+names=(gate) ports=(18080) sales=(s1) vars=("")
+if [ "${VARIANTS:-0}" = 1 ]; then
+  names+=(variants variant) ports+=(18080 18080) sales+=(v1 v2) vars+=(a a)
+fi
 if [ "${CORS:-0}" = 1 ]; then
   start_gate "$tmp/sluice" 18070 19470 --cors-origin https://shop.example
-  names+=(cors) ports+=(18070)
+  names+=(cors) ports+=(18070) sales+=(s1) vars+=("")
   # the flood's answer there carries CORS headers, or the figure means nothing
   curl -s -D - -o /dev/null -XPOST -H 'Origin: https://shop.example' -H 'Content-Type: application/json' \
     -d '{"buyer_id":"second"}' 127.0.0.1:18070/v1/sales/s1/orders | grep -qi '^access-control-allow-origin: https://shop.example'
@@ -44,24 +73,28 @@ if [ "${CORS:-0}" = 1 ]; then
 fi
 if [ -n "${BEFORE:-}" ]; then
   start_gate "$BEFORE" 18090 19490
-  names+=(before) ports+=(18090)
+  names+=(before) ports+=(18090) sales+=(s1) vars+=("")
 fi
+if [ "${VARIANTS:-0}" != 1 ]; then
 body=$(tr -d '\n' <"$tmp/answer.json")
 sed -e "s|@TMP@|$tmp|g" -e "s|@PORT@|18082|" -e "s|@BODY@|$body|" bench/nginx.conf >"$tmp/nginx.conf"
 "${srv[@]}" nginx -c "$tmp/nginx.conf" &
 "${srv[@]}" "$tmp/barehttp" -listen 127.0.0.1:18083 -status 410 -body-file "$tmp/answer.json" -fasthttp &
 "${srv[@]}" "$tmp/barehttp" -listen 127.0.0.1:18081 -status 410 -body-file "$tmp/answer.json" &
-names+=(nginx fasthttp nethttp) ports+=(18082 18083 18081)
+names+=(nginx fasthttp nethttp) ports+=(18082 18083 18081) sales+=(s1 s1 s1) vars+=("" "" "")
 for p in 18082 18083 18081; do until curl -s -o /dev/null "127.0.0.1:$p/"; do sleep 0.1; done; done
+fi
 
-rate() { "${cli[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s bench/post.lua "http://127.0.0.1:$1/v1/sales/s1/orders" | awk '/Requests\/sec/ {print $2}'; }
+rate() { # port sale variant
+  VARIANT=$3 "${cli[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s bench/post.lua "http://127.0.0.1:$1/v1/sales/$2/orders" | awk '/Requests\/sec/ {print $2}'
+}
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo "wrk -t$THREADS${ORIGIN:+ Origin: $ORIGIN} -c$CONNS -d$DURATION, POST, the same 410 body ($(wc -c <"$tmp/answer.json") bytes), alternating, $ROUNDS rounds${PIN:+, pinned}"
 declare -A all
 for i in $(seq "$ROUNDS"); do
   line="round $i:"
   for k in "${!names[@]}"; do
-    r=$(rate "${ports[$k]}")
+    r=$(rate "${ports[$k]}" "${sales[$k]}" "${vars[$k]}")
     all[${names[$k]}]+="$r "
     line+=" ${names[$k]} $r"
   done
@@ -74,4 +107,9 @@ for n in "${names[@]}"; do
   [ "$n" = gate ] && continue
   echo "gate / $n: $(awk -v g="${med[gate]}" -v b="${med[$n]}" 'BEGIN{printf "%.3f", g/b}')"
 done
+if [ "${VARIANTS:-0}" = 1 ]; then
+  for n in variants variant; do
+    echo "$n / plain: $(awk -v v="${med[$n]}" -v p="${med[gate]}" 'BEGIN{printf "%.3f", v/p}')"
+  done
+fi
 curl -s 127.0.0.1:19464/metrics | grep 'sluice_admission_requests_total{outcome="diverted",reason="sold_out",sale="s1"}'
