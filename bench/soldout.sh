@@ -52,6 +52,7 @@ YAML
     curl -s -o /dev/null -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"first-'$v'","variant":"'$v'"}' 127.0.0.1:18080/v1/sales/v1/orders
   done
   curl -s -o /dev/null -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"first-a","variant":"a"}' 127.0.0.1:18080/v1/sales/v2/orders
+  sleep 2 # the gate's view of the other variants follows the ledger within a second
   curl -s -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"second","variant":"a"}' 127.0.0.1:18080/v1/sales/v1/orders | grep -q '"reason":"sold_out"'
   curl -s -XPOST -H 'Content-Type: application/json' -d '{"buyer_id":"second","variant":"a"}' 127.0.0.1:18080/v1/sales/v2/orders | grep -q '"reason":"variant_sold_out"'
 else
