@@ -7,8 +7,14 @@
 #   VARIANTS=1 bash bench/admit.sh: the same gate's sale with 8 variants
 #     (each order names one, in turn) next to its plain sale, in turns:
 #     what a sale with variants costs an admit.
-# Env: DURATION (default 5s), CONNS (128), THREADS (2), ROUNDS (5).
+# Env: DURATION (default 5s), CONNS (128), THREADS (2), ROUNDS (5),
+# PORT_OFFSET (0: ports 18080 and 19464 and up).
 set -euo pipefail
+OFF=${PORT_OFFSET:-0} # every port this script uses, moved by PORT_OFFSET (another bench on the machine)
+# Each server's ports must be free: a readiness check answered by another
+# bench's gate would measure that gate.
+free_ports() { for p in "$@"; do if curl -s -o /dev/null --max-time 1 "127.0.0.1:$p/"; then
+  echo "bench: 127.0.0.1:$p is in use (another bench?): set PORT_OFFSET=100" >&2; exit 1; fi; done; }
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5s} CONNS=${CONNS:-128} THREADS=${THREADS:-2} ROUNDS=${ROUNDS:-5}
 tmp=$(mktemp -d)
@@ -24,21 +30,22 @@ YAML
 start_gate() { # binary port ops-port [flags]
   local bin=$1 port=$2 ops=$3
   shift 3
+  free_ports "$port" "$ops"
   "$bin" serve --listen "127.0.0.1:$port" --ops-listen "127.0.0.1:$ops" --data-dir "$tmp/data-$port" \
     --no-demo --no-drain --log-level error "$@" &
   until curl -fs "127.0.0.1:$ops/readyz" >/dev/null; do sleep 0.1; done
 }
 names=() ports=() sales=() vars=()
 if [ "${VARIANTS:-0}" = 1 ]; then
-  start_gate "$tmp/sluice" 18080 19464 --config "$tmp/sales.yaml"
-  names=(plain variants) ports=(18080 18080) sales=(s1 v1) vars=("" "a,b,c,d,e,f,g,h")
+  start_gate "$tmp/sluice" $((18080+OFF)) $((19464+OFF)) --config "$tmp/sales.yaml"
+  names=(plain variants) ports=($((18080+OFF)) $((18080+OFF))) sales=(s1 v1) vars=("" "a,b,c,d,e,f,g,h")
 else
-  start_gate "$tmp/sluice" 18080 19464 --sale s1=100000000
-  names=(gate) ports=(18080) sales=(s1) vars=("")
+  start_gate "$tmp/sluice" $((18080+OFF)) $((19464+OFF)) --sale s1=100000000
+  names=(gate) ports=($((18080+OFF))) sales=(s1) vars=("")
 fi
 if [ -n "${BEFORE:-}" ]; then
-  start_gate "$BEFORE" 18090 19490 --sale s1=100000000
-  names+=(before) ports+=(18090) sales+=(s1) vars+=("")
+  start_gate "$BEFORE" $((18090+OFF)) $((19490+OFF)) --sale s1=100000000
+  names+=(before) ports+=($((18090+OFF))) sales+=(s1) vars+=("")
 fi
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo "wrk -t$THREADS -c$CONNS -d$DURATION, POST, a new buyer each, alternating, $ROUNDS rounds"
