@@ -49,7 +49,7 @@ if [ -n "${BEFORE:-}" ]; then
 fi
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo "wrk -t$THREADS -c$CONNS -d$DURATION, POST, a new buyer each, alternating, $ROUNDS rounds"
-declare -A all
+declare -A all this ratios # this: the round's figures; ratios: each round's to the first server's
 for i in $(seq "$ROUNDS"); do
   line="round $i:"
   for k in "${!names[@]}"; do
@@ -58,14 +58,19 @@ for i in $(seq "$ROUNDS"); do
     r=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     if grep -q 'Non-2xx' <<<"$out"; then echo "${names[$k]}: $(grep Non-2xx <<<"$out")" >&2; fi
     all[${names[$k]}]+="$r "
+    this[${names[$k]}]=$r
     line+=" ${names[$k]} $r"
   done
   echo "$line"
+  for n in "${names[@]:1}"; do
+    ratios[$n]+="$(awk -v a="${this[$n]}" -v b="${this[${names[0]}]}" 'BEGIN{printf "%.3f", a/b}') "
+  done
 done
 echo -n "median admits/s:"; for n in "${names[@]}"; do echo -n " $n $(median ${all[$n]})"; done; echo
 if [ -n "${BEFORE:-}" ] && [ "${VARIANTS:-0}" != 1 ]; then
   echo "gate / before: $(awk -v g="$(median ${all[gate]})" -v b="$(median ${all[before]})" 'BEGIN{printf "%.3f", g/b}')"
 fi
 if [ "${VARIANTS:-0}" = 1 ]; then
-  echo "variants / plain: $(awk -v v="$(median ${all[variants]})" -v p="$(median ${all[plain]})" 'BEGIN{printf "%.3f", v/p}')"
+  echo "variants / plain: $(awk -v v="$(median ${all[variants]})" -v p="$(median ${all[plain]})" 'BEGIN{printf "%.3f", v/p}')" \
+    "(of the medians; the median of each round's ratio, measured seconds apart: $(median ${ratios[variants]}))"
 fi

@@ -99,15 +99,19 @@ rate() { # port sale variant
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo "wrk -t$THREADS${ORIGIN:+ Origin: $ORIGIN} -c$CONNS -d$DURATION, POST, the same 410 body ($(wc -c <"$tmp/answer.json") bytes), alternating, $ROUNDS rounds${PIN:+, pinned}"
-declare -A all
+declare -A all this ratios # this: the round's figures; ratios: each round's to the first server's
 for i in $(seq "$ROUNDS"); do
   line="round $i:"
   for k in "${!names[@]}"; do
     r=$(rate "${ports[$k]}" "${sales[$k]}" "${vars[$k]}")
     all[${names[$k]}]+="$r "
+    this[${names[$k]}]=$r
     line+=" ${names[$k]} $r"
   done
   echo "$line"
+  for n in "${names[@]:1}"; do
+    ratios[$n]+="$(awk -v a="${this[$n]}" -v b="${this[${names[0]}]}" 'BEGIN{printf "%.3f", a/b}') "
+  done
 done
 declare -A med
 for n in "${names[@]}"; do med[$n]=$(median ${all[$n]}); done
@@ -118,7 +122,8 @@ for n in "${names[@]}"; do
 done
 if [ "${VARIANTS:-0}" = 1 ]; then
   for n in variants variant; do
-    echo "$n / plain: $(awk -v v="${med[$n]}" -v p="${med[gate]}" 'BEGIN{printf "%.3f", v/p}')"
+    echo "$n / plain: $(awk -v v="${med[$n]}" -v p="${med[gate]}" 'BEGIN{printf "%.3f", v/p}')" \
+      "(of the medians; the median of each round's ratio, measured seconds apart: $(median ${ratios[$n]}))"
   done
 fi
 curl -s 127.0.0.1:$((19464+OFF))/metrics | grep 'sluice_admission_requests_total{outcome="diverted",reason="sold_out",sale="s1"}'
