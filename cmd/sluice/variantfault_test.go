@@ -350,7 +350,10 @@ func runVariantFaults(t *testing.T, seed uint64, steps int) {
 		} else if answers[409] == 0 && answers[-1] == 0 && answers[503] == 0 {
 			t.Fatalf("seed %d: %d cancels of %s answered %v", seed, times, id, answers)
 		}
-		return fmt.Sprintf("cancel of %s (%s) ×%d: %v", id, admitted[id], times, answers)
+		mu.Lock()
+		size := admitted[id]
+		mu.Unlock()
+		return fmt.Sprintf("cancel of %s (%s) ×%d: %v", id, size, times, answers)
 	}
 
 	const kinds = 6

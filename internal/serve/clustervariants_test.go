@@ -130,8 +130,9 @@ func TestThreeGateClusterKeepsEachVariantsStock(t *testing.T) {
 			other = "us11"
 		}
 		i++
+		gate := i // on another gate than the first order's, mostly
 		bw.Go(func() {
-			a := orderOn(i, buyer, other)
+			a := orderOn(gate, buyer, other)
 			mu.Lock()
 			second[fmt.Sprint(a.Status, " ", a.Str("reason"))]++
 			mu.Unlock()
