@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -150,6 +151,9 @@ type salePatch struct {
 	JoinProof      *string `json:"join_proof"`
 	ProofMaxNumber *int64  `json:"proof_max_number"`
 	LinePerAddress *int64  `json:"line_per_address"`
+	// Variants changes the stock of the variants it names (and adds the
+	// ones the sale does not sell yet); the others keep theirs.
+	Variants map[string]int64 `json:"variants"`
 }
 
 func (g *Gate) adminPatch(w http.ResponseWriter, r *http.Request) {
@@ -195,6 +199,17 @@ func (g *Gate) adminPatch(w http.ResponseWriter, r *http.Request) {
 			g.render.Write(w, r, overflow.Problem{Reason: overflow.BadRequest, Detail: "starts_at and ends_at are RFC 3339 times or null"})
 			return
 		}
+	}
+	if p.Variants != nil {
+		merged := maps.Clone(cfg.Variants)
+		if merged == nil {
+			merged = map[string]int64{}
+		}
+		maps.Copy(merged, p.Variants)
+		cfg.Variants = merged
+	}
+	if cfg.HasVariants() && p.Stock == nil {
+		cfg.Stock = 0 // the variants' sum
 	}
 	if p.PayloadSchema != nil {
 		cfg.PayloadSchema = nil
@@ -248,8 +263,13 @@ func (g *Gate) ensure(w http.ResponseWriter, r *http.Request, cfg ledger.Sale, s
 	}
 	g.log.Info("admin: sale provisioned", "sale", cfg.Name, "stock", cfg.Stock, "admitted", st.Admitted)
 	v := g.report(g.lookupSale(cfg.Name), g.now())
-	if int64(st.Admitted) > cfg.Capacity() {
+	if !cfg.HasVariants() && int64(st.Admitted) > cfg.Capacity() {
 		v.Warnings = append(v.Warnings, "stock is below the orders already admitted: they stay admitted and the sale is sold out")
+	}
+	for _, name := range st.Sale.VariantNames() {
+		if vs := st.Variants[name]; vs.Admitted-vs.Released > vs.Stock {
+			v.Warnings = append(v.Warnings, "variant "+name+": stock is below the orders already admitted: they stay admitted and the variant is sold out")
+		}
 	}
 	// A whole sale written with its window already over is most likely a
 	// date mistyped (a past year): it is stored as asked, and said so.

@@ -17,7 +17,7 @@ import (
 // transaction), then in the decisions stream, which gives the order's slot
 // back to the sale. It must be idempotent, and return the time the
 // decisions stream records: a repeated cancel answers the first one's.
-type OrderCanceller func(ctx context.Context, id ledger.OrderID, buyer string) (time.Time, error)
+type OrderCanceller func(ctx context.Context, id ledger.OrderID, buyer, variant string) (time.Time, error)
 
 // adminCancel is POST /admin/orders/{id}/cancel: the shop cancels an
 // order it confirmed (unpaid after its payment window, say). Only a
@@ -58,7 +58,7 @@ func (g *Gate) adminCancel(w http.ResponseWriter, r *http.Request) {
 		conflict("This gate does not drain into the backend: send the cancel to the sluice serve that does.")
 		return
 	}
-	at, err := g.canceller(ctx, id, v.BuyerID)
+	at, err := g.canceller(ctx, id, v.BuyerID, v.Variant)
 	if err != nil {
 		g.log.Warn("cancel failed", "order", id.String(), "err", err)
 		g.unavailable.Write(w, false)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"sluice/internal/ledger"
 	"sluice/internal/payload"
 	"sluice/overflow"
 )
@@ -59,6 +60,10 @@ func jsonContentType(ct []byte) bool {
 type decodedOrder struct {
 	buyer    string
 	hasBuyer bool // the body named a buyer (buyer is it)
+	// variant is the variant the order names, empty for none; a name no
+	// variant can have is refused as unknown (badVariant).
+	variant    string
+	badVariant bool
 	// payload is the payload's canonical encoding, what the ledger keeps;
 	// value is the tree it encodes, what the sale's schema checks.
 	payload []byte
@@ -82,8 +87,8 @@ type decodedOrder struct {
 // from a token or a header) buyer_id is not required; given, it must be
 // valid.
 func decodeOrder(body []byte, needBuyer bool) (decodedOrder, overflow.Reason) {
-	if b, ok := plainOrder(body); ok {
-		return decodedOrder{buyer: b, hasBuyer: true}, ""
+	if b, v, ok := plainOrder(body); ok {
+		return decodedOrder{buyer: b, hasBuyer: true, variant: v}, ""
 	}
 	return decodeObject(body, needBuyer)
 }
@@ -104,9 +109,9 @@ func decodeObject(body []byte, needBuyer bool) (decodedOrder, overflow.Reason) {
 		return out, overflow.BadJSON
 	}
 	var (
-		buyer any
-		hasID bool
-		pm    *payload.Member
+		buyer, variant any
+		hasID          bool
+		pm             *payload.Member
 	)
 	for i, m := range doc.Members {
 		switch {
@@ -114,10 +119,19 @@ func decodeObject(body []byte, needBuyer bool) (decodedOrder, overflow.Reason) {
 			buyer, hasID = m.Value, true
 		case m.Key == "payload":
 			pm = &doc.Members[i]
-		case strings.EqualFold(m.Key, "buyer_id"), strings.EqualFold(m.Key, "payload"):
-			out.bad, out.badPath = "body names "+strconv.Quote(m.Key)+": buyer_id and payload are spelt in lower case", "/"+m.Key
+		case m.Key == "variant":
+			variant = m.Value
+		case strings.EqualFold(m.Key, "buyer_id"), strings.EqualFold(m.Key, "payload"), strings.EqualFold(m.Key, "variant"):
+			out.bad, out.badPath = "body names "+strconv.Quote(m.Key)+": buyer_id, variant and payload are spelt in lower case", "/"+m.Key
 			return out, overflow.BadJSON
 		}
+	}
+	switch v, isString := variant.(string); {
+	case variant != nil && !isString:
+		out.bad, out.badPath = "variant must be a string", "/variant"
+		return out, overflow.BadJSON
+	case isString:
+		out.variant, out.badVariant = v, !ledger.ValidVariantName(v)
 	}
 	switch id, isString := buyer.(string); {
 	case hasID && buyer != nil && !isString:
@@ -139,19 +153,27 @@ func decodeObject(body []byte, needBuyer bool) (decodedOrder, overflow.Reason) {
 	return out, ""
 }
 
-// plainOrder reads the body clients send, {"buyer_id":"…"} exactly, with
-// a valid buyer id, without a JSON decoder: such an id holds no escapes,
-// so the bytes between the quotes are the id. Anything else is left to
-// the decoder.
-func plainOrder(body []byte) (string, bool) {
-	const prefix, suffix = `{"buyer_id":"`, `"}`
+// plainOrder reads the bodies clients send, {"buyer_id":"…"} or
+// {"buyer_id":"…","variant":"…"} exactly, with a valid buyer id and
+// variant name, without a JSON decoder: such an id or name holds no
+// escapes, so the bytes between the quotes are it. Anything else is left
+// to the decoder.
+func plainOrder(body []byte) (buyer, variant string, ok bool) {
+	const prefix, suffix, mid = `{"buyer_id":"`, `"}`, `","variant":"`
 	b := bytes.TrimRight(body, " \t\r\n")
 	if len(b) <= len(prefix)+len(suffix) || string(b[:len(prefix)]) != prefix || string(b[len(b)-len(suffix):]) != suffix {
-		return "", false
+		return "", "", false
 	}
 	id := b[len(prefix) : len(b)-len(suffix)]
-	if !validBuyerID(id) {
-		return "", false
+	if i := bytes.Index(id, []byte(mid)); i >= 0 {
+		v := string(id[i+len(mid):])
+		if id = id[:i]; !ledger.ValidVariantName(v) || !validBuyerID(id) {
+			return "", "", false
+		}
+		return string(id), v, true
 	}
-	return string(id), true
+	if !validBuyerID(id) {
+		return "", "", false
+	}
+	return string(id), "", true
 }

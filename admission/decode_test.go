@@ -63,6 +63,9 @@ func TestDecodeOrder(t *testing.T) {
 	}
 	for _, tc := range cases {
 		d, reason := decodeOrder([]byte(tc.body), true)
+		if d.variant != "" {
+			t.Errorf("decodeOrder(%q): variant %q", tc.body, d.variant)
+		}
 		if reason != tc.reason || (reason == "" && (d.buyer != tc.buyer || string(d.payload) != tc.payload)) {
 			t.Errorf("decodeOrder(%q) = %q %s, %q; want %q %s, %q", tc.body, d.buyer, d.payload, reason, tc.buyer, tc.payload, tc.reason)
 		}
@@ -96,6 +99,39 @@ func TestJSONContentType(t *testing.T) {
 	}
 }
 
+// An order's variant: read by the fast path and the decoder alike, a
+// name no variant can have marked unknown, anything but a string or
+// another spelling of the key refused.
+func TestDecodeOrderVariant(t *testing.T) {
+	cases := []struct {
+		body, buyer, variant string
+		bad                  bool
+		reason               overflow.Reason
+	}{
+		{`{"buyer_id":"a","variant":"us9"}`, "a", "us9", false, ""},
+		{`{"buyer_id":"a","variant":"us9"}` + "\n", "a", "us9", false, ""},
+		{`{"variant":"us-9_x","buyer_id":"a"}`, "a", "us-9_x", false, ""},
+		{`{"buyer_id":"a","variant":"US9"}`, "a", "US9", true, ""},
+		{`{"buyer_id":"a","variant":""}`, "a", "", true, ""},
+		{`{"buyer_id":"a","variant":"` + strings.Repeat("x", 65) + `"}`, "a", strings.Repeat("x", 65), true, ""},
+		{`{"buyer_id":"a","variant":9}`, "", "", false, overflow.BadJSON},
+		{`{"buyer_id":"a","variant":null}`, "a", "", false, ""},
+		{`{"buyer_id":"a","Variant":"us9"}`, "", "", false, overflow.BadJSON},
+		{`{"buyer_id":"a","variant":"us9","variant":"us10"}`, "", "", false, overflow.BadJSON},
+		{`{"buyer_id":"a","variant":"us9","payload":{"gift":true}}`, "a", "us9", false, ""},
+	}
+	for _, tc := range cases {
+		d, reason := decodeOrder([]byte(tc.body), true)
+		if reason != tc.reason || (reason == "" && (d.buyer != tc.buyer || d.variant != tc.variant || d.badVariant != tc.bad)) {
+			t.Errorf("decodeOrder(%q) = %q %q bad %v, %q; want %q %q bad %v, %q", tc.body, d.buyer, d.variant, d.badVariant, reason,
+				tc.buyer, tc.variant, tc.bad, tc.reason)
+		}
+	}
+	if b, v, ok := plainOrder([]byte(`{"buyer_id":"a","variant":"us9"}`)); !ok || b != "a" || v != "us9" {
+		t.Errorf("the fast path does not read a variant: %q %q %v", b, v, ok)
+	}
+}
+
 // FuzzDecodeOrder: whatever the body, the decoder either returns a valid
 // buyer id and no reason, or no buyer and a 400 reason; it never panics.
 // What it takes is strict JSON that encoding/json reads as the same
@@ -112,9 +148,9 @@ func FuzzDecodeOrder(f *testing.F) {
 		if reason != "" {
 			buyer = ""
 		}
-		if fast, ok := plainOrder(body); ok {
-			if slow, r := decodeObject(body, true); slow.buyer != fast || r != "" {
-				t.Fatalf("plainOrder(%q) = %q, the decoder says %q, %q", body, fast, slow.buyer, r)
+		if fast, v, ok := plainOrder(body); ok {
+			if slow, r := decodeObject(body, true); slow.buyer != fast || slow.variant != v || slow.badVariant || r != "" {
+				t.Fatalf("plainOrder(%q) = %q %q, the decoder says %q %q, %q", body, fast, v, slow.buyer, slow.variant, r)
 			}
 		}
 		switch {

@@ -398,6 +398,7 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	s.soldOut.Store(st.SoldOut())
 	s.draining.Store(st.Draining)
 	s.replication.Store(st.Replication)
+	g.applyVariants(s, st)
 	s.hasLine.Store(st.Line || cfg.WaitingRoom)
 	if s.hasLine.Load() && !s.lineSeries.Swap(true) {
 		g.m.initLine(s.name)
@@ -430,7 +431,7 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 
 	name := s.name
 	g.m.stock.WithLabelValues(name).Set(float64(cfg.Stock))
-	g.m.remaining.WithLabelValues(name).Set(float64(max(0, cfg.Stock+st.Released-int64(admitted))))
+	g.m.remaining.WithLabelValues(name).Set(float64(remainingOf(cfg, st, admitted)))
 	g.m.released.WithLabelValues(name).Set(float64(st.Released))
 	g.m.admitted.WithLabelValues(name).Set(float64(admitted))
 	g.m.queueDepth.WithLabelValues(name).Set(float64(st.Pending))
@@ -454,6 +455,19 @@ func (g *Gate) apply(s *sale, st ledger.SaleState, now time.Time) {
 	for _, x := range []string{"upcoming", "open", "sold_out", "closed"} {
 		g.m.state.WithLabelValues(name, x).Set(b2f(x == state))
 	}
+}
+
+// remainingOf is the stock no admitted order takes: a sale with
+// variants' is the sum of its variants' (each at most its own).
+func remainingOf(cfg ledger.Sale, st ledger.SaleState, admitted uint64) int64 {
+	if !cfg.HasVariants() {
+		return max(0, cfg.Stock+st.Released-int64(admitted))
+	}
+	var n int64
+	for _, v := range st.Variants {
+		n += v.Remaining
+	}
+	return n
 }
 
 // decidedCounter tells how many of a sale's orders the drain decided;

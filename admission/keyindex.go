@@ -25,14 +25,19 @@ type orderIndex struct {
 type indexedOrder struct {
 	key string // Idempotency-Key, empty without one
 	id  ledger.OrderID
-	// payload is the SHA-256 of the order's payload, zero without one:
-	// a retry with another payload is told apart without holding it.
+	// payload is the SHA-256 of the order's payload (and variant), zero
+	// without either: a retry with another payload or variant is told
+	// apart without holding it.
 	payload [sha256.Size]byte
 }
 
-// payloadSum is what indexedOrder.payload holds for p.
-func payloadSum(p []byte) (sum [sha256.Size]byte) {
-	if len(p) == 0 {
+// requestSum is what indexedOrder.payload holds for an order of variant
+// v (empty in a sale without variants) with payload p.
+func requestSum(v string, p []byte) (sum [sha256.Size]byte) {
+	switch {
+	case v != "":
+		return sha256.Sum256(append([]byte(v+"\x00"), p...))
+	case len(p) == 0:
 		return sum
 	}
 	return sha256.Sum256(p)
@@ -89,7 +94,7 @@ func (g *Gate) ExtendIndex(sale string, from, upTo uint64, orders []ledger.Order
 		return
 	}
 	for _, o := range orders {
-		next.byBuyer[o.BuyerID] = append(next.byBuyer[o.BuyerID], indexedOrder{key: o.IdempotencyKey, id: o.ID, payload: payloadSum(o.Payload)})
+		next.byBuyer[o.BuyerID] = append(next.byBuyer[o.BuyerID], indexedOrder{key: o.IdempotencyKey, id: o.ID, payload: requestSum(o.Variant, o.Payload)})
 	}
 	s.index.Store(next)
 	if next.covers(s, s.cfg.Load()) {
@@ -106,7 +111,7 @@ func (g *Gate) answerFromIndex(ctx *fasthttp.RequestCtx, s *sale, cfg *ledger.Sa
 	}
 	held := x.byBuyer[buyer]
 	for _, o := range held {
-		if o.key == key && o.payload != payloadSum(d.payload) {
+		if o.key == key && o.payload != requestSum(d.variant, d.payload) {
 			g.finishProblem(ctx, s, g.keyReused(s, o.id), start)
 			return
 		}

@@ -28,7 +28,8 @@ func OutcomeOf(r overflow.Reason) Outcome {
 		overflow.BadIdempotencyKey, overflow.BodyTooLarge, overflow.BadContentType, overflow.BadPass,
 		overflow.BadPayload, overflow.IdempotencyKeyReused,
 		overflow.UntrustedBuyerHeader, overflow.BadBuyerHeader, overflow.BadForm, overflow.BuyerTokenRequired,
-		overflow.BadBuyerToken, overflow.BuyerMismatch, overflow.ProofRequired, overflow.BadProof:
+		overflow.BadBuyerToken, overflow.BuyerMismatch, overflow.ProofRequired, overflow.BadProof,
+		overflow.VariantRequired, overflow.UnknownVariant:
 		return OutcomeRejected
 	}
 	return OutcomeDiverted
@@ -69,6 +70,10 @@ type Metrics struct {
 	limiterCap    *prometheus.GaugeVec
 	limiterEvict  *prometheus.CounterVec
 	ledgerUp      prometheus.Gauge
+
+	// A sale with variants' stock, by variant (at most
+	// ledger.MaxVariants a sale).
+	variantStock, variantAdmitted, variantRemaining, variantReleased *prometheus.GaugeVec
 
 	// The waiting rooms, as this gate answers them (what their records
 	// say is waitingroom.Metrics).
@@ -152,6 +157,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 when the last refresh of sale states from JetStream succeeded.",
 		}),
 	}
+	m.variantStock = variantGauge("sluice_sale_variant_stock", "Stock a variant of a sale with variants was configured with.")
+	m.variantAdmitted = variantGauge("sluice_sale_variant_admitted_orders", "Orders of a variant in the sale's ledger stream.")
+	m.variantRemaining = variantGauge("sluice_sale_variant_stock_remaining", "How many more orders of a variant the ledger takes: its stock and released orders less its admitted ones.")
+	m.variantReleased = variantGauge("sluice_sale_variant_released_orders", "Orders of a variant that gave their item back to it (rejected, failed, cancelled).")
 	m.lineClaimWrites = saleCounter("sluice_line_claim_writes_total", "Claim records this gate wrote (at most one per claimed turn and gate; the stream keeps one per turn).")
 	m.linePolls = saleCounter("sluice_line_polls_total", "Ticket polls (GET /v1/tickets/{id}) this gate answered, by sale (_unknown: no such ticket).")
 	m.lineJoins = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -182,13 +191,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.remaining, m.admitted, m.queueDepth, m.queueBound, m.soldOut, m.state, m.drainRate,
 		m.saleRate, m.inFlight, m.httpRequests, m.limiterKeys, m.limiterCap, m.limiterEvict,
 		m.ledgerUp, m.confirmed, m.wait, m.backendRate, m.maxWait, m.waiters, m.waitersMax, m.waits, m.released,
-		m.linePolls, m.lineJoins, m.lineHeld, m.lineMaxTickets, m.proofs, m.lineClaimWrites)
+		m.linePolls, m.lineJoins, m.lineHeld, m.lineMaxTickets, m.proofs, m.lineClaimWrites,
+		m.variantStock, m.variantAdmitted, m.variantRemaining, m.variantReleased)
 	series.AtZero(m.waits, waitDecided, waitTimedOut, waitRefused, waitShutdown)
 	return m
 }
 
 func saleGauge(name, help string) *prometheus.GaugeVec {
 	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"sale"})
+}
+
+func variantGauge(name, help string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"sale", "variant"})
 }
 
 func saleCounter(name, help string) *prometheus.CounterVec {
@@ -219,6 +233,9 @@ func (m *Metrics) forgetSale(sale string) {
 	m.requests.DeletePartialMatch(l)
 	m.state.DeletePartialMatch(l)
 	m.lineJoins.DeletePartialMatch(l)
+	for _, g := range []*prometheus.GaugeVec{m.variantStock, m.variantAdmitted, m.variantRemaining, m.variantReleased} {
+		g.DeletePartialMatch(l)
+	}
 	for _, c := range []*prometheus.CounterVec{m.linePolls, m.lineClaimWrites} {
 		c.DeleteLabelValues(sale)
 	}

@@ -34,7 +34,7 @@ var (
 // there.
 func (g *Gate) placeOrder(ctx *fasthttp.RequestCtx, saleName []byte) {
 	o := orderReq{start: g.now()}
-	if !g.refuseEarly(ctx, saleName, &o) || !g.readOrder(ctx, &o) {
+	if !g.refuseEarly(ctx, saleName, &o) || !g.readOrder(ctx, &o) || !g.checkVariant(ctx, &o) {
 		return
 	}
 	g.decide(&o)
@@ -57,6 +57,7 @@ type orderReq struct {
 	buyer            string
 	body             decodedOrder
 	pass             line.Pass
+	variant          string // the variant ordered, in a sale with variants
 	round            int    // the buyer's round (released orders)
 	msgID            string // what makes a repeat of it a duplicate
 	trial            bool   // the one order sent while the ledger refuses
@@ -223,7 +224,10 @@ type placed struct {
 // is still there.
 func (g *Gate) publishOrder(o *orderReq) placed {
 	p := placed{order: ledger.Order{Sale: o.s.name, BuyerID: o.buyer, Token: ledger.NewToken(), AdmittedAt: o.start.UTC(),
-		IdempotencyKey: o.key, Round: o.round, Payload: o.body.payload}}
+		IdempotencyKey: o.key, Round: o.round, Payload: o.body.payload, Variant: o.variant}}
+	if o.withPass && o.variant != "" {
+		p.order.Pass = o.pass.Ticket // a pass admits one order: with a variant, the ledger keeps it
+	}
 	pctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
 	pubStart := time.Now()
 	if !o.withPass && o.s.hasLine.Load() {
@@ -256,13 +260,13 @@ func (g *Gate) answerOrder(ctx *fasthttp.RequestCtx, o *orderReq, p placed) {
 		g.count(s, overflow.Admitted, start)
 		g.answerPlaced(ctx, p.id, buyer, false, p.order.AdmittedAt)
 	case err == nil && o.withPass:
-		g.answerPassReplay(ctx, s, p.id, buyer, o.key, o.body.payload, start)
+		g.answerPassReplay(ctx, s, p.id, buyer, o.key, request{o.body.payload, o.variant}, start)
 	case err == nil && o.hasKey:
-		g.answerKeyedReplay(ctx, s, p.id, buyer, o.body.payload, start)
+		g.answerKeyedReplay(ctx, s, p.id, buyer, request{o.body.payload, o.variant}, start)
 	case err == nil: // a duplicate of the derived key: the buyer's earlier order
 		g.finishProblem(ctx, s, g.alreadyOrdered(s, p.id), start)
 	case errors.As(err, &already) && o.hasKey:
-		g.answerHeld(ctx, s, already.Existing, buyer, o.key, o.body.payload, start)
+		g.answerHeld(ctx, s, already.Existing, buyer, o.key, request{o.body.payload, o.variant}, start)
 	case errors.As(err, &already):
 		g.finishProblem(ctx, s, g.alreadyOrdered(s, already.Existing), start)
 	case errors.Is(err, ledger.ErrStockHeld):
@@ -275,6 +279,10 @@ func (g *Gate) answerOrder(ctx *fasthttp.RequestCtx, o *orderReq, p placed) {
 			detail = "The sale's line is being read; the order was not sent. Try again in a second."
 		}
 		g.finishProblem(ctx, s, overflow.Problem{Reason: overflow.Unavailable, Sale: s.name, RetryAfter: time.Second, Detail: detail}, start)
+	case errors.Is(err, ledger.ErrVariantSoldOut):
+		g.variantSoldOut(ctx, o)
+	case errors.Is(err, ledger.ErrUnknownVariant), errors.Is(err, ledger.ErrVariantRequired):
+		g.variantRefused(ctx, s, errors.Is(err, ledger.ErrVariantRequired), start)
 	case errors.Is(err, ledger.ErrSoldOut):
 		if !s.soldOut.Swap(true) {
 			g.log.Info("sale sold out", "sale", s.name)
@@ -304,6 +312,18 @@ func (g *Gate) answerUnconfirmed(ctx *fasthttp.RequestCtx, o *orderReq, err erro
 			"orders", n, "last_sale", o.s.name, "last_err", err, "kind", kind)
 	})
 	g.finish(ctx, o.s, overflow.Unavailable, g.unavailable, o.start)
+}
+
+// request is what a retry must repeat of its order, besides its key and
+// buyer: the payload and the variant.
+type request struct {
+	payload []byte
+	variant string
+}
+
+// same says prev is the order this request asked for.
+func (r request) same(prev ledger.Order) bool {
+	return bytes.Equal(prev.Payload, r.payload) && prev.Variant == r.variant
 }
 
 // buyerReleaser tells how many of a buyer's orders gave their slot back
@@ -418,14 +438,14 @@ func (g *Gate) count(s *sale, reason overflow.Reason, start time.Time) {
 // answerPassReplay answers an order whose pass was used already: the
 // same order retried with its Idempotency-Key is a replay, anything else
 // a second order the pass does not admit. Nothing was published.
-func (g *Gate) answerPassReplay(ctx *fasthttp.RequestCtx, s *sale, id ledger.OrderID, buyer, key string, p []byte, start time.Time) {
+func (g *Gate) answerPassReplay(ctx *fasthttp.RequestCtx, s *sale, id ledger.OrderID, buyer, key string, req request, start time.Time) {
 	lctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
 	prev, err := g.ledger.Lookup(lctx, id)
 	cancel()
 	switch {
 	case err != nil:
 		g.finish(ctx, s, overflow.Unavailable, g.unavailable, start)
-	case key != "" && prev.IdempotencyKey == key && prev.BuyerID == buyer && !bytes.Equal(prev.Payload, p):
+	case key != "" && prev.IdempotencyKey == key && prev.BuyerID == buyer && !req.same(prev):
 		g.finishProblem(ctx, s, g.keyReused(s, id), start)
 	case key != "" && prev.IdempotencyKey == key && prev.BuyerID == buyer:
 		g.count(s, overflow.Replayed, start)
@@ -440,14 +460,14 @@ func (g *Gate) answerPassReplay(ctx *fasthttp.RequestCtx, s *sale, id ledger.Ord
 // with another payload is the key "reused with a different request"
 // (422), and changes nothing. The ledger is asked for the first order's
 // payload: a retry is rare next to the flood.
-func (g *Gate) answerKeyedReplay(ctx *fasthttp.RequestCtx, s *sale, id ledger.OrderID, buyer string, p []byte, start time.Time) {
+func (g *Gate) answerKeyedReplay(ctx *fasthttp.RequestCtx, s *sale, id ledger.OrderID, buyer string, req request, start time.Time) {
 	lctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
 	prev, err := g.ledger.Lookup(lctx, id)
 	cancel()
 	switch {
 	case err != nil:
 		g.finish(ctx, s, overflow.Unavailable, g.unavailable, start)
-	case !bytes.Equal(prev.Payload, p):
+	case !req.same(prev):
 		g.finishProblem(ctx, s, g.keyReused(s, id), start)
 	default:
 		g.count(s, overflow.Replayed, start)
@@ -460,14 +480,14 @@ func (g *Gate) answerKeyedReplay(ctx *fasthttp.RequestCtx, s *sale, id ledger.Or
 // duplicate window has passed, is a replay as within it; the key of id
 // with another body is reused; anything else is already_ordered. A
 // look-up that fails leaves already_ordered, which is true either way.
-func (g *Gate) answerHeld(ctx *fasthttp.RequestCtx, s *sale, id ledger.OrderID, buyer, key string, p []byte, start time.Time) {
+func (g *Gate) answerHeld(ctx *fasthttp.RequestCtx, s *sale, id ledger.OrderID, buyer, key string, req request, start time.Time) {
 	lctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
 	prev, err := g.ledger.Lookup(lctx, id)
 	cancel()
 	switch {
 	case err != nil || prev.IdempotencyKey != key || prev.BuyerID != buyer:
 		g.finishProblem(ctx, s, g.alreadyOrdered(s, id), start)
-	case !bytes.Equal(prev.Payload, p):
+	case !req.same(prev):
 		g.finishProblem(ctx, s, g.keyReused(s, id), start)
 	default:
 		g.count(s, overflow.Replayed, start)

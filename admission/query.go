@@ -29,7 +29,9 @@ type orderView struct {
 	Sale    string `json:"sale"`
 	// BuyerID and Payload are the buyer's: shown to the buyer the gate
 	// proved only (see getOrder).
-	BuyerID        string    `json:"buyer_id,omitempty"`
+	BuyerID string `json:"buyer_id,omitempty"`
+	// Variant is the variant the order takes, in a sale with variants.
+	Variant        string    `json:"variant,omitempty"`
 	Status         string    `json:"status"`
 	Reason         string    `json:"reason,omitempty"`
 	AdmittedAt     time.Time `json:"admitted_at,omitzero"`
@@ -121,7 +123,7 @@ func (g *Gate) findOrder(ctx context.Context, id ledger.OrderID) (orderView, err
 		})
 		return orderView{}, err
 	}
-	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Status: orderstatus.Queued, AdmittedAt: o.AdmittedAt, Payload: shownPayload(o.Payload)}
+	v := orderView{OrderID: id.String(), Sale: o.Sale, BuyerID: o.BuyerID, Variant: o.Variant, Status: orderstatus.Queued, AdmittedAt: o.AdmittedAt, Payload: shownPayload(o.Payload)}
 	return v, g.statusInto(ctx, id, &v)
 }
 
@@ -184,6 +186,9 @@ type saleView struct {
 	// PayloadSchema is the JSON Schema an order's payload must match,
 	// served so that a front end can check before it sends.
 	PayloadSchema map[string]any `json:"payload_schema,omitempty"`
+	// Variants are a sale with variants' stock and counts, by variant
+	// (as the last refresh read them).
+	Variants map[string]ledger.VariantState `json:"variants,omitempty"`
 }
 
 // roomView is a waiting room's settings and state in the sale's view.
@@ -293,6 +298,13 @@ func (g *Gate) view(ctx context.Context, s *sale, now time.Time) saleView {
 		EndsAt:      cfg.EndsAt,
 		// cfg is immutable once stored: the map is only read.
 		PayloadSchema: cfg.PayloadSchema,
+	}
+	if vs := s.variants.Load().states(); vs != nil {
+		v.Variants = vs
+		v.Remaining = 0
+		for _, st := range vs {
+			v.Remaining += st.Remaining
+		}
 	}
 	if cfg.MaxWait > 0 {
 		w := cfg.MaxWait.Seconds()

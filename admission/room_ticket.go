@@ -60,6 +60,9 @@ type ticketView struct {
 	StartsAt      time.Time `json:"starts_at,omitzero"`
 	// OrderURL is where to order with the pass.
 	OrderURL string `json:"order_url"`
+	// VariantsLeft are a sale with variants' variants still on sale: a
+	// pass is good for any of them (variantsLeft).
+	VariantsLeft []string `json:"variants_left,omitempty"`
 }
 
 // Ticket states.
@@ -83,7 +86,7 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *waitingroom.Room, t l
 	}
 	v := ticketView{TicketID: id, Sale: s.name, BuyerID: t.Buyer, Drawn: t.Drawn, Claimed: t.Claimed, Rejoined: t.Rejoined,
 		LetIn: snap.LetIn, Tickets: max(snap.Tickets, int64(t.Position)), JoinedAt: t.Joined.UTC(),
-		StartsAt: cfg.StartsAt, OrderURL: s.orderURL}
+		StartsAt: cfg.StartsAt, OrderURL: s.orderURL, VariantsLeft: variantsLeft(s)}
 	ttl := cfg.PassLifetime()
 	v.Position = t.Position // 0: not drawn yet, written null
 	if t.LetIn && t.Position > v.LetIn {

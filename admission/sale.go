@@ -51,7 +51,9 @@ type sale struct {
 	// hasLine: the sale has a line (its room is on, or was): the gate
 	// follows it whatever the room's state, and an order without a pass
 	// takes only the stock its turns and passes do not hold.
-	hasLine   atomic.Bool
+	hasLine atomic.Bool
+	// variants are a sale with variants' (nil without).
+	variants  atomic.Pointer[saleVariants]
 	linePolls prometheus.Counter
 	// claiming holds the turns this gate is writing a claim for: a poll
 	// of a turn whose claim is in flight writes none (claimTurn).

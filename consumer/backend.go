@@ -10,9 +10,12 @@ import (
 
 // Order is an admitted order as a backend receives it.
 type Order struct {
-	ID             string    `json:"order_id"`
-	Sale           string    `json:"sale"`
-	BuyerID        string    `json:"buyer_id"`
+	ID      string `json:"order_id"`
+	Sale    string `json:"sale"`
+	BuyerID string `json:"buyer_id"`
+	// Variant is the variant the order takes, in a sale with variants
+	// (a size, a colour); absent otherwise.
+	Variant        string    `json:"variant,omitempty"`
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
 	AdmittedAt     time.Time `json:"admitted_at"`
 	// Payload is the shop's JSON object sent with the order (item, size,

@@ -155,6 +155,28 @@ func decideAlike(t *testing.T, be sqlBackend) {
 			t.Errorf("payload of %s: %v %q, want %q", id, got.Valid, got.String, want)
 		}
 	}
+
+	// An order's variant is kept in its row, confirmed or refused; an
+	// order of a sale without variants has NULL there. Both the plain
+	// insert and the careful one (a buyer with several orders) keep it.
+	if err := be.EnsureSale(ctx, "drop", 2); err != nil {
+		t.Fatal(err)
+	}
+	v1, v2, v3 := order("drop", "v1", "D", 1), order("drop", "v2", "E", 1), order("drop", "v3", "D", 1)
+	v1.Variant, v2.Variant, v3.Variant = "us9", "us10", "us10"
+	commit("orders of variants", []consumer.Order{v1, v2, v3}, "v1=ok v2=ok v3=already_ordered")
+	w1 := order("two", "w1", "F", 2)
+	w1.Variant = "red"
+	commit("an order of a variant, two per buyer", []consumer.Order{w1}, "w1=ok")
+	for id, want := range map[string]string{"v1": "us9", "v2": "us10", "v3": "us10", "w1": "red", "q1": ""} {
+		var got sql.NullString
+		if err := be.DB().QueryRowContext(ctx, `SELECT variant FROM orders WHERE order_id = $1`, id).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got.String != want || got.Valid != (want != "") {
+			t.Errorf("variant of %s: %v %q, want %q", id, got.Valid, got.String, want)
+		}
+	}
 }
 
 // sameJSON compares two JSON texts as values ("" is no value): a jsonb

@@ -163,6 +163,7 @@ func substitute(expr, rateInterval, rng string) string {
 		"$__range", rng,
 		"${instance:regex}", ".*", "${instance}", ".*", "$instance", ".*",
 		"${sale:regex}", ".*", "${sale}", ".*", "$sale", ".*",
+		"${variant:regex}", ".*", "${variant}", ".*", "$variant", ".*",
 	)
 	return r.Replace(expr)
 }

@@ -33,8 +33,10 @@ var e2eSale = ledger.Sale{Name: "s1", Stock: 300, Rate: 200, QueueBound: 100000,
 func startGate(t *testing.T) *serve.Server {
 	t.Helper()
 	// A waiting room that opens in an hour: its series exist from the start.
+	// A sale with variants: the per-variant panels' series.
 	cfg := gatetest.Config(t, e2eSale, ledger.Sale{Name: "queue", Stock: 10, WaitingRoom: true,
-		StartsAt: time.Now().Add(time.Hour), LineOpens: ledger.Duration(2 * time.Hour)})
+		StartsAt: time.Now().Add(time.Hour), LineOpens: ledger.Duration(2 * time.Hour)},
+		ledger.Sale{Name: "sizes", Variants: map[string]int64{"us9": 5, "us10": 8}})
 	// Every client is 127.0.0.1: a generous per-address limit, and a
 	// per-buyer one that greedy buyers run into.
 	cfg.Gate.IPRate, cfg.Gate.IPBurst = 1e6, 1e5

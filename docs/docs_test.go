@@ -108,7 +108,7 @@ func stripComment(l string) string {
 }
 
 // Documents run in this order; each gets a fresh directory and session.
-var documents = []string{"../README.md", "waiting-room.md", "line-audit.md", "api.md", "orders-and-the-drain.md",
+var documents = []string{"../README.md", "waiting-room.md", "line-audit.md", "variants.md", "api.md", "orders-and-the-drain.md",
 	"operations.md", "rehearse-a-drop.md", "configuration.md", "bots-and-identity.md",
 	"in-front-of-your-shop.md", "performance.md", "development.md", "deploying.md"}
 

@@ -84,7 +84,14 @@ type Result struct {
 	// Decided: the answer is the order's decision (Prefer: wait), 201 or
 	// a refusal naming the backend's reason; OrderID is then the order's.
 	Decided bool `json:"decided,omitempty"`
+	// Variant is the variant ordered, in a sale with variants.
+	Variant string `json:"variant,omitempty"`
+	// left are the variants still on sale a variant_sold_out answer named.
+	left []string
 }
+
+// variantSoldOut is the reason of an order whose variant is sold out.
+const variantSoldOut = "variant_sold_out"
 
 // Late says the request left later than allowed after its intended time.
 func (r Result) late(after time.Duration) bool { return r.Sent.Sub(r.Intended) > after }
@@ -166,7 +173,22 @@ func Attack(ctx context.Context, cfg Config) (*Run, error) {
 					continue // the run is over: unsent, counted as dropped
 				}
 				run.scheduled.Add(1)
-				results <- send(ctx, client, req, resp, w, base, cfg, j)
+				res := send(ctx, client, req, resp, w, base, cfg, j)
+				results <- res
+				// A buyer told their variant is sold out orders another
+				// of those left, at once, once per variant at most.
+				for range cfg.Mix.Variants {
+					if res.Reason != variantSoldOut || over(ctx) {
+						break
+					}
+					next, ok := mix.switched(j.req, res.left)
+					if !ok {
+						break
+					}
+					j = job{seq: j.seq, intended: time.Now(), req: next}
+					res = send(ctx, client, req, resp, w, base, cfg, j)
+					results <- res
+				}
 			}
 		}()
 	}
@@ -288,7 +310,7 @@ func (w *worker) uri(base, sale string) string {
 
 // send makes one request, reusing the worker's req and resp.
 func send(ctx context.Context, client *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, w *worker, base string, cfg Config, j job) Result {
-	res := Result{Seq: j.seq, Kind: j.req.kind, Buyer: j.req.buyer, Key: j.req.key, Intended: j.intended, Sent: time.Now()}
+	res := Result{Seq: j.seq, Kind: j.req.kind, Buyer: j.req.buyer, Key: j.req.key, Variant: j.req.variant, Intended: j.intended, Sent: time.Now()}
 	// Latency runs from the intended time, or from the send when the
 	// scheduler let it go a hair early (it does not sleep under 200 µs).
 	from := j.intended
@@ -330,6 +352,13 @@ func send(ctx context.Context, client *fasthttp.HostClient, req *fasthttp.Reques
 		res.OrderID = string(id)
 	}
 	res.Reason = w.reasons.get(jsonField(body, reasonKey))
+	if res.Reason == variantSoldOut {
+		var p struct {
+			Left []string `json:"variants_left"`
+		}
+		_ = json.Unmarshal(body, &p)
+		res.left = p.Left
+	}
 	res.Decided = res.Status == http.StatusCreated || jsonField(body, backendReasonKey) != nil
 	if res.Status == http.StatusCreated && res.Reason == "" {
 		res.Reason = "confirmed"

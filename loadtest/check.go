@@ -34,7 +34,8 @@ func (r *RoomReport) check(ctx context.Context, c *http.Client, base string, cr 
 		if !b.is(fServed) {
 			continue
 		}
-		served = append(served, Admission{OrderID: cr.order(uint32(i)), Buyer: cr.id(uint32(i)), Key: "ticket-" + cr.ticket(uint32(i))})
+		l := uint32(i)
+		served = append(served, Admission{OrderID: cr.order(l), Buyer: cr.id(l), Key: orderKey(cr.ticket(l), cr.variant(l)), Variant: cr.variant(l)})
 		if b.is(fLate) {
 			lateServed++
 		}
@@ -44,7 +45,11 @@ func (r *RoomReport) check(ctx context.Context, c *http.Client, base string, cr 
 	}
 	v := Verify(ctx, c, base, r.Sale, served, 1, timeout)
 	r.Confirmed = v.Confirmed
-	add("orders", v.Passed, "%d served: %s; confirmed %d of stock %d%s", len(served), countsInt(v.ByStatus), v.Confirmed, v.Stock, problemsText(v))
+	byVariant := ""
+	if t := v.variantsText(); t != "" {
+		byVariant = "; by variant, confirmed of stock: " + t
+	}
+	add("orders", v.Passed, "%d served: %s; confirmed %d of stock %d%s%s", len(served), countsInt(v.ByStatus), v.Confirmed, v.Stock, byVariant, problemsText(v))
 	var st roomSale
 	if err := getJSON(ctx, c, base+"/v1/sales/"+url.PathEscape(r.Sale), &st); err != nil {
 		add("passes", false, "cannot read the sale: %v", err)
@@ -240,4 +245,14 @@ func errOrOK(err error) string {
 		return err.Error()
 	}
 	return "ok"
+}
+
+// orderKey is the Idempotency-Key of a rehearsal buyer's order: its
+// ticket's, and the variant's in a sale with variants (a keyed retry
+// naming another variant is another order).
+func orderKey(ticket, variant string) string {
+	if variant == "" {
+		return "ticket-" + ticket
+	}
+	return "ticket-" + ticket + "-" + variant
 }

@@ -117,12 +117,15 @@ type crowd struct {
 
 	mu     sync.Mutex
 	orders map[uint32]string // order ids of the buyers served
-	odd    map[uint32]string // ticket ids that are not 26 base32 characters
+	// chose are the variants of the orders of the buyers served, in a
+	// sale with variants.
+	chose map[uint32]string
+	odd   map[uint32]string // ticket ids that are not 26 base32 characters
 }
 
 func newCrowd(run string, shard Shard, honest, late, sybil int, epoch time.Time, startsAt time.Time) *crowd {
 	c := &crowd{run: run, shard: shard, honest: honest, late: late, sybil: sybil, epoch: epoch,
-		names: newOutcomeNames(), orders: map[uint32]string{}, odd: map[uint32]string{}}
+		names: newOutcomeNames(), orders: map[uint32]string{}, chose: map[uint32]string{}, odd: map[uint32]string{}}
 	c.startMs = c.ms(startsAt)
 	c.buyers = make([]buyer, shard.count(honest+late+sybil))
 	for i := range c.buyers {
@@ -224,10 +227,20 @@ func (c *crowd) ticketHash(l uint32) [32]byte {
 	return sha256.Sum256(c.appendTicket(s[:0], l))
 }
 
-func (c *crowd) setOrder(l uint32, id string) {
+func (c *crowd) setOrder(l uint32, id, variant string) {
 	c.mu.Lock()
 	c.orders[l] = id
+	if variant != "" {
+		c.chose[l] = variant
+	}
 	c.mu.Unlock()
+}
+
+// variant is the variant of the buyer's order ("" without variants).
+func (c *crowd) variant(l uint32) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.chose[l]
 }
 
 func (c *crowd) order(l uint32) string {

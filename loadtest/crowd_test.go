@@ -254,7 +254,7 @@ func TestBuyerRecordsRoundTrip(t *testing.T) {
 		if i == 2 {
 			b.flags |= fTurn | fServed
 			b.turnAt = c.ms(start.Add(1500 * time.Millisecond))
-			c.setOrder(uint32(i), "room-1-abc")
+			c.setOrder(uint32(i), "room-1-abc", "us9") // a sale with variants: the variant goes with the order
 		}
 	}
 	c.setTicket(0, []byte("not-base32"))
@@ -282,9 +282,9 @@ func TestBuyerRecordsRoundTrip(t *testing.T) {
 			t.Fatalf("buyer %d: %+v, read back %+v", l, a, b)
 		}
 	}
-	if all.sinceStart(all.buyers[c.global(2)].turnAt) != 1.5 || all.order(uint32(c.global(2))) != "room-1-abc" ||
+	if all.sinceStart(all.buyers[c.global(2)].turnAt) != 1.5 || all.order(uint32(c.global(2))) != "room-1-abc" || all.variant(uint32(c.global(2))) != "us9" ||
 		all.ticket(uint32(c.global(0))) != "not-base32" || all.id(uint32(c.global(3))) != c.id(3) {
-		t.Fatalf("turn, order, odd ticket or id lost")
+		t.Fatalf("turn, order, variant, odd ticket or id lost")
 	}
 	if len(eta.pollRel) != 1 || eta.pollAbs[0] != 2 || eta.stride != 2 || lat[latPoll].TotalCount() != 1 {
 		t.Fatalf("estimates %+v, %d latencies", eta, lat[latPoll].TotalCount())

@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"encoding/json"
 	"errors"
 	"net"
 	"net/url"
@@ -307,19 +308,47 @@ func (w *crowdWorker) order(idx uint32, at time.Time) {
 	req.Header.SetContentType("application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.SetBytesV("Sluice-Pass", a.pass)
-	w.buf = r.c.appendTicket(append(w.buf[:0], "ticket-"...), idx)
-	req.Header.SetBytesV("Idempotency-Key", w.buf)
-	req.SetBodyRaw(w.buyerBody(idx))
-	sent := time.Now()
-	err := w.do(req, sent)
-	w.lats.add(r.st, latOrder, time.Since(sent))
-	status := w.resp.StatusCode()
+	variant := ""
+	if len(r.variants) > 0 {
+		variant = weighted(r.variants, nil, unit(r.seed, r.c.global(idx), 2))
+	}
+	var (
+		err    error
+		status int
+	)
+	// A buyer told their variant sold out while they chose orders
+	// another of those left, with the same pass, once per variant at most.
+	for try := 0; ; try++ {
+		w.buf = r.c.appendTicket(append(w.buf[:0], "ticket-"...), idx)
+		if variant != "" {
+			w.buf = append(append(w.buf, '-'), variant...)
+		}
+		req.Header.SetBytesV("Idempotency-Key", w.buf)
+		req.SetBodyRaw(w.buyerBody(idx, variant))
+		sent := time.Now()
+		err = w.do(req, sent)
+		w.lats.add(r.st, latOrder, time.Since(sent))
+		status = w.resp.StatusCode()
+		if err != nil || status != fasthttp.StatusGone || try >= len(r.variants) ||
+			w.reasons.get(jsonField(w.resp.Body(), reasonKey)) != variantSoldOut {
+			break
+		}
+		var p struct {
+			Left []string `json:"variants_left"`
+		}
+		_ = json.Unmarshal(w.resp.Body(), &p)
+		next := weighted(r.variants, p.Left, unit(r.seed^uint64(try+1)*0x9e3779b97f4a7c15, r.c.global(idx), 3))
+		if next == "" || next == variant {
+			break
+		}
+		variant = next
+	}
 	switch {
 	case err != nil:
 		w.failed(reqOrder, err)
 		r.finish(idx, oOrderError)
 	case status == fasthttp.StatusAccepted || status == fasthttp.StatusCreated:
-		r.c.setOrder(idx, string(jsonField(w.resp.Body(), orderIDKey)))
+		r.c.setOrder(idx, string(jsonField(w.resp.Body(), orderIDKey)), variant)
 		b.flags |= fServed
 		r.st.served.Add(1)
 		r.finish(idx, oServed)
@@ -330,9 +359,14 @@ func (w *crowdWorker) order(idx uint32, at time.Time) {
 	}
 }
 
-// buyerBody is {"buyer_id":"…"} of the buyer, in w's scratch space.
-func (w *crowdWorker) buyerBody(idx uint32) []byte {
+// buyerBody is {"buyer_id":"…"} of the buyer (with the variant, when
+// there is one), in w's scratch space.
+func (w *crowdWorker) buyerBody(idx uint32, variant string) []byte {
 	w.buf = append(w.buf[:0], `{"buyer_id":"`...)
 	w.buf = w.r.c.appendID(w.buf, idx)
+	if variant != "" {
+		w.buf = append(append(append(w.buf, `","variant":"`...), variant...), '"')
+		return append(w.buf, '}')
+	}
 	return append(w.buf, `"}`...)
 }

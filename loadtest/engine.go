@@ -32,7 +32,11 @@ type crowdRun struct {
 	base, lineURL, challengeURL, ticketsPath, host string
 	tls                                            bool // https
 
-	ttl                time.Duration // the pass's lifetime
+	ttl time.Duration // the pass's lifetime
+	// variants are what buyers choose in a sale with variants; seed
+	// makes each buyer's choice, the same in every shard.
+	variants           []VariantWeight
+	seed               uint64
 	proof              bool
 	winStart, winEnd   int32 // the join window (ms): joins before winEnd are drawn
 	lateAfter, timeout time.Duration

@@ -32,7 +32,7 @@ func (w *crowdWorker) join(idx uint32) {
 	if proof != "" {
 		req.Header.Set("Sluice-Proof", proof)
 	}
-	req.SetBodyRaw(w.buyerBody(idx))
+	req.SetBodyRaw(w.buyerBody(idx, ""))
 	at := time.Now()
 	err := w.do(req, at)
 	answered := time.Now()

@@ -34,7 +34,9 @@ type BuyerRecords struct {
 	// Outcomes names the outcome codes of the records.
 	Outcomes []string `json:"outcomes"`
 	// Orders and OddTickets are by the buyer's index in the shard.
-	Orders     map[string]string `json:"orders"`
+	Orders map[string]string `json:"orders"`
+	// Variants are the variants of those orders, in a sale with variants.
+	Variants   map[string]string `json:"variants,omitempty"`
 	OddTickets map[string]string `json:"odd_tickets,omitempty"`
 	// Latency: the join, poll and order latencies (µs), HdrHistogram's
 	// compressed encoding.
@@ -57,6 +59,12 @@ func recordsOf(c *crowd, eta etaErrors, st *crowdStats) *BuyerRecords {
 	c.mu.Lock()
 	for l, id := range c.orders {
 		br.Orders[strconv.Itoa(int(l))] = id
+	}
+	if len(c.chose) > 0 {
+		br.Variants = map[string]string{}
+		for l, v := range c.chose {
+			br.Variants[strconv.Itoa(int(l))] = v
+		}
 	}
 	if len(c.odd) > 0 {
 		br.OddTickets = map[string]string{}
@@ -187,7 +195,7 @@ func (br *BuyerRecords) unpackMaps(c *crowd, sh Shard) error {
 	for _, m := range []struct {
 		ids  map[string]string
 		into map[uint32]string
-	}{{br.Orders, c.orders}, {br.OddTickets, c.odd}} {
+	}{{br.Orders, c.orders}, {br.Variants, c.chose}, {br.OddTickets, c.odd}} {
 		for k, id := range m.ids {
 			l, err := strconv.Atoi(k)
 			if err != nil || l < 0 || l >= br.Count {

@@ -91,7 +91,7 @@ func Rehearse(ctx context.Context, o Options) (Report, error) {
 		// An admitted order: 202, or with Prefer: wait its decision (201,
 		// or a refusal naming the backend's reason).
 		if (r.Status == http.StatusAccepted || r.Decided) && r.OrderID != "" {
-			admitted = append(admitted, Admission{OrderID: r.OrderID, Buyer: r.Buyer, Key: r.Key})
+			admitted = append(admitted, Admission{OrderID: r.OrderID, Buyer: r.Buyer, Key: r.Key, Variant: r.Variant})
 		}
 	}
 	if o.Metrics != nil {

@@ -54,6 +54,11 @@ type RoomOptions struct {
 	// the sale's start, once the early buyers joined, after a
 	// collection: what the crowd itself costs.
 	HeapProfile io.Writer
+	// Variants, for a sale with variants: what its buyers choose and how
+	// often (ParseVariants). A buyer orders the variant of their choice
+	// with their pass and, told variant_sold_out, another of those left
+	// with the same pass, as a person would.
+	Variants []VariantWeight
 	// Shard, when Of > 1, simulates only this share of the buyers; the
 	// report then carries their records and no outcome check, which
 	// MergeRoomReports runs on the union of the shards' reports.
@@ -217,6 +222,7 @@ func planRoom(o RoomOptions, base string, sale roomSale, now time.Time) (*crowdR
 		challengeURL: base + sale.Room.Challenge, ticketsPath: path + "/v1/tickets/", host: host, tls: strings.HasPrefix(o.Target, "https:"),
 		ttl: time.Duration(sale.Room.PassTTL * float64(time.Second)), proof: sale.Room.JoinProof != "",
 		winStart: c.ms(winStart), winEnd: c.ms(winEnd), lateAfter: o.LateAfter, timeout: o.Timeout,
-		workers: o.Connections, sybils: o.SybilWorkers, progress: o.Progress, heapProfile: o.HeapProfile, st: newCrowdStats()}
+		workers: o.Connections, sybils: o.SybilWorkers, progress: o.Progress, heapProfile: o.HeapProfile, st: newCrowdStats(),
+		variants: o.Variants, seed: seed}
 	return r, nil
 }

@@ -28,6 +28,23 @@ type Verification struct {
 	DoubleBuyers []string `json:"double_buyers,omitempty"` // buyers holding two confirmed orders
 	KeyMismatch  []string `json:"key_mismatch,omitempty"`  // one key, several order ids
 	Problems     []string `json:"problems,omitempty"`
+	// Variants are a sale with variants' outcomes, by variant.
+	Variants map[string]VariantOutcome `json:"variants,omitempty"`
+	// VariantMismatch: an order in another variant than its buyer asked
+	// for; VariantShort: a sold-out sale with a variant that did not
+	// sell exactly its stock.
+	VariantMismatch bool `json:"variant_mismatch,omitempty"`
+	VariantShort    bool `json:"variant_short,omitempty"`
+}
+
+// VariantOutcome is one variant's outcome: its stock and the orders of
+// it, as the check counts them and as the gate does.
+type VariantOutcome struct {
+	Stock     int64 `json:"stock"`
+	Confirmed int64 `json:"confirmed"` // of the generator's orders, by their status
+	Admitted  int64 `json:"admitted"`  // the gate's count: orders of it in the ledger
+	Released  int64 `json:"released"`  // the gate's count: orders of it that gave their item back
+	Remaining int64 `json:"remaining"`
 }
 
 // Admission is what the check needs of each 202 answer.
@@ -35,6 +52,8 @@ type Admission struct {
 	OrderID string
 	Buyer   string
 	Key     string
+	// Variant is the variant the order was placed for (sale with variants).
+	Variant string
 }
 
 // Verify waits (up to timeout) for the sale's queue to drain and then
@@ -78,7 +97,8 @@ func Verify(ctx context.Context, client *http.Client, target, sale string, admit
 	statuses := orderStatuses(ctx, client, base, ids)
 	confirmedBy := map[string][]string{}
 	confirmed := int64(0)
-	for id, s := range statuses {
+	for id, o := range statuses {
+		s := o.Status
 		v.ByStatus[s]++
 		switch s {
 		case "confirmed":
@@ -115,8 +135,85 @@ func Verify(ctx context.Context, client *http.Client, target, sale string, admit
 	sort.Strings(v.Lost)
 	sort.Strings(v.DoubleBuyers)
 	sort.Strings(v.KeyMismatch)
-	v.Passed = v.Drained && !v.Oversold && len(v.Lost) == 0 && len(v.DoubleBuyers) == 0 && len(v.KeyMismatch) == 0
+	v.checkVariants(st, ids, statuses)
+	v.Passed = v.Drained && !v.Oversold && !v.VariantMismatch && !v.VariantShort && len(v.Lost) == 0 && len(v.DoubleBuyers) == 0 && len(v.KeyMismatch) == 0
 	return v
+}
+
+// checkVariants checks a sale with variants variant by variant, each
+// order counted in the variant the gate's ledger says it took (GET
+// /v1/orders/{id}), which must be the one its buyer asked for: no
+// variant has more confirmed orders than its stock, nor more in the
+// ledger than its stock and released orders; and when every variant is
+// sold out, each without a released order holds exactly its stock, and
+// (the generator the sale's only client, nothing refused) has exactly
+// its stock of our orders confirmed. One order per buyer across the
+// variants is the buyers' check above, which counts a buyer's confirmed
+// orders over every variant.
+func (v *Verification) checkVariants(st saleState, ids map[string]Admission, statuses map[string]orderAnswer) {
+	if len(st.Variants) == 0 {
+		return
+	}
+	v.Variants = map[string]VariantOutcome{}
+	for name, vs := range st.Variants {
+		v.Variants[name] = VariantOutcome{Stock: vs.Stock, Admitted: vs.Admitted, Released: vs.Released, Remaining: vs.Remaining}
+	}
+	var wrong []string
+	for id, a := range statuses {
+		if a.Status == "missing" {
+			continue
+		}
+		if asked := ids[id].Variant; asked != "" && a.Variant != asked {
+			wrong = append(wrong, fmt.Sprintf("%s (asked %s, took %q)", id, asked, a.Variant))
+		}
+		o, known := v.Variants[a.Variant]
+		if !known {
+			wrong = append(wrong, fmt.Sprintf("%s (variant %q not of the sale)", id, a.Variant))
+			continue
+		}
+		if a.Status == "confirmed" {
+			o.Confirmed++
+			v.Variants[a.Variant] = o
+		}
+	}
+	if len(wrong) > 0 {
+		sort.Strings(wrong)
+		if len(wrong) > 5 {
+			wrong = append(wrong[:5], fmt.Sprintf("and %d more", len(wrong)-5))
+		}
+		v.Problems = append(v.Problems, "orders in another variant than asked: "+strings.Join(wrong, ", "))
+		v.VariantMismatch = true
+	}
+	refused := v.ByStatus["rejected"] + v.ByStatus["failed"] + v.ByStatus["cancelled"]
+	ours := int64(len(ids)) // all the sale's orders, when the generator was its only client
+	names := make([]string, 0, len(v.Variants))
+	for name := range v.Variants {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		o := v.Variants[name]
+		switch {
+		case o.Confirmed > o.Stock:
+			v.Oversold = true
+			v.Problems = append(v.Problems, fmt.Sprintf("variant %s oversold: %d confirmed, stock %d", name, o.Confirmed, o.Stock))
+		case o.Admitted-o.Released > o.Stock:
+			v.Oversold = true
+			v.Problems = append(v.Problems, fmt.Sprintf("variant %s oversold: the gate holds %d orders (%d released), stock %d", name, o.Admitted, o.Released, o.Stock))
+		case st.State == "sold_out" && o.Released == 0 && o.Admitted != o.Stock:
+			v.VariantShort = true
+			v.Problems = append(v.Problems, fmt.Sprintf("variant %s: sold out with %d orders in the ledger, stock %d", name, o.Admitted, o.Stock))
+		case st.State == "sold_out" && refused == 0 && ours == st.Admitted && o.Confirmed != o.Stock:
+			v.VariantShort = true
+			v.Problems = append(v.Problems, fmt.Sprintf("variant %s: sold out with %d of our orders confirmed, stock %d", name, o.Confirmed, o.Stock))
+		}
+	}
+}
+
+// orderAnswer is what the check reads of GET /v1/orders/{id}.
+type orderAnswer struct {
+	Status  string `json:"status"`
+	Variant string `json:"variant"`
 }
 
 type saleState struct {
@@ -127,6 +224,12 @@ type saleState struct {
 	Confirmed  int64  `json:"confirmed"`
 	QueueDepth int64  `json:"queue_depth"`
 	PerBuyer   int64  `json:"per_buyer"`
+	Variants   map[string]struct {
+		Stock     int64 `json:"stock"`
+		Admitted  int64 `json:"admitted"`
+		Released  int64 `json:"released"`
+		Remaining int64 `json:"remaining"`
+	} `json:"variants"`
 }
 
 func getSale(ctx context.Context, client *http.Client, base, sale string) (saleState, error) {
@@ -161,8 +264,8 @@ func getJSON(ctx context.Context, client *http.Client, u string, v any) error {
 
 // orderStatuses reads each order's status, 32 at a time; an order the
 // gate cannot show reads "missing".
-func orderStatuses(ctx context.Context, client *http.Client, base string, ids map[string]Admission) map[string]string {
-	out := make(map[string]string, len(ids))
+func orderStatuses(ctx context.Context, client *http.Client, base string, ids map[string]Admission) map[string]orderAnswer {
+	out := make(map[string]orderAnswer, len(ids))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
@@ -171,15 +274,12 @@ func orderStatuses(ctx context.Context, client *http.Client, base string, ids ma
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			var o struct {
-				Status string `json:"status"`
-			}
-			status := "missing"
-			if err := getJSON(ctx, client, base+"/v1/orders/"+url.PathEscape(id), &o); err == nil && o.Status != "" {
-				status = o.Status
+			var o orderAnswer
+			if err := getJSON(ctx, client, base+"/v1/orders/"+url.PathEscape(id), &o); err != nil || o.Status == "" {
+				o = orderAnswer{Status: "missing"}
 			}
 			mu.Lock()
-			out[id] = status
+			out[id] = o
 			mu.Unlock()
 		}()
 	}
@@ -212,6 +312,9 @@ func (v *Verification) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "      %s\n", id)
 		}
 	}
+	if t := v.variantsText(); t != "" {
+		fmt.Fprintf(w, "  variants, confirmed of stock  %s\n", t)
+	}
 	list("lost orders (answered 202, neither confirmed nor rejected)", v.Lost)
 	list("buyers with more confirmed orders than allowed", v.DoubleBuyers)
 	list("Idempotency-Keys answered with different order ids", v.KeyMismatch)
@@ -237,4 +340,20 @@ func (e *statusError) Error() string {
 		return fmt.Sprintf("GET %s: %d %s", e.url, e.code, e.reason)
 	}
 	return fmt.Sprintf("GET %s: %d", e.url, e.code)
+}
+
+// variantsText is each variant's confirmed orders of its stock, "us10
+// 20/20, us9 10/10"; "" for a sale without variants.
+func (v *Verification) variantsText() string {
+	names := make([]string, 0, len(v.Variants))
+	for n := range v.Variants {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, n := range names {
+		o := v.Variants[n]
+		parts = append(parts, fmt.Sprintf("%s %d/%d", n, o.Confirmed, o.Stock))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,5 +110,47 @@ func TestOutcomeCheckFailsOnABrokenTarget(t *testing.T) {
 	rep.WriteText(&buf)
 	if !strings.Contains(buf.String(), "FAILED") || !strings.Contains(buf.String(), "-fake (queued)") {
 		t.Fatalf("the summary does not name the lost orders:\n%s", buf.String())
+	}
+}
+
+// The check of a sale with variants fails on a target that puts every
+// order in one variant, whatever its buyer asked: that variant is
+// oversold, and the orders of the other were not what was asked.
+func TestOutcomeCheckCountsEachVariant(t *testing.T) {
+	var n atomic.Int64
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == "POST":
+			w.WriteHeader(202)
+			fmt.Fprintf(w, `{"order_id":"s1-%d-x","status":"queued"}`, n.Add(1))
+		case strings.HasPrefix(r.URL.Path, "/v1/orders/"):
+			fmt.Fprintf(w, `{"order_id":%q,"status":"confirmed","variant":"us9"}`, strings.TrimPrefix(r.URL.Path, "/v1/orders/"))
+		default:
+			fmt.Fprint(w, `{"sale":"s1","state":"open","stock":200,"confirmed":0,"queue_depth":0,
+				"variants":{"us9":{"stock":100,"admitted":0,"remaining":100},"us10":{"stock":100,"admitted":0,"remaining":100}}}`)
+		}
+	}))
+	defer broken.Close()
+	vs, err := loadtest.ParseVariants("us9=1,us10=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := loadtest.Rehearse(context.Background(), loadtest.Options{
+		Config: loadtest.Config{Target: broken.URL, Sale: "s1", Profile: loadtest.Constant(300, time.Second),
+			Mix: loadtest.Mix{Buyers: 100000, Variants: vs, Seed: 5}},
+		Verify: true, VerifyTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := rep.Verification
+	if v == nil || v.Passed || !v.Oversold || !v.VariantMismatch || v.Variants["us9"].Confirmed != 300 || v.Variants["us10"].Confirmed != 0 {
+		t.Fatalf("the check passed a target that puts every order in us9: %+v", v)
+	}
+	var buf bytes.Buffer
+	rep.WriteText(&buf)
+	if !strings.Contains(buf.String(), "variant us9 oversold: 300 confirmed, stock 100") || !strings.Contains(buf.String(), "asked us10, took \"us9\"") {
+		t.Fatalf("the summary does not say what went wrong:\n%s", buf.String())
 	}
 }

@@ -29,6 +29,9 @@ type Problem struct {
 	// Path is a JSON pointer into the request body to the value at
 	// fault (bad_payload).
 	Path string
+	// Variants are the variants still on sale (variant_sold_out), or
+	// every variant the sale sells (variant_required, unknown_variant).
+	Variants []string
 }
 
 // Answer is a Problem rendered once, to be written many times. It is
@@ -77,6 +80,10 @@ type problemDoc struct {
 	RetryAfter    int    `json:"retry_after,omitempty"`
 	Line          string `json:"line,omitempty"`
 	Path          string `json:"path,omitempty"`
+	// VariantsLeft (variant_sold_out) and Variants (variant_required,
+	// unknown_variant) list the sale's variants.
+	VariantsLeft []string `json:"variants_left,omitempty"`
+	Variants     []string `json:"variants,omitempty"`
 }
 
 // Render renders p.
@@ -111,6 +118,11 @@ func (r *Renderer) Render(p Problem) *Answer {
 		Line:          p.Line,
 		Path:          p.Path,
 	}
+	if p.Reason == VariantSoldOut {
+		doc.VariantsLeft = p.Variants
+	} else {
+		doc.Variants = p.Variants
+	}
 	js, _ := json.Marshal(doc) // plain strings and ints always marshal
 	a := &Answer{status: info.status, json: append(js, '\n')}
 	if secs > 0 {
@@ -126,7 +138,7 @@ func (r *Renderer) Render(p Problem) *Answer {
 	} else {
 		a.html = r.pages().problemHTML(ProblemPage{Title: doc.Title, Detail: doc.Detail, Status: doc.Status,
 			Reason: doc.Reason, Sale: doc.Sale, OrderID: doc.OrderID, RetryAfter: doc.RetryAfter, Line: doc.Line,
-			BackendReason: doc.BackendReason, Path: doc.Path})
+			BackendReason: doc.BackendReason, Path: doc.Path, Variants: p.Variants})
 	}
 	return a
 }

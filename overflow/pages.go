@@ -136,6 +136,9 @@ type ProblemPage struct {
 	BackendReason string
 	// Path points at the value at fault in the request body (bad_payload).
 	Path string
+	// Variants are the variants still on sale (variant_sold_out), or the
+	// sale's variants (variant_required, unknown_variant).
+	Variants []string
 }
 
 // problemHTML renders a problem's page; a template that fails now (it
@@ -229,7 +232,8 @@ func (r *Renderer) pages() *Pages {
 // not exist is found at start and not at a buyer's request.
 var (
 	sampleProblem = ProblemPage{Title: "Sold out", Detail: "Every item of this sale is taken.", Status: 410,
-		Reason: SoldOut, Sale: "sample", OrderID: "sample-1-0000000000000", RetryAfter: 5, Line: "/v1/sales/sample/line"}
+		Reason: SoldOut, Sale: "sample", OrderID: "sample-1-0000000000000", RetryAfter: 5, Line: "/v1/sales/sample/line",
+		Variants: []string{"us9", "us10"}}
 	sampleWait   = 42.0
 	sampleTicket = WaitingTicket{Sale: "sample", TicketID: "aaaaaaaaaaaaaaaaaaaaaaaaaa", BuyerID: "buyer", State: "waiting",
 		Position: 7, LetIn: 3, LineLength: 10, EstimatedWaitSeconds: &sampleWait, PollAfterSeconds: 5,

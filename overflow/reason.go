@@ -58,6 +58,9 @@ const (
 	BadProof             Reason = "bad_proof"              // 403, a proof wrong, expired, for another sale or used
 	AddressLimit         Reason = "address_limit"          // 429, the client address holds line_per_address tickets
 	StockHeld            Reason = "stock_held"             // 409, an order without a pass while the stock left is held by the line's passes (the room off)
+	VariantSoldOut       Reason = "variant_sold_out"       // 410, the order's variant is sold out; variants_left lists the others on sale
+	VariantRequired      Reason = "variant_required"       // 400, an order of a sale with variants names none
+	UnknownVariant       Reason = "unknown_variant"        // 400, an order names a variant its sale does not sell
 )
 
 type reasonInfo struct {
@@ -110,6 +113,9 @@ var catalog = map[Reason]reasonInfo{
 	BadProof:             {http.StatusForbidden, "Bad proof", "The proof of work is wrong, expired, for another sale or used already: solve a new challenge."},
 	AddressLimit:         {http.StatusTooManyRequests, "Too many tickets from your address", "Your network address holds as many tickets as this sale allows one address."},
 	StockHeld:            {http.StatusConflict, "Held for the line", "Every item left is held for buyers of the waiting room who were given their turn; one may come free if its pass expires unused. Try again later."},
+	VariantSoldOut:       {http.StatusGone, "Sold out", "This variant is sold out; the sale's other variants are still on sale (variants_left). A returned item goes on sale."},
+	VariantRequired:      {http.StatusBadRequest, "Choose a variant", `This sale sells variants: name one in the order, {"buyer_id": "...", "variant": "..."}.`},
+	UnknownVariant:       {http.StatusBadRequest, "Unknown variant", "This sale sells no such variant."},
 }
 
 // Status returns the HTTP status a reason is answered with.
@@ -132,5 +138,6 @@ func Reasons() []Reason {
 		UnknownSale, BadJSON, BadBuyerID, BadIdempotencyKey, BodyTooLarge,
 		BadContentType, Unavailable, PassRequired, BadPass, BadPayload,
 		IdempotencyKeyReused, UntrustedBuyerHeader, BadBuyerHeader, BuyerTokenRequired,
-		BadBuyerToken, BuyerMismatch, BuyerKeysUnavailable, StockHeld}
+		BadBuyerToken, BuyerMismatch, BuyerKeysUnavailable, StockHeld,
+		VariantSoldOut, VariantRequired, UnknownVariant}
 }

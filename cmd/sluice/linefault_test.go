@@ -62,6 +62,21 @@ func TestLinePromisesUnderFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three clustered gates under faults: not in -short")
 	}
+	seeds, steps := faultSeeds(t, 8)
+	binary(t) // built before the clock of any seed starts
+	for _, seed := range seeds {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			testenv.Exclusive(t) // three gates and a crowd take both cores
+			t.Logf("seed %d, %d steps (rerun: SLUICE_FAULT_SEEDS=%d go test ./cmd/sluice -run TestLinePromisesUnderFaults -v)", seed, steps, seed)
+			runLineFaults(t, seed, steps)
+		})
+	}
+}
+
+// faultSeeds are the seeds of a randomized fault test (default 1) and
+// its faults per seed (default steps): SLUICE_FAULT_SEEDS ("7,8", or
+// "random:20" for twenty fresh ones) and SLUICE_FAULT_STEPS.
+func faultSeeds(t *testing.T, steps int) ([]uint64, int) {
 	seeds := []uint64{1}
 	if v := os.Getenv("SLUICE_FAULT_SEEDS"); v != "" {
 		seeds = nil
@@ -83,21 +98,13 @@ func TestLinePromisesUnderFaults(t *testing.T) {
 			}
 		}
 	}
-	steps := 8
 	if v := os.Getenv("SLUICE_FAULT_STEPS"); v != "" {
 		var err error
 		if steps, err = strconv.Atoi(v); err != nil {
 			t.Fatalf("SLUICE_FAULT_STEPS=%q", v)
 		}
 	}
-	binary(t) // built before the clock of any seed starts
-	for _, seed := range seeds {
-		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
-			testenv.Exclusive(t) // three gates and a crowd take both cores
-			t.Logf("seed %d, %d steps (rerun: SLUICE_FAULT_SEEDS=%d go test ./cmd/sluice -run TestLinePromisesUnderFaults -v)", seed, steps, seed)
-			runLineFaults(t, seed, steps)
-		})
-	}
+	return seeds, steps
 }
 
 const (
@@ -125,6 +132,8 @@ type faultCluster struct {
 	// lastLog is the line's log as sluice line verify last saved it,
 	// lastVerify what it said.
 	lastLog, lastVerify string
+	// backend, when set, is where gate 1 drains (else its SQLite).
+	backend string
 }
 
 func addrs(t *testing.T, n int) []string {
@@ -153,8 +162,11 @@ func (fc *faultCluster) args(g *faultGate) []string {
 		"--data-dir", g.dir, "--no-demo", "--server-name", fmt.Sprint("g", g.n), "--cluster-name", "faults",
 		"--cluster-listen", g.rout, "--cluster-routes", strings.Join(routes, ","), "--replicas", "3",
 		"--admin-token", faultToken, "--publish-timeout", "2s", "--shutdown-timeout", "10s"}
-	if g.n != 1 {
+	switch {
+	case g.n != 1:
 		args = append(args, "--no-drain") // gate 1 drains into its SQLite and takes the cancels
+	case fc.backend != "":
+		args = append(args, "--backend", fc.backend) // gate 1 drains there instead
 	}
 	return args
 }

@@ -42,6 +42,7 @@ Examples:
   sluice loadtest --sale rehearsal --profile spike --rate 5000 --html /tmp/report.html
   sluice loadtest --sale n1 --profile constant --rate 500 --duration 4s --prefer-wait 10s
   sluice loadtest --sale s1 --threshold 'p99<50ms' --json > /tmp/before.json
+  sluice loadtest --sale sneaker --variants us9=3,us10=5,us11=2 --profile constant --rate 500
   sluice sale create drop --stock 300 --waiting-room --starts-at +30s
   sluice loadtest --waiting-room --sale drop --buyers 2000 --late-buyers 200 --html /tmp/room.html
   sluice loadtest --waiting-room --sale drop --buyers 300000 --shard 2/3 --json > /tmp/shard2.json
@@ -98,6 +99,11 @@ func (f *loadtestFlags) define(fs *flag.FlagSet) {
 	fs.Float64Var(&o.Mix.Greedy, "greedy", 0.02, "share of requests by greedy buyers (new key each time)")
 	fs.Float64Var(&o.Mix.Bad, "bad", 0.02, "share of bad requests (malformed, oversized, unknown sale)")
 	fs.Float64Var(&o.Mix.Keyed, "keyed", 0.2, "share of buyers whose client sends an Idempotency-Key (impatient retries come from these)")
+	fs.Func("variants", "a sale with variants: the `LIST` of its variants buyers choose, each with its weight (us9=3,us10=5; us9,us10 for the same weight): every order names one, a buyer told variant_sold_out orders another of those left, and the check counts each variant's stock", func(v string) error {
+		vs, err := loadtest.ParseVariants(v)
+		o.Mix.Variants = vs
+		return err
+	})
 	fs.Uint64Var(&o.Mix.Seed, "seed", 0, "seed of the buyer mix (0: random; --waiting-room: one made of the sale and its start, the same in every shard)")
 	fs.BoolVar(&f.noVerify, "no-verify", false, "skip the outcome check")
 	fs.DurationVar(&o.VerifyTimeout, "verify-timeout", 60*time.Second, "longest wait for the drain before the check")
@@ -288,7 +294,8 @@ func (f *loadtestFlags) runRoom(ctx context.Context, fs *flag.FlagSet, stdout, s
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	ro := loadtest.RoomOptions{Target: o.Target, Sale: o.Sale, Buyers: o.Mix.Buyers, Late: f.lateBuyers,
 		Connections: o.Connections, MaxDuration: o.MaxDuration, VerifyTimeout: o.VerifyTimeout,
-		AllowRemote: o.AllowRemote, Seed: o.Mix.Seed, Sybil: f.sybil, SybilWorkers: f.sybilWorkers, Abandon: f.abandon}
+		AllowRemote: o.AllowRemote, Seed: o.Mix.Seed, Sybil: f.sybil, SybilWorkers: f.sybilWorkers, Abandon: f.abandon,
+		Variants: o.Mix.Variants}
 	if set["before"] {
 		ro.Before = f.before
 	}

@@ -221,3 +221,69 @@ func exitCodeOf(err error) int {
 	}
 	return 0
 }
+
+// sluice loadtest --variants on a sale with variants, through the built
+// binary: buyers choose by weight, those told variant_sold_out order
+// another of those left, and the outcome check counts each variant's
+// stock exact and one order per buyer across them. The rehearsal of a
+// waiting room does the same with one pass a buyer.
+func TestLoadtestVariantsThroughTheBinary(t *testing.T) {
+	bin := binary(t)
+	t.Run("spike", func(t *testing.T) {
+		srv := gatetest.Start(t, gatetest.Config(t, ledger.Sale{Name: "sneaker", Variants: map[string]int64{"us9": 12, "us10": 30, "us11": 6}}))
+		out, err := exec.Command(bin, "loadtest", "--target", "http://"+srv.APIAddr(), "--sale", "sneaker", "--variants", "us9=3,us10=5,us11=2",
+			"--profile", "constant", "--rate", "300", "--duration", "1s", "--buyers", "200", "--greedy", "0.1", "--json", "--quiet").Output()
+		if err != nil {
+			t.Fatalf("loadtest --variants: %v\n%s", err, out)
+		}
+		var rep loadtest.Report
+		if err := json.Unmarshal(out, &rep); err != nil {
+			t.Fatal(err)
+		}
+		v := rep.Verification
+		if v == nil || !v.Passed || v.Confirmed != 48 {
+			t.Fatalf("verification %+v", v)
+		}
+		for name, stock := range map[string]int64{"us9": 12, "us10": 30, "us11": 6} {
+			if o := v.Variants[name]; o.Stock != stock || o.Confirmed != stock || o.Admitted != stock || o.Remaining != 0 {
+				t.Errorf("variant %s: %+v, want all %d of its stock confirmed", name, o, stock)
+			}
+		}
+		// The smallest variant sells out first: its buyers were told so,
+		// and some ordered another at once.
+		if rep.Reasons["variant_sold_out"] == 0 || rep.Reasons["already_ordered"] == 0 {
+			t.Errorf("reasons %v: want variant_sold_out and already_ordered among them", rep.Reasons)
+		}
+		text, err := exec.Command(bin, "loadtest", "--target", "http://"+srv.APIAddr(), "--sale", "sneaker", "--variants", "us9,us10,us11",
+			"--profile", "constant", "--rate", "50", "--duration", "200ms", "--quiet").Output()
+		// A second run finds the sale sold out: none of its orders is
+		// confirmed, and each variant still holds its stock.
+		if err != nil || !strings.Contains(string(text), "variants, confirmed of stock  us10 0/30, us11 0/6, us9 0/12") || !strings.Contains(string(text), "Outcome check PASSED") {
+			t.Errorf("the text report of a second run on the sold-out sale: %v\n%s", err, text)
+		}
+		for _, bad := range []string{"us9=0", "us9,us9", "=3", ""} {
+			if out, err := exec.Command(bin, "loadtest", "--target", "http://"+srv.APIAddr(), "--sale", "sneaker", "--variants", bad, "--quiet").CombinedOutput(); exitCodeOf(err) != 2 {
+				t.Errorf("--variants %q: exit %d %s", bad, exitCodeOf(err), out)
+			}
+		}
+	})
+	t.Run("waiting room", func(t *testing.T) {
+		start := time.Now().Add(8 * time.Second)
+		srv := gatetest.Start(t, gatetest.Config(t, ledger.Sale{Name: "drop", Variants: map[string]int64{"us9": 5, "us10": 15}, StartsAt: start,
+			WaitingRoom: true, BackendRate: 60, PassTTL: ledger.Duration(10 * time.Second), LineLimit: 5000}))
+		cmd := exec.Command(bin, "loadtest", "--waiting-room", "--target", "http://"+srv.APIAddr(), "--sale", "drop", "--variants", "us9=4,us10=1",
+			"--buyers", "120", "--before", "5s", "--connections", "16", "--quiet")
+		out, err := cmd.CombinedOutput()
+		text := string(out)
+		if err != nil {
+			t.Fatalf("rehearsal with variants: %v\n%s", err, text)
+		}
+		// us9 has a third of the stock and four in five buyers want it:
+		// most of those let in late switch to us10 with the same pass.
+		for _, want := range []string{"served 20 with their pass; 20 confirmed", "by variant, confirmed of stock: us10 15/15, us9 5/5", "ok   passes", "outcome check: passed"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the rehearsal's report lacks %q:\n%s", want, text)
+			}
+		}
+	})
+}

@@ -30,6 +30,7 @@ Commands:
   list                   every sale: state, stock, what is left, the window
   show NAME              one sale's settings and counts
   create NAME --stock N [settings]
+  create NAME --variant V=N... [settings]
                          a new sale (an existing one is refused: use update)
   update NAME [settings] change the settings given, keep the others
   open NAME              start selling now: starts_at now, a past ends_at removed
@@ -37,6 +38,10 @@ Commands:
 
 Settings (create and update):
   --stock N  --per-buyer N  --overbook N
+  --variant V=N                   a variant (size, colour) and its stock, once
+                                  per variant: the sale's stock is their sum,
+                                  an order names one, per_buyer counts them all;
+                                  update changes the variants given
   --starts-at T  --ends-at T      RFC 3339 (2026-12-01T10:00:00Z), "now",
                                   "+10m" (from now), or "none" to remove
   --waiting-room[=false]  --line-opens D  --pass-ttl D  --claim-window D
@@ -54,7 +59,9 @@ Examples:
   export SLUICE_ADMIN_TOKEN=change-me
   sluice sale create s1 --stock 2
   sluice sale create drop --stock 300 --waiting-room --starts-at +2m --pass-ttl 2m
+  sluice sale create sneaker --variant us9=120 --variant us10=200 --starts-at +5m
   sluice sale update s1 --stock 5
+  sluice sale update sneaker --variant us9=150
   sluice sale show s1 --json
 
 Flags:
@@ -141,6 +148,26 @@ func newSaleSettings(fs *flag.FlagSet, now func() time.Time) *saleSettings {
 	s.intFlag("stock", "stock", "how many orders the sale admits")
 	s.intFlag("per-buyer", "per_buyer", "orders one buyer may hold (default 1)")
 	s.intFlag("overbook", "overbook", "orders admitted beyond the stock")
+	fs.Func("variant", "`V=N`: a variant of the sale and its stock, once per variant (--variant us9=120 --variant us10=200)", func(v string) error {
+		name, n, ok := strings.Cut(v, "=")
+		stock, err := strconv.ParseInt(n, 10, 64)
+		switch {
+		case !ok || err != nil || stock < 0:
+			return fmt.Errorf("want NAME=STOCK like us9=120")
+		case !ledger.ValidVariantName(name):
+			return fmt.Errorf("%q is not a variant name: 1-64 of a-z 0-9 _ -, starting with a letter or digit", name)
+		}
+		vs, _ := s.fields["variants"].(map[string]int64)
+		if vs == nil {
+			vs = map[string]int64{}
+			s.fields["variants"] = vs
+		}
+		if _, twice := vs[name]; twice {
+			return fmt.Errorf("variant %s given twice", name)
+		}
+		vs[name] = stock
+		return nil
+	})
 	s.timeFlag("starts-at", "starts_at", "when the sale opens: RFC 3339, now, +10m, or none", now)
 	s.timeFlag("ends-at", "ends_at", "when the sale closes: RFC 3339, now, +1h, or none", now)
 	fs.BoolFunc("waiting-room", "buyers join a line and order with a pass (--waiting-room=false: none)", func(v string) error {
@@ -308,8 +335,8 @@ func runSale(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return &exitError{code: 2, err: fmt.Errorf("sale %s: %q is not a sale name: 1-64 of a-z 0-9 _ -, starting with a letter or digit", cmd, name)}
 	case len(settings.fields) > 0 && cmd != "create" && cmd != "update":
 		return &exitError{code: 2, err: fmt.Errorf("sale %s takes no settings: sluice sale update %s ... changes them", cmd, name)}
-	case cmd == "create" && settings.fields["stock"] == nil:
-		return &exitError{code: 2, err: fmt.Errorf("sale create %s: --stock N is required", name)}
+	case cmd == "create" && settings.fields["stock"] == nil && settings.fields["variants"] == nil:
+		return &exitError{code: 2, err: fmt.Errorf("sale create %s: --stock N (or --variant V=N, once per variant) is required", name)}
 	case cmd == "update" && len(settings.fields) == 0:
 		return &exitError{code: 2, err: fmt.Errorf("sale update %s: nothing to change: give settings such as --stock N (see sluice sale --help)", name)}
 	}
@@ -451,6 +478,10 @@ func writeSale(w io.Writer, r admission.SaleReport, now time.Time) {
 	row("sale", r.Sale)
 	row("state", r.State)
 	row("stock", fmt.Sprintf("%d (%d left, %d admitted, %d queued)", r.Stock, r.Remaining, r.Admitted, r.QueueDepth))
+	for _, v := range cfg.VariantNames() {
+		vs := r.Variants[v]
+		row("variant "+v, fmt.Sprintf("%d (%d left, %d admitted)", vs.Stock, vs.Remaining, vs.Admitted))
+	}
 	row("per buyer", r.PerBuyer)
 	if cfg.Overbook > 0 {
 		row("overbook", cfg.Overbook)

@@ -109,7 +109,7 @@ func TestSaleCommand(t *testing.T) {
 		{[]string{"update", "second", "--payload-schema", cycle}, "a $ref cycle"},
 		{[]string{"update", "second", "--stock", "999999999", "--overbook", "2"}, "stock + overbook must be at most 1000000000"},
 		{[]string{"show", "nope"}, "sluice sale create nope --stock N"},
-		{[]string{"create", "third"}, "--stock N is required"},
+		{[]string{"create", "third"}, "--stock N (or --variant V=N, once per variant) is required"},
 		{[]string{"update", "second"}, "nothing to change"},
 		{[]string{"create", "Bad Name", "--stock", "1"}, "is not a sale name"},
 		{[]string{"create", "x", "--stock", "1", "--starts-at", "tomorrow"}, "RFC 3339"},
@@ -221,11 +221,18 @@ func TestSaleSettingsEveryField(t *testing.T) {
 		"line_per_address": {[]string{"--line-per-address", "4"}, `line per address +4$`},
 		"poll_rate":        {[]string{"--poll-rate", "2500"}, `poll rate +2500/s$`},
 	}
+	// variants make the stock (and refuse overbook): a sale of their own.
+	apart := map[string]struct {
+		args []string
+		rows []string
+	}{
+		"variants": {[]string{"--variant", "us9=3", "--variant", "us10=4"}, []string{`stock +7 \(`, `variant us10 +4 \(4 left`, `variant us9 +3 \(3 left`}},
+	}
 	typ := reflect.TypeFor[ledger.Sale]()
 	var args []string
 	for i := range typ.NumField() {
 		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
-		if name == "name" {
+		if _, ok := apart[name]; ok || name == "name" {
 			continue
 		}
 		f, ok := fields[name]
@@ -249,6 +256,17 @@ func TestSaleSettingsEveryField(t *testing.T) {
 		for what, out := range map[string]string{"create": created, "show": shown} {
 			if !regexp.MustCompile(`(?m)^` + f.row).MatchString(out) {
 				t.Errorf("%s: sale %s does not show %s (%q):\n%s", name, what, name, f.row, out)
+			}
+		}
+	}
+	for name, f := range apart {
+		created := run1(append([]string{"sale", "create", "apart-" + name}, f.args...)...)
+		shown := run1("sale", "show", "apart-"+name)
+		for _, row := range f.rows {
+			for what, out := range map[string]string{"create": created, "show": shown} {
+				if !regexp.MustCompile(`(?m)^` + row).MatchString(out) {
+					t.Errorf("%s: sale %s does not show %q:\n%s", name, what, row, out)
+				}
 			}
 		}
 	}

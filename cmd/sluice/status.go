@@ -29,7 +29,7 @@ up: ok or behind; idle with nothing queued; none without a drain), WAIT (the est
 gate's answers per second over the last 10 s, the two commonest reasons).
 A sale with a waiting room has a line under the table: tickets in line of
 line_limit, how many were drawn, the position let in through, the passes
-out.
+out. A sale with variants has one too: each variant's left of its stock.
 
 Examples:
   sluice status
@@ -209,6 +209,7 @@ func writeStatus(w io.Writer, st serve.Status, base string) {
 	}
 	tw.Flush()
 	for _, s := range st.Sales {
+		writeVariants(w, s)
 		r := s.WaitingRoom
 		if r == nil {
 			continue
@@ -224,6 +225,24 @@ func writeStatus(w io.Writer, st serve.Status, base string) {
 		fmt.Fprintf(w, "%s: waiting room, %d of %d in line (%s), let in through %d, %s out%s (pass_ttl %s)\n",
 			s.Sale, r.Tickets, r.LineLimit, draw, r.LetIn, plural(r.Outstanding, "pass", "passes"), lapsed, shortDur(r.PassTTL))
 	}
+}
+
+// writeVariants writes a sale with variants' line: each variant's items
+// left of its stock, "us9 0/120 (sold out), us10 37/200".
+func writeVariants(w io.Writer, s serve.SaleStatus) {
+	if len(s.Variants) == 0 {
+		return
+	}
+	var parts []string
+	for _, v := range s.Config.VariantNames() {
+		vs := s.Variants[v]
+		part := fmt.Sprintf("%s %d/%d", v, vs.Remaining, vs.Stock)
+		if vs.Remaining == 0 {
+			part += " (sold out)"
+		}
+		parts = append(parts, part)
+	}
+	fmt.Fprintf(w, "%s: variants, left of stock: %s\n", s.Sale, strings.Join(parts, ", "))
 }
 
 // windowText is when the sale opens or closes, from the gate's clock.

@@ -156,14 +156,18 @@ func (b *Backend) decide(ctx context.Context, group []consumer.Order, decided ma
 	seqs := make([]int64, len(group))
 	admitted := make([]time.Time, len(group))
 	payloads := make([]*string, len(group)) // NULL for an order without one
+	variants := make([]*string, len(group)) // NULL in a sale without variants
 	for i, o := range group {
 		ids[i], buyers[i], seqs[i], admitted[i] = o.ID, o.BuyerID, int64(o.Seq), o.AdmittedAt
 		if len(o.Payload) > 0 {
 			p := string(o.Payload)
 			payloads[i] = &p
 		}
+		if o.Variant != "" {
+			variants[i] = &group[i].Variant
+		}
 	}
-	a := batchArgs{ids, buyers, seqs, admitted, payloads}
+	a := batchArgs{ids, buyers, seqs, admitted, payloads, variants}
 	got, err := b.call(ctx, group[0], a, true)
 	if isUniqueViolation(err) {
 		// The plain insert met a row after all: again, the careful way.
@@ -182,14 +186,15 @@ type batchArgs struct {
 	seqs        []int64
 	admitted    []time.Time
 	payloads    []*string
+	variants    []*string
 }
 
 // call runs sluice_decide_batch once; plain lets it try a plain insert
 // first.
 func (b *Backend) call(ctx context.Context, first consumer.Order, a batchArgs, plain bool) (map[string]consumer.Result, error) {
 	ids := a.ids
-	rows, err := b.db.QueryContext(ctx, `SELECT out_id, out_status, out_reason FROM sluice_decide_batch($1, $2, $3, $4, $5, $6, $7, $8::text[]::jsonb[])`,
-		first.Sale, int32(max(1, first.PerBuyer)), a.ids, a.buyers, a.seqs, a.admitted, plain, a.payloads)
+	rows, err := b.db.QueryContext(ctx, `SELECT out_id, out_status, out_reason FROM sluice_decide_batch($1, $2, $3, $4, $5, $6, $7, $8::text[]::jsonb[], $9::text[])`,
+		first.Sale, int32(max(1, first.PerBuyer)), a.ids, a.buyers, a.seqs, a.admitted, plain, a.payloads, a.variants)
 	if err != nil {
 		return nil, decideErr(err)
 	}

@@ -147,8 +147,8 @@ func decideChunk(ctx context.Context, tx *sql.Tx, orders []consumer.Order, decid
 	}
 	stamp := now()
 	var q strings.Builder
-	args := make([]any, 0, 8*len(orders))
-	q.WriteString(`INSERT INTO orders (order_id, sale, buyer_id, buyer_slot, status, seq, admitted_at, decided_at, payload) VALUES `)
+	args := make([]any, 0, 9*len(orders))
+	q.WriteString(`INSERT INTO orders (order_id, sale, buyer_id, buyer_slot, status, seq, admitted_at, decided_at, payload, variant) VALUES `)
 	n := 0
 	for i, o := range orders {
 		if slots[i] >= perBuyer {
@@ -157,8 +157,8 @@ func decideChunk(ctx context.Context, tx *sql.Tx, orders []consumer.Order, decid
 		if n > 0 {
 			q.WriteByte(',')
 		}
-		q.WriteString(`(?,?,?,?,'confirmed',?,?,?,?)`)
-		args = append(args, o.ID, sale, o.BuyerID, slots[i], int64(o.Seq), o.AdmittedAt.UTC().Format(time.RFC3339Nano), stamp, payloadArg(o))
+		q.WriteString(`(?,?,?,?,'confirmed',?,?,?,?,?)`)
+		args = append(args, o.ID, sale, o.BuyerID, slots[i], int64(o.Seq), o.AdmittedAt.UTC().Format(time.RFC3339Nano), stamp, payloadArg(o), variantArg(o))
 		n++
 	}
 	inserted, err := insertConfirmed(ctx, tx, q.String(), args, orders, slots, perBuyer, n)
@@ -227,9 +227,9 @@ func decideChunk(ctx context.Context, tx *sql.Tx, orders []consumer.Order, decid
 		if _, ok := decided[o.ID]; ok {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, sale, buyer_id, buyer_slot, status, reason, seq, admitted_at, decided_at, payload)
-			VALUES (?, ?, ?, NULL, 'rejected', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			o.ID, sale, o.BuyerID, consumer.ReasonAlreadyOrdered, int64(o.Seq), o.AdmittedAt.UTC().Format(time.RFC3339Nano), stamp, payloadArg(o)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, sale, buyer_id, buyer_slot, status, reason, seq, admitted_at, decided_at, payload, variant)
+			VALUES (?, ?, ?, NULL, 'rejected', ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			o.ID, sale, o.BuyerID, consumer.ReasonAlreadyOrdered, int64(o.Seq), o.AdmittedAt.UTC().Format(time.RFC3339Nano), stamp, payloadArg(o), variantArg(o)); err != nil {
 			return err
 		}
 		decided[o.ID] = consumer.Result{Outcome: consumer.Rejected, Reason: consumer.ReasonAlreadyOrdered}
@@ -244,6 +244,15 @@ func payloadArg(o consumer.Order) any {
 		return nil
 	}
 	return string(o.Payload)
+}
+
+// variantArg is an order's variant as its column holds it: NULL in a
+// sale without variants.
+func variantArg(o consumer.Order) any {
+	if o.Variant == "" {
+		return nil
+	}
+	return o.Variant
 }
 
 // insertConfirmed runs the batch's insert and returns which orders it

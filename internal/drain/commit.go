@@ -91,7 +91,8 @@ func (d *Drainer) settle(ctx context.Context, sd *saleDrain, items []item, resul
 			dec.Confirmed = append(dec.Confirmed, items[i].id.Seq)
 			final = append(final, i)
 		case consumer.Rejected:
-			dec.Rejected = append(dec.Rejected, orderstatus.Outcome{Seq: items[i].id.Seq, Reason: r.Reason, Buyer: items[i].order.BuyerID})
+			dec.Rejected = append(dec.Rejected, orderstatus.Outcome{Seq: items[i].id.Seq, Reason: r.Reason,
+				Buyer: items[i].order.BuyerID, Variant: items[i].order.Variant})
 			final = append(final, i)
 		default:
 			d.retry(ctx, sd, items[i], r.Err)

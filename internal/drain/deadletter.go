@@ -42,7 +42,7 @@ func (d *Drainer) deadLetter(ctx context.Context, sd *saleDrain, it item, reason
 		return
 	}
 	dec := orderstatus.Decision{Sale: sd.name, At: time.Now().UTC(),
-		Failed: []orderstatus.Outcome{{Seq: it.id.Seq, Reason: reason, Buyer: it.order.BuyerID}}}
+		Failed: []orderstatus.Outcome{{Seq: it.id.Seq, Reason: reason, Buyer: it.order.BuyerID, Variant: it.order.Variant}}}
 	if err := d.status.Record(ctx, dec); err != nil {
 		d.m.statusErrors.Inc()
 		_ = it.msg.NakWithDelay(d.backoff(it.meta.NumDelivered))

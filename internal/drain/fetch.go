@@ -68,6 +68,13 @@ func (d *Drainer) process(sd *saleDrain, msgs []jetstream.Msg) time.Duration {
 		if meta.NumDelivered > 1 {
 			d.m.redelivered.Inc()
 		}
+		if ledger.IsBurn(sd.name, msg.Subject()) {
+			// A unit a lowering of a variant's stock burned: no order.
+			// (No filter on the consumer: JetStream counts a filtered
+			// consumer's pending by walking every buyer's subject.)
+			_ = msg.Ack()
+			continue
+		}
 		lo, err := ledger.DecodeOrder(msg.Data())
 		id := ledger.OrderID{Sale: sd.name, Seq: meta.Sequence.Stream, Token: lo.Token}
 		if err != nil {
@@ -75,7 +82,7 @@ func (d *Drainer) process(sd *saleDrain, msgs []jetstream.Msg) time.Duration {
 			continue
 		}
 		items = append(items, item{msg: msg, meta: meta, id: id, order: consumer.Order{
-			ID: id.String(), Sale: sd.name, BuyerID: lo.BuyerID, IdempotencyKey: lo.IdempotencyKey,
+			ID: id.String(), Sale: sd.name, BuyerID: lo.BuyerID, Variant: lo.Variant, IdempotencyKey: lo.IdempotencyKey,
 			AdmittedAt: lo.AdmittedAt, Payload: lo.Payload, Seq: id.Seq, PerBuyer: sd.perBuyer,
 		}})
 	}

@@ -24,6 +24,15 @@ var (
 	ErrNotFound = errors.New("ledger: order not found")
 	// ErrNoSale is returned when a sale's stream does not exist.
 	ErrNoSale = errors.New("ledger: no such sale")
+	// ErrVariantSoldOut is returned by Place for an order of a variant
+	// with no unit left (the sale's other variants may have some).
+	ErrVariantSoldOut = errors.New("ledger: variant sold out")
+	// ErrUnknownVariant is returned by Place for an order naming a
+	// variant its sale does not sell.
+	ErrUnknownVariant = errors.New("ledger: unknown variant")
+	// ErrVariantRequired is returned by Place for an order naming no
+	// variant in a sale with variants.
+	ErrVariantRequired = errors.New("ledger: the order names no variant")
 	// ErrInvalidSale is returned by EnsureSale for a sale that cannot be
 	// provisioned (bad name, negative stock, window ends before it starts).
 	ErrInvalidSale = errors.New("ledger: invalid sale")

@@ -47,6 +47,9 @@ type Options struct {
 	// (rejected or failed, from the decisions stream): a sale's stream
 	// holds stock + overbook + released orders. Nil means none.
 	Released func(sale string) int64
+	// ReleasedVariant is Released for one variant of a sale with
+	// variants: the variant sells its stock plus these. Nil means none.
+	ReleasedVariant func(sale, variant string) int64
 }
 
 // Ledger places and finds orders in the sale streams. It is safe for
@@ -57,6 +60,7 @@ type Ledger struct {
 
 	mu      sync.Mutex
 	streams map[string]jetstream.Stream // sale -> handle, for direct gets
+	books   map[string]*unitBook        // sale with variants -> its units, as read
 }
 
 // New returns a Ledger over js.
@@ -67,7 +71,7 @@ func New(js jetstream.JetStream, opts Options) *Ledger {
 	if opts.DuplicateWindow <= 0 {
 		opts.DuplicateWindow = DefaultDuplicateWindow
 	}
-	return &Ledger{js: js, opts: opts, streams: make(map[string]jetstream.Stream)}
+	return &Ledger{js: js, opts: opts, streams: make(map[string]jetstream.Stream), books: make(map[string]*unitBook)}
 }
 
 func (l *Ledger) released(sale string) int64 {
@@ -91,6 +95,9 @@ func (l *Ledger) RaiseLimit(ctx context.Context, sale string) error {
 	if !ok {
 		return ErrNoSale
 	}
+	if s.HasVariants() {
+		return nil // its variants' units count their released orders (variant.go)
+	}
 	released := l.released(sale)
 	if had >= released {
 		return nil
@@ -111,6 +118,13 @@ func (l *Ledger) JetStream() jetstream.JetStream { return l.js }
 // (Options.Released); call it before the ledger is shared.
 func (l *Ledger) CountReleasedWith(f func(sale string) int64) { l.opts.Released = f }
 
+func (l *Ledger) releasedVariant(sale, variant string) int64 {
+	if l.opts.ReleasedVariant == nil {
+		return 0
+	}
+	return max(0, l.opts.ReleasedVariant(sale, variant))
+}
+
 func (l *Ledger) streamConfig(s Sale, released int64, line bool) jetstream.StreamConfig {
 	return streams.SaleConfig(s.Name, s.Capacity()+released, s.OrdersPerBuyer(), s.metadata(line),
 		streams.Options{Replicas: l.opts.Replicas, DuplicateWindow: l.opts.DuplicateWindow})
@@ -120,10 +134,11 @@ func (l *Ledger) streamConfig(s Sale, released int64, line bool) jetstream.Strea
 // settings when it exists. Orders already admitted always stay: lowering
 // the stock below them leaves the sale sold out, and nothing is deleted.
 func (l *Ledger) EnsureSale(ctx context.Context, s Sale) (SaleState, error) {
+	s = s.WithVariantStock()
 	if err := s.Validate(); err != nil {
 		return SaleState{}, err
 	}
-	if s.Capacity() == 0 {
+	if s.Capacity() == 0 && !s.HasVariants() {
 		// MaxMsgs 0 would mean "unlimited" to JetStream.
 		return SaleState{}, fmt.Errorf("%w: %s: stock plus overbook must be at least 1", ErrInvalidSale, s.Name)
 	}
@@ -132,10 +147,16 @@ func (l *Ledger) EnsureSale(ctx context.Context, s Sale) (SaleState, error) {
 	// read the decisions yet.
 	released := l.released(s.Name)
 	line := s.WaitingRoom
-	if old, err := l.js.Stream(ctx, StreamName(s.Name)); err == nil {
-		cfg := old.CachedInfo().Config
-		if _, had, ok := saleOf(cfg); ok {
+	var old *jetstream.StreamInfo
+	if str, err := l.js.Stream(ctx, StreamName(s.Name)); err == nil {
+		old = str.CachedInfo()
+		cfg := old.Config
+		prev, had, ok := saleOf(cfg)
+		if ok {
 			released = max(released, had)
+			if prev.HasVariants() != s.HasVariants() {
+				return SaleState{}, fmt.Errorf("%w: %s: a sale's variants are set when it is made: it cannot gain or lose them", ErrInvalidSale, s.Name)
+			}
 		}
 		line = line || hasLine(cfg.Metadata)
 	}
@@ -156,11 +177,21 @@ func (l *Ledger) EnsureSale(ctx context.Context, s Sale) (SaleState, error) {
 			return SaleState{}, err
 		}
 	}
-	str, err := l.js.CreateOrUpdateStream(ctx, l.streamConfig(s, released, line))
+	cfg := l.streamConfig(s, released, line)
+	if s.HasVariants() {
+		var err error
+		if cfg, err = l.variantConfig(ctx, s, old, line); err != nil {
+			return SaleState{}, err
+		}
+	}
+	str, err := l.js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
 		return SaleState{}, fmt.Errorf("ledger: provision sale %s: %w", s.Name, err)
 	}
 	l.remember(s.Name, str)
+	if s.HasVariants() {
+		l.book(s.Name).setConfig(str.CachedInfo().Config)
+	}
 	return l.stateOf(ctx, str.CachedInfo(), time.Now())
 }
 
@@ -193,7 +224,18 @@ func (l *Ledger) stream(ctx context.Context, sale string) (jetstream.Stream, err
 // msgID returns the first order's id and duplicate true. It fails with
 // ErrSoldOut, an *AlreadyOrderedError, or an error matching ErrUnavailable
 // when the order's fate is not known to be stored.
+//
+// An order of a sale with variants (o.Variant set) takes a unit of its
+// variant instead (see placeVariant): msgID is not used, the order's
+// Idempotency-Key and pass tell a retry; it may also fail with
+// ErrVariantSoldOut or ErrUnknownVariant.
 func (l *Ledger) Place(ctx context.Context, o Order, msgID string) (id OrderID, duplicate bool, err error) {
+	if o.Variant != "" {
+		return l.placeVariant(ctx, o, nil)
+	}
+	if l.hasVariants(o.Sale) {
+		return OrderID{}, false, ErrVariantRequired
+	}
 	data, err := o.encode()
 	if err != nil {
 		return OrderID{}, false, fmt.Errorf("ledger: encode order: %w", err)
@@ -228,6 +270,12 @@ func (l *Ledger) Place(ctx context.Context, o Order, msgID string) (id OrderID, 
 // after its order is stored). It fails as Place does, or with
 // ErrStockHeld.
 func (l *Ledger) PlaceBeyond(ctx context.Context, o Order, msgID string, held func() int64) (OrderID, bool, error) {
+	if o.Variant != "" {
+		return l.placeVariant(ctx, o, &beyond{held: held})
+	}
+	if l.hasVariants(o.Sale) {
+		return OrderID{}, false, ErrVariantRequired
+	}
 	data, err := json.Marshal(o)
 	if err != nil {
 		return OrderID{}, false, fmt.Errorf("ledger: encode order: %w", err)
@@ -362,6 +410,7 @@ func decodeRaw(sale string, raw *jetstream.RawStreamMsg, err error) (Order, erro
 		return Order{}, err
 	}
 	o.ID = OrderID{Sale: sale, Seq: raw.Sequence, Token: o.Token}
+	o.Pass = raw.Header.Get(passHeader)
 	return o, nil
 }
 
@@ -407,6 +456,27 @@ func (l *Ledger) Stock(ctx context.Context, sale string) (Stock, error) {
 	if !ok {
 		return Stock{}, fmt.Errorf("%w: %s", ErrNoSale, sale)
 	}
+	if s.HasVariants() {
+		// Over every variant, each at most its own: a variant sold
+		// beyond a lowered stock takes nothing from another's.
+		last, left, err := l.variantLeft(ctx, str)
+		if err != nil {
+			return Stock{}, err
+		}
+		return Stock{Left: left, Limit: int64(info.State.Msgs) + left, Orders: last}, nil
+	}
 	limit := max(info.Config.MaxMsgs, s.Capacity())
 	return Stock{Left: limit - int64(info.State.Msgs), Limit: limit, Orders: info.State.LastSeq}, nil
+}
+
+// hasVariants says the ledger has read the sale as one with variants.
+func (l *Ledger) hasVariants(sale string) bool {
+	l.mu.Lock()
+	b := l.books[sale]
+	l.mu.Unlock()
+	if b == nil {
+		return false
+	}
+	_, _, ok := b.config()
+	return ok
 }

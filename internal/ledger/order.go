@@ -26,6 +26,12 @@ type Order struct {
 	// Round counts the buyer's earlier orders in this sale that gave
 	// their slot back (see BuyerRoundSubject); 0 for a first order.
 	Round int `json:"round,omitempty"`
+	// Variant is the variant the order takes, in a sale with variants.
+	Variant string `json:"variant,omitempty"`
+	// Pass is the ticket of the waiting-room pass the order was placed
+	// with; an order of a sale with variants keeps it (in a header, not
+	// in its JSON): a pass admits one order.
+	Pass string `json:"-"`
 	// Payload is the shop's own JSON object sent with the order (item,
 	// size, quantity…), in the canonical form of package payload; opaque
 	// to sluice, handed to the backend as it is. Orders with one are
@@ -152,6 +158,8 @@ func decodePlain(data []byte) (o Order, ok bool) {
 			o.IdempotencyKey = string(val)
 		case "token":
 			o.Token = string(val)
+		case "variant":
+			o.Variant = string(val)
 		case "admitted_at":
 			// As encoding/json does for a time.Time.
 			if o.AdmittedAt.UnmarshalText(val) != nil {

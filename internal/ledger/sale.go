@@ -79,6 +79,12 @@ type Sale struct {
 	// LinePerAddress bounds the tickets one client address (IPv4 /32,
 	// IPv6 /56) takes in the line; zero means no bound.
 	LinePerAddress int64 `json:"line_per_address,omitempty" yaml:"line_per_address"`
+	// Variants are the sizes, colours… the sale sells, each with its own
+	// stock (names like sale names, at most MaxVariants of them, each at
+	// most MaxVariantStock): an order names one, and Stock is their sum.
+	// Nil for a sale of one product; see variant.go for how the ledger
+	// keeps each variant's stock exact.
+	Variants map[string]int64 `json:"variants,omitempty" yaml:"variants"`
 }
 
 // JoinProofAltcha is JoinProof's one value: ALTCHA's proof of work.
@@ -255,10 +261,12 @@ func (s Sale) validateFields() error {
 	case !s.StartsAt.IsZero() && !s.EndsAt.IsZero() && !s.EndsAt.After(s.StartsAt):
 		return fmt.Errorf("%w: %s: ends_at must be after starts_at", ErrInvalidSale, s.Name)
 	}
-	return nil
+	return s.validateVariants()
 }
 
-// Capacity is the number of orders the ledger admits: stock plus overbooking.
+// Capacity is the number of orders the ledger admits: stock plus
+// overbooking (none for a sale with variants, whose stock is its
+// variants').
 func (s Sale) Capacity() int64 { return s.Stock + s.Overbook }
 
 // OrdersPerBuyer is PerBuyer with its default applied.

@@ -47,6 +47,9 @@ type SaleState struct {
 	// was and is off now. Its gates follow the line either way, and what
 	// its turns and passes hold stays held (line.Book.Mark).
 	Line bool
+	// Variants are a sale with variants' counts, by variant; nil for a
+	// sale without.
+	Variants map[string]VariantState
 }
 
 // Replication is a sale stream's replica group.
@@ -83,8 +86,30 @@ func replicationOf(ci *jetstream.ClusterInfo) *Replication {
 	return r
 }
 
-// SoldOut says the ledger holds as many orders as the sale admits.
-func (st SaleState) SoldOut() bool { return int64(st.Admitted) >= max(st.Limit, st.Sale.Capacity()) }
+// SoldOut says the ledger holds as many orders as the sale admits: for
+// a sale with variants, every variant is sold out.
+func (st SaleState) SoldOut() bool {
+	if st.Sale.HasVariants() {
+		for _, v := range st.Variants {
+			if v.Remaining > 0 {
+				return false
+			}
+		}
+		return true
+	}
+	return int64(st.Admitted) >= max(st.Limit, st.Sale.Capacity())
+}
+
+// VariantsLeft are the variants still on sale, sorted.
+func (st SaleState) VariantsLeft() []string {
+	var out []string
+	for _, v := range st.Sale.VariantNames() {
+		if st.Variants[v].Remaining > 0 {
+			out = append(out, v)
+		}
+	}
+	return out
+}
 
 // States returns every sale in the JetStream domain, one StreamInfo page
 // and one consumer info per sale: meant for a background refresher, not
@@ -150,6 +175,11 @@ func (l *Ledger) stateOf(ctx context.Context, info *jetstream.StreamInfo, read t
 		Released:    released,
 		Line:        hasLine(info.Config.Metadata),
 	}
+	if sale.HasVariants() {
+		if err := l.variantCounts(ctx, info, &st); err != nil {
+			return SaleState{}, err
+		}
+	}
 	cons, err := l.js.Consumer(ctx, info.Config.Name, DrainConsumer)
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
@@ -166,4 +196,25 @@ func (l *Ledger) stateOf(ctx context.Context, info *jetstream.StreamInfo, read t
 	}
 	st.Drained = st.Admitted - st.Pending
 	return st, nil
+}
+
+// variantCounts sets a sale with variants' counts, from its book caught
+// up to the stream as info read it: its orders (the stream also holds
+// burns), how many it takes, the released ones.
+func (l *Ledger) variantCounts(ctx context.Context, info *jetstream.StreamInfo, st *SaleState) error {
+	b := l.book(st.Sale.Name)
+	b.setConfig(info.Config)
+	if err := l.catchUp(ctx, b, info.State.LastSeq); err != nil {
+		return err
+	}
+	st.Variants = l.variantStates(b)
+	var admitted uint64
+	st.Limit, st.Released = 0, 0
+	for _, v := range st.Variants {
+		admitted += uint64(v.Admitted)
+		st.Released += v.Released
+		st.Limit += v.Admitted + v.Remaining
+	}
+	st.Admitted, st.Pending = admitted, admitted
+	return nil
 }

@@ -56,6 +56,9 @@ type Outcome struct {
 	Seq    uint64 `json:"seq"`
 	Reason string `json:"reason"`
 	Buyer  string `json:"buyer,omitempty"`
+	// Variant is the order's variant, in a sale with variants: a
+	// released order gives its item back to it.
+	Variant string `json:"variant,omitempty"`
 }
 
 // ReasonSoldOut is the reason of a backend that had no stock left.

@@ -45,8 +45,9 @@ type saleDecisions struct {
 	other     map[uint64]Status // rejected and failed
 	// released counts the orders that gave their slot back (see
 	// Status.Releases), byBuyer the same per buyer.
-	released int64
-	byBuyer  map[string]int64
+	released  int64
+	byBuyer   map[string]int64
+	byVariant map[string]int64 // a sale with variants' released, by variant
 }
 
 func (s *saleDecisions) isConfirmed(seq uint64) bool {
@@ -69,7 +70,7 @@ func (s *saleDecisions) confirm(seq uint64) {
 	s.count++
 }
 
-func (s *saleDecisions) refuse(seq uint64, st Status, buyer string) {
+func (s *saleDecisions) refuse(seq uint64, st Status, o Outcome) {
 	if s.isConfirmed(seq) {
 		return
 	}
@@ -78,31 +79,37 @@ func (s *saleDecisions) refuse(seq uint64, st Status, buyer string) {
 	}
 	s.other[seq] = st
 	if st.Releases() {
-		s.release(buyer)
+		s.release(o)
 	}
 }
 
 // release counts an order that gave its slot back.
-func (s *saleDecisions) release(buyer string) {
+func (s *saleDecisions) release(o Outcome) {
 	s.released++
-	if buyer != "" {
+	if o.Buyer != "" {
 		if s.byBuyer == nil {
 			s.byBuyer = make(map[string]int64)
 		}
-		s.byBuyer[buyer]++
+		s.byBuyer[o.Buyer]++
+	}
+	if o.Variant != "" {
+		if s.byVariant == nil {
+			s.byVariant = make(map[string]int64)
+		}
+		s.byVariant[o.Variant]++
 	}
 }
 
 // cancel turns a confirmed order into a cancelled one, which gives its
 // slot back; an order not confirmed is left as it is.
-func (s *saleDecisions) cancel(seq uint64, st Status, buyer string) {
+func (s *saleDecisions) cancel(seq uint64, st Status, o Outcome) {
 	if !s.isConfirmed(seq) {
 		return
 	}
 	s.confirmed[seq/64] &^= 1 << (seq % 64)
 	s.count--
 	s.other[seq] = st
-	s.release(buyer)
+	s.release(o)
 }
 
 // apply applies one decision of the sale: the first outcome of an order
@@ -113,13 +120,13 @@ func (s *saleDecisions) apply(d Decision) {
 		s.confirm(seq)
 	}
 	for _, o := range d.Rejected {
-		s.refuse(o.Seq, Status{Status: Rejected, Reason: o.Reason, At: d.At}, o.Buyer)
+		s.refuse(o.Seq, Status{Status: Rejected, Reason: o.Reason, At: d.At}, o)
 	}
 	for _, o := range d.Failed {
-		s.refuse(o.Seq, Status{Status: Failed, Reason: o.Reason, At: d.At}, o.Buyer)
+		s.refuse(o.Seq, Status{Status: Failed, Reason: o.Reason, At: d.At}, o)
 	}
 	for _, o := range d.Cancelled {
-		s.cancel(o.Seq, Status{Status: Cancelled, Reason: o.Reason, At: d.At}, o.Buyer)
+		s.cancel(o.Seq, Status{Status: Cancelled, Reason: o.Reason, At: d.At}, o)
 	}
 }
 
@@ -325,6 +332,20 @@ func (t *Tracker) Released(sale string) int64 {
 	defer t.mu.RUnlock()
 	if s := t.sales[sale]; s != nil {
 		return s.released
+	}
+	return 0
+}
+
+// VariantReleased tells how many of the orders of one variant of a sale
+// gave their item back: the variant sells its stock plus these.
+func (t *Tracker) VariantReleased(sale, variant string) int64 {
+	if !t.anyReleased.Load() {
+		return 0
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if s := t.sales[sale]; s != nil {
+		return s.byVariant[variant]
 	}
 	return 0
 }

@@ -270,3 +270,23 @@ func TestConsoleJudgesTheDrainAndCountsOnlyFailures(t *testing.T) {
 		t.Fatalf("console errors: %v", errs)
 	}
 }
+
+// The console shows a sale with variants' left of each variant's stock,
+// a sold-out one marked.
+func TestConsoleShowsVariants(t *testing.T) {
+	b := browsertest.New(t)
+	s := gatetest.Start(t, gatetest.Config(t, ledger.Sale{Name: "drop", Variants: map[string]int64{"us9": 1, "us10": 3}}))
+	api := "http://" + s.APIAddr()
+	for i, v := range []string{"us9", "us10"} {
+		if a := gatetest.OrderVariant(t, gatetest.Client(), api, "drop", fmt.Sprint("b", i), v, ""); a.Status != 202 {
+			t.Fatalf("order %s: %d %s", v, a.Status, a.Raw)
+		}
+	}
+	field := func(name string) string {
+		return `((document.querySelector('[data-sale="drop"] [data-field="` + name + `"]') || {}).textContent || "")`
+	}
+	b.Do(t, "open the console", chromedp.Navigate("http://"+s.OpsAddr()+"/"))
+	b.WaitFor(t, "each variant's left of its stock", field("variant-us9")+` === "0 of 1 left" && `+field("variant-us10")+` === "2 of 3 left"`, 10*time.Second)
+	b.WaitFor(t, "the sold-out variant marked", `document.querySelector('[data-sale="drop"] [data-field="variant-us9"]').className === "warn" && `+
+		`document.querySelector('[data-sale="drop"] [data-field="variant-us10"]').className === ""`, 5*time.Second)
+}

@@ -154,7 +154,7 @@ func (s *Server) openLedger(context.Context) error {
 	s.roomStore = waitingroom.NewStore(s.js, streams.Options{Replicas: s.cfg.Replicas})
 	opts := ledger.Options{Replicas: s.cfg.Replicas, Lines: s.roomStore}
 	if s.tracker != nil {
-		opts.Released = s.tracker.Released
+		opts.Released, opts.ReleasedVariant = s.tracker.Released, s.tracker.VariantReleased
 	}
 	s.ledger = ledger.New(s.js, opts)
 	return nil

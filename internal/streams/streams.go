@@ -91,6 +91,11 @@ func SaleSubjectPrefix(sale string) string { return "sluice.orders." + sale + ".
 // SaleSubjects selects every sale stream, for listing them.
 const SaleSubjects = "sluice.orders.>"
 
+// StockSubjectPrefix is the subject prefix of what a sale with variants
+// keeps beside its orders: the units a lowering of a variant's stock
+// burned, one subject per unit (sluice.stock.<sale>.<variant>.<unit>).
+func StockSubjectPrefix(sale string) string { return "sluice.stock." + sale + "." }
+
 // LineName is the name of a sale's line stream.
 func LineName(sale string) string { return "SLUICE_LINE_" + sale }
 
@@ -141,6 +146,24 @@ func SaleConfig(sale string, limit, perBuyer int64, metadata map[string]string, 
 		Metadata:             metadata,
 	}
 }
+
+// VariantSaleConfig is the stream of a sale with variants: SaleConfig's
+// orders on the buyers' subjects (per_buyer counts across variants), with
+// no limit on the stream's messages, and the stock subjects. What keeps
+// a variant's stock is each order's message id, the unit of the variant
+// it takes (ledger's variant.go): JetStream stores a unit's id once, so
+// the duplicate window is at least a week, longer than any drop's sale.
+func VariantSaleConfig(sale string, perBuyer int64, metadata map[string]string, o Options) jetstream.StreamConfig {
+	cfg := SaleConfig(sale, -1, perBuyer, metadata, o)
+	cfg.Description = "sluice sale " + sale + ": admitted orders of its variants, and the units a lowering of their stock burned"
+	cfg.Subjects = append(cfg.Subjects, StockSubjectPrefix(sale)+">")
+	cfg.Duplicates = max(cfg.Duplicates, MinUnitWindow)
+	return cfg
+}
+
+// MinUnitWindow is the shortest duplicate window of a sale with
+// variants: within it JetStream itself refuses a unit's second use.
+const MinUnitWindow = 7 * 24 * time.Hour
 
 // LineConfig is a sale's line stream: one subject per buyer holding that
 // buyer's ticket (at most one message per subject, so a buyer holds one

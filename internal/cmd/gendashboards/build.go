@@ -135,6 +135,14 @@ func stacked(p *timeseries.PanelBuilder) {
 // minZero pins the y axis at zero.
 func minZero(p *timeseries.PanelBuilder) { p.Min(0) }
 
+// repeated repeats the panel for each value of a variable, side by
+// side, perRow to a row.
+func repeated(variable string, perRow float64) seriesOpt {
+	return func(p *timeseries.PanelBuilder) {
+		p.Repeat(variable).RepeatDirection(dashboard.PanelRepeatDirectionH).MaxPerRow(perRow)
+	}
+}
+
 // colors fixes the colour of series whose name matches a regexp.
 func colors(pairs ...string) seriesOpt {
 	return func(p *timeseries.PanelBuilder) {

@@ -69,6 +69,10 @@ func sel(extra string) string { return "{" + gs + extra + "}" }
 var (
 	saleVar = queryVar("sale", "Sale", `label_values(sluice_sale_stock{instance=~"$instance"}, sale)`,
 		"Sales known to the selected gates.")
+	// variantVar: the variants of the selected sales with variants (at
+	// most 64 a sale); the per-variant panels repeat over it.
+	variantVar = queryVar("variant", "Variant", `label_values(sluice_sale_variant_stock{instance=~"$instance", sale=~"$sale"}, variant)`,
+		"Variants (sizes, colours) of the selected sales with variants.")
 	instanceVar = queryVar("instance", "Instance", "label_values(sluice_build_info, instance)",
 		"sluice processes (gates and drainers), by their scrape address.")
 )
@@ -103,7 +107,7 @@ func quantiles(metric, by, selector string, qs ...string) []q {
 func overview() *builder {
 	b := newDashboard("sluice-overview", "sluice — flash sale overview",
 		"A drop at a glance: what is offered, what gets in, why the rest is diverted, stock, queue and confirmations.",
-		instanceVar, saleVar)
+		instanceVar, saleVar, variantVar)
 	req := "sluice_admission_requests_total"
 	b.add(4, 4, statPanel("Sale state", "The sale's lifecycle: upcoming, open, sold out, closed.", "none",
 		[]q{{lifecycle, "{{sale}}"}}, mapped(lifecycleText)))
@@ -144,6 +148,18 @@ func overview() *builder {
 		}, dashed(".* bound"), minZero))
 	b.add(8, 8, seriesPanel("Admission latency", "Time from request to answer at the gates.", "s",
 		quantiles("sluice_admission_duration_seconds", "", inst, "0.5", "0.99"), minZero))
+
+	// A sale with variants: a panel per variant, repeated over the
+	// variant variable; every gate counts the same ledger (max, min).
+	vs := `{` + gs + `, variant=~"$variant"}`
+	b.row("Variants")
+	b.add(6, 7, seriesPanel("Variant $variant", "One variant of a sale with variants: its stock, what is left of it, its orders in the ledger and those that gave their item back to it (rejected, cancelled). Sold out at 0 left; the sale is sold out when every variant is.", "short",
+		[]q{
+			{`max by (sale) (sluice_sale_variant_stock` + vs + `)`, "{{sale}} stock"},
+			{`min by (sale) (sluice_sale_variant_stock_remaining` + vs + `)`, "{{sale}} left"},
+			{`max by (sale) (sluice_sale_variant_admitted_orders` + vs + `)`, "{{sale}} admitted"},
+			{`max by (sale) (sluice_sale_variant_released_orders` + vs + `)`, "{{sale}} released"},
+		}, dashed(".* stock"), minZero, repeated("variant", 4)))
 
 	// The waiting rooms: every gate follows the same durable line, so
 	// its figures are the same on every gate (max), polls and joins are

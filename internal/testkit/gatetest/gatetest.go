@@ -132,6 +132,19 @@ func Order(t testing.TB, c *http.Client, base, sale, buyer, key string) Answer {
 	return Do(t, c, req)
 }
 
+// OrderVariant posts an order for buyer of a variant of sale; key, if
+// not empty, is the Idempotency-Key.
+func OrderVariant(t testing.TB, c *http.Client, base, sale, buyer, variant, key string) Answer {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/v1/sales/"+sale+"/orders",
+		strings.NewReader(`{"buyer_id":"`+buyer+`","variant":"`+variant+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	return Do(t, c, req)
+}
+
 // Admin calls the admin API on a gate's ops listener (ops is its
 // host:port) with the bearer token, none when empty.
 func Admin(t testing.TB, c *http.Client, ops, method, path, token, body string) Answer {
