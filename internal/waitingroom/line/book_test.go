@@ -287,10 +287,8 @@ func TestOpeningLooks(t *testing.T) {
 	b := NewBook(seed)
 	t0 := time.Unix(1_800_000_000, 0)
 	const n, rate = 1000, 100.0 // a 10 s opening
-	var keys []TicketKey
 	for i := range n {
 		k, _ := mustKey(t)
-		keys = append(keys, k)
 		b.Add(k, fmt.Sprint(i), uint64(i+1), t0)
 	}
 	mark := t0.Add(time.Minute)
