@@ -51,31 +51,7 @@ func TestThreeGateClusterKeepsTheStock(t *testing.T) {
 		cfgs[i] = cfg
 	}
 	// The servers must start together: JetStream waits for a quorum.
-	gates := make([]*serve.Server, 3)
-	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	for i := range cfgs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			gates[i], errs[i] = serve.Start(ctx, cfgs[i])
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("gate %d: %v", i+1, err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, g := range gates {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			_ = g.Shutdown(ctx)
-			cancel()
-		}
-	})
+	gates := gatetest.StartTogether(t, cfgs...)
 	c := gatetest.Client()
 	for _, g := range gates {
 		gatetest.Eventually(t, 20*time.Second, "every gate to know the sale", func() bool {

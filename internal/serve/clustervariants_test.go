@@ -44,29 +44,7 @@ func TestThreeGateClusterKeepsEachVariantsStock(t *testing.T) {
 		}
 		cfgs[i] = cfg
 	}
-	gates := make([]*serve.Server, 3)
-	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	for i := range cfgs {
-		wg.Go(func() { // JetStream waits for a quorum: the three start together
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			gates[i], errs[i] = serve.Start(ctx, cfgs[i])
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("gate %d: %v", i+1, err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, g := range gates {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			_ = g.Shutdown(ctx)
-			cancel()
-		}
-	})
+	gates := gatetest.StartTogether(t, cfgs...)
 	c := gatetest.Client()
 	api := func(i int) string { return "http://" + gates[i%3].APIAddr() }
 	for i := range gates {

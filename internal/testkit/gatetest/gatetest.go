@@ -79,6 +79,40 @@ func Start(t testing.TB, cfg serve.Config) *serve.Server {
 	return s
 }
 
+// StartTogether starts the gates of a cluster at once (JetStream waits
+// for a quorum: started one by one, the first never comes up) and shuts
+// them down when the test ends.
+func StartTogether(t testing.TB, cfgs ...serve.Config) []*serve.Server {
+	t.Helper()
+	gates := make([]*serve.Server, len(cfgs))
+	errs := make([]error, len(cfgs))
+	var wg sync.WaitGroup
+	for i := range cfgs {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			gates[i], errs[i] = serve.Start(ctx, cfgs[i])
+		})
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, g := range gates {
+			if g == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			_ = g.Shutdown(ctx)
+			cancel()
+		}
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("gate %d: %v", i+1, err)
+		}
+	}
+	return gates
+}
+
 // Client is an HTTP client for many concurrent requests to one gate.
 func Client() *http.Client {
 	tr := &http.Transport{
