@@ -236,7 +236,12 @@ func (w *crowdWorker) handle(idx uint32, at, answered time.Time, join, late, fai
 		r.schedule(idx, now)
 		return
 	}
-	if b.is(fAbsent) && now >= r.c.startMs {
+	if b.is(fAbsent) {
+		// It closes the tab once it holds a ticket (--abandon): it sends
+		// nothing more. A poll of its left for just before the start
+		// could reach the gate after the first offers (the generator
+		// behind, the gate busy) and claim the turn of someone gone:
+		// a pass held for pass_ttl with no order to come.
 		r.finish(idx, oAbsent)
 		return
 	}
@@ -263,10 +268,6 @@ func (w *crowdWorker) handle(idx uint32, at, answered time.Time, join, late, fai
 	}
 	due := now + r.pollWait(a.pollAfter)
 	b.pollAfter = uint16(min(max(1, a.pollAfter), 1<<16-1))
-	if b.is(fAbsent) && due >= r.c.startMs {
-		r.finish(idx, oAbsent) // gone at the start: the tab is closed then
-		return
-	}
 	r.schedule(idx, due)
 }
 
