@@ -134,7 +134,7 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *waitingroom.Room, t l
 			// Before the draw: no honest estimate yet (the position is
 			// drawn at random), and the first look after it.
 			v.EstimatedWaitS = estimateOf(0, false)
-			v.PollAfterS = int(g.untilFirstLook(cfg, room, t, now) / time.Second)
+			v.PollAfterS = secondsUp(g.untilFirstLook(cfg, room, t, now))
 			break
 		}
 		w, ok := line.Wait(t.Position, snap.LetIn, snap.Rate)
@@ -166,7 +166,7 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *waitingroom.Room, t l
 		case t.Position <= max(snap.Offered, snap.LetIn)+waitingroom.MaxOffersAhead*cfg.Capacity():
 			poll = min(poll, claimSoon)
 		}
-		v.PollAfterS = int(poll / time.Second)
+		v.PollAfterS = secondsUp(poll)
 	case TicketOffered:
 		// Claim it now: asking is claiming.
 		v.EstimatedWaitS = estimateOf(0, true)
@@ -193,7 +193,7 @@ func (g *Gate) viewTicket(s *sale, cfg *ledger.Sale, room *waitingroom.Room, t l
 		if !t.Slot.IsZero() && !t.Rejoined {
 			poll = max(line.MinPoll, line.NextLook(t.Slot, t.Period, now).Sub(now))
 		}
-		v.PollAfterS = int(poll / time.Second)
+		v.PollAfterS = secondsUp(poll)
 	default:
 		v.EstimatedWaitS = estimateOf(0, false)
 		v.PollAfterS = int(line.MaxPoll / time.Second)
@@ -217,6 +217,12 @@ func (g *Gate) untilFirstLook(cfg *ledger.Sale, room *waitingroom.Room, t line.T
 	}
 	return max(line.MinPoll, until)
 }
+
+// secondsUp is d in whole seconds, rounded up: a ticket told to come at
+// a look (line.Opening) comes at it or within a second after (its claim
+// window starts there), never a second before it, to be told to come
+// again.
+func secondsUp(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
 
 // maxEarlyPoll bounds the wait of a ticket asking long before the start.
 const maxEarlyPoll = 5 * time.Minute

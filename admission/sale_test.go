@@ -200,3 +200,14 @@ func TestLineBudgetKeepsTheDrainsCapacity(t *testing.T) {
 		t.Fatalf("line budget %d after the drain went idle, want five seconds of the ~400/s it showed", b)
 	}
 }
+
+// A ticket told to come back at a look comes at it or after, never a
+// second before (to be told to come again): poll_after_seconds rounds
+// up.
+func TestPollAfterRoundsUpToTheLook(t *testing.T) {
+	for _, d := range []time.Duration{time.Millisecond, 999 * time.Millisecond, time.Second, 1500 * time.Millisecond, 59*time.Second + time.Millisecond} {
+		if s := secondsUp(d); time.Duration(s)*time.Second < d || time.Duration(s-1)*time.Second >= d {
+			t.Errorf("%v: told %d s", d, s)
+		}
+	}
+}
