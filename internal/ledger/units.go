@@ -7,6 +7,8 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -183,9 +185,10 @@ func (u *variantUnits) left(hi int64) int64 {
 // units of each variant. A catch-up reads the stream on up to a
 // sequence; Place, the states and StockLeft catch it up.
 type unitBook struct {
-	sale string
-	io   sync.Mutex // one catch-up at a time
-	cons jetstream.Consumer
+	sale  string
+	burns string     // the subjects' prefix of the sale's burns (IsBurn)
+	io    sync.Mutex // one catch-up at a time
+	cons  jetstream.Consumer
 
 	mu   sync.Mutex
 	next uint64 // the first stream sequence not read
@@ -236,7 +239,7 @@ func (l *Ledger) book(sale string) *unitBook {
 	defer l.mu.Unlock()
 	b := l.books[sale]
 	if b == nil {
-		b = &unitBook{sale: sale, next: 1, vars: map[string]*variantUnits{}}
+		b = &unitBook{sale: sale, burns: StockSubjectPrefix(sale), next: 1, vars: map[string]*variantUnits{}}
 		l.books[sale] = b
 	}
 	return b
@@ -307,21 +310,55 @@ func (l *Ledger) catchUp(ctx context.Context, b *unitBook, upTo uint64) error {
 
 // applyUnit records the unit one message of the stream holds.
 func (l *Ledger) applyUnit(b *unitBook, msg jetstream.Msg) {
-	meta, err := msg.Metadata()
-	if err != nil {
-		return
+	seq, ok := ackStreamSeq(msg.Reply())
+	if !ok {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return
+		}
+		seq = meta.Sequence.Stream
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if meta.Sequence.Stream < b.next {
+	if seq < b.next {
 		return // read before: a consumer made again may repeat some
 	}
-	b.next = meta.Sequence.Stream + 1
+	b.next = seq + 1
 	v, k, ok := parseUnitID(msg.Headers().Get(jetstream.MsgIDHeader))
 	if !ok {
 		return
 	}
-	b.variant(v).take(k, IsBurn(b.sale, msg.Subject()))
+	b.variant(v).take(k, strings.HasPrefix(msg.Subject(), b.burns))
+}
+
+// ackStreamSeq is the stream sequence in a consumer's message's reply
+// subject, "$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.…" (9
+// tokens), or with a domain and an account hash after "$JS.ACK." (11, or
+// 12 with a random token at the end), as jetstream.Msg.Metadata reads
+// it, without its allocations: the follower reads one a message.
+func ackStreamSeq(reply string) (uint64, bool) {
+	rest, found := strings.CutPrefix(reply, "$JS.ACK.")
+	if !found {
+		return 0, false
+	}
+	var pos int // of the stream sequence, among rest's tokens
+	switch strings.Count(rest, ".") + 1 {
+	case 7:
+		pos = 3
+	case 9, 10:
+		pos = 5
+	default:
+		return 0, false
+	}
+	for range pos {
+		i := strings.IndexByte(rest, '.')
+		rest = rest[i+1:]
+	}
+	if i := strings.IndexByte(rest, '.'); i >= 0 {
+		rest = rest[:i]
+	}
+	seq, err := strconv.ParseUint(rest, 10, 64)
+	return seq, err == nil
 }
 
 // catchUpNow catches the book up to the stream's last sequence now.
