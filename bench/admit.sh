@@ -6,7 +6,8 @@
 #   BEFORE=/path/to/an/older/sluice bash bench/admit.sh   (needs wrk)
 #   VARIANTS=1 bash bench/admit.sh: the same gate's sale with 8 variants
 #     (each order names one, in turn) next to its plain sale, in turns:
-#     what a sale with variants costs an admit.
+#     what a sale with variants costs an admit. With BEFORE too, the
+#     older build's gate likewise, in the same rounds.
 # Env: DURATION (default 5s), CONNS (128), THREADS (2), ROUNDS (5),
 # PORT_OFFSET (0: ports 18080 and 19464 and up).
 set -euo pipefail
@@ -43,7 +44,10 @@ else
   start_gate "$tmp/sluice" $((18080+OFF)) $((19464+OFF)) --sale s1=100000000
   names=(gate) ports=($((18080+OFF))) sales=(s1) vars=("")
 fi
-if [ -n "${BEFORE:-}" ]; then
+if [ -n "${BEFORE:-}" ] && [ "${VARIANTS:-0}" = 1 ]; then
+  start_gate "$BEFORE" $((18090+OFF)) $((19490+OFF)) --config "$tmp/sales.yaml"
+  names+=(before-plain before-variants) ports+=($((18090+OFF)) $((18090+OFF))) sales+=(s1 v1) vars+=("" "a,b,c,d,e,f,g,h")
+elif [ -n "${BEFORE:-}" ]; then
   start_gate "$BEFORE" $((18090+OFF)) $((19490+OFF)) --sale s1=100000000
   names+=(before) ports+=($((18090+OFF))) sales+=(s1) vars+=("")
 fi
@@ -63,7 +67,9 @@ for i in $(seq "$ROUNDS"); do
   done
   echo "$line"
   for n in "${names[@]:1}"; do
-    ratios[$n]+="$(awk -v a="${this[$n]}" -v b="${this[${names[0]}]}" 'BEGIN{printf "%.3f", a/b}') "
+    base=${names[0]}
+    if [ "$n" = before-variants ]; then base=before-plain; fi # the older gate's sale with variants to its own plain one
+    ratios[$n]+="$(awk -v a="${this[$n]}" -v b="${this[$base]}" 'BEGIN{printf "%.3f", a/b}') "
   done
 done
 echo -n "median admits/s:"; for n in "${names[@]}"; do echo -n " $n $(median ${all[$n]})"; done; echo
@@ -73,4 +79,8 @@ fi
 if [ "${VARIANTS:-0}" = 1 ]; then
   echo "variants / plain: $(awk -v v="$(median ${all[variants]})" -v p="$(median ${all[plain]})" 'BEGIN{printf "%.3f", v/p}')" \
     "(of the medians; the median of each round's ratio, measured seconds apart: $(median ${ratios[variants]}))"
+  if [ -n "${BEFORE:-}" ]; then
+    echo "before: variants / plain: $(awk -v v="$(median ${all[before-variants]})" -v p="$(median ${all[before-plain]})" 'BEGIN{printf "%.3f", v/p}')" \
+      "(rounds' ratios: $(median ${ratios[before-variants]}))"
+  fi
 fi
