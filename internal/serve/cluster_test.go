@@ -25,10 +25,11 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// Three gates whose embedded servers form a JetStream cluster, the sale
-// stream replicated three ways: the stock holds across all of them.
-func TestThreeGateClusterKeepsTheStock(t *testing.T) {
-	testenv.Exclusive(t) // its replicated consumer needs the cores to settle
+// clusterConfigs are three gates whose embedded servers form a JetStream
+// cluster on loopback (replicas 3): the first provisions sale and
+// drains, with an admin token; the others do neither.
+func clusterConfigs(t *testing.T, sale ledger.Sale) []serve.Config {
+	t.Helper()
 	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
 	var urls []string
 	for _, r := range routes {
@@ -43,13 +44,21 @@ func TestThreeGateClusterKeepsTheStock(t *testing.T) {
 		cfg.ClusterRoutes = urls
 		cfg.Replicas = 3
 		if i == 0 {
-			cfg.Sales = []serve.SaleSpec{{Sale: ledger.Sale{Name: "s1", Stock: 100}}}
+			cfg.Sales = []serve.SaleSpec{{Sale: sale}}
 			cfg.AdminToken = "admin-token-for-tests"
 		} else {
 			cfg.NoDrain = true // one drain for the cluster
 		}
 		cfgs[i] = cfg
 	}
+	return cfgs
+}
+
+// Three gates whose embedded servers form a JetStream cluster, the sale
+// stream replicated three ways: the stock holds across all of them.
+func TestThreeGateClusterKeepsTheStock(t *testing.T) {
+	testenv.Exclusive(t) // its replicated consumer needs the cores to settle
+	cfgs := clusterConfigs(t, ledger.Sale{Name: "s1", Stock: 100})
 	// The servers must start together: JetStream waits for a quorum.
 	gates := gatetest.StartTogether(t, cfgs...)
 	c := gatetest.Client()

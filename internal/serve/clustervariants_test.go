@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"sluice/internal/ledger"
-	"sluice/internal/serve"
 	"sluice/internal/testkit/gatetest"
 	"sluice/internal/testkit/testenv"
 )
@@ -23,27 +22,7 @@ import (
 func TestThreeGateClusterKeepsEachVariantsStock(t *testing.T) {
 	testenv.Exclusive(t) // three gates and a crowd: both cores
 	stock := map[string]int64{"us9": 30, "us10": 50, "us11": 20}
-	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
-	var urls []string
-	for _, r := range routes {
-		urls = append(urls, "nats://"+r)
-	}
-	cfgs := make([]serve.Config, 3)
-	for i := range cfgs {
-		cfg := gatetest.Config(t)
-		cfg.ServerName = fmt.Sprint("g", i+1)
-		cfg.ClusterName = "sluice-test"
-		cfg.ClusterListen = routes[i]
-		cfg.ClusterRoutes = urls
-		cfg.Replicas = 3
-		if i == 0 {
-			cfg.Sales = []serve.SaleSpec{{Sale: ledger.Sale{Name: "drop", Variants: stock}}}
-			cfg.AdminToken = "admin-token-for-tests"
-		} else {
-			cfg.NoDrain = true // one drain for the cluster
-		}
-		cfgs[i] = cfg
-	}
+	cfgs := clusterConfigs(t, ledger.Sale{Name: "drop", Variants: stock})
 	gates := gatetest.StartTogether(t, cfgs...)
 	c := gatetest.Client()
 	api := func(i int) string { return "http://" + gates[i%3].APIAddr() }
