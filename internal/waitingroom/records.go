@@ -3,7 +3,6 @@ package waitingroom
 import (
 	"encoding/base64"
 	"encoding/json"
-	"math"
 	"strings"
 	"time"
 
@@ -107,11 +106,7 @@ func ApplyLine(b *line.Book, sale, subject string, data []byte, at time.Time, se
 	case subject == LineDrawSubject(sale):
 		var d drawRecord
 		_ = json.Unmarshal(data, &d) // a mark that says nothing more still seals
-		rate := d.PollRate
-		if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
-			rate = 0
-		}
-		b.SealBefore(seq, line.Opening{At: at, Rate: rate, Front: max(0, d.Front)})
+		b.SealBefore(seq, line.Opening{At: at, Rate: d.PollRate, Front: d.Front})
 		b.Skip(seq)
 		return true
 	case strings.HasPrefix(subject, streams.LineSubjectPrefix(sale)+"r."):

@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -280,9 +281,14 @@ func (b *Book) Skip(seq uint64) {
 
 // SealBefore seals the draw: the tickets at line stream sequences before
 // seq are drawn, every later one queues behind them, and the line opens
-// as o says. The first seal stands. Positions are computed once every
-// record before seq is applied.
+// as o says (a rate that is not a finite positive number opens nothing;
+// a front below zero is none). The first seal stands. Positions are
+// computed once every record before seq is applied.
 func (b *Book) SealBefore(seq uint64, o Opening) {
+	if !(o.Rate > 0) || math.IsInf(o.Rate, 0) {
+		o.Rate = 0
+	}
+	o.Front = max(0, o.Front)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.sealSeq != 0 {

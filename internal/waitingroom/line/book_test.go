@@ -404,3 +404,18 @@ func TestOpeningFrontAndBack(t *testing.T) {
 		}
 	}
 }
+
+// A mark whose rate is not a finite positive number opens nothing: its
+// tickets have no looks, and a turn's window starts at its offer.
+func TestOpeningOfNoRateOpensNothing(t *testing.T) {
+	for _, rate := range []float64{0, -5, math.NaN(), math.Inf(1)} {
+		seed, _ := NewSeed()
+		b := NewBook(seed)
+		k, _ := mustKey(t)
+		b.Add(k, "a", 1, time.Unix(1_800_000_000, 0))
+		b.SealBefore(2, Opening{At: time.Unix(1_800_000_060, 0), Rate: rate, Front: -3})
+		if tk, _ := b.Lookup(k); !tk.Slot.IsZero() || tk.Period != 0 {
+			t.Errorf("rate %v: slot %v, period %v; want no looks", rate, tk.Slot, tk.Period)
+		}
+	}
+}

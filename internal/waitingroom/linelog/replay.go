@@ -3,7 +3,6 @@ package linelog
 import (
 	"container/heap"
 	"fmt"
-	"math"
 	"time"
 
 	"sluice/internal/orderstatus"
@@ -182,11 +181,7 @@ func (r *Replay) draw(e *Entry) {
 		r.fail(r.seq+1, *e, RuleDraw, fmt.Sprintf("SHA-256 of the seed is %s, not the commitment %s", r.seed.Commitment(), r.commitment))
 		return
 	}
-	rate := e.PollRate
-	if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
-		rate = 0
-	}
-	r.book.SealBefore(e.LineSeq, line.Opening{At: e.At, Rate: rate, Front: max(0, e.Front)})
+	r.book.SealBefore(e.LineSeq, line.Opening{At: e.At, Rate: e.PollRate, Front: e.Front})
 	r.book.Skip(e.LineSeq)
 	_, n, _ := r.book.Drawn(0, 0, nil)
 	r.sum.Drawn = int64(n)
