@@ -163,15 +163,12 @@ func (l *LineLog) targets(ctx context.Context, js jetstream.JetStream) error {
 
 func (l *LineLog) takeLine(msg jetstream.Msg, meta jetstream.MsgMetadata) {
 	rec := lineRec{seq: meta.Sequence.Stream, at: meta.Timestamp.UnixNano(), kind: linelog.KindUnread}
+	var draw drawRecord
 	subj := msg.Subject()
 	switch {
 	case subj == LineDrawSubject(l.Sale):
 		rec.kind = linelog.KindDraw
-		var d drawRecord
-		_ = json.Unmarshal(msg.Data(), &d) // a mark that says nothing more still seals, opening nothing
-		l.mu.Lock()
-		l.draw = d
-		l.mu.Unlock()
+		_ = json.Unmarshal(msg.Data(), &draw) // a mark that says nothing more still seals, opening nothing
 	case strings.HasPrefix(subj, streams.LineSubjectPrefix(l.Sale)+"r."):
 		if k, ok := rejoinOf(msg.Data()); ok {
 			rec.kind, rec.hash = linelog.KindRejoin, k.Hash()
@@ -189,6 +186,9 @@ func (l *LineLog) takeLine(msg jetstream.Msg, meta jetstream.MsgMetadata) {
 		return
 	}
 	l.seen.line = rec.seq
+	if rec.kind == linelog.KindDraw {
+		l.draw = draw
+	}
 	l.line = append(l.line, rec)
 	l.merge()
 }
