@@ -96,8 +96,13 @@ func TestLoadtestShardsAndMergeThroughTheBinary(t *testing.T) {
 	testenv.Exclusive(t) // three generators and a gate: both cores
 	bin := binary(t)
 	start := time.Now().Add(10 * time.Second)
+	// poll_rate 10: the line opens over 30 s, its first 30 positions'
+	// first looks spread over 3 s, so the sale sells out seconds after the
+	// start, not before the late buyers (who join in the second after it)
+	// are in the line: at the default rate the front looked at once and
+	// bought all 30 within that second, and late joins were told sold_out.
 	srv := gatetest.Start(t, gatetest.Config(t, ledger.Sale{Name: "room", Stock: 30, StartsAt: start, WaitingRoom: true,
-		BackendRate: 60, PassTTL: ledger.Duration(10 * time.Second), LineLimit: 5000}))
+		BackendRate: 60, PassTTL: ledger.Duration(10 * time.Second), LineLimit: 5000, PollRate: 10}))
 	target := "http://" + srv.APIAddr()
 	dir := t.TempDir()
 	rehearse := func(shard string, extra ...string) *exec.Cmd {
