@@ -15,6 +15,7 @@ import (
 	"sluice/internal/serve"
 	"sluice/internal/testkit/gatetest"
 	"sluice/internal/testkit/testenv"
+	"sluice/internal/waitingroom/line"
 	"sluice/loadtest"
 )
 
@@ -110,7 +111,10 @@ func TestRehearseHalfTheLineGone(t *testing.T) {
 		// absent among those offered then lapse in the next, and a third
 		// covers a shortfall of claimers; halving the stock per round
 		// would take six.
-		round := window + 3*time.Second
+		// A round is also the holder's look: a claim window starts at the
+		// first look after the offer (line.Opening), at most a period
+		// later, MinPeriod in a line this short.
+		round := window + 3*time.Second + line.MinPeriod
 		if slack := time.Duration((half.SoldOutAfter - all.SoldOutAfter) * float64(time.Second)); slack > 3*round {
 			t.Errorf("%d gate(s): sold out %.1fs after the start with half gone, %.1fs with everyone: %v more, over 3 rounds of %v",
 				gates, half.SoldOutAfter, all.SoldOutAfter, slack, round)
